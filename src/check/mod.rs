@@ -1,0 +1,170 @@
+//! The check model: a small declarative unit that proves one criterion.
+//!
+//! A check names the story and the exact criterion text it proves, the layer it
+//! needs, and which clusters it applies to. The runner owns timeouts, retries,
+//! cleanup, ordering and reporting; a check only looks and says what it saw.
+//!
+//! ```
+//! use platform_acceptance::check::{Check, Ctx, Outcome};
+//!
+//! async fn cluster_id_is_two(ctx: Ctx) -> Outcome {
+//!     let repo = match ctx.repo() { Ok(r) => r, Err(o) => return o };
+//!     let vars = match repo.variables(&ctx.cluster) { Ok(v) => v, Err(e) => return Outcome::error(e) };
+//!     vars.expect_eq("CLUSTER_ID", "2")
+//! }
+//! let check = Check::repo("2.2", r#"CLUSTER_ID set to "2""#, "cluster_id_is_two", cluster_id_is_two);
+//! assert_eq!(check.story, "2.2");
+//! ```
+
+mod context;
+mod outcome;
+
+pub use context::{CheckContext, Cleanup, Ctx, Phase, Target};
+pub use outcome::{CheckResult, Finding, Outcome, Verdict};
+
+use std::future::Future;
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use serde::Serialize;
+
+/// What a check needs to be evaluated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Layer {
+    /// The GitOps repository alone.
+    Repo,
+    /// The Kubernetes API of a cluster.
+    Cluster,
+    /// Traffic to a service behind the cluster (PostgreSQL, Redis, S3, HTTP).
+    DataPlane,
+    /// A person has to judge it.
+    Manual,
+}
+
+impl Layer {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Layer::Repo => "repo",
+            Layer::Cluster => "cluster",
+            Layer::DataPlane => "data-plane",
+            Layer::Manual => "manual",
+        }
+    }
+
+    /// Layers that need a live cluster target.
+    pub fn is_live(self) -> bool {
+        matches!(self, Layer::Cluster | Layer::DataPlane)
+    }
+}
+
+/// Which clusters a check applies to, before cluster names are known.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Applies {
+    /// As the story says (see [`crate::checks::story_clusters`]).
+    Story,
+    /// Only the named cluster, whatever the story says.
+    Only(&'static str),
+    /// Once, not per cluster (the repository as a whole, the document itself).
+    Once,
+}
+
+pub type CheckFn = Arc<dyn Fn(Ctx) -> BoxFuture<'static, Outcome> + Send + Sync>;
+
+/// One criterion's proof.
+#[derive(Clone)]
+pub struct Check {
+    pub story: &'static str,
+    /// Criterion text exactly as the document writes it (inline code kept).
+    pub criterion: &'static str,
+    /// Stable name, shown in reports: `shared_postgres_healthy`.
+    pub name: &'static str,
+    pub layer: Layer,
+    pub applies: Applies,
+    /// Evaluated only in this phase (e.g. "nodes NotReady before the CNI").
+    pub phase: Option<Phase>,
+    /// Why a person must judge it (manual checks only).
+    pub manual_reason: Option<&'static str>,
+    pub run: CheckFn,
+}
+
+impl std::fmt::Debug for Check {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Check").field("story", &self.story).field("name", &self.name).field("layer", &self.layer).finish()
+    }
+}
+
+impl Check {
+    fn new<F, Fut>(story: &'static str, criterion: &'static str, name: &'static str, layer: Layer, f: F) -> Self
+    where
+        F: Fn(Ctx) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Outcome> + Send + 'static,
+    {
+        Check {
+            story,
+            criterion,
+            name,
+            layer,
+            applies: Applies::Story,
+            phase: None,
+            manual_reason: None,
+            run: Arc::new(move |ctx| Box::pin(f(ctx))),
+        }
+    }
+
+    /// A check the GitOps repository alone can prove.
+    pub fn repo<F, Fut>(story: &'static str, criterion: &'static str, name: &'static str, f: F) -> Self
+    where
+        F: Fn(Ctx) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Outcome> + Send + 'static,
+    {
+        Self::new(story, criterion, name, Layer::Repo, f)
+    }
+
+    /// A check that reads a cluster's Kubernetes API.
+    pub fn cluster<F, Fut>(story: &'static str, criterion: &'static str, name: &'static str, f: F) -> Self
+    where
+        F: Fn(Ctx) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Outcome> + Send + 'static,
+    {
+        Self::new(story, criterion, name, Layer::Cluster, f)
+    }
+
+    /// A check that sends traffic to a service (database, cache, object store, HTTP).
+    pub fn data_plane<F, Fut>(story: &'static str, criterion: &'static str, name: &'static str, f: F) -> Self
+    where
+        F: Fn(Ctx) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Outcome> + Send + 'static,
+    {
+        Self::new(story, criterion, name, Layer::DataPlane, f)
+    }
+
+    /// A criterion only a person can judge; `reason` says why.
+    pub fn manual(story: &'static str, criterion: &'static str, reason: &'static str) -> Self {
+        let mut check = Self::new(story, criterion, "manual", Layer::Manual, move |_ctx| async move {
+            Outcome::skip(format!("manual: {reason}"))
+        });
+        check.manual_reason = Some(reason);
+        check.applies = Applies::Once;
+        check
+    }
+
+    /// Restricts the check to one cluster.
+    pub fn only(mut self, cluster: &'static str) -> Self {
+        self.applies = Applies::Only(cluster);
+        self
+    }
+
+    /// Evaluates the check once rather than per cluster.
+    pub fn once(mut self) -> Self {
+        self.applies = Applies::Once;
+        self
+    }
+
+    /// Evaluates the check only in the given phase; otherwise it is skipped saying so.
+    pub fn in_phase(mut self, phase: Phase) -> Self {
+        self.phase = Some(phase);
+        self
+    }
+}

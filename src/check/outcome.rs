@@ -1,0 +1,135 @@
+//! What a check saw: pass, fail with evidence, error, or skip.
+
+use serde::Serialize;
+
+/// One piece of evidence: which object, what was expected, what was observed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    pub object: String,
+    pub expected: String,
+    pub observed: String,
+}
+
+impl Finding {
+    pub fn new(object: impl Into<String>, expected: impl Into<String>, observed: impl Into<String>) -> Self {
+        Finding { object: object.into(), expected: expected.into(), observed: observed.into() }
+    }
+}
+
+impl std::fmt::Display for Finding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: expected {}, observed {}", self.object, self.expected, self.observed)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Pass,
+    Fail,
+    Error,
+    Skip,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Pass => "pass",
+            Verdict::Fail => "fail",
+            Verdict::Error => "error",
+            Verdict::Skip => "skip",
+        }
+    }
+}
+
+/// The result of evaluating a check once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "verdict", rename_all = "lowercase")]
+pub enum Outcome {
+    /// Holds; `evidence` says what was looked at (shown in reports).
+    Pass { evidence: Vec<String> },
+    /// Does not hold.
+    Fail { findings: Vec<Finding> },
+    /// Could not be evaluated: unreachable, forbidden, bad configuration.
+    Error { message: String },
+    /// Not evaluated, with the reason.
+    Skip { reason: String },
+}
+
+impl Outcome {
+    pub fn pass(evidence: impl Into<String>) -> Self {
+        Outcome::Pass { evidence: vec![evidence.into()] }
+    }
+    pub fn fail(object: impl Into<String>, expected: impl Into<String>, observed: impl Into<String>) -> Self {
+        Outcome::Fail { findings: vec![Finding::new(object, expected, observed)] }
+    }
+    pub fn error(message: impl std::fmt::Display) -> Self {
+        Outcome::Error { message: message.to_string() }
+    }
+    pub fn skip(reason: impl Into<String>) -> Self {
+        Outcome::Skip { reason: reason.into() }
+    }
+
+    /// Pass with `evidence` when there are no findings, else Fail with all of them.
+    pub fn from_findings(findings: Vec<Finding>, evidence: impl Into<String>) -> Self {
+        if findings.is_empty() { Outcome::pass(evidence) } else { Outcome::Fail { findings } }
+    }
+
+    /// Combines the outcomes of several sub-checks: any error wins, then failures (all kept).
+    pub fn all(outcomes: impl IntoIterator<Item = Outcome>) -> Self {
+        let mut evidence = vec![];
+        let mut findings = vec![];
+        let mut skip = None;
+        for o in outcomes {
+            match o {
+                Outcome::Error { .. } => return o,
+                Outcome::Fail { findings: f } => findings.extend(f),
+                Outcome::Pass { evidence: e } => evidence.extend(e),
+                Outcome::Skip { reason } => skip = Some(reason),
+            }
+        }
+        if !findings.is_empty() {
+            Outcome::Fail { findings }
+        } else if let Some(reason) = skip.filter(|_| evidence.is_empty()) {
+            Outcome::Skip { reason }
+        } else {
+            Outcome::Pass { evidence }
+        }
+    }
+
+    pub fn verdict(&self) -> Verdict {
+        match self {
+            Outcome::Pass { .. } => Verdict::Pass,
+            Outcome::Fail { .. } => Verdict::Fail,
+            Outcome::Error { .. } => Verdict::Error,
+            Outcome::Skip { .. } => Verdict::Skip,
+        }
+    }
+
+    /// One line for a terminal or a JUnit `message` attribute.
+    pub fn summary(&self) -> String {
+        match self {
+            Outcome::Pass { evidence } => evidence.first().cloned().unwrap_or_default(),
+            Outcome::Fail { findings } => match findings.as_slice() {
+                [one] => one.to_string(),
+                [first, rest @ ..] => format!("{first} (and {} more)", rest.len()),
+                [] => "failed".into(),
+            },
+            Outcome::Error { message } => message.clone(),
+            Outcome::Skip { reason } => reason.clone(),
+        }
+    }
+
+    /// Every line of evidence, for JUnit `system-out` and Markdown details.
+    pub fn details(&self) -> Vec<String> {
+        match self {
+            Outcome::Pass { evidence } => evidence.clone(),
+            Outcome::Fail { findings } => findings.iter().map(ToString::to_string).collect(),
+            Outcome::Error { message } => vec![message.clone()],
+            Outcome::Skip { reason } => vec![reason.clone()],
+        }
+    }
+}
+
+/// `?` for checks: an `Err(Outcome)` ends the check with that outcome.
+pub type CheckResult<T> = Result<T, Outcome>;

@@ -1,0 +1,303 @@
+//! Command line: `catalog`, `run`, `sim`.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::check::Phase;
+use crate::report;
+use crate::runner::RunConfig;
+use crate::session::{Session, SetupError};
+
+const DEFAULT_DOC: &str = "fixtures/multi-cluster-epics.md";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "platform-acceptance",
+    version,
+    about = "Proves, criterion by criterion, that a two-cluster Kubernetes platform meets its planning document.",
+    long_about = "Proves, criterion by criterion, that a two-cluster Kubernetes platform meets its planning document.\n\n\
+Every acceptance-criterion checkbox of the planning document maps to one check (or is marked manual with a reason). \
+Checks run in layers: `repo` (the GitOps repository alone), `cluster` (the Kubernetes API of each cluster), \
+`data-plane` (traffic to PostgreSQL, Redis, S3, HTTP) and `manual`.",
+    after_help = "Examples:\n  \
+platform-acceptance catalog                          # all 221 items, mapped or not\n  \
+platform-acceptance run --repo fixtures/gitops --junit out/junit.xml\n  \
+platform-acceptance run --repo . --kubeconfig ~/.kube/config --only 7 --markdown summary.md\n  \
+platform-acceptance sim up && platform-acceptance run --repo fixtures/gitops --sim\n\n\
+Exit codes: 0 all selected passed, 1 any failure or error, 2 usage or configuration error, 130 interrupted."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// List every criterion and Definition-of-Done item with its layer, check and clusters.
+    #[command(after_help = "Examples:\n  platform-acceptance catalog --format json | jq '.items[] | select(.layer==\"unmapped\")'\n  platform-acceptance catalog --repo fixtures/gitops   # cluster names from the repository")]
+    Catalog {
+        /// Planning document to parse.
+        #[arg(long, default_value = DEFAULT_DOC)]
+        doc: PathBuf,
+        /// GitOps repository whose clusters/ directories name the clusters (default: infra, apps).
+        #[arg(long)]
+        repo: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Run the checks and write reports.
+    Run(RunArgs),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+}
+
+#[derive(clap::Args, Debug)]
+#[command(after_help = "Selectors (--only/--skip, repeatable or comma-separated):\n  \
+7            epic 7\n  7.2          story 7.2 (dod = Definition of Done)\n  7.2.3        one criterion (dod.4)\n  \
+layer=repo   a layer: repo, cluster, data-plane, manual\n  cluster=apps one cluster\n\n\
+Examples:\n  platform-acceptance run --repo fixtures/gitops --junit out/junit.xml --json out/report.json\n  \
+platform-acceptance run --repo . --kubeconfig ~/.kube/config --context infra=admin@infra --only 2,3 --skip layer=data-plane\n  \
+platform-acceptance run --repo fixtures/gitops --sim --phase bootstrap --only 1.3")]
+pub struct RunArgs {
+    /// Planning document to parse.
+    #[arg(long, default_value = DEFAULT_DOC)]
+    pub doc: PathBuf,
+    /// GitOps repository to check (the repository layer needs it).
+    #[arg(long)]
+    pub repo: Option<PathBuf>,
+    /// Kubeconfig for the cluster and data-plane layers. Without it (or --sim) those are skipped.
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+    /// Use the local simulation's kubeconfig (see `platform-acceptance sim up`).
+    #[arg(long, conflicts_with = "kubeconfig")]
+    pub sim: bool,
+    /// Kubeconfig context for a cluster, CLUSTER=CONTEXT (default: the context named like the cluster).
+    #[arg(long = "context", value_name = "CLUSTER=CONTEXT")]
+    pub contexts: Vec<String>,
+    /// Run only these (see Selectors below).
+    #[arg(long)]
+    pub only: Vec<String>,
+    /// Leave these out (see Selectors below).
+    #[arg(long)]
+    pub skip: Vec<String>,
+    /// Platform phase: `bootstrap` (clusters up, no CNI yet) or `operate`.
+    #[arg(long, value_enum, default_value_t = Phase::Operate)]
+    pub phase: Phase,
+    /// Write JUnit XML here (one testsuite per story, one testcase per criterion and cluster).
+    #[arg(long)]
+    pub junit: Option<PathBuf>,
+    /// Write the JSON report here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Write a Markdown summary here (fit for $GITHUB_STEP_SUMMARY or a PR comment).
+    #[arg(long)]
+    pub markdown: Option<PathBuf>,
+    /// Checks evaluated at once.
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: usize,
+    /// Per-check time limit, retries included (e.g. 30s, 2m).
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// Extra attempts for cluster and data-plane checks (eventually consistent state).
+    #[arg(long, default_value_t = 2)]
+    pub retries: u32,
+    /// Exit 1 when any criterion is unmapped (a Definition-of-Done gate).
+    #[arg(long)]
+    pub strict: bool,
+    /// Terminal output: progress bar on a TTY, plain lines otherwise.
+    #[arg(long, value_enum, default_value_t = Progress::Auto)]
+    pub progress: Progress,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum Progress {
+    Auto,
+    Bar,
+    Plain,
+    Quiet,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len()));
+    let n: f64 = num.parse().map_err(|_| format!("invalid duration {s:?} (use e.g. 500ms, 30s, 2m)"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "" | "s" => n,
+        "m" => n * 60.0,
+        _ => return Err(format!("invalid duration unit in {s:?} (use ms, s or m)")),
+    };
+    if secs <= 0.0 {
+        return Err(format!("duration must be positive, got {s:?}"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// Entry point; never panics on bad input: one line on stderr and exit 2.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => return usage_error(format!("cannot start the async runtime: {e}")),
+    };
+    rt.block_on(dispatch(cli))
+}
+
+fn usage_error(msg: impl std::fmt::Display) -> ExitCode {
+    eprintln!("platform-acceptance: error: {msg}");
+    ExitCode::from(2)
+}
+
+async fn dispatch(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::Catalog { doc, repo, format } => match catalog(&doc, repo.as_deref(), format) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => usage_error(e),
+        },
+        Command::Run(args) => run(args).await,
+    }
+}
+
+fn catalog(doc: &std::path::Path, repo: Option<&std::path::Path>, format: Format) -> Result<(), SetupError> {
+    let session = Session::new(doc, repo)?;
+    match format {
+        Format::Json => println!("{}", report::catalog::json(&session)),
+        Format::Table => print!("{}", report::catalog::table(&session)),
+    }
+    Ok(())
+}
+
+async fn run(args: RunArgs) -> ExitCode {
+    match prepare(&args).await {
+        Ok((session, only, skip, outputs)) => execute(&args, session, &only, &skip, outputs).await,
+        Err(e) => usage_error(e),
+    }
+}
+
+/// Report files, created (empty) before the run so a bad path fails fast with exit 2.
+struct Outputs {
+    junit: Option<std::fs::File>,
+    json: Option<std::fs::File>,
+    markdown: Option<std::fs::File>,
+}
+
+fn create_output(path: &Option<PathBuf>) -> Result<Option<std::fs::File>, String> {
+    let Some(path) = path else { return Ok(None) };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    std::fs::File::create(path).map(Some).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+async fn prepare(args: &RunArgs) -> Result<(Session, Vec<crate::plan::Selector>, Vec<crate::plan::Selector>, Outputs), String> {
+    let session = Session::new(&args.doc, args.repo.as_deref()).map_err(|e| e.to_string())?;
+    let only = session.selectors(&args.only).map_err(|e| e.to_string())?;
+    let skip = session.selectors(&args.skip).map_err(|e| e.to_string())?;
+    if args.concurrency == 0 {
+        return Err("--concurrency must be at least 1".into());
+    }
+    let clusters = session.coverage.clusters.clone();
+    let overrides = crate::cluster::parse_overrides(&args.contexts, &clusters).map_err(|e| e.to_string())?;
+    let kubeconfig = match (&args.kubeconfig, args.sim) {
+        (Some(k), _) => Some(k.clone()),
+        (None, true) => {
+            let path = sim_kubeconfig();
+            if !path.exists() {
+                return Err(format!("--sim: no simulation running ({} missing); start it with `platform-acceptance sim up`", path.display()));
+            }
+            Some(path)
+        }
+        (None, false) => {
+            if !args.contexts.is_empty() {
+                return Err("--context needs --kubeconfig FILE (or --sim)".into());
+            }
+            None
+        }
+    };
+    let session = match kubeconfig {
+        Some(k) => {
+            let targets = crate::cluster::targets(&k, &clusters, &overrides).await.map_err(|e| e.to_string())?;
+            session.with_targets(targets)
+        }
+        None => session,
+    };
+    let outputs = Outputs { junit: create_output(&args.junit)?, json: create_output(&args.json)?, markdown: create_output(&args.markdown)? };
+    Ok((session, only, skip, outputs))
+}
+
+/// Where `sim up` writes its kubeconfig.
+pub fn sim_kubeconfig() -> PathBuf {
+    let cache = std::env::var_os("PA_CACHE").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/var/cache/platform-acceptance"));
+    let state = std::env::var_os("PA_SIM_STATE").map(PathBuf::from).unwrap_or_else(|| cache.join("sim"));
+    state.join("kubeconfig")
+}
+
+async fn execute(args: &RunArgs, session: Session, only: &[crate::plan::Selector], skip: &[crate::plan::Selector], outputs: Outputs) -> ExitCode {
+    let config = RunConfig { concurrency: args.concurrency, timeout: args.timeout, retries: args.retries, phase: args.phase, ..RunConfig::default() };
+    let runner = session.runner(config);
+    let units = session.units(only, skip);
+    let mode = match args.progress {
+        Progress::Bar => report::terminal::Mode::Bar,
+        Progress::Plain => report::terminal::Mode::Plain,
+        Progress::Quiet => report::terminal::Mode::Quiet,
+        Progress::Auto if std::io::stderr().is_terminal() => report::terminal::Mode::Bar,
+        Progress::Auto => report::terminal::Mode::Plain,
+    };
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let printer = tokio::spawn(report::terminal::consume(rx, mode));
+    let cancel = runner.cancel.clone();
+    let interrupt = tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("\ninterrupted: stopping checks, running cleanups, writing reports (Ctrl-C again to abort)");
+            cancel.cancel();
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(130);
+            }
+        }
+    });
+    let report = runner.run(units, tx).await;
+    interrupt.abort();
+    let _ = printer.await;
+
+    let mut write_failed = false;
+    let mut write = |file: Option<std::fs::File>, what: &str, f: &dyn Fn(&mut std::fs::File) -> std::io::Result<()>| {
+        if let Some(mut file) = file {
+            if let Err(e) = f(&mut file) {
+                eprintln!("platform-acceptance: error: cannot write the {what} report: {e}");
+                write_failed = true;
+            }
+        }
+    };
+    use std::io::Write as _;
+    write(outputs.junit, "JUnit", &|f| report::junit::write(&report, &session.catalog, f));
+    write(outputs.json, "JSON", &|f| f.write_all(report::json::render(&report, &session.coverage, &args.doc).as_bytes()));
+    write(outputs.markdown, "Markdown", &|f| f.write_all(report::markdown::render(&report, &session.catalog).as_bytes()));
+
+    for o in &session.coverage.orphans {
+        eprintln!("warning: check {} (story {}) proves a criterion the document no longer has: {}", o.check, o.story, o.criterion);
+    }
+    println!("{}", report.summary.line());
+    let s = &report.summary;
+    if s.interrupted {
+        ExitCode::from(130)
+    } else if !s.success() || write_failed || (args.strict && (s.unmapped > 0 || !session.coverage.orphans.is_empty())) {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}

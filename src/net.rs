@@ -1,0 +1,98 @@
+//! Address arithmetic the criteria need: CIDR overlap, address ranges written the
+//! way the planning document writes them (`10.25.11.150-199`), and CIDR variables
+//! in either Flux form (`10.246.0.0/16` or `'["10.246.0.0/16"]'`).
+//!
+//! ```
+//! use platform_acceptance::net::{range_in_text, cidrs_of};
+//! let r = range_in_text("LoadBalancer IP pool variables set (10.25.11.150-199)").unwrap();
+//! assert_eq!((r.start.to_string(), r.end.to_string()), ("10.25.11.150".into(), "10.25.11.199".into()));
+//! assert_eq!(cidrs_of(r#"["10.246.0.0/16"]"#).unwrap()[0].to_string(), "10.246.0.0/16");
+//! ```
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::LazyLock;
+
+use ipnet::IpNet;
+use regex::Regex;
+
+pub fn overlaps(a: &IpNet, b: &IpNet) -> bool {
+    a.contains(&b.network()) || b.contains(&a.network())
+}
+
+/// An inclusive IPv4 range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ipv4Range {
+    pub start: Ipv4Addr,
+    pub end: Ipv4Addr,
+}
+
+impl Ipv4Range {
+    pub fn contains(&self, ip: Ipv4Addr) -> bool {
+        self.start <= ip && ip <= self.end
+    }
+    pub fn overlaps(&self, other: &Ipv4Range) -> bool {
+        self.start <= other.end && other.start <= self.end
+    }
+    pub fn addresses(&self) -> Vec<IpAddr> {
+        (u32::from(self.start)..=u32::from(self.end)).map(|n| IpAddr::V4(Ipv4Addr::from(n))).collect()
+    }
+}
+
+impl std::fmt::Display for Ipv4Range {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.start, self.end)
+    }
+}
+
+static RANGE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(\d+)\.(\d+)\.(\d+)\.(\d+)\s*-\s*(?:(\d+)\.(\d+)\.(\d+)\.)?(\d+)").expect("static regex"));
+
+/// The first address range written in a text: `10.25.11.11-13` or `10.25.11.11-10.25.11.13`.
+pub fn range_in_text(text: &str) -> Option<Ipv4Range> {
+    let c = RANGE.captures(text)?;
+    let octet = |i: usize| c.get(i).and_then(|m| m.as_str().parse::<u8>().ok());
+    let start = Ipv4Addr::new(octet(1)?, octet(2)?, octet(3)?, octet(4)?);
+    let end = match (octet(5), octet(6), octet(7)) {
+        (Some(a), Some(b), Some(d)) => Ipv4Addr::new(a, b, d, octet(8)?),
+        _ => Ipv4Addr::new(octet(1)?, octet(2)?, octet(3)?, octet(8)?),
+    };
+    (start <= end).then_some(Ipv4Range { start, end })
+}
+
+/// CIDRs of a variable value: plain, comma-separated, or a JSON list string.
+pub fn cidrs_of(value: &str) -> Result<Vec<IpNet>, String> {
+    let v = value.trim();
+    let items: Vec<String> = if v.starts_with('[') {
+        serde_json::from_str::<Vec<String>>(v).map_err(|e| format!("{v:?} is not a JSON list of CIDRs: {e}"))?
+    } else {
+        v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
+    };
+    if items.is_empty() {
+        return Err(format!("{v:?} holds no CIDR"));
+    }
+    items.iter().map(|s| s.parse::<IpNet>().map_err(|_| format!("{s:?} is not a CIDR"))).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_in_document_forms() {
+        let r = range_in_text("Infra cluster deployed (10.25.11.11-13)").unwrap();
+        assert_eq!(r.addresses().len(), 3);
+        assert!(range_in_text("no range here").is_none());
+        let full = range_in_text("10.0.0.1 - 10.0.0.9").unwrap();
+        assert_eq!(full.end, Ipv4Addr::new(10, 0, 0, 9));
+        assert!(Ipv4Range { start: Ipv4Addr::new(10, 0, 0, 5), end: Ipv4Addr::new(10, 0, 0, 9) }.overlaps(&full));
+    }
+
+    #[test]
+    fn cidr_forms_and_errors() {
+        assert_eq!(cidrs_of("10.0.0.0/8, 10.1.0.0/16").unwrap().len(), 2);
+        assert!(cidrs_of("not-a-cidr").is_err());
+        assert!(cidrs_of("").is_err());
+        assert!(overlaps(&"10.244.0.0/16".parse().unwrap(), &"10.244.3.0/24".parse().unwrap()));
+        assert!(!overlaps(&"10.244.0.0/16".parse().unwrap(), &"10.246.0.0/16".parse().unwrap()));
+    }
+}

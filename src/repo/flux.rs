@@ -1,0 +1,217 @@
+//! Flux `Kustomization` entry points of a cluster and the variables they substitute.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use base64::Engine;
+use serde::Serialize;
+use serde_json::Value;
+
+use super::{str_at, string_map, Document, GitopsRepo};
+use crate::check::{Finding, Outcome};
+
+const FLUX_KUSTOMIZE_GROUP: &str = "kustomize.toolkit.fluxcd.io/";
+
+/// A Flux Kustomization found in a cluster's entry directory.
+#[derive(Debug, Clone, Serialize)]
+pub struct FluxKustomization {
+    pub name: String,
+    pub api_version: String,
+    /// File that defines it, relative to the root.
+    pub file: PathBuf,
+    /// `spec.path` as written (`./kubernetes/infrastructure`).
+    pub path: String,
+    pub substitute: BTreeMap<String, String>,
+    pub substitute_from: Vec<SubstituteRef>,
+    pub depends_on: Vec<String>,
+    /// `spec.sourceRef` as `Kind/namespace/name` (namespace defaults to the Kustomization's own).
+    pub source_ref: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SubstituteRef {
+    /// `ConfigMap` or `Secret`.
+    pub kind: String,
+    pub name: String,
+    pub optional: bool,
+}
+
+/// Where a variable's value came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", content = "name", rename_all = "kebab-case")]
+pub enum VarSource {
+    Substitute,
+    ConfigMap(String),
+    /// Values from Secrets are never printed.
+    Secret(String),
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Variable {
+    #[serde(skip)] // values may come from Secrets; never serialised
+    pub value: String,
+    pub source: VarSource,
+}
+
+impl Variable {
+    fn is_secret(&self) -> bool {
+        matches!(self.source, VarSource::Secret(_))
+    }
+    /// The value for messages: Secret-sourced values are redacted.
+    pub fn shown(&self) -> String {
+        if self.is_secret() { "<redacted>".into() } else { format!("{:?}", self.value) }
+    }
+}
+
+/// The variables one Flux Kustomization substitutes, with their origin.
+#[derive(Debug, Clone, Serialize)]
+pub struct Variables {
+    pub cluster: String,
+    /// The Flux Kustomization they belong to.
+    pub kustomization: String,
+    /// File that defines the Kustomization (for messages).
+    pub file: PathBuf,
+    pub entries: BTreeMap<String, Variable>,
+    /// `substituteFrom` references that could not be satisfied.
+    pub problems: Vec<Finding>,
+}
+
+impl Variables {
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.entries.get(name).map(|v| v.value.as_str())
+    }
+
+    /// Plain map for substitution.
+    pub fn values(&self) -> BTreeMap<String, String> {
+        self.entries.iter().map(|(k, v)| (k.clone(), v.value.clone())).collect()
+    }
+
+    /// `file: VAR` for messages.
+    pub fn object(&self, name: &str) -> String {
+        format!("{}: {name}", self.file.display())
+    }
+
+    /// Looks a variable up, or fails naming the file and the variable.
+    pub fn require(&self, name: &str) -> Result<&str, Outcome> {
+        self.get(name).ok_or_else(|| Outcome::fail(self.object(name), "defined", "not defined"))
+    }
+
+    /// Passes when `name` is defined with exactly `expected`.
+    pub fn expect_eq(&self, name: &str, expected: &str) -> Outcome {
+        match self.entries.get(name) {
+            Some(v) if v.value == expected => Outcome::pass(format!("{} = {}", self.object(name), v.shown())),
+            Some(v) => Outcome::fail(self.object(name), format!("{expected:?}"), v.shown()),
+            None => Outcome::fail(self.object(name), format!("{expected:?}"), "not defined"),
+        }
+    }
+}
+
+pub(super) fn kustomizations(repo: &GitopsRepo, cluster: &str) -> Vec<FluxKustomization> {
+    repo.documents_under(&repo.cluster_dir(cluster))
+        .filter(|d| d.kind() == "Kustomization" && d.api_version().starts_with(FLUX_KUSTOMIZE_GROUP))
+        .map(parse_kustomization)
+        .collect()
+}
+
+fn parse_kustomization(d: &Document) -> FluxKustomization {
+    let v = &d.value;
+    let substitute_from = v
+        .pointer("/spec/postBuild/substituteFrom")
+        .and_then(Value::as_array)
+        .map(|refs| {
+            refs.iter()
+                .map(|r| SubstituteRef {
+                    kind: str_at(r, "/kind").unwrap_or("ConfigMap").to_string(),
+                    name: str_at(r, "/name").unwrap_or_default().to_string(),
+                    optional: r.get("optional").and_then(Value::as_bool).unwrap_or(false),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    FluxKustomization {
+        name: d.name().to_string(),
+        api_version: d.api_version().to_string(),
+        file: d.file.clone(),
+        path: str_at(v, "/spec/path").unwrap_or_default().to_string(),
+        substitute: string_map(v.pointer("/spec/postBuild/substitute")),
+        substitute_from,
+        depends_on: v
+            .pointer("/spec/dependsOn")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(|d| str_at(d, "/name")).map(String::from).collect())
+            .unwrap_or_default(),
+        source_ref: format!(
+            "{}/{}/{}",
+            str_at(v, "/spec/sourceRef/kind").unwrap_or_default(),
+            str_at(v, "/spec/sourceRef/namespace").or_else(|| str_at(v, "/metadata/namespace")).unwrap_or_default(),
+            str_at(v, "/spec/sourceRef/name").unwrap_or_default(),
+        ),
+    }
+}
+
+/// The Kustomization that carries the cluster's variables: the first one with
+/// post-build variables in `infrastructure.yaml`, else the first one with any.
+pub(super) fn main_kustomization<'a>(all: &'a [FluxKustomization], cluster_dir: &Path) -> Option<&'a FluxKustomization> {
+    let has_vars = |k: &&FluxKustomization| !k.substitute.is_empty() || !k.substitute_from.is_empty();
+    let infra = cluster_dir.join("infrastructure.yaml");
+    all.iter().filter(has_vars).find(|k| k.file == infra).or_else(|| all.iter().find(has_vars))
+}
+
+/// Resolves variables the way kustomize-controller does: every `substituteFrom`
+/// source in order (later wins), then inline `substitute` on top. ConfigMaps and
+/// Secrets are looked up in the cluster's own entry directory, which is what
+/// Flux applies to that cluster before it substitutes.
+pub(super) fn variables(repo: &GitopsRepo, cluster: &str, k: &FluxKustomization) -> Variables {
+    let mut entries = BTreeMap::new();
+    let mut problems = vec![];
+    let cluster_dir = repo.cluster_dir(cluster);
+    for r in &k.substitute_from {
+        let found = repo
+            .documents_under(&cluster_dir)
+            .find(|d| d.kind() == r.kind && d.name() == r.name && d.api_version() == "v1");
+        match found {
+            Some(doc) => {
+                let (data, source) = if r.kind == "Secret" {
+                    (secret_data(&doc.value), VarSource::Secret(r.name.clone()))
+                } else {
+                    (string_map(doc.value.get("data")), VarSource::ConfigMap(r.name.clone()))
+                };
+                for (name, value) in data {
+                    entries.insert(name, Variable { value, source: source.clone() });
+                }
+            }
+            None if r.optional => {}
+            None => problems.push(Finding::new(
+                format!("{}: Kustomization {} substituteFrom {} {}", k.file.display(), k.name, r.kind, r.name),
+                format!("{} {} in {}", r.kind, r.name, cluster_dir.display()),
+                "not found (and not optional)",
+            )),
+        }
+    }
+    for (name, value) in &k.substitute {
+        entries.insert(name.clone(), Variable { value: value.clone(), source: VarSource::Substitute });
+    }
+    Variables { cluster: cluster.into(), kustomization: k.name.clone(), file: k.file.clone(), entries, problems }
+}
+
+fn secret_data(secret: &Value) -> BTreeMap<String, String> {
+    let mut out: BTreeMap<String, String> = string_map(secret.get("data"))
+        .into_iter()
+        .map(|(k, v)| {
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(v.trim())
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .unwrap_or_default();
+            (k, decoded)
+        })
+        .collect();
+    out.extend(string_map(secret.get("stringData")));
+    out
+}
+
+/// A Flux Kustomization found among rendered manifests (nested entry points).
+pub(super) fn kustomizations_from(value: &Value, file: &Path) -> FluxKustomization {
+    let doc = Document { file: file.to_path_buf(), index: 0, raw: String::new(), value: value.clone() };
+    parse_kustomization(&doc)
+}

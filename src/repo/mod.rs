@@ -1,0 +1,262 @@
+//! The GitOps repository: every YAML document in it, the clusters it defines, each
+//! cluster's Flux variables, and each cluster's rendered manifests.
+//!
+//! ```
+//! let repo = platform_acceptance::repo::GitopsRepo::load("fixtures/gitops").unwrap();
+//! assert_eq!(repo.clusters(), ["apps", "infra"]);
+//! let vars = repo.variables("apps").unwrap();
+//! assert_eq!(vars.get("CLUSTER_ID"), Some("2"));
+//! let rendered = repo.render("apps").unwrap();
+//! assert!(rendered.objects.iter().any(|o| o.kind() == "HelmRelease"));
+//! ```
+
+pub mod envsubst;
+mod flux;
+mod render;
+
+pub use flux::{FluxKustomization, SubstituteRef, VarSource, Variable, Variables};
+pub use render::{Problem, RenderedObject, Rendered};
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use serde_json::Value;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RepoError {
+    #[error("repository {0} does not exist or is not a directory")]
+    NotADirectory(PathBuf),
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("malformed YAML in {file}{location}: {message}")]
+    Yaml { file: PathBuf, location: String, message: String },
+    #[error("repository {0} has no clusters (expected kubernetes/clusters/<name>/ or clusters/<name>/ directories)")]
+    NoClusters(PathBuf),
+    #[error("cluster {cluster:?} is not defined in the repository (clusters: {known})")]
+    UnknownCluster { cluster: String, known: String },
+    #[error("cluster {0} has no Flux Kustomization with postBuild variables in its infrastructure.yaml")]
+    NoVariables(String),
+}
+
+/// One YAML document of a file, as loaded (before any substitution).
+#[derive(Debug, Clone)]
+pub struct Document {
+    /// Path relative to the repository root.
+    pub file: PathBuf,
+    /// 0-based index of the document within its file.
+    pub index: usize,
+    /// The document's own source text.
+    pub raw: String,
+    pub value: Value,
+}
+
+impl Document {
+    pub fn kind(&self) -> &str {
+        self.value.get("kind").and_then(Value::as_str).unwrap_or("")
+    }
+    pub fn api_version(&self) -> &str {
+        self.value.get("apiVersion").and_then(Value::as_str).unwrap_or("")
+    }
+    pub fn name(&self) -> &str {
+        self.value.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("")
+    }
+    /// `file#index kind/name`, for messages.
+    pub fn describe(&self) -> String {
+        format!("{} ({}/{})", self.file.display(), self.kind(), self.name())
+    }
+}
+
+/// A loaded repository. Rendering per cluster is computed once and shared by all checks.
+#[derive(Debug)]
+pub struct GitopsRepo {
+    pub root: PathBuf,
+    /// Directory holding `bases/`, `infrastructure/`, `workloads/`, `clusters/` (relative).
+    pub kubernetes_dir: PathBuf,
+    /// Every file (relative path), YAML or not.
+    pub files: Vec<PathBuf>,
+    pub documents: Vec<Document>,
+    clusters: Vec<String>,
+    rendered: Mutex<HashMap<String, Arc<Rendered>>>,
+}
+
+const SKIP_DIRS: [&str; 3] = [".git", "node_modules", "target"];
+
+impl GitopsRepo {
+    /// Loads every file of the repository; any malformed YAML document is an error.
+    pub fn load(root: impl AsRef<Path>) -> Result<Self, RepoError> {
+        let root = root.as_ref().to_path_buf();
+        if !root.is_dir() {
+            return Err(RepoError::NotADirectory(root));
+        }
+        let mut files = vec![];
+        let mut documents = vec![];
+        let walker = walkdir::WalkDir::new(&root).sort_by_file_name().into_iter().filter_entry(|e| {
+            !(e.file_type().is_dir() && SKIP_DIRS.iter().any(|d| e.file_name() == *d))
+        });
+        for entry in walker {
+            let entry = entry.map_err(|e| RepoError::Read {
+                path: e.path().map(Path::to_path_buf).unwrap_or_else(|| root.clone()),
+                source: e.into_io_error().unwrap_or_else(|| std::io::Error::other("walk error")),
+            })?;
+            if !entry.file_type().is_file() {
+                continue;
+            }
+            let rel = entry.path().strip_prefix(&root).unwrap_or(entry.path()).to_path_buf();
+            if is_yaml(&rel) {
+                let text = std::fs::read_to_string(entry.path())
+                    .map_err(|source| RepoError::Read { path: entry.path().into(), source })?;
+                documents.extend(parse_documents(&rel, &text)?);
+            }
+            files.push(rel);
+        }
+        let kubernetes_dir = if root.join("kubernetes").is_dir() { PathBuf::from("kubernetes") } else { PathBuf::new() };
+        let clusters_dir = root.join(&kubernetes_dir).join("clusters");
+        let mut clusters: Vec<String> = std::fs::read_dir(&clusters_dir)
+            .map(|rd| {
+                rd.filter_map(Result::ok)
+                    .filter(|e| e.path().is_dir())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        clusters.sort();
+        if clusters.is_empty() {
+            return Err(RepoError::NoClusters(root));
+        }
+        Ok(GitopsRepo { root, kubernetes_dir, files, documents, clusters, rendered: Mutex::default() })
+    }
+
+    /// Cluster names, from the repository's `clusters/` directories.
+    pub fn clusters(&self) -> &[String] {
+        &self.clusters
+    }
+
+    /// Resolves a path as the planning document writes it (`bases/cilium/`,
+    /// `clusters/infra/infrastructure.yaml`, `kubernetes/bases/...`, `talos/infra/`)
+    /// to a path relative to the root, if it exists.
+    pub fn resolve(&self, doc_path: &str) -> Option<PathBuf> {
+        let p = doc_path.trim_start_matches("./").trim_end_matches('/');
+        [PathBuf::from(p), self.kubernetes_dir.join(p)]
+            .into_iter()
+            .find(|candidate| self.root.join(candidate).exists())
+    }
+
+    /// The cluster's entry directory relative to the root: `kubernetes/clusters/infra`.
+    pub fn cluster_dir(&self, cluster: &str) -> PathBuf {
+        self.kubernetes_dir.join("clusters").join(cluster)
+    }
+
+    /// Documents of one file (relative path, or as the planning document writes it).
+    pub fn documents_in(&self, doc_path: &str) -> Vec<&Document> {
+        let Some(path) = self.resolve(doc_path) else { return vec![] };
+        self.documents.iter().filter(|d| d.file == path).collect()
+    }
+
+    /// Documents under a directory (recursively).
+    pub fn documents_under(&self, dir: &Path) -> impl Iterator<Item = &Document> {
+        let dir = dir.to_path_buf();
+        self.documents.iter().filter(move |d| d.file.starts_with(&dir))
+    }
+
+    pub fn check_cluster(&self, cluster: &str) -> Result<(), RepoError> {
+        if self.clusters.iter().any(|c| c == cluster) {
+            Ok(())
+        } else {
+            Err(RepoError::UnknownCluster { cluster: cluster.into(), known: self.clusters.join(", ") })
+        }
+    }
+
+    /// The cluster's Flux Kustomizations (from every YAML file in its entry directory).
+    pub fn flux_kustomizations(&self, cluster: &str) -> Result<Vec<FluxKustomization>, RepoError> {
+        self.check_cluster(cluster)?;
+        Ok(flux::kustomizations(self, cluster))
+    }
+
+    /// The cluster's variables: those of the Flux Kustomization in `infrastructure.yaml`.
+    pub fn variables(&self, cluster: &str) -> Result<Variables, RepoError> {
+        let all = self.flux_kustomizations(cluster)?;
+        let main = flux::main_kustomization(&all, &self.cluster_dir(cluster))
+            .ok_or_else(|| RepoError::NoVariables(cluster.to_string()))?;
+        Ok(flux::variables(self, cluster, main))
+    }
+
+    /// Every manifest Flux would apply to the cluster, variables substituted.
+    /// Computed once per cluster and shared.
+    pub fn render(&self, cluster: &str) -> Result<Arc<Rendered>, RepoError> {
+        if let Some(r) = self.rendered.lock().expect("render cache").get(cluster) {
+            return Ok(r.clone());
+        }
+        let kustomizations = self.flux_kustomizations(cluster)?;
+        let rendered = Arc::new(render::render(self, cluster, &kustomizations));
+        self.rendered.lock().expect("render cache").insert(cluster.to_string(), rendered.clone());
+        Ok(rendered)
+    }
+
+    /// Every file relative path under a directory.
+    pub fn files_under<'a>(&'a self, dir: &'a Path) -> impl Iterator<Item = &'a PathBuf> + 'a {
+        self.files.iter().filter(move |f| f.starts_with(dir))
+    }
+
+    pub fn read_text(&self, rel: &Path) -> Option<String> {
+        std::fs::read_to_string(self.root.join(rel)).ok()
+    }
+}
+
+fn is_yaml(path: &Path) -> bool {
+    matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
+}
+
+/// Splits a file into documents at `---` lines and parses each one.
+fn parse_documents(file: &Path, text: &str) -> Result<Vec<Document>, RepoError> {
+    let mut docs = vec![];
+    let mut chunk = String::new();
+    let mut chunk_line = 1usize;
+    let mut index = 0usize;
+    let mut flush = |chunk: &mut String, start_line: usize, docs: &mut Vec<Document>| -> Result<(), RepoError> {
+        let raw = std::mem::take(chunk);
+        let value: Value = serde_yaml_ng::from_str(&raw).map_err(|e| RepoError::Yaml {
+            file: file.to_path_buf(),
+            location: e.location().map(|l| format!(":{}:{}", l.line() + start_line - 1, l.column())).unwrap_or_default(),
+            message: e.to_string().split(" at line ").next().unwrap_or_default().to_string(),
+        })?;
+        if !value.is_null() {
+            docs.push(Document { file: file.to_path_buf(), index, raw, value });
+            index += 1;
+        }
+        Ok(())
+    };
+    for (n, line) in text.lines().enumerate() {
+        if line.trim_end() == "---" || line.starts_with("--- ") {
+            flush(&mut chunk, chunk_line, &mut docs)?;
+            chunk_line = n + 2;
+            continue;
+        }
+        chunk.push_str(line);
+        chunk.push('\n');
+    }
+    flush(&mut chunk, chunk_line, &mut docs)?;
+    Ok(docs)
+}
+
+/// A string field by JSON pointer, for terse lookups in checks.
+pub fn str_at<'a>(value: &'a Value, pointer: &str) -> Option<&'a str> {
+    value.pointer(pointer).and_then(Value::as_str)
+}
+
+/// Values of a string map (ConfigMap `data`, `postBuild.substitute`) as owned strings;
+/// numbers and booleans are rendered as text, the way Flux reads them.
+pub fn string_map(value: Option<&Value>) -> BTreeMap<String, String> {
+    value
+        .and_then(Value::as_object)
+        .map(|m| m.iter().map(|(k, v)| (k.clone(), scalar_text(v))).collect())
+        .unwrap_or_default()
+}
+
+pub fn scalar_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}

@@ -1,0 +1,19 @@
+//! JSON report: the whole [`RunReport`] plus document and coverage facts.
+//!
+//! Shape: `{ "document", "started_at", "duration", "phase", "summary": {total, passed,
+//! failed, errors, skipped, unmapped, manual, interrupted}, "results": [ { "id", "story",
+//! "cluster", "criterion", "check", "layer", "outcome": { "verdict": "pass|fail|error|skip",
+//! "evidence" | "findings": [{object, expected, observed}] | "message" | "reason" },
+//! "duration", "attempts", "blocked_by" } ], "orphans": [...] }`
+
+use serde_json::json;
+
+use crate::plan::Coverage;
+use crate::runner::RunReport;
+
+pub fn render(report: &RunReport, coverage: &Coverage, document: &std::path::Path) -> String {
+    let mut v = serde_json::to_value(report).unwrap_or_default();
+    v["document"] = json!(document);
+    v["orphans"] = json!(coverage.orphans);
+    serde_json::to_string_pretty(&v).unwrap_or_default()
+}

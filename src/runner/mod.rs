@@ -1,0 +1,273 @@
+//! The runner core: bounded concurrency, per-check timeout, retry with backoff for
+//! eventually consistent state, ordering by the story dependency graph (dependents
+//! of a failed story are skipped as "blocked by N.M"), cancellation that still runs
+//! cleanups. Reporters consume [`Event`]s and the final [`RunReport`].
+
+mod events;
+
+pub use events::{Event, RunReport, Summary, UnitResult};
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, Semaphore};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::check::{CheckContext, Cleanup, Layer, Outcome, Phase, Target, Verdict};
+use crate::checks::ONCE;
+use crate::plan::Unit;
+use crate::repo::GitopsRepo;
+
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    pub concurrency: usize,
+    /// Per check, across all its attempts.
+    pub timeout: Duration,
+    /// Extra attempts for cluster and data-plane checks that fail or error.
+    pub retries: u32,
+    /// First retry delay; doubles each attempt, capped at 10 s.
+    pub backoff: Duration,
+    pub phase: Phase,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        RunConfig { concurrency: 8, timeout: Duration::from_secs(60), retries: 2, backoff: Duration::from_millis(500), phase: Phase::Operate }
+    }
+}
+
+/// What the checks run against.
+#[derive(Clone, Default)]
+pub struct Environment {
+    pub repo: Option<Arc<GitopsRepo>>,
+    /// Live targets by cluster name; empty when no cluster was given.
+    pub targets: BTreeMap<String, Target>,
+}
+
+pub struct Runner {
+    pub config: RunConfig,
+    pub env: Environment,
+    /// `(prerequisite, dependent)` story pairs.
+    pub dependencies: Vec<(String, String)>,
+    pub cancel: CancellationToken,
+}
+
+#[derive(Default)]
+struct StoryState {
+    /// Clusters on which a live unit failed, errored or was blocked (`all` = every cluster).
+    failed_live: BTreeSet<String>,
+    clusters: BTreeSet<String>,
+    pending: usize,
+}
+
+impl Runner {
+    pub fn new(config: RunConfig, env: Environment, dependencies: Vec<(String, String)>) -> Self {
+        Runner { config, env, dependencies, cancel: CancellationToken::new() }
+    }
+
+    /// Runs every unit; events go to `events` as they happen (a closed receiver is fine).
+    pub async fn run(&self, units: Vec<Unit>, events: mpsc::UnboundedSender<Event>) -> RunReport {
+        let started = Instant::now();
+        let started_at = time::OffsetDateTime::now_utc();
+        let total = units.len();
+        let _ = events.send(Event::RunStarted { total });
+
+        let mut stories: BTreeMap<String, StoryState> = BTreeMap::new();
+        let mut by_story: BTreeMap<String, Vec<(usize, Unit)>> = BTreeMap::new();
+        for (i, u) in units.into_iter().enumerate() {
+            let s = stories.entry(u.story.clone()).or_default();
+            s.pending += 1;
+            s.clusters.insert(u.cluster.clone());
+            by_story.entry(u.story.clone()).or_default().push((i, u));
+        }
+        let ancestors = self.ancestors(&stories.keys().cloned().collect::<Vec<_>>());
+
+        let semaphore = Arc::new(Semaphore::new(self.config.concurrency.max(1)));
+        let mut results: Vec<Option<UnitResult>> = (0..total).map(|_| None).collect();
+        let mut tasks: JoinSet<(usize, UnitResult)> = JoinSet::new();
+        let mut started_stories: BTreeSet<String> = BTreeSet::new();
+        let mut done = 0usize;
+
+        loop {
+            // Start every story whose selected prerequisites have all finished.
+            let ready: Vec<String> = by_story
+                .keys()
+                .filter(|s| !started_stories.contains(*s))
+                .filter(|s| ancestors[*s].iter().all(|a| stories.get(a).is_none_or(|st| st.pending == 0)))
+                .cloned()
+                .collect();
+            for story in ready {
+                started_stories.insert(story.clone());
+                for (index, unit) in by_story.get(&story).cloned().unwrap_or_default() {
+                    let blocked = self.blocked_by(&unit, &ancestors[&story], &stories);
+                    let job = self.job(unit, blocked, semaphore.clone(), events.clone(), index);
+                    tasks.spawn(job);
+                }
+            }
+            let Some(joined) = tasks.join_next().await else { break };
+            let (index, result) = match joined {
+                Ok(r) => r,
+                Err(e) => panic!("check task panicked: {e}"),
+            };
+            done += 1;
+            let state = stories.get_mut(&result.story).expect("story state");
+            state.pending -= 1;
+            let live = result.layer.is_some_and(Layer::is_live);
+            let bad = matches!(result.outcome.verdict(), Verdict::Fail | Verdict::Error) || result.blocked_by.is_some();
+            if live && bad {
+                state.failed_live.insert(result.cluster.clone());
+            }
+            let _ = events.send(Event::UnitFinished { result: result.clone(), done, total });
+            results[index] = Some(result);
+        }
+
+        let report = RunReport::new(
+            results.into_iter().flatten().collect(),
+            started_at,
+            started.elapsed(),
+            self.cancel.is_cancelled(),
+            self.config.phase,
+        );
+        let _ = events.send(Event::RunFinished { summary: report.summary.clone() });
+        report
+    }
+
+    /// Selected ancestors of each selected story in the dependency graph.
+    fn ancestors(&self, selected: &[String]) -> HashMap<String, Vec<String>> {
+        let mut out = HashMap::new();
+        for s in selected {
+            let mut seen = BTreeSet::new();
+            let mut stack = vec![s.clone()];
+            while let Some(x) = stack.pop() {
+                for (p, d) in &self.dependencies {
+                    if *d == x && seen.insert(p.clone()) {
+                        stack.push(p.clone());
+                    }
+                }
+            }
+            out.insert(s.clone(), seen.into_iter().filter(|a| selected.contains(a)).collect());
+        }
+        out
+    }
+
+    /// A live unit is blocked when an ancestor story failed live on the same cluster,
+    /// or failed anywhere when that ancestor does not run on this cluster at all.
+    fn blocked_by(&self, unit: &Unit, ancestors: &[String], stories: &BTreeMap<String, StoryState>) -> Option<String> {
+        if !unit.layer.is_some_and(Layer::is_live) {
+            return None;
+        }
+        let failed: Vec<&String> = ancestors
+            .iter()
+            .filter(|a| {
+                let st = &stories[*a];
+                let same = st.failed_live.contains(&unit.cluster) || st.failed_live.contains(ONCE) || unit.cluster == ONCE;
+                let elsewhere = !st.clusters.contains(&unit.cluster) && !st.failed_live.is_empty();
+                (same && !st.failed_live.is_empty()) || elsewhere
+            })
+            .collect();
+        (!failed.is_empty()).then(|| failed.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "))
+    }
+
+    fn job(
+        &self,
+        unit: Unit,
+        blocked: Option<String>,
+        semaphore: Arc<Semaphore>,
+        events: mpsc::UnboundedSender<Event>,
+        index: usize,
+    ) -> impl std::future::Future<Output = (usize, UnitResult)> + Send + 'static {
+        let config = self.config.clone();
+        let env = self.env.clone();
+        let cancel = self.cancel.clone();
+        async move {
+            let _permit = semaphore.acquire_owned().await.expect("semaphore open");
+            let start = Instant::now();
+            let _ = events.send(Event::UnitStarted { title: unit.title() });
+            let (outcome, attempts) = match precondition(&unit, &config, &env, &cancel, blocked.as_deref()) {
+                Some(skip) => (skip, 0),
+                None => evaluate(&unit, &config, &env, &cancel).await,
+            };
+            let result = UnitResult::new(&unit, outcome, start.elapsed(), attempts, blocked);
+            (index, result)
+        }
+    }
+}
+
+/// Why a unit is not evaluated at all, if it is not.
+fn precondition(unit: &Unit, config: &RunConfig, env: &Environment, cancel: &CancellationToken, blocked: Option<&str>) -> Option<Outcome> {
+    let Some(check) = &unit.check else {
+        return Some(Outcome::skip("unmapped: no check proves this criterion yet"));
+    };
+    if cancel.is_cancelled() {
+        return Some(Outcome::skip("interrupted before it started"));
+    }
+    if let Some(reason) = check.manual_reason {
+        return Some(Outcome::skip(format!("manual: {reason}")));
+    }
+    if let Some(phase) = check.phase {
+        if phase != config.phase {
+            return Some(Outcome::skip(format!(
+                "evaluated only in the {} phase (run with --phase {})",
+                phase.as_str(),
+                phase.as_str()
+            )));
+        }
+    }
+    if check.layer == Layer::Repo && env.repo.is_none() {
+        return Some(Outcome::skip("no GitOps repository given (--repo PATH)"));
+    }
+    if check.layer.is_live() {
+        if env.targets.is_empty() {
+            return Some(Outcome::skip(
+                "no cluster target: repository layer only (give --kubeconfig FILE, or --sim for the local simulation)",
+            ));
+        }
+        if unit.cluster != ONCE && !env.targets.contains_key(&unit.cluster) {
+            return Some(Outcome::error(format!("no kubeconfig context for cluster {} (use --context {}=CONTEXT)", unit.cluster, unit.cluster)));
+        }
+    }
+    blocked.map(|b| Outcome::skip(format!("blocked by {b}")))
+}
+
+/// Evaluates a check with timeout and, for live layers, retries with backoff.
+async fn evaluate(unit: &Unit, config: &RunConfig, env: &Environment, cancel: &CancellationToken) -> (Outcome, u32) {
+    let check = unit.check.as_ref().expect("precondition ensured a check");
+    let target = env.targets.get(&unit.cluster).or_else(|| env.targets.values().next()).cloned();
+    let cleanup = Cleanup::default();
+    let ctx = Arc::new(CheckContext {
+        cluster: unit.cluster.clone(),
+        repo: env.repo.clone(),
+        target: if check.layer.is_live() { target } else { None },
+        phase: config.phase,
+        cancel: cancel.child_token(),
+        cleanup: cleanup.clone(),
+    });
+    let max_attempts = if check.layer.is_live() { 1 + config.retries } else { 1 };
+    let deadline = tokio::time::Instant::now() + config.timeout;
+    let mut delay = config.backoff;
+    let mut attempts = 0;
+    let mut outcome = Outcome::error("not evaluated");
+    while attempts < max_attempts {
+        attempts += 1;
+        let fut = (check.run)(ctx.clone());
+        outcome = tokio::select! {
+            o = fut => o,
+            _ = tokio::time::sleep_until(deadline) => Outcome::error(format!("timed out after {:?}", config.timeout)),
+            _ = cancel.cancelled() => Outcome::skip("interrupted while running"),
+        };
+        let retryable = matches!(outcome.verdict(), Verdict::Fail | Verdict::Error) && !cancel.is_cancelled();
+        if !retryable || attempts >= max_attempts || tokio::time::Instant::now() + delay >= deadline {
+            break;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = cancel.cancelled() => break,
+        }
+        delay = (delay * 2).min(Duration::from_secs(10));
+    }
+    // Cleanups run whatever happened, bounded so an unreachable cluster cannot hang the run.
+    let _ = tokio::time::timeout(Duration::from_secs(30), cleanup.run_all()).await;
+    (outcome, attempts)
+}

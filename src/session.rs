@@ -1,0 +1,94 @@
+//! One run, assembled: catalog + checks + repository + targets → runner → report.
+//! The CLI, the live rstest cases and the integration tests all go through here.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), platform_acceptance::session::SetupError> {
+//! use platform_acceptance::session::Session;
+//! let session = Session::new("fixtures/multi-cluster-epics.md", Some("fixtures/gitops".as_ref()))?;
+//! let report = session.run(&[], &[], Default::default()).await;
+//! println!("{}", report.summary.line());
+//! # Ok(()) }
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+
+use crate::catalog::{Catalog, CatalogError};
+use crate::check::Target;
+use crate::checks;
+use crate::plan::{Coverage, Selector, Unit};
+use crate::repo::{GitopsRepo, RepoError};
+use crate::runner::{Environment, Event, RunConfig, RunReport, Runner};
+
+/// Problems that stop a run before it starts (exit code 2).
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    #[error(transparent)]
+    Repo(#[from] RepoError),
+    #[error("{0}")]
+    Selector(String),
+    #[error("{0}")]
+    Target(String),
+}
+
+pub struct Session {
+    pub catalog: Catalog,
+    pub repo: Option<Arc<GitopsRepo>>,
+    pub coverage: Coverage,
+    pub targets: BTreeMap<String, Target>,
+}
+
+/// Cluster names when no repository says otherwise (the planning document's two).
+pub const DEFAULT_CLUSTERS: [&str; 2] = ["apps", "infra"];
+
+impl Session {
+    /// Loads the document and, if given, the repository; maps every check.
+    pub fn new(doc: impl AsRef<Path>, repo: Option<&Path>) -> Result<Self, SetupError> {
+        let catalog = Catalog::load(doc)?;
+        let repo = repo.map(GitopsRepo::load).transpose()?.map(Arc::new);
+        let clusters: Vec<String> = match &repo {
+            Some(r) => r.clusters().to_vec(),
+            None => DEFAULT_CLUSTERS.iter().map(|s| s.to_string()).collect(),
+        };
+        let coverage = Coverage::map(&catalog, checks::all(), &clusters);
+        Ok(Session { catalog, repo, coverage, targets: BTreeMap::new() })
+    }
+
+    pub fn with_targets(mut self, targets: BTreeMap<String, Target>) -> Self {
+        self.targets = targets;
+        self
+    }
+
+    /// Parses and validates selectors against this document and these clusters.
+    pub fn selectors(&self, raw: &[String]) -> Result<Vec<Selector>, SetupError> {
+        raw.iter()
+            .flat_map(|s| s.split(','))
+            .filter(|s| !s.trim().is_empty())
+            .map(|s| {
+                let sel = Selector::parse(s).map_err(SetupError::Selector)?;
+                sel.validate(&self.catalog, &self.coverage.clusters).map_err(SetupError::Selector)?;
+                Ok(sel)
+            })
+            .collect()
+    }
+
+    pub fn units(&self, only: &[Selector], skip: &[Selector]) -> Vec<Unit> {
+        self.coverage.units(only, skip)
+    }
+
+    pub fn runner(&self, config: RunConfig) -> Runner {
+        let env = Environment { repo: self.repo.clone(), targets: self.targets.clone() };
+        Runner::new(config, env, self.catalog.dependencies.clone())
+    }
+
+    /// Runs the selected units without a live event consumer.
+    pub async fn run(&self, only: &[Selector], skip: &[Selector], config: RunConfig) -> RunReport {
+        let (tx, _rx) = mpsc::unbounded_channel::<Event>();
+        self.runner(config).run(self.units(only, skip), tx).await
+    }
+}

@@ -1,0 +1,153 @@
+//! The simulation's PKI, made with rcgen: one CA per simulation state directory (`$STATE/pki/ca.*`),
+//! one service-account signing key (`sa.key`/`sa.pub`, ECDSA P-256, shared by both
+//! clusters' API servers and controller-managers), and per cluster
+//! (`$STATE/pki/<cluster>/`): the API server's serving certificate and client
+//! certificates for the admin (`O=system:masters`), the controller-manager
+//! (`CN=system:kube-controller-manager`) and the scheduler (`CN=system:kube-scheduler`).
+//! All keys are ECDSA P-256 PKCS#8. Files are made once and reused while the state
+//! directory lives (made anew, all together, when any is missing).
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, SanType,
+};
+
+use super::cluster::ClusterSpec;
+
+pub struct Pki {
+    pub dir: PathBuf,
+}
+
+/// Paths of one certificate and its key.
+pub struct CertFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl Pki {
+    pub fn at(state_dir: &Path) -> Self {
+        Pki { dir: state_dir.join("pki") }
+    }
+    pub fn ca_cert(&self) -> PathBuf {
+        self.dir.join("ca.crt")
+    }
+    pub fn ca_key(&self) -> PathBuf {
+        self.dir.join("ca.key")
+    }
+    pub fn sa_key(&self) -> PathBuf {
+        self.dir.join("sa.key")
+    }
+    pub fn sa_pub(&self) -> PathBuf {
+        self.dir.join("sa.pub")
+    }
+    /// `apiserver`, `admin`, `kcm` or `scheduler` of a cluster.
+    pub fn cert(&self, cluster: &str, name: &str) -> CertFiles {
+        let d = self.dir.join(cluster);
+        CertFiles { cert: d.join(format!("{name}.crt")), key: d.join(format!("{name}.key")) }
+    }
+    fn marker(&self) -> PathBuf {
+        self.dir.join(".complete")
+    }
+
+    /// True if the PKI was made for exactly these clusters.
+    pub fn is_complete(&self, clusters: &[ClusterSpec]) -> bool {
+        let want = clusters.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(",");
+        std::fs::read_to_string(self.marker()).is_ok_and(|m| m == want)
+    }
+
+    /// Makes every file that is missing: the CA and the SA key once, then each
+    /// cluster's certificates. Reuses what exists (running components keep trusting it).
+    pub fn ensure(&self, clusters: &[ClusterSpec]) -> anyhow::Result<()> {
+        let want = clusters.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(",");
+        if self.is_complete(clusters) {
+            return Ok(());
+        }
+        // (Re)make everything: a partial PKI is not trusted.
+        std::fs::remove_dir_all(&self.dir).ok();
+        std::fs::create_dir_all(&self.dir).with_context(|| format!("create {}", self.dir.display()))?;
+        let ca_key = KeyPair::generate()?;
+        let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
+        ca_params.distinguished_name = dn("platform-acceptance-sim-ca", None);
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+        validity(&mut ca_params);
+        let ca_cert = ca_params.self_signed(&ca_key)?;
+        write_private(&self.ca_key(), &ca_key.serialize_pem())?;
+        std::fs::write(self.ca_cert(), ca_cert.pem())?;
+        let issuer = Issuer::from_params(&ca_params, &ca_key);
+        let sa = KeyPair::generate()?;
+        write_private(&self.sa_key(), &sa.serialize_pem())?;
+        std::fs::write(self.sa_pub(), sa.public_key_pem())?;
+        for c in clusters {
+            std::fs::create_dir_all(self.dir.join(&c.name))?;
+            let mut sans: Vec<SanType> = vec![SanType::IpAddress(IpAddr::from([127, 0, 0, 1])), SanType::IpAddress(c.service_ip)];
+            for d in ["localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"]
+            {
+                sans.push(SanType::DnsName(d.try_into()?));
+            }
+            self.leaf(c, "apiserver", dn("kube-apiserver", None), sans, ExtendedKeyUsagePurpose::ServerAuth, &issuer)?;
+            let admin = format!("{}-admin", c.name);
+            self.leaf(c, "admin", dn(&admin, Some("system:masters")), vec![], ExtendedKeyUsagePurpose::ClientAuth, &issuer)?;
+            self.leaf(c, "kcm", dn("system:kube-controller-manager", None), vec![], ExtendedKeyUsagePurpose::ClientAuth, &issuer)?;
+            self.leaf(c, "scheduler", dn("system:kube-scheduler", None), vec![], ExtendedKeyUsagePurpose::ClientAuth, &issuer)?;
+        }
+        std::fs::write(self.marker(), want)?;
+        Ok(())
+    }
+
+    fn leaf(
+        &self,
+        c: &ClusterSpec,
+        name: &str,
+        subject: DistinguishedName,
+        sans: Vec<SanType>,
+        usage: ExtendedKeyUsagePurpose,
+        issuer: &Issuer<'_, &KeyPair>,
+    ) -> anyhow::Result<()> {
+        let files = self.cert(&c.name, name);
+        let key = KeyPair::generate()?;
+        let mut params = CertificateParams::new(Vec::<String>::new())?;
+        params.distinguished_name = subject;
+        params.subject_alt_names = sans;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+        params.extended_key_usages = vec![usage];
+        params.use_authority_key_identifier_extension = true;
+        validity(&mut params);
+        let cert = params.signed_by(&key, issuer)?;
+        write_private(&files.key, &key.serialize_pem())?;
+        std::fs::write(&files.cert, cert.pem())?;
+        Ok(())
+    }
+}
+
+fn dn(cn: &str, org: Option<&str>) -> DistinguishedName {
+    let mut dn = DistinguishedName::new();
+    if let Some(o) = org {
+        dn.push(DnType::OrganizationName, o);
+    }
+    dn.push(DnType::CommonName, cn);
+    dn
+}
+
+fn validity(params: &mut CertificateParams) {
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now - time::Duration::days(1);
+    params.not_after = now + time::Duration::days(3650);
+}
+
+fn write_private(path: &Path, pem: &str) -> anyhow::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("write {}", path.display()))?;
+    std::io::Write::write_all(&mut f, pem.as_bytes())?;
+    Ok(())
+}

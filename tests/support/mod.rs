@@ -1,0 +1,97 @@
+//! Shared helpers for integration tests: fixture copies, broken variants, runs.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use platform_acceptance::check::{Layer, Verdict};
+use platform_acceptance::plan::Selector;
+use platform_acceptance::runner::{RunConfig, RunReport, UnitResult};
+use platform_acceptance::session::Session;
+
+pub const DOC: &str = "fixtures/multi-cluster-epics.md";
+pub const GITOPS: &str = "fixtures/gitops";
+
+/// A private, writable copy of fixtures/gitops for deriving a broken variant.
+pub struct RepoCopy {
+    pub dir: tempfile::TempDir,
+}
+
+impl RepoCopy {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        copy_dir(Path::new(GITOPS), dir.path());
+        RepoCopy { dir }
+    }
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+    pub fn file(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+    pub fn read(&self, rel: &str) -> String {
+        std::fs::read_to_string(self.file(rel)).unwrap_or_else(|e| panic!("read {rel}: {e}"))
+    }
+    pub fn write(&self, rel: &str, text: &str) {
+        let p = self.file(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+    /// Replaces exactly-present text in a file (panics if absent, so a test cannot silently do nothing).
+    pub fn replace(&self, rel: &str, from: &str, to: &str) {
+        let text = self.read(rel);
+        assert!(text.contains(from), "{rel} does not contain {from:?}");
+        self.write(rel, &text.replacen(from, to, 1));
+    }
+    pub fn remove(&self, rel: &str) {
+        let p = self.file(rel);
+        if p.is_dir() { std::fs::remove_dir_all(p).unwrap() } else { std::fs::remove_file(p).unwrap_or_else(|e| panic!("remove {rel}: {e}")) }
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    for entry in walkdir::WalkDir::new(from) {
+        let entry = entry.unwrap();
+        let rel = entry.path().strip_prefix(from).unwrap();
+        let dest = to.join(rel);
+        if entry.file_type().is_dir() {
+            std::fs::create_dir_all(&dest).unwrap();
+        } else {
+            std::fs::copy(entry.path(), &dest).unwrap();
+        }
+    }
+}
+
+/// Runs the repository layer (every mapped repo check) against `repo`.
+pub fn run_repo_layer(repo: &Path) -> RunReport {
+    let session = Session::new(DOC, Some(repo)).expect("session");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(session.run(&[Selector::Layer(Layer::Repo)], &[], RunConfig::default()))
+}
+
+/// `id [cluster]` of every unit with the verdict.
+pub fn with_verdict(report: &RunReport, verdict: Verdict) -> Vec<String> {
+    report.results.iter().filter(|r| r.outcome.verdict() == verdict).map(|r| format!("{} [{}]", r.id, r.cluster)).collect()
+}
+
+pub fn failures(report: &RunReport) -> Vec<&UnitResult> {
+    report.results.iter().filter(|r| matches!(r.outcome.verdict(), Verdict::Fail | Verdict::Error)).collect()
+}
+
+/// Asserts that exactly `expected` (`"2.2.2 [apps]"` ...) failed, and every message mentions `needles`.
+pub fn assert_fails_exactly(report: &RunReport, expected: &[&str], needles: &[&str]) {
+    let mut got: Vec<String> = failures(report).iter().map(|r| format!("{} [{}]", r.id, r.cluster)).collect();
+    got.sort();
+    let mut want: Vec<String> = expected.iter().map(|s| s.to_string()).collect();
+    want.sort();
+    assert_eq!(got, want, "failing units differ; details:\n{}", details(report));
+    for r in failures(report) {
+        let text = r.outcome.details().join("\n");
+        for n in needles {
+            assert!(text.contains(n), "{} message lacks {n:?}: {text}", r.title());
+        }
+    }
+}
+
+pub fn details(report: &RunReport) -> String {
+    failures(report).iter().map(|r| format!("  {}: {}", r.title(), r.outcome.details().join(" | "))).collect::<Vec<_>>().join("\n")
+}
