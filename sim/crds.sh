@@ -13,6 +13,7 @@
 # Only documents with apiVersion apiextensions.k8s.io/v1 and kind
 # CustomResourceDefinition are kept. Needs: go (for `go mod download`), python3.
 set -euo pipefail
+{ # the whole script is one compound command, so editing it while it runs is safe
 
 SIM_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=versions.env
@@ -207,3 +208,5 @@ done
 mv "$OUT/manifest.tsv.tmp" "$OUT/manifest.tsv"
 log "total $(wc -l <"$OUT/manifest.tsv") CRDs in $OUT (manifest.tsv) in $((SECONDS - T0))s"
 [[ $FAILED == 0 ]] || die "$FAILED component(s) failed"
+exit 0
+}

@@ -51,6 +51,12 @@ pub enum Command {
     },
     /// Run the checks and write reports.
     Run(RunArgs),
+    /// The local two-cluster simulation: real control planes, KWOK nodes, PostgreSQL, Redis, MinIO.
+    #[command(after_help = crate::sim::cli::env_help())]
+    Sim {
+        #[command(subcommand)]
+        command: crate::sim::cli::SimCommand,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -170,6 +176,13 @@ async fn dispatch(cli: Cli) -> ExitCode {
             Err(e) => usage_error(e),
         },
         Command::Run(args) => run(args).await,
+        Command::Sim { command } => match crate::sim::cli::run(command).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("platform-acceptance sim: error: {e:#}");
+                ExitCode::from(1)
+            }
+        },
     }
 }
 
@@ -242,9 +255,7 @@ async fn prepare(args: &RunArgs) -> Result<(Session, Vec<crate::plan::Selector>,
 
 /// Where `sim up` writes its kubeconfig.
 pub fn sim_kubeconfig() -> PathBuf {
-    let cache = std::env::var_os("PA_CACHE").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/var/cache/platform-acceptance"));
-    let state = std::env::var_os("PA_SIM_STATE").map(PathBuf::from).unwrap_or_else(|| cache.join("sim"));
-    state.join("kubeconfig")
+    crate::sim::kubeconfig_path(&crate::sim::SimConfig::from_env())
 }
 
 async fn execute(args: &RunArgs, session: Session, only: &[crate::plan::Selector], skip: &[crate::plan::Selector], outputs: Outputs) -> ExitCode {

@@ -16,4 +16,5 @@ pub mod plan;
 pub mod repo;
 pub mod report;
 pub mod runner;
+pub mod sim;
 pub mod session;

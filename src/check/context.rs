@@ -79,6 +79,8 @@ pub struct CheckContext {
     pub phase: Phase,
     pub cancel: CancellationToken,
     pub cleanup: Cleanup,
+    /// Results of the units finished so far (the Definition of Done runs after all stories).
+    pub finished: Arc<Mutex<Vec<crate::runner::UnitResult>>>,
 }
 
 /// Checks take their context by shared pointer so their futures are `'static`.

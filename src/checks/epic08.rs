@@ -1,9 +1,373 @@
-//! EPIC-8 checks.
+//! EPIC-8 checks: Keycloak operator and instance, SSO for Grafana, GitLab, Harbor.
 //!
 //! Writing a check here? Read docs/CHECKS-GUIDE.md first ({GUIDE} in your task): conventions, helpers, test support, rules for shared files and the shared CARGO_TARGET_DIR.
+//!
+//! Left for the cluster / data-plane layers (not mapped here): 8.1.3-8.1.4
+//! (operator deployed, healthy), 8.2.4 (admin console accessible via HTTPRoute:
+//! the route must be Accepted and the console answer), 8.3.4 (test logins).
 
-use crate::check::Check;
+use serde_json::Value;
+
+use crate::check::{Check, Ctx, Outcome};
+use crate::checks::epic07::shared::*;
+use crate::checks::support::{outcome, rendered, repo};
+use crate::repo::{GitopsRepo, RenderedObject};
+
+const OPERATOR_BASE: &str = "kubernetes/bases/keycloak-operator/helmrelease.yaml";
+const OPERATOR_CONFIG: &str = "kubernetes/workloads/platform/auth/keycloak/operator/kustomization.yaml";
+const INSTANCE_FILE: &str = "kubernetes/workloads/platform/auth/keycloak/instance/keycloak.yaml";
 
 pub fn checks() -> Vec<Check> {
-    vec![]
+    vec![
+        Check::repo("8.1", "Keycloak operator base HelmRelease created", "keycloak_operator_base_helmrelease", keycloak_operator_base_helmrelease),
+        Check::repo("8.1", "Keycloak operator infrastructure config created", "keycloak_operator_config", keycloak_operator_config),
+        Check::repo("8.2", "Keycloak instance manifest created", "keycloak_instance_manifest", keycloak_instance_manifest),
+        Check::repo("8.2", "Connected to shared PostgreSQL (CloudNativePG)", "keycloak_uses_shared_postgres", keycloak_uses_shared_postgres),
+        Check::repo("8.2", "Admin credentials in 1Password", "keycloak_admin_from_1password", keycloak_admin_from_1password),
+        Check::repo("8.2", "TLS certificate configured (cert-manager)", "keycloak_tls_certificate", keycloak_tls_certificate),
+        Check::repo("8.2", "Backup configured", "keycloak_backup_configured", keycloak_backup_configured),
+        Check::repo("8.3", "Grafana configured with Keycloak SSO (OIDC)", "grafana_keycloak_sso", grafana_keycloak_sso).once(),
+        Check::repo("8.3", "GitLab configured with Keycloak SSO (OIDC)", "gitlab_keycloak_sso", gitlab_keycloak_sso_all).once(),
+        Check::repo("8.3", "Harbor configured with Keycloak SSO (OIDC)", "harbor_keycloak_sso", harbor_keycloak_sso_all).once(),
+    ]
+}
+
+async fn keycloak_operator_base_helmrelease(ctx: Ctx) -> Outcome {
+    outcome(|| Ok(base_helmrelease(repo(&ctx)?, &ctx.cluster, OPERATOR_BASE, "keycloak-operator")))
+}
+
+async fn keycloak_operator_config(ctx: Ctx) -> Outcome {
+    outcome(|| Ok(component_config(repo(&ctx)?, &ctx.cluster, OPERATOR_CONFIG, Provides::Base("bases/keycloak-operator"))))
+}
+
+/// The Keycloak CR(s) of the plan's keycloak.yaml, rendered on this cluster.
+fn keycloaks(ctx: &Ctx) -> Result<Vec<RenderedObject>, Outcome> {
+    let repo = repo(ctx)?;
+    let r = rendered(ctx)?;
+    if repo.resolve(INSTANCE_FILE).is_none() {
+        return Err(Outcome::fail(INSTANCE_FILE, "the Keycloak instance manifest", "missing"));
+    }
+    let ks: Vec<_> = from_file(repo, &r, INSTANCE_FILE).into_iter().filter(|o| o.kind() == "Keycloak" && group(o) == "k8s.keycloak.org").cloned().collect();
+    if ks.is_empty() {
+        return Err(Outcome::fail(INSTANCE_FILE, format!("a Keycloak (k8s.keycloak.org) rendered on cluster {}", ctx.cluster), "none"));
+    }
+    Ok(ks)
+}
+
+async fn keycloak_instance_manifest(ctx: Ctx) -> Outcome {
+    outcome(|| {
+        let ks = keycloaks(&ctx)?;
+        Ok(Outcome::pass(ks.iter().map(|k| format!("{} {} ({} instances), applied by {}", k.api_version(), k.describe(), k.get("/spec/instances").map(|v| v.to_string()).unwrap_or("1".into()), k.applied_by)).collect::<Vec<_>>().join("; ")))
+    })
+}
+
+async fn keycloak_uses_shared_postgres(ctx: Ctx) -> Outcome {
+    outcome(|| {
+        let repo = repo(&ctx)?;
+        let r = rendered(&ctx)?;
+        let ks = keycloaks(&ctx)?;
+        Ok(Outcome::all(ks.iter().map(|k| {
+            let user = format!("{} spec.db", k.describe());
+            let vendor = k.str("/spec/db/vendor").unwrap_or("");
+            if vendor != "postgres" {
+                return Outcome::fail(format!("{user}.vendor"), "\"postgres\"", format!("{vendor:?}"));
+            }
+            let conn = postgres_connection(repo, &ctx.cluster, k.namespace(), &user, k.str("/spec/db/host"), k.str("/spec/db/database"), None);
+            let creds = ["usernameSecret", "passwordSecret"].iter().map(|s| match k.str(&format!("/spec/db/{s}/name")) {
+                Some(name) => secret_from_external_secret(&r, k.namespace(), name, &format!("{user}.{s}")).map(|es| Outcome::pass(format!("{s} from {}", es.describe()))).unwrap_or_else(|f| Outcome::Fail { findings: vec![f] }),
+                None => Outcome::fail(format!("{user}.{s}"), "a Secret reference", "not set"),
+            });
+            Outcome::all(std::iter::once(conn).chain(creds))
+        })))
+    })
+}
+
+/// Fails unless `secret` in `ns` comes from an ExternalSecret on a 1Password store.
+fn from_1password(r: &crate::repo::Rendered, ns: Option<&str>, secret: &str, user: &str) -> Outcome {
+    let es = match secret_from_external_secret(r, ns, secret, user) {
+        Ok(es) => es,
+        Err(f) => return Outcome::Fail { findings: vec![f] },
+    };
+    match store_provider(r, es) {
+        Ok((store, p)) if p.starts_with("onepassword") => Outcome::pass(format!("{user}: Secret {secret} from {} via {store} (provider {p}), items {:?}", es.describe(), remote_keys(es))),
+        Ok((store, p)) => Outcome::fail(format!("{} secretStoreRef {store}", es.describe()), "a 1Password provider (onepassword/onepasswordSDK)", format!("provider {p:?}")),
+        Err(f) => Outcome::Fail { findings: vec![f] },
+    }
+}
+
+async fn keycloak_admin_from_1password(ctx: Ctx) -> Outcome {
+    outcome(|| {
+        let r = rendered(&ctx)?;
+        let ks = keycloaks(&ctx)?;
+        Ok(Outcome::all(ks.iter().map(|k| match k.str("/spec/bootstrapAdmin/user/secret") {
+            Some(secret) => from_1password(&r, k.namespace(), secret, &format!("{} spec.bootstrapAdmin.user.secret", k.describe())),
+            None => Outcome::fail(
+                format!("{} spec.bootstrapAdmin.user.secret", k.describe()),
+                "an admin Secret produced from 1Password",
+                format!("not set (the operator generates {}-initial-admin, not from 1Password)", k.name()),
+            ),
+        })))
+    })
+}
+
+/// Host name of a Keycloak (`spec.hostname.hostname`, URL or bare name).
+fn keycloak_host(k: &RenderedObject) -> Option<String> {
+    let h = k.str("/spec/hostname/hostname")?;
+    let h = h.split_once("://").map(|(_, rest)| rest).unwrap_or(h);
+    Some(h.split(['/', ':']).next().unwrap_or(h).to_string())
+}
+
+fn covers(pattern: &str, host: &str) -> bool {
+    match pattern.strip_prefix("*.") {
+        Some(suffix) => host.split_once('.').is_some_and(|(_, rest)| rest == suffix),
+        None => pattern == host,
+    }
+}
+
+async fn keycloak_tls_certificate(ctx: Ctx) -> Outcome {
+    outcome(|| {
+        let r = rendered(&ctx)?;
+        let ks = keycloaks(&ctx)?;
+        Ok(Outcome::all(ks.iter().map(|k| {
+            let Some(host) = keycloak_host(k) else {
+                return Outcome::fail(format!("{} spec.hostname.hostname", k.describe()), "the public host name", "not set");
+            };
+            let certs = objects(&r, "cert-manager.io", "Certificate");
+            let dns = |c: &RenderedObject| -> Vec<String> { c.get("/spec/dnsNames").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).map(String::from).collect() };
+            // The certificate that must cover the host: the one behind Keycloak's own TLS Secret,
+            // else the one served by the Gateway listener for that host (edge TLS).
+            let (cert, how) = if let Some(secret) = k.str("/spec/http/tlsSecret") {
+                match certs.iter().find(|c| c.namespace() == k.namespace() && c.str("/spec/secretName") == Some(secret)) {
+                    Some(c) => (*c, format!("spec.http.tlsSecret {secret}")),
+                    None => return Outcome::fail(format!("{} spec.http.tlsSecret", k.describe()), "a Secret issued by a cert-manager Certificate in the same namespace", format!("{secret:?}: no Certificate has this secretName")),
+                }
+            } else {
+                let served: Vec<(String, String)> = objects(&r, "gateway.networking.k8s.io", "Gateway")
+                    .into_iter()
+                    .flat_map(|g| {
+                        let ns = g.namespace().unwrap_or("").to_string();
+                        let host = host.clone();
+                        g.get("/spec/listeners").and_then(Value::as_array).cloned().unwrap_or_default().into_iter().filter_map(move |l| {
+                            let lh = l.get("hostname").and_then(Value::as_str).unwrap_or("*").to_string();
+                            let secret = l.pointer("/tls/certificateRefs/0/name").and_then(Value::as_str)?.to_string();
+                            Some((ns.clone(), secret)).filter(|_| lh == "*" || covers(&lh, &host))
+                        })
+                    })
+                    .collect();
+                let found = certs.iter().find(|c| served.iter().any(|(ns, s)| c.namespace() == Some(ns) && c.str("/spec/secretName") == Some(s)) && dns(c).iter().any(|d| covers(d, &host)));
+                match found {
+                    Some(c) => (*c, "Gateway listener certificate".to_string()),
+                    None => return Outcome::fail(k.describe(), format!("TLS for {host} from a cert-manager Certificate (spec.http.tlsSecret or the Gateway listener)"), "no tlsSecret and no Gateway certificate covering the host"),
+                }
+            };
+            let names = dns(cert);
+            if !names.iter().any(|d| covers(d, &host)) {
+                return Outcome::fail(format!("{} spec.dnsNames", cert.describe()), format!("covers {host}"), format!("[{}]", names.join(", ")));
+            }
+            let kind = cert.str("/spec/issuerRef/kind").unwrap_or("Issuer");
+            let issuer = cert.str("/spec/issuerRef/name").unwrap_or("");
+            let ns = if kind == "ClusterIssuer" { None } else { cert.namespace() };
+            match find(&r, "cert-manager.io", kind, issuer, ns) {
+                Some(i) => Outcome::pass(format!("{host}: {} ({how}) covers it, issued by {}", cert.describe(), i.describe())),
+                None => Outcome::fail(format!("{} spec.issuerRef", cert.describe()), format!("a {kind} rendered on cluster {}", ctx.cluster), format!("{kind} {issuer:?} not found")),
+            }
+        })))
+    })
+}
+
+async fn keycloak_backup_configured(ctx: Ctx) -> Outcome {
+    outcome(|| {
+        let repo = repo(&ctx)?;
+        let ks = keycloaks(&ctx)?;
+        let mut outcomes = vec![];
+        for k in &ks {
+            // Keycloak keeps all state in its database: its backup is the CNPG cluster's.
+            let host = k.str("/spec/db/host").unwrap_or("");
+            let landing = match resolve_host(repo, &ctx.cluster, k.namespace(), host, "CloudNativePG Cluster", cnpg_owner) {
+                Ok(l) => l,
+                Err(e) => {
+                    outcomes.push(Outcome::fail(format!("{} spec.db.host", k.describe()), "the shared CloudNativePG cluster (whose backups cover Keycloak)", e));
+                    continue;
+                }
+            };
+            let r = repo.render(&landing.cluster).map_err(Outcome::error)?;
+            let Some(c) = find(&r, CNPG_GROUP, "Cluster", &landing.instance_name, Some(&landing.namespace)) else { continue };
+            let store = crate::checks::epic07::backup_store(&r, c);
+            let scheduled = objects(&r, CNPG_GROUP, "ScheduledBackup").into_iter().find(|s| s.namespace() == c.namespace() && s.str("/spec/cluster/name") == Some(c.name()));
+            outcomes.push(match (store, scheduled) {
+                (Err(f), _) => Outcome::Fail { findings: vec![f] },
+                (Ok(_), None) => Outcome::fail(format!("{} (database of {})", c.describe(), k.describe()), "a ScheduledBackup (postgresql.cnpg.io) for this cluster", "none"),
+                (Ok((obj, v)), Some(s)) => Outcome::pass(format!(
+                    "{} stores in {} ({obj} → {}), base backups by {} schedule {:?}",
+                    k.describe(),
+                    c.describe(),
+                    v.get("destinationPath").and_then(Value::as_str).unwrap_or("?"),
+                    s.describe(),
+                    s.str("/spec/schedule").unwrap_or("")
+                )),
+            });
+        }
+        Ok(Outcome::all(outcomes))
+    })
+}
+
+// ---------------------------------------------------------------------------
+// SSO
+// ---------------------------------------------------------------------------
+
+/// HelmReleases of `chart` on the given clusters.
+fn helm_releases(repo: &GitopsRepo, clusters: &[String], chart: &str) -> Result<Vec<(String, std::sync::Arc<crate::repo::Rendered>, RenderedObject)>, Outcome> {
+    let mut out = vec![];
+    for c in clusters {
+        let r = repo.render(c).map_err(Outcome::error)?;
+        for hr in objects(&r, HELM_GROUP, "HelmRelease") {
+            if squash(&chart_name(hr)) == squash(chart) {
+                out.push((c.clone(), r.clone(), hr.clone()));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn none_found(what: &str, clusters: &[String]) -> Outcome {
+    Outcome::fail(what, format!("rendered on cluster(s) {}", clusters.join(", ")), "not found")
+}
+
+async fn grafana_keycloak_sso(ctx: Ctx) -> Outcome {
+    outcome(|| {
+        let repo = repo(&ctx)?;
+        let clusters = scope(&ctx, repo);
+        let issuers = keycloak_issuers(repo)?;
+        let mut outcomes = vec![];
+        for c in &clusters {
+            let r = repo.render(c).map_err(Outcome::error)?;
+            for hr in objects(&r, HELM_GROUP, "HelmRelease") {
+                let values = helm_values(&r, hr);
+                let ini = values.pointer("/grafana/grafana.ini").or_else(|| values.get("grafana.ini"));
+                let Some(ini) = ini else { continue };
+                let object = format!("{} grafana.ini auth.generic_oauth", hr.describe());
+                let Some(oauth) = ini.get("auth.generic_oauth") else {
+                    outcomes.push(Outcome::fail(object, "an OIDC provider section", "absent"));
+                    continue;
+                };
+                if oauth.get("enabled").map(crate::repo::scalar_text).as_deref() != Some("true") {
+                    outcomes.push(Outcome::fail(format!("{object}.enabled"), "true", oauth.get("enabled").map(|v| v.to_string()).unwrap_or("unset".into())));
+                    continue;
+                }
+                let auth_url = oauth.get("auth_url").and_then(Value::as_str).unwrap_or("");
+                let issuer = auth_url.split_once("/protocol/openid-connect").map(|(i, _)| i);
+                let token_issuer = oauth.get("token_url").and_then(Value::as_str).and_then(|t| t.split_once("/protocol/openid-connect")).map(|(i, _)| i);
+                if issuer.is_some() && token_issuer.map(normalize_url) != issuer.map(normalize_url) {
+                    outcomes.push(Outcome::fail(format!("{object}.token_url"), format!("the same issuer {:?}", issuer.unwrap_or("")), format!("{:?}", token_issuer.unwrap_or(""))));
+                    continue;
+                }
+                let client = oauth.get("client_id").and_then(Value::as_str);
+                outcomes.push(expect_keycloak_client(&issuers, &format!("{object} (auth_url {auth_url})"), issuer, client));
+            }
+        }
+        Ok(if outcomes.is_empty() { none_found("a Grafana HelmRelease with grafana.ini (values or valuesFrom)", &clusters) } else { Outcome::all(outcomes) })
+    })
+}
+
+/// GitLab OmniAuth OpenID Connect provider pointing at a Keycloak realm with a known client.
+pub(crate) fn gitlab_sso(repo: &GitopsRepo, clusters: &[String]) -> Result<Outcome, Outcome> {
+    let issuers = keycloak_issuers(repo)?;
+    let hrs = helm_releases(repo, clusters, "gitlab")?;
+    if hrs.is_empty() {
+        return Ok(none_found("a GitLab HelmRelease (chart gitlab)", clusters));
+    }
+    let mut outcomes = vec![];
+    for (_, r, hr) in &hrs {
+        let values = helm_values(r, hr);
+        let omni = values.pointer("/global/appConfig/omniauth").cloned().unwrap_or(Value::Null);
+        let object = format!("{} global.appConfig.omniauth", hr.describe());
+        if omni.get("enabled").map(crate::repo::scalar_text).as_deref() != Some("true") {
+            outcomes.push(Outcome::fail(format!("{object}.enabled"), "true", omni.get("enabled").map(|v| v.to_string()).unwrap_or("unset".into())));
+            continue;
+        }
+        let mut providers: Vec<(String, Value)> = vec![];
+        for p in omni.get("providers").and_then(Value::as_array).into_iter().flatten() {
+            if let Some(secret) = p.get("secret").and_then(Value::as_str) {
+                let key = p.get("key").and_then(Value::as_str).unwrap_or("provider");
+                match external_secret_for(r, hr.namespace(), secret).and_then(|es| template_value(es, key).map(|t| (es, t))) {
+                    Some((es, t)) => providers.push((format!("{} key {key}", es.describe()), parse_templated(t).unwrap_or(Value::Null))),
+                    None => providers.push((format!("Secret {secret} key {key}"), Value::Null)),
+                }
+            } else {
+                providers.push((object.clone(), p.clone()));
+            }
+        }
+        let oidc = providers.iter().find(|(_, p)| p.get("name").and_then(Value::as_str) == Some("openid_connect"));
+        match oidc {
+            None => outcomes.push(Outcome::fail(
+                format!("{object}.providers"),
+                "an openid_connect provider (inline or from an ExternalSecret template)",
+                format!("[{}]", providers.iter().map(|(w, p)| format!("{w}: {}", p.get("name").and_then(Value::as_str).unwrap_or("unreadable"))).collect::<Vec<_>>().join(", ")),
+            )),
+            Some((where_, p)) => outcomes.push(expect_keycloak_client(
+                &issuers,
+                &format!("{} openid_connect provider ({where_})", hr.describe()),
+                p.pointer("/args/issuer").and_then(Value::as_str),
+                p.pointer("/args/client_options/identifier").and_then(Value::as_str),
+            )),
+        }
+    }
+    Ok(Outcome::all(outcomes))
+}
+
+async fn gitlab_keycloak_sso_all(ctx: Ctx) -> Outcome {
+    outcome(|| {
+        let repo = repo(&ctx)?;
+        gitlab_sso(repo, &scope(&ctx, repo))
+    })
+}
+
+/// Harbor OIDC auth (CONFIG_OVERWRITE_JSON) pointing at a Keycloak realm with a known client.
+pub(crate) fn harbor_sso(repo: &GitopsRepo, clusters: &[String]) -> Result<Outcome, Outcome> {
+    let issuers = keycloak_issuers(repo)?;
+    let hrs = helm_releases(repo, clusters, "harbor")?;
+    if hrs.is_empty() {
+        return Ok(none_found("a Harbor HelmRelease (chart harbor)", clusters));
+    }
+    let mut outcomes = vec![];
+    for (_, r, hr) in &hrs {
+        let values = helm_values(r, hr);
+        let env = values.pointer("/core/extraEnvVars").and_then(Value::as_array).cloned().unwrap_or_default();
+        let entry = env.iter().find(|e| e.get("name").and_then(Value::as_str) == Some("CONFIG_OVERWRITE_JSON"));
+        let object = format!("{} core.extraEnvVars CONFIG_OVERWRITE_JSON", hr.describe());
+        let json: Option<(String, String)> = match entry {
+            Some(e) if e.get("value").is_some() => e.get("value").and_then(Value::as_str).map(|v| (object.clone(), v.to_string())),
+            Some(e) => {
+                let name = e.pointer("/valueFrom/secretKeyRef/name").and_then(Value::as_str).unwrap_or("");
+                let key = e.pointer("/valueFrom/secretKeyRef/key").and_then(Value::as_str).unwrap_or("");
+                external_secret_for(r, hr.namespace(), name).and_then(|es| template_value(es, key).map(|t| (format!("{} key {key}", es.describe()), t.to_string())))
+            }
+            None => None,
+        };
+        let Some((where_, text)) = json else {
+            outcomes.push(Outcome::fail(object, "Harbor OIDC settings (auth_mode oidc_auth) inline or from an ExternalSecret template", "not configured"));
+            continue;
+        };
+        let cfg: Value = match parse_templated(&text) {
+            Some(v) => v,
+            None => {
+                outcomes.push(Outcome::fail(where_, "valid JSON", "unparsable"));
+                continue;
+            }
+        };
+        let mode = cfg.get("auth_mode").and_then(Value::as_str).unwrap_or("");
+        if mode != "oidc_auth" {
+            outcomes.push(Outcome::fail(format!("{where_} auth_mode"), "\"oidc_auth\"", format!("{mode:?}")));
+            continue;
+        }
+        outcomes.push(expect_keycloak_client(&issuers, &format!("{} ({where_})", hr.describe()), cfg.get("oidc_endpoint").and_then(Value::as_str), cfg.get("oidc_client_id").and_then(Value::as_str)));
+    }
+    Ok(Outcome::all(outcomes))
+}
+
+async fn harbor_keycloak_sso_all(ctx: Ctx) -> Outcome {
+    outcome(|| {
+        let repo = repo(&ctx)?;
+        harbor_sso(repo, &scope(&ctx, repo))
+    })
 }

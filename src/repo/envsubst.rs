@@ -60,7 +60,9 @@ pub fn substitute(text: &str, vars: &BTreeMap<String, String>) -> Substituted {
             }
         }
     });
-    unresolved.dedup();
+    // once per name, in order of first use (`${A} ${B} ${A}` → A, B)
+    let mut seen = std::collections::BTreeSet::new();
+    unresolved.retain(|n| seen.insert(n.clone()));
     Substituted { text: out.into_owned(), unresolved }
 }
 
@@ -76,6 +78,12 @@ mod tests {
     fn default_forms_follow_envsubst() {
         let v = vars(&[("EMPTY", ""), ("SET", "x")]);
         assert_eq!(substitute("${EMPTY:-d}|${EMPTY-d}|${UNSET=d}|${SET:=d}", &v).text, "d||d|x");
+    }
+
+    #[test]
+    fn unresolved_names_are_reported_once() {
+        let out = substitute("${A} ${B} ${A}", &vars(&[]));
+        assert_eq!(out.unresolved, vec!["A".to_string(), "B".to_string()]);
     }
 
     #[test]

@@ -129,7 +129,10 @@ fn substitute(doc: &Document, k: &FluxKustomization, vars: &std::collections::BT
         return Some(RenderedObject { file: doc.file.clone(), applied_by: k.name.clone(), value: doc.value.clone() });
     }
     let result = envsubst::substitute(&doc.raw, vars);
-    for name in &result.unresolved {
+    // `kustomize build` drops comments before Flux substitutes: a reference that only a
+    // comment holds is never substituted, so it is no problem. Keep those in the document's values.
+    let in_values = references_in_values(&doc.value);
+    for name in result.unresolved.iter().filter(|n| in_values.contains(*n)) {
         problems.push(Problem {
             category: "unresolved-variable",
             finding: Finding::new(
@@ -223,9 +226,43 @@ pub fn normalize(path: &Path) -> PathBuf {
     out.iter().collect()
 }
 
+/// Names referenced (`${NAME}` without default) by the strings and keys of a parsed document.
+fn references_in_values(v: &Value) -> BTreeSet<String> {
+    fn walk(v: &Value, out: &mut BTreeSet<String>) {
+        let mut add = |s: &str| out.extend(envsubst::references(s).into_iter().filter(|r| !r.has_default).map(|r| r.name));
+        match v {
+            Value::String(s) => add(s),
+            Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
+            Value::Object(m) => m.iter().for_each(|(k, x)| {
+                out.extend(envsubst::references(k).into_iter().filter(|r| !r.has_default).map(|r| r.name));
+                walk(x, out)
+            }),
+            _ => {}
+        }
+    }
+    let mut out = BTreeSet::new();
+    walk(v, &mut out);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::GitopsRepo;
+
+    #[test]
+    fn a_reference_only_in_a_comment_is_not_unresolved() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        write(root, "kubernetes/clusters/c1/ks.yaml", &format!("{FLUX_KS}metadata:\n  name: main\n  namespace: flux-system\nspec:\n  path: ./kubernetes/apps\n  sourceRef:\n    kind: GitRepository\n    name: flux-system\n  postBuild:\n    substitute:\n      CLUSTER: c1\n"));
+        // kustomize build drops the comment, so Flux never sees ${COMMENTED}; ${MISSING} is real.
+        write(root, "kubernetes/apps/cm.yaml", "# set per cluster: ${COMMENTED}\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-${CLUSTER}  # ${ALSO_COMMENTED}\ndata:\n  script: |\n    # in a block scalar: ${MISSING}\n");
+        let repo = GitopsRepo::load(root).unwrap();
+        let r = repo.render("c1").unwrap();
+        let unresolved: Vec<&str> = r.problems_of("unresolved-variable").map(|p| p.finding.object.as_str()).collect();
+        assert_eq!(unresolved.len(), 1, "{unresolved:?}");
+        assert!(unresolved[0].ends_with("${MISSING}"), "{unresolved:?}");
+        assert_eq!(r.objects[0].name(), "cm-c1");
+    }
 
     const FLUX_KS: &str = "apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\n";
 

@@ -16,6 +16,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::check::{CheckContext, Cleanup, Layer, Outcome, Phase, Target, Verdict};
+use crate::catalog::DOD_STORY;
 use crate::checks::ONCE;
 use crate::plan::Unit;
 use crate::repo::GitopsRepo;
@@ -86,6 +87,7 @@ impl Runner {
 
         let semaphore = Arc::new(Semaphore::new(self.config.concurrency.max(1)));
         let mut results: Vec<Option<UnitResult>> = (0..total).map(|_| None).collect();
+        let finished: Arc<std::sync::Mutex<Vec<UnitResult>>> = Arc::default();
         let mut tasks: JoinSet<(usize, UnitResult)> = JoinSet::new();
         let mut started_stories: BTreeSet<String> = BTreeSet::new();
         let mut done = 0usize;
@@ -102,7 +104,7 @@ impl Runner {
                 started_stories.insert(story.clone());
                 for (index, unit) in by_story.get(&story).cloned().unwrap_or_default() {
                     let blocked = self.blocked_by(&unit, &ancestors[&story], &stories);
-                    let job = self.job(unit, blocked, semaphore.clone(), events.clone(), index);
+                    let job = self.job(unit, blocked, semaphore.clone(), events.clone(), index, finished.clone());
                     tasks.spawn(job);
                 }
             }
@@ -119,6 +121,7 @@ impl Runner {
             if live && bad {
                 state.failed_live.insert(result.cluster.clone());
             }
+            finished.lock().expect("results lock").push(result.clone());
             let _ = events.send(Event::UnitFinished { result: result.clone(), done, total });
             results[index] = Some(result);
         }
@@ -147,6 +150,10 @@ impl Runner {
                     }
                 }
             }
+            // The Definition of Done is judged last, after every story.
+            if s == DOD_STORY {
+                seen.extend(selected.iter().filter(|x| *x != s).cloned());
+            }
             out.insert(s.clone(), seen.into_iter().filter(|a| selected.contains(a)).collect());
         }
         out
@@ -167,7 +174,11 @@ impl Runner {
                 (same && !st.failed_live.is_empty()) || elsewhere
             })
             .collect();
-        (!failed.is_empty()).then(|| failed.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "))
+        match failed.len() {
+            0 => None,
+            n if n > 5 => Some(format!("{} and {} more", failed[..5].iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "), n - 5)),
+            _ => Some(failed.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")),
+        }
     }
 
     fn job(
@@ -177,6 +188,7 @@ impl Runner {
         semaphore: Arc<Semaphore>,
         events: mpsc::UnboundedSender<Event>,
         index: usize,
+        finished: Arc<std::sync::Mutex<Vec<UnitResult>>>,
     ) -> impl std::future::Future<Output = (usize, UnitResult)> + Send + 'static {
         let config = self.config.clone();
         let env = self.env.clone();
@@ -187,7 +199,7 @@ impl Runner {
             let _ = events.send(Event::UnitStarted { title: unit.title() });
             let (outcome, attempts) = match precondition(&unit, &config, &env, &cancel, blocked.as_deref()) {
                 Some(skip) => (skip, 0),
-                None => evaluate(&unit, &config, &env, &cancel).await,
+                None => evaluate(&unit, &config, &env, &cancel, finished).await,
             };
             let result = UnitResult::new(&unit, outcome, start.elapsed(), attempts, blocked);
             (index, result)
@@ -206,15 +218,6 @@ fn precondition(unit: &Unit, config: &RunConfig, env: &Environment, cancel: &Can
     if let Some(reason) = check.manual_reason {
         return Some(Outcome::skip(format!("manual: {reason}")));
     }
-    if let Some(phase) = check.phase {
-        if phase != config.phase {
-            return Some(Outcome::skip(format!(
-                "evaluated only in the {} phase (run with --phase {})",
-                phase.as_str(),
-                phase.as_str()
-            )));
-        }
-    }
     if check.layer == Layer::Repo && env.repo.is_none() {
         return Some(Outcome::skip("no GitOps repository given (--repo PATH)"));
     }
@@ -228,11 +231,26 @@ fn precondition(unit: &Unit, config: &RunConfig, env: &Environment, cancel: &Can
             return Some(Outcome::error(format!("no kubeconfig context for cluster {} (use --context {}=CONTEXT)", unit.cluster, unit.cluster)));
         }
     }
+    if let Some(phase) = check.phase {
+        if phase != config.phase {
+            return Some(Outcome::skip(format!(
+                "evaluated only in the {} phase (run with --phase {})",
+                phase.as_str(),
+                phase.as_str()
+            )));
+        }
+    }
     blocked.map(|b| Outcome::skip(format!("blocked by {b}")))
 }
 
 /// Evaluates a check with timeout and, for live layers, retries with backoff.
-async fn evaluate(unit: &Unit, config: &RunConfig, env: &Environment, cancel: &CancellationToken) -> (Outcome, u32) {
+async fn evaluate(
+    unit: &Unit,
+    config: &RunConfig,
+    env: &Environment,
+    cancel: &CancellationToken,
+    finished: Arc<std::sync::Mutex<Vec<UnitResult>>>,
+) -> (Outcome, u32) {
     let check = unit.check.as_ref().expect("precondition ensured a check");
     let target = env.targets.get(&unit.cluster).or_else(|| env.targets.values().next()).cloned();
     let cleanup = Cleanup::default();
@@ -243,6 +261,7 @@ async fn evaluate(unit: &Unit, config: &RunConfig, env: &Environment, cancel: &C
         phase: config.phase,
         cancel: cancel.child_token(),
         cleanup: cleanup.clone(),
+        finished,
     });
     let max_attempts = if check.layer.is_live() { 1 + config.retries } else { 1 };
     let deadline = tokio::time::Instant::now() + config.timeout;

@@ -33,7 +33,14 @@ pub struct Ports {
 impl Ports {
     pub fn for_index(base: u16, index: usize) -> Ports {
         let b = base + 100 * index as u16;
-        Ports { apiserver: b, etcd_client: b + 1, etcd_peer: b + 2, controller_manager: b + 3, scheduler: b + 4, kwok: b + 5 }
+        Ports {
+            apiserver: b,
+            etcd_client: b + 1,
+            etcd_peer: b + 2,
+            controller_manager: b + 3,
+            scheduler: b + 4,
+            kwok: b + 5,
+        }
     }
     /// Ports of one component (etcd has two).
     pub fn of(&self, component: &str) -> Vec<u16> {
@@ -86,7 +93,8 @@ impl ClusterSpec {
 pub fn parse_cidr(value: &str) -> anyhow::Result<ipnet::IpNet> {
     let v = value.trim();
     let first = if v.starts_with('[') {
-        let list: Vec<String> = serde_json::from_str(v).with_context(|| format!("'{v}' is neither a CIDR nor a JSON list"))?;
+        let list: Vec<String> =
+            serde_json::from_str(v).with_context(|| format!("'{v}' is neither a CIDR nor a JSON list"))?;
         list.into_iter().next().with_context(|| format!("'{v}' is an empty list"))?
     } else {
         v.trim_matches(|c| c == '"' || c == '\'').to_string()
@@ -99,13 +107,19 @@ pub fn parse_cidr(value: &str) -> anyhow::Result<ipnet::IpNet> {
 /// (the Talos node addresses of the fixture repository); a cluster at index *i* gets
 /// 10.25.11.(11+3i)..
 pub fn nodes_for(name: &str, index: usize) -> Vec<NodeSpec> {
-    (0..3).map(|j| NodeSpec { name: format!("{name}-{:02}", j + 1), internal_ip: format!("10.25.11.{}", 11 + 3 * index + j) }).collect()
+    (0..3)
+        .map(|j| NodeSpec {
+            name: format!("{name}-{:02}", j + 1),
+            internal_ip: format!("10.25.11.{}", 11 + 3 * index + j),
+        })
+        .collect()
 }
 
 /// The simulated clusters, in fixed order (`infra`, `apps`, then any other), with
 /// their CIDRs from the repository's variables.
 pub fn cluster_specs(cfg: &SimConfig) -> anyhow::Result<Vec<ClusterSpec>> {
-    let repo = crate::repo::GitopsRepo::load(&cfg.repo).with_context(|| format!("load GitOps repository {}", cfg.repo.display()))?;
+    let repo = crate::repo::GitopsRepo::load(&cfg.repo)
+        .with_context(|| format!("load GitOps repository {}", cfg.repo.display()))?;
     let mut names: Vec<String> = repo.clusters().to_vec();
     names.sort_by_key(|n| match n.as_str() {
         "infra" => (0, n.clone()),
@@ -117,7 +131,8 @@ pub fn cluster_specs(cfg: &SimConfig) -> anyhow::Result<Vec<ClusterSpec>> {
     for (index, name) in names.into_iter().enumerate() {
         let vars = repo.variables(&name).with_context(|| format!("variables of cluster {name}"))?;
         let get = |k: &str| -> anyhow::Result<ipnet::IpNet> {
-            let v = vars.get(k).with_context(|| format!("cluster {name}: variable {k} is not set in the repository"))?;
+            let v =
+                vars.get(k).with_context(|| format!("cluster {name}: variable {k} is not set in the repository"))?;
             parse_cidr(v).with_context(|| format!("cluster {name}: variable {k}"))
         };
         let pod_cidr = get("POD_CIDR")?;
@@ -202,7 +217,10 @@ pub fn command(cfg: &SimConfig, c: &ClusterSpec, component: &str) -> Command {
             ]);
         }
         "kube-apiserver" => {
+            // The API server caches every CRD's schema; a soft limit halves its RSS (sim/README.md).
+            cmd.env("GOMEMLIMIT", "512MiB");
             let srv = pki.cert(&c.name, "apiserver");
+            let fp = pki.cert(&c.name, "front-proxy-client");
             cmd.args([
                 format!("--etcd-servers=http://127.0.0.1:{}", p.etcd_client),
                 "--bind-address=127.0.0.1".into(),
@@ -219,6 +237,15 @@ pub fn command(cfg: &SimConfig, c: &ClusterSpec, component: &str) -> Command {
                 format!("--service-account-key-file={}", s(&pki.sa_pub())),
                 format!("--service-account-signing-key-file={}", s(&pki.sa_key())),
                 "--allow-privileged=true".into(),
+                // Fills kube-system/extension-apiserver-authentication (the controller-manager and
+                // scheduler log errors every few seconds without it) and enables the aggregation layer.
+                format!("--requestheader-client-ca-file={}", s(&pki.ca_cert())),
+                "--requestheader-allowed-names=front-proxy-client".into(),
+                "--requestheader-username-headers=X-Remote-User".into(),
+                "--requestheader-group-headers=X-Remote-Group".into(),
+                "--requestheader-extra-headers-prefix=X-Remote-Extra-".into(),
+                format!("--proxy-client-cert-file={}", s(&fp.cert)),
+                format!("--proxy-client-key-file={}", s(&fp.key)),
                 // Nodes' addresses (10.25.11.x) are not on this machine: the API server
                 // must never dial them (logs/exec/port-forward fail instead).
                 "--kubelet-preferred-address-types=Hostname".into(),
@@ -286,7 +313,12 @@ pub struct Probe {
 
 impl Probe {
     pub fn new(cfg: &SimConfig) -> anyhow::Result<Probe> {
-        let base = || reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(3)).connect_timeout(Duration::from_secs(1));
+        let base = || {
+            reqwest::Client::builder()
+                .no_proxy()
+                .timeout(Duration::from_secs(3))
+                .connect_timeout(Duration::from_secs(1))
+        };
         let ca_pem = std::fs::read(Pki::at(&cfg.state_dir).ca_cert()).unwrap_or_default();
         let ca = match reqwest::Certificate::from_pem(&ca_pem) {
             Ok(cert) if !ca_pem.is_empty() => base().tls_certs_only([cert]).build()?,
@@ -301,7 +333,9 @@ impl Probe {
         let (client, url) = match component {
             "etcd" => (&self.insecure, format!("http://127.0.0.1:{}/health", p.etcd_client)),
             "kube-apiserver" => (&self.ca, format!("https://127.0.0.1:{}/readyz", p.apiserver)),
-            "kube-controller-manager" => (&self.insecure, format!("https://127.0.0.1:{}/healthz", p.controller_manager)),
+            "kube-controller-manager" => {
+                (&self.insecure, format!("https://127.0.0.1:{}/healthz", p.controller_manager))
+            }
             "kube-scheduler" => (&self.insecure, format!("https://127.0.0.1:{}/healthz", p.scheduler)),
             "kwok" => (&self.insecure, format!("http://127.0.0.1:{}/healthz", p.kwok)),
             other => return Err(format!("unknown component {other}")),
@@ -310,7 +344,10 @@ impl Probe {
         let status = resp.status();
         let body = resp.text().await.unwrap_or_default();
         if !status.is_success() {
-            return Err(format!("{url}: HTTP {status}: {}", body.lines().filter(|l| l.contains("failed")).collect::<Vec<_>>().join("; ")));
+            return Err(format!(
+                "{url}: HTTP {status}: {}",
+                body.lines().filter(|l| l.contains("failed")).collect::<Vec<_>>().join("; ")
+            ));
         }
         if component == "etcd" && !body.contains("\"health\":\"true\"") {
             return Err(format!("{url}: {body}"));

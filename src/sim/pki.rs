@@ -3,7 +3,8 @@
 //! clusters' API servers and controller-managers), and per cluster
 //! (`$STATE/pki/<cluster>/`): the API server's serving certificate and client
 //! certificates for the admin (`O=system:masters`), the controller-manager
-//! (`CN=system:kube-controller-manager`) and the scheduler (`CN=system:kube-scheduler`).
+//! (`CN=system:kube-controller-manager`), the scheduler (`CN=system:kube-scheduler`) and
+//! the front proxy (`CN=front-proxy-client`).
 //! All keys are ECDSA P-256 PKCS#8. Files are made once and reused while the state
 //! directory lives (made anew, all together, when any is missing).
 
@@ -44,7 +45,7 @@ impl Pki {
     pub fn sa_pub(&self) -> PathBuf {
         self.dir.join("sa.pub")
     }
-    /// `apiserver`, `admin`, `kcm` or `scheduler` of a cluster.
+    /// `apiserver`, `admin`, `kcm`, `scheduler` or `front-proxy-client` of a cluster.
     pub fn cert(&self, cluster: &str, name: &str) -> CertFiles {
         let d = self.dir.join(cluster);
         CertFiles { cert: d.join(format!("{name}.crt")), key: d.join(format!("{name}.key")) }
@@ -53,16 +54,21 @@ impl Pki {
         self.dir.join(".complete")
     }
 
+    /// Layout version and cluster names (a new version remakes the PKI).
+    fn marker_text(clusters: &[ClusterSpec]) -> String {
+        format!("v2 {}", clusters.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(","))
+    }
+
     /// True if the PKI was made for exactly these clusters.
     pub fn is_complete(&self, clusters: &[ClusterSpec]) -> bool {
-        let want = clusters.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(",");
+        let want = Self::marker_text(clusters);
         std::fs::read_to_string(self.marker()).is_ok_and(|m| m == want)
     }
 
     /// Makes every file that is missing: the CA and the SA key once, then each
     /// cluster's certificates. Reuses what exists (running components keep trusting it).
     pub fn ensure(&self, clusters: &[ClusterSpec]) -> anyhow::Result<()> {
-        let want = clusters.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(",");
+        let want = Self::marker_text(clusters);
         if self.is_complete(clusters) {
             return Ok(());
         }
@@ -73,7 +79,8 @@ impl Pki {
         let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
         ca_params.distinguished_name = dn("platform-acceptance-sim-ca", None);
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+        ca_params.key_usages =
+            vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
         validity(&mut ca_params);
         let ca_cert = ca_params.self_signed(&ca_key)?;
         write_private(&self.ca_key(), &ca_key.serialize_pem())?;
@@ -84,16 +91,53 @@ impl Pki {
         std::fs::write(self.sa_pub(), sa.public_key_pem())?;
         for c in clusters {
             std::fs::create_dir_all(self.dir.join(&c.name))?;
-            let mut sans: Vec<SanType> = vec![SanType::IpAddress(IpAddr::from([127, 0, 0, 1])), SanType::IpAddress(c.service_ip)];
-            for d in ["localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"]
-            {
+            let mut sans: Vec<SanType> =
+                vec![SanType::IpAddress(IpAddr::from([127, 0, 0, 1])), SanType::IpAddress(c.service_ip)];
+            for d in [
+                "localhost",
+                "kubernetes",
+                "kubernetes.default",
+                "kubernetes.default.svc",
+                "kubernetes.default.svc.cluster.local",
+            ] {
                 sans.push(SanType::DnsName(d.try_into()?));
             }
             self.leaf(c, "apiserver", dn("kube-apiserver", None), sans, ExtendedKeyUsagePurpose::ServerAuth, &issuer)?;
             let admin = format!("{}-admin", c.name);
-            self.leaf(c, "admin", dn(&admin, Some("system:masters")), vec![], ExtendedKeyUsagePurpose::ClientAuth, &issuer)?;
-            self.leaf(c, "kcm", dn("system:kube-controller-manager", None), vec![], ExtendedKeyUsagePurpose::ClientAuth, &issuer)?;
-            self.leaf(c, "scheduler", dn("system:kube-scheduler", None), vec![], ExtendedKeyUsagePurpose::ClientAuth, &issuer)?;
+            self.leaf(
+                c,
+                "admin",
+                dn(&admin, Some("system:masters")),
+                vec![],
+                ExtendedKeyUsagePurpose::ClientAuth,
+                &issuer,
+            )?;
+            self.leaf(
+                c,
+                "kcm",
+                dn("system:kube-controller-manager", None),
+                vec![],
+                ExtendedKeyUsagePurpose::ClientAuth,
+                &issuer,
+            )?;
+            self.leaf(
+                c,
+                "scheduler",
+                dn("system:kube-scheduler", None),
+                vec![],
+                ExtendedKeyUsagePurpose::ClientAuth,
+                &issuer,
+            )?;
+            // The API server's identity towards aggregated API servers (and the
+            // requestheader CA that fills kube-system/extension-apiserver-authentication).
+            self.leaf(
+                c,
+                "front-proxy-client",
+                dn("front-proxy-client", None),
+                vec![],
+                ExtendedKeyUsagePurpose::ClientAuth,
+                &issuer,
+            )?;
         }
         std::fs::write(self.marker(), want)?;
         Ok(())

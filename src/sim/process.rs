@@ -89,7 +89,9 @@ pub fn register_process_with(
 ) -> anyhow::Result<ProcessRecord> {
     let st = proc_stat(pid).with_context(|| format!("cannot register {scope}/{name}: no process with pid {pid}"))?;
     let command = std::fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|b| b.split(|c| *c == 0).filter(|s| !s.is_empty()).map(|s| String::from_utf8_lossy(s).into_owned()).collect())
+        .map(|b| {
+            b.split(|c| *c == 0).filter(|s| !s.is_empty()).map(|s| String::from_utf8_lossy(s).into_owned()).collect()
+        })
         .unwrap_or_default();
     let rec = ProcessRecord {
         scope: scope.into(),
@@ -130,7 +132,9 @@ pub fn lookup(state_dir: &Path, scope: &str, name: &str) -> Option<ProcessRecord
 
 /// Every record, sorted by scope and name.
 pub fn registered_processes(state_dir: &Path) -> Vec<ProcessRecord> {
-    let Ok(rd) = std::fs::read_dir(pids_dir(state_dir)) else { return vec![] };
+    let Ok(rd) = std::fs::read_dir(pids_dir(state_dir)) else {
+        return vec![];
+    };
     let mut out: Vec<ProcessRecord> = rd
         .filter_map(Result::ok)
         .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
@@ -151,7 +155,13 @@ pub fn log_path(state_dir: &Path, scope: &str, name: &str) -> PathBuf {
 ///
 /// Refuses if a live process is already registered under `scope/name`, or if one of
 /// `ports` is already listening (naming the process that holds it).
-pub fn spawn_detached(state_dir: &Path, scope: &str, name: &str, cmd: &mut Command, ports: &[u16]) -> anyhow::Result<ProcessRecord> {
+pub fn spawn_detached(
+    state_dir: &Path,
+    scope: &str,
+    name: &str,
+    cmd: &mut Command,
+    ports: &[u16],
+) -> anyhow::Result<ProcessRecord> {
     if let Some(rec) = lookup(state_dir, scope, name).filter(ProcessRecord::is_alive) {
         bail!("{scope}/{name} already runs (pid {})", rec.pid);
     }
@@ -160,9 +170,11 @@ pub fn spawn_detached(state_dir: &Path, scope: &str, name: &str, cmd: &mut Comma
     }
     let log = log_path(state_dir, scope, name);
     std::fs::create_dir_all(log.parent().expect("log has a parent"))?;
-    let mut file = OpenOptions::new().create(true).append(true).open(&log).with_context(|| format!("open {}", log.display()))?;
-    let argv: Vec<String> = std::iter::once(cmd.get_program()).chain(cmd.get_args()).map(|s| s.to_string_lossy().into_owned()).collect();
-    let now = time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+    let mut file =
+        OpenOptions::new().create(true).append(true).open(&log).with_context(|| format!("open {}", log.display()))?;
+    let argv = argv(cmd);
+    let now =
+        time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
     writeln!(file, "==== platform-acceptance sim: starting {scope}/{name} at {now}\n==== {}", argv.join(" "))?;
     let err = file.try_clone()?;
     cmd.stdin(Stdio::null()).stdout(file).stderr(err).process_group(0);
@@ -173,7 +185,8 @@ pub fn spawn_detached(state_dir: &Path, scope: &str, name: &str, cmd: &mut Comma
     std::thread::Builder::new().name(format!("reap-{name}")).spawn(move || {
         let _ = child.wait();
     })?;
-    let st = proc_stat(pid).with_context(|| format!("{scope}/{name} (pid {pid}) exited at once; see {}", log.display()))?;
+    let st =
+        proc_stat(pid).with_context(|| format!("{scope}/{name} (pid {pid}) exited at once; see {}", log.display()))?;
     let rec = ProcessRecord {
         scope: scope.into(),
         name: name.into(),
@@ -185,6 +198,11 @@ pub fn spawn_detached(state_dir: &Path, scope: &str, name: &str, cmd: &mut Comma
     };
     write_record(state_dir, &rec)?;
     Ok(rec)
+}
+
+/// Program and arguments of a command, as [`ProcessRecord::command`] keeps them.
+pub fn argv(cmd: &Command) -> Vec<String> {
+    std::iter::once(cmd.get_program()).chain(cmd.get_args()).map(|s| s.to_string_lossy().into_owned()).collect()
 }
 
 /// Stops a process: SIGTERM to its process group (or to the pid, when it leads no
@@ -224,7 +242,9 @@ fn signal(target: i32, sig: i32) {
 }
 
 fn pids_in_group(pgrp: u32) -> Vec<u32> {
-    let Ok(rd) = std::fs::read_dir("/proc") else { return vec![] };
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return vec![];
+    };
     rd.filter_map(Result::ok)
         .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
         .filter(|pid| proc_stat(*pid).is_some_and(|st| st.pgrp == pgrp && st.state != 'Z'))
@@ -243,7 +263,11 @@ pub(crate) fn proc_stat(pid: u32) -> Option<ProcStat> {
     //  utime stime cutime cstime priority nice threads itrealvalue starttime ..."
     let rest = &text[text.rfind(')')? + 2..];
     let f: Vec<&str> = rest.split_whitespace().collect();
-    Some(ProcStat { state: f.first()?.chars().next()?, pgrp: f.get(2)?.parse().ok()?, start_time: f.get(19)?.parse().ok()? })
+    Some(ProcStat {
+        state: f.first()?.chars().next()?,
+        pgrp: f.get(2)?.parse().ok()?,
+        start_time: f.get(19)?.parse().ok()?,
+    })
 }
 
 /// VmRSS of a process, in KiB.
@@ -254,7 +278,9 @@ pub fn rss_kib(pid: u32) -> Option<u64> {
 
 /// Last `lines` lines of a file ("" if unreadable).
 pub fn log_tail(path: &Path, lines: usize) -> String {
-    let Ok(bytes) = std::fs::read(path) else { return String::new() };
+    let Ok(bytes) = std::fs::read(path) else {
+        return String::new();
+    };
     let start = bytes.len().saturating_sub(64 * 1024);
     let text = String::from_utf8_lossy(&bytes[start..]);
     let all: Vec<&str> = text.lines().collect();
@@ -265,14 +291,18 @@ pub fn log_tail(path: &Path, lines: usize) -> String {
 pub fn listening_ports() -> BTreeMap<u16, BTreeSet<u64>> {
     let mut out: BTreeMap<u16, BTreeSet<u64>> = BTreeMap::new();
     for file in ["/proc/net/tcp", "/proc/net/tcp6"] {
-        let Ok(text) = std::fs::read_to_string(file) else { continue };
+        let Ok(text) = std::fs::read_to_string(file) else {
+            continue;
+        };
         for line in text.lines().skip(1) {
             let f: Vec<&str> = line.split_whitespace().collect();
             // sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
             if f.len() < 10 || f[3] != "0A" {
                 continue;
             }
-            let Some(port) = f[1].rsplit(':').next().and_then(|p| u16::from_str_radix(p, 16).ok()) else { continue };
+            let Some(port) = f[1].rsplit(':').next().and_then(|p| u16::from_str_radix(p, 16).ok()) else {
+                continue;
+            };
             let inode = f[9].parse().unwrap_or(0);
             out.entry(port).or_default().insert(inode);
         }
@@ -290,11 +320,16 @@ pub fn port_owner(port: u16) -> Option<(u32, String)> {
     let inodes = listening_ports().remove(&port)?;
     let rd = std::fs::read_dir("/proc").ok()?;
     for pid in rd.filter_map(Result::ok).filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok()) {
-        let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else { continue };
+        let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+            continue;
+        };
         for fd in fds.filter_map(Result::ok) {
-            let Ok(target) = std::fs::read_link(fd.path()) else { continue };
+            let Ok(target) = std::fs::read_link(fd.path()) else {
+                continue;
+            };
             let t = target.to_string_lossy();
-            if let Some(inode) = t.strip_prefix("socket:[").and_then(|s| s.strip_suffix(']')).and_then(|s| s.parse::<u64>().ok())
+            if let Some(inode) =
+                t.strip_prefix("socket:[").and_then(|s| s.strip_suffix(']')).and_then(|s| s.parse::<u64>().ok())
                 && inodes.contains(&inode)
             {
                 let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default().trim().to_string();

@@ -95,3 +95,15 @@ pub fn assert_fails_exactly(report: &RunReport, expected: &[&str], needles: &[&s
 pub fn details(report: &RunReport) -> String {
     failures(report).iter().map(|r| format!("  {}: {}", r.title(), r.outcome.details().join(" | "))).collect::<Vec<_>>().join("\n")
 }
+
+/// Validates a JUnit file against the Jenkins xUnit junit-10.xsd with xmllint (libxml2-utils).
+pub fn assert_junit_valid(path: &Path) {
+    let xsd = Path::new("tests/data/junit-10.xsd");
+    let out = std::process::Command::new("xmllint")
+        .args(["--noout", "--schema"])
+        .arg(xsd)
+        .arg(path)
+        .output()
+        .expect("xmllint missing: apt-get install libxml2-utils");
+    assert!(out.status.success(), "JUnit does not validate: {}", String::from_utf8_lossy(&out.stderr));
+}

@@ -1,0 +1,104 @@
+//! `platform-acceptance sim ...`: the command line of the local simulation.
+
+use clap::Subcommand;
+
+use super::SimConfig;
+
+macro_rules! env_help {
+    () => {
+        "Environment:\n  \
+PA_CACHE          binaries (bin/) and CRDs (crds/) from `make sim-build` [default: /var/cache/platform-acceptance]\n  \
+PA_SIM_STATE      state directory: kubeconfig, logs, pids, etcd data [default: $PA_CACHE/sim]\n  \
+PA_SIM_REPO       GitOps repository giving cluster names and CIDRs [default: fixtures/gitops]\n  \
+PA_SIM_PORT_BASE  first loopback port [default: 32100; infra uses base+0..5, apps base+100..105]"
+    };
+}
+const ENV_HELP: &str = env_help!();
+
+#[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
+pub enum SimCommand {
+    /// Start both simulated clusters (idempotent), install the CRDs, start the data services and apply a scenario.
+    #[command(
+        long_about = "Start the local two-cluster simulation: per cluster (infra, apps) an etcd, kube-apiserver, \
+kube-controller-manager, kube-scheduler and kwok on 127.0.0.1, three kwok nodes (Ready, with podCIDRs from the \
+repository's POD_CIDR), every CRD from $PA_CACHE/crds installed and Established. Then the data services are started and \
+the scenario is applied.\n\n\
+Idempotent: if everything already runs and is healthy it returns within a second; a crashed component is reported with \
+the tail of its log and its cluster restarted. Processes keep running after the command returns; stop them with \
+`sim down`. Needs the binaries from `make sim-build` (= sim/build.sh && sim/crds.sh).",
+        after_help = concat!(
+            "Examples:\n  \
+platform-acceptance sim up\n  \
+platform-acceptance sim up --scenario healthy\n  \
+KUBECONFIG=/var/cache/platform-acceptance/sim/kubeconfig kubectl --context apps get nodes\n  \
+platform-acceptance sim status && platform-acceptance sim down\n\n",
+        env_help!()
+    ))]
+    Up {
+        /// Scenario to apply once the clusters are up (see `sim scenario list`).
+        #[arg(long, default_value = "healthy")]
+        scenario: String,
+    },
+    /// Stop every process of the simulation and remove its state directory.
+    #[command(
+        after_help = "Examples:\n  platform-acceptance sim down\n  PA_SIM_STATE=/tmp/sim2 platform-acceptance sim down"
+    )]
+    Down,
+    /// Show each component's pid, ports, memory and health, and each node.
+    #[command(
+        after_help = "Examples:\n  platform-acceptance sim status\n\nExit status 1 if any component or node is not healthy."
+    )]
+    Status,
+    /// Apply or list scenarios (states of the simulated platform).
+    Scenario {
+        #[command(subcommand)]
+        cmd: ScenarioCommand,
+    },
+}
+
+#[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
+pub enum ScenarioCommand {
+    /// Apply a scenario to the running simulation (starts the data services if needed).
+    #[command(after_help = "Examples:\n  platform-acceptance sim scenario apply healthy")]
+    Apply {
+        /// Scenario name (see `sim scenario list`).
+        name: String,
+    },
+    /// List the scenarios.
+    List,
+}
+
+/// Help text for the environment variables (for the lead's `sim` command `after_help`).
+pub fn env_help() -> &'static str {
+    ENV_HELP
+}
+
+/// Runs a `sim` subcommand with [`SimConfig::from_env`].
+pub async fn run(cmd: SimCommand) -> anyhow::Result<()> {
+    let cfg = SimConfig::from_env();
+    match cmd {
+        SimCommand::Up { scenario } => {
+            super::up(&cfg).await?;
+            let _ = super::data::start(&cfg).await?;
+            super::scenario::apply(&cfg, &scenario).await?;
+        }
+        SimCommand::Down => super::down(&cfg).await?,
+        SimCommand::Status => {
+            let st = super::status(&cfg).await?;
+            println!("{st}");
+            if !st.is_healthy() {
+                anyhow::bail!("the simulation is not (fully) up; run `platform-acceptance sim up`");
+            }
+        }
+        SimCommand::Scenario { cmd: ScenarioCommand::Apply { name } } => {
+            let _ = super::data::start(&cfg).await?;
+            super::scenario::apply(&cfg, &name).await?;
+        }
+        SimCommand::Scenario { cmd: ScenarioCommand::List } => {
+            for name in super::scenario::list() {
+                println!("{name}");
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,152 @@
+//! The command line as a user meets it: outputs, exit codes, one-line errors for bad input.
+
+mod support;
+
+use assert_cmd::Command;
+use support::RepoCopy;
+
+fn cli() -> Command {
+    Command::cargo_bin("platform-acceptance").unwrap()
+}
+
+/// Runs and returns (exit code, stdout, stderr).
+fn run(args: &[&str]) -> (i32, String, String) {
+    let out = cli().args(args).output().unwrap();
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+}
+
+fn assert_usage_error(args: &[&str], needle: &str) {
+    let (code, _, err) = run(args);
+    assert_eq!(code, 2, "{args:?} should exit 2; stderr: {err}");
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "expected one error line, got: {err}");
+    assert!(lines[0].contains(needle), "{:?} lacks {needle:?}", lines[0]);
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn catalog_json_lists_221_items_in_34_stories() {
+    let (code, out, _) = run(&["catalog", "--format", "json"]);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["counts"]["items"], 221);
+    assert_eq!(v["counts"]["stories"], 34);
+    assert_eq!(v["counts"]["criteria"], 207);
+    assert_eq!(v["counts"]["dod"], 14);
+    let items = v["items"].as_array().unwrap();
+    assert_eq!(items.len(), 221);
+    for i in items {
+        for key in ["id", "story", "text", "ticked", "layer", "check", "clusters"] {
+            assert!(i.get(key).is_some(), "item lacks {key}: {i}");
+        }
+        if i["layer"] == "manual" {
+            assert!(i["manual_reason"].as_str().is_some_and(|r| !r.is_empty()), "manual item without reason: {i}");
+        }
+    }
+    let item = items.iter().find(|i| i["id"] == "7.2.7").unwrap();
+    assert_eq!(item["text"], "Cluster healthy and ready");
+    assert_eq!(v["orphans"].as_array().unwrap().len(), 0, "orphan checks: {}", v["orphans"]);
+}
+
+#[test]
+fn missing_document_is_a_usage_error() {
+    assert_usage_error(&["catalog", "--doc", "/nonexistent/plan.md"], "cannot read planning document /nonexistent/plan.md");
+}
+
+#[test]
+fn missing_repository_is_a_usage_error() {
+    assert_usage_error(&["run", "--repo", "/nonexistent/repo"], "repository /nonexistent/repo does not exist");
+}
+
+#[test]
+fn malformed_yaml_names_file_and_line() {
+    let repo = RepoCopy::new();
+    repo.write("kubernetes/bases/cilium/broken.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n data: [\n");
+    let path = repo.path().to_str().unwrap().to_string();
+    assert_usage_error(&["run", "--repo", &path], "malformed YAML in kubernetes/bases/cilium/broken.yaml:");
+}
+
+#[test]
+fn unknown_selector_is_a_usage_error() {
+    assert_usage_error(&["run", "--repo", "fixtures/gitops", "--only", "epic-seven"], "unknown selector \"epic-seven\"");
+    assert_usage_error(&["run", "--repo", "fixtures/gitops", "--only", "11.1"], "selector 11.1 matches nothing");
+    assert_usage_error(&["run", "--repo", "fixtures/gitops", "--skip", "cluster=staging"], "selector cluster=staging matches nothing");
+}
+
+#[test]
+fn bad_context_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("config");
+    std::fs::write(
+        &kubeconfig,
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {server: 'https://127.0.0.1:9'}\nusers:\n- name: u\n  user: {token: t}\ncontexts:\n- name: infra\n  context: {cluster: c, user: u}\ncurrent-context: infra\n",
+    )
+    .unwrap();
+    let k = kubeconfig.to_str().unwrap();
+    assert_usage_error(&["run", "--repo", "fixtures/gitops", "--kubeconfig", k], "has no context \"apps\" for cluster apps (contexts: infra)");
+    assert_usage_error(&["run", "--repo", "fixtures/gitops", "--kubeconfig", k, "--context", "apps"], "bad --context \"apps\"");
+    assert_usage_error(&["run", "--repo", "fixtures/gitops", "--context", "apps=x"], "--context needs --kubeconfig");
+    assert_usage_error(&["run", "--repo", "fixtures/gitops", "--kubeconfig", "/nonexistent/kubeconfig"], "cannot read kubeconfig /nonexistent/kubeconfig");
+}
+
+#[test]
+fn unwritable_report_path_is_a_usage_error() {
+    assert_usage_error(&["run", "--repo", "fixtures/gitops", "--junit", "/proc/no/such/out.xml"], "cannot create /proc/no/such");
+}
+
+#[test]
+fn help_teaches_with_examples() {
+    let (code, out, _) = run(&["run", "--help"]);
+    assert_eq!(code, 0);
+    for needle in ["--repo", "--kubeconfig", "--context", "--only", "layer=repo", "Examples:", "--junit"] {
+        assert!(out.contains(needle), "run --help lacks {needle}");
+    }
+    let (_, top, _) = run(&["--help"]);
+    assert!(top.contains("Exit codes"));
+}
+
+#[test]
+fn repository_run_passes_and_writes_valid_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let junit = dir.path().join("out/junit.xml");
+    let json = dir.path().join("out/report.json");
+    let md = dir.path().join("out/summary.md");
+    let (code, out, err) = run(&[
+        "run", "--repo", "fixtures/gitops", "--progress", "plain",
+        "--junit", junit.to_str().unwrap(), "--json", json.to_str().unwrap(), "--markdown", md.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
+    assert!(out.contains("passed, 0 failed, 0 errors"), "{out}");
+    support::assert_junit_valid(&junit);
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let results = report["results"].as_array().unwrap();
+    // Cluster and data-plane criteria are skipped with the reason, never passed.
+    for r in results.iter().filter(|r| r["layer"] == "cluster" || r["layer"] == "data-plane") {
+        assert_eq!(r["outcome"]["verdict"], "skip", "{r}");
+        assert!(r["outcome"]["reason"].as_str().unwrap().starts_with("no cluster target"), "{r}");
+    }
+    assert!(results.iter().any(|r| r["layer"] == "repo" && r["outcome"]["verdict"] == "pass"));
+    let summary = std::fs::read_to_string(&md).unwrap();
+    assert!(summary.starts_with("## Platform acceptance: PASSED"), "{summary}");
+}
+
+#[test]
+fn a_failing_criterion_exits_1_and_reports_evidence() {
+    let repo = RepoCopy::new();
+    repo.replace("kubernetes/clusters/apps/infrastructure.yaml", "CLUSTER_ID: \"2\"", "CLUSTER_ID: \"3\"");
+    let dir = tempfile::tempdir().unwrap();
+    let junit = dir.path().join("junit.xml");
+    let md = dir.path().join("summary.md");
+    let (code, _, err) = run(&[
+        "run", "--repo", repo.path().to_str().unwrap(), "--progress", "plain", "--only", "2.2",
+        "--junit", junit.to_str().unwrap(), "--markdown", md.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("FAIL  2.2.2 [apps] CLUSTER_ID set to \"2\""), "{err}");
+    support::assert_junit_valid(&junit);
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(xml.contains("<testsuite") && xml.contains("name=\"2.2 Configure Apps Cluster Cilium Variables\""), "{xml}");
+    assert!(xml.contains("name=\"2.2.2 [apps] CLUSTER_ID set to &quot;2&quot;\""), "{xml}");
+    assert!(xml.contains("expected &quot;2&quot;, observed &quot;3&quot;"), "{xml}");
+    assert!(std::fs::read_to_string(&md).unwrap().contains("FAILED"));
+}

@@ -1,0 +1,141 @@
+//! Runner semantics with synthetic checks: ordering by the story graph, blocking,
+//! timeouts, retries, phases, cancellation with cleanup.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use platform_acceptance::check::{Check, Ctx, Outcome, Phase, Target, Verdict};
+use platform_acceptance::plan::Unit;
+use platform_acceptance::runner::{Environment, RunConfig, RunReport, Runner};
+
+/// A target whose client points at a closed port: checks here never call it.
+fn offline_targets() -> BTreeMap<String, Target> {
+    let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
+    let client = kube::Client::try_from(config).unwrap();
+    let peers = Arc::new(BTreeMap::from([("infra".to_string(), client.clone())]));
+    BTreeMap::from([("infra".to_string(), Target { client, context: "infra".into(), peers })])
+}
+
+fn unit(id: &str, check: Check) -> Unit {
+    Unit { id: id.into(), story: check.story.into(), cluster: "infra".into(), text: check.criterion.into(), layer: Some(check.layer), check: Some(check) }
+}
+
+fn config() -> RunConfig {
+    RunConfig { concurrency: 4, timeout: Duration::from_secs(5), retries: 2, backoff: Duration::from_millis(10), phase: Phase::Operate }
+}
+
+async fn run(units: Vec<Unit>, deps: &[(&str, &str)], config: RunConfig) -> RunReport {
+    let env = Environment { repo: None, targets: offline_targets() };
+    let deps = deps.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+    Runner::new(config, env, deps).run(units, tx).await
+}
+
+fn outcome_of<'a>(r: &'a RunReport, id: &str) -> &'a Outcome {
+    &r.results.iter().find(|x| x.id == id).unwrap_or_else(|| panic!("no result {id}")).outcome
+}
+
+#[tokio::test]
+async fn dependents_of_a_failed_story_are_skipped_as_blocked() {
+    let failing = Check::cluster("1.3", "a", "fails", |_ctx: Ctx| async { Outcome::fail("Node/x", "Ready", "NotReady") });
+    let dependent = Check::cluster("2.1", "b", "would_pass", |_ctx: Ctx| async { Outcome::pass("ok") });
+    let transitive = Check::cluster("2.3", "c", "would_pass_too", |_ctx: Ctx| async { Outcome::pass("ok") });
+    let unrelated = Check::cluster("7.1", "d", "passes", |_ctx: Ctx| async { Outcome::pass("ok") });
+    let r = run(
+        vec![unit("1.3.1", failing), unit("2.1.1", dependent), unit("2.3.1", transitive), unit("7.1.1", unrelated)],
+        &[("1.3", "2.1"), ("2.1", "2.3")],
+        config(),
+    )
+    .await;
+    assert_eq!(outcome_of(&r, "1.3.1").verdict(), Verdict::Fail);
+    assert_eq!(outcome_of(&r, "2.1.1"), &Outcome::skip("blocked by 1.3"));
+    assert_eq!(outcome_of(&r, "2.3.1").verdict(), Verdict::Skip);
+    assert!(outcome_of(&r, "2.3.1").summary().starts_with("blocked by"));
+    assert_eq!(outcome_of(&r, "7.1.1").verdict(), Verdict::Pass);
+    assert!(!r.summary.success());
+}
+
+#[tokio::test]
+async fn repository_checks_are_never_blocked_by_live_failures() {
+    let failing = Check::cluster("1.3", "a", "fails", |_ctx: Ctx| async { Outcome::fail("x", "y", "z") });
+    let repo_check = Check::repo("2.1", "b", "repo", |_ctx: Ctx| async { Outcome::pass("file present") });
+    let r = run(vec![unit("1.3.1", failing), unit("2.1.1", repo_check)], &[("1.3", "2.1")], config()).await;
+    // No repository given: the repo check is skipped for that reason, not for blocking.
+    assert_eq!(outcome_of(&r, "2.1.1"), &Outcome::skip("no GitOps repository given (--repo PATH)"));
+}
+
+#[tokio::test]
+async fn eventually_consistent_state_is_retried_with_backoff() {
+    let calls = Arc::new(AtomicU32::new(0));
+    let c = calls.clone();
+    let flaky = Check::cluster("7.2", "flaky", "flaky", move |_ctx: Ctx| {
+        let c = c.clone();
+        async move { if c.fetch_add(1, Ordering::SeqCst) < 2 { Outcome::fail("Cluster/pg", "ready", "starting") } else { Outcome::pass("ready") } }
+    });
+    let r = run(vec![unit("7.2.7", flaky)], &[], config()).await;
+    assert_eq!(outcome_of(&r, "7.2.7").verdict(), Verdict::Pass);
+    assert_eq!(r.results[0].attempts, 3);
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test]
+async fn a_check_that_hangs_times_out_as_an_error() {
+    let hang = Check::cluster("7.2", "hang", "hang", |_ctx: Ctx| async {
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        Outcome::pass("never")
+    });
+    let r = run(vec![unit("7.2.1", hang)], &[], RunConfig { timeout: Duration::from_millis(200), ..config() }).await;
+    assert_eq!(outcome_of(&r, "7.2.1").verdict(), Verdict::Error);
+    assert!(outcome_of(&r, "7.2.1").summary().contains("timed out"));
+}
+
+#[tokio::test]
+async fn phase_bound_checks_are_skipped_outside_their_phase() {
+    let bootstrap = Check::cluster("1.3", "All 6 nodes in NotReady state", "not_ready", |_ctx: Ctx| async { Outcome::pass("x") }).in_phase(Phase::Bootstrap);
+    let r = run(vec![unit("1.3.7", bootstrap.clone())], &[], config()).await;
+    assert_eq!(outcome_of(&r, "1.3.7"), &Outcome::skip("evaluated only in the bootstrap phase (run with --phase bootstrap)"));
+    let r = run(vec![unit("1.3.7", bootstrap)], &[], RunConfig { phase: Phase::Bootstrap, ..config() }).await;
+    assert_eq!(outcome_of(&r, "1.3.7").verdict(), Verdict::Pass);
+}
+
+#[tokio::test]
+async fn cancellation_stops_checks_and_still_runs_their_cleanups() {
+    let cleaned = Arc::new(AtomicU32::new(0));
+    let c = cleaned.clone();
+    let long = Check::cluster("7.2", "long", "long", move |ctx: Ctx| {
+        let c = c.clone();
+        async move {
+            ctx.cleanup.defer(async move {
+                c.fetch_add(1, Ordering::SeqCst);
+            });
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            Outcome::pass("never")
+        }
+    });
+    let env = Environment { repo: None, targets: offline_targets() };
+    let runner = Runner::new(config(), env, vec![]);
+    let cancel = runner.cancel.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        cancel.cancel();
+    });
+    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+    let r = runner.run(vec![unit("7.2.1", long)], tx).await;
+    assert_eq!(outcome_of(&r, "7.2.1"), &Outcome::skip("interrupted while running"));
+    assert_eq!(cleaned.load(Ordering::SeqCst), 1, "cleanup must run on interruption");
+    assert!(r.summary.interrupted);
+    assert!(!r.summary.success());
+}
+
+#[tokio::test]
+async fn unmapped_and_manual_criteria_are_skips_not_passes() {
+    let manual = Check::manual("dod", "Peer reviewed (if applicable)", "a person reviews the change");
+    let unmapped = Unit { id: "9.9.9".into(), story: "9.9".into(), cluster: "infra".into(), text: "x".into(), layer: None, check: None };
+    let r = run(vec![unit("dod.9", manual), unmapped], &[], config()).await;
+    assert_eq!(outcome_of(&r, "dod.9"), &Outcome::skip("manual: a person reviews the change"));
+    assert!(outcome_of(&r, "9.9.9").summary().starts_with("unmapped"));
+    assert_eq!((r.summary.passed, r.summary.skipped, r.summary.unmapped, r.summary.manual), (0, 2, 1, 1));
+    assert!(r.summary.success());
+}

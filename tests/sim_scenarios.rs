@@ -1,0 +1,275 @@
+//! The simulation's scenarios and data services, end to end: brings the sim up
+//! (reusing a running one), applies `healthy`, checks the platform objects and
+//! their status, switches through every fault scenario checking that exactly
+//! its indicator breaks, switches back, talks to PostgreSQL / Redis / MinIO with
+//! the credentials from the sim's Secrets (addresses through the endpoint map),
+//! and finally checks that `down` leaves no data-service process.
+//!
+//! Holds `sim::test_lock` for its whole run.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use base64::Engine;
+use kube::api::{Api, DynamicObject, GroupVersionKind};
+use platform_acceptance::sim::{self, SimConfig, data, scenario};
+use serde_json::Value;
+
+async fn get(cfg: &SimConfig, cluster: &str, api_version: &str, kind: &str, ns: Option<&str>, name: &str) -> Option<Value> {
+    let client = sim::client(cfg, cluster).await.unwrap();
+    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+    let (ar, caps) = kube::discovery::pinned_kind(&client, &GroupVersionKind::gvk(group, version, kind)).await.unwrap();
+    let api: Api<DynamicObject> = match (caps.scope, ns) {
+        (kube::discovery::Scope::Namespaced, Some(ns)) => Api::namespaced_with(client, ns, &ar),
+        _ => Api::all_with(client, &ar),
+    };
+    api.get_opt(name).await.unwrap().map(|o| serde_json::to_value(o).unwrap())
+}
+
+async fn must(cfg: &SimConfig, cluster: &str, api_version: &str, kind: &str, ns: Option<&str>, name: &str) -> Value {
+    get(cfg, cluster, api_version, kind, ns, name).await.unwrap_or_else(|| panic!("{cluster}: {kind} {name} missing"))
+}
+
+fn condition<'a>(o: &'a Value, t: &str) -> Option<&'a Value> {
+    o.pointer("/status/conditions")?.as_array()?.iter().find(|c| c["type"] == t)
+}
+
+fn cond_is(o: &Value, t: &str, status: &str) -> bool {
+    condition(o, t).is_some_and(|c| c["status"] == status)
+}
+
+async fn secret(cfg: &SimConfig, cluster: &str, ns: &str, name: &str) -> BTreeMap<String, String> {
+    let s = must(cfg, cluster, "v1", "Secret", Some(ns), name).await;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    s["data"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), String::from_utf8(b64.decode(v.as_str().unwrap()).unwrap()).unwrap()))
+        .collect()
+}
+
+/// One healthy/broken flag per fault scenario, read from the clusters.
+async fn indicators(cfg: &SimConfig) -> BTreeMap<&'static str, bool> {
+    let mut m = BTreeMap::new();
+    let ds = must(cfg, "infra", "apps/v1", "DaemonSet", Some("kube-system"), "cilium").await;
+    let desired = ds.pointer("/status/desiredNumberScheduled").and_then(Value::as_i64).unwrap_or(0);
+    m.insert("cni-down", desired > 0 && ds.pointer("/status/numberReady").and_then(Value::as_i64) == Some(desired));
+    let node = must(cfg, "apps", "v1", "Node", None, "apps-02").await;
+    m.insert("node-notready", cond_is(&node, "Ready", "True"));
+    let ceph = must(cfg, "infra", "ceph.rook.io/v1", "CephCluster", Some("rook-ceph"), "rook-ceph").await;
+    m.insert("ceph-degraded", ceph.pointer("/status/ceph/health") == Some(&"HEALTH_OK".into()) && ceph["status"]["phase"] == "Ready");
+    let cert = must(cfg, "infra", "cert-manager.io/v1", "Certificate", Some("networking"), "wildcard-infra").await;
+    m.insert("cert-not-ready", cond_is(&cert, "Ready", "True"));
+    let pg = must(cfg, "infra", "postgresql.cnpg.io/v1", "Cluster", Some("databases"), "postgres-shared").await;
+    m.insert(
+        "pg-replica-lost",
+        pg["status"]["readyInstances"] == 3 && pg["status"]["instances"] == 3 && pg["status"]["phase"] == "Cluster in healthy state",
+    );
+    let backup = get(cfg, "infra", "velero.io/v1", "Backup", Some("velero"), "weekly-backup-20260104020000").await;
+    let sched = must(cfg, "infra", "velero.io/v1", "Schedule", Some("velero"), "weekly-backup").await;
+    m.insert(
+        "backup-missing",
+        backup.is_some_and(|b| b["status"]["phase"] == "Completed")
+            && sched["status"]["phase"] == "Enabled"
+            && sched.pointer("/status/lastBackup").is_some(),
+    );
+    let ks = must(cfg, "apps", "kustomize.toolkit.fluxcd.io/v1", "Kustomization", Some("flux-system"), "cluster-apps-workloads").await;
+    m.insert(
+        "kustomization-failed",
+        cond_is(&ks, "Ready", "True") && ks["status"]["observedGeneration"] == ks["metadata"]["generation"],
+    );
+    m
+}
+
+async fn check_healthy_objects(cfg: &SimConfig) {
+    for cluster in ["infra", "apps"] {
+        // Flux: every Kustomization Ready with observedGeneration == generation and the revision applied.
+        for k in ["flux-system", &format!("cluster-{cluster}-infrastructure"), &format!("cluster-{cluster}-workloads")] {
+            let o = must(cfg, cluster, "kustomize.toolkit.fluxcd.io/v1", "Kustomization", Some("flux-system"), k).await;
+            assert!(cond_is(&o, "Ready", "True"), "{cluster} Kustomization {k}");
+            assert_eq!(o["status"]["observedGeneration"], o["metadata"]["generation"]);
+            assert_eq!(o["status"]["lastAppliedRevision"], scenario::SIM_REVISION);
+        }
+        let hr = must(cfg, cluster, "helm.toolkit.fluxcd.io/v2", "HelmRelease", Some("kube-system"), "cilium").await;
+        assert!(cond_is(&hr, "Ready", "True") && hr["status"]["history"][0]["status"] == "deployed");
+        // Workloads with the upstream labels, pods run by kwok.
+        let ds = must(cfg, cluster, "apps/v1", "DaemonSet", Some("kube-system"), "cilium").await;
+        assert_eq!(ds["spec"]["selector"]["matchLabels"]["k8s-app"], "cilium");
+        assert_eq!(ds["status"]["numberReady"], 3, "{cluster} cilium pods ready");
+        for (ns, d) in [("flux-system", "kustomize-controller"), ("cert-manager", "cert-manager"), ("velero", "velero")] {
+            let o = must(cfg, cluster, "apps/v1", "Deployment", Some(ns), d).await;
+            assert_eq!(o["status"]["availableReplicas"], o["spec"]["replicas"], "{cluster} {ns}/{d}");
+        }
+        let ng = must(cfg, cluster, "apps/v1", "DaemonSet", Some("velero"), "node-agent").await;
+        assert_eq!(ng["status"]["numberReady"], 3);
+        for sc in ["openebs-hostpath", "local-nvme"] {
+            must(cfg, cluster, "storage.k8s.io/v1", "StorageClass", None, sc).await;
+        }
+        // cert-manager, external-secrets, Gateway API, LB IPAM.
+        for ci in ["letsencrypt-production", "letsencrypt-staging"] {
+            assert!(cond_is(&must(cfg, cluster, "cert-manager.io/v1", "ClusterIssuer", None, ci).await, "Ready", "True"));
+        }
+        let css = must(cfg, cluster, "external-secrets.io/v1", "ClusterSecretStore", None, "onepassword").await;
+        assert!(condition(&css, "Ready").is_some_and(|c| c["status"] == "True" && c["reason"] == "Valid"));
+        let es = must(cfg, cluster, "external-secrets.io/v1", "ExternalSecret", Some("velero"), "velero-minio").await;
+        assert!(condition(&es, "Ready").is_some_and(|c| c["status"] == "True" && c["reason"] == "SecretSynced"));
+        let gw = must(cfg, cluster, "gateway.networking.k8s.io/v1", "Gateway", Some("networking"), "external").await;
+        assert!(cond_is(&gw, "Accepted", "True") && cond_is(&gw, "Programmed", "True"));
+        assert!(cond_is(&must(cfg, cluster, "gateway.networking.k8s.io/v1", "GatewayClass", None, "cilium").await, "Accepted", "True"));
+        let pool = must(cfg, cluster, "cilium.io/v2", "CiliumLoadBalancerIPPool", None, &format!("{cluster}-pool")).await;
+        assert!(cond_is(&pool, "cilium.io/PoolConflict", "False"));
+        let cm = must(cfg, cluster, "v1", "Service", Some("kube-system"), "clustermesh-apiserver").await;
+        assert!(cm.pointer("/status/loadBalancer/ingress/0/ip").is_some());
+        // Velero + VolSync
+        let bsl = must(cfg, cluster, "velero.io/v1", "BackupStorageLocation", Some("velero"), "default").await;
+        assert_eq!(bsl["status"]["phase"], "Available");
+        let rs = must(cfg, cluster, "volsync.backube/v1alpha1", "ReplicationSource", Some("volsync-system"), "volsync-test").await;
+        assert!(rs.pointer("/status/lastSyncTime").is_some() && rs["status"]["latestMoverStatus"]["result"] == "Successful");
+        let pvc = must(cfg, cluster, "v1", "PersistentVolumeClaim", Some("volsync-system"), "volsync-test").await;
+        let _ = pvc; // bound by the PV controller shortly; presence is what the fixture asks
+    }
+    // Infra-only components.
+    let c = must(cfg, "infra", "postgresql.cnpg.io/v1", "Cluster", Some("databases"), "postgres-shared").await;
+    assert_eq!(c["status"]["currentPrimary"], "postgres-shared-1");
+    let rw = must(cfg, "infra", "v1", "Service", Some("databases"), "postgres-shared-rw").await;
+    assert_eq!(rw["metadata"]["annotations"]["service.cilium.io/global"], "true");
+    let df = must(cfg, "infra", "v1", "Service", Some("databases"), "dragonfly").await;
+    assert_eq!(df["metadata"]["annotations"]["service.cilium.io/global"], "true");
+    assert_eq!(must(cfg, "infra", "dragonflydb.io/v1alpha1", "Dragonfly", Some("databases"), "dragonfly").await["status"]["phase"], "Ready");
+    let kc = must(cfg, "infra", "k8s.keycloak.org/v2alpha1", "Keycloak", Some("auth"), "keycloak").await;
+    assert!(cond_is(&kc, "Ready", "True") && cond_is(&kc, "HasErrors", "False"));
+    let vmc = must(cfg, "infra", "operator.victoriametrics.com/v1beta1", "VMCluster", Some("observability"), "victoria-metrics-stack").await;
+    assert_eq!(vmc["status"]["updateStatus"], "operational");
+    let vma = must(cfg, "infra", "operator.victoriametrics.com/v1beta1", "VMAgent", Some("observability"), "victoria-metrics-stack").await;
+    assert_eq!(vma["status"]["updateStatus"], "operational");
+    must(cfg, "infra", "storage.k8s.io/v1", "StorageClass", None, "rook-ceph-block").await;
+    let mm = must(cfg, "apps", "installation.mattermost.com/v1beta1", "Mattermost", Some("mattermost"), "mattermost").await;
+    assert_eq!(mm["status"]["state"], "stable");
+    let gl = must(cfg, "apps", "apps/v1", "Deployment", Some("gitlab"), "gitlab-webservice-default").await;
+    assert_eq!(gl["status"]["availableReplicas"], 2);
+}
+
+async fn check_data_plane(cfg: &SimConfig) {
+    let endpoints = data::endpoints(cfg).unwrap();
+
+    // PostgreSQL: CNPG's app Secret, then each application's own Secret.
+    let app = secret(cfg, "infra", "databases", "postgres-shared-app").await;
+    for k in ["username", "password", "dbname", "host", "port", "uri"] {
+        assert!(app.contains_key(k), "postgres-shared-app has {k}");
+    }
+    let addr = endpoints.resolve(&format!("{}.databases.svc.cluster.local", app["host"]), app["port"].parse().unwrap()).unwrap();
+    let connect = |user: String, password: String, db: String| async move {
+        let mut c = tokio_postgres::Config::new();
+        c.host(addr.ip().to_string()).port(addr.port()).user(&user).password(&password).dbname(&db);
+        let (client, conn) = c.connect(tokio_postgres::NoTls).await.expect("postgres connect");
+        tokio::spawn(conn);
+        client
+    };
+    let client = connect(app["username"].clone(), app["password"].clone(), app["dbname"].clone()).await;
+    let who: String = client.query_one("SELECT current_user", &[]).await.unwrap().get(0);
+    assert_eq!(who, app["username"]);
+    let dbs: Vec<String> =
+        client.query("SELECT datname FROM pg_database", &[]).await.unwrap().iter().map(|r| r.get::<_, String>(0)).collect();
+    for db in ["gitlab", "harbor", "keycloak", "grafana", "mattermost"] {
+        assert!(dbs.iter().any(|d| d == db), "database {db} exists ({dbs:?})");
+    }
+    // clusterset name, as the apps use it
+    let cs = endpoints.resolve("postgres-shared-rw.databases.svc.clusterset.local", 5432).unwrap();
+    assert_eq!(cs, addr);
+    for (cluster, ns, name, user) in [
+        ("apps", "gitlab", "gitlab-postgres", "gitlab"),
+        ("apps", "harbor", "harbor-db", "harbor"),
+        ("infra", "auth", "keycloak-db", "keycloak"),
+        ("infra", "databases", "postgres-grafana", "grafana"),
+    ] {
+        let s = secret(cfg, cluster, ns, name).await;
+        let c = connect(user.into(), s["password"].clone(), user.into()).await;
+        let who: String = c.query_one("SELECT current_user", &[]).await.unwrap().get(0);
+        assert_eq!(who, user, "{cluster} {ns}/{name}");
+    }
+
+    // Redis (Dragonfly stand-in) with the password the Dragonfly spec references.
+    let auth = secret(cfg, "infra", "databases", "dragonfly-auth").await;
+    let raddr = endpoints.resolve("dragonfly.databases.svc.clusterset.local", 6379).unwrap();
+    let mut conn = data::redis_client(raddr, &auth["password"]).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let pong: String = redis::cmd("PING").query_async(&mut conn).await.unwrap();
+    assert_eq!(pong, "PONG");
+    let _: () = redis::cmd("SET").arg("sim-test-key").arg("value-1").query_async(&mut conn).await.unwrap();
+    let got: String = redis::cmd("GET").arg("sim-test-key").query_async(&mut conn).await.unwrap();
+    assert_eq!(got, "value-1");
+    // gitlab's copy of the same password on the apps cluster
+    assert_eq!(secret(cfg, "apps", "gitlab", "gitlab-redis").await["password"], auth["password"]);
+
+    // MinIO with Velero's credentials (cloud file) at the BSL's s3Url.
+    for cluster in ["infra", "apps"] {
+        let cloud = secret(cfg, cluster, "velero", "velero-minio").await["cloud"].clone();
+        let field = |k: &str| cloud.lines().find_map(|l| l.strip_prefix(&format!("{k}="))).unwrap().to_string();
+        let bsl = must(cfg, cluster, "velero.io/v1", "BackupStorageLocation", Some("velero"), "default").await;
+        let url = bsl["spec"]["config"]["s3Url"].as_str().unwrap();
+        let hostport = url.split("://").nth(1).unwrap();
+        let (host, port) = hostport.rsplit_once(':').unwrap();
+        let maddr = endpoints.resolve(host, port.parse().unwrap()).unwrap();
+        let s3 = data::s3_client(maddr, &field("aws_access_key_id"), &field("aws_secret_access_key"));
+        let buckets: Vec<String> =
+            s3.list_buckets().send().await.unwrap().buckets().iter().filter_map(|b| b.name().map(str::to_string)).collect();
+        let want = bsl["spec"]["objectStorage"]["bucket"].as_str().unwrap();
+        assert!(buckets.iter().any(|b| b == want), "{cluster}: bucket {want} in {buckets:?}");
+        for b in ["cnpg-infra", "volsync-infra", "volsync-apps"] {
+            assert!(buckets.iter().any(|x| x == b), "bucket {b}");
+        }
+    }
+    let rc = secret(cfg, "infra", "volsync-system", "volsync-restic-config").await;
+    assert!(rc["RESTIC_REPOSITORY"].starts_with("s3:http://") && !rc["RESTIC_PASSWORD"].is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scenarios_and_data_services() {
+    let cfg = SimConfig::from_env();
+    let _lock = sim::test_lock(&cfg).await.unwrap();
+    sim::up(&cfg).await.expect("sim up");
+    data::start(&cfg).await.expect("data services");
+    let t = std::time::Instant::now();
+    scenario::apply(&cfg, "healthy").await.expect("healthy");
+    eprintln!("healthy applied in {:.1}s", t.elapsed().as_secs_f64());
+
+    check_healthy_objects(&cfg).await;
+    let all_ok = indicators(&cfg).await;
+    assert!(all_ok.values().all(|v| *v), "healthy: {all_ok:?}");
+
+    assert!(scenario::apply(&cfg, "no-such-scenario").await.unwrap_err().to_string().contains("kustomization-failed"));
+    for name in scenario::list().into_iter().filter(|n| *n != "healthy") {
+        scenario::apply(&cfg, name).await.unwrap_or_else(|e| panic!("{name}: {e:#}"));
+        let ind = indicators(&cfg).await;
+        for (k, ok) in &ind {
+            assert_eq!(*ok, *k != name, "after {name}: indicator {k} (all: {ind:?})");
+        }
+        if name == "pg-replica-lost" {
+            let pod = must(&cfg, "infra", "v1", "Pod", Some("databases"), "postgres-shared-3").await;
+            assert!(cond_is(&pod, "Ready", "False"));
+        }
+        if name == "node-notready" {
+            // held NotReady (kwok's stage does not flip it back)
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            assert!(!indicators(&cfg).await["node-notready"]);
+        }
+        scenario::apply(&cfg, "healthy").await.unwrap();
+        let back = indicators(&cfg).await;
+        assert!(back.values().all(|v| *v), "back to healthy after {name}: {back:?}");
+    }
+
+    check_data_plane(&cfg).await;
+    for s in data::status(&cfg) {
+        if let data::ServiceState::Running { rss_kib, .. } = s.state {
+            eprintln!("data service {}: RSS {} MiB", s.name, rss_kib / 1024);
+        }
+    }
+
+    sim::down(&cfg).await.expect("sim down");
+    for s in data::status(&cfg) {
+        assert_eq!(s.state, data::ServiceState::Stopped, "{} after down", s.name);
+    }
+    for port in [data::POSTGRES_PORT, data::REDIS_PORT, data::MINIO_PORT] {
+        assert!(!sim::process::port_listening(port), "port {port} still listening after down");
+    }
+}
