@@ -226,36 +226,14 @@ async fn prepare(args: &RunArgs) -> Result<(Session, Vec<crate::plan::Selector>,
     }
     let clusters = session.coverage.clusters.clone();
     let overrides = crate::cluster::parse_overrides(&args.contexts, &clusters).map_err(|e| e.to_string())?;
-    let kubeconfig = match (&args.kubeconfig, args.sim) {
-        (Some(k), _) => Some(k.clone()),
-        (None, true) => {
-            let path = sim_kubeconfig();
-            if !path.exists() {
-                return Err(format!("--sim: no simulation running ({} missing); start it with `platform-acceptance sim up`", path.display()));
-            }
-            Some(path)
-        }
-        (None, false) => {
-            if !args.contexts.is_empty() {
-                return Err("--context needs --kubeconfig FILE (or --sim)".into());
-            }
-            None
-        }
-    };
-    let session = match kubeconfig {
-        Some(k) => {
-            let targets = crate::cluster::targets(&k, &clusters, &overrides).await.map_err(|e| e.to_string())?;
-            session.with_targets(targets)
-        }
-        None => session,
+    let session = match (&args.kubeconfig, args.sim) {
+        (Some(k), _) => session.with_targets(crate::cluster::targets(k, &clusters, &overrides).await.map_err(|e| e.to_string())?),
+        (None, true) => session.with_targets(crate::cluster::sim_targets(&clusters, &overrides).await?),
+        (None, false) if !args.contexts.is_empty() => return Err("--context needs --kubeconfig FILE (or --sim)".into()),
+        (None, false) => session,
     };
     let outputs = Outputs { junit: create_output(&args.junit)?, json: create_output(&args.json)?, markdown: create_output(&args.markdown)? };
     Ok((session, only, skip, outputs))
-}
-
-/// Where `sim up` writes its kubeconfig.
-pub fn sim_kubeconfig() -> PathBuf {
-    crate::sim::kubeconfig_path(&crate::sim::SimConfig::from_env())
 }
 
 async fn execute(args: &RunArgs, session: Session, only: &[crate::plan::Selector], skip: &[crate::plan::Selector], outputs: Outputs) -> ExitCode {

@@ -6,17 +6,17 @@
 use std::collections::BTreeMap;
 
 use platform_acceptance::check::{Phase, Verdict};
-use platform_acceptance::plan::Selector;
 use platform_acceptance::runner::{RunConfig, RunReport};
 use platform_acceptance::session::Session;
 use platform_acceptance::sim::{self, SimConfig};
 
 const SELECTION: &str = "1.3.3,1.3.4,1.3.5,1.3.6,1.3.7,1.3.8,2.1.7,2.2.8";
 
-async fn run(cfg: &SimConfig, phase: Phase) -> RunReport {
+async fn run(_cfg: &SimConfig, phase: Phase) -> RunReport {
     let session = Session::new("fixtures/multi-cluster-epics.md", Some("fixtures/gitops".as_ref())).unwrap();
     let clusters = session.coverage.clusters.clone();
-    let targets = platform_acceptance::cluster::targets(&sim::kubeconfig_path(cfg), &clusters, &BTreeMap::new()).await.unwrap();
+
+    let targets = platform_acceptance::cluster::sim_targets(&clusters, &BTreeMap::new()).await.unwrap();
     let session = session.with_targets(targets);
     let only = session.selectors(&[SELECTION.to_string()]).unwrap();
     // Scenario changes are already applied; no need to wait for eventual consistency here.

@@ -38,6 +38,18 @@ pub struct Target {
     pub context: String,
     /// Every cluster's client by cluster name, for cross-cluster criteria.
     pub peers: Arc<std::collections::BTreeMap<String, kube::Client>>,
+    /// How in-cluster service names are reached from here.
+    pub resolver: Resolver,
+}
+
+/// How data-plane checks reach `<svc>.<ns>.svc.cluster.local` (or `.clusterset.local`).
+#[derive(Clone, Default)]
+pub enum Resolver {
+    /// Plain DNS: the harness runs where cluster names resolve (in-cluster, VPN, routed).
+    #[default]
+    Dns,
+    /// The local simulation's endpoint map (names → loopback services).
+    Map(Arc<crate::sim::data::Endpoints>),
 }
 
 /// Async cleanups registered by a check; the runner runs them when the check ends,
@@ -90,6 +102,21 @@ impl CheckContext {
     /// The repository, or a Skip outcome saying none was given.
     pub fn repo(&self) -> Result<&GitopsRepo, Outcome> {
         self.repo.as_deref().ok_or_else(|| Outcome::skip("no GitOps repository given (--repo PATH)"))
+    }
+
+    /// Where a service named as the cluster names it is reachable from here, or a Fail
+    /// naming the host when nothing serves it.
+    pub async fn resolve(&self, host: &str, port: u16) -> Result<std::net::SocketAddr, Outcome> {
+        let target = self.target.as_ref().ok_or_else(|| Outcome::skip("no cluster target"))?;
+        match &target.resolver {
+            Resolver::Map(map) => map
+                .resolve(host, port)
+                .ok_or_else(|| Outcome::fail(format!("{host}:{port}"), "a reachable endpoint", "no endpoint serves it")),
+            Resolver::Dns => match tokio::net::lookup_host((host, port)).await {
+                Ok(mut addrs) => addrs.next().ok_or_else(|| Outcome::fail(format!("{host}:{port}"), "resolvable", "no address")),
+                Err(e) => Err(Outcome::fail(format!("{host}:{port}"), "resolvable", e.to_string())),
+            },
+        }
     }
 
     /// The cluster's API client, or a Skip outcome saying there is no cluster target.

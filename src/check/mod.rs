@@ -19,7 +19,7 @@
 mod context;
 mod outcome;
 
-pub use context::{CheckContext, Cleanup, Ctx, Phase, Target};
+pub use context::{CheckContext, Cleanup, Ctx, Phase, Resolver, Target};
 pub use outcome::{CheckResult, Finding, Outcome, Verdict};
 
 use std::future::Future;

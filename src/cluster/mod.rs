@@ -1,7 +1,9 @@
 //! Live cluster access: kube clients per cluster from a kubeconfig, and small
 //! read-only lookups the cluster checks share.
 
+pub mod disposable;
 pub mod nodes;
+pub mod objects;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -60,8 +62,24 @@ pub async fn targets(kubeconfig: &Path, clusters: &[String], overrides: &BTreeMa
     let peers: Arc<BTreeMap<String, kube::Client>> = Arc::new(clients.iter().map(|(k, (_, c))| (k.clone(), c.clone())).collect());
     Ok(clients
         .into_iter()
-        .map(|(cluster, (context, client))| (cluster, Target { client, context, peers: peers.clone() }))
+        .map(|(cluster, (context, client))| (cluster, Target { client, context, peers: peers.clone(), resolver: Default::default() }))
         .collect())
+}
+
+/// Targets of the local simulation: its kubeconfig, and its endpoint map as resolver.
+pub async fn sim_targets(clusters: &[String], overrides: &BTreeMap<String, String>) -> Result<BTreeMap<String, Target>, String> {
+    let cfg = crate::sim::SimConfig::from_env();
+    let path = crate::sim::kubeconfig_path(&cfg);
+    if !path.exists() {
+        return Err(format!("--sim: no simulation running ({} missing); start it with `platform-acceptance sim up`", path.display()));
+    }
+    let mut targets = targets(&path, clusters, overrides).await.map_err(|e| e.to_string())?;
+    let endpoints = crate::sim::data::endpoints(&cfg).map_err(|e| format!("--sim: no endpoint map ({e:#}); run `platform-acceptance sim up`"))?;
+    let resolver = crate::check::Resolver::Map(Arc::new(endpoints));
+    for t in targets.values_mut() {
+        t.resolver = resolver.clone();
+    }
+    Ok(targets)
 }
 
 /// A kube error as a check outcome: unreachable or forbidden is Error (could not evaluate).

@@ -1,0 +1,29 @@
+//! Disposable namespaces: the only place a check may write. Labelled so leftovers are
+//! recognisable, deleted by the runner's cleanup even on timeout or Ctrl-C.
+
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{Api, DeleteParams, PostParams};
+
+use crate::check::{CheckContext, Outcome};
+
+pub const LABEL: &str = "platform-acceptance.io/disposable";
+
+/// Creates `pa-<purpose>-<random>` on the given client and registers its deletion.
+pub async fn namespace(ctx: &CheckContext, client: &kube::Client, purpose: &str) -> Result<String, Outcome> {
+    let suffix: String = {
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+        format!("{:x}{:x}", std::process::id() & 0xfff, nanos & 0xfffff)
+    };
+    let name = format!("pa-{purpose}-{suffix}").chars().take(63).collect::<String>();
+    let api: Api<Namespace> = Api::all(client.clone());
+    let ns: Namespace = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": name, "labels": {LABEL: "true"}}
+    }))
+    .map_err(Outcome::error)?;
+    api.create(&PostParams::default(), &ns).await.map_err(|e| super::api_error(&format!("create namespace {name}"), e))?;
+    let (api, n) = (api.clone(), name.clone());
+    ctx.cleanup.defer(async move {
+        let _ = api.delete(&n, &DeleteParams::default()).await;
+    });
+    Ok(name)
+}
