@@ -2,8 +2,8 @@
 //!
 //! Repository layer: the Talos node patches, templates, scripts and Taskfiles
 //! that Story 1.1 lists. Story 1.2 happens in 1Password and on a workstation
-//! (manual). Story 1.3 is about running clusters and public DNS: left for the
-//! cluster / data-plane round.
+//! (manual). Story 1.3 is about running clusters and DNS: cluster layer (nodes,
+//! kubeconfig contexts) and data-plane (the API DNS records, resolved).
 
 use crate::check::Phase;
 use crate::cluster::nodes;
@@ -298,8 +298,13 @@ const INFRA_DEPLOYED: &str = "Infra cluster deployed (10.25.11.11-13)";
 const APPS_DEPLOYED: &str = "Apps cluster deployed (10.25.11.14-16)";
 const ALL_NOT_READY: &str = "All 6 nodes in NotReady state (expected - no CNI yet)";
 
+const DNS_INFRA: &str = "DNS records created (infra-k8s.monosense.io → 10.25.11.11)";
+const DNS_APPS: &str = "DNS records created (apps-k8s.monosense.io → 10.25.11.14)";
+
 fn cluster_checks() -> Vec<Check> {
     vec![
+        Check::data_plane("1.3", DNS_INFRA, "dns_record_infra_api", |ctx| dns_record_resolves(ctx, DNS_INFRA)).once(),
+        Check::data_plane("1.3", DNS_APPS, "dns_record_apps_api", |ctx| dns_record_resolves(ctx, DNS_APPS)).once(),
         Check::cluster("1.3", INFRA_DEPLOYED, "infra_nodes_at_documented_addresses", |ctx| nodes_at_documented_addresses(ctx, INFRA_DEPLOYED)),
         Check::cluster("1.3", APPS_DEPLOYED, "apps_nodes_at_documented_addresses", |ctx| nodes_at_documented_addresses(ctx, APPS_DEPLOYED)),
         Check::cluster("1.3", "Both clusters bootstrapped and healthy", "cluster_bootstrapped_and_healthy", cluster_bootstrapped_and_healthy),
@@ -307,6 +312,42 @@ fn cluster_checks() -> Vec<Check> {
         Check::cluster("1.3", ALL_NOT_READY, "all_nodes_not_ready_before_cni", all_nodes_not_ready_before_cni).once().in_phase(Phase::Bootstrap),
         Check::cluster("1.3", "PodCIDRs verified as non-overlapping", "pod_cidrs_non_overlapping", pod_cidrs_non_overlapping).once(),
     ]
+}
+
+/// Port of the Kubernetes API behind the record: Talos' cluster endpoint is
+/// `https://<cluster>-k8s.monosense.io:6443` (talos/machineconfig.yaml.j2).
+const API_PORT: u16 = 6443;
+
+/// `name → address` as the criterion writes it.
+fn dns_record_of(criterion: &str) -> Option<(String, std::net::IpAddr)> {
+    let inner = criterion.split_once('(')?.1.rsplit_once(')')?.0;
+    let (name, ip) = inner.split_once('→').or_else(|| inner.split_once("->"))?;
+    Some((name.trim().to_string(), ip.trim().parse().ok()?))
+}
+
+/// The record resolves, with the resolver the harness reaches the clusters through
+/// (plain DNS on a real run; the simulation's name map under `--sim`), to the address
+/// the criterion names.
+async fn dns_record_resolves(ctx: Ctx, criterion: &'static str) -> Outcome {
+    let Some((name, want)) = dns_record_of(criterion) else {
+        return Outcome::error(format!("criterion {criterion:?} names no `name → address` record"));
+    };
+    let Some(target) = &ctx.target else { return Outcome::skip("no cluster target") };
+    let object = format!("DNS A record {name}");
+    let (observed, via): (Vec<std::net::IpAddr>, &str) = match &target.resolver {
+        crate::check::Resolver::Dns => match tokio::net::lookup_host((name.as_str(), API_PORT)).await {
+            Ok(addrs) => (addrs.map(|a| a.ip()).collect(), "system resolver"),
+            Err(e) => return Outcome::fail(object, format!("resolves to {want}"), format!("lookup failed: {e}")),
+        },
+        crate::check::Resolver::Map(map) => (map.resolve(&name, API_PORT).map(|a| a.ip()).into_iter().collect(), "the simulation's name map"),
+    };
+    if observed.contains(&want) {
+        Outcome::pass(format!("{name} resolves to {} ({via})", observed.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")))
+    } else if observed.is_empty() {
+        Outcome::fail(object, format!("resolves to {want}"), format!("no record ({via})"))
+    } else {
+        Outcome::fail(object, format!("resolves to {want}"), format!("{} ({via})", observed.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")))
+    }
 }
 
 /// The cluster's nodes sit at exactly the addresses the criterion names.
@@ -403,4 +444,15 @@ async fn nodes_of_every_cluster(ctx: &Ctx) -> Result<Vec<(String, Vec<nodes::Nod
 async fn raw_get(client: &kube::Client, path: &str) -> Result<String, kube::Error> {
     let req = http::Request::get(path).body(Vec::new()).map_err(kube::Error::HttpError)?;
     client.request_text(req).await
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn dns_record_is_read_from_the_criterion() {
+        let (name, ip) = super::dns_record_of(super::DNS_INFRA).unwrap();
+        assert_eq!((name.as_str(), ip.to_string().as_str()), ("infra-k8s.monosense.io", "10.25.11.11"));
+        assert_eq!(super::dns_record_of("DNS records created (apps-k8s.monosense.io -> 10.25.11.14)").unwrap().1.to_string(), "10.25.11.14");
+        assert!(super::dns_record_of("DNS records created").is_none());
+    }
 }

@@ -16,7 +16,12 @@ use crate::check::{Check, CheckResult, Ctx, Finding, Outcome};
 use crate::checks::support::{outcome, rendered, repo};
 use crate::repo::{scalar_text, str_at, GitopsRepo, Rendered};
 
+/// Repository layer first, then the live layers.
 pub fn checks() -> Vec<Check> {
+    [repo_checks(), cluster_checks()].concat()
+}
+
+fn repo_checks() -> Vec<Check> {
     vec![
         // Story 3.1
         Check::repo("3.1", "FluxCD directory structure created using shared-base pattern", "flux_structure_shared_base", flux_structure_shared_base).once(),
@@ -569,3 +574,26 @@ async fn gotk_sync(ctx: Ctx) -> Outcome {
         Ok(Outcome::from_findings(findings, format!("{}: {} → ./{}", file.display(), ks.describe(), dir.display())))
     })
 }
+
+// ---- cluster layer (live Kubernetes API) -------------------------------------
+
+const RECONCILE_INFRA: &str = "Flux can reconcile manifests from `kubernetes/clusters/infra/`";
+
+fn cluster_checks() -> Vec<Check> {
+    vec![
+        // Story 3.2 (infra)
+        Check::cluster("3.2", "FluxCD installed on infra cluster", "flux_installed_infra", live::flux_installed),
+        Check::cluster("3.2", "GitHub repository connected", "git_repository_connected_infra", live::git_repository_connected),
+        Check::cluster("3.2", "Flux sync verified", "flux_sync_verified_infra", live::flux_sync_verified),
+        Check::cluster("3.2", "All Flux controllers healthy", "flux_controllers_healthy_infra", live::flux_controllers_healthy),
+        Check::cluster("3.2", RECONCILE_INFRA, "flux_reconciles_cluster_path", |ctx| live::flux_reconciles_cluster_path(ctx, RECONCILE_INFRA)),
+        // Story 3.3 (apps)
+        Check::cluster("3.3", "FluxCD installed on apps cluster", "flux_installed_apps", live::flux_installed),
+        Check::cluster("3.3", "GitHub repository connected", "git_repository_connected_apps", live::git_repository_connected),
+        Check::cluster("3.3", "Flux sync verified", "flux_sync_verified_apps", live::flux_sync_verified),
+        Check::cluster("3.3", "All Flux controllers healthy", "flux_controllers_healthy_apps", live::flux_controllers_healthy),
+    ]
+}
+
+/// Live checks of EPIC-3 (Flux on each cluster).
+mod live;

@@ -2,11 +2,10 @@
 //!
 //! Writing a check here? Read docs/CHECKS-GUIDE.md first ({GUIDE} in your task): conventions, helpers, test support, rules for shared files and the shared CARGO_TARGET_DIR.
 //!
-//! Repository layer only so far. Left for the cluster/data-plane round (unmapped):
-//! 4.1.3-4.1.5 (operator deployed/healthy, CRDs installed), 4.2.3-4.2.7 (Ceph
-//! deployed, OSDs on the NVMe disks, HEALTH_OK, StorageClass created, test PVC),
-//! 4.3.4-4.3.6 (deployed, test PVC), 4.5.1 and 4.5.3-4.5.5 (access, CSI driver,
-//! test PVC, verification).
+//! Repository layer first (manifests and wiring), then the live layers (`cluster_checks`):
+//! 4.1.3-4.1.5 operator HelmRelease/Deployment/CRDs, 4.2.3-4.2.6 CephCluster status, OSDs,
+//! StorageClass, 4.2.7/4.3.6/4.5.4 test PVCs in disposable namespaces (data-plane),
+//! 4.3.4-4.3.5 OpenEBS, 4.5.1/4.5.3/4.5.5 the apps cluster's path to infra's Ceph.
 
 use crate::check::{Check, CheckContext, Ctx, Finding, Outcome};
 use crate::checks::support::{
@@ -34,7 +33,13 @@ pub(crate) const GLOBAL_ANNOTATIONS: [&str; 2] = ["service.cilium.io/global", "i
 const ROOK_OPERATOR_CHARTS: &[&str] = &["rook-ceph"];
 const OPENEBS_CHARTS: &[&str] = &["localpv-provisioner", "openebs"];
 
+pub(crate) mod live;
+
 pub fn checks() -> Vec<Check> {
+    [repo_checks(), live::cluster_checks()].concat()
+}
+
+fn repo_checks() -> Vec<Check> {
     vec![
         Check::repo("4.1", "Rook Ceph operator base HelmRelease created", "rook_ceph_operator_base_helmrelease", rook_operator_base),
         Check::repo("4.1", "Rook Ceph operator infrastructure config created", "rook_ceph_operator_config_applied", rook_operator_config),

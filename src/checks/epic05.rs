@@ -2,9 +2,10 @@
 //!
 //! Writing a check here? Read docs/CHECKS-GUIDE.md first ({GUIDE} in your task): conventions, helpers, test support, rules for shared files and the shared CARGO_TARGET_DIR.
 //!
-//! Repository layer only so far. Left for the cluster/data-plane round (unmapped):
-//! 5.1.4-5.1.7 (deployed, ClusterIssuer created and Ready, test certificate issued),
-//! 5.2.4-5.2.7 (deployed, 1Password Connect accessible, test ExternalSecret syncs).
+//! Repository layer first, then the cluster layer (`live`): 5.1.4-5.1.7 cert-manager
+//! HelmRelease and Deployments, ClusterIssuers Ready, the platform's Certificates issued;
+//! 5.2.4-5.2.7 ESO HelmRelease and Deployments, ClusterSecretStore Ready with a served
+//! 1Password Connect, the platform's ExternalSecrets synced into their Secrets.
 
 use crate::check::{Check, Ctx, Finding, Outcome};
 use crate::checks::support::{config_renders_base, file_has_helmrelease, outcome, rendered, repo, variables};
@@ -18,6 +19,12 @@ const LETSENCRYPT_DOMAIN: &str = "api.letsencrypt.org";
 const ESO_VERSIONS: [&str; 2] = ["external-secrets.io/v1", "external-secrets.io/v1beta1"];
 
 pub fn checks() -> Vec<Check> {
+    [repo_checks(), live::cluster_checks()].concat()
+}
+
+mod live;
+
+fn repo_checks() -> Vec<Check> {
     vec![
         Check::repo("5.1", "cert-manager base HelmRelease created", "cert_manager_base_helmrelease", cert_manager_base),
         Check::repo("5.1", "cert-manager infrastructure config created", "cert_manager_config_applied", cert_manager_config),

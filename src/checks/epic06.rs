@@ -2,9 +2,10 @@
 //!
 //! Writing a check here? Read docs/CHECKS-GUIDE.md first ({GUIDE} in your task): conventions, helpers, test support, rules for shared files and the shared CARGO_TARGET_DIR.
 //!
-//! Repository layer only so far. Left for the cluster/data-plane round (unmapped):
-//! 6.1.5-6.1.8 (deployed, VMAgent scraping, Grafana accessible, metrics visible),
-//! 6.2.3 (deployed), 6.3.5-6.3.8 (deployed, logs forwarded, logs visible).
+//! Repository layer first (`repo_checks`), then the cluster and data-plane layers
+//! (`cluster_checks`): the stack's custom resources and workloads (6.1.5, 6.2.3,
+//! 6.3.5, 6.3.6) and HTTP to vmselect, Grafana and VictoriaLogs (6.1.6-6.1.8,
+//! 6.3.7, 6.3.8) through `ctx.resolve`.
 
 use serde_json::Value;
 
@@ -28,6 +29,12 @@ const VMAUTH_DEFAULT_PORT: u64 = 8427;
 const LOGS_DEFAULT_PORT: u64 = 9428;
 
 pub fn checks() -> Vec<Check> {
+    [repo_checks(), live::cluster_checks()].concat()
+}
+
+mod live;
+
+fn repo_checks() -> Vec<Check> {
     vec![
         Check::repo("6.1", "Victoria Metrics stack base HelmRelease created", "vm_stack_base_helmrelease", vm_stack_base),
         Check::repo("6.1", "VM stack workload config created", "vm_stack_config_applied", vm_stack_config),

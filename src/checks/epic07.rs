@@ -3,12 +3,15 @@
 //!
 //! Writing a check here? Read docs/CHECKS-GUIDE.md first ({GUIDE} in your task): conventions, helpers, test support, rules for shared files and the shared CARGO_TARGET_DIR.
 //!
-//! Left for the cluster / data-plane layers (not mapped here): 7.1.2-7.1.4
-//! (operator deployed, healthy, CRDs installed), 7.2.6-7.2.10 (deployed, healthy,
-//! connect, failover, reachable from apps), 7.3.3-7.3.4 (connections tested),
-//! 7.4.4-7.4.6 (deployed, reachable, Redis commands).
+//! Repository layer first (`repo_checks`), then the cluster and data-plane layers
+//! (`cluster_checks`, in `live.rs`): operator and CRDs (7.1.2-7.1.4), the shared
+//! PostgreSQL Cluster (7.2.6-7.2.10), connections with the applications'
+//! credentials (7.3.3-7.3.4), Dragonfly (7.4.4-7.4.6).
 
+mod live;
 pub(crate) mod shared;
+
+pub(crate) use live::secret_data;
 
 use serde_json::Value;
 
@@ -29,6 +32,10 @@ const STORAGE: &str = "Storage configured (OpenEBS local-nvme)";
 pub(crate) const DATABASES: &str = "Databases created: gitlab, harbor, keycloak, grafana, mattermost";
 
 pub fn checks() -> Vec<Check> {
+    [repo_checks(), live::cluster_checks()].concat()
+}
+
+fn repo_checks() -> Vec<Check> {
     vec![
         Check::repo("7.1", CNPG_OPERATOR, "cnpg_operator_manifests_created", cnpg_operator_manifests_created),
         Check::repo("7.2", "PostgreSQL cluster manifest created", "postgres_cluster_manifest_created", postgres_cluster_manifest_created),

@@ -2,9 +2,12 @@
 //!
 //! Writing a check here? Read docs/CHECKS-GUIDE.md first ({GUIDE} in your task): conventions, helpers, test support, rules for shared files and the shared CARGO_TARGET_DIR.
 //!
-//! Left for the cluster / data-plane layers (not mapped here): 8.1.3-8.1.4
-//! (operator deployed, healthy), 8.2.4 (admin console accessible via HTTPRoute:
-//! the route must be Accepted and the console answer), 8.3.4 (test logins).
+//! Repository layer first (`repo_checks`), then the cluster layer (`cluster_checks`):
+//! operator deployed and healthy (8.1.3-8.1.4), the admin console's HTTPRoute accepted by
+//! the Gateway with a ready Keycloak behind it (8.2.4). 8.3.4 (test logins) is manual.
+//! `live` holds the live helpers EPIC-9, EPIC-10 and the Definition of Done share.
+
+pub(crate) mod live;
 
 use serde_json::Value;
 
@@ -18,6 +21,10 @@ const OPERATOR_CONFIG: &str = "kubernetes/workloads/platform/auth/keycloak/opera
 const INSTANCE_FILE: &str = "kubernetes/workloads/platform/auth/keycloak/instance/keycloak.yaml";
 
 pub fn checks() -> Vec<Check> {
+    [repo_checks(), cluster_checks()].concat()
+}
+
+fn repo_checks() -> Vec<Check> {
     vec![
         Check::repo("8.1", "Keycloak operator base HelmRelease created", "keycloak_operator_base_helmrelease", keycloak_operator_base_helmrelease),
         Check::repo("8.1", "Keycloak operator infrastructure config created", "keycloak_operator_config", keycloak_operator_config),
@@ -370,4 +377,103 @@ async fn harbor_keycloak_sso_all(ctx: Ctx) -> Outcome {
         let repo = repo(&ctx)?;
         harbor_sso(repo, &scope(&ctx, repo))
     })
+}
+
+// ---------------------------------------------------------------------------
+// Cluster layer
+// ---------------------------------------------------------------------------
+
+/// §16 [KC1][KC3]: `k8s.keycloak.org` v2alpha1 (served by every operator release); v2beta1 in newer code.
+const KEYCLOAK: crate::cluster::objects::Kind = crate::cluster::objects::Kind::namespaced("k8s.keycloak.org", &["v2alpha1", "v2beta1"], "Keycloak");
+
+fn cluster_checks() -> Vec<Check> {
+    vec![
+        Check::cluster("8.1", "Operator deployed on infra cluster", "keycloak_operator_deployed", keycloak_operator_deployed),
+        Check::cluster("8.1", "Operator healthy", "keycloak_operator_healthy", keycloak_operator_healthy),
+        Check::cluster("8.2", "Admin console accessible via HTTPRoute", "keycloak_console_route_accepted", keycloak_console_route_accepted),
+        Check::manual(
+            "8.3",
+            "Test logins work for each service",
+            "A login is an interactive OIDC authorization-code flow in a browser (Grafana, GitLab and Harbor each redirect to \
+             Keycloak, a person signs in, possibly with a second factor, and is sent back with a session). The harness holds no \
+             user's credentials and must not create users or sessions in Keycloak's realm (that would mutate the production \
+             identity store outside a disposable namespace). The configuration behind it is proven by 8.3.1-8.3.3 (repository) \
+             and 8.2.4 (route). A person signs in to https://grafana.<domain>, https://gitlab.<domain> and \
+             https://harbor.<domain> with a Keycloak account and confirms each lands logged in as that user.",
+        ),
+    ]
+}
+
+/// The operator's HelmRelease (from the repository) is Ready on the cluster and its
+/// Deployment is ready (§16 [KC6]: label `app.kubernetes.io/name=keycloak-operator`).
+async fn keycloak_operator_deployed(ctx: Ctx) -> Outcome {
+    live::component_deployed(&ctx, "keycloak-operator", |_| "app.kubernetes.io/name=keycloak-operator".into()).await
+}
+
+/// The operator works: its pods are Ready and every Keycloak it manages reports
+/// `Ready=True` and `HasErrors=False` for its current generation (§16 [KC1]).
+async fn keycloak_operator_healthy(ctx: Ctx) -> Outcome {
+    let client = match ctx.kube() { Ok(c) => c, Err(o) => return o };
+    let hr = match live::rendered_release(&ctx, "keycloak-operator") { Ok(h) => h, Err(o) => return o };
+    let (_, ns) = live::release_target(&hr);
+    let pods = crate::cluster::objects::expect_pods_ready(client, &ctx.cluster, &ns, "app.kubernetes.io/name=keycloak-operator").await;
+    let ks = match keycloaks(&ctx) { Ok(k) => k, Err(o) => return o };
+    let mut outcomes = vec![pods];
+    for k in &ks {
+        outcomes.push(keycloak_ready(client, &ctx.cluster, k.namespace().unwrap_or("default"), k.name()).await);
+    }
+    Outcome::all(outcomes)
+}
+
+/// §16 [KC1]: `Ready=True` (current generation) and `HasErrors=False`.
+async fn keycloak_ready(client: &kube::Client, cluster: &str, ns: &str, name: &str) -> Outcome {
+    use crate::cluster::objects::{expect_condition, require};
+    let found = match require(client, &KEYCLOAK, Some(ns), name).await { Ok(f) => f, Err(o) => return o };
+    let object = format!("{} (cluster {cluster})", found.describe(&KEYCLOAK));
+    let ready = match expect_condition(&found, &KEYCLOAK, "Ready") {
+        Outcome::Fail { findings } => Outcome::Fail { findings: findings.into_iter().map(|f| crate::check::Finding::new(object.clone(), f.expected, f.observed)).collect() },
+        o => o,
+    };
+    let errors = match found.condition("HasErrors") {
+        Some(c) if c.status == "True" => Outcome::fail(object.clone(), "HasErrors=False", format!("HasErrors=True ({})", c.message)),
+        _ => Outcome::pass(format!("{object}: no errors, {} instances", found.get("/status/instances").map(|v| v.to_string()).unwrap_or("?".into()))),
+    };
+    Outcome::all([ready, errors])
+}
+
+/// The admin console's route: the HTTPRoute in the Keycloak's namespace that serves its
+/// host name is Accepted (and its references resolved) by the Gateway, points at the
+/// operator's `<name>-service` (§16 [KC2]) and that Keycloak is Ready. The HTTP GET of the
+/// console itself is not made: it needs the Gateway's data path and a real Keycloak.
+async fn keycloak_console_route_accepted(ctx: Ctx) -> Outcome {
+    let client = match ctx.kube() { Ok(c) => c, Err(o) => return o };
+    let ks = match keycloaks(&ctx) { Ok(k) => k, Err(o) => return o };
+    let mut outcomes = vec![];
+    for k in &ks {
+        let ns = k.namespace().unwrap_or("default");
+        let Some(host) = keycloak_host(k) else {
+            outcomes.push(Outcome::fail(format!("{} spec.hostname.hostname", k.describe()), "the console's host name", "not set"));
+            continue;
+        };
+        let routes = match live::routes_in(&ctx, ns) { Ok(r) => r, Err(o) => return o };
+        let service = format!("{}-service", k.name());
+        let serving: Vec<_> = routes
+            .into_iter()
+            .filter(|r| r.get("/spec/hostnames").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).any(|h| covers(h, &host)))
+            .collect();
+        if serving.is_empty() {
+            outcomes.push(Outcome::fail(format!("HTTPRoutes in namespace {ns} (cluster {})", ctx.cluster), format!("one serving {host}"), "none in the repository's manifests"));
+            continue;
+        }
+        let to_keycloak = serving.iter().any(|r| {
+            r.get("/spec/rules").and_then(Value::as_array).into_iter().flatten().flat_map(|x| x.get("backendRefs").and_then(Value::as_array).cloned().unwrap_or_default()).any(|b| b.get("name").and_then(Value::as_str) == Some(service.as_str()))
+        });
+        if !to_keycloak {
+            outcomes.push(Outcome::fail(format!("HTTPRoute {} backendRefs", serving[0].describe()), format!("Service {service} (the operator's service for {})", k.name()), "not referenced"));
+            continue;
+        }
+        outcomes.push(live::httproutes_accepted(client, &ctx.cluster, &serving).await);
+        outcomes.push(keycloak_ready(client, &ctx.cluster, ns, k.name()).await);
+    }
+    Outcome::all(outcomes)
 }

@@ -2,10 +2,10 @@
 //!
 //! Writing a check here? Read docs/CHECKS-GUIDE.md first ({GUIDE} in your task): conventions, helpers, test support, rules for shared files and the shared CARGO_TARGET_DIR.
 //!
-//! Left for the cluster / data-plane layers (not mapped here): 9.1.5-9.1.6 and
-//! 9.1.8 (deployed, accessible via HTTPRoute, repo + pipeline), 9.2.5 and 9.2.7
-//! (deployed, push/pull), 9.3.1 (operator deployed), 9.3.4 and 9.3.6 (deployed,
-//! messages).
+//! Repository layer first (`repo_checks`), then the cluster layer (`cluster_checks`):
+//! GitLab, Harbor, the Mattermost operator and instance deployed on apps (9.1.5, 9.2.5,
+//! 9.3.1, 9.3.4), GitLab's HTTPRoutes accepted (9.1.6). Using the applications (9.1.8
+//! repo + pipeline, 9.2.7 push/pull, 9.3.6 messages) is manual: see the reasons.
 
 use serde_json::Value;
 
@@ -29,6 +29,10 @@ const HARBOR_FILES: [&str; 4] = [
 const GITLAB_PG: &str = "Connected to shared PostgreSQL on infra (via ClusterMesh)";
 
 pub fn checks() -> Vec<Check> {
+    [repo_checks(), cluster_checks()].concat()
+}
+
+fn repo_checks() -> Vec<Check> {
     vec![
         Check::repo("9.1", "GitLab manifests created", "gitlab_manifests_created", gitlab_manifests_created),
         // The text names infra (where PostgreSQL runs); the criterion is about GitLab, which runs on apps.
@@ -317,4 +321,103 @@ async fn mattermost_sso_configured(ctx: Ctx) -> Outcome {
         }
         Ok(Outcome::all(outcomes))
     })
+}
+
+// ---------------------------------------------------------------------------
+// Cluster layer
+// ---------------------------------------------------------------------------
+
+use crate::checks::epic08::live;
+
+/// §19 [MM1]
+const MATTERMOST: crate::cluster::objects::Kind = crate::cluster::objects::Kind::namespaced("installation.mattermost.com", &["v1beta1"], "Mattermost");
+
+fn cluster_checks() -> Vec<Check> {
+    vec![
+        Check::cluster("9.1", "GitLab deployed on apps cluster", "gitlab_deployed", gitlab_deployed),
+        Check::cluster("9.1", "GitLab accessible via HTTPRoute", "gitlab_routes_accepted", gitlab_routes_accepted),
+        Check::manual(
+            "9.1",
+            "Can create repo and run pipeline",
+            "Needs a GitLab API token (the root password lives in 1Password; the harness holds none) and writes to GitLab's \
+             database and Gitaly (a project, a commit, a pipeline) outside any disposable namespace; a pipeline also needs a \
+             GitLab Runner, which the plan deploys only after GitLab is operational (gitlab-runner.install: false). A person \
+             creates a test project at https://gitlab.<domain>, pushes a .gitlab-ci.yml and sees the pipeline succeed. \
+             Deployment and routing are proven by 9.1.5 and 9.1.6.",
+        ),
+        Check::cluster("9.2", "Deployed on apps cluster", "harbor_deployed", harbor_deployed),
+        Check::manual(
+            "9.2",
+            "Can push/pull images",
+            "A push needs registry credentials (a Harbor user or robot account; the admin password lives in 1Password) and \
+             writes an artifact into a Harbor project, i.e. into Harbor's database and object storage outside any disposable \
+             namespace. A person runs docker login harbor.<domain>, pushes and pulls a test image in a scratch project and \
+             deletes it. Deployment, database, Redis and storage wiring are proven by 9.2.1-9.2.5.",
+        ),
+        Check::cluster("9.3", "Mattermost operator deployed", "mattermost_operator_deployed", mattermost_operator_deployed),
+        Check::cluster("9.3", "Deployed on apps cluster", "mattermost_deployed", mattermost_deployed),
+        Check::manual(
+            "9.3",
+            "Can send messages",
+            "Posting needs a Mattermost user or bot token (none exists before a person creates the first team and admin) and \
+             writes a post into a team channel in the shared PostgreSQL database outside any disposable namespace. A person \
+             signs in at https://mattermost.<domain>, posts in a channel and sees it delivered to a second session. \
+             Deployment is proven by 9.3.4.",
+        ),
+    ]
+}
+
+/// §17: GitLab's chart labels its objects `release=<release>`; every one of them ready.
+async fn gitlab_deployed(ctx: Ctx) -> Outcome {
+    live::component_deployed(&ctx, "gitlab", |release| format!("release={release}")).await
+}
+
+/// Every HTTPRoute of GitLab's namespace Accepted/ResolvedRefs, backends present.
+async fn gitlab_routes_accepted(ctx: Ctx) -> Outcome {
+    let client = match ctx.kube() { Ok(c) => c, Err(o) => return o };
+    let hr = match live::rendered_release(&ctx, "gitlab") { Ok(h) => h, Err(o) => return o };
+    let (_, ns) = live::release_target(&hr);
+    let routes = match live::routes_in(&ctx, &ns) { Ok(r) => r, Err(o) => return o };
+    live::httproutes_accepted(client, &ctx.cluster, &routes).await
+}
+
+/// §18 [HB1]: selector `release=<release>,app=harbor`.
+async fn harbor_deployed(ctx: Ctx) -> Outcome {
+    live::component_deployed(&ctx, "harbor", |release| format!("release={release},app=harbor")).await
+}
+
+/// §19 [MM5]: the operator chart's selector `app.kubernetes.io/name=mattermost-operator`.
+async fn mattermost_operator_deployed(ctx: Ctx) -> Outcome {
+    live::component_deployed(&ctx, "mattermost-operator", |_| "app.kubernetes.io/name=mattermost-operator".into()).await
+}
+
+/// §19 [MM1][MM2]: each Mattermost of the repository is `stable` for its current
+/// generation and the Deployment named after it is ready.
+async fn mattermost_deployed(ctx: Ctx) -> Outcome {
+    let client = match ctx.kube() { Ok(c) => c, Err(o) => return o };
+    let ms = match mattermosts(&ctx) { Ok(m) => m, Err(o) => return o };
+    let mut outcomes = vec![];
+    for m in &ms {
+        let ns = m.namespace().unwrap_or("default");
+        let found = match crate::cluster::objects::require(client, &MATTERMOST, Some(ns), m.name()).await {
+            Ok(f) => f,
+            Err(o) => {
+                outcomes.push(o);
+                continue;
+            }
+        };
+        let object = format!("{} (cluster {})", found.describe(&MATTERMOST), ctx.cluster);
+        let state = found.str("/status/state").unwrap_or("");
+        let generation = found.object.metadata.generation.unwrap_or(0);
+        let observed = found.get("/status/observedGeneration").and_then(Value::as_i64).unwrap_or(generation);
+        outcomes.push(if state != "stable" {
+            Outcome::fail(format!("{object} status.state"), "stable", format!("{state:?}{}", found.str("/status/error").map(|e| format!(" (error: {e})")).unwrap_or_default()))
+        } else if observed < generation {
+            Outcome::fail(format!("{object} status.observedGeneration"), format!("{generation}"), format!("{observed} (stale)"))
+        } else {
+            Outcome::pass(format!("{object}: stable, version {}, endpoint {}", found.str("/status/version").unwrap_or("?"), found.str("/status/endpoint").unwrap_or("?")))
+        });
+        outcomes.push(crate::cluster::objects::expect_workload_ready(client, &ctx.cluster, "Deployment", ns, m.name()).await);
+    }
+    Outcome::all(outcomes)
 }

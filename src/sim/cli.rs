@@ -54,6 +54,13 @@ platform-acceptance sim status && platform-acceptance sim down\n\n",
         #[command(subcommand)]
         cmd: ScenarioCommand,
     },
+    /// The stand-in volume provisioner (src/sim/provisioner.rs); started by the data services.
+    #[command(hide = true)]
+    Provisioner {
+        /// Modification time of the binary that started it (restarts it after a rebuild).
+        #[arg(long, default_value = "")]
+        build: String,
+    },
 }
 
 #[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
@@ -94,6 +101,7 @@ pub async fn run(cmd: SimCommand) -> anyhow::Result<()> {
             let _ = super::data::start(&cfg).await?;
             super::scenario::apply(&cfg, &name).await?;
         }
+        SimCommand::Provisioner { .. } => super::provisioner::run(&cfg).await?,
         SimCommand::Scenario { cmd: ScenarioCommand::List } => {
             for name in super::scenario::list() {
                 println!("{name}");

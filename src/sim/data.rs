@@ -65,6 +65,10 @@ pub struct DataPlan {
     pub buckets: Vec<String>,
     /// `host:port` of every cluster's `MINIO_ENDPOINT`.
     pub minio_endpoints: Vec<(String, u16)>,
+    /// The platform's DNS zone as the sim models it: `<cluster>-k8s.<SECRET_DOMAIN>:6443`
+    /// → the cluster's first control-plane node (the lowest address under talos/<cluster>/),
+    /// the records story 1.3 creates at the DNS provider.
+    pub api_records: Vec<(String, SocketAddr)>,
 }
 
 impl DataPlan {
@@ -80,6 +84,7 @@ impl DataPlan {
             dragonfly: None,
             buckets: vec![],
             minio_endpoints: vec![],
+            api_records: vec![],
         };
         for cluster in repo.clusters().to_vec() {
             let vars = repo.variables(&cluster)?;
@@ -92,6 +97,15 @@ impl DataPlan {
                     && !plan.minio_endpoints.contains(&(h.clone(), p))
                 {
                     plan.minio_endpoints.push((h, p));
+                }
+            }
+            if let Some(domain) = vars.get("SECRET_DOMAIN") {
+                let first_node = repo
+                    .files_under(Path::new("talos").join(&cluster).as_path())
+                    .filter_map(|f| f.file_stem()?.to_str()?.parse::<std::net::Ipv4Addr>().ok())
+                    .min();
+                if let Some(ip) = first_node {
+                    plan.api_records.push((format!("{cluster}-k8s.{domain}"), SocketAddr::new(ip.into(), 6443)));
                 }
             }
             let rendered = repo.render(&cluster)?;
@@ -343,7 +357,7 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
 /// One in-cluster name and the loopback socket that serves it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Endpoint {
-    /// `postgres`, `redis` or `minio`.
+    /// `postgres`, `redis`, `minio`, or `dns` (an API endpoint record; nothing local serves it).
     pub service: String,
     pub host: String,
     pub port: u16,
@@ -414,6 +428,9 @@ impl Endpoints {
         // MinIO runs outside the clusters at ${MINIO_ENDPOINT}.
         for (h, p) in &plan.minio_endpoints {
             e.add("minio", h, *p, SocketAddr::new(LOOPBACK, MINIO_PORT));
+        }
+        for (host, addr) in &plan.api_records {
+            e.add("dns", host, addr.port(), *addr);
         }
         e
     }
@@ -579,6 +596,9 @@ pub async fn start(cfg: &SimConfig) -> Result<Endpoints> {
     minio?;
     let endpoints = Endpoints::for_plan(&plan);
     endpoints.write(cfg)?;
+    if let Err(e) = super::provisioner::ensure(cfg).await {
+        eprintln!("sim: {e:#}; PVCs of dynamically provisioned classes will stay Pending");
+    }
     Ok(endpoints)
 }
 

@@ -15,6 +15,7 @@
 //! `pids/` (the process registry, see [`process`]), `<cluster>/` (logs
 //! `<component>.log`, etcd data, component kubeconfigs, kwok stages).
 
+pub mod backups;
 pub mod cli;
 pub mod cluster;
 pub mod crds;
@@ -23,6 +24,7 @@ pub mod kubeconfig;
 pub mod kwok;
 pub mod pki;
 pub mod process;
+pub mod provisioner;
 pub mod scenario;
 
 use std::fmt;

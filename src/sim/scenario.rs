@@ -290,6 +290,8 @@ pub async fn apply_with_report(cfg: &SimConfig, name: &str) -> Result<ApplyRepor
         );
     }
     vault.lock().expect("vault").save(cfg)?;
+    // What the healthy platform's backup jobs would have written by now.
+    super::backups::seed(cfg).await.context("seeding backup data")?;
     for action in &sc.breaks {
         let sim = sims
             .iter()
@@ -1183,9 +1185,17 @@ fn expand_entry(e: &Value) -> Result<Vec<Value>> {
             "DaemonSet" => {}
             other => bail!("workloads.yaml {name}: unknown workload kind {other}"),
         }
+        // Optional pass-throughs: `podSpec` (merged into the pod template spec, e.g. the
+        // anti-affinity/nodeSelector an operator sets) and `workloadAnnotations`.
+        if let Some(extra) = e.get("podSpec").and_then(Value::as_object) {
+            for (k, v) in extra {
+                spec["template"]["spec"][k] = v.clone();
+            }
+        }
+        let annotations = labels_of(e, &["workloadAnnotations"]);
         return Ok(vec![json!({
             "apiVersion": "apps/v1", "kind": kind,
-            "metadata": {"name": name, "namespace": ns, "labels": obj_labels},
+            "metadata": {"name": name, "namespace": ns, "labels": obj_labels, "annotations": annotations},
             "spec": spec,
         })]);
     }

@@ -1,0 +1,37 @@
+//! Benchmark of the local simulation's control plane: cold `sim up` (fresh state) to
+//! all-Ready, warm `sim up` (already running), total RSS of its processes, `sim down`.
+//! Uses its own state directory and ports so it never touches a running simulation.
+//! Prints figures; asserts nothing.
+//!
+//! `cargo run --release --example bench_sim` (needs `make sim-build`)
+
+use std::time::Instant;
+
+use platform_acceptance::sim::{self, SimConfig};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let mut cfg = SimConfig::from_env();
+    cfg.state_dir = std::env::temp_dir().join(format!("pa-bench-sim-{}", std::process::id()));
+    // SAFETY: single-threaded at this point; set before any sim code reads it.
+    unsafe { std::env::set_var("PA_SIM_PORT_BASE", std::env::var("PA_BENCH_PORT_BASE").unwrap_or_else(|_| "24100".into())) };
+
+    let t = Instant::now();
+    let status = sim::up(&cfg).await?;
+    let cold = t.elapsed();
+    let rss_mib = status.total_rss_kib() as f64 / 1024.0;
+
+    let t = Instant::now();
+    sim::up(&cfg).await?;
+    let warm = t.elapsed();
+
+    let t = Instant::now();
+    sim::down(&cfg).await?;
+    let down = t.elapsed();
+
+    println!("sim up, cold (fresh state, CRDs installed) : {:>7.1} s   (goal: warm ≤ 20 s)", cold.as_secs_f64());
+    println!("sim up, warm (already running)            : {:>7.1} s", warm.as_secs_f64());
+    println!("sim down                                  : {:>7.1} s", down.as_secs_f64());
+    println!("RSS of control-plane processes after up   : {:>7.0} MiB (goal ≤ 3072 MiB)", rss_mib);
+    Ok(())
+}

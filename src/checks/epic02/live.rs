@@ -1,0 +1,582 @@
+//! EPIC-2 cluster and data-plane checks. Names and namespaces come from the cluster's
+//! rendered manifests when a repository is given (HelmRelease name/namespace, values),
+//! else from the upstream chart defaults in /work/shared/reference/component-apis.md.
+
+use std::collections::BTreeSet;
+use std::net::Ipv4Addr;
+
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
+use k8s_openapi::api::core::v1::{Secret, Service};
+use kube::api::{Api, ListParams, PostParams};
+use serde_json::Value;
+
+use crate::check::{CheckResult, Ctx, Finding, Outcome};
+use crate::cluster::objects::{self, Found, Kind};
+use crate::cluster::{api_error, nodes};
+use crate::repo::scalar_text;
+
+// §2.2 [C1][C4][C5][C10], §2.4 [C6], §6.1 [F3]
+pub(crate) const HELMRELEASE: Kind = Kind::namespaced("helm.toolkit.fluxcd.io", &["v2", "v2beta2", "v2beta1"], "HelmRelease");
+const CILIUM_NODE: Kind = Kind::cluster_scoped("cilium.io", &["v2"], "CiliumNode");
+const BGP_NODE_CONFIG: Kind = Kind::cluster_scoped("cilium.io", &["v2", "v2alpha1"], "CiliumBGPNodeConfig");
+const BGP_PEERING_POLICY: Kind = Kind::cluster_scoped("cilium.io", &["v2alpha1"], "CiliumBGPPeeringPolicy");
+const LB_POOL: Kind = Kind::cluster_scoped("cilium.io", &["v2", "v2alpha1"], "CiliumLoadBalancerIPPool");
+const SERVICE_EXPORT: Kind = Kind::namespaced("multicluster.x-k8s.io", &["v1alpha1"], "ServiceExport");
+const SERVICE_IMPORT: Kind = Kind::namespaced("multicluster.x-k8s.io", &["v1alpha1"], "ServiceImport");
+
+/// Cilium global-service annotation (§2.4 [C7]).
+const GLOBAL_ANNOTATION: &str = "service.cilium.io/global";
+
+fn client(ctx: &Ctx) -> CheckResult<&kube::Client> {
+    ctx.kube()
+}
+
+/// A Helm release as the repository renders it for this cluster: namespace, release
+/// name, values (None without a repository or when the chart is not rendered).
+pub(crate) struct Release {
+    pub namespace: String,
+    pub name: String,
+    pub values: Option<Value>,
+    /// Where the names came from, for evidence.
+    pub source: String,
+}
+
+impl Release {
+    /// `values` at a JSON pointer as text (`/hubble/relay/enabled` → "true").
+    pub fn value(&self, pointer: &str) -> Option<String> {
+        self.values.as_ref().and_then(|v| v.pointer(pointer)).map(scalar_text)
+    }
+    /// The chart's default fullname: fullnameOverride, else the release name if it
+    /// contains the chart name, else `<release>-<chart>` (Helm convention).
+    pub fn fullname(&self, chart: &str) -> String {
+        if let Some(f) = self.value("/fullnameOverride").filter(|f| !f.is_empty()) {
+            return f;
+        }
+        if self.name.contains(chart) { self.name.clone() } else { format!("{}-{chart}", self.name) }
+    }
+}
+
+/// The rendered HelmRelease of `chart` for ctx.cluster, else the upstream defaults.
+pub(crate) fn release(ctx: &Ctx, chart: &str, default_ns: &str) -> Release {
+    if let Ok(repo) = ctx.repo()
+        && let Ok(r) = repo.render(&ctx.cluster)
+        && let Some(hr) = super::helm_release(&r, chart)
+    {
+        let namespace = hr.namespace().unwrap_or(default_ns).to_string();
+        let name = hr.str("/spec/releaseName").unwrap_or(hr.name()).to_string();
+        return Release { namespace, name, values: hr.get("/spec/values").cloned(), source: hr.describe() };
+    }
+    Release { namespace: default_ns.into(), name: chart.into(), values: None, source: format!("chart {chart} defaults (no repository)") }
+}
+
+/// The repository variable `name` of ctx.cluster, if a repository is given and defines it.
+pub(crate) fn variable(ctx: &Ctx, name: &str) -> Option<String> {
+    ctx.repo().ok()?.variables(&ctx.cluster).ok()?.get(name).map(str::to_string)
+}
+
+/// A list that is empty when the kind is not served (CRD not installed).
+async fn list_if_served(client: &kube::Client, kind: &Kind, ns: Option<&str>) -> CheckResult<Vec<Found>> {
+    match objects::list(client, kind, ns, None).await {
+        Ok(l) => Ok(l),
+        Err(o) if o.verdict() == crate::check::Verdict::Fail => Ok(vec![]),
+        Err(o) => Err(o),
+    }
+}
+
+/// Whether a Deployment/DaemonSet exists (for optional components).
+async fn workload_exists(client: &kube::Client, kind: &str, ns: &str, name: &str) -> CheckResult<bool> {
+    let found = match kind {
+        "DaemonSet" => Api::<DaemonSet>::namespaced(client.clone(), ns).get_opt(name).await.map(|o| o.is_some()),
+        _ => Api::<Deployment>::namespaced(client.clone(), ns).get_opt(name).await.map(|o| o.is_some()),
+    };
+    found.map_err(|e| api_error(&format!("get {kind} {ns}/{name}"), e))
+}
+
+/// The HelmRelease of a component reconciled in the cluster (Ready=True, current generation).
+async fn helmrelease_ready(client: &kube::Client, cluster: &str, rel: &Release) -> Outcome {
+    match objects::get(client, &HELMRELEASE, Some(&rel.namespace), &rel.name).await {
+        Ok(Some(found)) => match objects::expect_condition(&found, &HELMRELEASE, "Ready") {
+            Outcome::Fail { findings } => Outcome::Fail {
+                findings: findings.into_iter().map(|f| Finding::new(format!("{} (cluster {cluster})", f.object), f.expected, f.observed)).collect(),
+            },
+            o => o,
+        },
+        Ok(None) => Outcome::fail(format!("HelmRelease {}/{} (cluster {cluster})", rel.namespace, rel.name), format!("present (from {})", rel.source), "not found"),
+        Err(o) => o,
+    }
+}
+
+fn service_ips(svc: &Service) -> Vec<String> {
+    svc.status
+        .as_ref()
+        .and_then(|s| s.load_balancer.as_ref())
+        .and_then(|lb| lb.ingress.as_ref())
+        .map(|i| i.iter().filter_map(|x| x.ip.clone().or_else(|| x.hostname.clone())).collect())
+        .unwrap_or_default()
+}
+
+fn strip_prefix_len(addr: &str) -> &str {
+    addr.split('/').next().unwrap_or(addr).trim()
+}
+
+// ---------------------------------------------------------------------------
+// 2.1.8 Cilium status (what `cilium status --wait` waits for)
+// ---------------------------------------------------------------------------
+
+/// The components `cilium status` summarises: agent DaemonSet and operator Deployment
+/// always; Envoy DaemonSet, Hubble Relay/UI and clustermesh-apiserver when the
+/// release enables them (without a repository: when present); and one CiliumNode per
+/// Node (each agent registered).
+pub(crate) async fn cilium_status_healthy(ctx: Ctx) -> Outcome {
+    let client = match client(&ctx) { Ok(c) => c, Err(o) => return o };
+    let rel = release(&ctx, "cilium", "kube-system");
+    let ns = rel.namespace.clone();
+    // (kind, name, enabled: Some(true) required / Some(false) disabled / None unknown)
+    let flag = |p: &str| rel.value(p).map(|v| v == "true");
+    let components: [(&str, &str, Option<bool>); 6] = [
+        ("DaemonSet", "cilium", Some(true)),
+        ("Deployment", "cilium-operator", Some(true)),
+        ("DaemonSet", "cilium-envoy", flag("/envoy/enabled")),
+        ("Deployment", "hubble-relay", flag("/hubble/relay/enabled").map(|r| r && flag("/hubble/enabled") != Some(false))),
+        ("Deployment", "hubble-ui", flag("/hubble/ui/enabled").map(|r| r && flag("/hubble/enabled") != Some(false))),
+        ("Deployment", "clustermesh-apiserver", flag("/clustermesh/useAPIServer")),
+    ];
+    let mut outcomes = vec![];
+    let mut disabled = vec![];
+    for (kind, name, enabled) in components {
+        let check = match enabled {
+            Some(true) => true,
+            Some(false) => false,
+            None => match workload_exists(client, kind, &ns, name).await {
+                Ok(e) => e,
+                Err(o) => return o,
+            },
+        };
+        if check {
+            outcomes.push(objects::expect_workload_ready(client, &ctx.cluster, kind, &ns, name).await);
+        } else {
+            disabled.push(name);
+        }
+    }
+    // Every node has a CiliumNode (the agent registered itself there).
+    let node_list = match nodes::list(client, &ctx.cluster).await { Ok(n) => n, Err(o) => return o };
+    let cilium_nodes = match objects::list(client, &CILIUM_NODE, None, None).await { Ok(l) => l, Err(o) => return o };
+    let names: BTreeSet<&str> = cilium_nodes.iter().map(Found::name).collect();
+    let missing: Vec<Finding> = node_list
+        .iter()
+        .filter(|n| !names.contains(n.name.as_str()))
+        .map(|n| Finding::new(format!("CiliumNode {} (cluster {})", n.name, ctx.cluster), format!("present for Node {} (agent registered)", n.name), "not found"))
+        .collect();
+    let version = cilium_nodes.first().map(|n| n.api_version.clone()).unwrap_or_else(|| "cilium.io/v2".into());
+    outcomes.push(Outcome::from_findings(missing, format!("{} CiliumNodes ({version}) for {} Nodes", cilium_nodes.len(), node_list.len())));
+    match Outcome::all(outcomes) {
+        Outcome::Pass { mut evidence } => {
+            evidence.push(format!("components from {}; disabled: {}", rel.source, if disabled.is_empty() { "none".into() } else { disabled.join(", ") }));
+            Outcome::Pass { evidence }
+        }
+        o => o,
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 2.1.9 BGP peering
+// ---------------------------------------------------------------------------
+
+/// Every node's BGPv2 CiliumBGPNodeConfig reports the session with the upstream router
+/// (CILIUM_BGP_PEER_ADDRESS when a repository is given) `established`
+/// (§2.3 [C5]). BGPv1 (CiliumBGPPeeringPolicy) publishes no status: then the
+/// peering cannot be read through the API and the outcome says so (Error).
+pub(crate) async fn bgp_peering_established(ctx: Ctx) -> Outcome {
+    let client = match client(&ctx) { Ok(c) => c, Err(o) => return o };
+    let peer = variable(&ctx, "CILIUM_BGP_PEER_ADDRESS").map(|a| strip_prefix_len(&a).to_string());
+    let peer_asn = variable(&ctx, "CILIUM_BGP_PEER_ASN");
+    let configs = match list_if_served(client, &BGP_NODE_CONFIG, None).await { Ok(c) => c, Err(o) => return o };
+    if configs.is_empty() {
+        let policies = match list_if_served(client, &BGP_PEERING_POLICY, None).await { Ok(p) => p, Err(o) => return o };
+        return match policies.first() {
+            Some(p) => Outcome::error(format!(
+                "cluster {}: only BGPv1 {} found; it has no status, so the peering state is not readable through the API \
+                 (BGPv2 publishes it in CiliumBGPNodeConfig status.bgpInstances[].peers[].peeringState). Verify with \
+                 `cilium bgp peers` on the cluster, or migrate to CiliumBGPClusterConfig",
+                ctx.cluster,
+                p.describe(&BGP_PEERING_POLICY)
+            )),
+            None => Outcome::fail(
+                format!("cluster {}: BGP control plane", ctx.cluster),
+                "a CiliumBGPNodeConfig per node (BGPv2) or a CiliumBGPPeeringPolicy (BGPv1)",
+                "neither found",
+            ),
+        };
+    }
+    let node_list = match nodes::list(client, &ctx.cluster).await { Ok(n) => n, Err(o) => return o };
+    let want = match (&peer, &peer_asn) {
+        (Some(p), Some(a)) => format!("upstream router {p} (ASN {a})"),
+        (Some(p), None) => format!("upstream router {p}"),
+        _ => "a peer".to_string(),
+    };
+    let mut findings = vec![];
+    let mut evidence = vec![];
+    for n in &node_list {
+        let Some(cfg) = configs.iter().find(|c| c.name() == n.name) else {
+            findings.push(Finding::new(format!("CiliumBGPNodeConfig {} (cluster {})", n.name, ctx.cluster), format!("present for Node {} with a session to {want}", n.name), "not found"));
+            continue;
+        };
+        let object = cfg.describe(&BGP_NODE_CONFIG);
+        let peers: Vec<Value> = cfg
+            .get("/status/bgpInstances")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .flat_map(|i| i.get("peers").and_then(Value::as_array).cloned().unwrap_or_default())
+            .collect();
+        let addr = |p: &Value| p.get("peerAddress").map(scalar_text).map(|a| strip_prefix_len(&a).to_string()).unwrap_or_default();
+        let matching: Vec<&Value> = peers.iter().filter(|p| peer.as_ref().is_none_or(|want| addr(p) == *want)).collect();
+        if matching.is_empty() {
+            let seen: Vec<String> = peers.iter().map(|p| addr(p)).collect();
+            findings.push(Finding::new(format!("{object} status.bgpInstances[].peers"), format!("a session with {want}"), if seen.is_empty() { "no peers in status".to_string() } else { format!("peers {seen:?}") }));
+            continue;
+        }
+        for p in matching {
+            let state = p.get("peeringState").map(scalar_text).unwrap_or_else(|| "not reported".into());
+            let name = p.get("name").map(scalar_text).unwrap_or_default();
+            if state != "established" {
+                findings.push(Finding::new(format!("{object} status peer {name} ({})", addr(p)), "peeringState established", format!("peeringState {state}")));
+            } else {
+                evidence.push(format!("{}: {} established", n.name, addr(p)));
+            }
+        }
+    }
+    Outcome::from_findings(findings, format!("cluster {}: BGP sessions with {want}: {}", ctx.cluster, evidence.join(", ")))
+}
+
+// ---------------------------------------------------------------------------
+// 2.1.10 LB IPAM pool
+// ---------------------------------------------------------------------------
+
+/// Address ranges of a CiliumLoadBalancerIPPool (`spec.blocks[]` start/stop or cidr, older `spec.cidrs[]`).
+fn pool_ranges(pool: &Found) -> Vec<Result<(Ipv4Addr, Ipv4Addr), String>> {
+    let mut out = vec![];
+    for field in ["/spec/blocks", "/spec/cidrs"] {
+        for b in pool.get(field).and_then(Value::as_array).into_iter().flatten() {
+            out.push(if let Some(cidr) = b.get("cidr") {
+                scalar_text(cidr).parse::<ipnet::Ipv4Net>().map(|n| (n.network(), n.broadcast())).map_err(|_| format!("cidr {:?}", scalar_text(cidr)))
+            } else {
+                let s = b.get("start").map(scalar_text).unwrap_or_default();
+                let e = b.get("stop").map(scalar_text).unwrap_or_else(|| s.clone());
+                match (s.parse::<Ipv4Addr>(), e.parse::<Ipv4Addr>()) {
+                    (Ok(s), Ok(e)) => Ok((s, e)),
+                    _ => Err(format!("start {s:?} stop {e:?}")),
+                }
+            });
+        }
+    }
+    out
+}
+
+/// The pool for the criterion's range exists, is enabled and not in conflict, and every
+/// LoadBalancer Service of the cluster (Cilium's LB class) got an address inside it.
+pub(crate) async fn lb_pool_working(ctx: Ctx, criterion: &'static str) -> Outcome {
+    let Some(range) = crate::net::range_in_text(criterion) else {
+        return Outcome::error(format!("criterion {criterion:?} names no address range"));
+    };
+    let client = match client(&ctx) { Ok(c) => c, Err(o) => return o };
+    let pools = match objects::list(client, &LB_POOL, None, None).await { Ok(p) => p, Err(o) => return o };
+    let mut findings = vec![];
+    let mut evidence = vec![];
+    let ours: Vec<&Found> = pools
+        .iter()
+        .filter(|p| {
+            let r = pool_ranges(p);
+            !r.is_empty() && r.iter().all(|b| matches!(b, Ok((s, e)) if range.contains(*s) && range.contains(*e)))
+        })
+        .collect();
+    if ours.is_empty() {
+        let seen: Vec<String> = pools.iter().map(|p| format!("{} {:?}", p.name(), pool_ranges(p).into_iter().map(|b| b.map(|(s, e)| format!("{s}-{e}")).unwrap_or_else(|e| e)).collect::<Vec<_>>())).collect();
+        return Outcome::fail(
+            format!("CiliumLoadBalancerIPPool (cluster {})", ctx.cluster),
+            format!("a pool with blocks inside {range}"),
+            if seen.is_empty() { "no pools".to_string() } else { seen.join("; ") },
+        );
+    }
+    for pool in &ours {
+        let object = format!("{} (cluster {})", pool.describe(&LB_POOL), ctx.cluster);
+        if pool.get("/spec/disabled").and_then(Value::as_bool) == Some(true) {
+            findings.push(Finding::new(object.clone(), "spec.disabled false", "true"));
+        }
+        // §2.3 [C1][C2]: cilium.io/PoolConflict (older io.cilium/conflict) must be False.
+        let conflict = pool.condition("cilium.io/PoolConflict").or_else(|| pool.condition("io.cilium/conflict"));
+        match conflict {
+            Some(c) if c.status == "True" => findings.push(Finding::new(object.clone(), "cilium.io/PoolConflict=False", format!("True ({}: {})", c.reason, c.message))),
+            None => findings.push(Finding::new(object.clone(), "condition cilium.io/PoolConflict=False (written by the LB-IPAM operator)", "no such condition")),
+            _ => {}
+        }
+        let available = pool.condition("cilium.io/IPsAvailable").map(|c| c.message).unwrap_or_else(|| "?".into());
+        evidence.push(format!("{} not conflicting, {available} IPs available", pool.describe(&LB_POOL)));
+    }
+    let services = match Api::<Service>::all(client.clone()).list(&ListParams::default()).await {
+        Ok(l) => l.items,
+        Err(e) => return api_error("list Services", e),
+    };
+    let mut allocated = vec![];
+    for svc in services.iter().filter(|s| s.spec.as_ref().and_then(|s| s.type_.as_deref()) == Some("LoadBalancer")) {
+        let class = svc.spec.as_ref().and_then(|s| s.load_balancer_class.clone());
+        if class.as_deref().is_some_and(|c| !c.starts_with("io.cilium/")) {
+            continue;
+        }
+        let object = format!("Service {}/{} (cluster {})", svc.metadata.namespace.as_deref().unwrap_or(""), svc.metadata.name.as_deref().unwrap_or(""), ctx.cluster);
+        let ips = service_ips(svc);
+        if ips.is_empty() {
+            findings.push(Finding::new(object, format!("status.loadBalancer.ingress IP from {range}"), "pending (no address)"));
+            continue;
+        }
+        for ip in ips {
+            match ip.parse::<Ipv4Addr>() {
+                Ok(a) if range.contains(a) => allocated.push(format!("{}/{}={ip}", svc.metadata.namespace.as_deref().unwrap_or(""), svc.metadata.name.as_deref().unwrap_or(""))),
+                _ => findings.push(Finding::new(object.clone(), format!("status.loadBalancer.ingress IP inside {range}"), ip)),
+            }
+        }
+    }
+    if allocated.is_empty() && findings.is_empty() {
+        findings.push(Finding::new(format!("LoadBalancer Services (cluster {})", ctx.cluster), format!("at least one with an address from {range}"), "none"));
+    }
+    evidence.push(format!("LoadBalancer Services with addresses in {range}: {}", allocated.join(", ")));
+    Outcome::from_findings(findings, evidence.join("; "))
+}
+
+// ---------------------------------------------------------------------------
+// 2.3 ClusterMesh
+// ---------------------------------------------------------------------------
+
+/// clustermesh-apiserver Deployment ready and its Service has the cluster's
+/// CLUSTERMESH_IP (any address without a repository) (§2.4 status signal (a)).
+pub(crate) async fn clustermesh_enabled(ctx: Ctx) -> Outcome {
+    let client = match client(&ctx) { Ok(c) => c, Err(o) => return o };
+    let rel = release(&ctx, "cilium", "kube-system");
+    if rel.value("/clustermesh/useAPIServer").as_deref() == Some("false") {
+        return Outcome::fail(format!("{} values.clustermesh.useAPIServer", rel.source), "true", "false");
+    }
+    let deployment = objects::expect_workload_ready(client, &ctx.cluster, "Deployment", &rel.namespace, "clustermesh-apiserver").await;
+    let service = match clustermesh_address(client, &rel.namespace).await {
+        Err(o) => o,
+        Ok((svc_type, ips)) => {
+            let object = format!("Service {}/clustermesh-apiserver (cluster {})", rel.namespace, ctx.cluster);
+            match variable(&ctx, "CLUSTERMESH_IP") {
+                Some(want) if !ips.contains(&want) => Outcome::fail(object, format!("status.loadBalancer.ingress {want} (CLUSTERMESH_IP)"), if ips.is_empty() { "no address".to_string() } else { ips.join(", ") }),
+                _ if ips.is_empty() => Outcome::fail(object, "an address (status.loadBalancer.ingress)", format!("type {svc_type}, no address")),
+                _ => Outcome::pass(format!("{object}: {svc_type} {}:2379", ips.join(", "))),
+            }
+        }
+    };
+    Outcome::all([deployment, service])
+}
+
+/// Type and ingress addresses of the clustermesh-apiserver Service.
+async fn clustermesh_address(client: &kube::Client, ns: &str) -> CheckResult<(String, Vec<String>)> {
+    match Api::<Service>::namespaced(client.clone(), ns).get_opt("clustermesh-apiserver").await {
+        Ok(Some(svc)) => Ok((svc.spec.as_ref().and_then(|s| s.type_.clone()).unwrap_or_default(), service_ips(&svc))),
+        Ok(None) => Err(Outcome::fail(format!("Service {ns}/clustermesh-apiserver"), "present", "not found")),
+        Err(e) => Err(api_error(&format!("get Service {ns}/clustermesh-apiserver"), e)),
+    }
+}
+
+/// Secret cilium-clustermesh names every peer cluster (what `cilium clustermesh connect`
+/// writes), with its client certificate, and its endpoint is the address the peer's
+/// clustermesh-apiserver Service really has (read from the peer cluster).
+pub(crate) async fn clustermesh_connected(ctx: Ctx) -> Outcome {
+    let client = match client(&ctx) { Ok(c) => c, Err(o) => return o };
+    let Some(target) = ctx.target.as_ref() else { return Outcome::skip("no cluster target") };
+    let rel = release(&ctx, "cilium", "kube-system");
+    let peers: Vec<String> = match variable(&ctx, "CLUSTERMESH_REMOTE_CLUSTER") {
+        Some(p) => p.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
+        None => target.peers.keys().filter(|c| **c != ctx.cluster).cloned().collect(),
+    };
+    if peers.is_empty() {
+        return Outcome::fail(format!("cluster {}", ctx.cluster), "a peer cluster to connect to", "none known");
+    }
+    let object = format!("Secret {}/cilium-clustermesh (cluster {})", rel.namespace, ctx.cluster);
+    let secret = match Api::<Secret>::namespaced(client.clone(), &rel.namespace).get_opt("cilium-clustermesh").await {
+        Ok(Some(s)) => s,
+        Ok(None) => return Outcome::fail(object, format!("present, listing {}", peers.join(", ")), "not found"),
+        Err(e) => return api_error(&format!("get {object}"), e),
+    };
+    let data = secret.data.unwrap_or_default();
+    let mut findings = vec![];
+    let mut evidence = vec![];
+    for peer in &peers {
+        let Some(config) = data.get(peer) else {
+            let keys: Vec<&String> = data.keys().filter(|k| !k.contains('.')).collect();
+            findings.push(Finding::new(object.clone(), format!("key {peer:?} (etcd config of the peer)"), format!("cluster keys {keys:?}")));
+            continue;
+        };
+        for suffix in ["etcd-client-ca.crt", "etcd-client.crt", "etcd-client.key"] {
+            if data.get(&format!("{peer}.{suffix}")).is_none_or(|v| v.0.is_empty()) {
+                findings.push(Finding::new(object.clone(), format!("key {peer}.{suffix} (non-empty)"), "missing or empty"));
+            }
+        }
+        // The config is YAML with `endpoints: [https://host:port]`; only the endpoint is shown.
+        let text = String::from_utf8_lossy(&config.0).to_string();
+        let endpoints: Vec<String> = serde_yaml_ng::from_str::<Value>(&text)
+            .ok()
+            .and_then(|v| v.get("endpoints").and_then(Value::as_array).cloned())
+            .unwrap_or_default()
+            .iter()
+            .map(scalar_text)
+            .collect();
+        let hosts: Vec<String> = endpoints
+            .iter()
+            .filter_map(|e| e.split("://").nth(1).map(|r| r.split('/').next().unwrap_or(r).to_string()))
+            .collect();
+        if hosts.is_empty() {
+            findings.push(Finding::new(format!("{object} key {peer}"), "endpoints: [https://<peer clustermesh-apiserver>:2379]", "no endpoints"));
+            continue;
+        }
+        // The peer's real address, from the peer cluster's API.
+        match target.peers.get(peer) {
+            Some(peer_client) => match clustermesh_address(peer_client, &rel.namespace).await {
+                Ok((_, ips)) => {
+                    let ok = hosts.iter().any(|h| ips.iter().any(|ip| h.rsplit_once(':').map(|(a, _)| a).unwrap_or(h) == ip));
+                    if ok {
+                        evidence.push(format!("{peer} via {}", hosts.join(", ")));
+                    } else {
+                        findings.push(Finding::new(
+                            format!("{object} key {peer} endpoints"),
+                            format!("the address of Service {}/clustermesh-apiserver on cluster {peer} ({})", rel.namespace, if ips.is_empty() { "none".into() } else { ips.join(", ") }),
+                            hosts.join(", "),
+                        ));
+                    }
+                }
+                Err(Outcome::Fail { findings: f }) => findings.extend(f.into_iter().map(|f| Finding::new(format!("{} (cluster {peer})", f.object), f.expected, f.observed))),
+                Err(o) => return o,
+            },
+            None => evidence.push(format!("{peer} via {} (peer cluster not reachable from this run; address not compared)", hosts.join(", "))),
+        }
+    }
+    Outcome::from_findings(findings, format!("{object} connects to {}", evidence.join("; ")))
+}
+
+/// Every ServiceExport of one cluster is imported by every other cluster: Cilium's MCS
+/// controller creates the ServiceImport only from state it reads from the peer over
+/// ClusterMesh, so an import proves the clusters exchange service state (§2.4 [C6]).
+pub(crate) async fn peer_exports_imported(ctx: Ctx) -> Outcome {
+    let Some(target) = ctx.target.as_ref() else { return Outcome::skip("no cluster target") };
+    let mut findings = vec![];
+    let mut imported = 0;
+    let mut exports_total = 0;
+    for (cluster, client) in target.peers.iter() {
+        let exports = match objects::list(client, &SERVICE_EXPORT, None, None).await {
+            Ok(e) => e,
+            Err(Outcome::Fail { findings: f }) => {
+                findings.extend(f.into_iter().map(|f| Finding::new(format!("{} (cluster {cluster})", f.object), f.expected, f.observed)));
+                continue;
+            }
+            Err(o) => return o,
+        };
+        for export in exports.iter().filter(|e| e.condition("Valid").is_none_or(|c| c.status != "False")) {
+            exports_total += 1;
+            let ns = export.namespace().unwrap_or("default");
+            for (other, other_client) in target.peers.iter().filter(|(c, _)| *c != cluster) {
+                let object = format!("ServiceImport {ns}/{} (cluster {other})", export.name());
+                match objects::get(other_client, &SERVICE_IMPORT, Some(ns), export.name()).await {
+                    Ok(Some(import)) => {
+                        let from: Vec<String> = import.get("/status/clusters").and_then(Value::as_array).into_iter().flatten().filter_map(|c| c.get("cluster").map(scalar_text)).collect();
+                        if !from.is_empty() && !from.contains(cluster) {
+                            findings.push(Finding::new(object, format!("status.clusters to include {cluster}"), format!("{from:?}")));
+                        } else {
+                            imported += 1;
+                        }
+                    }
+                    Ok(None) => findings.push(Finding::new(object, format!("imported from the ServiceExport on cluster {cluster} (ClusterMesh MCS sync)"), "not found")),
+                    Err(Outcome::Fail { findings: f }) => findings.extend(f.into_iter().map(|f| Finding::new(format!("{} (cluster {other})", f.object), f.expected, f.observed))),
+                    Err(o) => return o,
+                }
+            }
+        }
+    }
+    if exports_total == 0 && findings.is_empty() {
+        return Outcome::fail("ServiceExports (all clusters)", "at least one exported service whose import shows the mesh syncs", "none");
+    }
+    Outcome::from_findings(findings, format!("{exports_total} ServiceExports, {imported} imports on the peer clusters"))
+}
+
+/// Creates the same Service, annotated `service.cilium.io/global: "true"`, in a disposable
+/// namespace of the same name on every cluster (a global service is the same-named
+/// Service in every cluster, §2.4 [C7]) and reads it back.
+pub(crate) async fn global_service_created(ctx: Ctx) -> Outcome {
+    let Some(target) = ctx.target.as_ref() else { return Outcome::skip("no cluster target") };
+    let clients: Vec<(String, kube::Client)> = target.peers.iter().map(|(c, k)| (c.clone(), k.clone())).collect();
+    let ns = match crate::checks::support::disposable_namespace_everywhere(&ctx, &clients, "global-svc").await {
+        Ok(n) => n,
+        Err(o) => return o,
+    };
+    let name = "pa-global-echo";
+    let svc: Service = match serde_json::from_value(serde_json::json!({
+        "metadata": {"name": name, "namespace": ns, "annotations": {GLOBAL_ANNOTATION: "true", "service.cilium.io/shared": "true"}},
+        "spec": {"selector": {"app.kubernetes.io/name": name}, "ports": [{"name": "http", "port": 80, "protocol": "TCP"}]},
+    })) {
+        Ok(s) => s,
+        Err(e) => return Outcome::error(e),
+    };
+    let mut findings = vec![];
+    let mut evidence = vec![];
+    for (cluster, client) in &clients {
+        let api: Api<Service> = Api::namespaced(client.clone(), &ns);
+        let object = format!("Service {ns}/{name} (cluster {cluster})");
+        match api.create(&PostParams::default(), &svc).await {
+            Ok(created) => {
+                let annotated = created.metadata.annotations.as_ref().and_then(|a| a.get(GLOBAL_ANNOTATION)).map(String::as_str);
+                let ip = created.spec.as_ref().and_then(|s| s.cluster_ip.clone()).unwrap_or_default();
+                if annotated != Some("true") {
+                    findings.push(Finding::new(object, format!("{GLOBAL_ANNOTATION}: \"true\" kept"), format!("{annotated:?} (changed by admission)")));
+                } else if ip.is_empty() || ip == "None" {
+                    findings.push(Finding::new(object, "a ClusterIP", format!("{ip:?}")));
+                } else {
+                    evidence.push(format!("{cluster}: {ip}"));
+                }
+            }
+            // Rejected by admission (policy, webhook, quota): the global service cannot be created.
+            // RBAC ("cannot create resource") means the harness may not try: Error below.
+            Err(kube::Error::Api(s)) if (400..500).contains(&s.code) && !s.message.contains("cannot create resource") => {
+                findings.push(Finding::new(object, "created (global service accepted)", format!("rejected {}: {}", s.code, s.message)));
+            }
+            Err(e) => return api_error(&format!("create {object}"), e),
+        }
+    }
+    Outcome::from_findings(findings, format!("global Service {ns}/{name} ({GLOBAL_ANNOTATION}=true) created on {} clusters: {}", clients.len(), evidence.join(", ")))
+}
+
+// ---------------------------------------------------------------------------
+// 2.4 / 2.5 shared-base components
+// ---------------------------------------------------------------------------
+
+/// external-dns: the HelmRelease reconciled and its Deployment ready on this cluster.
+pub(crate) async fn external_dns_deployed(ctx: Ctx) -> Outcome {
+    let client = match client(&ctx) { Ok(c) => c, Err(o) => return o };
+    let rel = release(&ctx, "external-dns", "networking");
+    let hr = helmrelease_ready(client, &ctx.cluster, &rel).await;
+    let workload = objects::expect_workload_ready(client, &ctx.cluster, "Deployment", &rel.namespace, &rel.fullname("external-dns")).await;
+    Outcome::all([hr, workload])
+}
+
+/// Spegel: the HelmRelease reconciled and its DaemonSet ready on every node of this cluster.
+pub(crate) async fn spegel_deployed(ctx: Ctx) -> Outcome {
+    let client = match client(&ctx) { Ok(c) => c, Err(o) => return o };
+    let rel = release(&ctx, "spegel", "kube-system");
+    let hr = helmrelease_ready(client, &ctx.cluster, &rel).await;
+    let name = rel.fullname("spegel");
+    let ds = objects::expect_workload_ready(client, &ctx.cluster, "DaemonSet", &rel.namespace, &name).await;
+    let on_every_node = match (nodes::list(client, &ctx.cluster).await, Api::<DaemonSet>::namespaced(client.clone(), &rel.namespace).get_opt(&name).await) {
+        (Ok(n), Ok(Some(d))) => {
+            let desired = d.status.map(|s| s.desired_number_scheduled).unwrap_or(0);
+            if desired as usize == n.len() {
+                Outcome::pass(format!("DaemonSet {}/{name} scheduled on all {} nodes", rel.namespace, n.len()))
+            } else {
+                Outcome::fail(format!("DaemonSet {}/{name} (cluster {})", rel.namespace, ctx.cluster), format!("desiredNumberScheduled {} (every node)", n.len()), desired.to_string())
+            }
+        }
+        (Err(o), _) => o,
+        (_, Ok(None)) => Outcome::pass("DaemonSet missing (reported above)"),
+        (_, Err(e)) => api_error(&format!("get DaemonSet {}/{name}", rel.namespace), e),
+    };
+    Outcome::all([hr, ds, on_every_node])
+}
+

@@ -1,0 +1,457 @@
+//! EPIC-6 and EPIC-7 cluster and data-plane checks on the local simulation: every live
+//! criterion passes on the healthy platform, and targeted breakages fail exactly the
+//! right units, naming object, expected and observed value (never a password).
+//!
+//! Real peers: PostgreSQL and Redis of the sim (`sim::data`), the kube-apiservers.
+//! No Grafana, vmselect or VictoriaLogs binary can run here, so [`MockObservability`]
+//! (a named mock, one loopback HTTP server in this test) answers their documented API
+//! shapes: Grafana `/api/health`, `/api/datasources`, `/api/ds/query`
+//! (component-apis.md §11.4 [GR2]; grafana.com HTTP API docs), vmselect's Prometheus
+//! `/select/0/prometheus/api/v1/query` (§11.3), VictoriaLogs `/select/logsql/query`
+//! with `AccountID` (§12 [VL3][VL4]). It is added to the endpoint map of this run only.
+//! Holds `sim::test_lock` throughout; restores the healthy scenario at the end.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{Pod, Secret};
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use platform_acceptance::check::{Resolver, Target, Verdict};
+use platform_acceptance::runner::{RunConfig, RunReport};
+use platform_acceptance::session::Session;
+use platform_acceptance::sim::data::{Endpoint, Endpoints};
+use platform_acceptance::sim::{self, SimConfig};
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const ALL: &str = "6.1.5,6.1.6,6.1.7,6.1.8,6.2.3,6.3.5,6.3.6,6.3.7,6.3.8,7.1.2,7.1.3,7.1.4,7.2.6,7.2.7,7.2.8,7.2.9,7.2.10,7.3.3,7.3.4,7.4.4,7.4.5,7.4.6";
+const MANAGER: &str = "platform-acceptance-test";
+
+// ---------------------------------------------------------------------------
+// The mock: Grafana + vmselect + VictoriaLogs on one loopback port, routed by path
+// ---------------------------------------------------------------------------
+
+#[derive(Clone)]
+struct MockState {
+    /// Grafana admin (user, password), from the sim's grafana-admin Secret.
+    admin: (String, String),
+    datasources: Vec<Value>,
+    /// vmselect `up` series: (job, value).
+    up: Vec<(String, String)>,
+    /// VictoriaLogs lines per AccountID.
+    logs: BTreeMap<String, Vec<Value>>,
+    /// Grafana datasource uid -> AccountID of its header.
+    logs_uids: BTreeMap<String, String>,
+}
+
+struct MockObservability {
+    addr: SocketAddr,
+    state: Arc<Mutex<MockState>>,
+}
+
+impl MockObservability {
+    async fn start(admin: (String, String)) -> MockObservability {
+        let line = |stream: &str, msg: &str| json!({"_msg": msg, "_stream": stream, "_time": "2026-01-01T00:00:00Z"});
+        let state = MockState {
+            admin,
+            // The k8s-stack chart's default datasource, plus the fixture's VictoriaLogs ones.
+            datasources: vec![
+                json!({"id": 1, "uid": "P4169E866C3094E38", "name": "VictoriaMetrics", "type": "prometheus", "access": "proxy",
+                       "url": "http://vmselect-victoria-metrics-stack.observability.svc:8481/select/0/prometheus/", "isDefault": true}),
+                json!({"id": 2, "uid": "victorialogs-infra", "name": "VictoriaLogs (infra)", "type": "victoriametrics-logs-datasource", "access": "proxy",
+                       "url": "http://victoria-logs-server.observability.svc.cluster.local:9428", "isDefault": false}),
+                json!({"id": 3, "uid": "victorialogs-apps", "name": "VictoriaLogs (apps)", "type": "victoriametrics-logs-datasource", "access": "proxy",
+                       "url": "http://victoria-logs-server.observability.svc.cluster.local:9428", "isDefault": false}),
+            ],
+            up: vec![("kubelet".into(), "1".into()), ("apiserver".into(), "1".into()), ("node-exporter".into(), "1".into())],
+            logs: BTreeMap::from([
+                ("1".to_string(), vec![line("{kubernetes.namespace_name=\"kube-system\"}", "infra log line")]),
+                ("2".to_string(), vec![line("{kubernetes.namespace_name=\"gitlab\"}", "apps log line")]),
+            ]),
+            logs_uids: BTreeMap::from([("victorialogs-infra".to_string(), "1".to_string()), ("victorialogs-apps".to_string(), "2".to_string())]),
+        };
+        let state = Arc::new(Mutex::new(state));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let shared = state.clone();
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                let state = shared.clone();
+                tokio::spawn(async move {
+                    let Some((method, path, headers, body)) = read_request(&mut sock).await else { return };
+                    let snapshot = state.lock().unwrap().clone();
+                    let (status, ctype, text) = route(&snapshot, &method, &path, &headers, &body);
+                    let resp = format!("HTTP/1.1 {status} X\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}", text.len());
+                    let _ = sock.write_all(resp.as_bytes()).await;
+                });
+            }
+        });
+        MockObservability { addr, state }
+    }
+
+    fn set(&self, f: impl FnOnce(&mut MockState)) {
+        f(&mut self.state.lock().unwrap());
+    }
+}
+
+async fn read_request(sock: &mut tokio::net::TcpStream) -> Option<(String, String, BTreeMap<String, String>, String)> {
+    let mut buf = vec![];
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        let n = sock.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    let mut lines = head.lines();
+    let mut first = lines.next()?.split_whitespace();
+    let (method, path) = (first.next()?.to_string(), first.next()?.to_string());
+    let headers: BTreeMap<String, String> =
+        lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string())).collect();
+    let len: usize = headers.get("content-length").and_then(|l| l.parse().ok()).unwrap_or(0);
+    while buf.len() < head_end + len {
+        let n = sock.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    Some((method, path, headers, String::from_utf8_lossy(&buf[head_end..]).into_owned()))
+}
+
+fn route(s: &MockState, method: &str, path: &str, headers: &BTreeMap<String, String>, body: &str) -> (u16, &'static str, String) {
+    use base64::Engine;
+    let authorized = headers.get("authorization").and_then(|a| a.strip_prefix("Basic ")).and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+        == Some(format!("{}:{}", s.admin.0, s.admin.1).into_bytes());
+    let unauthorized = (401, "application/json", json!({"message": "Unauthorized"}).to_string());
+    let frames = |rows: usize| json!({"results": {"A": {"status": 200, "frames": [{"schema": {"fields": [{"name": "Time"}, {"name": "Value"}]}, "data": {"values": [vec![0; rows], vec![1; rows]]}}]}}});
+    let route = path.split('?').next().unwrap_or(path);
+    match (method, route) {
+        // Grafana: health is public; the rest needs the admin.
+        ("GET", "/api/health") => (200, "application/json", json!({"commit": "mock", "database": "ok", "version": "12.2.0"}).to_string()),
+        ("GET", "/api/datasources") if authorized => (200, "application/json", Value::Array(s.datasources.clone()).to_string()),
+        ("POST", "/api/ds/query") if authorized => {
+            let req: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+            let uid = req.pointer("/queries/0/datasource/uid").and_then(Value::as_str).unwrap_or("");
+            if !s.datasources.iter().any(|d| d["uid"] == uid) {
+                return (404, "application/json", json!({"message": "Data source not found"}).to_string());
+            }
+            let rows = match s.logs_uids.get(uid) {
+                Some(account) => s.logs.get(account).map(Vec::len).unwrap_or(0),
+                None => s.up.iter().filter(|(_, v)| v == "1").count(),
+            };
+            (200, "application/json", frames(rows).to_string())
+        }
+        (_, "/api/datasources") | (_, "/api/ds/query") => unauthorized,
+        // vmselect (Prometheus querying API).
+        ("GET", "/select/0/prometheus/api/v1/query") => {
+            let result: Vec<Value> =
+                s.up.iter().map(|(job, v)| json!({"metric": {"__name__": "up", "job": job, "cluster": "infra"}, "value": [1767225600.0, v]})).collect();
+            (200, "application/json", json!({"status": "success", "data": {"resultType": "vector", "result": result}}).to_string())
+        }
+        // VictoriaLogs: JSON lines of the AccountID's tenant (default 0).
+        ("GET" | "POST", "/select/logsql/query") => {
+            let account = headers.get("accountid").cloned().unwrap_or_else(|| "0".into());
+            let lines: Vec<String> = s.logs.get(&account).into_iter().flatten().map(Value::to_string).collect();
+            (200, "application/stream+json", lines.iter().map(|l| format!("{l}\n")).collect())
+        }
+        _ => (404, "text/plain", "404 page not found".into()),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Running selections
+// ---------------------------------------------------------------------------
+
+struct Env {
+    session: Session,
+    targets: BTreeMap<String, Target>,
+    endpoints: Endpoints,
+    mock: SocketAddr,
+}
+
+impl Env {
+    /// Targets whose resolver is the sim's endpoint map plus the mock; `mesh` false drops every
+    /// `*.svc.clusterset.local` name (ClusterMesh down).
+    fn targets(&self, mesh: bool) -> BTreeMap<String, Target> {
+        let mut e = self.endpoints.clone();
+        for (host, port) in [
+            ("victoria-metrics-stack-grafana.observability.svc.cluster.local", 80),
+            ("vmselect-victoria-metrics-stack.observability.svc.cluster.local", 8481),
+            ("victoria-logs-server.observability.svc.cluster.local", 9428),
+        ] {
+            e.endpoints.push(Endpoint { service: "mock-observability".into(), host: host.into(), port, addr: self.mock });
+        }
+        if !mesh {
+            e.endpoints.retain(|x| !x.host.ends_with(".svc.clusterset.local"));
+        }
+        let resolver = Resolver::Map(Arc::new(e));
+        self.targets.iter().map(|(k, t)| (k.clone(), Target { resolver: resolver.clone(), ..t.clone() })).collect()
+    }
+
+    async fn run(&self, selection: &str, mesh: bool, retries: u32) -> RunReport {
+        let session = Session::new("fixtures/multi-cluster-epics.md", Some("fixtures/gitops".as_ref())).unwrap().with_targets(self.targets(mesh));
+        let only = self.session.selectors(&[selection.to_string()]).unwrap();
+        session.run(&only, &[], RunConfig { retries, timeout: Duration::from_secs(40), ..RunConfig::default() }).await
+    }
+
+    /// Each story's criteria in a run of its own, so that one story's failure does not block another.
+    async fn run_per_story(&self, mesh: bool) -> Vec<RunReport> {
+        let mut out = vec![];
+        for story in ["6.1", "6.2", "6.3", "7.1", "7.2", "7.3", "7.4"] {
+            let ids: Vec<&str> = ALL.split(',').filter(|id| id.starts_with(&format!("{story}."))).collect();
+            out.push(self.run(&ids.join(","), mesh, 0).await);
+        }
+        out
+    }
+}
+
+fn failing(reports: &[&RunReport]) -> Vec<String> {
+    let mut v: Vec<String> =
+        reports.iter().flat_map(|r| r.results.iter()).filter(|x| x.outcome.verdict() != Verdict::Pass).map(|x| format!("{} [{}]", x.id, x.cluster)).collect();
+    v.sort();
+    v
+}
+
+fn message(reports: &[&RunReport], unit: &str) -> String {
+    reports.iter().flat_map(|r| r.results.iter()).find(|x| format!("{} [{}]", x.id, x.cluster) == unit).map(|x| x.outcome.details().join("\n")).unwrap_or_default()
+}
+
+fn all_text(reports: &[&RunReport]) -> String {
+    reports.iter().flat_map(|r| r.results.iter()).flat_map(|x| x.outcome.details()).collect::<Vec<_>>().join("\n")
+}
+
+fn expect_messages(reports: &[&RunReport], unit: &str, parts: &[&str]) {
+    let m = message(reports, unit);
+    for p in parts {
+        assert!(m.contains(p), "{unit}: {p:?} not in:\n{m}");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Breaking things (test field manager; the healthy scenario takes everything back)
+// ---------------------------------------------------------------------------
+
+async fn patch_status(client: &kube::Client, api_version: &str, kind: &str, ns: &str, name: &str, status: Value) {
+    let (group, version) = api_version.split_once('/').unwrap();
+    let gvk = kube::core::GroupVersionKind::gvk(group, version, kind);
+    let (ar, _) = kube::discovery::pinned_kind(client, &gvk).await.unwrap();
+    let api: Api<kube::api::DynamicObject> = Api::namespaced_with(client.clone(), ns, &ar);
+    api.patch_status(name, &PatchParams { field_manager: Some(MANAGER.into()), ..PatchParams::default() }, &Patch::Merge(&json!({"status": status}))).await.unwrap();
+}
+
+async fn set_secret_key(client: &kube::Client, ns: &str, name: &str, key: &str, value: &str) {
+    let api: Api<Secret> = Api::namespaced(client.clone(), ns);
+    let patch = json!({"stringData": {key: value}});
+    api.patch(name, &PatchParams { field_manager: Some(MANAGER.into()), ..PatchParams::default() }, &Patch::Merge(&patch)).await.unwrap();
+}
+
+async fn pods_not_ready(client: &kube::Client, ns: &str, selector: &str) {
+    let api: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let pods = api.list(&ListParams::default().labels(selector)).await.unwrap();
+    assert!(!pods.items.is_empty(), "no pods {ns} -l {selector}");
+    for p in pods.items {
+        let status = serde_json::to_value(p.status.clone().unwrap_or_default()).unwrap();
+        let mut conditions: Vec<Value> = status["conditions"].as_array().cloned().unwrap_or_default();
+        conditions.retain(|c| c["type"] != "Ready" && c["type"] != "ContainersReady");
+        for t in ["Ready", "ContainersReady"] {
+            conditions.push(json!({"type": t, "status": "False", "reason": "ContainersNotReady", "message": "broken by test", "lastTransitionTime": "2026-01-01T00:00:00Z"}));
+        }
+        let mut containers: Vec<Value> = status["containerStatuses"].as_array().cloned().unwrap_or_default();
+        for c in containers.iter_mut() {
+            c["ready"] = json!(false);
+        }
+        let patch = json!({"status": {"conditions": conditions, "containerStatuses": containers}});
+        api.patch_status(p.metadata.name.as_deref().unwrap(), &PatchParams { field_manager: Some(MANAGER.into()), ..PatchParams::default() }, &Patch::Merge(&patch)).await.unwrap();
+    }
+}
+
+/// Waits until a workload's ready count (written by kube-controller-manager) reaches 0.
+async fn wait_not_ready(client: &kube::Client, kind: &str, ns: &str, name: &str) {
+    let start = Instant::now();
+    loop {
+        let ready = match kind {
+            "DaemonSet" => Api::<k8s_openapi::api::apps::v1::DaemonSet>::namespaced(client.clone(), ns).get(name).await.unwrap().status.map(|s| s.number_ready).unwrap_or(0),
+            _ => Api::<k8s_openapi::api::apps::v1::Deployment>::namespaced(client.clone(), ns).get(name).await.unwrap().status.and_then(|s| s.ready_replicas).unwrap_or(0),
+        };
+        if ready == 0 {
+            return;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "{kind} {ns}/{name} still has {ready} ready");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// Re-applies the healthy scenario (and restarts stopped data services) when dropped mid-test.
+struct Restore(SimConfig);
+
+impl Drop for Restore {
+    fn drop(&mut self) {
+        let cfg = self.0.clone();
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Runtime::new().unwrap();
+            rt.block_on(async {
+                let _ = sim::data::start(&cfg).await;
+                let _ = sim::scenario::apply(&cfg, "healthy").await;
+            })
+        })
+        .join();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn observability_and_database_criteria_on_the_simulation() {
+    if std::env::var("PA_SIM_TESTS").as_deref() == Ok("0") {
+        println!("skipped because PA_SIM_TESTS=0");
+        return;
+    }
+    let t0 = Instant::now();
+    let cfg = SimConfig::from_env();
+    let _lock = sim::test_lock(&cfg).await.unwrap();
+    sim::up(&cfg).await.unwrap();
+    let endpoints = sim::data::start(&cfg).await.unwrap();
+    sim::scenario::apply(&cfg, "healthy").await.unwrap();
+    let restore = Restore(cfg.clone());
+    eprintln!("[{:.0}s] sim up, healthy applied", t0.elapsed().as_secs_f64());
+
+    let infra = sim::client(&cfg, "infra").await.unwrap();
+    let apps = sim::client(&cfg, "apps").await.unwrap();
+    let admin = {
+        let s = Api::<Secret>::namespaced(infra.clone(), "observability").get("grafana-admin").await.unwrap();
+        let d = s.data.unwrap();
+        let get = |k: &str| String::from_utf8(d[k].0.clone()).unwrap();
+        (get("admin-user"), get("admin-password"))
+    };
+    let mock = MockObservability::start(admin.clone()).await;
+    let session = Session::new("fixtures/multi-cluster-epics.md", Some("fixtures/gitops".as_ref())).unwrap();
+    let clusters = session.coverage.clusters.clone();
+    let targets = platform_acceptance::cluster::sim_targets(&clusters, &BTreeMap::new()).await.unwrap();
+    let env = Env { session, targets, endpoints, mock: mock.addr };
+
+    // ---- healthy: every unit passes
+    let r = env.run(ALL, true, 2).await;
+    assert_eq!(r.results.len(), 24, "units: {:?}", r.results.iter().map(|x| format!("{} [{}]", x.id, x.cluster)).collect::<Vec<_>>());
+    assert!(failing(&[&r]).is_empty(), "healthy failed: {:?}\n{}", failing(&[&r]), all_text(&[&r]));
+    eprintln!("[{:.0}s] healthy: {} units pass", t0.elapsed().as_secs_f64(), r.results.len());
+
+    // ---- ClusterMesh down: only the criteria that go through *.svc.clusterset.local fail
+    let rs = env.run_per_story(false).await;
+    let reports: Vec<&RunReport> = rs.iter().collect();
+    assert_eq!(failing(&reports), vec!["7.2.10 [apps]", "7.3.3 [apps]", "7.3.4 [apps]", "7.4.5 [apps]"], "{}", all_text(&reports));
+    expect_messages(&reports, "7.2.10 [apps]", &["postgres-shared-rw.databases.svc.clusterset.local:5432: expected a reachable endpoint, observed no endpoint serves it"]);
+    expect_messages(&reports, "7.4.5 [apps]", &["dragonfly.databases.svc.clusterset.local:6379: expected a reachable endpoint"]);
+    eprintln!("[{:.0}s] mesh down checked", t0.elapsed().as_secs_f64());
+
+    // ---- Grafana without the VictoriaMetrics datasource; then nothing scraped
+    let healthy_ds = mock.state.lock().unwrap().datasources.clone();
+    mock.set(|s| s.datasources.retain(|d| d["type"] != "prometheus"));
+    let r = env.run("6.1", true, 0).await;
+    assert_eq!(failing(&[&r]), vec!["6.1.7 [infra]", "6.1.8 [infra]"], "{}", all_text(&[&r]));
+    expect_messages(&[&r], "6.1.7 [infra]", &[
+        "http://victoria-metrics-stack-grafana.observability.svc.cluster.local:80/api/datasources datasources (as the admin of Secret observability/grafana-admin (cluster infra))",
+        "expected a prometheus/victoriametrics-metrics-datasource datasource with url at vmselect-victoria-metrics-stack.observability",
+        "observed [VictoriaLogs (infra) (victoriametrics-logs-datasource",
+    ]);
+    mock.set(|s| {
+        s.datasources = healthy_ds.clone();
+        s.up = vec![];
+    });
+    let r = env.run("6.1", true, 0).await;
+    assert_eq!(failing(&[&r]), vec!["6.1.6 [infra]", "6.1.8 [infra]"], "{}", all_text(&[&r]));
+    expect_messages(&[&r], "6.1.6 [infra]", &[
+        "http://vmselect-victoria-metrics-stack.observability.svc.cluster.local:8481/select/0/prometheus/api/v1/query up{cluster=\"infra\"}: expected series with value 1 (scrape targets up), observed no series (nothing scraped)",
+    ]);
+    expect_messages(&[&r], "6.1.8 [infra]", &["datasource uid P4169E866C3094E38: up{cluster=\"infra\"}: expected rows (metrics visible), observed no rows"]);
+    // Wrong Grafana admin password in the Secret: 6.1.7/6.1.8 see 401, and no password is printed.
+    mock.set(|s| s.up = vec![("kubelet".into(), "1".into())]);
+    set_secret_key(&infra, "observability", "grafana-admin", "admin-password", "wrong-password-by-test").await;
+    let r = env.run("6.1", true, 0).await;
+    assert_eq!(failing(&[&r]), vec!["6.1.7 [infra]", "6.1.8 [infra]"], "{}", all_text(&[&r]));
+    expect_messages(&[&r], "6.1.7 [infra]", &["/api/datasources: expected HTTP 200, observed HTTP 401"]);
+    assert!(!all_text(&[&r]).contains("wrong-password-by-test") && !all_text(&[&r]).contains(&admin.1));
+    set_secret_key(&infra, "observability", "grafana-admin", "admin-password", &admin.1).await;
+    eprintln!("[{:.0}s] grafana/vmselect breakages checked", t0.elapsed().as_secs_f64());
+
+    // ---- one breakage per criterion, all at once; each story runs on its own
+    mock.set(|s| {
+        s.logs.remove("2");
+    });
+    patch_status(&infra, "operator.victoriametrics.com/v1beta1", "VMAgent", "observability", "victoria-metrics-stack", json!({"updateStatus": "failed", "reason": "cannot create scrape config"})).await;
+    pods_not_ready(&infra, "observability", "app.kubernetes.io/name=victoria-metrics-auth").await;
+    pods_not_ready(&apps, "observability", "app.kubernetes.io/name=fluent-bit").await;
+    pods_not_ready(&infra, "cnpg-system", "app.kubernetes.io/name=cloudnative-pg").await;
+    patch_status(&infra, "postgresql.cnpg.io/v1", "Cluster", "databases", "postgres-shared", json!({"timelineID": 1})).await;
+    patch_status(&infra, "dragonflydb.io/v1alpha1", "Dragonfly", "databases", "dragonfly", json!({"phase": "Configuring"})).await;
+    set_secret_key(&infra, "databases", "postgres-shared-app", "password", "wrong-password-by-test").await;
+    set_secret_key(&apps, "harbor", "harbor-db", "password", "wrong-password-by-test").await;
+    wait_not_ready(&apps, "DaemonSet", "observability", "fluent-bit").await;
+    wait_not_ready(&infra, "Deployment", "cnpg-system", "cloudnative-pg").await;
+    // A stopped service: the Redis behind Dragonfly.
+    let redis = sim::process::lookup(&cfg.state_dir, sim::SHARED_SCOPE, "redis").expect("redis registered");
+    sim::process::stop_process(&redis, Duration::from_secs(10)).await;
+    sim::process::unregister_process(&cfg.state_dir, sim::SHARED_SCOPE, "redis").unwrap();
+
+    let rs = env.run_per_story(true).await;
+    let reports: Vec<&RunReport> = rs.iter().collect();
+    assert_eq!(
+        failing(&reports),
+        vec![
+            "6.1.5 [infra]", "6.2.3 [infra]", "6.3.6 [apps]", "6.3.7 [apps]", "6.3.8 [apps]", "7.1.3 [infra]", "7.2.8 [infra]", "7.2.9 [infra]",
+            "7.3.3 [apps]", "7.3.4 [apps]", "7.4.4 [infra]", "7.4.5 [apps]", "7.4.6 [infra]",
+        ],
+        "{}",
+        all_text(&reports)
+    );
+    expect_messages(&reports, "6.1.5 [infra]", &["VMAgent observability/victoria-metrics-stack (operator.victoriametrics.com/v1beta1) status.updateStatus: expected operational, observed \"failed\" (cannot create scrape config)"]);
+    expect_messages(&reports, "6.2.3 [infra]", &["(cluster infra): expected Ready=True, observed not ready (phase Running)", "Pod observability/victorialogs-vmauth-"]);
+    expect_messages(&reports, "6.3.6 [apps]", &["DaemonSet observability/fluent-bit (cluster apps): expected 3 ready (> 0), observed 0/3 ready"]);
+    expect_messages(&reports, "6.3.7 [apps]", &["http://victoria-logs-server.observability.svc.cluster.local:9428/select/logsql/query _time:15m as AccountID 2 (tenant apps of cluster apps): expected log lines from the last 15m, observed none"]);
+    expect_messages(&reports, "6.3.8 [apps]", &["datasource uid victorialogs-apps (tenant apps of cluster apps): _time:15m: expected log rows (logs visible), observed no rows"]);
+    expect_messages(&reports, "7.1.3 [infra]", &["Deployment cnpg-system/cloudnative-pg (cluster infra): expected 1 ready (> 0), observed 0/1 ready"]);
+    expect_messages(&reports, "7.2.8 [infra]", &[
+        "postgres-shared-rw.databases.svc.cluster.local:5432 as app to app (credentials of Secret databases/postgres-shared-app (cluster infra)): expected connection and SELECT 1, observed 28P01: password authentication failed for user \"app\"",
+    ]);
+    expect_messages(&reports, "7.2.9 [infra]", &["Cluster databases/postgres-shared (postgresql.cnpg.io/v1) status.timelineID: expected > 1 (a promotion happened", "observed 1 (no promotion ever)"]);
+    for unit in ["7.3.3 [apps]", "7.3.4 [apps]"] {
+        expect_messages(&reports, unit, &["postgres-shared-rw.databases.svc.clusterset.local:5432 as harbor to harbor (credentials of Secret harbor/harbor-db (cluster apps, from ExternalSecret harbor/harbor-db)): expected connection and SELECT 1, observed 28P01: password authentication failed for user \"harbor\""]);
+    }
+    expect_messages(&reports, "7.4.4 [infra]", &["Dragonfly databases/dragonfly (dragonflydb.io/v1alpha1) status.phase: expected Ready (operator >= 1.2; \"ready\" before), observed \"Configuring\""]);
+    expect_messages(&reports, "7.4.5 [apps]", &["dragonfly.databases.svc.clusterset.local:6379 (password from Secret gitlab/gitlab-redis (cluster apps, from ExternalSecret gitlab/gitlab-redis)): expected AUTH + PING -> PONG, observed"]);
+    expect_messages(&reports, "7.4.6 [infra]", &["dragonfly.databases.svc.cluster.local:6379 (password from Secret databases/dragonfly-auth (cluster infra)): expected AUTH, SET/GET/DEL of a unique key, observed"]);
+    let text = all_text(&reports);
+    assert!(!text.contains("wrong-password-by-test"), "a password leaked:\n{text}");
+    eprintln!("[{:.0}s] per-criterion breakages checked", t0.elapsed().as_secs_f64());
+
+    // ---- a wrong Dragonfly password (Redis back up): AUTH fails, named, password not shown
+    sim::data::start(&cfg).await.unwrap();
+    set_secret_key(&infra, "databases", "dragonfly-auth", "password", "wrong-password-by-test").await;
+    let r = env.run("7.4.6", true, 0).await;
+    assert_eq!(failing(&[&r]), vec!["7.4.6 [infra]"]);
+    expect_messages(&[&r], "7.4.6 [infra]", &["(password from Secret databases/dragonfly-auth (cluster infra))", "WRONGPASS"]);
+    assert!(!all_text(&[&r]).contains("wrong-password-by-test"));
+
+    // ---- pg-replica-lost: only "Cluster healthy and ready" of the database criteria fails
+    sim::scenario::apply(&cfg, "pg-replica-lost").await.unwrap();
+    let rs = env.run_per_story(true).await;
+    let reports: Vec<&RunReport> = rs.iter().filter(|r| r.results.iter().any(|x| x.id.starts_with('7'))).collect();
+    assert_eq!(failing(&reports), vec!["7.2.7 [infra]"], "{}", all_text(&reports));
+    expect_messages(&reports, "7.2.7 [infra]", &[
+        "Cluster databases/postgres-shared (postgresql.cnpg.io/v1) status.phase: expected \"Cluster in healthy state\", observed \"Waiting for the instances to become active\"",
+        "status.readyInstances: expected 3 (spec.instances), observed 2, failed [\"postgres-shared-3\"]",
+        "Ready=True, observed Ready=False (ClusterIsNotReady",
+    ]);
+
+    drop(restore);
+    let r = env.run(ALL, true, 2).await;
+    assert!(failing(&[&r]).is_empty(), "healthy not restored: {:?}", failing(&[&r]));
+    let seen: BTreeSet<&str> = r.results.iter().map(|x| x.id.as_str()).collect();
+    assert_eq!(seen.len(), ALL.split(',').count());
+    eprintln!("[{:.0}s] healthy restored; done", t0.elapsed().as_secs_f64());
+}
