@@ -221,7 +221,7 @@ async fn scenarios(cfg: &SimConfig) {
     contains(&r, "5.1.6 [apps]", &["ClusterIssuer letsencrypt-staging (cert-manager.io/v1): expected Ready=True, observed Ready=False (ErrRegisterACMEAccount"]);
     contains(&r, "5.1.7 [infra]", &["Certificate networking/wildcard-infra (cert-manager.io/v1)", "(cluster infra): expected Ready=True, observed Ready=False (DoesNotExist"]);
     contains(&r, "5.2.4 [infra]", &["Deployment external-secrets/external-secrets-cert-controller (cluster infra)"]);
-    contains(&r, "5.2.5 [apps]", &["HelmRelease external-secrets/external-secrets (helm.toolkit.fluxcd.io/v2): observed stale: observedGeneration 0"]);
+    contains(&r, "5.2.5 [apps]", &["HelmRelease external-secrets/external-secrets (helm.toolkit.fluxcd.io/v2): expected Ready=True for generation", "observed stale: observedGeneration 0"]);
     contains(&r, "5.2.6 [infra]", &["Service external-secrets/onepassword-connect (cluster infra; connectHost http://onepassword-connect.external-secrets.svc.cluster.local:8080): expected at least one ready endpoint"]);
     contains(&r, "5.2.7 [apps]", &["Secret ceph-csi-rbd/csi-rbd-secret (target of ExternalSecret ceph-csi-rbd/csi-rbd-secret (external-secrets.io/v1) (cluster apps)): expected present, observed not found"]);
     println!("epic-5 breakages {:?}", t.elapsed());

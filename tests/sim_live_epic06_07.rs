@@ -330,6 +330,7 @@ async fn observability_and_database_criteria_on_the_simulation() {
         (get("admin-user"), get("admin-password"))
     };
     let mock = MockObservability::start(admin.clone()).await;
+    let healthy_mock = mock.state.lock().unwrap().clone();
     let session = Session::new("fixtures/multi-cluster-epics.md", Some("fixtures/gitops".as_ref())).unwrap();
     let clusters = session.coverage.clusters.clone();
     let targets = platform_acceptance::cluster::sim_targets(&clusters, &BTreeMap::new()).await.unwrap();
@@ -350,7 +351,6 @@ async fn observability_and_database_criteria_on_the_simulation() {
     eprintln!("[{:.0}s] mesh down checked", t0.elapsed().as_secs_f64());
 
     // ---- Grafana without the VictoriaMetrics datasource; then nothing scraped
-    let healthy_ds = mock.state.lock().unwrap().datasources.clone();
     mock.set(|s| s.datasources.retain(|d| d["type"] != "prometheus"));
     let r = env.run("6.1", true, 0).await;
     assert_eq!(failing(&[&r]), vec!["6.1.7 [infra]", "6.1.8 [infra]"], "{}", all_text(&[&r]));
@@ -360,7 +360,7 @@ async fn observability_and_database_criteria_on_the_simulation() {
         "observed [VictoriaLogs (infra) (victoriametrics-logs-datasource",
     ]);
     mock.set(|s| {
-        s.datasources = healthy_ds.clone();
+        *s = healthy_mock.clone();
         s.up = vec![];
     });
     let r = env.run("6.1", true, 0).await;
@@ -370,7 +370,7 @@ async fn observability_and_database_criteria_on_the_simulation() {
     ]);
     expect_messages(&[&r], "6.1.8 [infra]", &["datasource uid P4169E866C3094E38: up{cluster=\"infra\"}: expected rows (metrics visible), observed no rows"]);
     // Wrong Grafana admin password in the Secret: 6.1.7/6.1.8 see 401, and no password is printed.
-    mock.set(|s| s.up = vec![("kubelet".into(), "1".into())]);
+    mock.set(|s| *s = healthy_mock.clone());
     set_secret_key(&infra, "observability", "grafana-admin", "admin-password", "wrong-password-by-test").await;
     let r = env.run("6.1", true, 0).await;
     assert_eq!(failing(&[&r]), vec!["6.1.7 [infra]", "6.1.8 [infra]"], "{}", all_text(&[&r]));
@@ -449,6 +449,7 @@ async fn observability_and_database_criteria_on_the_simulation() {
     ]);
 
     drop(restore);
+    mock.set(|s| *s = healthy_mock.clone());
     let r = env.run(ALL, true, 2).await;
     assert!(failing(&[&r]).is_empty(), "healthy not restored: {:?}", failing(&[&r]));
     let seen: BTreeSet<&str> = r.results.iter().map(|x| x.id.as_str()).collect();

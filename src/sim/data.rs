@@ -938,6 +938,7 @@ mod tests {
             dragonfly: Some(("dragonfly".into(), "databases".into())),
             buckets: vec![],
             minio_endpoints: vec![("10.25.11.3".into(), 9000)],
+            api_records: vec![],
         };
         let e = Endpoints::for_plan(&plan);
         let pg = e.resolve("postgres-shared-rw.databases.svc.clusterset.local", 5432).unwrap();
