@@ -13,7 +13,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Pod, Secret};
@@ -24,7 +24,6 @@ use platform_acceptance::session::Session;
 use platform_acceptance::sim::data::{Endpoint, Endpoints};
 use platform_acceptance::sim::{self, SimConfig};
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const ALL: &str = "6.1.5,6.1.6,6.1.7,6.1.8,6.2.3,6.3.5,6.3.6,6.3.7,6.3.8,7.1.2,7.1.3,7.1.4,7.2.6,7.2.7,7.2.8,7.2.9,7.2.10,7.3.3,7.3.4,7.4.4,7.4.5,7.4.6";
 const MANAGER: &str = "platform-acceptance-test";
@@ -33,138 +32,7 @@ const MANAGER: &str = "platform-acceptance-test";
 // The mock: Grafana + vmselect + VictoriaLogs on one loopback port, routed by path
 // ---------------------------------------------------------------------------
 
-#[derive(Clone)]
-struct MockState {
-    /// Grafana admin (user, password), from the sim's grafana-admin Secret.
-    admin: (String, String),
-    datasources: Vec<Value>,
-    /// vmselect `up` series: (job, value).
-    up: Vec<(String, String)>,
-    /// VictoriaLogs lines per AccountID.
-    logs: BTreeMap<String, Vec<Value>>,
-    /// Grafana datasource uid -> AccountID of its header.
-    logs_uids: BTreeMap<String, String>,
-}
-
-struct MockObservability {
-    addr: SocketAddr,
-    state: Arc<Mutex<MockState>>,
-}
-
-impl MockObservability {
-    async fn start(admin: (String, String)) -> MockObservability {
-        let line = |stream: &str, msg: &str| json!({"_msg": msg, "_stream": stream, "_time": "2026-01-01T00:00:00Z"});
-        let state = MockState {
-            admin,
-            // The k8s-stack chart's default datasource, plus the fixture's VictoriaLogs ones.
-            datasources: vec![
-                json!({"id": 1, "uid": "P4169E866C3094E38", "name": "VictoriaMetrics", "type": "prometheus", "access": "proxy",
-                       "url": "http://vmselect-victoria-metrics-stack.observability.svc:8481/select/0/prometheus/", "isDefault": true}),
-                json!({"id": 2, "uid": "victorialogs-infra", "name": "VictoriaLogs (infra)", "type": "victoriametrics-logs-datasource", "access": "proxy",
-                       "url": "http://victoria-logs-server.observability.svc.cluster.local:9428", "isDefault": false}),
-                json!({"id": 3, "uid": "victorialogs-apps", "name": "VictoriaLogs (apps)", "type": "victoriametrics-logs-datasource", "access": "proxy",
-                       "url": "http://victoria-logs-server.observability.svc.cluster.local:9428", "isDefault": false}),
-            ],
-            up: vec![("kubelet".into(), "1".into()), ("apiserver".into(), "1".into()), ("node-exporter".into(), "1".into())],
-            logs: BTreeMap::from([
-                ("1".to_string(), vec![line("{kubernetes.namespace_name=\"kube-system\"}", "infra log line")]),
-                ("2".to_string(), vec![line("{kubernetes.namespace_name=\"gitlab\"}", "apps log line")]),
-            ]),
-            logs_uids: BTreeMap::from([("victorialogs-infra".to_string(), "1".to_string()), ("victorialogs-apps".to_string(), "2".to_string())]),
-        };
-        let state = Arc::new(Mutex::new(state));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let shared = state.clone();
-        tokio::spawn(async move {
-            while let Ok((mut sock, _)) = listener.accept().await {
-                let state = shared.clone();
-                tokio::spawn(async move {
-                    let Some((method, path, headers, body)) = read_request(&mut sock).await else { return };
-                    let snapshot = state.lock().unwrap().clone();
-                    let (status, ctype, text) = route(&snapshot, &method, &path, &headers, &body);
-                    let resp = format!("HTTP/1.1 {status} X\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}", text.len());
-                    let _ = sock.write_all(resp.as_bytes()).await;
-                });
-            }
-        });
-        MockObservability { addr, state }
-    }
-
-    fn set(&self, f: impl FnOnce(&mut MockState)) {
-        f(&mut self.state.lock().unwrap());
-    }
-}
-
-async fn read_request(sock: &mut tokio::net::TcpStream) -> Option<(String, String, BTreeMap<String, String>, String)> {
-    let mut buf = vec![];
-    let mut chunk = [0u8; 4096];
-    let head_end = loop {
-        let n = sock.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-    let mut lines = head.lines();
-    let mut first = lines.next()?.split_whitespace();
-    let (method, path) = (first.next()?.to_string(), first.next()?.to_string());
-    let headers: BTreeMap<String, String> =
-        lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string())).collect();
-    let len: usize = headers.get("content-length").and_then(|l| l.parse().ok()).unwrap_or(0);
-    while buf.len() < head_end + len {
-        let n = sock.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            break;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    Some((method, path, headers, String::from_utf8_lossy(&buf[head_end..]).into_owned()))
-}
-
-fn route(s: &MockState, method: &str, path: &str, headers: &BTreeMap<String, String>, body: &str) -> (u16, &'static str, String) {
-    use base64::Engine;
-    let authorized = headers.get("authorization").and_then(|a| a.strip_prefix("Basic ")).and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
-        == Some(format!("{}:{}", s.admin.0, s.admin.1).into_bytes());
-    let unauthorized = (401, "application/json", json!({"message": "Unauthorized"}).to_string());
-    let frames = |rows: usize| json!({"results": {"A": {"status": 200, "frames": [{"schema": {"fields": [{"name": "Time"}, {"name": "Value"}]}, "data": {"values": [vec![0; rows], vec![1; rows]]}}]}}});
-    let route = path.split('?').next().unwrap_or(path);
-    match (method, route) {
-        // Grafana: health is public; the rest needs the admin.
-        ("GET", "/api/health") => (200, "application/json", json!({"commit": "mock", "database": "ok", "version": "12.2.0"}).to_string()),
-        ("GET", "/api/datasources") if authorized => (200, "application/json", Value::Array(s.datasources.clone()).to_string()),
-        ("POST", "/api/ds/query") if authorized => {
-            let req: Value = serde_json::from_str(body).unwrap_or(Value::Null);
-            let uid = req.pointer("/queries/0/datasource/uid").and_then(Value::as_str).unwrap_or("");
-            if !s.datasources.iter().any(|d| d["uid"] == uid) {
-                return (404, "application/json", json!({"message": "Data source not found"}).to_string());
-            }
-            let rows = match s.logs_uids.get(uid) {
-                Some(account) => s.logs.get(account).map(Vec::len).unwrap_or(0),
-                None => s.up.iter().filter(|(_, v)| v == "1").count(),
-            };
-            (200, "application/json", frames(rows).to_string())
-        }
-        (_, "/api/datasources") | (_, "/api/ds/query") => unauthorized,
-        // vmselect (Prometheus querying API).
-        ("GET", "/select/0/prometheus/api/v1/query") => {
-            let result: Vec<Value> =
-                s.up.iter().map(|(job, v)| json!({"metric": {"__name__": "up", "job": job, "cluster": "infra"}, "value": [1767225600.0, v]})).collect();
-            (200, "application/json", json!({"status": "success", "data": {"resultType": "vector", "result": result}}).to_string())
-        }
-        // VictoriaLogs: JSON lines of the AccountID's tenant (default 0).
-        ("GET" | "POST", "/select/logsql/query") => {
-            let account = headers.get("accountid").cloned().unwrap_or_else(|| "0".into());
-            let lines: Vec<String> = s.logs.get(&account).into_iter().flatten().map(Value::to_string).collect();
-            (200, "application/stream+json", lines.iter().map(|l| format!("{l}\n")).collect())
-        }
-        _ => (404, "text/plain", "404 page not found".into()),
-    }
-}
+use platform_acceptance::sim::observability::MockObservability;
 
 // ---------------------------------------------------------------------------
 // Running selections
@@ -187,7 +55,8 @@ impl Env {
             ("vmselect-victoria-metrics-stack.observability.svc.cluster.local", 8481),
             ("victoria-logs-server.observability.svc.cluster.local", 9428),
         ] {
-            e.endpoints.push(Endpoint { service: "mock-observability".into(), host: host.into(), port, addr: self.mock });
+            // This run's own mock comes first, ahead of the sim's.
+            e.endpoints.insert(0, Endpoint { service: "mock-observability".into(), host: host.into(), port, addr: self.mock });
         }
         if !mesh {
             e.endpoints.retain(|x| !x.host.ends_with(".svc.clusterset.local"));
@@ -329,7 +198,7 @@ async fn observability_and_database_criteria_on_the_simulation() {
         let get = |k: &str| String::from_utf8(d[k].0.clone()).unwrap();
         (get("admin-user"), get("admin-password"))
     };
-    let mock = MockObservability::start(admin.clone()).await;
+    let mock = MockObservability::start(admin.clone(), "127.0.0.1:0".parse().unwrap()).await.unwrap();
     let healthy_mock = mock.state.lock().unwrap().clone();
     let session = Session::new("fixtures/multi-cluster-epics.md", Some("fixtures/gitops".as_ref())).unwrap();
     let clusters = session.coverage.clusters.clone();
@@ -434,7 +303,7 @@ async fn observability_and_database_criteria_on_the_simulation() {
     set_secret_key(&infra, "databases", "dragonfly-auth", "password", "wrong-password-by-test").await;
     let r = env.run("7.4.6", true, 0).await;
     assert_eq!(failing(&[&r]), vec!["7.4.6 [infra]"]);
-    expect_messages(&[&r], "7.4.6 [infra]", &["(password from Secret databases/dragonfly-auth (cluster infra))", "WRONGPASS"]);
+    expect_messages(&[&r], "7.4.6 [infra]", &["(password from Secret databases/dragonfly-auth (cluster infra))", "observed Password authentication failed"]);
     assert!(!all_text(&[&r]).contains("wrong-password-by-test"));
 
     // ---- pg-replica-lost: only "Cluster healthy and ready" of the database criteria fails

@@ -429,6 +429,9 @@ impl Endpoints {
         for (h, p) in &plan.minio_endpoints {
             e.add("minio", h, *p, SocketAddr::new(LOOPBACK, MINIO_PORT));
         }
+        for (host, port) in super::observability::HOSTS {
+            e.add("mock-observability", host, port, SocketAddr::new(LOOPBACK, super::observability::OBSERVABILITY_PORT));
+        }
         for (host, addr) in &plan.api_records {
             e.add("dns", host, addr.port(), *addr);
         }

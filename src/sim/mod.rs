@@ -22,6 +22,7 @@ pub mod crds;
 pub mod data;
 pub mod kubeconfig;
 pub mod kwok;
+pub mod observability;
 pub mod pki;
 pub mod process;
 pub mod provisioner;
