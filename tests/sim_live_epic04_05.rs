@@ -235,6 +235,13 @@ async fn scenarios(cfg: &SimConfig) {
     scale(&infra, "rook-ceph", "rook-ceph-operator", 0).await;
     let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> = Api::all(infra.clone());
     crds.delete(BROKEN_CRD, &DeleteParams::default()).await.unwrap();
+    // CRD deletion finishes asynchronously (instance cleanup finalizer); wait until it is gone.
+    for _ in 0..120 {
+        if crds.get_opt(BROKEN_CRD).await.unwrap().is_none() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
     patch_status(&infra, "ceph.rook.io", "CephCluster", "cephclusters", Some("rook-ceph"), "rook-ceph", json!({
         "phase": "Progressing", "message": "Configuring Ceph OSDs",
         "storage": {"osd": {"storeType": {"bluestore": 2}}},

@@ -11,7 +11,7 @@
 
 use crate::cluster::nodes;
 use std::net::Ipv4Addr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use ipnet::IpNet;
 use serde_json::Value;
@@ -926,20 +926,7 @@ fn pool_blocks(pool: &RenderedObject) -> Vec<Result<(Ipv4Addr, Ipv4Addr), String
     out
 }
 
-/// Lexical normalisation of a relative path (`a/b/../c` → `a/c`).
-pub(crate) fn normalize(path: &Path) -> PathBuf {
-    let mut out: Vec<std::path::Component> = vec![];
-    for c in path.components() {
-        match c {
-            std::path::Component::CurDir => {}
-            std::path::Component::ParentDir if matches!(out.last(), Some(std::path::Component::Normal(_))) => {
-                out.pop();
-            }
-            other => out.push(other),
-        }
-    }
-    out.iter().collect()
-}
+pub(crate) use crate::repo::normalize_path as normalize;
 
 // ---- cluster layer (live Kubernetes API) -------------------------------------
 

@@ -153,20 +153,7 @@ pub fn config_renders_base(ctx: &CheckContext, config: &str, base: &str, kind: &
 }
 
 /// `a/b/../c` → `a/c` (lexical; no filesystem access).
-pub fn lexical_normalize(path: &std::path::Path) -> std::path::PathBuf {
-    use std::path::Component;
-    let mut out: Vec<Component> = vec![];
-    for c in path.components() {
-        match c {
-            Component::CurDir => {}
-            Component::ParentDir if matches!(out.last(), Some(Component::Normal(_))) => {
-                out.pop();
-            }
-            other => out.push(other),
-        }
-    }
-    out.iter().collect()
-}
+pub use crate::repo::normalize_path as lexical_normalize;
 
 /// The rendered object of `kind` named `name`, or a Fail saying what was rendered instead.
 pub fn rendered_object<'a>(rendered: &'a Rendered, kind: &'a str, name: &str) -> Result<&'a crate::repo::RenderedObject, Outcome> {

@@ -15,7 +15,7 @@ mod flux;
 mod render;
 
 pub use flux::{FluxKustomization, SubstituteRef, VarSource, Variable, Variables};
-pub use render::{Problem, RenderedObject, Rendered};
+pub use render::{normalize as normalize_path, Problem, RenderedObject, Rendered};
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};

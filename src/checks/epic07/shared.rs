@@ -8,7 +8,7 @@
 //! cron, ExternalSecret lookups) could move to `support.rs` later.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -431,19 +431,7 @@ pub fn expect_keycloak_client(issuers: &[Issuer], object: &str, issuer: Option<&
 // Kustomize reachability
 // ---------------------------------------------------------------------------
 
-pub fn normalize(path: &Path) -> PathBuf {
-    let mut out: Vec<Component> = vec![];
-    for c in path.components() {
-        match c {
-            Component::CurDir => {}
-            Component::ParentDir if matches!(out.last(), Some(Component::Normal(_))) => {
-                out.pop();
-            }
-            other => out.push(other),
-        }
-    }
-    out.iter().collect()
-}
+pub use crate::repo::normalize_path as normalize;
 
 const KUSTOMIZE_FILES: [&str; 3] = ["kustomization.yaml", "kustomization.yml", "Kustomization"];
 
