@@ -440,7 +440,7 @@ async fn lb_pool_variables(ctx: Ctx) -> Outcome {
             findings.push(Finding::new(format!("cluster {}: rendered manifests", ctx.cluster), format!("a CiliumLoadBalancerIPPool inside {pool_text}"), "none rendered"));
         }
         for p in &pools {
-            let blocks = pool_blocks(p);
+            let blocks = pool_blocks(&p.value);
             if blocks.is_empty() {
                 findings.push(Finding::new(format!("{} spec.blocks", p.describe()), format!("blocks inside {pool_text}"), "no parsable block"));
             }
@@ -903,10 +903,11 @@ fn lb_pool(vars: &Variables) -> CheckResult<Option<(Ipv4Addr, Ipv4Addr)>> {
 
 /// Address ranges of a CiliumLoadBalancerIPPool (`spec.blocks[]` start/stop or cidr,
 /// and the older `spec.cidrs[]`); an unparsable block is returned as its text.
-fn pool_blocks(pool: &RenderedObject) -> Vec<Result<(Ipv4Addr, Ipv4Addr), String>> {
+/// Works on the object as rendered from the repository and as read from a cluster.
+fn pool_blocks(pool: &Value) -> Vec<Result<(Ipv4Addr, Ipv4Addr), String>> {
     let mut out = vec![];
     for field in ["/spec/blocks", "/spec/cidrs"] {
-        for b in pool.get(field).and_then(Value::as_array).into_iter().flatten() {
+        for b in pool.pointer(field).and_then(Value::as_array).into_iter().flatten() {
             let block = if let Some(cidr) = b.get("cidr") {
                 match scalar_text(cidr).parse::<ipnet::Ipv4Net>() {
                     Ok(n) => Ok((n.network(), n.broadcast())),

@@ -253,24 +253,9 @@ pub(crate) async fn bgp_peering_established(ctx: Ctx) -> Outcome {
 // 2.1.10 LB IPAM pool
 // ---------------------------------------------------------------------------
 
-/// Address ranges of a CiliumLoadBalancerIPPool (`spec.blocks[]` start/stop or cidr, older `spec.cidrs[]`).
+/// Address ranges of a CiliumLoadBalancerIPPool, parsed as for the repository layer.
 fn pool_ranges(pool: &Found) -> Vec<Result<(Ipv4Addr, Ipv4Addr), String>> {
-    let mut out = vec![];
-    for field in ["/spec/blocks", "/spec/cidrs"] {
-        for b in pool.get(field).and_then(Value::as_array).into_iter().flatten() {
-            out.push(if let Some(cidr) = b.get("cidr") {
-                scalar_text(cidr).parse::<ipnet::Ipv4Net>().map(|n| (n.network(), n.broadcast())).map_err(|_| format!("cidr {:?}", scalar_text(cidr)))
-            } else {
-                let s = b.get("start").map(scalar_text).unwrap_or_default();
-                let e = b.get("stop").map(scalar_text).unwrap_or_else(|| s.clone());
-                match (s.parse::<Ipv4Addr>(), e.parse::<Ipv4Addr>()) {
-                    (Ok(s), Ok(e)) => Ok((s, e)),
-                    _ => Err(format!("start {s:?} stop {e:?}")),
-                }
-            });
-        }
-    }
-    out
+    super::pool_blocks(&pool.object.data)
 }
 
 /// The pool for the criterion's range exists, is enabled and not in conflict, and every
