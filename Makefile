@@ -5,42 +5,53 @@ export PA_CACHE
 export CARGO_TARGET_DIR ?= $(PA_CACHE)/target
 BIN := $(CARGO_TARGET_DIR)/debug/platform-acceptance
 OUT ?= out
+say = @echo "make: $(1)"
 
-.PHONY: help build test run catalog sim-build sim-up sim-down sim-status bench lint
+.PHONY: help deps build test run catalog sim-build sim-up sim-down sim-status bench lint
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 14
 
+deps: ## install missing Debian packages (as root), check Go and cargo
+	@scripts/deps.sh
+
 build: ## build the harness
+	$(call say,building the harness (cargo; cold: several minutes))
 	cargo build --all-targets
 
-test: sim-build ## pass the tests (unit, repository layer, CLI, runner, simulation)
+test: deps sim-build ## pass the tests (unit, repository layer, CLI, runner, simulation)
+	$(call say,building and running the tests (the simulation tests take most of the time))
 	cargo test
 
-run: sim-build build ## main job: whole suite against the local simulation, reports in out/
+run: deps sim-build build ## main job: whole suite against the local simulation, reports in out/
+	$(call say,starting the simulation (cold: about a minute))
 	$(BIN) sim up
+	$(call say,running the suite against the simulation; reports in $(OUT)/)
 	$(BIN) run --repo fixtures/gitops --sim \
 	  --junit $(OUT)/junit.xml --json $(OUT)/report.json --markdown $(OUT)/summary.md
 
 catalog: build ## every criterion with its layer, check and clusters
 	$(BIN) catalog --repo fixtures/gitops
 
-sim-build: ## build pinned upstream binaries and collect CRDs (cached in $(PA_CACHE))
+sim-build: deps ## build pinned upstream binaries and collect CRDs (cached in $(PA_CACHE))
+	$(call say,building pinned upstream binaries (cached in $(PA_CACHE); cold: ~20-30 min))
 	sim/build.sh
+	$(call say,collecting upstream CRDs)
 	sim/crds.sh
 
 sim-up: sim-build build ## start the two-cluster simulation
+	$(call say,starting the simulation)
 	$(BIN) sim up
 
 sim-down: build ## stop the simulation and remove its state
 	$(BIN) sim down
 
-sim-status: build
+sim-status: build ## processes, ports and memory of the running simulation
 	$(BIN) sim status
 
 bench: ## print timings: catalog parse, repository layer, sim build/up, RSS
 	cargo run --release --example bench_repo_layer
 	sim/bench.sh
 
-lint:
+lint: ## clippy with warnings as errors
 	cargo clippy --all-targets -- -D warnings
