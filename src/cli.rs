@@ -228,7 +228,7 @@ async fn prepare(args: &RunArgs) -> Result<(Session, Vec<crate::plan::Selector>,
     let overrides = crate::cluster::parse_overrides(&args.contexts, &clusters).map_err(|e| e.to_string())?;
     let session = match (&args.kubeconfig, args.sim) {
         (Some(k), _) => session.with_targets(crate::cluster::targets(k, &clusters, &overrides).await.map_err(|e| e.to_string())?),
-        (None, true) => session.with_targets(crate::cluster::sim_targets(&clusters, &overrides).await?),
+        (None, true) => session.with_targets(crate::sim::targets::targets(&clusters, &overrides).await?),
         (None, false) if !args.contexts.is_empty() => return Err("--context needs --kubeconfig FILE (or --sim)".into()),
         (None, false) => session,
     };

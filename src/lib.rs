@@ -12,6 +12,8 @@ pub mod checks;
 pub mod cli;
 pub mod cluster;
 pub mod net;
+pub mod outcome;
+pub mod random;
 pub mod plan;
 pub mod repo;
 pub mod report;

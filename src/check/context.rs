@@ -1,5 +1,5 @@
 //! What a check is given: the cluster it is evaluated for, the repository, a
-//! cluster client, the phase, and a place to register cleanups.
+//! cluster target, the phase, and a place to register cleanups.
 
 use std::sync::{Arc, Mutex};
 
@@ -7,7 +7,8 @@ use futures::future::BoxFuture;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use super::Outcome;
+use crate::cluster::Target;
+use crate::outcome::Outcome;
 use crate::repo::GitopsRepo;
 
 /// Lifecycle phase of the platform; some criteria hold only in one.
@@ -28,28 +29,6 @@ impl Phase {
             Phase::Operate => "operate",
         }
     }
-}
-
-/// A live cluster the checks can reach.
-#[derive(Clone)]
-pub struct Target {
-    pub client: kube::Client,
-    /// The kubeconfig context used, for messages.
-    pub context: String,
-    /// Every cluster's client by cluster name, for cross-cluster criteria.
-    pub peers: Arc<std::collections::BTreeMap<String, kube::Client>>,
-    /// How in-cluster service names are reached from here.
-    pub resolver: Resolver,
-}
-
-/// How data-plane checks reach `<svc>.<ns>.svc.cluster.local` (or `.clusterset.local`).
-#[derive(Clone, Default)]
-pub enum Resolver {
-    /// Plain DNS: the harness runs where cluster names resolve (in-cluster, VPN, routed).
-    #[default]
-    Dns,
-    /// The local simulation's endpoint map (names → loopback services).
-    Map(Arc<crate::sim::data::Endpoints>),
 }
 
 /// Async cleanups registered by a check; the runner runs them when the check ends,
@@ -91,8 +70,6 @@ pub struct CheckContext {
     pub phase: Phase,
     pub cancel: CancellationToken,
     pub cleanup: Cleanup,
-    /// Results of the units finished so far (the Definition of Done runs after all stories).
-    pub finished: Arc<Mutex<Vec<crate::runner::UnitResult>>>,
 }
 
 /// Checks take their context by shared pointer so their futures are `'static`.
@@ -108,14 +85,11 @@ impl CheckContext {
     /// naming the host when nothing serves it.
     pub async fn resolve(&self, host: &str, port: u16) -> Result<std::net::SocketAddr, Outcome> {
         let target = self.target.as_ref().ok_or_else(|| Outcome::skip("no cluster target"))?;
-        match &target.resolver {
-            Resolver::Map(map) => map
-                .resolve(host, port)
-                .ok_or_else(|| Outcome::fail(format!("{host}:{port}"), "a reachable endpoint", "no endpoint serves it")),
-            Resolver::Dns => match tokio::net::lookup_host((host, port)).await {
-                Ok(mut addrs) => addrs.next().ok_or_else(|| Outcome::fail(format!("{host}:{port}"), "resolvable", "no address")),
-                Err(e) => Err(Outcome::fail(format!("{host}:{port}"), "resolvable", e.to_string())),
-            },
+        let object = format!("{host}:{port}");
+        let via = target.resolver.describe();
+        match target.resolver.lookup(host, port).await {
+            Ok(addrs) => addrs.into_iter().next().ok_or_else(|| Outcome::fail(object, "a reachable endpoint", format!("nothing serves it ({via})"))),
+            Err(e) => Err(Outcome::fail(object, "resolvable", format!("{e} ({via})"))),
         }
     }
 

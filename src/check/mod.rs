@@ -17,16 +17,21 @@
 //! ```
 
 mod context;
-mod outcome;
+mod prior;
 
-pub use context::{CheckContext, Cleanup, Ctx, Phase, Resolver, Target};
-pub use outcome::{CheckResult, Finding, Outcome, Verdict};
+pub use crate::cluster::Target;
+pub use crate::outcome::{CheckResult, Finding, Outcome, Verdict};
+pub use context::{CheckContext, Cleanup, Ctx, Phase};
+pub use prior::{Aggregate, Prior};
 
 use std::future::Future;
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use serde::Serialize;
+
+/// Cluster label for checks evaluated once (repository-wide, document-wide).
+pub const ONCE: &str = "all";
 
 /// What a check needs to be evaluated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord, clap::ValueEnum)]
@@ -62,7 +67,7 @@ impl Layer {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Applies {
-    /// As the story says (see [`crate::checks::story_clusters`]).
+    /// As the story says (see [`crate::plan::story_clusters`]).
     Story,
     /// Only the named cluster, whatever the story says.
     Only(&'static str),
@@ -86,6 +91,8 @@ pub struct Check {
     pub phase: Option<Phase>,
     /// Why a person must judge it (manual checks only).
     pub manual_reason: Option<&'static str>,
+    /// Judged from the other results of the run instead of `run` (the Definition of Done).
+    pub aggregate: Option<Aggregate>,
     pub run: CheckFn,
 }
 
@@ -109,6 +116,7 @@ impl Check {
             applies: Applies::Story,
             phase: None,
             manual_reason: None,
+            aggregate: None,
             run: Arc::new(move |ctx| Box::pin(f(ctx))),
         }
     }
@@ -147,6 +155,15 @@ impl Check {
         });
         check.manual_reason = Some(reason);
         check.applies = Applies::Once;
+        check
+    }
+
+    /// A criterion judged from the results of the rest of the run, which the runner passes
+    /// in once every other selected story has finished. It needs the repository like a
+    /// repository-layer check (without one the run has nothing to judge).
+    pub fn aggregate(story: &'static str, criterion: &'static str, name: &'static str, f: Aggregate) -> Self {
+        let mut check = Self::new(story, criterion, name, Layer::Repo, |_ctx| async { Outcome::error("an aggregate is judged by the runner") });
+        check.aggregate = Some(f);
         check
     }
 

@@ -12,7 +12,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::check::{Check, Ctx, Finding, Outcome, Verdict};
+use crate::check::{Check, Ctx, Finding, ONCE, Outcome, Prior, Verdict};
 use crate::checks::epic07::shared::{cluster_reach, kustomize_entries, reach_from};
 use crate::checks::support::{outcome, rendered, repo};
 
@@ -31,7 +31,7 @@ const LATE: [&str; 2] = [BOTH_CLUSTERS, CLUSTER_SPECIFIC];
 
 fn repo_checks() -> Vec<Check> {
     vec![
-        Check::repo("dod", "All acceptance criteria met", "all_acceptance_criteria_met", all_acceptance_criteria_met).once(),
+        Check::aggregate("dod", "All acceptance criteria met", "all_acceptance_criteria_met", all_acceptance_criteria_met).once(),
         Check::manual(
             "dod",
             "All tasks completed",
@@ -194,8 +194,7 @@ async fn kustomization_base_paths(ctx: Ctx) -> Outcome {
 
 /// Every story criterion of this run passed; failures are listed, and criteria that were
 /// not proven (unmapped, manual, skipped) keep the item from passing.
-async fn all_acceptance_criteria_met(ctx: Ctx) -> Outcome {
-    let results = ctx.finished.lock().expect("results lock").clone();
+fn all_acceptance_criteria_met(_cluster: &str, results: &[Prior]) -> Outcome {
     let criteria: Vec<_> = results.iter().filter(|r| r.story != crate::catalog::DOD_STORY).collect();
     if criteria.is_empty() {
         return Outcome::skip("no story criteria were selected in this run");
@@ -241,7 +240,7 @@ fn cluster_checks() -> Vec<Check> {
         Check::cluster("dod", "Services healthy and running (pods, health checks)", "platform_workloads_ready", platform_workloads_ready),
         // An aggregate of this run's results (like dod.1): not itself a live unit, so the
         // runner never blocks it when a story failed; that failure is what it reports.
-        Check::repo("dod", "Tests passed (manual or automated)", "live_checks_passed", live_checks_passed),
+        Check::aggregate("dod", "Tests passed (manual or automated)", "live_checks_passed", live_checks_passed),
         Check::cluster("dod", "Cross-cluster connectivity verified (if applicable)", "cross_cluster_services_served", cross_cluster_services_served),
         Check::cluster("dod", BOTH_CLUSTERS, "shared_bases_ready_everywhere", shared_bases_ready_everywhere),
         Check::cluster("dod", CLUSTER_SPECIFIC, "cluster_variables_live", cluster_variables_live),
@@ -367,25 +366,24 @@ async fn platform_workloads_ready(ctx: Ctx) -> Outcome {
 /// The automated tests are this run's cluster and data-plane checks of the stories: every
 /// one for this cluster (or run once for all) passed; one blocked by a failed prerequisite
 /// did not. Manual criteria are a person's part.
-async fn live_checks_passed(ctx: Ctx) -> Outcome {
-    let results = ctx.finished.lock().expect("results lock").clone();
+fn live_checks_passed(cluster: &str, results: &[Prior]) -> Outcome {
     let mine: Vec<_> = results
         .iter()
-        .filter(|r| r.story != crate::catalog::DOD_STORY && r.layer.is_some_and(Layer::is_live) && (r.cluster == ctx.cluster || r.cluster == "all"))
+        .filter(|r| r.story != crate::catalog::DOD_STORY && r.layer.is_some_and(Layer::is_live) && (r.cluster == cluster || r.cluster == ONCE))
         .collect();
     if mine.is_empty() {
-        return Outcome::skip(format!("no cluster or data-plane check of a story ran for cluster {} in this run", ctx.cluster));
+        return Outcome::skip(format!("no cluster or data-plane check of a story ran for cluster {} in this run", cluster));
     }
     let findings: Vec<Finding> = mine
         .iter()
-        .filter(|r| matches!(r.outcome.verdict(), Verdict::Fail | Verdict::Error) || r.blocked_by.is_some())
+        .filter(|r| matches!(r.outcome.verdict(), Verdict::Fail | Verdict::Error) || r.blocked)
         .map(|r| Finding::new(r.title(), "passed", format!("{}: {}", r.outcome.verdict().as_str(), r.outcome.summary())))
         .collect();
     let passed = mine.iter().filter(|r| r.outcome.verdict() == Verdict::Pass).count();
     if findings.is_empty() && passed == 0 {
-        return Outcome::skip(format!("cluster {}: none of the {} live checks of this run could be evaluated (all skipped)", ctx.cluster, mine.len()));
+        return Outcome::skip(format!("cluster {}: none of the {} live checks of this run could be evaluated (all skipped)", cluster, mine.len()));
     }
-    Outcome::from_findings(findings, format!("cluster {}: {passed} of {} live checks passed, the rest skipped", ctx.cluster, mine.len()))
+    Outcome::from_findings(findings, format!("cluster {}: {passed} of {} live checks passed, the rest skipped", cluster, mine.len()))
 }
 
 /// MCS-API ServiceExport (§2.4 [C6]) and Cilium global-service annotation (§2.4 [C7]).

@@ -325,21 +325,18 @@ fn dns_record_of(criterion: &str) -> Option<(String, std::net::IpAddr)> {
     Some((name.trim().to_string(), ip.trim().parse().ok()?))
 }
 
-/// The record resolves, with the resolver the harness reaches the clusters through
-/// (plain DNS on a real run; the simulation's name map under `--sim`), to the address
-/// the criterion names.
+/// The record resolves, with the resolver the harness reaches the clusters through, to
+/// the address the criterion names.
 async fn dns_record_resolves(ctx: Ctx, criterion: &'static str) -> Outcome {
     let Some((name, want)) = dns_record_of(criterion) else {
         return Outcome::error(format!("criterion {criterion:?} names no `name → address` record"));
     };
     let Some(target) = &ctx.target else { return Outcome::skip("no cluster target") };
     let object = format!("DNS A record {name}");
-    let (observed, via): (Vec<std::net::IpAddr>, &str) = match &target.resolver {
-        crate::check::Resolver::Dns => match tokio::net::lookup_host((name.as_str(), API_PORT)).await {
-            Ok(addrs) => (addrs.map(|a| a.ip()).collect(), "system resolver"),
-            Err(e) => return Outcome::fail(object, format!("resolves to {want}"), format!("lookup failed: {e}")),
-        },
-        crate::check::Resolver::Map(map) => (map.resolve(&name, API_PORT).map(|a| a.ip()).into_iter().collect(), "the simulation's name map"),
+    let via = target.resolver.describe();
+    let observed: Vec<std::net::IpAddr> = match target.resolver.lookup(&name, API_PORT).await {
+        Ok(addrs) => addrs.iter().map(|a| a.ip()).collect(),
+        Err(e) => return Outcome::fail(object, format!("resolves to {want}"), format!("lookup failed: {e} ({via})")),
     };
     if observed.contains(&want) {
         Outcome::pass(format!("{name} resolves to {} ({via})", observed.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")))

@@ -190,7 +190,7 @@ pub fn rendered_helmrelease<'a>(rendered: &'a Rendered, charts: &'a [&'a str]) -
 
 /// A disposable namespace with the SAME name on every given cluster (cross-cluster
 /// criteria such as Cilium global services need same-named namespaces): created with
-/// [`crate::cluster::disposable::namespace`] on the first cluster, then under that name
+/// [`crate::checks::kit::disposable::namespace`] on the first cluster, then under that name
 /// and label on the others; every one is deleted by the runner's cleanup.
 pub async fn disposable_namespace_everywhere(
     ctx: &CheckContext,
@@ -200,11 +200,11 @@ pub async fn disposable_namespace_everywhere(
     let Some(((_, first), rest)) = clients.split_first() else {
         return Err(Outcome::skip("no cluster target"));
     };
-    let name = crate::cluster::disposable::namespace(ctx, first, purpose).await?;
+    let name = crate::checks::kit::disposable::namespace(ctx, first, purpose).await?;
     for (cluster, client) in rest {
         let api: kube::Api<k8s_openapi::api::core::v1::Namespace> = kube::Api::all(client.clone());
         let ns = serde_json::from_value(serde_json::json!({
-            "metadata": {"name": name, "labels": {crate::cluster::disposable::LABEL: "true"}}
+            "metadata": {"name": name, "labels": {crate::checks::kit::disposable::LABEL: "true"}}
         }))
         .map_err(Outcome::error)?;
         api.create(&kube::api::PostParams::default(), &ns)

@@ -1,9 +1,19 @@
-//! Live cluster access: kube clients per cluster from a kubeconfig, and small
-//! read-only lookups the cluster checks share.
+//! Live cluster access: one [`Target`] per cluster from a kubeconfig, name resolution
+//! for data-plane traffic ([`resolve`]), and small read-only lookups the checks share
+//! ([`objects`], [`nodes`]).
+//!
+//! ```
+//! use std::collections::BTreeMap;
+//! use platform_acceptance::cluster::parse_overrides;
+//! let clusters = vec!["apps".to_string(), "infra".to_string()];
+//! let o = parse_overrides(&["infra=admin@infra".into()], &clusters).unwrap();
+//! assert_eq!(o, BTreeMap::from([("infra".to_string(), "admin@infra".to_string())]));
+//! assert!(parse_overrides(&["edge=x".into()], &clusters).is_err());
+//! ```
 
-pub mod disposable;
 pub mod nodes;
 pub mod objects;
+pub mod resolve;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -11,7 +21,20 @@ use std::sync::Arc;
 
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
-use crate::check::Target;
+use crate::outcome::Outcome;
+use resolve::{Resolver, SystemDns};
+
+/// A live cluster the checks can reach.
+#[derive(Clone)]
+pub struct Target {
+    pub client: kube::Client,
+    /// The kubeconfig context used, for messages.
+    pub context: String,
+    /// Every cluster's client by cluster name, for cross-cluster criteria.
+    pub peers: Arc<BTreeMap<String, kube::Client>>,
+    /// How in-cluster service names are reached from here.
+    pub resolver: Resolver,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum TargetError {
@@ -62,32 +85,16 @@ pub async fn targets(kubeconfig: &Path, clusters: &[String], overrides: &BTreeMa
     let peers: Arc<BTreeMap<String, kube::Client>> = Arc::new(clients.iter().map(|(k, (_, c))| (k.clone(), c.clone())).collect());
     Ok(clients
         .into_iter()
-        .map(|(cluster, (context, client))| (cluster, Target { client, context, peers: peers.clone(), resolver: Default::default() }))
+        .map(|(cluster, (context, client))| (cluster, Target { client, context, peers: peers.clone(), resolver: Arc::new(SystemDns) }))
         .collect())
 }
 
-/// Targets of the local simulation: its kubeconfig, and its endpoint map as resolver.
-pub async fn sim_targets(clusters: &[String], overrides: &BTreeMap<String, String>) -> Result<BTreeMap<String, Target>, String> {
-    let cfg = crate::sim::SimConfig::from_env();
-    let path = crate::sim::kubeconfig_path(&cfg);
-    if !path.exists() {
-        return Err(format!("--sim: no simulation running ({} missing); start it with `platform-acceptance sim up`", path.display()));
-    }
-    let mut targets = targets(&path, clusters, overrides).await.map_err(|e| e.to_string())?;
-    let endpoints = crate::sim::data::endpoints(&cfg).map_err(|e| format!("--sim: no endpoint map ({e:#}); run `platform-acceptance sim up`"))?;
-    let resolver = crate::check::Resolver::Map(Arc::new(endpoints));
-    for t in targets.values_mut() {
-        t.resolver = resolver.clone();
-    }
-    Ok(targets)
-}
-
 /// A kube error as a check outcome: unreachable or forbidden is Error (could not evaluate).
-pub fn api_error(what: &str, e: kube::Error) -> crate::check::Outcome {
+pub fn api_error(what: &str, e: kube::Error) -> Outcome {
     let reason = match &e {
         kube::Error::Api(s) if s.code == 403 => format!("forbidden: {}", s.message),
         kube::Error::Api(s) => format!("API error {}: {}", s.code, s.message),
         other => format!("unreachable: {other}"),
     };
-    crate::check::Outcome::error(format!("{what}: {reason}"))
+    Outcome::error(format!("{what}: {reason}"))
 }

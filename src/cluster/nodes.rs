@@ -3,7 +3,7 @@
 use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, ListParams};
 
-use crate::check::Outcome;
+use crate::outcome::Outcome;
 
 #[derive(Debug, Clone)]
 pub struct NodeFacts {
@@ -65,7 +65,7 @@ pub fn expect_all_ready(cluster: &str, nodes: &[NodeFacts]) -> Outcome {
     let findings: Vec<_> = nodes
         .iter()
         .filter(|n| !n.ready)
-        .map(|n| crate::check::Finding::new(format!("Node/{} (cluster {cluster})", n.name), "Ready=True", n.ready_detail.clone()))
+        .map(|n| crate::outcome::Finding::new(format!("Node/{} (cluster {cluster})", n.name), "Ready=True", n.ready_detail.clone()))
         .collect();
     Outcome::from_findings(findings, format!("cluster {cluster}: {} nodes Ready ({})", nodes.len(), names(nodes)))
 }
@@ -75,7 +75,7 @@ pub fn expect_all_not_ready(cluster: &str, nodes: &[NodeFacts]) -> Outcome {
     let findings: Vec<_> = nodes
         .iter()
         .filter(|n| n.ready)
-        .map(|n| crate::check::Finding::new(format!("Node/{} (cluster {cluster})", n.name), "NotReady (no CNI yet)", n.ready_detail.clone()))
+        .map(|n| crate::outcome::Finding::new(format!("Node/{} (cluster {cluster})", n.name), "NotReady (no CNI yet)", n.ready_detail.clone()))
         .collect();
     Outcome::from_findings(findings, format!("cluster {cluster}: {} nodes NotReady", nodes.len()))
 }
@@ -89,21 +89,21 @@ pub fn expect_disjoint_pod_cidrs(clusters: &[(String, Vec<NodeFacts>, Option<ipn
         for n in nodes {
             let object = format!("Node/{} (cluster {cluster}) spec.podCIDR", n.name);
             if n.pod_cidrs.is_empty() {
-                findings.push(crate::check::Finding::new(object.clone(), "a podCIDR", "none allocated"));
+                findings.push(crate::outcome::Finding::new(object.clone(), "a podCIDR", "none allocated"));
             }
             for raw in &n.pod_cidrs {
                 let Ok(net) = raw.parse::<ipnet::IpNet>() else {
-                    findings.push(crate::check::Finding::new(object.clone(), "a CIDR", raw.clone()));
+                    findings.push(crate::outcome::Finding::new(object.clone(), "a CIDR", raw.clone()));
                     continue;
                 };
                 if let Some(range) = range {
                     if !range.contains(&net) {
-                        findings.push(crate::check::Finding::new(object.clone(), format!("inside POD_CIDR {range}"), net.to_string()));
+                        findings.push(crate::outcome::Finding::new(object.clone(), format!("inside POD_CIDR {range}"), net.to_string()));
                     }
                 }
                 for (other, other_net) in &seen {
                     if crate::net::overlaps(&net, other_net) {
-                        findings.push(crate::check::Finding::new(object.clone(), format!("disjoint from {other} ({other_net})"), format!("{net} overlaps")));
+                        findings.push(crate::outcome::Finding::new(object.clone(), format!("disjoint from {other} ({other_net})"), format!("{net} overlaps")));
                     }
                 }
                 seen.push((format!("Node/{} (cluster {cluster})", n.name), net));
@@ -149,7 +149,7 @@ mod tests {
     fn disjoint_pod_cidrs_pass() {
         let infra = vec![node("infra-01", true, "10.25.11.11", "10.244.0.0/24"), node("infra-02", true, "10.25.11.12", "10.244.1.0/24")];
         let o = expect_disjoint_pod_cidrs(&[("infra".into(), infra, Some("10.244.0.0/16".parse().unwrap()))]);
-        assert_eq!(o.verdict(), crate::check::Verdict::Pass, "{o:?}");
+        assert_eq!(o.verdict(), crate::outcome::Verdict::Pass, "{o:?}");
     }
 
     #[test]
@@ -157,15 +157,15 @@ mod tests {
         let nodes = vec![node("apps-01", true, "10.25.11.14", ""), node("apps-02", false, "10.25.11.15", "")];
         let o = expect_all_ready("apps", &nodes);
         assert_eq!(o.summary(), "Node/apps-02 (cluster apps): expected Ready=True, observed Ready=False");
-        assert_eq!(expect_all_not_ready("apps", &nodes).verdict(), crate::check::Verdict::Fail);
-        assert_eq!(expect_all_ready("apps", &[]).verdict(), crate::check::Verdict::Fail);
+        assert_eq!(expect_all_not_ready("apps", &nodes).verdict(), crate::outcome::Verdict::Fail);
+        assert_eq!(expect_all_ready("apps", &[]).verdict(), crate::outcome::Verdict::Fail);
     }
 
     #[test]
     fn internal_ips_compare_as_sets() {
         let nodes = vec![node("infra-02", true, "10.25.11.12", ""), node("infra-01", true, "10.25.11.11", "")];
         let want: Vec<std::net::IpAddr> = vec!["10.25.11.11".parse().unwrap(), "10.25.11.12".parse().unwrap()];
-        assert_eq!(expect_internal_ips("infra", &nodes, &want).verdict(), crate::check::Verdict::Pass);
+        assert_eq!(expect_internal_ips("infra", &nodes, &want).verdict(), crate::outcome::Verdict::Pass);
         let o = expect_internal_ips("infra", &nodes[..1], &want);
         assert!(o.summary().contains("expected InternalIPs [10.25.11.11, 10.25.11.12], observed [10.25.11.12]"), "{}", o.summary());
     }

@@ -13,7 +13,7 @@ use kube::api::{Api, DynamicObject, ListParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::Value;
 
-use crate::check::{Finding, Outcome};
+use crate::outcome::{Finding, Outcome};
 
 /// A kind as the checks know it: group, the versions a cluster may serve (preferred
 /// first; several because upstream deprecates), and the kind name.

@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::{str_at, string_map, Document, GitopsRepo};
-use crate::check::{Finding, Outcome};
+use crate::outcome::{Finding, Outcome};
 
 const FLUX_KUSTOMIZE_GROUP: &str = "kustomize.toolkit.fluxcd.io/";
 

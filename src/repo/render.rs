@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::{envsubst, flux, str_at, Document, FluxKustomization, GitopsRepo};
-use crate::check::Finding;
+use crate::outcome::Finding;
 
 const KUSTOMIZE_FILES: [&str; 3] = ["kustomization.yaml", "kustomization.yml", "Kustomization"];
 const SUBSTITUTE_ANNOTATION: &str = "kustomize.toolkit.fluxcd.io/substitute";

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::check::{Layer, Outcome, Phase, Verdict};
+use crate::check::{Layer, Outcome, Phase, Prior, Verdict};
 use crate::plan::Unit;
 
 #[derive(Debug, Clone)]
@@ -59,6 +59,19 @@ impl UnitResult {
 
     pub fn is_unmapped(&self) -> bool {
         self.check.is_none()
+    }
+
+    /// This result as an aggregate criterion sees it.
+    pub fn prior(&self) -> Prior {
+        Prior {
+            id: self.id.clone(),
+            story: self.story.clone(),
+            cluster: self.cluster.clone(),
+            criterion: self.criterion.clone(),
+            layer: if self.is_unmapped() { None } else { self.layer },
+            outcome: self.outcome.clone(),
+            blocked: self.blocked_by.is_some(),
+        }
     }
 }
 

@@ -15,10 +15,9 @@ use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::check::{CheckContext, Cleanup, Layer, Outcome, Phase, Target, Verdict};
+use crate::check::{CheckContext, Cleanup, Layer, Outcome, Phase, Prior, Target, Verdict};
 use crate::catalog::DOD_STORY;
-use crate::checks::ONCE;
-use crate::plan::Unit;
+use crate::plan::{Unit, ONCE};
 use crate::repo::GitopsRepo;
 
 #[derive(Debug, Clone)]
@@ -252,6 +251,10 @@ async fn evaluate(
     finished: Arc<std::sync::Mutex<Vec<UnitResult>>>,
 ) -> (Outcome, u32) {
     let check = unit.check.as_ref().expect("precondition ensured a check");
+    if let Some(aggregate) = check.aggregate {
+        let prior: Vec<Prior> = finished.lock().expect("results lock").iter().map(UnitResult::prior).collect();
+        return (aggregate(&unit.cluster, &prior), 1);
+    }
     let target = env.targets.get(&unit.cluster).or_else(|| env.targets.values().next()).cloned();
     let cleanup = Cleanup::default();
     let ctx = Arc::new(CheckContext {
@@ -261,7 +264,6 @@ async fn evaluate(
         phase: config.phase,
         cancel: cancel.child_token(),
         cleanup: cleanup.clone(),
-        finished,
     });
     let max_attempts = if check.layer.is_live() { 1 + config.retries } else { 1 };
     let deadline = tokio::time::Instant::now() + config.timeout;

@@ -27,6 +27,7 @@ pub mod pki;
 pub mod process;
 pub mod provisioner;
 pub mod scenario;
+pub mod targets;
 
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -364,7 +364,7 @@ async fn test_claim(ctx: &CheckContext, client: &kube::Client, cluster: &str, cl
         Err(e) => return Err(kube_err(&format!("get StorageClass {class}"), e)),
     };
     let wffc = sc.volume_binding_mode.as_deref() == Some("WaitForFirstConsumer");
-    let ns = crate::cluster::disposable::namespace(ctx, client, "pvc").await?;
+    let ns = crate::checks::kit::disposable::namespace(ctx, client, "pvc").await?;
     let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &ns);
     let pvc: PersistentVolumeClaim = serde_json::from_value(json!({
         "metadata": {"name": "pa-test-pvc"},

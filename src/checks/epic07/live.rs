@@ -715,8 +715,8 @@ async fn dragonfly_redis_commands(ctx: Ctx) -> Outcome {
         };
         let addr = ctx.resolve(&host, REDIS_PORT).await?;
         let object = format!("{host}:{REDIS_PORT} ({auth})");
-        let key = format!("platform-acceptance:{}", crate::sim::data::random_token(16));
-        let value = crate::sim::data::random_token(24);
+        let key = format!("platform-acceptance:{}", crate::random::token(16));
+        let value = crate::random::token(24);
         let result: Result<(), String> = async {
             let mut conn = redis_conn(addr, &password).await?;
             let ok: String = redis::cmd("SET").arg(&key).arg(&value).arg("EX").arg(60).query_async(&mut conn).await.map_err(|e| format!("SET: {e}"))?;

@@ -1,4 +1,14 @@
 //! What a check saw: pass, fail with evidence, error, or skip.
+//!
+//! The lowest layer of the crate: it imports nothing else of it, so the repository
+//! reader, the cluster helpers and the checks all speak the same result type.
+//!
+//! ```
+//! use platform_acceptance::outcome::{Finding, Outcome, Verdict};
+//! let o = Outcome::from_findings(vec![Finding::new("Node/infra-01", "Ready=True", "NotReady")], "all nodes Ready");
+//! assert_eq!(o.verdict(), Verdict::Fail);
+//! assert_eq!(o.summary(), "Node/infra-01: expected Ready=True, observed NotReady");
+//! ```
 
 use serde::Serialize;
 

@@ -20,7 +20,7 @@ pub async fn namespace(ctx: &CheckContext, client: &kube::Client, purpose: &str)
         "metadata": {"name": name, "labels": {LABEL: "true"}}
     }))
     .map_err(Outcome::error)?;
-    api.create(&PostParams::default(), &ns).await.map_err(|e| super::api_error(&format!("create namespace {name}"), e))?;
+    api.create(&PostParams::default(), &ns).await.map_err(|e| crate::cluster::api_error(&format!("create namespace {name}"), e))?;
     let (api, n) = (api.clone(), name.clone());
     ctx.cleanup.defer(async move {
         let _ = api.delete(&n, &DeleteParams::default()).await;

@@ -1,0 +1,47 @@
+//! How data-plane checks reach a service named the way the cluster names it
+//! (`<svc>.<ns>.svc.cluster.local`, `<svc>.<ns>.svc.clusterset.local`).
+//!
+//! A target carries one [`Resolver`]. Against real clusters it is [`SystemDns`]; other
+//! implementations (the local simulation's) live with whoever provides them, so the
+//! check library never knows how names are resolved.
+//!
+//! ```
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! use platform_acceptance::cluster::resolve::{Resolve, SystemDns};
+//! let addrs = SystemDns.lookup("localhost", 5432).await.unwrap();
+//! assert!(addrs.iter().all(|a| a.port() == 5432));
+//! assert_eq!(SystemDns.describe(), "system resolver");
+//! # })
+//! ```
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+
+/// Name resolution for data-plane traffic.
+pub trait Resolve: Send + Sync {
+    /// Every address `host:port` is reachable at from here; empty when nothing serves it,
+    /// `Err` with one readable line when the lookup itself failed.
+    fn lookup<'a>(&'a self, host: &'a str, port: u16) -> BoxFuture<'a, Result<Vec<SocketAddr>, String>>;
+
+    /// How names are resolved, for evidence: "system resolver".
+    fn describe(&self) -> &str;
+}
+
+/// A shared resolver, as held by a target.
+pub type Resolver = Arc<dyn Resolve>;
+
+/// The system resolver: the harness runs where cluster names resolve (in-cluster, VPN, routed).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemDns;
+
+impl Resolve for SystemDns {
+    fn lookup<'a>(&'a self, host: &'a str, port: u16) -> BoxFuture<'a, Result<Vec<SocketAddr>, String>> {
+        Box::pin(async move { tokio::net::lookup_host((host, port)).await.map(|a| a.collect()).map_err(|e| e.to_string()) })
+    }
+
+    fn describe(&self) -> &str {
+        "system resolver"
+    }
+}

@@ -1,0 +1,41 @@
+//! The simulation as a run target: its kubeconfig, and its endpoint map as the
+//! resolver for data-plane traffic (names as the clusters write them → loopback services).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+
+use crate::cluster::Target;
+use crate::cluster::resolve::Resolve;
+
+use super::SimConfig;
+use super::data::Endpoints;
+
+impl Resolve for Endpoints {
+    fn lookup<'a>(&'a self, host: &'a str, port: u16) -> BoxFuture<'a, Result<Vec<SocketAddr>, String>> {
+        Box::pin(async move { Ok(self.resolve(host, port).into_iter().collect()) })
+    }
+
+    fn describe(&self) -> &str {
+        "the simulation's name map"
+    }
+}
+
+/// Targets of the running simulation, one per cluster, resolving service names through
+/// its endpoint map. Errors are one line saying how to start it.
+pub async fn targets(clusters: &[String], overrides: &BTreeMap<String, String>) -> Result<BTreeMap<String, Target>, String> {
+    let cfg = SimConfig::from_env();
+    let path = super::kubeconfig_path(&cfg);
+    if !path.exists() {
+        return Err(format!("--sim: no simulation running ({} missing); start it with `platform-acceptance sim up`", path.display()));
+    }
+    let mut targets = crate::cluster::targets(&path, clusters, overrides).await.map_err(|e| e.to_string())?;
+    let endpoints = super::data::endpoints(&cfg).map_err(|e| format!("--sim: no endpoint map ({e:#}); run `platform-acceptance sim up`"))?;
+    let resolver: Arc<dyn Resolve> = Arc::new(endpoints);
+    for t in targets.values_mut() {
+        t.resolver = resolver.clone();
+    }
+    Ok(targets)
+}
