@@ -15,6 +15,7 @@ use std::sync::LazyLock;
 use ipnet::IpNet;
 use regex::Regex;
 
+/// Two prefixes overlap exactly when one contains the other.
 pub fn overlaps(a: &IpNet, b: &IpNet) -> bool {
     a.contains(&b.network()) || b.contains(&a.network())
 }
@@ -71,6 +72,30 @@ pub fn cidrs_of(value: &str) -> Result<Vec<IpNet>, String> {
         return Err(format!("{v:?} holds no CIDR"));
     }
     items.iter().map(|s| s.parse::<IpNet>().map_err(|_| format!("{s:?} is not a CIDR"))).collect()
+}
+
+/// `10.25.11.150-199` or `10.25.11.150-10.25.11.199` → (start, end); the whole text is the range.
+pub fn parse_ip_range(text: &str) -> Result<(Ipv4Addr, Ipv4Addr), String> {
+    let (a, b) = text.trim().split_once('-').ok_or_else(|| format!("{text:?} is not a range"))?;
+    let start: Ipv4Addr = a.trim().parse().map_err(|e| format!("{a:?}: {e}"))?;
+    let end: Ipv4Addr = if b.contains('.') {
+        b.trim().parse().map_err(|e| format!("{b:?}: {e}"))?
+    } else {
+        let last: u8 = b.trim().parse().map_err(|e| format!("{b:?}: {e}"))?;
+        let o = start.octets();
+        Ipv4Addr::new(o[0], o[1], o[2], last)
+    };
+    Ok((start, end))
+}
+
+/// `ip` lies in the inclusive range `(start, end)`.
+pub fn in_range(ip: Ipv4Addr, (s, e): (Ipv4Addr, Ipv4Addr)) -> bool {
+    (u32::from(s)..=u32::from(e)).contains(&u32::from(ip))
+}
+
+/// Values equal as written, or as the same set of CIDRs (JSON-list and plain forms).
+pub fn same_value(a: &str, b: &str) -> bool {
+    a.trim() == b.trim() || matches!((cidrs_of(a), cidrs_of(b)), (Ok(x), Ok(y)) if x == y)
 }
 
 #[cfg(test)]

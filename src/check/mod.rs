@@ -5,12 +5,11 @@
 //! cleanup, ordering and reporting; a check only looks and says what it saw.
 //!
 //! ```
-//! use platform_acceptance::check::{Check, Ctx, Outcome};
+//! use platform_acceptance::check::{Check, CheckResult, Ctx, Outcome};
 //!
-//! async fn cluster_id_is_two(ctx: Ctx) -> Outcome {
-//!     let repo = match ctx.repo() { Ok(r) => r, Err(o) => return o };
-//!     let vars = match repo.variables(&ctx.cluster) { Ok(v) => v, Err(e) => return Outcome::error(e) };
-//!     vars.expect_eq("CLUSTER_ID", "2")
+//! async fn cluster_id_is_two(ctx: Ctx) -> CheckResult<Outcome> {
+//!     let vars = ctx.repo()?.variables(&ctx.cluster).map_err(Outcome::error)?;
+//!     Ok(vars.expect_eq("CLUSTER_ID", "2"))
 //! }
 //! let check = Check::repo("2.2", r#"CLUSTER_ID set to "2""#, "cluster_id_is_two", cluster_id_is_two);
 //! assert_eq!(check.story, "2.2");
@@ -77,6 +76,24 @@ pub enum Applies {
 
 pub type CheckFn = Arc<dyn Fn(Ctx) -> BoxFuture<'static, Outcome> + Send + Sync>;
 
+/// What a check function may return: an [`Outcome`], or a [`CheckResult`] whose `Err`
+/// ends the check early with that outcome (so `?` works in check bodies).
+pub trait IntoOutcome: Send + 'static {
+    fn into_outcome(self) -> Outcome;
+}
+
+impl IntoOutcome for Outcome {
+    fn into_outcome(self) -> Outcome {
+        self
+    }
+}
+
+impl IntoOutcome for CheckResult<Outcome> {
+    fn into_outcome(self) -> Outcome {
+        self.unwrap_or_else(|o| o)
+    }
+}
+
 /// One criterion's proof.
 #[derive(Clone)]
 pub struct Check {
@@ -106,7 +123,7 @@ impl Check {
     fn new<F, Fut>(story: &'static str, criterion: &'static str, name: &'static str, layer: Layer, f: F) -> Self
     where
         F: Fn(Ctx) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Outcome> + Send + 'static,
+        Fut: Future<Output: IntoOutcome> + Send + 'static,
     {
         Check {
             story,
@@ -117,7 +134,10 @@ impl Check {
             phase: None,
             manual_reason: None,
             aggregate: None,
-            run: Arc::new(move |ctx| Box::pin(f(ctx))),
+            run: Arc::new(move |ctx| {
+                let fut = f(ctx);
+                Box::pin(async move { fut.await.into_outcome() })
+            }),
         }
     }
 
@@ -125,7 +145,7 @@ impl Check {
     pub fn repo<F, Fut>(story: &'static str, criterion: &'static str, name: &'static str, f: F) -> Self
     where
         F: Fn(Ctx) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Outcome> + Send + 'static,
+        Fut: Future<Output: IntoOutcome> + Send + 'static,
     {
         Self::new(story, criterion, name, Layer::Repo, f)
     }
@@ -134,7 +154,7 @@ impl Check {
     pub fn cluster<F, Fut>(story: &'static str, criterion: &'static str, name: &'static str, f: F) -> Self
     where
         F: Fn(Ctx) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Outcome> + Send + 'static,
+        Fut: Future<Output: IntoOutcome> + Send + 'static,
     {
         Self::new(story, criterion, name, Layer::Cluster, f)
     }
@@ -143,7 +163,7 @@ impl Check {
     pub fn data_plane<F, Fut>(story: &'static str, criterion: &'static str, name: &'static str, f: F) -> Self
     where
         F: Fn(Ctx) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Outcome> + Send + 'static,
+        Fut: Future<Output: IntoOutcome> + Send + 'static,
     {
         Self::new(story, criterion, name, Layer::DataPlane, f)
     }

@@ -13,8 +13,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::check::{Check, Ctx, Finding, ONCE, Outcome, Prior, Verdict};
-use crate::checks::epic07::shared::{cluster_reach, kustomize_entries, reach_from};
-use crate::checks::support::{outcome, rendered, repo};
+use crate::checks::kit::prelude::*;
 
 pub fn checks() -> Vec<Check> {
     let mut all = repo_checks();
@@ -228,7 +227,6 @@ use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
 use kube::api::{Api, ListParams};
 
 use crate::check::Layer;
-use crate::checks::epic08::live;
 use crate::cluster::objects::{self as kobjects, Kind};
 
 const BOTH_CLUSTERS: &str = "Deployed to both clusters (if applicable)";
@@ -257,7 +255,7 @@ async fn flux_kustomizations_applied(ctx: Ctx) -> Outcome {
     if expected.is_empty() {
         return Outcome::fail(format!("cluster {}", ctx.cluster), "Flux Kustomizations in the repository", "none rendered");
     }
-    let found = match kobjects::list(client, &live::KUSTOMIZATION, None, None).await { Ok(l) => l, Err(o) => return o };
+    let found = match kobjects::list(client, &KUSTOMIZATION, None, None).await { Ok(l) => l, Err(o) => return o };
     let mut findings = vec![];
     let mut applied = vec![];
     for k in expected {
@@ -266,8 +264,8 @@ async fn flux_kustomizations_applied(ctx: Ctx) -> Outcome {
             findings.push(Finding::new(format!("Kustomization {ns}/{} (cluster {}, from {})", k.name(), ctx.cluster, k.file.display()), "applied to the cluster", "not found"));
             continue;
         };
-        let object = format!("{} (cluster {})", f.describe(&live::KUSTOMIZATION), ctx.cluster);
-        match kobjects::expect_condition(f, &live::KUSTOMIZATION, "Ready") {
+        let object = format!("{} (cluster {})", f.describe(&KUSTOMIZATION), ctx.cluster);
+        match kobjects::expect_condition(f, &KUSTOMIZATION, "Ready") {
             Outcome::Fail { findings: fs } => findings.extend(fs.into_iter().map(|x| Finding::new(object.clone(), x.expected, x.observed))),
             Outcome::Error { message } => return Outcome::error(message),
             _ => {
@@ -318,7 +316,7 @@ async fn platform_workloads_ready(ctx: Ctx) -> Outcome {
                 Ok(list) => {
                     for w in list.items.iter().filter(|w| w.metadata.namespace.as_ref().is_some_and(|n| namespaces.contains(n))) {
                         *count.entry($kind).or_default() += 1;
-                        if let Err(f) = live::judge_workload($kind, w, &ctx.cluster, true) {
+                        if let Err(f) = judge_workload($kind, w, &ctx.cluster, true) {
                             findings.push(f);
                         }
                     }
@@ -485,12 +483,12 @@ async fn shared_bases_ready_everywhere(ctx: Ctx) -> Outcome {
     if shared.is_empty() || repo.clusters().len() < 2 {
         return Outcome::skip("not applicable: no shared-base HelmRelease is rendered for more than one cluster");
     }
-    let found = match kobjects::list(client, &live::HELMRELEASE, None, None).await { Ok(l) => l, Err(o) => return o };
+    let found = match kobjects::list(client, &HELMRELEASE, None, None).await { Ok(l) => l, Err(o) => return o };
     let mut outcomes = vec![];
     for (ns, name) in &shared {
         outcomes.push(match found.iter().find(|f| f.name() == name && f.namespace() == Some(ns.as_str())) {
             None => Outcome::fail(format!("HelmRelease {ns}/{name} (cluster {}, shared base)", ctx.cluster), "deployed", "not found"),
-            Some(f) => live::judge_helmrelease(f, &ctx.cluster),
+            Some(f) => judge_helmrelease(f, &ctx.cluster),
         });
     }
     match Outcome::all(outcomes) {
@@ -505,8 +503,8 @@ async fn shared_bases_ready_everywhere(ctx: Ctx) -> Outcome {
 /// podCIDR lies inside POD_CIDR.
 async fn cluster_variables_live(ctx: Ctx) -> Outcome {
     let client = match ctx.kube() { Ok(c) => c, Err(o) => return o };
-    let vars = match crate::checks::support::variables(&ctx) { Ok(v) => v, Err(o) => return o };
-    let ns = match live::rendered_release(&ctx, "cilium") { Ok(h) => live::release_target(&h).1, Err(o) => return o };
+    let vars = match variables(&ctx) { Ok(v) => v, Err(o) => return o };
+    let ns = match rendered_release(&ctx, "cilium") { Ok(h) => Release::of(&h).namespace, Err(o) => return o };
     let cm = match Api::<ConfigMap>::namespaced(client.clone(), &ns).get_opt("cilium-config").await {
         Ok(Some(c)) => c,
         Ok(None) => return Outcome::fail(format!("ConfigMap {ns}/cilium-config (cluster {})", ctx.cluster), "present (written by the Cilium chart)", "not found"),

@@ -14,9 +14,8 @@ use std::path::PathBuf;
 use regex::Regex;
 use serde_json::Value;
 
-use super::epic02::{parse_cidrs, parse_ip_range};
 use crate::check::{Check, CheckResult, Ctx, Finding, Outcome};
-use crate::checks::support::{outcome, repo, variables};
+use crate::checks::kit::prelude::*;
 use crate::repo::{str_at, GitopsRepo};
 
 /// Repository layer first, then the live layers.
@@ -89,7 +88,7 @@ const CONVERT_SCRIPT: &str = "scripts/convert-to-multicluster.sh";
 
 fn nodes(cluster: &str) -> CheckResult<Vec<Ipv4Addr>> {
     let (_, range) = NODE_RANGES.iter().find(|(c, _)| *c == cluster).ok_or_else(|| Outcome::error(format!("no node range for {cluster}")))?;
-    let (s, e) = parse_ip_range(range).map_err(Outcome::error)?;
+    let (s, e) = crate::net::parse_ip_range(range).map_err(Outcome::error)?;
     Ok((u32::from(s)..=u32::from(e)).map(Ipv4Addr::from).collect())
 }
 
@@ -240,7 +239,7 @@ async fn talos_template_parameterised(ctx: Ctx) -> Outcome {
         if !texts.is_empty() {
             for name in ["POD_CIDR", "SERVICE_CIDR"] {
                 let Some(raw) = vars.get(name) else { continue };
-                for net in parse_cidrs(raw).unwrap_or_default() {
+                for net in crate::net::cidrs_of(raw).unwrap_or_default() {
                     if !all.contains(&net.to_string()) {
                         findings.push(Finding::new(
                             format!("{TEMPLATE} / {OVERLAY}: {} subnet of {}", if name == "POD_CIDR" { "pod" } else { "service" }, ctx.cluster),

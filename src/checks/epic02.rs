@@ -11,13 +11,12 @@
 
 use crate::cluster::nodes;
 use std::net::Ipv4Addr;
-use std::path::PathBuf;
 
 use ipnet::IpNet;
 use serde_json::Value;
 
 use crate::check::{Check, CheckResult, Ctx, Finding, Outcome};
-use crate::checks::support::{outcome, rendered, repo, variables};
+use crate::checks::kit::prelude::*;
 use crate::repo::{scalar_text, GitopsRepo, Rendered, RenderedObject, Variables};
 
 /// Repository layer first, then the live layers.
@@ -95,7 +94,7 @@ const CILIUM_INFRA_FILES: [&str; 4] =
     ["kustomization.yaml", "bgp/bgppeeringpolicy.yaml", "clustermesh/externalsecret.yaml", "gateway/gatewayclass.yaml"];
 
 async fn cilium_base_helmrelease(ctx: Ctx) -> Outcome {
-    outcome(|| Ok(base_helmrelease(repo(&ctx)?, "bases/cilium/", "cilium")))
+    outcome(|| Ok(base_dir_helmrelease(repo(&ctx)?, "bases/cilium/", "cilium")))
 }
 
 async fn cilium_infrastructure_configs(ctx: Ctx) -> Outcome {
@@ -240,7 +239,7 @@ async fn clustermesh_configuration_prepared(ctx: Ctx) -> Outcome {
                 Some((_, pv)) => {
                     for (mine, theirs) in [("CLUSTERMESH_REMOTE_IP", "CLUSTERMESH_IP"), ("CLUSTERMESH_REMOTE_POD_CIDR", "POD_CIDR")] {
                         let (Some(a), Some(b)) = (vars.get(mine), pv.get(theirs)) else { continue };
-                        if !same_value(a, b) {
+                        if !crate::net::same_value(a, b) {
                             findings.push(Finding::new(vars.object(mine), format!("{theirs} of {peer}: {b:?} ({})", pv.file.display()), format!("{a:?}")));
                         }
                     }
@@ -288,7 +287,7 @@ async fn infra_cluster_variables_defined(ctx: Ctx) -> Outcome {
                     format!("in postBuild.substitute of {}", file.display()),
                     format!("only from {:?}", v.source),
                 )),
-                Some(v) if !same_value(&v.value, expected) => findings.push(Finding::new(vars.object(name), format!("{expected:?}"), v.shown())),
+                Some(v) if !crate::net::same_value(&v.value, expected) => findings.push(Finding::new(vars.object(name), format!("{expected:?}"), v.shown())),
                 Some(_) => {}
             }
         }
@@ -363,7 +362,7 @@ fn cidr_non_overlapping(ctx: &Ctx, name: &str, expected: &str) -> CheckResult<Ou
     let repo = repo(ctx)?;
     let vars = variables(ctx)?;
     let raw = vars.require(name)?;
-    let mine = match parse_cidrs(raw) {
+    let mine = match crate::net::cidrs_of(raw) {
         Ok(n) => n,
         Err(e) => return Ok(Outcome::fail(vars.object(name), format!("CIDR {expected}"), format!("{raw:?} ({e})"))),
     };
@@ -374,20 +373,20 @@ fn cidr_non_overlapping(ctx: &Ctx, name: &str, expected: &str) -> CheckResult<Ou
     }
     let mut others: Vec<(String, String, Vec<IpNet>)> = vec![];
     for other in ["POD_CIDR", "SERVICE_CIDR"].into_iter().filter(|o| *o != name) {
-        if let Some(v) = vars.get(other).and_then(|v| parse_cidrs(v).ok()) {
+        if let Some(v) = vars.get(other).and_then(|v| crate::net::cidrs_of(v).ok()) {
             others.push((vars.object(other), other.to_string(), v));
         }
     }
     for (_, pv) in other_variables(repo, &ctx.cluster)? {
         for other in ["POD_CIDR", "SERVICE_CIDR"] {
-            if let Some(v) = pv.get(other).and_then(|v| parse_cidrs(v).ok()) {
+            if let Some(v) = pv.get(other).and_then(|v| crate::net::cidrs_of(v).ok()) {
                 others.push((pv.object(other), other.to_string(), v));
             }
         }
     }
     for net in &mine {
         for (object, other, nets) in &others {
-            for o in nets.iter().filter(|o| overlaps(net, o)) {
+            for o in nets.iter().filter(|o| crate::net::overlaps(net, o)) {
                 findings.push(Finding::new(vars.object(name), format!("a range not overlapping {other} {o} ({object})"), format!("{net}")));
             }
         }
@@ -399,7 +398,7 @@ async fn lb_pool_variables(ctx: Ctx) -> Outcome {
     outcome(|| {
         let repo = repo(&ctx)?;
         let vars = variables(&ctx)?;
-        let (start, end) = parse_ip_range("10.25.11.150-199").map_err(Outcome::error)?;
+        let (start, end) = crate::net::parse_ip_range("10.25.11.150-199").map_err(Outcome::error)?;
         let mut findings = vec![];
         for (name, want) in [("CILIUM_LB_POOL_START", start), ("CILIUM_LB_POOL_END", end)] {
             match vars.get(name) {
@@ -428,7 +427,7 @@ async fn lb_pool_variables(ctx: Ctx) -> Outcome {
         for name in ["CLUSTERMESH_IP", "CILIUM_GATEWAY_LB_IP"] {
             match vars.get(name) {
                 None => findings.push(Finding::new(vars.object(name), format!("an address in {pool_text}"), "not defined")),
-                Some(v) if !v.parse::<Ipv4Addr>().is_ok_and(|ip| in_range(ip, pool)) => {
+                Some(v) if !v.parse::<Ipv4Addr>().is_ok_and(|ip| crate::net::in_range(ip, pool)) => {
                     findings.push(Finding::new(vars.object(name), format!("an address in the cluster's pool {pool_text}"), format!("{v:?}")))
                 }
                 Some(_) => {}
@@ -446,7 +445,7 @@ async fn lb_pool_variables(ctx: Ctx) -> Outcome {
             }
             for b in blocks {
                 match b {
-                    Ok((s, e)) if u32::from(s) <= u32::from(e) && in_range(s, pool) && in_range(e, pool) => {}
+                    Ok((s, e)) if u32::from(s) <= u32::from(e) && crate::net::in_range(s, pool) && crate::net::in_range(e, pool) => {}
                     Ok((s, e)) => findings.push(Finding::new(format!("{} spec.blocks", p.describe()), format!("a block inside {pool_text}"), format!("{s}-{e}"))),
                     Err(raw) => findings.push(Finding::new(format!("{} spec.blocks", p.describe()), format!("a block inside {pool_text}"), raw)),
                 }
@@ -476,7 +475,7 @@ async fn clustermesh_ip_in_pool(ctx: Ctx) -> Outcome {
         let vars = variables(&ctx)?;
         let mut out = vec![vars.expect_eq("CLUSTERMESH_IP", "10.25.11.150")];
         if let (Some(ip), Some(pool)) = (vars.get("CLUSTERMESH_IP"), lb_pool(&vars)?)
-            && !ip.parse::<Ipv4Addr>().is_ok_and(|a| in_range(a, pool))
+            && !ip.parse::<Ipv4Addr>().is_ok_and(|a| crate::net::in_range(a, pool))
         {
             out.push(Outcome::fail(vars.object("CLUSTERMESH_IP"), format!("an address in the cluster's pool {}-{}", pool.0, pool.1), format!("{ip:?}")));
         }
@@ -535,7 +534,7 @@ async fn clustermesh_externalsecret(ctx: Ctx) -> Outcome {
 // ---------------------------------------------------------------------------
 
 async fn external_dns_base_helmrelease(ctx: Ctx) -> Outcome {
-    outcome(|| Ok(base_helmrelease(repo(&ctx)?, "kubernetes/bases/external-dns/", "external-dns")))
+    outcome(|| Ok(base_dir_helmrelease(repo(&ctx)?, "kubernetes/bases/external-dns/", "external-dns")))
 }
 
 async fn external_dns_infrastructure_config(ctx: Ctx) -> Outcome {
@@ -687,7 +686,7 @@ async fn external_dns_cloudflare_externalsecret(ctx: Ctx) -> Outcome {
 // ---------------------------------------------------------------------------
 
 async fn spegel_base_helmrelease(ctx: Ctx) -> Outcome {
-    outcome(|| Ok(base_helmrelease(repo(&ctx)?, "kubernetes/bases/spegel/", "spegel")))
+    outcome(|| Ok(base_dir_helmrelease(repo(&ctx)?, "kubernetes/bases/spegel/", "spegel")))
 }
 
 async fn spegel_infrastructure_config(ctx: Ctx) -> Outcome {
@@ -701,111 +700,14 @@ async fn spegel_infrastructure_config(ctx: Ctx) -> Outcome {
 // Helpers shared with epic01.rs / epic03.rs
 // ---------------------------------------------------------------------------
 
-/// Chart name of a HelmRelease: `spec.chart.spec.chart`, else the `spec.chartRef` source name.
-pub(crate) fn chart_name(v: &Value) -> Option<String> {
-    v.pointer("/spec/chart/spec/chart").or_else(|| v.pointer("/spec/chartRef/name")).map(scalar_text)
-}
-
-/// The rendered HelmRelease (helm.toolkit.fluxcd.io) of a chart.
-pub(crate) fn helm_release<'a>(r: &'a Rendered, chart: &str) -> Option<&'a RenderedObject> {
-    r.of_kind("HelmRelease")
-        .filter(|o| o.api_version().starts_with("helm.toolkit.fluxcd.io/"))
-        .find(|o| chart_name(&o.value).as_deref() == Some(chart))
-}
-
 fn release_names(r: &Rendered) -> String {
-    let names: Vec<String> = r.of_kind("HelmRelease").map(|o| format!("{} (chart {})", o.name(), chart_name(&o.value).unwrap_or_default())).collect();
+    let names: Vec<String> = r.of_kind("HelmRelease").map(|o| format!("{} (chart {})", o.name(), chart_of(&o.value).map(String::from).unwrap_or_default())).collect();
     if names.is_empty() { "no HelmRelease rendered".into() } else { names.join(", ") }
 }
 
 fn cilium_release(r: &Rendered) -> CheckResult<&RenderedObject> {
     helm_release(r, "cilium")
         .ok_or_else(|| Outcome::fail(format!("cluster {}: rendered HelmReleases", r.cluster), "a HelmRelease of chart cilium", release_names(r)))
-}
-
-/// A directory as the planning document writes it, resolved, or a Fail saying it is missing.
-pub(crate) fn resolve_dir(repo: &GitopsRepo, doc_path: &str) -> CheckResult<PathBuf> {
-    repo.resolve(doc_path)
-        .filter(|p| repo.root.join(p).is_dir())
-        .ok_or_else(|| Outcome::fail(doc_path, "directory present in the repository", "missing"))
-}
-
-/// A base directory holds a HelmRelease (helm.toolkit.fluxcd.io) of `chart`.
-pub(crate) fn base_helmrelease(repo: &GitopsRepo, dir: &str, chart: &str) -> Outcome {
-    let path = match resolve_dir(repo, dir) {
-        Ok(p) => p,
-        Err(o) => return o,
-    };
-    let docs: Vec<_> = repo.documents_under(&path).collect();
-    let releases: Vec<_> = docs.iter().filter(|d| d.kind() == "HelmRelease").collect();
-    if releases.is_empty() {
-        let kinds: Vec<String> = docs.iter().map(|d| d.describe()).collect();
-        return Outcome::fail(
-            format!("{}/", path.display()),
-            "a HelmRelease (helm.toolkit.fluxcd.io)",
-            if kinds.is_empty() { "no manifests".to_string() } else { kinds.join(", ") },
-        );
-    }
-    match releases.iter().find(|d| d.api_version().starts_with("helm.toolkit.fluxcd.io/") && chart_name(&d.value).as_deref() == Some(chart)) {
-        Some(d) => Outcome::pass(format!("{}: {} HelmRelease/{} chart {chart}", d.file.display(), d.api_version(), d.name())),
-        None => Outcome::Fail {
-            findings: releases
-                .iter()
-                .map(|d| Finding::new(d.describe(), format!("helm.toolkit.fluxcd.io HelmRelease of chart {chart}"), format!("{} chart {:?}", d.api_version(), chart_name(&d.value).unwrap_or_default())))
-                .collect(),
-        },
-    }
-}
-
-/// A component directory of the infrastructure layer: its kustomization pulls the
-/// shared base, the files the story lists exist and are part of the build, and the
-/// cluster renders the component (base included) without dangling paths.
-pub(crate) fn infrastructure_config(repo: &GitopsRepo, r: &Rendered, dir: &str, base: &str, files: &[&str]) -> Outcome {
-    let path = match resolve_dir(repo, dir) {
-        Ok(p) => p,
-        Err(o) => return o,
-    };
-    let mut findings = vec![];
-    for f in files {
-        if !repo.root.join(path.join(f)).is_file() {
-            findings.push(Finding::new(path.join(f).display().to_string(), "file present in the repository", "missing"));
-        }
-    }
-    let kustomization = path.join("kustomization.yaml");
-    let base_dir = repo.resolve(base).unwrap_or_else(|| repo.kubernetes_dir.join(base));
-    if let Some(k) = repo.documents.iter().find(|d| d.file == kustomization) {
-        let resources: Vec<String> = k.value.get("resources").and_then(Value::as_array).into_iter().flatten().map(scalar_text).collect();
-        if !resources.iter().any(|e| normalize(&path.join(e)) == base_dir) {
-            findings.push(Finding::new(format!("{} resources", kustomization.display()), format!("the shared base {}", base_dir.display()), format!("{resources:?}")));
-        }
-    }
-    for p in r.problems.iter().filter(|p| p.category == "dangling-path" && p.finding.object.starts_with(&path.display().to_string())) {
-        findings.push(p.finding.clone());
-    }
-    let rendered_here = r.objects.iter().filter(|o| o.file.starts_with(&path)).count();
-    let rendered_base = r.objects.iter().filter(|o| o.file.starts_with(&base_dir)).count();
-    let reached = match super::epic03::reachable_dirs(repo, &r.cluster) {
-        Ok(dirs) => dirs.contains(&path),
-        Err(o) => return o,
-    };
-    if !reached {
-        findings.push(Finding::new(
-            format!("{}/", path.display()),
-            format!("rendered into cluster {} by a Flux Kustomization", r.cluster),
-            "not reachable from any of the cluster's Flux Kustomizations",
-        ));
-    } else {
-        for f in files.iter().filter(|f| !f.starts_with("kustomization.")) {
-            let file = path.join(f);
-            if repo.root.join(&file).is_file() && !r.objects.iter().any(|o| o.file == file) {
-                findings.push(Finding::new(file.display().to_string(), format!("rendered into cluster {}", r.cluster), format!("not listed in {}", kustomization.display())));
-            }
-        }
-        if rendered_base == 0 {
-            findings.push(Finding::new(base_dir.display().to_string(), format!("rendered into cluster {} through {}", r.cluster, path.display()), "not rendered"));
-        }
-    }
-    Outcome::from_findings(findings, format!("{}: {rendered_here} objects + base {} ({rendered_base}) rendered for {}", path.display(), base_dir.display(), r.cluster))
 }
 
 /// A Fail finding unless the ExternalSecret's store is rendered for the same cluster.
@@ -837,11 +739,6 @@ fn expect_var(vars: &Variables, name: &str, observed: Option<&Value>, object: &s
     }
 }
 
-/// Every other cluster's variables (clusters without variables are skipped).
-pub(crate) fn other_variables(repo: &GitopsRepo, cluster: &str) -> CheckResult<Vec<(String, Variables)>> {
-    Ok(repo.clusters().iter().filter(|c| *c != cluster).filter_map(|c| repo.variables(c).ok().map(|v| (c.clone(), v))).collect())
-}
-
 /// Fails when another cluster has the same value for `name`.
 fn distinct_from_peers(repo: &GitopsRepo, cluster: &str, vars: &Variables, name: &str, value: &str) -> CheckResult<Outcome> {
     let findings: Vec<Finding> = other_variables(repo, cluster)?
@@ -850,48 +747,6 @@ fn distinct_from_peers(repo: &GitopsRepo, cluster: &str, vars: &Variables, name:
         .map(|(c, pv)| Finding::new(vars.object(name), format!("a value different from cluster {c}'s ({})", pv.object(name)), format!("{value:?} (duplicate)")))
         .collect();
     Ok(Outcome::from_findings(findings, format!("{} = {value:?}, unique across clusters", vars.object(name))))
-}
-
-/// CIDRs of a variable value: `10.0.0.0/16`, `10.0.0.0/16,10.1.0.0/16`, or the JSON-list form `["10.0.0.0/16"]`.
-pub(crate) fn parse_cidrs(raw: &str) -> Result<Vec<IpNet>, String> {
-    let raw = raw.trim();
-    let items: Vec<String> = if raw.starts_with('[') {
-        serde_json::from_str::<Vec<String>>(raw).map_err(|e| format!("not a JSON list of CIDRs: {e}"))?
-    } else {
-        raw.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
-    };
-    if items.is_empty() {
-        return Err("empty".into());
-    }
-    items.iter().map(|s| s.parse::<IpNet>().map_err(|e| format!("{s:?}: {e}"))).collect()
-}
-
-/// Two prefixes overlap exactly when one contains the other.
-pub(crate) fn overlaps(a: &IpNet, b: &IpNet) -> bool {
-    a.contains(&b.network()) || b.contains(&a.network())
-}
-
-/// Values equal as written, or as the same set of CIDRs (JSON-list and plain forms).
-pub(crate) fn same_value(a: &str, b: &str) -> bool {
-    a.trim() == b.trim() || matches!((parse_cidrs(a), parse_cidrs(b)), (Ok(x), Ok(y)) if x == y)
-}
-
-/// `10.25.11.150-199` or `10.25.11.150-10.25.11.199` → (start, end).
-pub(crate) fn parse_ip_range(text: &str) -> Result<(Ipv4Addr, Ipv4Addr), String> {
-    let (a, b) = text.trim().split_once('-').ok_or_else(|| format!("{text:?} is not a range"))?;
-    let start: Ipv4Addr = a.trim().parse().map_err(|e| format!("{a:?}: {e}"))?;
-    let end: Ipv4Addr = if b.contains('.') {
-        b.trim().parse().map_err(|e| format!("{b:?}: {e}"))?
-    } else {
-        let last: u8 = b.trim().parse().map_err(|e| format!("{b:?}: {e}"))?;
-        let o = start.octets();
-        Ipv4Addr::new(o[0], o[1], o[2], last)
-    };
-    Ok((start, end))
-}
-
-fn in_range(ip: Ipv4Addr, (s, e): (Ipv4Addr, Ipv4Addr)) -> bool {
-    (u32::from(s)..=u32::from(e)).contains(&u32::from(ip))
 }
 
 /// The cluster's LB pool from CILIUM_LB_POOL_START/END; None when either is undefined.
@@ -927,7 +782,6 @@ fn pool_blocks(pool: &Value) -> Vec<Result<(Ipv4Addr, Ipv4Addr), String>> {
     out
 }
 
-pub(crate) use crate::repo::normalize_path as normalize;
 
 // ---- cluster layer (live Kubernetes API) -------------------------------------
 

@@ -4,17 +4,16 @@
 //! Repository layer only: "installed", "connected", "sync verified", "healthy"
 //! and "can reconcile" need a running Flux and are left for the cluster round.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::epic02::{normalize, parse_cidrs, resolve_dir};
+use crate::checks::kit::prelude::*;
 use crate::check::{Check, CheckResult, Ctx, Finding, Outcome};
-use crate::checks::support::{outcome, rendered, repo};
-use crate::repo::{scalar_text, str_at, GitopsRepo, Rendered};
+use crate::repo::{str_at, GitopsRepo, Rendered};
 
 /// Repository layer first, then the live layers.
 pub fn checks() -> Vec<Check> {
@@ -105,59 +104,6 @@ fn k8s(repo: &GitopsRepo, rel: &str) -> PathBuf {
 /// Every cluster's rendering (a cluster that cannot be rendered is an error).
 fn all_rendered(repo: &GitopsRepo) -> CheckResult<Vec<Arc<Rendered>>> {
     repo.clusters().iter().map(|c| repo.render(c).map_err(Outcome::error)).collect()
-}
-
-/// Resources of a kustomize file, normalised to repository paths.
-fn kustomize_resources(repo: &GitopsRepo, dir: &Path) -> Option<Vec<PathBuf>> {
-    let file = KUSTOMIZE_FILES.iter().map(|f| dir.join(f)).find(|p| repo.root.join(p).is_file())?;
-    let doc = repo.documents.iter().find(|d| d.file == file)?;
-    Some(
-        doc.value
-            .get("resources")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .map(scalar_text)
-            .map(|e| normalize(&dir.join(e)))
-            .collect(),
-    )
-}
-
-/// Directories a cluster's Flux Kustomizations build, the way kustomize walks them:
-/// each `spec.path`, then every directory its kustomization lists (a directory
-/// without a kustomization contributes everything below it, as Flux generates one).
-pub(crate) fn reachable_dirs(repo: &GitopsRepo, cluster: &str) -> CheckResult<BTreeSet<PathBuf>> {
-    let r = repo.render(cluster).map_err(Outcome::error)?;
-    let mut starts: Vec<PathBuf> =
-        repo.flux_kustomizations(cluster).map_err(Outcome::error)?.iter().map(|k| normalize(Path::new(k.path.trim_start_matches("./")))).collect();
-    // Nested Flux Kustomizations built from this repository (their names were rendered).
-    starts.extend(
-        r.objects
-            .iter()
-            .filter(|o| o.kind() == "Kustomization" && o.api_version().starts_with("kustomize.toolkit.fluxcd.io/"))
-            .filter(|o| r.kustomizations.iter().any(|k| k == o.name()))
-            .filter_map(|o| o.str("/spec/path"))
-            .map(|p| normalize(Path::new(p.trim_start_matches("./")))),
-    );
-    let mut seen = BTreeSet::new();
-    while let Some(dir) = starts.pop() {
-        if !repo.root.join(&dir).is_dir() || !seen.insert(dir.clone()) {
-            continue;
-        }
-        match kustomize_resources(repo, &dir) {
-            Some(resources) => starts.extend(resources.into_iter().filter(|p| repo.root.join(p).is_dir())),
-            None => {
-                for f in repo.files_under(&dir) {
-                    let mut p = f.parent();
-                    while let Some(d) = p.filter(|d| d.starts_with(&dir) && *d != dir) {
-                        seen.insert(d.to_path_buf());
-                        p = d.parent();
-                    }
-                }
-            }
-        }
-    }
-    Ok(seen)
 }
 
 async fn flux_structure_shared_base(ctx: Ctx) -> Outcome {
@@ -412,8 +358,8 @@ fn cluster_literals(repo: &GitopsRepo) -> BTreeMap<String, (String, String, Lite
                 out.insert(value.to_string(), (cluster.clone(), name.clone(), Literal::Network(value.to_string())));
                 continue;
             }
-            let literal = if parse_cidrs(value).is_ok() {
-                for net in parse_cidrs(value).unwrap_or_default() {
+            let literal = if crate::net::cidrs_of(value).is_ok() {
+                for net in crate::net::cidrs_of(value).unwrap_or_default() {
                     out.insert(net.to_string(), (cluster.clone(), name.clone(), Literal::Network(net.to_string())));
                 }
                 continue;

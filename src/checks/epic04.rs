@@ -8,9 +8,7 @@
 //! 4.3.4-4.3.5 OpenEBS, 4.5.1/4.5.3/4.5.5 the apps cluster's path to infra's Ceph.
 
 use crate::check::{Check, CheckContext, Ctx, Finding, Outcome};
-use crate::checks::support::{
-    config_renders_base, file_has_helmrelease, outcome, rendered, rendered_helmreleases, rendered_object, repo,
-};
+use crate::checks::kit::prelude::*;
 use crate::repo::{Rendered, RenderedObject};
 
 /// Story 4.2 "Ceph Configuration".
@@ -19,21 +17,15 @@ const CEPH_DEVICE_CLASS: &str = "ssd";
 const CEPH_MON_COUNT: u64 = 3;
 const CEPH_REPLICA_SIZE: u64 = 3;
 const CEPH_IMAGE_TAG: &str = "v18.2.2";
-/// Criterion 4.2.6 and story 6.1 ("Uses `OBSERVABILITY_BLOCK_SC` (rook-ceph-block)").
-pub(crate) const RBD_STORAGE_CLASS: &str = "rook-ceph-block";
-/// Upstream: the RBD provisioner is `<operator namespace>.rbd.csi.ceph.com` (reference §7).
-const RBD_PROVISIONER_SUFFIX: &str = ".rbd.csi.ceph.com";
 /// Story 4.3 "OpenEBS Configuration"; provisioner from the reference (§8).
 const OPENEBS_STORAGE_CLASS: &str = "openebs-local-nvme";
 const OPENEBS_BASE_PATH: &str = "/var/openebs/local";
 const OPENEBS_PROVISIONER: &str = "openebs.io/local";
-/// Cilium global-service annotations (reference §2.4), current and legacy.
-pub(crate) const GLOBAL_ANNOTATIONS: [&str; 2] = ["service.cilium.io/global", "io.cilium/global-service"];
 
 const ROOK_OPERATOR_CHARTS: &[&str] = &["rook-ceph"];
 const OPENEBS_CHARTS: &[&str] = &["localpv-provisioner", "openebs"];
 
-pub(crate) mod live;
+mod live;
 
 pub fn checks() -> Vec<Check> {
     [repo_checks(), live::cluster_checks()].concat()
@@ -80,17 +72,6 @@ async fn ceph_cluster_manifest(ctx: Ctx) -> Outcome {
         Ok(ceph_configuration(cluster))
     });
     Outcome::all([wired, spec])
-}
-
-/// The rendered CephCluster (`ceph.rook.io/*`), or a Fail.
-pub(crate) fn ceph_cluster(rendered: &Rendered) -> Result<&RenderedObject, Outcome> {
-    rendered.of_kind("CephCluster").find(|o| o.api_version().starts_with("ceph.rook.io/")).ok_or_else(|| {
-        Outcome::fail(
-            "CephCluster (ceph.rook.io/v1)",
-            format!("rendered for cluster {}", rendered.cluster),
-            "not rendered",
-        )
-    })
 }
 
 fn ceph_configuration(c: &RenderedObject) -> Outcome {
@@ -179,26 +160,6 @@ async fn rbd_storage_class(ctx: Ctx) -> Outcome {
             format!("{} {obj}: provisioner {provisioner}, clusterID {cluster_id}, pool {pool_name} ({CEPH_REPLICA_SIZE} replicas)", sc.api_version()),
         ))
     })
-}
-
-/// A finding when `class` (used by `object`) is not the Rook Ceph RBD StorageClass rendered for the cluster.
-pub(crate) fn not_rook_block_class(rendered: &Rendered, object: &str, class: Option<&str>) -> Option<Finding> {
-    let expected = format!("{RBD_STORAGE_CLASS:?} (a Rook Ceph RBD StorageClass rendered for cluster {})", rendered.cluster);
-    let Some(class) = class.filter(|c| !c.is_empty()) else {
-        return Some(Finding::new(object, expected, "no storageClassName"));
-    };
-    if class != RBD_STORAGE_CLASS {
-        return Some(Finding::new(object, expected, format!("{class:?}")));
-    }
-    match rendered.of_kind("StorageClass").find(|s| s.name() == class) {
-        None => Some(Finding::new(object, expected, format!("{class:?}, but no StorageClass {class} is rendered"))),
-        Some(sc) if !sc.str("/provisioner").unwrap_or("").ends_with(RBD_PROVISIONER_SUFFIX) => Some(Finding::new(
-            object,
-            expected,
-            format!("{class:?} with provisioner {:?}", sc.str("/provisioner").unwrap_or("")),
-        )),
-        Some(_) => None,
-    }
 }
 
 async fn openebs_base(ctx: Ctx) -> Outcome {

@@ -8,7 +8,7 @@
 //! 1Password Connect, the platform's ExternalSecrets synced into their Secrets.
 
 use crate::check::{Check, Ctx, Finding, Outcome};
-use crate::checks::support::{config_renders_base, file_has_helmrelease, outcome, rendered, repo, variables};
+use crate::checks::kit::prelude::*;
 use crate::repo::str_at;
 
 const CLUSTERISSUER_FILE: &str = "kubernetes/infrastructure/security/cert-manager/clusterissuer.yaml";

@@ -10,10 +10,7 @@
 use serde_json::Value;
 
 use crate::check::{Check, Ctx, Finding, Outcome};
-use crate::checks::epic04::{not_rook_block_class, GLOBAL_ANNOTATIONS};
-use crate::checks::support::{
-    config_renders_base, file_has_helmrelease, outcome, rendered, rendered_helmrelease, rendered_helmreleases, repo, variables,
-};
+use crate::checks::kit::prelude::*;
 use crate::repo::{str_at, GitopsRepo, Rendered, RenderedObject};
 
 const VM_STACK_CHARTS: &[&str] = &["victoria-metrics-k8s-stack"];

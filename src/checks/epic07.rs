@@ -9,15 +9,12 @@
 //! credentials (7.3.3-7.3.4), Dragonfly (7.4.4-7.4.6).
 
 mod live;
-pub(crate) mod shared;
 
-pub(crate) use live::secret_data;
 
 use serde_json::Value;
 
 use crate::check::{Check, Ctx, Finding, Outcome};
-use crate::checks::support::{outcome, rendered, repo};
-use shared::*;
+use crate::checks::kit::prelude::*;
 
 const CNPG_OPERATOR_CONFIG: &str = "kubernetes/workloads/platform/databases/cloudnative-pg/operator/kustomization.yaml";
 const CNPG_CLUSTER_FILE: &str = "kubernetes/workloads/platform/databases/cloudnative-pg/cluster/cluster.yaml";
@@ -29,7 +26,7 @@ const DRAGONFLY_FILES: [&str; 2] = [
 const CNPG_OPERATOR: &str = "CloudNativePG operator manifests created";
 const REPLICAS: &str = "3-replica configuration";
 const STORAGE: &str = "Storage configured (OpenEBS local-nvme)";
-pub(crate) const DATABASES: &str = "Databases created: gitlab, harbor, keycloak, grafana, mattermost";
+const DATABASES: &str = "Databases created: gitlab, harbor, keycloak, grafana, mattermost";
 
 pub fn checks() -> Vec<Check> {
     [repo_checks(), live::cluster_checks()].concat()
@@ -134,23 +131,6 @@ async fn postgres_storage_on_openebs_local_nvme(ctx: Ctx) -> Outcome {
     })
 }
 
-/// Where a CNPG Cluster's backups go: its barmanObjectStore, or the barman-cloud plugin's ObjectStore.
-pub(crate) fn backup_store(r: &crate::repo::Rendered, c: &crate::repo::RenderedObject) -> Result<(String, Value), Finding> {
-    if let Some(store) = c.get("/spec/backup/barmanObjectStore") {
-        return Ok((format!("{} spec.backup.barmanObjectStore", c.describe()), store.clone()));
-    }
-    let plugin = c.get("/spec/plugins").and_then(Value::as_array).into_iter().flatten().find(|p| {
-        p.get("name").and_then(Value::as_str) == Some("barman-cloud.cloudnative-pg.io") && p.pointer("/parameters/barmanObjectName").is_some()
-    });
-    if let Some(name) = plugin.and_then(|p| p.pointer("/parameters/barmanObjectName")).and_then(Value::as_str) {
-        return match find(r, "barmancloud.cnpg.io", "ObjectStore", name, c.namespace()) {
-            Some(os) => Ok((format!("{} spec.configuration", os.describe()), os.get("/spec/configuration").cloned().unwrap_or(Value::Null))),
-            None => Err(Finding::new(format!("{} barman-cloud plugin", c.describe()), format!("ObjectStore {name} rendered"), "not found")),
-        };
-    }
-    Err(Finding::new(c.describe(), "spec.backup.barmanObjectStore or the barman-cloud plugin", "no backup object store configured"))
-}
-
 async fn postgres_backups_to_minio(ctx: Ctx) -> Outcome {
     outcome(|| {
         let repo = repo(&ctx)?;
@@ -230,7 +210,7 @@ async fn postgres_global_service(ctx: Ctx) -> Outcome {
 }
 
 /// The database names listed in criterion 7.3.1.
-pub(crate) fn listed_databases() -> Vec<&'static str> {
+pub(super) fn listed_databases() -> Vec<&'static str> {
     DATABASES.split_once(':').map(|(_, l)| l.split(',').map(str::trim).filter(|s| !s.is_empty()).collect()).unwrap_or_default()
 }
 

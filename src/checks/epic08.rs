@@ -7,14 +7,12 @@
 //! the Gateway with a ready Keycloak behind it (8.2.4). 8.3.4 (test logins) is manual.
 //! `live` holds the live helpers EPIC-9, EPIC-10 and the Definition of Done share.
 
-pub(crate) mod live;
 
 use serde_json::Value;
 
 use crate::check::{Check, Ctx, Outcome};
-use crate::checks::epic07::shared::*;
-use crate::checks::support::{outcome, rendered, repo};
-use crate::repo::{GitopsRepo, RenderedObject};
+use crate::checks::kit::prelude::*;
+use crate::repo::RenderedObject;
 
 const OPERATOR_BASE: &str = "kubernetes/bases/keycloak-operator/helmrelease.yaml";
 const OPERATOR_CONFIG: &str = "kubernetes/workloads/platform/auth/keycloak/operator/kustomization.yaml";
@@ -199,7 +197,7 @@ async fn keycloak_backup_configured(ctx: Ctx) -> Outcome {
             };
             let r = repo.render(&landing.cluster).map_err(Outcome::error)?;
             let Some(c) = find(&r, CNPG_GROUP, "Cluster", &landing.instance_name, Some(&landing.namespace)) else { continue };
-            let store = crate::checks::epic07::backup_store(&r, c);
+            let store = backup_store(&r, c);
             let scheduled = objects(&r, CNPG_GROUP, "ScheduledBackup").into_iter().find(|s| s.namespace() == c.namespace() && s.str("/spec/cluster/name") == Some(c.name()));
             outcomes.push(match (store, scheduled) {
                 (Err(f), _) => Outcome::Fail { findings: vec![f] },
@@ -221,24 +219,6 @@ async fn keycloak_backup_configured(ctx: Ctx) -> Outcome {
 // ---------------------------------------------------------------------------
 // SSO
 // ---------------------------------------------------------------------------
-
-/// HelmReleases of `chart` on the given clusters.
-fn helm_releases(repo: &GitopsRepo, clusters: &[String], chart: &str) -> Result<Vec<(String, std::sync::Arc<crate::repo::Rendered>, RenderedObject)>, Outcome> {
-    let mut out = vec![];
-    for c in clusters {
-        let r = repo.render(c).map_err(Outcome::error)?;
-        for hr in objects(&r, HELM_GROUP, "HelmRelease") {
-            if squash(&chart_name(hr)) == squash(chart) {
-                out.push((c.clone(), r.clone(), hr.clone()));
-            }
-        }
-    }
-    Ok(out)
-}
-
-fn none_found(what: &str, clusters: &[String]) -> Outcome {
-    Outcome::fail(what, format!("rendered on cluster(s) {}", clusters.join(", ")), "not found")
-}
 
 async fn grafana_keycloak_sso(ctx: Ctx) -> Outcome {
     outcome(|| {
@@ -276,100 +256,11 @@ async fn grafana_keycloak_sso(ctx: Ctx) -> Outcome {
     })
 }
 
-/// GitLab OmniAuth OpenID Connect provider pointing at a Keycloak realm with a known client.
-pub(crate) fn gitlab_sso(repo: &GitopsRepo, clusters: &[String]) -> Result<Outcome, Outcome> {
-    let issuers = keycloak_issuers(repo)?;
-    let hrs = helm_releases(repo, clusters, "gitlab")?;
-    if hrs.is_empty() {
-        return Ok(none_found("a GitLab HelmRelease (chart gitlab)", clusters));
-    }
-    let mut outcomes = vec![];
-    for (_, r, hr) in &hrs {
-        let values = helm_values(r, hr);
-        let omni = values.pointer("/global/appConfig/omniauth").cloned().unwrap_or(Value::Null);
-        let object = format!("{} global.appConfig.omniauth", hr.describe());
-        if omni.get("enabled").map(crate::repo::scalar_text).as_deref() != Some("true") {
-            outcomes.push(Outcome::fail(format!("{object}.enabled"), "true", omni.get("enabled").map(|v| v.to_string()).unwrap_or("unset".into())));
-            continue;
-        }
-        let mut providers: Vec<(String, Value)> = vec![];
-        for p in omni.get("providers").and_then(Value::as_array).into_iter().flatten() {
-            if let Some(secret) = p.get("secret").and_then(Value::as_str) {
-                let key = p.get("key").and_then(Value::as_str).unwrap_or("provider");
-                match external_secret_for(r, hr.namespace(), secret).and_then(|es| template_value(es, key).map(|t| (es, t))) {
-                    Some((es, t)) => providers.push((format!("{} key {key}", es.describe()), parse_templated(t).unwrap_or(Value::Null))),
-                    None => providers.push((format!("Secret {secret} key {key}"), Value::Null)),
-                }
-            } else {
-                providers.push((object.clone(), p.clone()));
-            }
-        }
-        let oidc = providers.iter().find(|(_, p)| p.get("name").and_then(Value::as_str) == Some("openid_connect"));
-        match oidc {
-            None => outcomes.push(Outcome::fail(
-                format!("{object}.providers"),
-                "an openid_connect provider (inline or from an ExternalSecret template)",
-                format!("[{}]", providers.iter().map(|(w, p)| format!("{w}: {}", p.get("name").and_then(Value::as_str).unwrap_or("unreadable"))).collect::<Vec<_>>().join(", ")),
-            )),
-            Some((where_, p)) => outcomes.push(expect_keycloak_client(
-                &issuers,
-                &format!("{} openid_connect provider ({where_})", hr.describe()),
-                p.pointer("/args/issuer").and_then(Value::as_str),
-                p.pointer("/args/client_options/identifier").and_then(Value::as_str),
-            )),
-        }
-    }
-    Ok(Outcome::all(outcomes))
-}
-
 async fn gitlab_keycloak_sso_all(ctx: Ctx) -> Outcome {
     outcome(|| {
         let repo = repo(&ctx)?;
         gitlab_sso(repo, &scope(&ctx, repo))
     })
-}
-
-/// Harbor OIDC auth (CONFIG_OVERWRITE_JSON) pointing at a Keycloak realm with a known client.
-pub(crate) fn harbor_sso(repo: &GitopsRepo, clusters: &[String]) -> Result<Outcome, Outcome> {
-    let issuers = keycloak_issuers(repo)?;
-    let hrs = helm_releases(repo, clusters, "harbor")?;
-    if hrs.is_empty() {
-        return Ok(none_found("a Harbor HelmRelease (chart harbor)", clusters));
-    }
-    let mut outcomes = vec![];
-    for (_, r, hr) in &hrs {
-        let values = helm_values(r, hr);
-        let env = values.pointer("/core/extraEnvVars").and_then(Value::as_array).cloned().unwrap_or_default();
-        let entry = env.iter().find(|e| e.get("name").and_then(Value::as_str) == Some("CONFIG_OVERWRITE_JSON"));
-        let object = format!("{} core.extraEnvVars CONFIG_OVERWRITE_JSON", hr.describe());
-        let json: Option<(String, String)> = match entry {
-            Some(e) if e.get("value").is_some() => e.get("value").and_then(Value::as_str).map(|v| (object.clone(), v.to_string())),
-            Some(e) => {
-                let name = e.pointer("/valueFrom/secretKeyRef/name").and_then(Value::as_str).unwrap_or("");
-                let key = e.pointer("/valueFrom/secretKeyRef/key").and_then(Value::as_str).unwrap_or("");
-                external_secret_for(r, hr.namespace(), name).and_then(|es| template_value(es, key).map(|t| (format!("{} key {key}", es.describe()), t.to_string())))
-            }
-            None => None,
-        };
-        let Some((where_, text)) = json else {
-            outcomes.push(Outcome::fail(object, "Harbor OIDC settings (auth_mode oidc_auth) inline or from an ExternalSecret template", "not configured"));
-            continue;
-        };
-        let cfg: Value = match parse_templated(&text) {
-            Some(v) => v,
-            None => {
-                outcomes.push(Outcome::fail(where_, "valid JSON", "unparsable"));
-                continue;
-            }
-        };
-        let mode = cfg.get("auth_mode").and_then(Value::as_str).unwrap_or("");
-        if mode != "oidc_auth" {
-            outcomes.push(Outcome::fail(format!("{where_} auth_mode"), "\"oidc_auth\"", format!("{mode:?}")));
-            continue;
-        }
-        outcomes.push(expect_keycloak_client(&issuers, &format!("{} ({where_})", hr.describe()), cfg.get("oidc_endpoint").and_then(Value::as_str), cfg.get("oidc_client_id").and_then(Value::as_str)));
-    }
-    Ok(Outcome::all(outcomes))
 }
 
 async fn harbor_keycloak_sso_all(ctx: Ctx) -> Outcome {
@@ -407,15 +298,15 @@ fn cluster_checks() -> Vec<Check> {
 /// The operator's HelmRelease (from the repository) is Ready on the cluster and its
 /// Deployment is ready (§16 [KC6]: label `app.kubernetes.io/name=keycloak-operator`).
 async fn keycloak_operator_deployed(ctx: Ctx) -> Outcome {
-    live::component_deployed(&ctx, "keycloak-operator", |_| "app.kubernetes.io/name=keycloak-operator".into()).await
+    component_deployed(&ctx, "keycloak-operator", |_| "app.kubernetes.io/name=keycloak-operator".into()).await
 }
 
 /// The operator works: its pods are Ready and every Keycloak it manages reports
 /// `Ready=True` and `HasErrors=False` for its current generation (§16 [KC1]).
 async fn keycloak_operator_healthy(ctx: Ctx) -> Outcome {
     let client = match ctx.kube() { Ok(c) => c, Err(o) => return o };
-    let hr = match live::rendered_release(&ctx, "keycloak-operator") { Ok(h) => h, Err(o) => return o };
-    let (_, ns) = live::release_target(&hr);
+    let hr = match rendered_release(&ctx, "keycloak-operator") { Ok(h) => h, Err(o) => return o };
+    let ns = Release::of(&hr).namespace;
     let pods = crate::cluster::objects::expect_pods_ready(client, &ctx.cluster, &ns, "app.kubernetes.io/name=keycloak-operator").await;
     let ks = match keycloaks(&ctx) { Ok(k) => k, Err(o) => return o };
     let mut outcomes = vec![pods];
@@ -455,7 +346,7 @@ async fn keycloak_console_route_accepted(ctx: Ctx) -> Outcome {
             outcomes.push(Outcome::fail(format!("{} spec.hostname.hostname", k.describe()), "the console's host name", "not set"));
             continue;
         };
-        let routes = match live::routes_in(&ctx, ns) { Ok(r) => r, Err(o) => return o };
+        let routes = match routes_in(&ctx, ns) { Ok(r) => r, Err(o) => return o };
         let service = format!("{}-service", k.name());
         let serving: Vec<_> = routes
             .into_iter()
@@ -472,7 +363,7 @@ async fn keycloak_console_route_accepted(ctx: Ctx) -> Outcome {
             outcomes.push(Outcome::fail(format!("HTTPRoute {} backendRefs", serving[0].describe()), format!("Service {service} (the operator's service for {})", k.name()), "not referenced"));
             continue;
         }
-        outcomes.push(live::httproutes_accepted(client, &ctx.cluster, &serving).await);
+        outcomes.push(httproutes_accepted(client, &ctx.cluster, &serving).await);
         outcomes.push(keycloak_ready(client, &ctx.cluster, ns, k.name()).await);
     }
     Outcome::all(outcomes)

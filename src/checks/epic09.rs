@@ -10,9 +10,7 @@
 use serde_json::Value;
 
 use crate::check::{Check, Ctx, Finding, Outcome};
-use crate::checks::epic07::shared::*;
-use crate::checks::epic08::{gitlab_sso, harbor_sso};
-use crate::checks::support::{outcome, rendered, repo};
+use crate::checks::kit::prelude::*;
 use crate::repo::RenderedObject;
 
 const GITLAB_FILES: [&str; 3] = [
@@ -327,7 +325,6 @@ async fn mattermost_sso_configured(ctx: Ctx) -> Outcome {
 // Cluster layer
 // ---------------------------------------------------------------------------
 
-use crate::checks::epic08::live;
 
 /// §19 [MM1]
 const MATTERMOST: crate::cluster::objects::Kind = crate::cluster::objects::Kind::namespaced("installation.mattermost.com", &["v1beta1"], "Mattermost");
@@ -369,26 +366,26 @@ fn cluster_checks() -> Vec<Check> {
 
 /// §17: GitLab's chart labels its objects `release=<release>`; every one of them ready.
 async fn gitlab_deployed(ctx: Ctx) -> Outcome {
-    live::component_deployed(&ctx, "gitlab", |release| format!("release={release}")).await
+    component_deployed(&ctx, "gitlab", |release| format!("release={release}")).await
 }
 
 /// Every HTTPRoute of GitLab's namespace Accepted/ResolvedRefs, backends present.
 async fn gitlab_routes_accepted(ctx: Ctx) -> Outcome {
     let client = match ctx.kube() { Ok(c) => c, Err(o) => return o };
-    let hr = match live::rendered_release(&ctx, "gitlab") { Ok(h) => h, Err(o) => return o };
-    let (_, ns) = live::release_target(&hr);
-    let routes = match live::routes_in(&ctx, &ns) { Ok(r) => r, Err(o) => return o };
-    live::httproutes_accepted(client, &ctx.cluster, &routes).await
+    let hr = match rendered_release(&ctx, "gitlab") { Ok(h) => h, Err(o) => return o };
+    let ns = Release::of(&hr).namespace;
+    let routes = match routes_in(&ctx, &ns) { Ok(r) => r, Err(o) => return o };
+    httproutes_accepted(client, &ctx.cluster, &routes).await
 }
 
 /// §18 [HB1]: selector `release=<release>,app=harbor`.
 async fn harbor_deployed(ctx: Ctx) -> Outcome {
-    live::component_deployed(&ctx, "harbor", |release| format!("release={release},app=harbor")).await
+    component_deployed(&ctx, "harbor", |release| format!("release={release},app=harbor")).await
 }
 
 /// §19 [MM5]: the operator chart's selector `app.kubernetes.io/name=mattermost-operator`.
 async fn mattermost_operator_deployed(ctx: Ctx) -> Outcome {
-    live::component_deployed(&ctx, "mattermost-operator", |_| "app.kubernetes.io/name=mattermost-operator".into()).await
+    component_deployed(&ctx, "mattermost-operator", |_| "app.kubernetes.io/name=mattermost-operator".into()).await
 }
 
 /// §19 [MM1][MM2]: each Mattermost of the repository is `stable` for its current

@@ -12,8 +12,7 @@
 use serde_json::Value;
 
 use crate::check::{Check, Ctx, Finding, Outcome};
-use crate::checks::epic07::shared::*;
-use crate::checks::support::{outcome, rendered, repo};
+use crate::checks::kit::prelude::*;
 use crate::repo::{Rendered, RenderedObject};
 
 const VOLSYNC_BASE: &str = "kubernetes/bases/volsync/helmrelease.yaml";
@@ -245,7 +244,6 @@ async fn velero_weekly_schedule(ctx: Ctx) -> Outcome {
 // Live layers
 // ---------------------------------------------------------------------------
 
-use crate::checks::epic08::live;
 use crate::cluster::objects::{self as kobjects, Kind};
 
 /// §20 [VS1]
@@ -270,7 +268,7 @@ fn cluster_checks() -> Vec<Check> {
 
 /// §20 [VS7]: chart selector `app.kubernetes.io/name=volsync`, `app.kubernetes.io/instance=<release>`.
 async fn volsync_deployed(ctx: Ctx) -> Outcome {
-    live::component_deployed(&ctx, "volsync", |r| format!("app.kubernetes.io/name=volsync,app.kubernetes.io/instance={r}")).await
+    component_deployed(&ctx, "volsync", |r| format!("app.kubernetes.io/name=volsync,app.kubernetes.io/instance={r}")).await
 }
 
 /// A run is late when older than two schedule intervals (one missed run).
@@ -324,18 +322,18 @@ fn replication_status(found: &kobjects::Found, cluster: &str, schedule: Option<&
         findings.push(Finding::new(format!("{object} condition Synchronizing"), "a reason other than Error", format!("{}: {}", c.reason, c.message)));
     }
     let last = found.str("/status/lastSyncTime");
-    let age = last.and_then(live::epoch_seconds).map(|t| live::now_seconds() - t);
-    let interval = schedule.and_then(live::cron_interval);
+    let age = last.and_then(epoch_seconds).map(|t| now_seconds() - t);
+    let interval = schedule.and_then(cron_interval);
     match (age, interval) {
         (None, _) => findings.push(Finding::new(format!("{object} status.lastSyncTime"), "a successful sync", "never synced")),
         (Some(a), Some(i)) if a > late(i) => findings.push(Finding::new(
             format!("{object} status.lastSyncTime"),
-            format!("within {} (two runs of schedule {:?})", live::age_text(late(i)), schedule.unwrap_or("")),
-            format!("{} ago ({})", live::age_text(a), last.unwrap_or("")),
+            format!("within {} (two runs of schedule {:?})", age_text(late(i)), schedule.unwrap_or("")),
+            format!("{} ago ({})", age_text(a), last.unwrap_or("")),
         )),
         _ => {}
     }
-    Outcome::from_findings(findings, format!("{object}: last sync {} ago, result Successful", age.map(live::age_text).unwrap_or_default()))
+    Outcome::from_findings(findings, format!("{object}: last sync {} ago, result Successful", age.map(age_text).unwrap_or_default()))
 }
 
 /// `s3:<endpoint>/<bucket>/<path>` of a restic repository.
@@ -350,7 +348,7 @@ fn restic_location(repo: &str) -> Option<(String, String, String)> {
 }
 
 async fn restic_repository_has_snapshots(ctx: &Ctx, client: &kube::Client, ns: &str, secret: &str) -> Outcome {
-    let data = match live::secret_data(client, &ctx.cluster, ns, secret).await { Ok(d) => d, Err(o) => return o };
+    let data = match secret_data(client, &ctx.cluster, ns, secret).await { Ok(d) => d, Err(o) => return o };
     let object = format!("Secret {ns}/{secret} (cluster {})", ctx.cluster);
     let key = |k: &str| data.get(k).cloned().ok_or_else(|| Outcome::fail(format!("{object} key {k}"), "present", "missing"));
     let (repo, id, key_secret) = match (key("RESTIC_REPOSITORY"), key("AWS_ACCESS_KEY_ID"), key("AWS_SECRET_ACCESS_KEY")) {
@@ -361,33 +359,33 @@ async fn restic_repository_has_snapshots(ctx: &Ctx, client: &kube::Client, ns: &
         return Outcome::fail(format!("{object} RESTIC_REPOSITORY"), "s3:<endpoint>/<bucket>/<path>", "another backend (only S3 repositories are read)");
     };
     let region = data.get("AWS_DEFAULT_REGION").map(String::as_str).unwrap_or("us-east-1");
-    let (s3, via) = match live::s3_client(ctx, &endpoint, region, &id, &key_secret).await { Ok(c) => c, Err(o) => return o };
+    let (s3, via) = match s3_client(ctx, &endpoint, region, &id, &key_secret).await { Ok(c) => c, Err(o) => return o };
     let prefix = if path.is_empty() { String::new() } else { format!("{path}/") };
     let where_ = format!("restic repository s3://{bucket}/{prefix} at {via}");
-    let config = match live::list_keys(&s3, &bucket, &format!("{prefix}config"), 1).await {
+    let config = match list_keys(&s3, &bucket, &format!("{prefix}config"), 1).await {
         Ok(k) => k,
         Err(e) => return Outcome::fail(where_, "readable with the Secret's keys", e),
     };
     if !config.iter().any(|(k, _)| *k == format!("{prefix}config")) {
         return Outcome::fail(where_, "an initialised repository (object config)", "no config object");
     }
-    let snapshots = match live::list_keys(&s3, &bucket, &format!("{prefix}snapshots/"), 1000).await {
+    let snapshots = match list_keys(&s3, &bucket, &format!("{prefix}snapshots/"), 1000).await {
         Ok(k) => k,
         Err(e) => return Outcome::fail(where_, "readable with the Secret's keys", e),
     };
     match snapshots.iter().map(|(_, t)| *t).max() {
         None => Outcome::fail(where_, "at least one snapshot (snapshots/<id>)", "no snapshots"),
-        Some(newest) => Outcome::pass(format!("{where_}: {} snapshot(s), newest written {} ago", snapshots.len(), live::age_text(live::now_seconds() - newest))),
+        Some(newest) => Outcome::pass(format!("{where_}: {} snapshot(s), newest written {} ago", snapshots.len(), age_text(now_seconds() - newest))),
     }
 }
 
 /// §21 [VE5]: Deployment `velero` and DaemonSet `node-agent` carry the release labels;
 /// §21 [VE3]: every BackupStorageLocation of the release namespace is `Available`.
 async fn velero_deployed(ctx: Ctx) -> Outcome {
-    let deployed = live::component_deployed(&ctx, "velero", |r| format!("app.kubernetes.io/name=velero,app.kubernetes.io/instance={r}")).await;
+    let deployed = component_deployed(&ctx, "velero", |r| format!("app.kubernetes.io/name=velero,app.kubernetes.io/instance={r}")).await;
     let client = match ctx.kube() { Ok(c) => c, Err(o) => return o };
-    let hr = match live::rendered_release(&ctx, "velero") { Ok(h) => h, Err(o) => return Outcome::all([deployed, o]) };
-    let (_, ns) = live::release_target(&hr);
+    let hr = match rendered_release(&ctx, "velero") { Ok(h) => h, Err(o) => return Outcome::all([deployed, o]) };
+    let ns = Release::of(&hr).namespace;
     let locations = match kobjects::list(client, &BSL, Some(&ns), None).await { Ok(l) => l, Err(o) => return Outcome::all([deployed, o]) };
     let mut outcomes = vec![deployed];
     if locations.is_empty() {
@@ -407,11 +405,11 @@ async fn velero_deployed(ctx: Ctx) -> Outcome {
 
 /// Velero's namespace on this cluster (the release namespace of the velero HelmRelease).
 fn velero_namespace(ctx: &Ctx) -> Result<String, Outcome> {
-    Ok(live::release_target(&live::rendered_release(ctx, "velero")?).1)
+    Ok(Release::of(&rendered_release(ctx, "velero")?).namespace)
 }
 
 fn completion(b: &kobjects::Found) -> i64 {
-    b.str("/status/completionTimestamp").and_then(live::epoch_seconds).unwrap_or(0)
+    b.str("/status/completionTimestamp").and_then(epoch_seconds).unwrap_or(0)
 }
 
 /// A Backup `Completed` (§21 [VE1]) exists, and the newest one is in its storage location:
@@ -436,7 +434,7 @@ fn backup_summary(b: &kobjects::Found, cluster: &str) -> Outcome {
     if errors > 0 {
         return Outcome::fail(format!("{object} status.errors"), "0", errors.to_string());
     }
-    Outcome::pass(format!("{object}: Completed {} ago, {items} items", live::age_text(live::now_seconds() - completion(b))))
+    Outcome::pass(format!("{object}: Completed {} ago, {items} items", age_text(now_seconds() - completion(b))))
 }
 
 /// The Backup's metadata object in its BackupStorageLocation's bucket.
@@ -454,19 +452,19 @@ async fn backup_in_store(ctx: &Ctx, client: &kube::Client, ns: &str, b: &kobject
     let (secret, key) = match (bsl.str("/spec/credential/name"), bsl.str("/spec/credential/key")) {
         (Some(n), Some(k)) => (n.to_string(), k.to_string()),
         _ => {
-            let hr = live::rendered_release(ctx, "velero").ok();
+            let hr = rendered_release(ctx, "velero").ok();
             let v = hr.as_ref().and_then(|h| rendered(ctx).ok().map(|r| helm_values(&r, h)));
             (v.as_ref().and_then(|v| v.pointer("/credentials/existingSecret")).and_then(Value::as_str).unwrap_or("velero").to_string(), "cloud".to_string())
         }
     };
-    let data = match live::secret_data(client, &ctx.cluster, ns, &secret).await { Ok(d) => d, Err(o) => return o };
-    let Some((id, key_secret)) = data.get(&key).and_then(|t| live::aws_ini_keys(t)) else {
+    let data = match secret_data(client, &ctx.cluster, ns, &secret).await { Ok(d) => d, Err(o) => return o };
+    let Some((id, key_secret)) = data.get(&key).and_then(|t| aws_ini_keys(t)) else {
         return Outcome::fail(format!("Secret {ns}/{secret} key {key} (cluster {})", ctx.cluster), "an AWS credentials file with [default] keys", "missing or unparsable");
     };
-    let (s3, via) = match live::s3_client(ctx, endpoint, region, &id, &key_secret).await { Ok(c) => c, Err(o) => return o };
+    let (s3, via) = match s3_client(ctx, endpoint, region, &id, &key_secret).await { Ok(c) => c, Err(o) => return o };
     let dir = format!("{prefix}backups/{}/", b.name());
     let where_ = format!("s3://{bucket}/{dir} at {via}");
-    match live::list_keys(&s3, bucket, &dir, 100).await {
+    match list_keys(&s3, bucket, &dir, 100).await {
         Err(e) => Outcome::fail(where_, format!("readable with Secret {ns}/{secret}"), e),
         Ok(keys) => {
             let meta = format!("{dir}velero-backup.json");
@@ -505,15 +503,15 @@ async fn velero_backups_working(ctx: Ctx) -> Outcome {
             outcomes.push(Outcome::fail(format!("{object} status.phase"), "Enabled", format!("{phase:?}")));
             continue;
         }
-        let interval = s.str("/spec/schedule").and_then(live::cron_interval);
-        let last = found.str("/status/lastBackup").and_then(live::epoch_seconds);
+        let interval = s.str("/spec/schedule").and_then(cron_interval);
+        let last = found.str("/status/lastBackup").and_then(epoch_seconds);
         match (last, interval) {
             (None, _) => {
                 outcomes.push(Outcome::fail(format!("{object} status.lastBackup"), "a backup run", "never ran"));
                 continue;
             }
-            (Some(t), Some(i)) if live::now_seconds() - t > late(i) => {
-                outcomes.push(Outcome::fail(format!("{object} status.lastBackup"), format!("within {}", live::age_text(late(i))), format!("{} ago", live::age_text(live::now_seconds() - t))));
+            (Some(t), Some(i)) if now_seconds() - t > late(i) => {
+                outcomes.push(Outcome::fail(format!("{object} status.lastBackup"), format!("within {}", age_text(late(i))), format!("{} ago", age_text(now_seconds() - t))));
                 continue;
             }
             _ => {}

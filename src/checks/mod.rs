@@ -17,7 +17,6 @@ pub mod epic08;
 pub mod epic09;
 pub mod epic10;
 pub mod kit;
-pub mod support;
 
 use crate::check::Check;
 

@@ -11,12 +11,11 @@ use kube::api::{Api, ListParams, PostParams};
 use serde_json::Value;
 
 use crate::check::{CheckResult, Ctx, Finding, Outcome};
+use crate::checks::kit::prelude::*;
 use crate::cluster::objects::{self, Found, Kind};
 use crate::cluster::{api_error, nodes};
 use crate::repo::scalar_text;
 
-// §2.2 [C1][C4][C5][C10], §2.4 [C6], §6.1 [F3]
-pub(crate) const HELMRELEASE: Kind = Kind::namespaced("helm.toolkit.fluxcd.io", &["v2", "v2beta2", "v2beta1"], "HelmRelease");
 const CILIUM_NODE: Kind = Kind::cluster_scoped("cilium.io", &["v2"], "CiliumNode");
 const BGP_NODE_CONFIG: Kind = Kind::cluster_scoped("cilium.io", &["v2", "v2alpha1"], "CiliumBGPNodeConfig");
 const BGP_PEERING_POLICY: Kind = Kind::cluster_scoped("cilium.io", &["v2alpha1"], "CiliumBGPPeeringPolicy");
@@ -24,54 +23,8 @@ const LB_POOL: Kind = Kind::cluster_scoped("cilium.io", &["v2", "v2alpha1"], "Ci
 const SERVICE_EXPORT: Kind = Kind::namespaced("multicluster.x-k8s.io", &["v1alpha1"], "ServiceExport");
 const SERVICE_IMPORT: Kind = Kind::namespaced("multicluster.x-k8s.io", &["v1alpha1"], "ServiceImport");
 
-/// Cilium global-service annotation (§2.4 [C7]).
-const GLOBAL_ANNOTATION: &str = "service.cilium.io/global";
-
 fn client(ctx: &Ctx) -> CheckResult<&kube::Client> {
     ctx.kube()
-}
-
-/// A Helm release as the repository renders it for this cluster: namespace, release
-/// name, values (None without a repository or when the chart is not rendered).
-pub(crate) struct Release {
-    pub namespace: String,
-    pub name: String,
-    pub values: Option<Value>,
-    /// Where the names came from, for evidence.
-    pub source: String,
-}
-
-impl Release {
-    /// `values` at a JSON pointer as text (`/hubble/relay/enabled` → "true").
-    pub fn value(&self, pointer: &str) -> Option<String> {
-        self.values.as_ref().and_then(|v| v.pointer(pointer)).map(scalar_text)
-    }
-    /// The chart's default fullname: fullnameOverride, else the release name if it
-    /// contains the chart name, else `<release>-<chart>` (Helm convention).
-    pub fn fullname(&self, chart: &str) -> String {
-        if let Some(f) = self.value("/fullnameOverride").filter(|f| !f.is_empty()) {
-            return f;
-        }
-        if self.name.contains(chart) { self.name.clone() } else { format!("{}-{chart}", self.name) }
-    }
-}
-
-/// The rendered HelmRelease of `chart` for ctx.cluster, else the upstream defaults.
-pub(crate) fn release(ctx: &Ctx, chart: &str, default_ns: &str) -> Release {
-    if let Ok(repo) = ctx.repo()
-        && let Ok(r) = repo.render(&ctx.cluster)
-        && let Some(hr) = super::helm_release(&r, chart)
-    {
-        let namespace = hr.namespace().unwrap_or(default_ns).to_string();
-        let name = hr.str("/spec/releaseName").unwrap_or(hr.name()).to_string();
-        return Release { namespace, name, values: hr.get("/spec/values").cloned(), source: hr.describe() };
-    }
-    Release { namespace: default_ns.into(), name: chart.into(), values: None, source: format!("chart {chart} defaults (no repository)") }
-}
-
-/// The repository variable `name` of ctx.cluster, if a repository is given and defines it.
-pub(crate) fn variable(ctx: &Ctx, name: &str) -> Option<String> {
-    ctx.repo().ok()?.variables(&ctx.cluster).ok()?.get(name).map(str::to_string)
 }
 
 /// A list that is empty when the kind is not served (CRD not installed).
@@ -90,20 +43,6 @@ async fn workload_exists(client: &kube::Client, kind: &str, ns: &str, name: &str
         _ => Api::<Deployment>::namespaced(client.clone(), ns).get_opt(name).await.map(|o| o.is_some()),
     };
     found.map_err(|e| api_error(&format!("get {kind} {ns}/{name}"), e))
-}
-
-/// The HelmRelease of a component reconciled in the cluster (Ready=True, current generation).
-async fn helmrelease_ready(client: &kube::Client, cluster: &str, rel: &Release) -> Outcome {
-    match objects::get(client, &HELMRELEASE, Some(&rel.namespace), &rel.name).await {
-        Ok(Some(found)) => match objects::expect_condition(&found, &HELMRELEASE, "Ready") {
-            Outcome::Fail { findings } => Outcome::Fail {
-                findings: findings.into_iter().map(|f| Finding::new(format!("{} (cluster {cluster})", f.object), f.expected, f.observed)).collect(),
-            },
-            o => o,
-        },
-        Ok(None) => Outcome::fail(format!("HelmRelease {}/{} (cluster {cluster})", rel.namespace, rel.name), format!("present (from {})", rel.source), "not found"),
-        Err(o) => o,
-    }
 }
 
 fn service_ips(svc: &Service) -> Vec<String> {
@@ -129,7 +68,7 @@ fn strip_prefix_len(addr: &str) -> &str {
 /// Node (each agent registered).
 pub(crate) async fn cilium_status_healthy(ctx: Ctx) -> Outcome {
     let client = match client(&ctx) { Ok(c) => c, Err(o) => return o };
-    let rel = release(&ctx, "cilium", "kube-system");
+    let rel = Release::rendered_or_default(&ctx, "cilium", "kube-system");
     let ns = rel.namespace.clone();
     // (kind, name, enabled: Some(true) required / Some(false) disabled / None unknown)
     let flag = |p: &str| rel.value(p).map(|v| v == "true");
@@ -336,7 +275,7 @@ pub(crate) async fn lb_pool_working(ctx: Ctx, criterion: &'static str) -> Outcom
 /// CLUSTERMESH_IP (any address without a repository) (§2.4 status signal (a)).
 pub(crate) async fn clustermesh_enabled(ctx: Ctx) -> Outcome {
     let client = match client(&ctx) { Ok(c) => c, Err(o) => return o };
-    let rel = release(&ctx, "cilium", "kube-system");
+    let rel = Release::rendered_or_default(&ctx, "cilium", "kube-system");
     if rel.value("/clustermesh/useAPIServer").as_deref() == Some("false") {
         return Outcome::fail(format!("{} values.clustermesh.useAPIServer", rel.source), "true", "false");
     }
@@ -370,7 +309,7 @@ async fn clustermesh_address(client: &kube::Client, ns: &str) -> CheckResult<(St
 pub(crate) async fn clustermesh_connected(ctx: Ctx) -> Outcome {
     let client = match client(&ctx) { Ok(c) => c, Err(o) => return o };
     let Some(target) = ctx.target.as_ref() else { return Outcome::skip("no cluster target") };
-    let rel = release(&ctx, "cilium", "kube-system");
+    let rel = Release::rendered_or_default(&ctx, "cilium", "kube-system");
     let peers: Vec<String> = match variable(&ctx, "CLUSTERMESH_REMOTE_CLUSTER") {
         Some(p) => p.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
         None => target.peers.keys().filter(|c| **c != ctx.cluster).cloned().collect(),
@@ -489,7 +428,7 @@ pub(crate) async fn peer_exports_imported(ctx: Ctx) -> Outcome {
 pub(crate) async fn global_service_created(ctx: Ctx) -> Outcome {
     let Some(target) = ctx.target.as_ref() else { return Outcome::skip("no cluster target") };
     let clients: Vec<(String, kube::Client)> = target.peers.iter().map(|(c, k)| (c.clone(), k.clone())).collect();
-    let ns = match crate::checks::support::disposable_namespace_everywhere(&ctx, &clients, "global-svc").await {
+    let ns = match disposable_namespace_everywhere(&ctx, &clients, "global-svc").await {
         Ok(n) => n,
         Err(o) => return o,
     };
@@ -536,8 +475,8 @@ pub(crate) async fn global_service_created(ctx: Ctx) -> Outcome {
 /// external-dns: the HelmRelease reconciled and its Deployment ready on this cluster.
 pub(crate) async fn external_dns_deployed(ctx: Ctx) -> Outcome {
     let client = match client(&ctx) { Ok(c) => c, Err(o) => return o };
-    let rel = release(&ctx, "external-dns", "networking");
-    let hr = helmrelease_ready(client, &ctx.cluster, &rel).await;
+    let rel = Release::rendered_or_default(&ctx, "external-dns", "networking");
+    let hr = helmrelease_ready(client, &ctx.cluster, &rel.hr_namespace, &rel.hr_name).await;
     let workload = objects::expect_workload_ready(client, &ctx.cluster, "Deployment", &rel.namespace, &rel.fullname("external-dns")).await;
     Outcome::all([hr, workload])
 }
@@ -545,8 +484,8 @@ pub(crate) async fn external_dns_deployed(ctx: Ctx) -> Outcome {
 /// Spegel: the HelmRelease reconciled and its DaemonSet ready on every node of this cluster.
 pub(crate) async fn spegel_deployed(ctx: Ctx) -> Outcome {
     let client = match client(&ctx) { Ok(c) => c, Err(o) => return o };
-    let rel = release(&ctx, "spegel", "kube-system");
-    let hr = helmrelease_ready(client, &ctx.cluster, &rel).await;
+    let rel = Release::rendered_or_default(&ctx, "spegel", "kube-system");
+    let hr = helmrelease_ready(client, &ctx.cluster, &rel.hr_namespace, &rel.hr_name).await;
     let name = rel.fullname("spegel");
     let ds = objects::expect_workload_ready(client, &ctx.cluster, "DaemonSet", &rel.namespace, &name).await;
     let on_every_node = match (nodes::list(client, &ctx.cluster).await, Api::<DaemonSet>::namespaced(client.clone(), &rel.namespace).get_opt(&name).await) {

@@ -8,19 +8,17 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Event, PersistentVolume, PersistentVolumeClaim, Pod};
-use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::storage::v1::{CSIDriver, StorageClass};
 use kube::api::{Api, ListParams, PostParams};
 use regex::Regex;
 use serde_json::{Value, json};
 
-use super::{CEPH_MON_COUNT, OPENEBS_CHARTS, OPENEBS_STORAGE_CLASS, RBD_PROVISIONER_SUFFIX, RBD_STORAGE_CLASS, ROOK_OPERATOR_CHARTS, ceph_cluster};
+use super::{CEPH_MON_COUNT, OPENEBS_CHARTS, OPENEBS_STORAGE_CLASS, ROOK_OPERATOR_CHARTS};
 use crate::check::{Check, CheckContext, Ctx, Finding, Outcome};
-use crate::checks::support::{rendered, rendered_helmrelease};
+use crate::checks::kit::prelude::*;
 use crate::cluster::objects::{self, Found, Kind};
 use crate::repo::{Rendered, RenderedObject};
 
-pub(crate) const HELM_RELEASE: Kind = Kind::namespaced("helm.toolkit.fluxcd.io", &["v2", "v2beta2", "v2beta1"], "HelmRelease");
 const CEPH_CLUSTER: Kind = Kind::namespaced("ceph.rook.io", &["v1"], "CephCluster");
 const CEPH_BLOCK_POOL: Kind = Kind::namespaced("ceph.rook.io", &["v1"], "CephBlockPool");
 const CRD: Kind = Kind::cluster_scoped("apiextensions.k8s.io", &["v1"], "CustomResourceDefinition");
@@ -101,42 +99,6 @@ macro_rules! tri {
 
 // ---------------------------------------------------------------- shared helpers
 
-/// Namespace and Helm release name of a rendered HelmRelease (Flux: `spec.targetNamespace`
-/// else its own namespace; `spec.releaseName` else `[<targetNamespace>-]<name>`).
-pub(crate) fn release_of(hr: &RenderedObject) -> (String, String) {
-    let ns = hr.str("/spec/targetNamespace").or(hr.namespace()).unwrap_or("default").to_string();
-    let release = match (hr.str("/spec/releaseName"), hr.str("/spec/targetNamespace")) {
-        (Some(r), _) => r.to_string(),
-        (None, Some(t)) => format!("{t}-{}", hr.name()),
-        (None, None) => hr.name().to_string(),
-    };
-    (ns, release)
-}
-
-/// The HelmRelease as the cluster holds it: present, Ready=True for its current generation.
-pub(crate) async fn helmrelease_ready(client: &kube::Client, cluster: &str, hr: &RenderedObject) -> Outcome {
-    let ns = hr.namespace().unwrap_or("flux-system");
-    match objects::get(client, &HELM_RELEASE, Some(ns), hr.name()).await {
-        Ok(Some(found)) => objects::expect_condition(&found, &HELM_RELEASE, "Ready"),
-        Ok(None) => Outcome::fail(format!("HelmRelease {ns}/{} (cluster {cluster})", hr.name()), format!("applied from {}", hr.file.display()), "not found"),
-        Err(o) => o,
-    }
-}
-
-/// A chart's HelmRelease is Ready and the named workloads (`Deployment`/`DaemonSet`, name) are
-/// rolled out in the release namespace.
-pub(crate) async fn release_deployed(ctx: &CheckContext, charts: &[&str], workloads: impl Fn(&RenderedObject, &str) -> Vec<(&'static str, String)>) -> Outcome {
-    let client = tri!(ctx.kube());
-    let rendered = tri!(rendered(ctx));
-    let hr = tri!(rendered_helmrelease(&rendered, charts));
-    let (ns, release) = release_of(hr);
-    let mut outcomes = vec![helmrelease_ready(client, &ctx.cluster, hr).await];
-    for (kind, name) in workloads(hr, &release) {
-        outcomes.push(objects::expect_workload_ready(client, &ctx.cluster, kind, &ns, &name).await);
-    }
-    Outcome::all(outcomes)
-}
-
 fn kube_err(what: &str, e: kube::Error) -> Outcome {
     crate::cluster::api_error(what, e)
 }
@@ -173,8 +135,8 @@ async fn rook_operator_deployed(ctx: Ctx) -> Outcome {
     let client = tri!(ctx.kube());
     let rendered = tri!(rendered(&ctx));
     let hr = tri!(rendered_helmrelease(&rendered, ROOK_OPERATOR_CHARTS));
-    let (ns, _) = release_of(hr);
-    let hr_ready = helmrelease_ready(client, &ctx.cluster, hr).await;
+    let ns = Release::of(hr).namespace;
+    let hr_ready = helmrelease_ready(client, &ctx.cluster, hr.namespace().unwrap_or("flux-system"), hr.name()).await;
     let deployment = match Api::<k8s_openapi::api::apps::v1::Deployment>::namespaced(client.clone(), &ns).get_opt(ROOK_OPERATOR_DEPLOYMENT).await {
         Ok(Some(_)) => Outcome::pass(format!("Deployment {ns}/{ROOK_OPERATOR_DEPLOYMENT} present (cluster {})", ctx.cluster)),
         Ok(None) => Outcome::fail(format!("Deployment {ns}/{ROOK_OPERATOR_DEPLOYMENT} (cluster {})", ctx.cluster), "created by the rook-ceph chart", "not found"),
@@ -187,7 +149,7 @@ async fn rook_operator_healthy(ctx: Ctx) -> Outcome {
     let client = tri!(ctx.kube());
     let rendered = tri!(rendered(&ctx));
     let hr = tri!(rendered_helmrelease(&rendered, ROOK_OPERATOR_CHARTS));
-    let (ns, _) = release_of(hr);
+    let ns = Release::of(hr).namespace;
     Outcome::all([
         objects::expect_workload_ready(client, &ctx.cluster, "Deployment", &ns, ROOK_OPERATOR_DEPLOYMENT).await,
         objects::expect_pods_ready(client, &ctx.cluster, &ns, ROOK_OPERATOR_LABELS).await,
@@ -364,7 +326,7 @@ async fn test_claim(ctx: &CheckContext, client: &kube::Client, cluster: &str, cl
         Err(e) => return Err(kube_err(&format!("get StorageClass {class}"), e)),
     };
     let wffc = sc.volume_binding_mode.as_deref() == Some("WaitForFirstConsumer");
-    let ns = crate::checks::kit::disposable::namespace(ctx, client, "pvc").await?;
+    let ns = disposable_namespace(ctx, client, "pvc").await?;
     let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &ns);
     let pvc: PersistentVolumeClaim = serde_json::from_value(json!({
         "metadata": {"name": "pa-test-pvc"},
@@ -474,15 +436,6 @@ fn ceph_home(ctx: &CheckContext) -> Result<(String, kube::Client, std::sync::Arc
         }
     }
     Err(Outcome::fail("CephCluster (ceph.rook.io/v1)", "rendered for some cluster", "rendered for none"))
-}
-
-/// Ready endpoints of Service `ns/name` (EndpointSlices of the service).
-pub(crate) async fn ready_endpoints(client: &kube::Client, ns: &str, name: &str) -> Result<usize, Outcome> {
-    let slices = Api::<EndpointSlice>::namespaced(client.clone(), ns)
-        .list(&ListParams::default().labels(&format!("kubernetes.io/service-name={name}")))
-        .await
-        .map_err(|e| kube_err(&format!("list EndpointSlices of {ns}/{name}"), e))?;
-    Ok(slices.items.iter().flat_map(|s| s.endpoints.iter().flatten()).filter(|e| e.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true)).count())
 }
 
 /// One Ceph monitor as the consuming cluster reaches it: exported on Ceph's cluster
@@ -612,7 +565,7 @@ async fn cross_cluster_storage_verified(ctx: Ctx) -> Outcome {
     let mut outcomes = vec![];
     // 1. the driver's config: clusterID → monitors, each an imported mon of Ceph's home.
     let hr = tri!(rendered_helmrelease(&rendered, CEPH_CSI_CHARTS));
-    let (csi_ns, _) = release_of(hr);
+    let csi_ns = Release::of(hr).namespace;
     let cm_name = hr.str("/spec/values/configMapName").unwrap_or(CEPH_CSI_CONFIGMAP).to_string();
     let monitors: Vec<String> = match Api::<ConfigMap>::namespaced(client.clone(), &csi_ns).get_opt(&cm_name).await {
         Ok(Some(cm)) => {

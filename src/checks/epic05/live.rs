@@ -10,8 +10,7 @@ use serde_json::Value;
 
 use super::{CLUSTERISSUER_FILE, CLUSTERSECRETSTORE_FILE, LETSENCRYPT_DOMAIN};
 use crate::check::{Check, Ctx, Finding, Outcome};
-use crate::checks::epic04::live::{ready_endpoints, release_deployed};
-use crate::checks::support::rendered;
+use crate::checks::kit::prelude::*;
 use crate::cluster::objects::{self, Kind};
 use crate::repo::RenderedObject;
 

@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 
 use super::{collect_headers, logs_endpoints, vmauth_config, FLUENT_BIT_CHARTS, LOGS_CHARTS, LOGS_DATASOURCE_TYPE, VMAUTH_CHARTS, VM_STACK_CHARTS};
 use crate::check::{Check, CheckContext, Ctx, Outcome};
-use crate::checks::support::{rendered, rendered_helmrelease, rendered_helmreleases, variables};
+use crate::checks::kit::prelude::*;
 use crate::cluster::api_error;
 use crate::cluster::objects::{self, Kind};
 use crate::repo::{GitopsRepo, Rendered, RenderedObject};
@@ -295,7 +295,7 @@ async fn grafana(ctx: &CheckContext, stack: &Stack) -> Result<Grafana, Outcome> 
         None => (name.clone(), "admin-user".into(), "admin-password".into()),
     };
     let client = client_of(ctx, &stack.cluster)?;
-    let data = crate::checks::epic07::secret_data(client, &stack.cluster, &stack.namespace, &secret).await?;
+    let data = secret_data(client, &stack.cluster, &stack.namespace, &secret).await?;
     let object = format!("Secret {}/{secret} (cluster {})", stack.namespace, stack.cluster);
     let get = |k: &str| data.get(k).cloned().ok_or_else(|| Outcome::fail(&object, format!("a key {k:?}"), format!("keys {:?}", data.keys().collect::<Vec<_>>())));
     let auth = (get(&user_key)?, get(&pass_key)?);

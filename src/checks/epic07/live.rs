@@ -16,7 +16,7 @@ use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::api::{Api, ListParams};
 use serde_json::Value;
 
-use super::shared::*;
+use crate::checks::kit::prelude::*;
 use super::{listed_databases, managed_roles};
 use crate::check::{Check, CheckContext, Ctx, Finding, Outcome};
 use crate::cluster::objects::{self, Found, Kind};
@@ -73,16 +73,6 @@ fn home_of(repo: &GitopsRepo, grp: &str, kind: &str) -> Result<(String, std::syn
         }
     }
     Err(Outcome::fail(format!("{grp} {kind}"), "rendered for some cluster of the repository", "rendered for none"))
-}
-
-/// A Secret's data, decoded. Values never leave the check.
-pub(crate) async fn secret_data(client: &kube::Client, cluster: &str, ns: &str, name: &str) -> Result<BTreeMap<String, String>, Outcome> {
-    let api: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client.clone(), ns);
-    match api.get_opt(name).await {
-        Ok(Some(s)) => Ok(s.data.unwrap_or_default().into_iter().map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned())).collect()),
-        Ok(None) => Err(Outcome::fail(format!("Secret {ns}/{name} (cluster {cluster})"), "present", "not found")),
-        Err(e) => Err(api_error(&format!("get Secret {ns}/{name} on cluster {cluster}"), e)),
-    }
 }
 
 fn take(data: &BTreeMap<String, String>, key: &str, object: &str) -> Result<String, Outcome> {
@@ -143,7 +133,7 @@ async fn redis_conn(addr: SocketAddr, password: &str) -> Result<redis::aio::Mult
 
 /// The operator's HelmRelease (chart cloudnative-pg) as rendered for this cluster.
 fn cnpg_operator_release(ctx: &Ctx) -> Result<(String, String), Outcome> {
-    let r = crate::checks::support::rendered(ctx)?;
+    let r = rendered(ctx)?;
     let hr = objects(&r, HELM_GROUP, "HelmRelease")
         .into_iter()
         .find(|h| squash(&chart_name(h)) == "cloudnativepg")
@@ -161,7 +151,7 @@ async fn cnpg_operator_deployed(ctx: Ctx) -> Outcome {
     let run = async {
         let client = ctx.kube()?;
         let (release, ns) = cnpg_operator_release(&ctx)?;
-        let hr_ns = crate::checks::support::rendered(&ctx)?
+        let hr_ns = rendered(&ctx)?
             .objects
             .iter()
             .find(|o| o.kind() == "HelmRelease" && o.name() == release)
@@ -252,7 +242,7 @@ fn judge_crds(cluster: &str, crds: &[(String, String, String)], used: &[String])
 /// The CNPG Clusters the repository renders for this cluster, as the API serves them.
 async fn live_pg_clusters(ctx: &Ctx) -> Result<Vec<Found>, Outcome> {
     let client = ctx.kube()?;
-    let r = crate::checks::support::rendered(ctx)?;
+    let r = rendered(ctx)?;
     let wanted = objects(&r, CNPG_GROUP, "Cluster");
     if wanted.is_empty() {
         return Err(Outcome::fail(format!("cluster {}", ctx.cluster), "a CloudNativePG Cluster rendered", "none"));
@@ -621,7 +611,7 @@ async fn postgres_reachable_from_apps(ctx: Ctx) -> Outcome {
 async fn dragonfly_deployed(ctx: Ctx) -> Outcome {
     let run = async {
         let client = ctx.kube()?;
-        let r = crate::checks::support::rendered(&ctx)?;
+        let r = rendered(&ctx)?;
         let wanted = objects(&r, "dragonflydb.io", "Dragonfly");
         if wanted.is_empty() {
             return Ok(Outcome::fail(format!("cluster {}", ctx.cluster), "a Dragonfly rendered", "none"));
@@ -697,7 +687,7 @@ async fn dragonfly_reachable_from_apps(ctx: Ctx) -> Outcome {
 async fn dragonfly_redis_commands(ctx: Ctx) -> Outcome {
     let run = async {
         let client = ctx.kube()?;
-        let r = crate::checks::support::rendered(&ctx)?;
+        let r = rendered(&ctx)?;
         let Some(d) = objects(&r, "dragonflydb.io", "Dragonfly").into_iter().next().cloned() else {
             return Ok(Outcome::fail(format!("cluster {}", ctx.cluster), "a Dragonfly rendered", "none"));
         };

@@ -1,27 +1,28 @@
-//! Live-layer helpers shared by the EPIC-8, 9, 10 and Definition-of-Done cluster and
-//! data-plane checks: HelmRelease and workload readiness, HTTPRoute acceptance, an S3
-//! client for MinIO built from credentials read out of a Secret, and timestamps.
-//! Names and namespaces come from the repository's rendered manifests; label selectors
-//! and status fields from /work/shared/reference/component-apis.md (cited per use).
-
-use std::time::Duration;
+//! Readiness on a live cluster, composable like `kube::runtime::wait::conditions`: a
+//! HelmRelease Ready with its latest release deployed, workloads rolled out, a component
+//! "deployed" (both), HTTPRoutes accepted, Service endpoints ready.
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::{Secret, Service};
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, ListParams};
 use serde_json::Value;
 
+use super::helm::{chart_name, Release, HELM_GROUP};
+use super::rendered::{objects, rendered, squash};
 use crate::check::{CheckContext, Finding, Outcome};
-use crate::checks::epic07::shared::{chart_name, objects, squash, HELM_GROUP};
-use crate::checks::support::rendered;
 use crate::cluster::api_error;
 use crate::cluster::objects::{self as live, expect_condition, Kind};
 use crate::repo::RenderedObject;
+#[allow(unused_imports)]
+use super::prelude::*;
 
 /// §6.1 [F3]: v2 today, v2beta2/v2beta1 on older helm-controllers.
 pub const HELMRELEASE: Kind = Kind::namespaced("helm.toolkit.fluxcd.io", &["v2", "v2beta2", "v2beta1"], "HelmRelease");
+
 /// §6.1 [F2]
 pub const KUSTOMIZATION: Kind = Kind::namespaced("kustomize.toolkit.fluxcd.io", &["v1", "v1beta2"], "Kustomization");
+
 /// Gateway API standard channel (v1; v1beta1 still served).
 pub const HTTPROUTE: Kind = Kind::namespaced("gateway.networking.k8s.io", &["v1", "v1beta1"], "HTTPRoute");
 
@@ -40,18 +41,6 @@ pub fn rendered_release(ctx: &CheckContext, chart: &str) -> Live<RenderedObject>
         .or_else(|| releases.iter().find(|h| squash(h.name()) == squash(chart)))
         .map(|h| (*h).clone())
         .ok_or_else(|| Outcome::fail(format!("HelmRelease of chart {chart} (or named {chart})"), format!("rendered for cluster {}", ctx.cluster), "not in the repository's manifests for this cluster"))
-}
-
-/// Helm release name and namespace helm-controller uses for `hr` (§6 [F3]:
-/// `spec.releaseName`, else `[<targetNamespace>-]<name>`).
-pub fn release_target(hr: &RenderedObject) -> (String, String) {
-    let ns = hr.str("/spec/targetNamespace").or(hr.namespace()).unwrap_or("default").to_string();
-    let name = match (hr.str("/spec/releaseName"), hr.str("/spec/targetNamespace")) {
-        (Some(r), _) => r.to_string(),
-        (None, Some(t)) => format!("{t}-{}", hr.name()),
-        (None, None) => hr.name().to_string(),
-    };
-    (name, ns)
 }
 
 /// §6.2 [F3]: the HelmRelease is on the cluster, `Ready=True` for its current generation,
@@ -150,11 +139,10 @@ pub async fn workloads_ready(client: &kube::Client, cluster: &str, ns: &str, sel
 pub async fn component_deployed(ctx: &CheckContext, chart: &str, selector: impl Fn(&str) -> String) -> Outcome {
     let client = match ctx.kube() { Ok(c) => c, Err(o) => return o };
     let hr = match rendered_release(ctx, chart) { Ok(h) => h, Err(o) => return o };
-    let (release, target_ns) = release_target(&hr);
-    let hr_ns = hr.namespace().unwrap_or("default").to_string();
+    let release = Release::of(&hr);
     Outcome::all([
-        helmrelease_ready(client, &ctx.cluster, &hr_ns, hr.name()).await,
-        workloads_ready(client, &ctx.cluster, &target_ns, &selector(&release)).await,
+        helmrelease_ready(client, &ctx.cluster, &release.hr_namespace, &release.hr_name).await,
+        workloads_ready(client, &ctx.cluster, &release.namespace, &selector(&release.name)).await,
     ])
 }
 
@@ -238,122 +226,26 @@ pub fn routes_in(ctx: &CheckContext, ns: &str) -> Live<Vec<RenderedObject>> {
     Ok(objects(&r, "gateway.networking.k8s.io", "HTTPRoute").into_iter().filter(|o| o.namespace() == Some(ns)).cloned().collect())
 }
 
-/// Seconds since the Unix epoch of an RFC 3339 timestamp (Kubernetes `metav1.Time`).
-pub fn epoch_seconds(ts: &str) -> Option<i64> {
-    let t: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time = serde_json::from_value(Value::String(ts.to_string())).ok()?;
-    Some(t.0.as_second())
-}
-
-pub fn now_seconds() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
-}
-
-/// `3h12m` style age.
-pub fn age_text(secs: i64) -> String {
-    let s = secs.max(0);
-    match s {
-        s if s < 120 => format!("{s}s"),
-        s if s < 7200 => format!("{}m", s / 60),
-        s if s < 172_800 => format!("{}h{}m", s / 3600, (s % 3600) / 60),
-        s => format!("{}d{}h", s / 86_400, (s % 86_400) / 3600),
-    }
-}
-
-/// Interval between runs of a cron schedule, in seconds, when it runs a whole number of times a week.
-pub fn cron_interval(expr: &str) -> Option<i64> {
-    match crate::checks::epic07::shared::cron_frequency(expr).ok()? {
-        crate::checks::epic07::shared::Frequency::PerWeek(n) if n > 0 => Some(7 * 86_400 / n as i64),
-        _ => None,
-    }
-}
-
-/// A Secret's keys as text (values are never shown: callers only use them).
-pub async fn secret_data(client: &kube::Client, cluster: &str, ns: &str, name: &str) -> Live<std::collections::BTreeMap<String, String>> {
-    match Api::<Secret>::namespaced(client.clone(), ns).get_opt(name).await {
-        Ok(Some(s)) => Ok(s.data.unwrap_or_default().into_iter().map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned())).collect()),
-        Ok(None) => Err(Outcome::fail(format!("Secret {ns}/{name} (cluster {cluster})"), "present (credentials for the object store)", "not found")),
-        Err(e) => Err(api_error(&format!("get Secret {ns}/{name} (cluster {cluster})"), e)),
-    }
-}
-
-/// An S3 endpoint URL split into scheme, host and port (`http://10.25.11.3:9000`).
-pub fn endpoint_parts(url: &str) -> Option<(String, String, u16)> {
-    let (scheme, rest) = url.split_once("://").unwrap_or(("https", url));
-    let hostport = rest.split('/').next()?;
-    let (host, port) = match hostport.rsplit_once(':') {
-        Some((h, p)) => (h.to_string(), p.parse().ok()?),
-        None => (hostport.to_string(), if scheme == "http" { 80 } else { 443 }),
-    };
-    Some((scheme.to_string(), host, port))
-}
-
-/// An S3 client for an object store reached through `ctx.resolve` (the simulation's
-/// endpoint map or DNS), path-style as MinIO wants. Credentials are used, never shown.
-pub async fn s3_client(ctx: &CheckContext, endpoint_url: &str, region: &str, access_key: &str, secret_key: &str) -> Live<(aws_sdk_s3::Client, String)> {
-    let (scheme, host, port) = endpoint_parts(endpoint_url).ok_or_else(|| Outcome::fail("S3 endpoint", "a URL like http://host:port", format!("{endpoint_url:?}")))?;
-    let addr = ctx.resolve(&host, port).await?;
-    let creds = aws_sdk_s3::config::Credentials::new(access_key, secret_key, None, None, "platform-acceptance");
-    // TLS needs the name; plain HTTP may dial the resolved address directly.
-    let url = if scheme == "https" { format!("https://{host}:{port}") } else { format!("http://{addr}") };
-    let conf = aws_sdk_s3::config::Builder::new()
-        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
-        .region(aws_sdk_s3::config::Region::new(region.to_string()))
-        .endpoint_url(url)
-        .credentials_provider(creds)
-        .force_path_style(true)
-        .timeout_config(aws_sdk_s3::config::timeout::TimeoutConfig::builder().operation_timeout(Duration::from_secs(10)).build())
-        .build();
-    Ok((aws_sdk_s3::Client::from_conf(conf), format!("{scheme}://{host}:{port} (via {addr})")))
-}
-
-/// Keys and last-modified times under `prefix` (at most `max` keys).
-pub async fn list_keys(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str, max: i32) -> Result<Vec<(String, i64)>, String> {
-    let out = s3
-        .list_objects_v2()
-        .bucket(bucket)
-        .prefix(prefix)
-        .max_keys(max)
-        .send()
+/// Ready endpoints of Service `ns/name` (EndpointSlices of the service).
+pub async fn ready_endpoints(client: &kube::Client, ns: &str, name: &str) -> Result<usize, Outcome> {
+    let slices = Api::<EndpointSlice>::namespaced(client.clone(), ns)
+        .list(&ListParams::default().labels(&format!("kubernetes.io/service-name={name}")))
         .await
-        .map_err(|e| format!("ListObjectsV2 s3://{bucket}/{prefix}: {}", aws_sdk_s3::error::DisplayErrorContext(&e)))?;
-    Ok(out.contents().iter().map(|o| (o.key().unwrap_or("").to_string(), o.last_modified().map(|t| t.secs()).unwrap_or(0))).collect())
+        .map_err(|e| api_error(&format!("list EndpointSlices of {ns}/{name}"), e))?;
+    Ok(slices.items.iter().flat_map(|s| s.endpoints.iter().flatten()).filter(|e| e.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true)).count())
 }
 
-/// `[default]` access keys of an AWS shared-credentials file (Velero's `cloud` key).
-pub fn aws_ini_keys(text: &str) -> Option<(String, String)> {
-    let mut section = String::new();
-    let (mut id, mut secret) = (None, None);
-    for line in text.lines().map(str::trim) {
-        if let Some(s) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-            section = s.trim().to_string();
-            continue;
-        }
-        if section != "default" && !section.is_empty() {
-            continue;
-        }
-        if let Some((k, v)) = line.split_once('=') {
-            match k.trim() {
-                "aws_access_key_id" => id = Some(v.trim().to_string()),
-                "aws_secret_access_key" => secret = Some(v.trim().to_string()),
-                _ => {}
-            }
-        }
+/// A chart's HelmRelease is Ready (see [`helmrelease_ready`]) and the named workloads
+/// (`Deployment`/`DaemonSet`, name given the Helm release) are rolled out in the release's
+/// namespace.
+pub async fn release_deployed(ctx: &CheckContext, charts: &[&str], workloads: impl Fn(&RenderedObject, &str) -> Vec<(&'static str, String)>) -> Outcome {
+    let client = match ctx.kube() { Ok(c) => c, Err(o) => return o };
+    let rendered = match rendered(ctx) { Ok(r) => r, Err(o) => return o };
+    let hr = match super::helm::rendered_helmrelease(&rendered, charts) { Ok(h) => h, Err(o) => return o };
+    let release = Release::of(hr);
+    let mut outcomes = vec![helmrelease_ready(client, &ctx.cluster, &release.hr_namespace, &release.hr_name).await];
+    for (kind, name) in workloads(hr, &release.name) {
+        outcomes.push(live::expect_workload_ready(client, &ctx.cluster, kind, &release.namespace, &name).await);
     }
-    Some((id?, secret?))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ini_and_endpoints_parse() {
-        assert_eq!(aws_ini_keys("[default]\naws_access_key_id=A\naws_secret_access_key = B\n"), Some(("A".into(), "B".into())));
-        assert_eq!(aws_ini_keys("[other]\naws_access_key_id=A\n"), None);
-        assert_eq!(endpoint_parts("http://10.25.11.3:9000"), Some(("http".into(), "10.25.11.3".into(), 9000)));
-        assert_eq!(endpoint_parts("https://s3.example.org/x"), Some(("https".into(), "s3.example.org".into(), 443)));
-        assert_eq!(cron_interval("0 */6 * * *"), Some(6 * 3600));
-        assert_eq!(cron_interval("0 2 * * 0"), Some(7 * 86_400));
-        assert_eq!(epoch_seconds("1970-01-02T00:00:00Z"), Some(86_400));
-    }
+    Outcome::all(outcomes)
 }
