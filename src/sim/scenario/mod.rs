@@ -50,42 +50,42 @@ pub const SIM_REVISION: &str = "main@sha1:5ca1ab1e5ca1ab1e5ca1ab1e5ca1ab1e5ca1ab
 const PAUSE_IMAGE: &str = "registry.k8s.io/pause:3.10";
 
 const SCENARIOS: [(&str, &str); 8] = [
-    ("healthy", include_str!("../../sim/scenarios/healthy.yaml")),
+    ("healthy", include_str!("../../../sim/scenarios/healthy.yaml")),
     (
         "cni-down",
-        include_str!("../../sim/scenarios/cni-down.yaml"),
+        include_str!("../../../sim/scenarios/cni-down.yaml"),
     ),
     (
         "node-notready",
-        include_str!("../../sim/scenarios/node-notready.yaml"),
+        include_str!("../../../sim/scenarios/node-notready.yaml"),
     ),
     (
         "ceph-degraded",
-        include_str!("../../sim/scenarios/ceph-degraded.yaml"),
+        include_str!("../../../sim/scenarios/ceph-degraded.yaml"),
     ),
     (
         "cert-not-ready",
-        include_str!("../../sim/scenarios/cert-not-ready.yaml"),
+        include_str!("../../../sim/scenarios/cert-not-ready.yaml"),
     ),
     (
         "pg-replica-lost",
-        include_str!("../../sim/scenarios/pg-replica-lost.yaml"),
+        include_str!("../../../sim/scenarios/pg-replica-lost.yaml"),
     ),
     (
         "backup-missing",
-        include_str!("../../sim/scenarios/backup-missing.yaml"),
+        include_str!("../../../sim/scenarios/backup-missing.yaml"),
     ),
     (
         "kustomization-failed",
-        include_str!("../../sim/scenarios/kustomization-failed.yaml"),
+        include_str!("../../../sim/scenarios/kustomization-failed.yaml"),
     ),
 ];
-const WORKLOADS_YAML: &str = include_str!("../../sim/scenarios/workloads.yaml");
-const STATUS_YAML: &str = include_str!("../../sim/scenarios/status.yaml");
+const WORKLOADS_YAML: &str = include_str!("../../../sim/scenarios/workloads.yaml");
+const STATUS_YAML: &str = include_str!("../../../sim/scenarios/status.yaml");
 /// Hand-written stand-in CRDs (see the files for why).
 pub const STANDIN_CRDS: [&str; 2] = [
-    include_str!("../../sim/scenarios/crds/dragonfly-standin.yaml"),
-    include_str!("../../sim/scenarios/crds/keycloak-standin.yaml"),
+    include_str!("../../../sim/scenarios/crds/dragonfly-standin.yaml"),
+    include_str!("../../../sim/scenarios/crds/keycloak-standin.yaml"),
 ];
 
 const POD_TIMEOUT: Duration = Duration::from_secs(240);
