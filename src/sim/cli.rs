@@ -75,7 +75,7 @@ pub enum ScenarioCommand {
     List,
 }
 
-/// Help text for the environment variables (for the lead's `sim` command `after_help`).
+/// Help text for the environment variables (the `after_help` of the top-level `sim` command).
 pub fn env_help() -> &'static str {
     ENV_HELP
 }

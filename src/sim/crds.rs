@@ -76,7 +76,7 @@ pub fn fingerprint(cache_dir: &Path) -> String {
 /// Applies every CRD (field manager `platform-acceptance-sim`, forced) and waits
 /// until all are Established. The wait watches CRD events from just before the
 /// apply instead of listing: a list of all CRDs is ~30 MB, and serialising it over
-/// and over kept the API servers busy.
+/// and over would keep the API servers busy.
 pub async fn install(client: &kube::Client, crds: &[CrdDoc], timeout: Duration) -> anyhow::Result<()> {
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
     let pp = PatchParams::apply(FIELD_MANAGER).force();

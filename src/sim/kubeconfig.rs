@@ -10,6 +10,7 @@ use base64::Engine;
 use super::SimConfig;
 use super::cluster::ClusterSpec;
 use super::pki::Pki;
+use super::write_private;
 
 /// Writes `$STATE/kubeconfig`: one context per cluster, named like it (`infra`,
 /// `apps`), user `<cluster>-admin` (client certificate, `O=system:masters`).
@@ -73,13 +74,5 @@ pub fn write_component_kubeconfigs(cfg: &SimConfig, c: &ClusterSpec) -> anyhow::
 }
 
 fn write_yaml(path: &Path, doc: &serde_json::Value) -> anyhow::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let text = serde_yaml_ng::to_string(doc)?;
-    let tmp = path.with_extension("tmp");
-    {
-        let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
-        std::io::Write::write_all(&mut f, text.as_bytes())?;
-    }
-    std::fs::rename(&tmp, path).with_context(|| format!("write {}", path.display()))?;
-    Ok(())
+    write_private(path, serde_yaml_ng::to_string(doc)?.as_bytes())
 }

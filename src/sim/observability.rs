@@ -1,7 +1,7 @@
 //! A named MOCK of Grafana, vmselect and VictoriaLogs for the local simulation: no
 //! binary of theirs can run here. One loopback HTTP server answers their documented
 //! response shapes: Grafana `/api/health`, `/api/datasources`, `/api/ds/query`
-//! (component-apis.md §11.4 [GR2]; Grafana HTTP API docs), vmselect's Prometheus
+//! (docs/reference/components.md §11.4 [GR2]; Grafana HTTP API docs), vmselect's Prometheus
 //! `/select/0/prometheus/api/v1/query` (§11.3), VictoriaLogs `/select/logsql/query`
 //! with `AccountID` (§12 [VL3][VL4]). It runs inside the sim's stand-in process
 //! (`sim provisioner`) on [`OBSERVABILITY_PORT`]; the endpoint map routes the three

@@ -18,6 +18,7 @@ use rcgen::{
 };
 
 use super::cluster::ClusterSpec;
+use super::write_private;
 
 pub struct Pki {
     pub dir: PathBuf,
@@ -83,11 +84,11 @@ impl Pki {
             vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
         validity(&mut ca_params);
         let ca_cert = ca_params.self_signed(&ca_key)?;
-        write_private(&self.ca_key(), &ca_key.serialize_pem())?;
+        write_private(&self.ca_key(), ca_key.serialize_pem().as_bytes())?;
         std::fs::write(self.ca_cert(), ca_cert.pem())?;
         let issuer = Issuer::from_params(&ca_params, &ca_key);
         let sa = KeyPair::generate()?;
-        write_private(&self.sa_key(), &sa.serialize_pem())?;
+        write_private(&self.sa_key(), sa.serialize_pem().as_bytes())?;
         std::fs::write(self.sa_pub(), sa.public_key_pem())?;
         for c in clusters {
             std::fs::create_dir_all(self.dir.join(&c.name))?;
@@ -162,7 +163,7 @@ impl Pki {
         params.use_authority_key_identifier_extension = true;
         validity(&mut params);
         let cert = params.signed_by(&key, issuer)?;
-        write_private(&files.key, &key.serialize_pem())?;
+        write_private(&files.key, key.serialize_pem().as_bytes())?;
         std::fs::write(&files.cert, cert.pem())?;
         Ok(())
     }
@@ -181,17 +182,4 @@ fn validity(params: &mut CertificateParams) {
     let now = time::OffsetDateTime::now_utc();
     params.not_before = now - time::Duration::days(1);
     params.not_after = now + time::Duration::days(3650);
-}
-
-fn write_private(path: &Path, pem: &str) -> anyhow::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("write {}", path.display()))?;
-    std::io::Write::write_all(&mut f, pem.as_bytes())?;
-    Ok(())
 }

@@ -1,0 +1,213 @@
+//! The control-plane processes of a simulated cluster: where their binaries are, the
+//! command line of each component (etcd, kube-apiserver, kube-controller-manager,
+//! kube-scheduler, kwok), and the health probe of each.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::bail;
+
+use super::SimConfig;
+use super::cluster::{COMPONENTS, ClusterSpec};
+use super::kwok;
+use super::pki::Pki;
+
+/// Path of a control-plane binary: `$PA_CACHE/bin/<name>`.
+pub fn binary(cfg: &SimConfig, name: &str) -> PathBuf {
+    cfg.cache_dir.join("bin").join(name)
+}
+
+/// Fails with the `make sim-build` hint if any control-plane binary is missing.
+pub fn check_binaries(cfg: &SimConfig) -> anyhow::Result<()> {
+    let missing: Vec<&str> = COMPONENTS.iter().copied().filter(|b| !is_executable(&binary(cfg, b))).collect();
+    if !missing.is_empty() {
+        bail!(
+            "simulation binaries missing from {}: {} — run `make sim-build` (= sim/build.sh && sim/crds.sh) first",
+            cfg.cache_dir.join("bin").display(),
+            missing.join(", ")
+        );
+    }
+    Ok(())
+}
+
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// The command that starts `component` of cluster `c`.
+pub fn command(cfg: &SimConfig, c: &ClusterSpec, component: &str) -> Command {
+    let pki = Pki::at(&cfg.state_dir);
+    let dir = c.dir(cfg);
+    let p = &c.ports;
+    let s = |p: &Path| p.display().to_string();
+    let mut cmd = Command::new(binary(cfg, component));
+    match component {
+        "etcd" => {
+            let client = format!("http://127.0.0.1:{}", p.etcd_client);
+            let peer = format!("http://127.0.0.1:{}", p.etcd_peer);
+            cmd.args([
+                format!("--name={}", c.name),
+                format!("--data-dir={}", s(&dir.join("etcd"))),
+                format!("--listen-client-urls={client}"),
+                format!("--advertise-client-urls={client}"),
+                format!("--listen-peer-urls={peer}"),
+                format!("--initial-advertise-peer-urls={peer}"),
+                format!("--initial-cluster={}={peer}", c.name),
+                "--unsafe-no-fsync=true".into(),
+                format!("--quota-backend-bytes={}", 2u64 << 30),
+                "--auto-compaction-mode=periodic".into(),
+                "--auto-compaction-retention=10m".into(),
+                "--log-level=warn".into(),
+            ]);
+        }
+        "kube-apiserver" => {
+            // The API server caches every CRD's schema; a soft limit halves its RSS (sim/README.md).
+            cmd.env("GOMEMLIMIT", "512MiB");
+            let srv = pki.cert(&c.name, "apiserver");
+            let fp = pki.cert(&c.name, "front-proxy-client");
+            cmd.args([
+                format!("--etcd-servers=http://127.0.0.1:{}", p.etcd_client),
+                "--bind-address=127.0.0.1".into(),
+                format!("--secure-port={}", p.apiserver),
+                "--advertise-address=127.0.0.1".into(),
+                // The `kubernetes` Service gets no endpoints: 127.0.0.1 is not a valid endpoint address.
+                "--endpoint-reconciler-type=none".into(),
+                format!("--service-cluster-ip-range={}", c.service_cidr),
+                "--authorization-mode=Node,RBAC".into(),
+                format!("--client-ca-file={}", s(&pki.ca_cert())),
+                format!("--tls-cert-file={}", s(&srv.cert)),
+                format!("--tls-private-key-file={}", s(&srv.key)),
+                "--service-account-issuer=https://kubernetes.default.svc.cluster.local".into(),
+                format!("--service-account-key-file={}", s(&pki.sa_pub())),
+                format!("--service-account-signing-key-file={}", s(&pki.sa_key())),
+                "--allow-privileged=true".into(),
+                // Fills kube-system/extension-apiserver-authentication (the controller-manager and
+                // scheduler log errors every few seconds without it) and enables the aggregation layer.
+                format!("--requestheader-client-ca-file={}", s(&pki.ca_cert())),
+                "--requestheader-allowed-names=front-proxy-client".into(),
+                "--requestheader-username-headers=X-Remote-User".into(),
+                "--requestheader-group-headers=X-Remote-Group".into(),
+                "--requestheader-extra-headers-prefix=X-Remote-Extra-".into(),
+                format!("--proxy-client-cert-file={}", s(&fp.cert)),
+                format!("--proxy-client-key-file={}", s(&fp.key)),
+                // Nodes' addresses (10.25.11.x) are not on this machine: the API server
+                // must never dial them (logs/exec/port-forward fail instead).
+                "--kubelet-preferred-address-types=Hostname".into(),
+                "--profiling=false".into(),
+            ]);
+        }
+        "kube-controller-manager" => {
+            let kc = s(&dir.join("kcm.kubeconfig"));
+            cmd.args([
+                format!("--kubeconfig={kc}"),
+                format!("--authentication-kubeconfig={kc}"),
+                format!("--authorization-kubeconfig={kc}"),
+                "--bind-address=127.0.0.1".into(),
+                format!("--secure-port={}", p.controller_manager),
+                "--leader-elect=false".into(),
+                format!("--cluster-name={}", c.name),
+                "--controllers=*".into(),
+                "--allocate-node-cidrs=true".into(),
+                format!("--cluster-cidr={}", c.pod_cidr),
+                "--node-cidr-mask-size=24".into(),
+                format!("--service-cluster-ip-range={}", c.service_cidr),
+                "--use-service-account-credentials=true".into(),
+                format!("--service-account-private-key-file={}", s(&pki.sa_key())),
+                format!("--root-ca-file={}", s(&pki.ca_cert())),
+                format!("--cluster-signing-cert-file={}", s(&pki.ca_cert())),
+                format!("--cluster-signing-key-file={}", s(&pki.ca_key())),
+                "--profiling=false".into(),
+            ]);
+        }
+        "kube-scheduler" => {
+            let kc = s(&dir.join("scheduler.kubeconfig"));
+            cmd.args([
+                format!("--kubeconfig={kc}"),
+                format!("--authentication-kubeconfig={kc}"),
+                format!("--authorization-kubeconfig={kc}"),
+                "--bind-address=127.0.0.1".into(),
+                format!("--secure-port={}", p.scheduler),
+                "--leader-elect=false".into(),
+                "--profiling=false".into(),
+            ]);
+        }
+        "kwok" => {
+            cmd.args([
+                format!("--kubeconfig={}", s(&dir.join("admin.kubeconfig"))),
+                format!("--config={}", s(&dir.join("kwok-stages.yaml"))),
+                format!("--manage-nodes-with-annotation-selector={}=fake", kwok::NODE_ANNOTATION),
+                "--node-lease-duration-seconds=40".into(),
+                // health endpoint only; no --node-port, so nodes advertise no kubelet port
+                format!("--server-address=127.0.0.1:{}", p.kwok),
+            ]);
+            // kwok also reads ~/.kwok/kwok.yaml: keep it to our config.
+            cmd.env("HOME", dir.join("kwok-home"));
+        }
+        other => unreachable!("unknown component {other}"),
+    }
+    cmd
+}
+
+/// HTTP clients for health probes: one trusting the sim CA, one for the
+/// self-signed serving certificates of the controller-manager and scheduler.
+pub struct Probe {
+    ca: reqwest::Client,
+    insecure: reqwest::Client,
+}
+
+impl Probe {
+    pub fn new(cfg: &SimConfig) -> anyhow::Result<Probe> {
+        let base = || {
+            reqwest::Client::builder()
+                .no_proxy()
+                .timeout(Duration::from_secs(3))
+                .connect_timeout(Duration::from_secs(1))
+        };
+        let ca_pem = std::fs::read(Pki::at(&cfg.state_dir).ca_cert()).unwrap_or_default();
+        let ca = match reqwest::Certificate::from_pem(&ca_pem) {
+            Ok(cert) if !ca_pem.is_empty() => base().tls_certs_only([cert]).build()?,
+            _ => base().build()?,
+        };
+        Ok(Probe { ca, insecure: base().danger_accept_invalid_certs(true).build()? })
+    }
+
+    /// Ok(()) if the component answers its health endpoint; Err(reason) otherwise.
+    pub async fn check(&self, c: &ClusterSpec, component: &str) -> Result<(), String> {
+        let p = &c.ports;
+        let (client, url) = match component {
+            "etcd" => (&self.insecure, format!("http://127.0.0.1:{}/health", p.etcd_client)),
+            "kube-apiserver" => (&self.ca, format!("https://127.0.0.1:{}/readyz", p.apiserver)),
+            "kube-controller-manager" => {
+                (&self.insecure, format!("https://127.0.0.1:{}/healthz", p.controller_manager))
+            }
+            "kube-scheduler" => (&self.insecure, format!("https://127.0.0.1:{}/healthz", p.scheduler)),
+            "kwok" => (&self.insecure, format!("http://127.0.0.1:{}/healthz", p.kwok)),
+            other => return Err(format!("unknown component {other}")),
+        };
+        let resp = client.get(&url).send().await.map_err(|e| format!("{url}: {}", short_error(&e)))?;
+        let status = resp.status();
+        let body = resp.text().await.unwrap_or_default();
+        if !status.is_success() {
+            return Err(format!(
+                "{url}: HTTP {status}: {}",
+                body.lines().filter(|l| l.contains("failed")).collect::<Vec<_>>().join("; ")
+            ));
+        }
+        if component == "etcd" && !body.contains("\"health\":\"true\"") {
+            return Err(format!("{url}: {body}"));
+        }
+        Ok(())
+    }
+}
+
+fn short_error(e: &reqwest::Error) -> String {
+    let mut msg = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        msg = format!("{msg}: {s}");
+        src = s.source();
+    }
+    if msg.contains("Connection refused") { "connection refused".into() } else { msg }
+}

@@ -1,0 +1,138 @@
+//! The endpoint map `$STATE/endpoints.json`: every in-cluster DNS name (and port)
+//! of a data service, of the observability mock and of the API server DNS records,
+//! with the loopback socket that serves it here. Holds no secret.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+use super::{DataPlan, LOOPBACK, MINIO_PORT, POSTGRES_PORT, REDIS_PORT};
+use crate::sim::{SimConfig, observability};
+
+/// One in-cluster name and the loopback socket that serves it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Endpoint {
+    /// `postgres`, `redis`, `minio`, or `dns` (an API endpoint record; nothing local serves it).
+    pub service: String,
+    pub host: String,
+    pub port: u16,
+    pub addr: SocketAddr,
+}
+
+/// `$STATE/endpoints.json`: in-cluster DNS name + port -> loopback socket.
+/// Holds no secret.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Endpoints {
+    pub endpoints: Vec<Endpoint>,
+}
+
+impl Endpoints {
+    pub fn path(cfg: &SimConfig) -> PathBuf {
+        cfg.state_dir.join("endpoints.json")
+    }
+
+    /// Where `host:port` (as a Secret or a manifest names it) is served.
+    /// Names are matched case-insensitively, a trailing dot ignored; a loopback
+    /// address resolves to itself.
+    pub fn resolve(&self, host: &str, port: u16) -> Option<SocketAddr> {
+        let h = host.trim_end_matches('.').to_ascii_lowercase();
+        if let Ok(ip) = h.parse::<IpAddr>()
+            && ip.is_loopback()
+        {
+            return Some(SocketAddr::new(ip, port));
+        }
+        self.endpoints.iter().find(|e| e.port == port && e.host == h).map(|e| e.addr)
+    }
+
+    /// The first endpoint of a service (`postgres`, `redis`, `minio`).
+    pub fn of(&self, service: &str) -> Option<SocketAddr> {
+        self.endpoints.iter().find(|e| e.service == service).map(|e| e.addr)
+    }
+
+    fn add_service(&mut self, service: &str, svc: &str, ns: &str, port: u16, addr: SocketAddr) {
+        for host in [
+            svc.to_string(),
+            format!("{svc}.{ns}"),
+            format!("{svc}.{ns}.svc"),
+            format!("{svc}.{ns}.svc.cluster.local"),
+            format!("{svc}.{ns}.svc.clusterset.local"),
+        ] {
+            self.add(service, &host, port, addr);
+        }
+    }
+
+    fn add(&mut self, service: &str, host: &str, port: u16, addr: SocketAddr) {
+        let host = host.to_ascii_lowercase();
+        if !self.endpoints.iter().any(|e| e.host == host && e.port == port) {
+            self.endpoints.push(Endpoint { service: service.into(), host, port, addr });
+        }
+    }
+
+    pub fn for_plan(plan: &DataPlan) -> Endpoints {
+        let mut e = Endpoints::default();
+        let pg = SocketAddr::new(LOOPBACK, POSTGRES_PORT);
+        // CNPG services <cluster>-rw/-ro/-r, port 5432 (docs/reference/components.md §14 [PG1][PG2]) and
+        // the fixture's extra global Service <cluster>-global.
+        for suffix in ["rw", "ro", "r", "global"] {
+            e.add_service("postgres", &format!("{}-{suffix}", plan.pg_cluster), &plan.pg_namespace, 5432, pg);
+        }
+        // Dragonfly Service = CR name, port 6379 `redis` (docs/reference/components.md §15 [DF3]).
+        if let Some((svc, ns)) = &plan.dragonfly {
+            e.add_service("redis", svc, ns, 6379, SocketAddr::new(LOOPBACK, REDIS_PORT));
+        }
+        // MinIO runs outside the clusters at ${MINIO_ENDPOINT}.
+        for (h, p) in &plan.minio_endpoints {
+            e.add("minio", h, *p, SocketAddr::new(LOOPBACK, MINIO_PORT));
+        }
+        for (host, port) in observability::HOSTS {
+            e.add("mock-observability", host, port, SocketAddr::new(LOOPBACK, observability::OBSERVABILITY_PORT));
+        }
+        for (host, addr) in &plan.api_records {
+            e.add("dns", host, addr.port(), *addr);
+        }
+        e
+    }
+
+    pub(super) fn write(&self, cfg: &SimConfig) -> Result<()> {
+        std::fs::create_dir_all(&cfg.state_dir)?;
+        std::fs::write(Self::path(cfg), serde_json::to_vec_pretty(self)?)?;
+        Ok(())
+    }
+}
+
+/// Reads `$STATE/endpoints.json` (written by [`super::start`]).
+pub fn endpoints(cfg: &SimConfig) -> Result<Endpoints> {
+    let path = Endpoints::path(cfg);
+    let bytes = std::fs::read(&path).with_context(|| format!("reading {} (is the sim up?)", path.display()))?;
+    serde_json::from_slice(&bytes).with_context(|| format!("parsing {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolve_maps_cluster_names_to_loopback() {
+        let plan = DataPlan {
+            pg_cluster: "postgres-shared".into(),
+            pg_namespace: "databases".into(),
+            initdb_database: "app".into(),
+            initdb_owner: "app".into(),
+            roles: vec![],
+            databases: vec![],
+            dragonfly: Some(("dragonfly".into(), "databases".into())),
+            buckets: vec![],
+            minio_endpoints: vec![("10.25.11.3".into(), 9000)],
+            api_records: vec![],
+        };
+        let e = Endpoints::for_plan(&plan);
+        let pg = e.resolve("postgres-shared-rw.databases.svc.clusterset.local", 5432).unwrap();
+        assert_eq!(pg.port(), POSTGRES_PORT);
+        assert_eq!(e.resolve("POSTGRES-SHARED-RO.databases.svc.cluster.local.", 5432), Some(pg));
+        assert_eq!(e.resolve("dragonfly.databases.svc.cluster.local", 6379).unwrap().port(), REDIS_PORT);
+        assert_eq!(e.resolve("10.25.11.3", 9000).unwrap().port(), MINIO_PORT);
+        assert_eq!(e.resolve("postgres-shared-rw.databases.svc.cluster.local", 6379), None);
+    }
+}

@@ -1,0 +1,360 @@
+//! What the platform's controllers would write, played by the simulation: the status
+//! of every object whose kind has a rule in `sim/scenarios/status.yaml` (placeholders
+//! filled per object; HTTPRoute parents from the route), Cilium LB IPAM's
+//! LoadBalancer addresses, the Secrets external-secrets renders from the 1Password
+//! stand-in, and CNPG's `<cluster>-app` Secret.
+
+use std::collections::BTreeMap;
+
+use anyhow::Result;
+use base64::Engine;
+use serde_json::{Map, Value, json};
+
+use super::client::{ClusterSim, Kind, Kinds};
+use super::model::StatusRule;
+use super::{SIM_REVISION, now, str_at};
+use crate::sim::data::Vault;
+
+impl ClusterSim {
+    /// (kind, namespace, name, status) for an object whose kind has a status rule.
+    pub(super) fn status_job(
+        &self,
+        kinds: &Kinds,
+        rules: &[StatusRule],
+        obj: &Value,
+    ) -> Option<(Kind, Option<String>, String, Value)> {
+        let (av, k) = (str_at(obj, "/apiVersion"), str_at(obj, "/kind"));
+        let rule = rules.iter().find(|r| r.kind == k && r.api_version == av)?;
+        let kind = kinds.get(&(av.to_string(), k.to_string()))?.clone();
+        let status = self.render_status(&rule.status, obj);
+        Some((
+            kind,
+            obj.pointer("/metadata/namespace")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            str_at(obj, "/metadata/name").into(),
+            status,
+        ))
+    }
+
+    /// A status template filled in for `obj`.
+    pub(super) fn render_status(&self, template: &Value, obj: &Value) -> Value {
+        let text = self.subst(&serde_json::to_string(template).expect("json"));
+        let mut status: Value = serde_json::from_str(&text).unwrap_or_else(|_| template.clone());
+        // Generation: SSA of an unchanged spec keeps it; a created object starts at 1.
+        let generation = obj
+            .pointer("/metadata/generation")
+            .and_then(Value::as_i64)
+            .unwrap_or(1);
+        let target = obj
+            .pointer("/spec/target/name")
+            .and_then(Value::as_str)
+            .unwrap_or(str_at(obj, "/metadata/name"));
+        let vars: [(&str, String); 5] = [
+            ("{{now}}", now()),
+            ("{{revision}}", SIM_REVISION.into()),
+            ("{{name}}", str_at(obj, "/metadata/name").into()),
+            (
+                "{{namespace}}",
+                obj.pointer("/metadata/namespace")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .into(),
+            ),
+            ("{{target}}", target.into()),
+        ];
+        fill(&mut status, generation, &vars);
+        if str_at(obj, "/kind") == "HTTPRoute" {
+            let parents: Vec<Value> = obj
+                .pointer("/spec/parentRefs")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .map(|p| {
+                    let mut pr = p.clone();
+                    if pr.get("namespace").is_none()
+                        && let Some(ns) = obj.pointer("/metadata/namespace")
+                    {
+                        pr["namespace"] = ns.clone();
+                    }
+                    pr["group"] = json!("gateway.networking.k8s.io");
+                    pr["kind"] = json!("Gateway");
+                    // §2.3 [G3]
+                    json!({"parentRef": pr, "controllerName": "io.cilium/gateway-controller", "conditions": [
+                        {"type": "Accepted", "status": "True", "reason": "Accepted", "message": "Accepted HTTPRoute", "lastTransitionTime": now(), "observedGeneration": 1},
+                        {"type": "ResolvedRefs", "status": "True", "reason": "ResolvedRefs", "message": "Service reference is valid", "lastTransitionTime": now(), "observedGeneration": 1},
+                    ]})
+                })
+                .collect();
+            status["parents"] = Value::Array(parents);
+        }
+        status
+    }
+
+    /// The LoadBalancer addresses Cilium's LB IPAM writes for the Services that name one
+    /// (annotation `platform-acceptance.io/sim-lb-ip`, set by the workload expansion).
+    pub(super) async fn apply_load_balancer_status(
+        &self,
+        kinds: &Kinds,
+        objects: &[Value],
+    ) -> Result<()> {
+        for o in objects.iter().filter(|o| str_at(o, "/kind") == "Service") {
+            if let Some(ip) = o
+                .pointer("/metadata/annotations/platform-acceptance.io~1sim-lb-ip")
+                .and_then(Value::as_str)
+            {
+                let kind = kinds
+                    .get(&("v1".to_string(), "Service".to_string()))
+                    .expect("core Service");
+                // §2.3 [C2]: status.loadBalancer.ingress[].ip and condition cilium.io/IPAMRequestSatisfied.
+                let status = json!({
+                    "loadBalancer": {"ingress": [{"ip": ip, "ipMode": "VIP"}]},
+                    "conditions": [{"type": "cilium.io/IPAMRequestSatisfied", "status": "True", "reason": "satisfied",
+                                    "message": "", "lastTransitionTime": now(), "observedGeneration": 1}],
+                });
+                self.apply_status(
+                    kind,
+                    o.pointer("/metadata/namespace").and_then(Value::as_str),
+                    str_at(o, "/metadata/name"),
+                    status,
+                )
+                .await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Replaces placeholders in every string; `"{{generation}}"` alone becomes a number.
+fn fill(v: &mut Value, generation: i64, vars: &[(&str, String)]) {
+    match v {
+        Value::String(s) if s == "{{generation}}" => *v = json!(generation),
+        Value::String(s) => {
+            for (k, val) in vars {
+                if s.contains(k) {
+                    *s = s.replace(k, val);
+                }
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(|x| fill(x, generation, vars)),
+        Value::Object(o) => o.values_mut().for_each(|x| fill(x, generation, vars)),
+        _ => {}
+    }
+}
+
+/// The Secrets external-secrets writes for every ExternalSecret of `objects` and
+/// CNPG writes for every CNPG Cluster (`<cluster>-app`), values from `vault`.
+pub(super) fn written_secrets(objects: &[Value], vault: &mut Vault) -> Result<Vec<Value>> {
+    let mut secrets: Vec<Value> = objects
+        .iter()
+        .filter(|o| {
+            str_at(o, "/kind") == "ExternalSecret"
+                && str_at(o, "/apiVersion").starts_with("external-secrets.io/")
+        })
+        .map(|es| eso_secret(es, vault))
+        .collect();
+    for c in objects.iter().filter(|o| {
+        str_at(o, "/kind") == "Cluster"
+            && str_at(o, "/apiVersion").starts_with("postgresql.cnpg.io/")
+    }) {
+        secrets.push(cnpg_app_secret(c, vault)?);
+    }
+    Ok(secrets)
+}
+
+/// The Secret external-secrets writes for one ExternalSecret (§10.2 [ES4]):
+/// `spec.data[]` and `spec.dataFrom[].extract` read from the vault, then
+/// `spec.target.template` (type, metadata, data with `{{ .key }}` references).
+fn eso_secret(es: &Value, vault: &mut Vault) -> Value {
+    let ns = str_at(es, "/metadata/namespace");
+    let target = es
+        .pointer("/spec/target/name")
+        .and_then(Value::as_str)
+        .unwrap_or(str_at(es, "/metadata/name"));
+    let template = es.pointer("/spec/target/template");
+    let template_data: Map<String, Value> = template
+        .and_then(|t| t.get("data"))
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    let reference = regex::Regex::new(r"\{\{\s*\.([A-Za-z0-9_]+)\s*(?:\|\s*([A-Za-z]+)\s*)?\}\}")
+        .expect("regex");
+    let wanted: Vec<String> = template_data
+        .values()
+        .filter_map(Value::as_str)
+        .flat_map(|t| {
+            reference
+                .captures_iter(t)
+                .map(|c| c[1].to_string())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let mut values: BTreeMap<String, String> = BTreeMap::new();
+    for d in es
+        .pointer("/spec/data")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let key = str_at(d, "/secretKey");
+        let item = str_at(d, "/remoteRef/key");
+        let prop = d
+            .pointer("/remoteRef/property")
+            .and_then(Value::as_str)
+            .unwrap_or("password");
+        values.insert(key.into(), vault.property(item, prop));
+    }
+    for d in es
+        .pointer("/spec/dataFrom")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        if let Some(item) = d.pointer("/extract/key").and_then(Value::as_str) {
+            values.extend(vault.extract(item, &wanted));
+        }
+    }
+    let data: BTreeMap<String, String> = if template_data.is_empty() {
+        values
+    } else {
+        template_data
+            .iter()
+            .map(|(k, t)| {
+                let t = t.as_str().unwrap_or("");
+                let out = reference.replace_all(t, |c: &regex::Captures| {
+                    let v = values.get(&c[1]).cloned().unwrap_or_default();
+                    if c.get(2).is_some_and(|f| f.as_str() == "urlquery") {
+                        urlquery(&v)
+                    } else {
+                        v
+                    }
+                });
+                (k.clone(), out.into_owned())
+            })
+            .collect()
+    };
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let encoded: Map<String, Value> = data
+        .into_iter()
+        .map(|(k, v)| (k, json!(b64.encode(v))))
+        .collect();
+    let mut labels = template
+        .and_then(|t| t.pointer("/metadata/labels"))
+        .cloned()
+        .unwrap_or(json!({}));
+    labels["reconcile.external-secrets.io/managed"] = json!("true");
+    json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {
+            "name": target, "namespace": ns, "labels": labels,
+            "annotations": template.and_then(|t| t.pointer("/metadata/annotations")).cloned().unwrap_or(json!({})),
+        },
+        "type": template.and_then(|t| t.get("type")).and_then(Value::as_str).unwrap_or("Opaque"),
+        "data": encoded,
+    })
+}
+
+fn urlquery(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            b' ' => "+".into(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// CNPG's `<cluster>-app` Secret (§14 [PG2] pkg/specs/secrets.go).
+fn cnpg_app_secret(cluster: &Value, vault: &Vault) -> Result<Value> {
+    let name = str_at(cluster, "/metadata/name");
+    let ns = str_at(cluster, "/metadata/namespace");
+    let db = cluster
+        .pointer("/spec/bootstrap/initdb/database")
+        .and_then(Value::as_str)
+        .unwrap_or("app");
+    let user = cluster
+        .pointer("/spec/bootstrap/initdb/owner")
+        .and_then(Value::as_str)
+        .unwrap_or(db);
+    let pw = vault.role_password(user)?;
+    let host = format!("{name}-rw");
+    let q = urlquery(pw);
+    let data: BTreeMap<&str, String> = BTreeMap::from([
+        ("username", user.to_string()),
+        ("user", user.to_string()),
+        ("password", pw.to_string()),
+        ("dbname", db.to_string()),
+        ("host", host.clone()),
+        ("port", "5432".into()),
+        ("pgpass", format!("{host}:5432:{db}:{user}:{pw}\n")),
+        (
+            "uri",
+            format!("postgresql://{user}:{q}@{host}.{ns}:5432/{db}"),
+        ),
+        (
+            "jdbc-uri",
+            format!("jdbc:postgresql://{host}.{ns}:5432/{db}?password={q}&user={user}"),
+        ),
+        (
+            "fqdn-uri",
+            format!("postgresql://{user}:{q}@{host}.{ns}.svc.cluster.local:5432/{db}"),
+        ),
+        (
+            "fqdn-jdbc-uri",
+            format!(
+                "jdbc:postgresql://{host}.{ns}.svc.cluster.local:5432/{db}?password={q}&user={user}"
+            ),
+        ),
+    ]);
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let encoded: Map<String, Value> = data
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), json!(b64.encode(v))))
+        .collect();
+    Ok(json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {
+            "name": format!("{name}-app"), "namespace": ns,
+            "labels": {"cnpg.io/cluster": name, "cnpg.io/userType": "app", "cnpg.io/reload": "true"},
+        },
+        "type": "kubernetes.io/basic-auth",
+        "data": encoded,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn eso_template_and_data() {
+        let mut v = Vault::default();
+        let es: Value = serde_yaml_ng::from_str(
+            r#"
+metadata: {name: mattermost-db, namespace: mattermost}
+spec:
+  target:
+    name: mattermost-db
+    template:
+      data:
+        DB: "postgres://mattermost:{{ .password | urlquery }}@h:5432/mattermost"
+  data:
+    - secretKey: password
+      remoteRef: {key: postgres-mattermost, property: password}
+"#,
+        )
+        .unwrap();
+        let s = eso_secret(&es, &mut v);
+        let pw = v.property("postgres-mattermost", "password");
+        let db = base64::engine::general_purpose::STANDARD
+            .decode(s["data"]["DB"].as_str().unwrap())
+            .unwrap();
+        assert_eq!(
+            String::from_utf8(db).unwrap(),
+            format!("postgres://mattermost:{pw}@h:5432/mattermost")
+        );
+        assert!(s["data"].get("password").is_none());
+    }
+}

@@ -1,0 +1,233 @@
+//! The `healthy` scenario on one cluster: the stand-in CRDs, the cluster's own Flux
+//! output rendered from `fixtures/gitops`, what the charts and operators create
+//! (`workloads.yaml`, bound volumes), the Secrets and status the controllers write,
+//! then the wait until every node, pod and workload is ready.
+
+use std::collections::BTreeSet;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use futures::{StreamExt, TryStreamExt};
+use kube::api::{Api, DynamicObject, GroupVersionKind, Patch, PatchParams};
+use kube::discovery::ApiResource;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::client::ClusterSim;
+use super::model::StatusRule;
+use super::workloads::bound_volumes;
+use super::{ClusterReport, controllers, str_at};
+use crate::repo::GitopsRepo;
+use crate::sim::FIELD_MANAGER;
+use crate::sim::data::Vault;
+
+/// Hand-written stand-in CRDs (see the files for why).
+pub const STANDIN_CRDS: [&str; 2] = [
+    include_str!("../../../sim/scenarios/crds/dragonfly-standin.yaml"),
+    include_str!("../../../sim/scenarios/crds/keycloak-standin.yaml"),
+];
+
+impl ClusterSim {
+    /// Puts the healthy platform into this cluster (steps 1-6 of the module docs of
+    /// `scenario`) and waits until it is ready.
+    pub(super) async fn healthy(
+        &self,
+        repo: &GitopsRepo,
+        vault: &Mutex<Vault>,
+        rules: &[StatusRule],
+    ) -> Result<ClusterReport> {
+        let mut report = ClusterReport::default();
+        self.install_standin_crds().await?;
+        let kinds = self.discover().await?;
+
+        // What to apply: the cluster's own Flux output + what charts/operators create.
+        let rendered = repo.render(&self.cluster)?;
+        let mut objects = own_flux_objects(&rendered);
+        objects.extend(self.expand_workloads()?);
+        objects.extend(bound_volumes(&objects));
+        dedupe(&mut objects);
+        for o in &objects {
+            let key = (
+                str_at(o, "/apiVersion").to_string(),
+                str_at(o, "/kind").to_string(),
+            );
+            if !kinds.contains_key(&key) {
+                report.skipped_kinds.insert(format!("{}/{}", key.0, key.1));
+            }
+        }
+
+        // Namespaces first (every namespace an object names), then cluster-scoped, then the rest.
+        let mut namespaces: BTreeSet<String> = objects
+            .iter()
+            .filter_map(|o| o.pointer("/metadata/namespace").and_then(Value::as_str))
+            .map(str::to_string)
+            .collect();
+        for o in objects.iter().filter(|o| str_at(o, "/kind") == "Namespace") {
+            namespaces.remove(str_at(o, "/metadata/name"));
+        }
+        let mut first: Vec<Value> = namespaces
+            .into_iter()
+            .map(|n| json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n}}))
+            .collect();
+        first.extend(
+            objects
+                .iter()
+                .filter(|o| str_at(o, "/kind") == "Namespace")
+                .cloned(),
+        );
+        for o in &first {
+            self.apply_object(&kinds, o).await?;
+        }
+        objects.retain(|o| str_at(o, "/kind") != "Namespace");
+        objects.sort_by_key(|o| {
+            match kinds.get(&(
+                str_at(o, "/apiVersion").to_string(),
+                str_at(o, "/kind").to_string(),
+            )) {
+                Some(k) if !k.namespaced => 0,
+                _ => 1,
+            }
+        });
+        let applied: Vec<bool> =
+            futures::stream::iter(objects.iter().map(|o| self.apply_object(&kinds, o)))
+                .buffered(8)
+                .try_collect()
+                .await?;
+        report.applied = first.len() + applied.iter().filter(|a| **a).count();
+
+        // Secrets written by external-secrets and CNPG.
+        let secrets = controllers::written_secrets(&objects, &mut vault.lock().expect("vault"))?;
+        futures::stream::iter(secrets.iter().map(|s| self.apply_object(&kinds, s)))
+            .buffered(8)
+            .try_collect::<Vec<_>>()
+            .await?;
+        report.secrets = secrets.len();
+
+        // Undo earlier faults on nodes before waiting for pods.
+        self.restore_nodes().await?;
+
+        // Status of every applied object that has a rule.
+        let jobs: Vec<_> = objects
+            .iter()
+            .filter_map(|o| self.status_job(&kinds, rules, o))
+            .collect();
+        report.statuses = jobs.len();
+        futures::stream::iter(jobs.into_iter().map(|(kind, ns, name, status)| async move {
+            self.apply_status(&kind, ns.as_deref(), &name, status).await
+        }))
+        .buffered(8)
+        .try_collect::<Vec<_>>()
+        .await?;
+        self.apply_load_balancer_status(&kinds, &objects).await?;
+
+        report.pods_ready = self.settle_pods(&objects).await?;
+        Ok(report)
+    }
+
+    /// Applies the stand-in CRDs and waits (30 s at most) until they are Established.
+    async fn install_standin_crds(&self) -> Result<()> {
+        let api: Api<DynamicObject> = Api::all_with(
+            self.client.clone(),
+            &ApiResource::from_gvk_with_plural(
+                &GroupVersionKind::gvk("apiextensions.k8s.io", "v1", "CustomResourceDefinition"),
+                "customresourcedefinitions",
+            ),
+        );
+        let pp = PatchParams::apply(FIELD_MANAGER).force();
+        let mut names = vec![];
+        for file in STANDIN_CRDS {
+            for doc in serde_yaml_ng::Deserializer::from_str(file) {
+                let crd = Value::deserialize(doc)?;
+                if crd.is_null() {
+                    continue;
+                }
+                let name = str_at(&crd, "/metadata/name").to_string();
+                api.patch(&name, &pp, &Patch::Apply(&crd))
+                    .await
+                    .with_context(|| format!("install stand-in CRD {name}"))?;
+                names.push(name);
+            }
+        }
+        let start = Instant::now();
+        for name in names {
+            loop {
+                let crd = api.get(&name).await?;
+                let established = crd
+                    .data
+                    .pointer("/status/conditions")
+                    .and_then(Value::as_array)
+                    .is_some_and(|cs| {
+                        cs.iter()
+                            .any(|c| c["type"] == "Established" && c["status"] == "True")
+                    });
+                if established {
+                    break;
+                }
+                if start.elapsed() > Duration::from_secs(30) {
+                    bail!(
+                        "stand-in CRD {name} not Established after 30s on {}",
+                        self.cluster
+                    );
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The objects applied by the cluster's own Flux Kustomizations: those reached
+/// from `flux-system` through Kustomizations whose source is the `flux-system`
+/// GitRepository. (The renderer also follows Kustomizations of other sources,
+/// e.g. `keycloak-crds`, whose paths belong to other repositories.)
+fn own_flux_objects(rendered: &crate::repo::Rendered) -> Vec<Value> {
+    let mut allowed: BTreeSet<String> = BTreeSet::from(["flux-system".to_string()]);
+    loop {
+        let before = allowed.len();
+        for o in &rendered.objects {
+            if o.kind() == "Kustomization"
+                && o.api_version().starts_with("kustomize.toolkit.fluxcd.io/")
+                && allowed.contains(&o.applied_by)
+                && o.str("/spec/sourceRef/name").unwrap_or("flux-system") == "flux-system"
+            {
+                allowed.insert(o.name().to_string());
+            }
+        }
+        if allowed.len() == before {
+            break;
+        }
+    }
+    rendered
+        .objects
+        .iter()
+        .filter(|o| allowed.contains(&o.applied_by))
+        .map(|o| o.value.clone())
+        .collect()
+}
+
+fn object_key(o: &Value) -> (String, String, String, String) {
+    let group = str_at(o, "/apiVersion")
+        .rsplit_once('/')
+        .map(|(g, _)| g)
+        .unwrap_or("")
+        .to_string();
+    (
+        group,
+        str_at(o, "/kind").into(),
+        str_at(o, "/metadata/namespace").into(),
+        str_at(o, "/metadata/name").into(),
+    )
+}
+
+/// Keeps the last of objects with the same group/kind/namespace/name.
+fn dedupe(objects: &mut Vec<Value>) {
+    let mut seen = BTreeSet::new();
+    let mut out: Vec<Value> = objects
+        .drain(..)
+        .rev()
+        .filter(|o| seen.insert(object_key(o)))
+        .collect();
+    out.reverse();
+    *objects = out;
+}

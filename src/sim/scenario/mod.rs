@@ -1,0 +1,179 @@
+//! Scenarios: the platform's state in the simulated clusters, healthy or with one
+//! thing broken.
+//!
+//! `healthy` (the default) puts the platform into both clusters the way Flux,
+//! the charts and the operators would:
+//! 1. the hand-written stand-in CRDs (`sim/scenarios/crds/`: Dragonfly, Keycloak);
+//! 2. `fixtures/gitops` rendered per cluster ([`GitopsRepo::render`], the shared-base
+//!    pattern with each cluster's Flux variables), only what the cluster's own
+//!    Flux Kustomizations apply (sourceRef `flux-system`), only kinds the
+//!    cluster serves (a kind without a CRD here is skipped and reported);
+//! 3. what the charts/operators create (`sim/scenarios/workloads.yaml`), a bound
+//!    PersistentVolume per fixture PVC;
+//! 4. the Secrets external-secrets writes for every ExternalSecret (values from
+//!    the 1Password stand-in [`Vault`], i.e. the real data-service credentials)
+//!    and CNPG's `<cluster>-app` Secret;
+//! 5. the status every controller writes (`sim/scenarios/status.yaml`), through
+//!    the status subresource (server-side apply, manager [`STATUS_MANAGER`]);
+//! 6. undoes any earlier fault (nodes Ready again, pods Ready again) and waits
+//!    until every pod is Running and Ready and every workload is available.
+//!
+//! A fault scenario (`sim/scenarios/<name>.yaml`) first applies `healthy`, then
+//! its `breaks` (pods not ready, a node NotReady, a status change merged over the
+//! healthy status, a deletion), then waits until the change is visible.
+//! Switching scenarios never restarts the simulation.
+//!
+//! Layout: `model` (the scenario files), `client` (one cluster: discovery and
+//! server-side apply), `healthy` (the recipe above), `workloads` (step 3),
+//! `controllers` (steps 4 and 5: what the controllers write), `pods` (nodes, pods
+//! and the wait of step 6), `faults` (the breaks and their waits).
+
+mod client;
+mod controllers;
+mod faults;
+mod healthy;
+mod model;
+mod pods;
+mod workloads;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow};
+use serde_json::Value;
+
+pub use healthy::STANDIN_CRDS;
+pub use model::{Action, ConditionIs, Op, Scenario, WaitFor, list, scenario};
+
+use super::SimConfig;
+use super::data::{DataPlan, Vault};
+use crate::repo::GitopsRepo;
+use client::ClusterSim;
+
+/// Field manager of the status the simulated controllers write.
+pub const STATUS_MANAGER: &str = "platform-acceptance-sim-status";
+
+/// The Git revision the simulated Flux reports as applied.
+pub const SIM_REVISION: &str = "main@sha1:5ca1ab1e5ca1ab1e5ca1ab1e5ca1ab1e5ca1ab1e";
+
+/// What one `apply` did, per cluster.
+#[derive(Debug, Clone, Default)]
+pub struct ApplyReport {
+    pub scenario: String,
+    pub clusters: BTreeMap<String, ClusterReport>,
+    pub elapsed: Duration,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ClusterReport {
+    pub applied: usize,
+    pub secrets: usize,
+    pub statuses: usize,
+    /// `apiVersion/Kind` of fixture objects not applied because the cluster does not serve the kind.
+    pub skipped_kinds: BTreeSet<String>,
+    pub pods_ready: usize,
+}
+
+/// Switches the simulation to scenario `name` (no restart).
+pub async fn apply(cfg: &SimConfig, name: &str) -> Result<()> {
+    let report = apply_with_report(cfg, name).await?;
+    for (c, r) in &report.clusters {
+        eprintln!(
+            "sim: scenario {} on {c}: {} objects, {} secrets, {} statuses, {} pods ready{}",
+            report.scenario,
+            r.applied,
+            r.secrets,
+            r.statuses,
+            r.pods_ready,
+            if r.skipped_kinds.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; kinds not served here (skipped): {}",
+                    r.skipped_kinds
+                        .iter()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            }
+        );
+    }
+    eprintln!(
+        "sim: scenario {} applied in {:.1}s",
+        report.scenario,
+        report.elapsed.as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Like [`apply`], returning what was done.
+pub async fn apply_with_report(cfg: &SimConfig, name: &str) -> Result<ApplyReport> {
+    let sc = scenario(name)?;
+    let start = Instant::now();
+    let repo =
+        GitopsRepo::load(&cfg.repo).with_context(|| format!("loading {}", cfg.repo.display()))?;
+    let plan = DataPlan::from_repo(&cfg.repo)?;
+    let vault = Mutex::new(Vault::load_or_create(cfg, &plan)?);
+    let rules = model::status_rules()?;
+    let clusters: Vec<String> = repo.clusters().to_vec();
+    let mut sims = vec![];
+    for c in &clusters {
+        sims.push(ClusterSim::connect(cfg, &repo, c).await?);
+    }
+    let results =
+        futures::future::join_all(sims.iter().map(|s| s.healthy(&repo, &vault, &rules))).await;
+    let mut report = ApplyReport {
+        scenario: sc.name.clone(),
+        ..Default::default()
+    };
+    for (s, r) in sims.iter().zip(results) {
+        report.clusters.insert(
+            s.cluster.clone(),
+            r.with_context(|| format!("scenario healthy on {}", s.cluster))?,
+        );
+    }
+    vault.lock().expect("vault").save(cfg)?;
+    // What the healthy platform's backup jobs would have written by now.
+    super::backups::seed(cfg)
+        .await
+        .context("seeding backup data")?;
+    for action in &sc.breaks {
+        let sim = sims
+            .iter()
+            .find(|s| s.cluster == action.cluster)
+            .ok_or_else(|| anyhow!("scenario {}: unknown cluster {:?}", sc.name, action.cluster))?;
+        sim.run(action, &rules)
+            .await
+            .with_context(|| format!("scenario {} on {}", sc.name, action.cluster))?;
+    }
+    for action in &sc.breaks {
+        if let Some(w) = &action.wait_for {
+            let sim = sims
+                .iter()
+                .find(|s| s.cluster == action.cluster)
+                .expect("checked above");
+            sim.wait_for(w)
+                .await
+                .with_context(|| format!("scenario {} on {}", sc.name, action.cluster))?;
+        }
+    }
+    report.elapsed = start.elapsed();
+    Ok(report)
+}
+
+fn str_at<'a>(v: &'a Value, p: &str) -> &'a str {
+    v.pointer(p).and_then(Value::as_str).unwrap_or("")
+}
+
+fn now() -> String {
+    time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| "1970-01-01T00:00:00Z".into())
+}

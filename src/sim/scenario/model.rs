@@ -1,0 +1,184 @@
+//! The scenario files of `sim/scenarios/`: which scenarios exist, the shape of a
+//! scenario (`name`, `description`, `breaks`: the actions that break the healthy
+//! platform and what to wait for afterwards) and the status rules of `status.yaml`.
+
+use anyhow::{Context, Result, anyhow};
+use serde::Deserialize;
+use serde_json::Value;
+
+const SCENARIOS: [(&str, &str); 8] = [
+    (
+        "healthy",
+        include_str!("../../../sim/scenarios/healthy.yaml"),
+    ),
+    (
+        "cni-down",
+        include_str!("../../../sim/scenarios/cni-down.yaml"),
+    ),
+    (
+        "node-notready",
+        include_str!("../../../sim/scenarios/node-notready.yaml"),
+    ),
+    (
+        "ceph-degraded",
+        include_str!("../../../sim/scenarios/ceph-degraded.yaml"),
+    ),
+    (
+        "cert-not-ready",
+        include_str!("../../../sim/scenarios/cert-not-ready.yaml"),
+    ),
+    (
+        "pg-replica-lost",
+        include_str!("../../../sim/scenarios/pg-replica-lost.yaml"),
+    ),
+    (
+        "backup-missing",
+        include_str!("../../../sim/scenarios/backup-missing.yaml"),
+    ),
+    (
+        "kustomization-failed",
+        include_str!("../../../sim/scenarios/kustomization-failed.yaml"),
+    ),
+];
+
+const STATUS_YAML: &str = include_str!("../../../sim/scenarios/status.yaml");
+
+/// Scenario names, `healthy` first.
+pub fn list() -> Vec<&'static str> {
+    SCENARIOS.iter().map(|(n, _)| *n).collect()
+}
+
+/// One scenario file.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Scenario {
+    pub name: String,
+    pub description: String,
+    #[serde(default)]
+    pub breaks: Vec<Action>,
+}
+
+/// One break: what to do on which cluster, and what to wait for afterwards.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Action {
+    pub cluster: String,
+    #[serde(flatten)]
+    pub op: Op,
+    #[serde(default)]
+    pub wait_for: Option<WaitFor>,
+}
+
+/// The kinds of break.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Op {
+    /// Pods matching `labelSelector` in `namespace` get Ready=False.
+    PodsNotReady {
+        namespace: String,
+        #[serde(rename = "labelSelector")]
+        label_selector: String,
+        reason: String,
+        message: String,
+    },
+    /// A node held NotReady by kwok.
+    NodeNotReady {
+        node: String,
+        reason: String,
+        message: String,
+    },
+    /// The healthy status of one object with `merge` merged over it (RFC 7386).
+    Status {
+        #[serde(rename = "apiVersion")]
+        api_version: String,
+        kind: String,
+        #[serde(default)]
+        namespace: Option<String>,
+        name: String,
+        merge: Value,
+    },
+    /// Objects deleted (by name or label selector).
+    Delete {
+        #[serde(rename = "apiVersion")]
+        api_version: String,
+        kind: String,
+        #[serde(default)]
+        namespace: Option<String>,
+        #[serde(default)]
+        name: Option<String>,
+        #[serde(default, rename = "labelSelector")]
+        label_selector: Option<String>,
+    },
+}
+
+/// What the scenario waits for after a break.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WaitFor {
+    pub api_version: String,
+    pub kind: String,
+    #[serde(default)]
+    pub namespace: Option<String>,
+    pub name: String,
+    #[serde(default)]
+    pub pointer: Option<String>,
+    #[serde(default)]
+    pub equals: Option<Value>,
+    #[serde(default)]
+    pub absent: bool,
+    #[serde(default)]
+    pub condition: Option<ConditionIs>,
+}
+
+/// A condition `type` with `status`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ConditionIs {
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub status: String,
+}
+
+/// The parsed scenario `name` (error lists the known names).
+pub fn scenario(name: &str) -> Result<Scenario> {
+    let (_, text) = SCENARIOS.iter().find(|(n, _)| *n == name).ok_or_else(|| {
+        anyhow!(
+            "unknown scenario {name:?}; known scenarios: {}",
+            list().join(", ")
+        )
+    })?;
+    serde_yaml_ng::from_str(text).with_context(|| format!("sim/scenarios/{name}.yaml"))
+}
+
+/// The status a controller writes for every object of one kind (`status.yaml`).
+#[derive(Debug, Clone, Deserialize)]
+pub(super) struct StatusRule {
+    #[serde(rename = "apiVersion")]
+    pub(super) api_version: String,
+    pub(super) kind: String,
+    pub(super) status: Value,
+}
+
+/// The rules of `status.yaml`.
+pub(super) fn status_rules() -> Result<Vec<StatusRule>> {
+    serde_yaml_ng::from_str(STATUS_YAML).context("sim/scenarios/status.yaml")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_scenario_parses_and_names_itself() {
+        for name in list() {
+            let sc = scenario(name).unwrap();
+            assert_eq!(sc.name, name);
+            assert_eq!(sc.breaks.is_empty(), name == "healthy", "{name}");
+        }
+        assert!(
+            scenario("nope")
+                .unwrap_err()
+                .to_string()
+                .contains("cni-down")
+        );
+        status_rules().unwrap();
+    }
+}
