@@ -88,18 +88,11 @@ impl ClusterSpec {
     }
 }
 
-/// Parses a CIDR variable: a plain CIDR or a JSON list string (`["10.246.0.0/16"]`, first entry).
+/// The first CIDR of a CIDR variable ([`crate::net::cidrs_of`]: plain, comma-separated or a
+/// JSON list string), truncated to its network.
 pub fn parse_cidr(value: &str) -> anyhow::Result<ipnet::IpNet> {
-    let v = value.trim();
-    let first = if v.starts_with('[') {
-        let list: Vec<String> =
-            serde_json::from_str(v).with_context(|| format!("'{v}' is neither a CIDR nor a JSON list"))?;
-        list.into_iter().next().with_context(|| format!("'{v}' is an empty list"))?
-    } else {
-        v.trim_matches(|c| c == '"' || c == '\'').to_string()
-    };
-    let net: ipnet::IpNet = first.trim().parse().with_context(|| format!("'{first}' is not a CIDR"))?;
-    Ok(net.trunc())
+    let nets = crate::net::cidrs_of(value.trim().trim_matches(|c| c == '"' || c == '\'')).map_err(anyhow::Error::msg)?;
+    Ok(nets[0].trunc())
 }
 
 /// Node names and InternalIPs: infra-01..03 = 10.25.11.11-13, apps-01..03 = 10.25.11.14-16

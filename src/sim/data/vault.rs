@@ -5,7 +5,6 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::io::Read;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, anyhow};
@@ -150,22 +149,7 @@ impl Vault {
     }
 }
 
-/// Alphanumeric token from /dev/urandom (rejection sampling, no modulo bias).
-pub fn random_token(len: usize) -> String {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-    let mut f = std::fs::File::open("/dev/urandom").expect("/dev/urandom");
-    let mut out = String::with_capacity(len);
-    let mut buf = [0u8; 64];
-    while out.len() < len {
-        f.read_exact(&mut buf).expect("read /dev/urandom");
-        for b in buf {
-            if (b as usize) < 248 && out.len() < len {
-                out.push(ALPHABET[(b as usize) % 62] as char);
-            }
-        }
-    }
-    out
-}
+pub use crate::random::token as random_token;
 
 #[cfg(test)]
 mod tests {
