@@ -56,9 +56,9 @@ fn every_repo_unit_of_epics_7_to_10_and_dod_passes_on_the_committed_fixture() {
     let copy = RepoCopy::new();
     committed(&copy);
     let report = run_mine(copy.path());
-    assert!(failures(&report).is_empty(), "failures:\n{}", details(&report));
-    assert!(with_verdict(&report, Verdict::Skip).is_empty(), "skipped: {:?}", with_verdict(&report, Verdict::Skip));
-    let passed = with_verdict(&report, Verdict::Pass);
+    assert!(report.failing().is_empty(), "failures:\n{}", report.summary());
+    assert!(report.with_verdict(Verdict::Skip).is_empty(), "skipped: {:?}", report.with_verdict(Verdict::Skip));
+    let passed = report.with_verdict(Verdict::Pass);
     for unit in DOD_UNITS {
         assert!(passed.iter().any(|p| p == unit), "{unit} did not pass: {passed:?}");
     }
@@ -83,14 +83,14 @@ fn uncommitted_change_fails_dod3(#[case] op: &str, #[case] rel: &str, #[case] ne
         _ => unreachable!(),
     }
     let report = run_mine(copy.path());
-    assert_fails_exactly(&report, &["dod.3 [all]"], needles);
+    report.expect_failing(&["dod.3 [all]"]).expect_failing_mention(needles);
 }
 
 #[test]
 fn not_a_git_repository_fails_dod3() {
     let copy = RepoCopy::new(); // a temp dir outside any work tree
     let report = run_mine(copy.path());
-    assert_fails_exactly(&report, &["dod.3 [all]"], &[&copy.path().display().to_string(), "git work tree", "not a git repository"]);
+    report.expect_failing(&["dod.3 [all]"]).expect_failing_mention(&[&copy.path().display().to_string(), "git work tree", "not a git repository"]);
 }
 
 #[test]
@@ -98,7 +98,7 @@ fn repository_without_commits_fails_dod3() {
     let copy = RepoCopy::new();
     git(copy.path(), &["init", "-q"]);
     let report = run_mine(copy.path());
-    assert_fails_exactly(&report, &["dod.3 [all]"], &["no commits"]);
+    report.expect_failing(&["dod.3 [all]"]).expect_failing_mention(&["no commits"]);
 }
 
 #[rstest]
@@ -133,5 +133,5 @@ fn broken_copy_fails_exactly(#[case] edits: &[(&str, &str, &str)], #[case] faili
     }
     committed(&copy); // the broken variant is committed: only the intended criteria fail
     let report = run_mine(copy.path());
-    assert_fails_exactly(&report, failing, needles);
+    report.expect_failing(failing).expect_failing_mention(needles);
 }

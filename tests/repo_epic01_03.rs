@@ -13,7 +13,7 @@ use platform_acceptance::plan::{Coverage, Selector};
 use platform_acceptance::runner::{RunConfig, RunReport};
 use platform_acceptance::session::Session;
 use rstest::rstest;
-use support::{assert_fails_exactly, details, RepoCopy, DOC, GITOPS};
+use support::{RepoCopy, ReportExt, DOC, GITOPS};
 
 /// The repository layer of epics 1–3 only (other epics' checks are other engineers'
 /// and would make these expectations depend on their work in progress).
@@ -76,11 +76,11 @@ const REPO_UNITS: &[&str] = &[
 #[test]
 fn intact_fixture_passes_every_repo_unit_of_epics_1_to_3() {
     let report = run(Path::new(GITOPS));
-    let mut passed = support::with_verdict(&report, Verdict::Pass);
+    let mut passed = report.with_verdict(Verdict::Pass);
     passed.sort();
     let mut want: Vec<String> = REPO_UNITS.iter().map(|s| s.to_string()).collect();
     want.sort();
-    assert_eq!(passed, want, "not every unit passed:\n{}", details(&report));
+    assert_eq!(passed, want, "not every unit passed:\n{}", report.summary());
     assert_eq!(report.results.len(), REPO_UNITS.len(), "unexpected extra units");
 }
 
@@ -421,9 +421,9 @@ fn apply(variant: &Variant) -> RunReport {
 })]
 fn broken_copy_fails_exactly_the_right_criteria(#[case] variant: Variant) {
     let report = apply(&variant);
-    assert_fails_exactly(&report, variant.fails, variant.needles);
+    report.expect_failing(variant.fails).expect_failing_mention(variant.needles);
     // Nothing else of epics 1–3 silently stopped being evaluated.
-    assert_eq!(report.results.len(), REPO_UNITS.len(), "{}", details(&report));
+    assert_eq!(report.results.len(), REPO_UNITS.len(), "{}", report.summary());
 }
 
 /// Variables from a Secret are never printed, even in a failure.

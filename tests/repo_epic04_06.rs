@@ -14,7 +14,7 @@ use platform_acceptance::plan::Selector;
 use platform_acceptance::runner::{RunConfig, RunReport};
 use platform_acceptance::session::Session;
 use rstest::rstest;
-use support::{assert_fails_exactly, details, with_verdict, RepoCopy, DOC, GITOPS};
+use support::{RepoCopy, ReportExt, DOC, GITOPS};
 
 fn run_epics_4_to_6(repo: &Path) -> RunReport {
     let session = Session::new(DOC, Some(repo)).expect("session");
@@ -40,11 +40,11 @@ const REPO_UNITS: &[&str] = &[
 #[test]
 fn every_repo_unit_of_epics_4_to_6_passes_on_the_fixture() {
     let report = run_epics_4_to_6(Path::new(GITOPS));
-    let mut passed = with_verdict(&report, Verdict::Pass);
+    let mut passed = report.with_verdict(Verdict::Pass);
     passed.sort();
     let mut want: Vec<String> = REPO_UNITS.iter().map(|s| s.to_string()).collect();
     want.sort();
-    assert_eq!(passed, want, "not every repo unit passed:\n{}", details(&report));
+    assert_eq!(passed, want, "not every repo unit passed:\n{}", report.summary());
     assert_eq!(report.results.len(), REPO_UNITS.len(), "unexpected extra units");
 }
 
@@ -298,7 +298,7 @@ fn broken_copy_fails_exactly_the_affected_criteria(#[case] mutate: fn(&RepoCopy)
     let copy = RepoCopy::new();
     mutate(&copy);
     let report = run_epics_4_to_6(copy.path());
-    assert_fails_exactly(&report, failing, needles);
+    report.expect_failing(failing).expect_failing_mention(needles);
 }
 
 /// What a real cluster may serve instead, and the other way to make the Ceph mons global, still pass.
@@ -326,7 +326,7 @@ fn accepted_variants_pass_and_say_what_was_found(#[case] mutate: fn(&RepoCopy), 
     let copy = RepoCopy::new();
     mutate(&copy);
     let report = run_epics_4_to_6(copy.path());
-    assert_fails_exactly(&report, &[], &[]);
+    report.expect_none_failing();
     let units: Vec<_> = report.results.iter().filter(|r| r.id == id).collect();
     assert!(!units.is_empty());
     for r in units {

@@ -45,11 +45,11 @@ const EPIC_UNITS: &[&str] = &[
 #[test]
 fn every_epic_7_to_10_repo_unit_passes_on_the_fixture() {
     let report = run_epics(Path::new(GITOPS));
-    let mut passed = with_verdict(&report, Verdict::Pass);
+    let mut passed = report.with_verdict(Verdict::Pass);
     passed.sort();
     let mut want: Vec<String> = EPIC_UNITS.iter().map(|s| s.to_string()).collect();
     want.sort();
-    assert_eq!(passed, want, "not all passed:\n{}", details(&report));
+    assert_eq!(passed, want, "not all passed:\n{}", report.summary());
     assert_eq!(report.results.len(), EPIC_UNITS.len(), "unexpected extra units");
 }
 
@@ -194,7 +194,7 @@ fn broken_copy_fails_exactly(#[case] edits: &[(&str, &str, &str)], #[case] faili
         apply(&copy, op, file, arg);
     }
     let report = run_epics(copy.path());
-    assert_fails_exactly(&report, failing, needles);
+    report.expect_failing(failing).expect_failing_mention(needles);
 }
 
 /// `rm`: delete the file; `replace`: `from|to`; `cut_doc`: drop the YAML document containing `arg`.

@@ -3,7 +3,11 @@
 //! Needs the binaries and CRDs from `make sim-build` (= sim/build.sh && sim/crds.sh)
 //! in `$PA_CACHE`. These tests run by default; `PA_SIM_TESTS=0` skips them (with a
 //! printed reason). They reuse a simulation that is already up, and hold
-//! `sim::test_lock` for their whole run, as every test that uses the simulation must.
+//! `sim::test_lock` for their whole run, as every test that uses the simulation must
+//! (gate and lock from the shared fixture, `support::sim::lock_only`: these tests drive
+//! `sim up`/`down` themselves, without data services or scenario).
+
+mod support;
 
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -12,22 +16,13 @@ use std::time::{Duration, Instant};
 use ipnet::IpNet;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, Pod, Service};
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
-use platform_acceptance::sim::{self, SimConfig};
+use platform_acceptance::sim;
 use serde_json::json;
+use support::sim::lock_only;
 
 /// (cluster, POD_CIDR, SERVICE_CIDR) as the fixture repository sets them.
 const CLUSTERS: [(&str, &str, &str); 2] =
     [("infra", "10.244.0.0/16", "10.245.0.0/16"), ("apps", "10.246.0.0/16", "10.247.0.0/16")];
-
-fn enabled(test: &str) -> bool {
-    if std::env::var("PA_SIM_TESTS").as_deref() == Ok("0") {
-        println!(
-            "{test}: skipped because PA_SIM_TESTS=0 (unset it to run the simulation tests; they need `make sim-build`)"
-        );
-        return false;
-    }
-    true
-}
 
 async fn wait_for<F, Fut>(what: &str, timeout: Duration, mut check: F)
 where
@@ -58,11 +53,7 @@ fn unique(prefix: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn control_plane_two_ready_clusters() {
-    if !enabled("control_plane_two_ready_clusters") {
-        return;
-    }
-    let cfg = SimConfig::from_env();
-    let _lock = sim::test_lock(&cfg).await.expect("test lock");
+    let Some((cfg, _lock)) = lock_only("control_plane_two_ready_clusters").await else { return };
     let st = sim::up(&cfg).await.expect("sim up");
     println!("{st}");
     assert!(st.is_healthy(), "sim up returned an unhealthy simulation:\n{st}");
@@ -226,14 +217,10 @@ fn start_time(pid: u32) -> Option<u64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn down_leaves_no_process_and_no_port() {
-    if !enabled("down_leaves_no_process_and_no_port") {
-        return;
-    }
     // Let control_plane_two_ready_clusters take the lock first when both run, so a
     // cold start is not paid twice (down, then a cold up again).
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let cfg = SimConfig::from_env();
-    let _lock = sim::test_lock(&cfg).await.expect("test lock");
+    let Some((cfg, _lock)) = lock_only("down_leaves_no_process_and_no_port").await else { return };
     sim::up(&cfg).await.expect("sim up");
     let records = sim::registered_processes(&cfg.state_dir);
     assert!(records.len() >= 10, "expected at least 10 registered processes, got {records:?}");
@@ -284,7 +271,7 @@ async fn down_leaves_no_process_and_no_port() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "manual: runs sim up/down/status per $PA_SIM_CLI"]
 async fn cli_driver() {
-    let cfg = SimConfig::from_env();
+    let cfg = sim::SimConfig::from_env();
     let result = match std::env::var("PA_SIM_CLI").unwrap_or_default().as_str() {
         "up" => sim::up(&cfg).await.map(|st| println!("{st}")),
         "down" => sim::down(&cfg).await,

@@ -9,24 +9,24 @@
 //! (component-apis.md §11.4 [GR2]; grafana.com HTTP API docs), vmselect's Prometheus
 //! `/select/0/prometheus/api/v1/query` (§11.3), VictoriaLogs `/select/logsql/query`
 //! with `AccountID` (§12 [VL3][VL4]). It is added to the endpoint map of this run only.
-//! Holds `sim::test_lock` throughout; restores the healthy scenario at the end.
+//! Runs in the shared simulation fixture: lock held; the stopped data service and the
+//! healthy scenario are restored at the end, also when an assertion fails.
 
-use std::collections::{BTreeMap, BTreeSet};
+mod support;
+
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::{Pod, Secret};
+use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams, Patch, PatchParams};
-use platform_acceptance::check::{Resolver, Target, Verdict};
 use platform_acceptance::runner::{RunConfig, RunReport};
-use platform_acceptance::session::Session;
 use platform_acceptance::sim::data::{Endpoint, Endpoints};
-use platform_acceptance::sim::{self, SimConfig};
 use serde_json::{json, Value};
+use support::ReportExt;
+use support::sim::{MANAGER, SimFixture};
 
 const ALL: &str = "6.1.5,6.1.6,6.1.7,6.1.8,6.2.3,6.3.5,6.3.6,6.3.7,6.3.8,7.1.2,7.1.3,7.1.4,7.2.6,7.2.7,7.2.8,7.2.9,7.2.10,7.3.3,7.3.4,7.4.4,7.4.5,7.4.6";
-const MANAGER: &str = "platform-acceptance-test";
 
 // ---------------------------------------------------------------------------
 // The mock: Grafana + vmselect + VictoriaLogs on one loopback port, routed by path
@@ -38,17 +38,16 @@ use platform_acceptance::sim::observability::MockObservability;
 // Running selections
 // ---------------------------------------------------------------------------
 
-struct Env {
-    session: Session,
-    targets: BTreeMap<String, Target>,
+struct Env<'a> {
+    fx: &'a SimFixture,
     endpoints: Endpoints,
     mock: SocketAddr,
 }
 
-impl Env {
-    /// Targets whose resolver is the sim's endpoint map plus the mock; `mesh` false drops every
+impl Env<'_> {
+    /// The sim's endpoint map plus the mock; `mesh` false drops every
     /// `*.svc.clusterset.local` name (ClusterMesh down).
-    fn targets(&self, mesh: bool) -> BTreeMap<String, Target> {
+    fn endpoints(&self, mesh: bool) -> Endpoints {
         let mut e = self.endpoints.clone();
         for (host, port) in [
             ("victoria-metrics-stack-grafana.observability.svc.cluster.local", 80),
@@ -61,14 +60,12 @@ impl Env {
         if !mesh {
             e.endpoints.retain(|x| !x.host.ends_with(".svc.clusterset.local"));
         }
-        let resolver = Resolver::Map(Arc::new(e));
-        self.targets.iter().map(|(k, t)| (k.clone(), Target { resolver: resolver.clone(), ..t.clone() })).collect()
+        e
     }
 
     async fn run(&self, selection: &str, mesh: bool, retries: u32) -> RunReport {
-        let session = Session::new("fixtures/multi-cluster-epics.md", Some("fixtures/gitops".as_ref())).unwrap().with_targets(self.targets(mesh));
-        let only = self.session.selectors(&[selection.to_string()]).unwrap();
-        session.run(&only, &[], RunConfig { retries, timeout: Duration::from_secs(40), ..RunConfig::default() }).await
+        let config = RunConfig { retries, timeout: Duration::from_secs(40), ..RunConfig::default() };
+        self.fx.run_resolving(selection, config, self.endpoints(mesh)).await
     }
 
     /// Each story's criteria in a run of its own, so that one story's failure does not block another.
@@ -82,48 +79,13 @@ impl Env {
     }
 }
 
-fn failing(reports: &[&RunReport]) -> Vec<String> {
-    let mut v: Vec<String> =
-        reports.iter().flat_map(|r| r.results.iter()).filter(|x| x.outcome.verdict() != Verdict::Pass).map(|x| format!("{} [{}]", x.id, x.cluster)).collect();
-    v.sort();
-    v
-}
-
-fn message(reports: &[&RunReport], unit: &str) -> String {
-    reports.iter().flat_map(|r| r.results.iter()).find(|x| format!("{} [{}]", x.id, x.cluster) == unit).map(|x| x.outcome.details().join("\n")).unwrap_or_default()
-}
-
-fn all_text(reports: &[&RunReport]) -> String {
-    reports.iter().flat_map(|r| r.results.iter()).flat_map(|x| x.outcome.details()).collect::<Vec<_>>().join("\n")
-}
-
-fn expect_messages(reports: &[&RunReport], unit: &str, parts: &[&str]) {
-    let m = message(reports, unit);
-    for p in parts {
-        assert!(m.contains(p), "{unit}: {p:?} not in:\n{m}");
-    }
-}
-
 // ---------------------------------------------------------------------------
 // Breaking things (test field manager; the healthy scenario takes everything back)
 // ---------------------------------------------------------------------------
 
-async fn patch_status(client: &kube::Client, api_version: &str, kind: &str, ns: &str, name: &str, status: Value) {
-    let (group, version) = api_version.split_once('/').unwrap();
-    let gvk = kube::core::GroupVersionKind::gvk(group, version, kind);
-    let (ar, _) = kube::discovery::pinned_kind(client, &gvk).await.unwrap();
-    let api: Api<kube::api::DynamicObject> = Api::namespaced_with(client.clone(), ns, &ar);
-    api.patch_status(name, &PatchParams { field_manager: Some(MANAGER.into()), ..PatchParams::default() }, &Patch::Merge(&json!({"status": status}))).await.unwrap();
-}
-
-async fn set_secret_key(client: &kube::Client, ns: &str, name: &str, key: &str, value: &str) {
-    let api: Api<Secret> = Api::namespaced(client.clone(), ns);
-    let patch = json!({"stringData": {key: value}});
-    api.patch(name, &PatchParams { field_manager: Some(MANAGER.into()), ..PatchParams::default() }, &Patch::Merge(&patch)).await.unwrap();
-}
-
-async fn pods_not_ready(client: &kube::Client, ns: &str, selector: &str) {
-    let api: Api<Pod> = Api::namespaced(client.clone(), ns);
+/// Marks the pods `-l selector` not ready (what the kubelet writes when containers fail).
+async fn pods_not_ready(fx: &SimFixture, cluster: &str, ns: &str, selector: &str) {
+    let api: Api<Pod> = Api::namespaced(fx.client(cluster), ns);
     let pods = api.list(&ListParams::default().labels(selector)).await.unwrap();
     assert!(!pods.items.is_empty(), "no pods {ns} -l {selector}");
     for p in pods.items {
@@ -142,88 +104,39 @@ async fn pods_not_ready(client: &kube::Client, ns: &str, selector: &str) {
     }
 }
 
-/// Waits until a workload's ready count (written by kube-controller-manager) reaches 0.
-async fn wait_not_ready(client: &kube::Client, kind: &str, ns: &str, name: &str) {
-    let start = Instant::now();
-    loop {
-        let ready = match kind {
-            "DaemonSet" => Api::<k8s_openapi::api::apps::v1::DaemonSet>::namespaced(client.clone(), ns).get(name).await.unwrap().status.map(|s| s.number_ready).unwrap_or(0),
-            _ => Api::<k8s_openapi::api::apps::v1::Deployment>::namespaced(client.clone(), ns).get(name).await.unwrap().status.and_then(|s| s.ready_replicas).unwrap_or(0),
-        };
-        if ready == 0 {
-            return;
-        }
-        assert!(start.elapsed() < Duration::from_secs(30), "{kind} {ns}/{name} still has {ready} ready");
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-}
-
-/// Re-applies the healthy scenario (and restarts stopped data services) when dropped mid-test.
-struct Restore(SimConfig);
-
-impl Drop for Restore {
-    fn drop(&mut self) {
-        let cfg = self.0.clone();
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Runtime::new().unwrap();
-            rt.block_on(async {
-                let _ = sim::data::start(&cfg).await;
-                let _ = sim::scenario::apply(&cfg, "healthy").await;
-            })
-        })
-        .join();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn observability_and_database_criteria_on_the_simulation() {
-    if std::env::var("PA_SIM_TESTS").as_deref() == Ok("0") {
-        println!("skipped because PA_SIM_TESTS=0");
-        return;
-    }
     let t0 = Instant::now();
-    let cfg = SimConfig::from_env();
-    let _lock = sim::test_lock(&cfg).await.unwrap();
-    sim::up(&cfg).await.unwrap();
-    let endpoints = sim::data::start(&cfg).await.unwrap();
-    sim::scenario::apply(&cfg, "healthy").await.unwrap();
-    let restore = Restore(cfg.clone());
+    let Some(fx) = SimFixture::start("observability_and_database_criteria_on_the_simulation").await else { return };
     eprintln!("[{:.0}s] sim up, healthy applied", t0.elapsed().as_secs_f64());
 
-    let infra = sim::client(&cfg, "infra").await.unwrap();
-    let apps = sim::client(&cfg, "apps").await.unwrap();
     let admin = {
-        let s = Api::<Secret>::namespaced(infra.clone(), "observability").get("grafana-admin").await.unwrap();
-        let d = s.data.unwrap();
-        let get = |k: &str| String::from_utf8(d[k].0.clone()).unwrap();
-        (get("admin-user"), get("admin-password"))
+        let s = fx.secret("infra", "observability", "grafana-admin").await;
+        (s["admin-user"].clone(), s["admin-password"].clone())
     };
     let mock = MockObservability::start(admin.clone(), "127.0.0.1:0".parse().unwrap()).await.unwrap();
     let healthy_mock = mock.state.lock().unwrap().clone();
-    let session = Session::new("fixtures/multi-cluster-epics.md", Some("fixtures/gitops".as_ref())).unwrap();
-    let clusters = session.coverage.clusters.clone();
-    let targets = platform_acceptance::cluster::sim_targets(&clusters, &BTreeMap::new()).await.unwrap();
-    let env = Env { session, targets, endpoints, mock: mock.addr };
+    let env = Env { fx: &fx, endpoints: fx.endpoints(), mock: mock.addr };
 
     // ---- healthy: every unit passes
     let r = env.run(ALL, true, 2).await;
-    assert_eq!(r.results.len(), 24, "units: {:?}", r.results.iter().map(|x| format!("{} [{}]", x.id, x.cluster)).collect::<Vec<_>>());
-    assert!(failing(&[&r]).is_empty(), "healthy failed: {:?}\n{}", failing(&[&r]), all_text(&[&r]));
+    assert_eq!(r.results.len(), 24, "units: {:?}", r.verdicts().keys().collect::<Vec<_>>());
+    r.expect_all_pass();
     eprintln!("[{:.0}s] healthy: {} units pass", t0.elapsed().as_secs_f64(), r.results.len());
 
     // ---- ClusterMesh down: only the criteria that go through *.svc.clusterset.local fail
     let rs = env.run_per_story(false).await;
-    let reports: Vec<&RunReport> = rs.iter().collect();
-    assert_eq!(failing(&reports), vec!["7.2.10 [apps]", "7.3.3 [apps]", "7.3.4 [apps]", "7.4.5 [apps]"], "{}", all_text(&reports));
-    expect_messages(&reports, "7.2.10 [apps]", &["postgres-shared-rw.databases.svc.clusterset.local:5432: expected a reachable endpoint, observed no endpoint serves it"]);
-    expect_messages(&reports, "7.4.5 [apps]", &["dragonfly.databases.svc.clusterset.local:6379: expected a reachable endpoint"]);
+    let reports = rs.as_slice();
+    reports.expect_findings(&["7.2.10 [apps]", "7.3.3 [apps]", "7.3.4 [apps]", "7.4.5 [apps]"]);
+    reports.expect_message("7.2.10 [apps]", &["postgres-shared-rw.databases.svc.clusterset.local:5432: expected a reachable endpoint, observed no endpoint serves it"]);
+    reports.expect_message("7.4.5 [apps]", &["dragonfly.databases.svc.clusterset.local:6379: expected a reachable endpoint"]);
     eprintln!("[{:.0}s] mesh down checked", t0.elapsed().as_secs_f64());
 
     // ---- Grafana without the VictoriaMetrics datasource; then nothing scraped
     mock.set(|s| s.datasources.retain(|d| d["type"] != "prometheus"));
     let r = env.run("6.1", true, 0).await;
-    assert_eq!(failing(&[&r]), vec!["6.1.7 [infra]", "6.1.8 [infra]"], "{}", all_text(&[&r]));
-    expect_messages(&[&r], "6.1.7 [infra]", &[
+    r.expect_findings(&["6.1.7 [infra]", "6.1.8 [infra]"]);
+    r.expect_message("6.1.7 [infra]", &[
         "http://victoria-metrics-stack-grafana.observability.svc.cluster.local:80/api/datasources datasources (as the admin of Secret observability/grafana-admin (cluster infra))",
         "expected a prometheus/victoriametrics-metrics-datasource datasource with url at vmselect-victoria-metrics-stack.observability",
         "observed [VictoriaLogs (infra) (victoriametrics-logs-datasource",
@@ -233,94 +146,87 @@ async fn observability_and_database_criteria_on_the_simulation() {
         s.up = vec![];
     });
     let r = env.run("6.1", true, 0).await;
-    assert_eq!(failing(&[&r]), vec!["6.1.6 [infra]", "6.1.8 [infra]"], "{}", all_text(&[&r]));
-    expect_messages(&[&r], "6.1.6 [infra]", &[
+    r.expect_findings(&["6.1.6 [infra]", "6.1.8 [infra]"]);
+    r.expect_message("6.1.6 [infra]", &[
         "http://vmselect-victoria-metrics-stack.observability.svc.cluster.local:8481/select/0/prometheus/api/v1/query up{cluster=\"infra\"}: expected series with value 1 (scrape targets up), observed no series (nothing scraped)",
     ]);
-    expect_messages(&[&r], "6.1.8 [infra]", &["datasource uid P4169E866C3094E38: up{cluster=\"infra\"}: expected rows (metrics visible), observed no rows"]);
+    r.expect_message("6.1.8 [infra]", &["datasource uid P4169E866C3094E38: up{cluster=\"infra\"}: expected rows (metrics visible), observed no rows"]);
     // Wrong Grafana admin password in the Secret: 6.1.7/6.1.8 see 401, and no password is printed.
     mock.set(|s| *s = healthy_mock.clone());
-    set_secret_key(&infra, "observability", "grafana-admin", "admin-password", "wrong-password-by-test").await;
+    fx.set_secret_key("infra", "observability", "grafana-admin", "admin-password", "wrong-password-by-test").await;
     let r = env.run("6.1", true, 0).await;
-    assert_eq!(failing(&[&r]), vec!["6.1.7 [infra]", "6.1.8 [infra]"], "{}", all_text(&[&r]));
-    expect_messages(&[&r], "6.1.7 [infra]", &["/api/datasources: expected HTTP 200, observed HTTP 401"]);
-    assert!(!all_text(&[&r]).contains("wrong-password-by-test") && !all_text(&[&r]).contains(&admin.1));
-    set_secret_key(&infra, "observability", "grafana-admin", "admin-password", &admin.1).await;
+    r.expect_findings(&["6.1.7 [infra]", "6.1.8 [infra]"]);
+    r.expect_message("6.1.7 [infra]", &["/api/datasources: expected HTTP 200, observed HTTP 401"]);
+    assert!(!r.text().contains("wrong-password-by-test") && !r.text().contains(&admin.1));
+    fx.set_secret_key("infra", "observability", "grafana-admin", "admin-password", &admin.1).await;
     eprintln!("[{:.0}s] grafana/vmselect breakages checked", t0.elapsed().as_secs_f64());
 
     // ---- one breakage per criterion, all at once; each story runs on its own
     mock.set(|s| {
         s.logs.remove("2");
     });
-    patch_status(&infra, "operator.victoriametrics.com/v1beta1", "VMAgent", "observability", "victoria-metrics-stack", json!({"updateStatus": "failed", "reason": "cannot create scrape config"})).await;
-    pods_not_ready(&infra, "observability", "app.kubernetes.io/name=victoria-metrics-auth").await;
-    pods_not_ready(&apps, "observability", "app.kubernetes.io/name=fluent-bit").await;
-    pods_not_ready(&infra, "cnpg-system", "app.kubernetes.io/name=cloudnative-pg").await;
-    patch_status(&infra, "postgresql.cnpg.io/v1", "Cluster", "databases", "postgres-shared", json!({"timelineID": 1})).await;
-    patch_status(&infra, "dragonflydb.io/v1alpha1", "Dragonfly", "databases", "dragonfly", json!({"phase": "Configuring"})).await;
-    set_secret_key(&infra, "databases", "postgres-shared-app", "password", "wrong-password-by-test").await;
-    set_secret_key(&apps, "harbor", "harbor-db", "password", "wrong-password-by-test").await;
-    wait_not_ready(&apps, "DaemonSet", "observability", "fluent-bit").await;
-    wait_not_ready(&infra, "Deployment", "cnpg-system", "cloudnative-pg").await;
+    fx.patch_status("infra", "operator.victoriametrics.com/v1beta1", "VMAgent", Some("observability"), "victoria-metrics-stack", json!({"updateStatus": "failed", "reason": "cannot create scrape config"})).await;
+    pods_not_ready(&fx, "infra", "observability", "app.kubernetes.io/name=victoria-metrics-auth").await;
+    pods_not_ready(&fx, "apps", "observability", "app.kubernetes.io/name=fluent-bit").await;
+    pods_not_ready(&fx, "infra", "cnpg-system", "app.kubernetes.io/name=cloudnative-pg").await;
+    fx.patch_status("infra", "postgresql.cnpg.io/v1", "Cluster", Some("databases"), "postgres-shared", json!({"timelineID": 1})).await;
+    fx.patch_status("infra", "dragonflydb.io/v1alpha1", "Dragonfly", Some("databases"), "dragonfly", json!({"phase": "Configuring"})).await;
+    fx.set_secret_key("infra", "databases", "postgres-shared-app", "password", "wrong-password-by-test").await;
+    fx.set_secret_key("apps", "harbor", "harbor-db", "password", "wrong-password-by-test").await;
+    fx.wait_not_ready("apps", "DaemonSet", "observability", "fluent-bit").await;
+    fx.wait_not_ready("infra", "Deployment", "cnpg-system", "cloudnative-pg").await;
     // A stopped service: the Redis behind Dragonfly.
-    let redis = sim::process::lookup(&cfg.state_dir, sim::SHARED_SCOPE, "redis").expect("redis registered");
-    sim::process::stop_process(&redis, Duration::from_secs(10)).await;
-    sim::process::unregister_process(&cfg.state_dir, sim::SHARED_SCOPE, "redis").unwrap();
+    fx.stop_data_service("redis").await;
 
     let rs = env.run_per_story(true).await;
-    let reports: Vec<&RunReport> = rs.iter().collect();
-    assert_eq!(
-        failing(&reports),
-        vec![
-            "6.1.5 [infra]", "6.2.3 [infra]", "6.3.6 [apps]", "6.3.7 [apps]", "6.3.8 [apps]", "7.1.3 [infra]", "7.2.8 [infra]", "7.2.9 [infra]",
-            "7.3.3 [apps]", "7.3.4 [apps]", "7.4.4 [infra]", "7.4.5 [apps]", "7.4.6 [infra]",
-        ],
-        "{}",
-        all_text(&reports)
-    );
-    expect_messages(&reports, "6.1.5 [infra]", &["VMAgent observability/victoria-metrics-stack (operator.victoriametrics.com/v1beta1) status.updateStatus: expected operational, observed \"failed\" (cannot create scrape config)"]);
-    expect_messages(&reports, "6.2.3 [infra]", &["(cluster infra): expected Ready=True, observed not ready (phase Running)", "Pod observability/victorialogs-vmauth-"]);
-    expect_messages(&reports, "6.3.6 [apps]", &["DaemonSet observability/fluent-bit (cluster apps): expected 3 ready (> 0), observed 0/3 ready"]);
-    expect_messages(&reports, "6.3.7 [apps]", &["http://victoria-logs-server.observability.svc.cluster.local:9428/select/logsql/query _time:15m as AccountID 2 (tenant apps of cluster apps): expected log lines from the last 15m, observed none"]);
-    expect_messages(&reports, "6.3.8 [apps]", &["datasource uid victorialogs-apps (tenant apps of cluster apps): _time:15m: expected log rows (logs visible), observed no rows"]);
-    expect_messages(&reports, "7.1.3 [infra]", &["Deployment cnpg-system/cloudnative-pg (cluster infra): expected 1 ready (> 0), observed 0/1 ready"]);
-    expect_messages(&reports, "7.2.8 [infra]", &[
+    let reports = rs.as_slice();
+    reports.expect_findings(&[
+        "6.1.5 [infra]", "6.2.3 [infra]", "6.3.6 [apps]", "6.3.7 [apps]", "6.3.8 [apps]", "7.1.3 [infra]", "7.2.8 [infra]", "7.2.9 [infra]",
+        "7.3.3 [apps]", "7.3.4 [apps]", "7.4.4 [infra]", "7.4.5 [apps]", "7.4.6 [infra]",
+    ]);
+    reports.expect_message("6.1.5 [infra]", &["VMAgent observability/victoria-metrics-stack (operator.victoriametrics.com/v1beta1) status.updateStatus: expected operational, observed \"failed\" (cannot create scrape config)"]);
+    reports.expect_message("6.2.3 [infra]", &["(cluster infra): expected Ready=True, observed not ready (phase Running)", "Pod observability/victorialogs-vmauth-"]);
+    reports.expect_message("6.3.6 [apps]", &["DaemonSet observability/fluent-bit (cluster apps): expected 3 ready (> 0), observed 0/3 ready"]);
+    reports.expect_message("6.3.7 [apps]", &["http://victoria-logs-server.observability.svc.cluster.local:9428/select/logsql/query _time:15m as AccountID 2 (tenant apps of cluster apps): expected log lines from the last 15m, observed none"]);
+    reports.expect_message("6.3.8 [apps]", &["datasource uid victorialogs-apps (tenant apps of cluster apps): _time:15m: expected log rows (logs visible), observed no rows"]);
+    reports.expect_message("7.1.3 [infra]", &["Deployment cnpg-system/cloudnative-pg (cluster infra): expected 1 ready (> 0), observed 0/1 ready"]);
+    reports.expect_message("7.2.8 [infra]", &[
         "postgres-shared-rw.databases.svc.cluster.local:5432 as app to app (credentials of Secret databases/postgres-shared-app (cluster infra)): expected connection and SELECT 1, observed 28P01: password authentication failed for user \"app\"",
     ]);
-    expect_messages(&reports, "7.2.9 [infra]", &["Cluster databases/postgres-shared (postgresql.cnpg.io/v1) status.timelineID: expected > 1 (a promotion happened", "observed 1 (no promotion ever)"]);
+    reports.expect_message("7.2.9 [infra]", &["Cluster databases/postgres-shared (postgresql.cnpg.io/v1) status.timelineID: expected > 1 (a promotion happened", "observed 1 (no promotion ever)"]);
     for unit in ["7.3.3 [apps]", "7.3.4 [apps]"] {
-        expect_messages(&reports, unit, &["postgres-shared-rw.databases.svc.clusterset.local:5432 as harbor to harbor (credentials of Secret harbor/harbor-db (cluster apps, from ExternalSecret harbor/harbor-db)): expected connection and SELECT 1, observed 28P01: password authentication failed for user \"harbor\""]);
+        reports.expect_message(unit, &["postgres-shared-rw.databases.svc.clusterset.local:5432 as harbor to harbor (credentials of Secret harbor/harbor-db (cluster apps, from ExternalSecret harbor/harbor-db)): expected connection and SELECT 1, observed 28P01: password authentication failed for user \"harbor\""]);
     }
-    expect_messages(&reports, "7.4.4 [infra]", &["Dragonfly databases/dragonfly (dragonflydb.io/v1alpha1) status.phase: expected Ready (operator >= 1.2; \"ready\" before), observed \"Configuring\""]);
-    expect_messages(&reports, "7.4.5 [apps]", &["dragonfly.databases.svc.clusterset.local:6379 (password from Secret gitlab/gitlab-redis (cluster apps, from ExternalSecret gitlab/gitlab-redis)): expected AUTH + PING -> PONG, observed"]);
-    expect_messages(&reports, "7.4.6 [infra]", &["dragonfly.databases.svc.cluster.local:6379 (password from Secret databases/dragonfly-auth (cluster infra)): expected AUTH, SET/GET/DEL of a unique key, observed"]);
-    let text = all_text(&reports);
+    reports.expect_message("7.4.4 [infra]", &["Dragonfly databases/dragonfly (dragonflydb.io/v1alpha1) status.phase: expected Ready (operator >= 1.2; \"ready\" before), observed \"Configuring\""]);
+    reports.expect_message("7.4.5 [apps]", &["dragonfly.databases.svc.clusterset.local:6379 (password from Secret gitlab/gitlab-redis (cluster apps, from ExternalSecret gitlab/gitlab-redis)): expected AUTH + PING -> PONG, observed"]);
+    reports.expect_message("7.4.6 [infra]", &["dragonfly.databases.svc.cluster.local:6379 (password from Secret databases/dragonfly-auth (cluster infra)): expected AUTH, SET/GET/DEL of a unique key, observed"]);
+    let text = reports.text();
     assert!(!text.contains("wrong-password-by-test"), "a password leaked:\n{text}");
     eprintln!("[{:.0}s] per-criterion breakages checked", t0.elapsed().as_secs_f64());
 
     // ---- a wrong Dragonfly password (Redis back up): AUTH fails, named, password not shown
-    sim::data::start(&cfg).await.unwrap();
-    set_secret_key(&infra, "databases", "dragonfly-auth", "password", "wrong-password-by-test").await;
+    fx.start_data_services().await;
+    fx.set_secret_key("infra", "databases", "dragonfly-auth", "password", "wrong-password-by-test").await;
     let r = env.run("7.4.6", true, 0).await;
-    assert_eq!(failing(&[&r]), vec!["7.4.6 [infra]"]);
-    expect_messages(&[&r], "7.4.6 [infra]", &["(password from Secret databases/dragonfly-auth (cluster infra))", "observed Password authentication failed"]);
-    assert!(!all_text(&[&r]).contains("wrong-password-by-test"));
+    r.expect_findings(&["7.4.6 [infra]"]);
+    r.expect_message("7.4.6 [infra]", &["(password from Secret databases/dragonfly-auth (cluster infra))", "observed Password authentication failed"]);
+    assert!(!r.text().contains("wrong-password-by-test"));
 
     // ---- pg-replica-lost: only "Cluster healthy and ready" of the database criteria fails
-    sim::scenario::apply(&cfg, "pg-replica-lost").await.unwrap();
+    fx.scenario("pg-replica-lost").await;
     let rs = env.run_per_story(true).await;
     let reports: Vec<&RunReport> = rs.iter().filter(|r| r.results.iter().any(|x| x.id.starts_with('7'))).collect();
-    assert_eq!(failing(&reports), vec!["7.2.7 [infra]"], "{}", all_text(&reports));
-    expect_messages(&reports, "7.2.7 [infra]", &[
+    reports.expect_findings(&["7.2.7 [infra]"]);
+    reports.expect_message("7.2.7 [infra]", &[
         "Cluster databases/postgres-shared (postgresql.cnpg.io/v1) status.phase: expected \"Cluster in healthy state\", observed \"Waiting for the instances to become active\"",
         "status.readyInstances: expected 3 (spec.instances), observed 2, failed [\"postgres-shared-3\"]",
         "Ready=True, observed Ready=False (ClusterIsNotReady",
     ]);
 
-    drop(restore);
+    fx.restore().await;
     mock.set(|s| *s = healthy_mock.clone());
     let r = env.run(ALL, true, 2).await;
-    assert!(failing(&[&r]).is_empty(), "healthy not restored: {:?}", failing(&[&r]));
+    r.expect_all_pass();
     let seen: BTreeSet<&str> = r.results.iter().map(|x| x.id.as_str()).collect();
     assert_eq!(seen.len(), ALL.split(',').count());
     eprintln!("[{:.0}s] healthy restored; done", t0.elapsed().as_secs_f64());

@@ -5,30 +5,16 @@
 //! the credentials from the sim's Secrets (addresses through the endpoint map),
 //! and finally checks that `down` leaves no data-service process.
 //!
-//! Holds `sim::test_lock` for its whole run.
+//! Runs in the shared simulation fixture (lock held for its whole run).
+
+mod support;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use base64::Engine;
-use kube::api::{Api, DynamicObject, GroupVersionKind};
-use platform_acceptance::sim::{self, SimConfig, data, scenario};
+use platform_acceptance::sim::{self, data, scenario};
 use serde_json::Value;
-
-async fn get(cfg: &SimConfig, cluster: &str, api_version: &str, kind: &str, ns: Option<&str>, name: &str) -> Option<Value> {
-    let client = sim::client(cfg, cluster).await.unwrap();
-    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
-    let (ar, caps) = kube::discovery::pinned_kind(&client, &GroupVersionKind::gvk(group, version, kind)).await.unwrap();
-    let api: Api<DynamicObject> = match (caps.scope, ns) {
-        (kube::discovery::Scope::Namespaced, Some(ns)) => Api::namespaced_with(client, ns, &ar),
-        _ => Api::all_with(client, &ar),
-    };
-    api.get_opt(name).await.unwrap().map(|o| serde_json::to_value(o).unwrap())
-}
-
-async fn must(cfg: &SimConfig, cluster: &str, api_version: &str, kind: &str, ns: Option<&str>, name: &str) -> Value {
-    get(cfg, cluster, api_version, kind, ns, name).await.unwrap_or_else(|| panic!("{cluster}: {kind} {name} missing"))
-}
+use support::sim::SimFixture;
 
 fn condition<'a>(o: &'a Value, t: &str) -> Option<&'a Value> {
     o.pointer("/status/conditions")?.as_array()?.iter().find(|c| c["type"] == t)
@@ -38,43 +24,32 @@ fn cond_is(o: &Value, t: &str, status: &str) -> bool {
     condition(o, t).is_some_and(|c| c["status"] == status)
 }
 
-async fn secret(cfg: &SimConfig, cluster: &str, ns: &str, name: &str) -> BTreeMap<String, String> {
-    let s = must(cfg, cluster, "v1", "Secret", Some(ns), name).await;
-    let b64 = base64::engine::general_purpose::STANDARD;
-    s["data"]
-        .as_object()
-        .unwrap()
-        .iter()
-        .map(|(k, v)| (k.clone(), String::from_utf8(b64.decode(v.as_str().unwrap()).unwrap()).unwrap()))
-        .collect()
-}
-
 /// One healthy/broken flag per fault scenario, read from the clusters.
-async fn indicators(cfg: &SimConfig) -> BTreeMap<&'static str, bool> {
+async fn indicators(fx: &SimFixture) -> BTreeMap<&'static str, bool> {
     let mut m = BTreeMap::new();
-    let ds = must(cfg, "infra", "apps/v1", "DaemonSet", Some("kube-system"), "cilium").await;
+    let ds = fx.get("infra", "apps/v1", "DaemonSet", Some("kube-system"), "cilium").await;
     let desired = ds.pointer("/status/desiredNumberScheduled").and_then(Value::as_i64).unwrap_or(0);
     m.insert("cni-down", desired > 0 && ds.pointer("/status/numberReady").and_then(Value::as_i64) == Some(desired));
-    let node = must(cfg, "apps", "v1", "Node", None, "apps-02").await;
+    let node = fx.get("apps", "v1", "Node", None, "apps-02").await;
     m.insert("node-notready", cond_is(&node, "Ready", "True"));
-    let ceph = must(cfg, "infra", "ceph.rook.io/v1", "CephCluster", Some("rook-ceph"), "rook-ceph").await;
+    let ceph = fx.get("infra", "ceph.rook.io/v1", "CephCluster", Some("rook-ceph"), "rook-ceph").await;
     m.insert("ceph-degraded", ceph.pointer("/status/ceph/health") == Some(&"HEALTH_OK".into()) && ceph["status"]["phase"] == "Ready");
-    let cert = must(cfg, "infra", "cert-manager.io/v1", "Certificate", Some("networking"), "wildcard-infra").await;
+    let cert = fx.get("infra", "cert-manager.io/v1", "Certificate", Some("networking"), "wildcard-infra").await;
     m.insert("cert-not-ready", cond_is(&cert, "Ready", "True"));
-    let pg = must(cfg, "infra", "postgresql.cnpg.io/v1", "Cluster", Some("databases"), "postgres-shared").await;
+    let pg = fx.get("infra", "postgresql.cnpg.io/v1", "Cluster", Some("databases"), "postgres-shared").await;
     m.insert(
         "pg-replica-lost",
         pg["status"]["readyInstances"] == 3 && pg["status"]["instances"] == 3 && pg["status"]["phase"] == "Cluster in healthy state",
     );
-    let backup = get(cfg, "infra", "velero.io/v1", "Backup", Some("velero"), "weekly-backup-20260104020000").await;
-    let sched = must(cfg, "infra", "velero.io/v1", "Schedule", Some("velero"), "weekly-backup").await;
+    let backup = fx.get_opt("infra", "velero.io/v1", "Backup", Some("velero"), "weekly-backup-20260104020000").await;
+    let sched = fx.get("infra", "velero.io/v1", "Schedule", Some("velero"), "weekly-backup").await;
     m.insert(
         "backup-missing",
         backup.is_some_and(|b| b["status"]["phase"] == "Completed")
             && sched["status"]["phase"] == "Enabled"
             && sched.pointer("/status/lastBackup").is_some(),
     );
-    let ks = must(cfg, "apps", "kustomize.toolkit.fluxcd.io/v1", "Kustomization", Some("flux-system"), "cluster-apps-workloads").await;
+    let ks = fx.get("apps", "kustomize.toolkit.fluxcd.io/v1", "Kustomization", Some("flux-system"), "cluster-apps-workloads").await;
     m.insert(
         "kustomization-failed",
         cond_is(&ks, "Ready", "True") && ks["status"]["observedGeneration"] == ks["metadata"]["generation"],
@@ -82,79 +57,79 @@ async fn indicators(cfg: &SimConfig) -> BTreeMap<&'static str, bool> {
     m
 }
 
-async fn check_healthy_objects(cfg: &SimConfig) {
+async fn check_healthy_objects(fx: &SimFixture) {
     for cluster in ["infra", "apps"] {
         // Flux: every Kustomization Ready with observedGeneration == generation and the revision applied.
         for k in ["flux-system", &format!("cluster-{cluster}-infrastructure"), &format!("cluster-{cluster}-workloads")] {
-            let o = must(cfg, cluster, "kustomize.toolkit.fluxcd.io/v1", "Kustomization", Some("flux-system"), k).await;
+            let o = fx.get(cluster, "kustomize.toolkit.fluxcd.io/v1", "Kustomization", Some("flux-system"), k).await;
             assert!(cond_is(&o, "Ready", "True"), "{cluster} Kustomization {k}");
             assert_eq!(o["status"]["observedGeneration"], o["metadata"]["generation"]);
             assert_eq!(o["status"]["lastAppliedRevision"], scenario::SIM_REVISION);
         }
-        let hr = must(cfg, cluster, "helm.toolkit.fluxcd.io/v2", "HelmRelease", Some("kube-system"), "cilium").await;
+        let hr = fx.get(cluster, "helm.toolkit.fluxcd.io/v2", "HelmRelease", Some("kube-system"), "cilium").await;
         assert!(cond_is(&hr, "Ready", "True") && hr["status"]["history"][0]["status"] == "deployed");
         // Workloads with the upstream labels, pods run by kwok.
-        let ds = must(cfg, cluster, "apps/v1", "DaemonSet", Some("kube-system"), "cilium").await;
+        let ds = fx.get(cluster, "apps/v1", "DaemonSet", Some("kube-system"), "cilium").await;
         assert_eq!(ds["spec"]["selector"]["matchLabels"]["k8s-app"], "cilium");
         assert_eq!(ds["status"]["numberReady"], 3, "{cluster} cilium pods ready");
         for (ns, d) in [("flux-system", "kustomize-controller"), ("cert-manager", "cert-manager"), ("velero", "velero")] {
-            let o = must(cfg, cluster, "apps/v1", "Deployment", Some(ns), d).await;
+            let o = fx.get(cluster, "apps/v1", "Deployment", Some(ns), d).await;
             assert_eq!(o["status"]["availableReplicas"], o["spec"]["replicas"], "{cluster} {ns}/{d}");
         }
-        let ng = must(cfg, cluster, "apps/v1", "DaemonSet", Some("velero"), "node-agent").await;
+        let ng = fx.get(cluster, "apps/v1", "DaemonSet", Some("velero"), "node-agent").await;
         assert_eq!(ng["status"]["numberReady"], 3);
         for sc in ["openebs-hostpath", "local-nvme"] {
-            must(cfg, cluster, "storage.k8s.io/v1", "StorageClass", None, sc).await;
+            fx.get(cluster, "storage.k8s.io/v1", "StorageClass", None, sc).await;
         }
         // cert-manager, external-secrets, Gateway API, LB IPAM.
         for ci in ["letsencrypt-production", "letsencrypt-staging"] {
-            assert!(cond_is(&must(cfg, cluster, "cert-manager.io/v1", "ClusterIssuer", None, ci).await, "Ready", "True"));
+            assert!(cond_is(&fx.get(cluster, "cert-manager.io/v1", "ClusterIssuer", None, ci).await, "Ready", "True"));
         }
-        let css = must(cfg, cluster, "external-secrets.io/v1", "ClusterSecretStore", None, "onepassword").await;
+        let css = fx.get(cluster, "external-secrets.io/v1", "ClusterSecretStore", None, "onepassword").await;
         assert!(condition(&css, "Ready").is_some_and(|c| c["status"] == "True" && c["reason"] == "Valid"));
-        let es = must(cfg, cluster, "external-secrets.io/v1", "ExternalSecret", Some("velero"), "velero-minio").await;
+        let es = fx.get(cluster, "external-secrets.io/v1", "ExternalSecret", Some("velero"), "velero-minio").await;
         assert!(condition(&es, "Ready").is_some_and(|c| c["status"] == "True" && c["reason"] == "SecretSynced"));
-        let gw = must(cfg, cluster, "gateway.networking.k8s.io/v1", "Gateway", Some("networking"), "external").await;
+        let gw = fx.get(cluster, "gateway.networking.k8s.io/v1", "Gateway", Some("networking"), "external").await;
         assert!(cond_is(&gw, "Accepted", "True") && cond_is(&gw, "Programmed", "True"));
-        assert!(cond_is(&must(cfg, cluster, "gateway.networking.k8s.io/v1", "GatewayClass", None, "cilium").await, "Accepted", "True"));
-        let pool = must(cfg, cluster, "cilium.io/v2", "CiliumLoadBalancerIPPool", None, &format!("{cluster}-pool")).await;
+        assert!(cond_is(&fx.get(cluster, "gateway.networking.k8s.io/v1", "GatewayClass", None, "cilium").await, "Accepted", "True"));
+        let pool = fx.get(cluster, "cilium.io/v2", "CiliumLoadBalancerIPPool", None, &format!("{cluster}-pool")).await;
         assert!(cond_is(&pool, "cilium.io/PoolConflict", "False"));
-        let cm = must(cfg, cluster, "v1", "Service", Some("kube-system"), "clustermesh-apiserver").await;
+        let cm = fx.get(cluster, "v1", "Service", Some("kube-system"), "clustermesh-apiserver").await;
         assert!(cm.pointer("/status/loadBalancer/ingress/0/ip").is_some());
         // Velero + VolSync
-        let bsl = must(cfg, cluster, "velero.io/v1", "BackupStorageLocation", Some("velero"), "default").await;
+        let bsl = fx.get(cluster, "velero.io/v1", "BackupStorageLocation", Some("velero"), "default").await;
         assert_eq!(bsl["status"]["phase"], "Available");
-        let rs = must(cfg, cluster, "volsync.backube/v1alpha1", "ReplicationSource", Some("volsync-system"), "volsync-test").await;
+        let rs = fx.get(cluster, "volsync.backube/v1alpha1", "ReplicationSource", Some("volsync-system"), "volsync-test").await;
         assert!(rs.pointer("/status/lastSyncTime").is_some() && rs["status"]["latestMoverStatus"]["result"] == "Successful");
-        let pvc = must(cfg, cluster, "v1", "PersistentVolumeClaim", Some("volsync-system"), "volsync-test").await;
+        let pvc = fx.get(cluster, "v1", "PersistentVolumeClaim", Some("volsync-system"), "volsync-test").await;
         let _ = pvc; // bound by the PV controller shortly; presence is what the fixture asks
     }
     // Infra-only components.
-    let c = must(cfg, "infra", "postgresql.cnpg.io/v1", "Cluster", Some("databases"), "postgres-shared").await;
+    let c = fx.get("infra", "postgresql.cnpg.io/v1", "Cluster", Some("databases"), "postgres-shared").await;
     assert_eq!(c["status"]["currentPrimary"], "postgres-shared-1");
-    let rw = must(cfg, "infra", "v1", "Service", Some("databases"), "postgres-shared-rw").await;
+    let rw = fx.get("infra", "v1", "Service", Some("databases"), "postgres-shared-rw").await;
     assert_eq!(rw["metadata"]["annotations"]["service.cilium.io/global"], "true");
-    let df = must(cfg, "infra", "v1", "Service", Some("databases"), "dragonfly").await;
+    let df = fx.get("infra", "v1", "Service", Some("databases"), "dragonfly").await;
     assert_eq!(df["metadata"]["annotations"]["service.cilium.io/global"], "true");
-    assert_eq!(must(cfg, "infra", "dragonflydb.io/v1alpha1", "Dragonfly", Some("databases"), "dragonfly").await["status"]["phase"], "Ready");
-    let kc = must(cfg, "infra", "k8s.keycloak.org/v2alpha1", "Keycloak", Some("auth"), "keycloak").await;
+    assert_eq!(fx.get("infra", "dragonflydb.io/v1alpha1", "Dragonfly", Some("databases"), "dragonfly").await["status"]["phase"], "Ready");
+    let kc = fx.get("infra", "k8s.keycloak.org/v2alpha1", "Keycloak", Some("auth"), "keycloak").await;
     assert!(cond_is(&kc, "Ready", "True") && cond_is(&kc, "HasErrors", "False"));
-    let vmc = must(cfg, "infra", "operator.victoriametrics.com/v1beta1", "VMCluster", Some("observability"), "victoria-metrics-stack").await;
+    let vmc = fx.get("infra", "operator.victoriametrics.com/v1beta1", "VMCluster", Some("observability"), "victoria-metrics-stack").await;
     assert_eq!(vmc["status"]["updateStatus"], "operational");
-    let vma = must(cfg, "infra", "operator.victoriametrics.com/v1beta1", "VMAgent", Some("observability"), "victoria-metrics-stack").await;
+    let vma = fx.get("infra", "operator.victoriametrics.com/v1beta1", "VMAgent", Some("observability"), "victoria-metrics-stack").await;
     assert_eq!(vma["status"]["updateStatus"], "operational");
-    must(cfg, "infra", "storage.k8s.io/v1", "StorageClass", None, "rook-ceph-block").await;
-    let mm = must(cfg, "apps", "installation.mattermost.com/v1beta1", "Mattermost", Some("mattermost"), "mattermost").await;
+    fx.get("infra", "storage.k8s.io/v1", "StorageClass", None, "rook-ceph-block").await;
+    let mm = fx.get("apps", "installation.mattermost.com/v1beta1", "Mattermost", Some("mattermost"), "mattermost").await;
     assert_eq!(mm["status"]["state"], "stable");
-    let gl = must(cfg, "apps", "apps/v1", "Deployment", Some("gitlab"), "gitlab-webservice-default").await;
+    let gl = fx.get("apps", "apps/v1", "Deployment", Some("gitlab"), "gitlab-webservice-default").await;
     assert_eq!(gl["status"]["availableReplicas"], 2);
 }
 
-async fn check_data_plane(cfg: &SimConfig) {
-    let endpoints = data::endpoints(cfg).unwrap();
+async fn check_data_plane(fx: &SimFixture) {
+    let endpoints = fx.endpoints();
 
     // PostgreSQL: CNPG's app Secret, then each application's own Secret.
-    let app = secret(cfg, "infra", "databases", "postgres-shared-app").await;
+    let app = fx.secret("infra", "databases", "postgres-shared-app").await;
     for k in ["username", "password", "dbname", "host", "port", "uri"] {
         assert!(app.contains_key(k), "postgres-shared-app has {k}");
     }
@@ -183,14 +158,14 @@ async fn check_data_plane(cfg: &SimConfig) {
         ("infra", "auth", "keycloak-db", "keycloak"),
         ("infra", "databases", "postgres-grafana", "grafana"),
     ] {
-        let s = secret(cfg, cluster, ns, name).await;
+        let s = fx.secret(cluster, ns, name).await;
         let c = connect(user.into(), s["password"].clone(), user.into()).await;
         let who: String = c.query_one("SELECT current_user", &[]).await.unwrap().get(0);
         assert_eq!(who, user, "{cluster} {ns}/{name}");
     }
 
     // Redis (Dragonfly stand-in) with the password the Dragonfly spec references.
-    let auth = secret(cfg, "infra", "databases", "dragonfly-auth").await;
+    let auth = fx.secret("infra", "databases", "dragonfly-auth").await;
     let raddr = endpoints.resolve("dragonfly.databases.svc.clusterset.local", 6379).unwrap();
     let mut conn = data::redis_client(raddr, &auth["password"]).unwrap().get_multiplexed_async_connection().await.unwrap();
     let pong: String = redis::cmd("PING").query_async(&mut conn).await.unwrap();
@@ -199,13 +174,13 @@ async fn check_data_plane(cfg: &SimConfig) {
     let got: String = redis::cmd("GET").arg("sim-test-key").query_async(&mut conn).await.unwrap();
     assert_eq!(got, "value-1");
     // gitlab's copy of the same password on the apps cluster
-    assert_eq!(secret(cfg, "apps", "gitlab", "gitlab-redis").await["password"], auth["password"]);
+    assert_eq!(fx.secret("apps", "gitlab", "gitlab-redis").await["password"], auth["password"]);
 
     // MinIO with Velero's credentials (cloud file) at the BSL's s3Url.
     for cluster in ["infra", "apps"] {
-        let cloud = secret(cfg, cluster, "velero", "velero-minio").await["cloud"].clone();
+        let cloud = fx.secret(cluster, "velero", "velero-minio").await["cloud"].clone();
         let field = |k: &str| cloud.lines().find_map(|l| l.strip_prefix(&format!("{k}="))).unwrap().to_string();
-        let bsl = must(cfg, cluster, "velero.io/v1", "BackupStorageLocation", Some("velero"), "default").await;
+        let bsl = fx.get(cluster, "velero.io/v1", "BackupStorageLocation", Some("velero"), "default").await;
         let url = bsl["spec"]["config"]["s3Url"].as_str().unwrap();
         let hostport = url.split("://").nth(1).unwrap();
         let (host, port) = hostport.rsplit_once(':').unwrap();
@@ -219,54 +194,48 @@ async fn check_data_plane(cfg: &SimConfig) {
             assert!(buckets.iter().any(|x| x == b), "bucket {b}");
         }
     }
-    let rc = secret(cfg, "infra", "volsync-system", "volsync-restic-config").await;
+    let rc = fx.secret("infra", "volsync-system", "volsync-restic-config").await;
     assert!(rc["RESTIC_REPOSITORY"].starts_with("s3:http://") && !rc["RESTIC_PASSWORD"].is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scenarios_and_data_services() {
-    let cfg = SimConfig::from_env();
-    let _lock = sim::test_lock(&cfg).await.unwrap();
-    sim::up(&cfg).await.expect("sim up");
-    data::start(&cfg).await.expect("data services");
-    let t = std::time::Instant::now();
-    scenario::apply(&cfg, "healthy").await.expect("healthy");
-    eprintln!("healthy applied in {:.1}s", t.elapsed().as_secs_f64());
+    let Some(fx) = SimFixture::start("scenarios_and_data_services").await else { return };
 
-    check_healthy_objects(&cfg).await;
-    let all_ok = indicators(&cfg).await;
+    check_healthy_objects(&fx).await;
+    let all_ok = indicators(&fx).await;
     assert!(all_ok.values().all(|v| *v), "healthy: {all_ok:?}");
 
-    assert!(scenario::apply(&cfg, "no-such-scenario").await.unwrap_err().to_string().contains("kustomization-failed"));
+    assert!(scenario::apply(fx.cfg(), "no-such-scenario").await.unwrap_err().to_string().contains("kustomization-failed"));
     for name in scenario::list().into_iter().filter(|n| *n != "healthy") {
-        scenario::apply(&cfg, name).await.unwrap_or_else(|e| panic!("{name}: {e:#}"));
-        let ind = indicators(&cfg).await;
+        fx.scenario(name).await;
+        let ind = indicators(&fx).await;
         for (k, ok) in &ind {
             assert_eq!(*ok, *k != name, "after {name}: indicator {k} (all: {ind:?})");
         }
         if name == "pg-replica-lost" {
-            let pod = must(&cfg, "infra", "v1", "Pod", Some("databases"), "postgres-shared-3").await;
+            let pod = fx.get("infra", "v1", "Pod", Some("databases"), "postgres-shared-3").await;
             assert!(cond_is(&pod, "Ready", "False"));
         }
         if name == "node-notready" {
             // held NotReady (kwok's stage does not flip it back)
             tokio::time::sleep(Duration::from_secs(3)).await;
-            assert!(!indicators(&cfg).await["node-notready"]);
+            assert!(!indicators(&fx).await["node-notready"]);
         }
-        scenario::apply(&cfg, "healthy").await.unwrap();
-        let back = indicators(&cfg).await;
+        fx.scenario("healthy").await;
+        let back = indicators(&fx).await;
         assert!(back.values().all(|v| *v), "back to healthy after {name}: {back:?}");
     }
 
-    check_data_plane(&cfg).await;
-    for s in data::status(&cfg) {
+    check_data_plane(&fx).await;
+    for s in data::status(fx.cfg()) {
         if let data::ServiceState::Running { rss_kib, .. } = s.state {
             eprintln!("data service {}: RSS {} MiB", s.name, rss_kib / 1024);
         }
     }
 
-    sim::down(&cfg).await.expect("sim down");
-    for s in data::status(&cfg) {
+    fx.down().await;
+    for s in data::status(fx.cfg()) {
         assert_eq!(s.state, data::ServiceState::Stopped, "{} after down", s.name);
     }
     for port in [data::POSTGRES_PORT, data::REDIS_PORT, data::MINIO_PORT] {

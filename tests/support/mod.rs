@@ -1,11 +1,18 @@
-//! Shared helpers for integration tests: fixture copies, broken variants, runs.
+//! Shared helpers for integration tests: fixture copies, broken variants, runs,
+//! report assertions ([`ReportExt`]) and the simulation fixture ([`sim::SimFixture`]).
 #![allow(dead_code)]
+
+pub mod report;
+pub mod sim;
+
+#[allow(unused_imports)]
+pub use report::ReportExt;
 
 use std::path::{Path, PathBuf};
 
-use platform_acceptance::check::{Layer, Verdict};
+use platform_acceptance::check::Layer;
 use platform_acceptance::plan::Selector;
-use platform_acceptance::runner::{RunConfig, RunReport, UnitResult};
+use platform_acceptance::runner::{RunConfig, RunReport};
 use platform_acceptance::session::Session;
 
 pub const DOC: &str = "fixtures/multi-cluster-epics.md";
@@ -66,34 +73,6 @@ pub fn run_repo_layer(repo: &Path) -> RunReport {
     let session = Session::new(DOC, Some(repo)).expect("session");
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(session.run(&[Selector::Layer(Layer::Repo)], &[], RunConfig::default()))
-}
-
-/// `id [cluster]` of every unit with the verdict.
-pub fn with_verdict(report: &RunReport, verdict: Verdict) -> Vec<String> {
-    report.results.iter().filter(|r| r.outcome.verdict() == verdict).map(|r| format!("{} [{}]", r.id, r.cluster)).collect()
-}
-
-pub fn failures(report: &RunReport) -> Vec<&UnitResult> {
-    report.results.iter().filter(|r| matches!(r.outcome.verdict(), Verdict::Fail | Verdict::Error)).collect()
-}
-
-/// Asserts that exactly `expected` (`"2.2.2 [apps]"` ...) failed, and every message mentions `needles`.
-pub fn assert_fails_exactly(report: &RunReport, expected: &[&str], needles: &[&str]) {
-    let mut got: Vec<String> = failures(report).iter().map(|r| format!("{} [{}]", r.id, r.cluster)).collect();
-    got.sort();
-    let mut want: Vec<String> = expected.iter().map(|s| s.to_string()).collect();
-    want.sort();
-    assert_eq!(got, want, "failing units differ; details:\n{}", details(report));
-    for r in failures(report) {
-        let text = r.outcome.details().join("\n");
-        for n in needles {
-            assert!(text.contains(n), "{} message lacks {n:?}: {text}", r.title());
-        }
-    }
-}
-
-pub fn details(report: &RunReport) -> String {
-    failures(report).iter().map(|r| format!("  {}: {}", r.title(), r.outcome.details().join(" | "))).collect::<Vec<_>>().join("\n")
 }
 
 /// Validates a JUnit file against the Jenkins xUnit junit-10.xsd with xmllint (libxml2-utils).
