@@ -15,7 +15,7 @@ fn offline_targets() -> BTreeMap<String, Target> {
     let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
     let client = kube::Client::try_from(config).unwrap();
     let peers = Arc::new(BTreeMap::from([("infra".to_string(), client.clone())]));
-    BTreeMap::from([("infra".to_string(), Target { client, context: "infra".into(), peers, resolver: Default::default() })])
+    BTreeMap::from([("infra".to_string(), Target { client, context: "infra".into(), peers, resolver: Arc::new(platform_acceptance::cluster::resolve::SystemDns) })])
 }
 
 fn unit(id: &str, check: Check) -> Unit {

@@ -31,7 +31,8 @@ use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
 use kube::core::GroupVersionKind;
-use platform_acceptance::check::{Resolver, Target};
+use platform_acceptance::check::Target;
+use platform_acceptance::cluster::resolve::Resolver;
 use platform_acceptance::runner::{RunConfig, RunReport};
 use platform_acceptance::session::Session;
 use platform_acceptance::sim::data::Endpoints;
@@ -67,7 +68,7 @@ pub async fn lock_only(test: &str) -> Option<(SimConfig, FileLock)> {
 /// The simulation's cluster targets (clients, peers, the endpoint map as resolver).
 /// The only call of the library's target function in the tests.
 pub async fn targets(clusters: &[String]) -> BTreeMap<String, Target> {
-    platform_acceptance::cluster::sim_targets(clusters, &BTreeMap::new()).await.expect("simulation targets")
+    platform_acceptance::sim::targets::targets(clusters, &BTreeMap::new()).await.expect("simulation targets")
 }
 
 /// The default run configuration with `n` retries.
@@ -164,7 +165,7 @@ impl SimFixture {
         let session = Session::new(DOC, Some(Path::new(GITOPS))).expect("session");
         let mut targets = targets(&session.coverage.clusters).await;
         if let Some(e) = endpoints {
-            let resolver = Resolver::Map(Arc::new(e));
+            let resolver: Resolver = Arc::new(e);
             for t in targets.values_mut() {
                 t.resolver = resolver.clone();
             }
