@@ -1,30 +1,21 @@
-//! EPIC-7 cluster and data-plane checks: the CloudNativePG operator and CRDs, the
-//! shared PostgreSQL Cluster, the applications' database connections, Dragonfly.
+//! EPIC-7, cluster layer: the CloudNativePG operator and its CRDs, the shared PostgreSQL
+//! Cluster's state, Dragonfly's state, read through the Kubernetes API.
 //!
-//! Names (Cluster, Dragonfly, HelmReleases, credential Secrets) come from the
-//! repository's rendered manifests; health signals from /work/shared/reference/
-//! component-apis.md §14 (CloudNativePG) and §15 (Dragonfly). Data-plane checks
-//! reach services through `ctx.resolve` and read credentials from the clusters'
-//! Secrets; no secret value is ever put in an outcome.
-
-use std::collections::BTreeMap;
-use std::net::SocketAddr;
-use std::time::Duration;
+//! Names (Cluster, Dragonfly, HelmReleases) come from the repository's rendered manifests;
+//! health signals from docs/reference/components.md §14 (CloudNativePG) and §15 (Dragonfly).
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::api::{Api, ListParams};
 use serde_json::Value;
 
+use super::DRAGONFLY;
+use crate::check::{CheckResult, Ctx, Finding, Outcome};
 use crate::checks::kit::prelude::*;
-use super::{listed_databases, managed_roles};
-use crate::check::{Check, CheckContext, Ctx, Finding, Outcome};
-use crate::cluster::objects::{self, Found, Kind};
 use crate::cluster::api_error;
-use crate::repo::{GitopsRepo, Rendered, RenderedObject};
+use crate::cluster::objects::{self, Found, Kind};
 
 const PG_CLUSTER: Kind = Kind::namespaced(CNPG_GROUP, &["v1"], "Cluster");
-const DRAGONFLY: Kind = Kind::namespaced("dragonflydb.io", &["v1alpha1"], "Dragonfly");
 const HELMRELEASE: Kind = Kind::namespaced("helm.toolkit.fluxcd.io", &["v2", "v2beta2", "v2beta1"], "HelmRelease");
 const CRD: Kind = Kind::cluster_scoped("apiextensions.k8s.io", &["v1"], "CustomResourceDefinition");
 
@@ -32,100 +23,6 @@ const CRD: Kind = Kind::cluster_scoped("apiextensions.k8s.io", &["v1"], "CustomR
 const PG_HEALTHY_PHASE: &str = "Cluster in healthy state";
 /// §15 [DF2]: `Ready` since operator v1.2.0, `ready` before.
 const DRAGONFLY_READY_PHASES: [&str; 2] = ["Ready", "ready"];
-/// §14 [PG1][PG2], §15 [DF3].
-const PG_PORT: u16 = 5432;
-const REDIS_PORT: u16 = 6379;
-const TIMEOUT: Duration = Duration::from_secs(5);
-
-pub(super) fn cluster_checks() -> Vec<Check> {
-    vec![
-        Check::cluster("7.1", "Operator deployed on infra cluster", "cnpg_operator_deployed", cnpg_operator_deployed),
-        Check::cluster("7.1", "Operator healthy", "cnpg_operator_healthy", cnpg_operator_healthy),
-        Check::cluster("7.1", "CRDs installed", "cnpg_crds_established", cnpg_crds_established),
-        Check::cluster("7.2", "Cluster deployed on infra", "postgres_cluster_deployed", postgres_cluster_deployed),
-        Check::cluster("7.2", "Cluster healthy and ready", "postgres_cluster_healthy", postgres_cluster_healthy),
-        Check::data_plane("7.2", "Can connect to database", "postgres_app_connects", postgres_app_connects),
-        Check::cluster("7.2", "Failover tested", "postgres_failover_recorded", postgres_failover_recorded),
-        Check::data_plane("7.2", "Accessible from apps cluster via ClusterMesh", "postgres_reachable_from_apps", postgres_reachable_from_apps),
-        Check::data_plane("7.3", "Connection tested from apps cluster", "databases_connect_from_apps", databases_connect_from_apps),
-        Check::data_plane("7.3", "Apps can access databases via ClusterMesh", "apps_use_their_databases", apps_use_their_databases).only("apps"),
-        Check::cluster("7.4", "Deployed on infra cluster", "dragonfly_deployed", dragonfly_deployed),
-        Check::data_plane("7.4", "Accessible from apps cluster", "dragonfly_reachable_from_apps", dragonfly_reachable_from_apps),
-        Check::data_plane("7.4", "Test Redis commands work", "dragonfly_redis_commands", dragonfly_redis_commands),
-    ]
-}
-
-// ---------------------------------------------------------------------------
-// Small live helpers
-// ---------------------------------------------------------------------------
-
-fn client_of<'a>(ctx: &'a CheckContext, cluster: &str) -> Result<&'a kube::Client, Outcome> {
-    let target = ctx.target.as_ref().ok_or_else(|| Outcome::skip("no cluster target"))?;
-    target.peers.get(cluster).ok_or_else(|| Outcome::error(format!("no client for cluster {cluster} (kubeconfig context missing)")))
-}
-
-/// The rendering that holds `kind` of `grp` (the cluster running it) and those objects.
-fn home_of(repo: &GitopsRepo, grp: &str, kind: &str) -> Result<(String, std::sync::Arc<Rendered>, Vec<RenderedObject>), Outcome> {
-    for (cluster, r) in renders(repo)? {
-        let found: Vec<RenderedObject> = objects(&r, grp, kind).into_iter().cloned().collect();
-        if !found.is_empty() {
-            return Ok((cluster, r, found));
-        }
-    }
-    Err(Outcome::fail(format!("{grp} {kind}"), "rendered for some cluster of the repository", "rendered for none"))
-}
-
-fn take(data: &BTreeMap<String, String>, key: &str, object: &str) -> Result<String, Outcome> {
-    data.get(key).cloned().ok_or_else(|| Outcome::fail(object, format!("a key {key:?}"), format!("keys [{}]", data.keys().cloned().collect::<Vec<_>>().join(", "))))
-}
-
-/// `svc` as a fully qualified in-cluster name (`.svc.cluster.local` or `.svc.clusterset.local`).
-fn service_host(svc: &str, ns: &str, clusterset: bool) -> String {
-    let short = svc.split('.').next().unwrap_or(svc);
-    format!("{short}.{ns}.svc.{}", if clusterset { "clusterset.local" } else { "cluster.local" })
-}
-
-/// Connects as `user` to `db` at `addr` and returns `(current_user, current_database, extra)` where
-/// `extra` is the text of the first column of `probe` (or "" without one).
-async fn pg_probe(addr: SocketAddr, user: &str, password: &str, db: &str, probe: Option<&str>) -> Result<(String, String, String), String> {
-    let mut cfg = tokio_postgres::Config::new();
-    cfg.host(addr.ip().to_string()).port(addr.port()).user(user).password(password).dbname(db).connect_timeout(TIMEOUT);
-    cfg.application_name("platform-acceptance");
-    let redact = |e: tokio_postgres::Error| {
-        let text = match e.as_db_error() {
-            Some(d) => format!("{}: {}", d.code().code(), d.message()),
-            None => e.to_string(),
-        };
-        if password.is_empty() { text } else { text.replace(password, "***") }
-    };
-    let (client, conn) = tokio::time::timeout(TIMEOUT, cfg.connect(tokio_postgres::NoTls)).await.map_err(|_| "connect timed out".to_string())?.map_err(redact)?;
-    let task = tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    let row = client.query_one("SELECT current_user::text, current_database()::text, 1", &[]).await.map_err(redact)?;
-    let one: i32 = row.get(2);
-    if one != 1 {
-        return Err(format!("SELECT 1 answered {one}"));
-    }
-    let extra = match probe {
-        Some(sql) => client.query_one(sql, &[]).await.map_err(redact)?.get::<_, String>(0),
-        None => String::new(),
-    };
-    drop(client);
-    task.abort();
-    Ok((row.get(0), row.get(1), extra))
-}
-
-async fn redis_conn(addr: SocketAddr, password: &str) -> Result<redis::aio::MultiplexedConnection, String> {
-    use redis::IntoConnectionInfo;
-    let redact = |e: redis::RedisError| if password.is_empty() { e.to_string() } else { e.to_string().replace(password, "***") };
-    let info = redis::ConnectionAddr::Tcp(addr.ip().to_string(), addr.port())
-        .into_connection_info()
-        .map_err(redact)?
-        .set_redis_settings(redis::RedisConnectionInfo::default().set_password(password));
-    let client = redis::Client::open(info).map_err(redact)?;
-    tokio::time::timeout(TIMEOUT, client.get_multiplexed_async_connection()).await.map_err(|_| "connect timed out".to_string())?.map_err(redact)
-}
 
 // ---------------------------------------------------------------------------
 // 7.1 CloudNativePG operator
@@ -147,66 +44,57 @@ fn cnpg_operator_selector(release: &str) -> String {
     format!("app.kubernetes.io/name=cloudnative-pg,app.kubernetes.io/instance={release}")
 }
 
-async fn cnpg_operator_deployed(ctx: Ctx) -> Outcome {
-    let run = async {
-        let client = ctx.kube()?;
-        let (release, ns) = cnpg_operator_release(&ctx)?;
-        let hr_ns = rendered(&ctx)?
-            .objects
-            .iter()
-            .find(|o| o.kind() == "HelmRelease" && o.name() == release)
-            .and_then(|o| o.namespace().map(String::from))
-            .unwrap_or_else(|| ns.clone());
-        let hr = objects::require(client, &HELMRELEASE, Some(&hr_ns), &release).await?;
-        let ready = objects::expect_condition(&hr, &HELMRELEASE, "Ready");
-        let deployments = Api::<Deployment>::namespaced(client.clone(), &ns)
-            .list(&ListParams::default().labels(&cnpg_operator_selector(&release)))
-            .await
-            .map_err(|e| api_error(&format!("list Deployments in {ns}"), e))?;
-        let deployed = match deployments.items.first() {
-            Some(d) => Outcome::pass(format!("Deployment {ns}/{} (cluster {})", d.metadata.name.clone().unwrap_or_default(), ctx.cluster)),
-            None => Outcome::fail(format!("Deployment {ns} -l {} (cluster {})", cnpg_operator_selector(&release), ctx.cluster), "the operator Deployment", "none"),
-        };
-        Ok::<_, Outcome>(Outcome::all([ready, deployed]))
+pub(super) async fn cnpg_operator_deployed(ctx: Ctx) -> CheckResult<Outcome> {
+    let client = ctx.kube()?;
+    let (release, ns) = cnpg_operator_release(&ctx)?;
+    let hr_ns = rendered(&ctx)?
+        .objects
+        .iter()
+        .find(|o| o.kind() == "HelmRelease" && o.name() == release)
+        .and_then(|o| o.namespace().map(String::from))
+        .unwrap_or_else(|| ns.clone());
+    let hr = objects::require(client, &HELMRELEASE, Some(&hr_ns), &release).await?;
+    let ready = objects::expect_condition(&hr, &HELMRELEASE, "Ready");
+    let deployments = Api::<Deployment>::namespaced(client.clone(), &ns)
+        .list(&ListParams::default().labels(&cnpg_operator_selector(&release)))
+        .await
+        .map_err(|e| api_error(&format!("list Deployments in {ns}"), e))?;
+    let deployed = match deployments.items.first() {
+        Some(d) => Outcome::pass(format!("Deployment {ns}/{} (cluster {})", d.metadata.name.clone().unwrap_or_default(), ctx.cluster)),
+        None => Outcome::fail(format!("Deployment {ns} -l {} (cluster {})", cnpg_operator_selector(&release), ctx.cluster), "the operator Deployment", "none"),
     };
-    run.await.unwrap_or_else(|o| o)
+    Ok(Outcome::all([ready, deployed]))
 }
 
-async fn cnpg_operator_healthy(ctx: Ctx) -> Outcome {
-    let run = async {
-        let client = ctx.kube()?;
-        let (release, ns) = cnpg_operator_release(&ctx)?;
-        let selector = cnpg_operator_selector(&release);
-        let deployments = Api::<Deployment>::namespaced(client.clone(), &ns)
-            .list(&ListParams::default().labels(&selector))
-            .await
-            .map_err(|e| api_error(&format!("list Deployments in {ns}"), e))?;
-        let Some(d) = deployments.items.first() else {
-            return Ok(Outcome::fail(format!("Deployment {ns} -l {selector} (cluster {})", ctx.cluster), "the operator Deployment, available", "none"));
-        };
-        let name = d.metadata.name.clone().unwrap_or_default();
-        let workload = objects::expect_workload_ready(client, &ctx.cluster, "Deployment", &ns, &name).await;
-        let pods = objects::expect_pods_ready(client, &ctx.cluster, &ns, &selector).await;
-        Ok::<_, Outcome>(Outcome::all([workload, pods]))
+pub(super) async fn cnpg_operator_healthy(ctx: Ctx) -> CheckResult<Outcome> {
+    let client = ctx.kube()?;
+    let (release, ns) = cnpg_operator_release(&ctx)?;
+    let selector = cnpg_operator_selector(&release);
+    let deployments = Api::<Deployment>::namespaced(client.clone(), &ns)
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .map_err(|e| api_error(&format!("list Deployments in {ns}"), e))?;
+    let Some(d) = deployments.items.first() else {
+        return Ok(Outcome::fail(format!("Deployment {ns} -l {selector} (cluster {})", ctx.cluster), "the operator Deployment, available", "none"));
     };
-    run.await.unwrap_or_else(|o| o)
+    let name = d.metadata.name.clone().unwrap_or_default();
+    let workload = objects::expect_workload_ready(client, &ctx.cluster, "Deployment", &ns, &name).await;
+    let pods = objects::expect_pods_ready(client, &ctx.cluster, &ns, &selector).await;
+    Ok(Outcome::all([workload, pods]))
 }
 
 /// Every `postgresql.cnpg.io` CRD is Established, and the kinds the repository uses are among them.
-async fn cnpg_crds_established(ctx: Ctx) -> Outcome {
-    let run = async {
-        let client = ctx.kube()?;
-        let crds = objects::list(client, &CRD, None, None).await?;
-        let cnpg: Vec<&Found> = crds.iter().filter(|c| c.str("/spec/group") == Some(CNPG_GROUP)).collect();
-        let mut used: Vec<String> = match ctx.repo() {
-            Ok(repo) => renders(repo)?.iter().flat_map(|(_, r)| r.objects.iter().filter(|o| group(o) == CNPG_GROUP).map(|o| o.kind().to_string()).collect::<Vec<_>>()).collect(),
-            Err(_) => vec!["Cluster".into()],
-        };
-        used.sort();
-        used.dedup();
-        Ok::<_, Outcome>(judge_crds(&ctx.cluster, &cnpg.iter().map(|c| crd_facts(c)).collect::<Vec<_>>(), &used))
+pub(super) async fn cnpg_crds_established(ctx: Ctx) -> CheckResult<Outcome> {
+    let client = ctx.kube()?;
+    let crds = objects::list(client, &CRD, None, None).await?;
+    let cnpg: Vec<&Found> = crds.iter().filter(|c| c.str("/spec/group") == Some(CNPG_GROUP)).collect();
+    let mut used: Vec<String> = match ctx.repo() {
+        Ok(repo) => renders(repo)?.iter().flat_map(|(_, r)| r.objects.iter().filter(|o| group(o) == CNPG_GROUP).map(|o| o.kind().to_string()).collect::<Vec<_>>()).collect(),
+        Err(_) => vec!["Cluster".into()],
     };
-    run.await.unwrap_or_else(|o| o)
+    used.sort();
+    used.dedup();
+    Ok(judge_crds(&ctx.cluster, &cnpg.iter().map(|c| crd_facts(c)).collect::<Vec<_>>(), &used))
 }
 
 /// (name, kind, Established status + reason).
@@ -240,7 +128,7 @@ fn judge_crds(cluster: &str, crds: &[(String, String, String)], used: &[String])
 // ---------------------------------------------------------------------------
 
 /// The CNPG Clusters the repository renders for this cluster, as the API serves them.
-async fn live_pg_clusters(ctx: &Ctx) -> Result<Vec<Found>, Outcome> {
+pub(super) async fn live_pg_clusters(ctx: &Ctx) -> Result<Vec<Found>, Outcome> {
     let client = ctx.kube()?;
     let r = rendered(ctx)?;
     let wanted = objects(&r, CNPG_GROUP, "Cluster");
@@ -254,40 +142,34 @@ async fn live_pg_clusters(ctx: &Ctx) -> Result<Vec<Found>, Outcome> {
     Ok(out)
 }
 
-async fn postgres_cluster_deployed(ctx: Ctx) -> Outcome {
-    let run = async {
-        let client = ctx.kube()?;
-        let mut outcomes = vec![];
-        for c in live_pg_clusters(&ctx).await? {
-            let (name, ns) = (c.name().to_string(), c.namespace().unwrap_or("default").to_string());
-            let object = c.describe(&PG_CLUSTER);
-            let want = c.get("/spec/instances").and_then(Value::as_i64).unwrap_or(1);
-            // §14 [PG3]: instance pods carry cnpg.io/cluster=<name>, cnpg.io/podRole=instance.
-            let pods = Api::<Pod>::namespaced(client.clone(), &ns)
-                .list(&ListParams::default().labels(&format!("cnpg.io/cluster={name},cnpg.io/podRole=instance")))
-                .await
-                .map_err(|e| api_error(&format!("list pods of {object}"), e))?;
-            let scheduled = pods.items.iter().filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some()).count() as i64;
-            let rw = Api::<Service>::namespaced(client.clone(), &ns).get_opt(&format!("{name}-rw")).await.map_err(|e| api_error("get Service", e))?;
-            let mut findings = vec![];
-            if scheduled < want {
-                findings.push(Finding::new(format!("instance pods of {object} (cnpg.io/cluster={name})"), format!("{want} created and scheduled (spec.instances)"), format!("{scheduled} of {} scheduled", pods.items.len())));
-            }
-            if rw.is_none() {
-                findings.push(Finding::new(format!("Service {ns}/{name}-rw (cluster {})", ctx.cluster), "present (the primary's service)", "not found"));
-            }
-            outcomes.push(Outcome::from_findings(findings, format!("{object}: {scheduled} instance pods scheduled, Service {name}-rw present (cluster {})", ctx.cluster)));
+pub(super) async fn postgres_cluster_deployed(ctx: Ctx) -> CheckResult<Outcome> {
+    let client = ctx.kube()?;
+    let mut outcomes = vec![];
+    for c in live_pg_clusters(&ctx).await? {
+        let (name, ns) = (c.name().to_string(), c.namespace().unwrap_or("default").to_string());
+        let object = c.describe(&PG_CLUSTER);
+        let want = c.get("/spec/instances").and_then(Value::as_i64).unwrap_or(1);
+        // §14 [PG3]: instance pods carry cnpg.io/cluster=<name>, cnpg.io/podRole=instance.
+        let pods = Api::<Pod>::namespaced(client.clone(), &ns)
+            .list(&ListParams::default().labels(&format!("cnpg.io/cluster={name},cnpg.io/podRole=instance")))
+            .await
+            .map_err(|e| api_error(&format!("list pods of {object}"), e))?;
+        let scheduled = pods.items.iter().filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some()).count() as i64;
+        let rw = Api::<Service>::namespaced(client.clone(), &ns).get_opt(&format!("{name}-rw")).await.map_err(|e| api_error("get Service", e))?;
+        let mut findings = vec![];
+        if scheduled < want {
+            findings.push(Finding::new(format!("instance pods of {object} (cnpg.io/cluster={name})"), format!("{want} created and scheduled (spec.instances)"), format!("{scheduled} of {} scheduled", pods.items.len())));
         }
-        Ok::<_, Outcome>(Outcome::all(outcomes))
-    };
-    run.await.unwrap_or_else(|o| o)
+        if rw.is_none() {
+            findings.push(Finding::new(format!("Service {ns}/{name}-rw (cluster {})", ctx.cluster), "present (the primary's service)", "not found"));
+        }
+        outcomes.push(Outcome::from_findings(findings, format!("{object}: {scheduled} instance pods scheduled, Service {name}-rw present (cluster {})", ctx.cluster)));
+    }
+    Ok(Outcome::all(outcomes))
 }
 
-async fn postgres_cluster_healthy(ctx: Ctx) -> Outcome {
-    match live_pg_clusters(&ctx).await {
-        Ok(cs) => Outcome::all(cs.iter().map(judge_pg_health)),
-        Err(o) => o,
-    }
+pub(super) async fn postgres_cluster_healthy(ctx: Ctx) -> CheckResult<Outcome> {
+    Ok(Outcome::all(live_pg_clusters(&ctx).await?.iter().map(judge_pg_health)))
 }
 
 /// §14 [PG1]: phase "Cluster in healthy state", readyInstances == spec.instances, Ready=True.
@@ -311,40 +193,11 @@ fn judge_pg_health(c: &Found) -> Outcome {
     Outcome::from_findings(findings, format!("{object}: {PG_HEALTHY_PHASE}, {ready}/{want} instances ready, Ready=True"))
 }
 
-/// The CNPG app Secret `<cluster>-app` (§14 [PG2]) and a `SELECT 1` through the host it names.
-async fn postgres_app_connects(ctx: Ctx) -> Outcome {
-    let run = async {
-        let client = ctx.kube()?;
-        let mut outcomes = vec![];
-        for c in live_pg_clusters(&ctx).await? {
-            let (name, ns) = (c.name().to_string(), c.namespace().unwrap_or("default").to_string());
-            let secret = format!("{name}-app");
-            let object = format!("Secret {ns}/{secret} (cluster {})", ctx.cluster);
-            let data = secret_data(client, &ctx.cluster, &ns, &secret).await?;
-            let user = take(&data, "username", &object)?;
-            let password = take(&data, "password", &object)?;
-            let db = take(&data, "dbname", &object)?;
-            let host = service_host(data.get("host").map(String::as_str).unwrap_or(&format!("{name}-rw")), &ns, false);
-            let port = data.get("port").and_then(|p| p.parse().ok()).unwrap_or(PG_PORT);
-            let addr = ctx.resolve(&host, port).await?;
-            outcomes.push(match pg_probe(addr, &user, &password, &db, None).await {
-                Ok((u, d, _)) => Outcome::pass(format!("{host}:{port}: connected as {u} to {d} with {object}, SELECT 1 = 1")),
-                Err(e) => Outcome::fail(format!("{host}:{port} as {user} to {db} (credentials of {object})"), "connection and SELECT 1", e),
-            });
-        }
-        Ok::<_, Outcome>(Outcome::all(outcomes))
-    };
-    run.await.unwrap_or_else(|o| o)
-}
-
 /// A failover was exercised: CNPG moves to a new PostgreSQL timeline on every promotion
 /// (failover or switchover), so `status.timelineID > 1` is the trace a test leaves; and it
 /// finished: `currentPrimary == targetPrimary`. The harness never forces a failover.
-async fn postgres_failover_recorded(ctx: Ctx) -> Outcome {
-    match live_pg_clusters(&ctx).await {
-        Ok(cs) => Outcome::all(cs.iter().map(judge_failover)),
-        Err(o) => o,
-    }
+pub(super) async fn postgres_failover_recorded(ctx: Ctx) -> CheckResult<Outcome> {
+    Ok(Outcome::all(live_pg_clusters(&ctx).await?.iter().map(judge_failover)))
 }
 
 fn judge_failover(c: &Found) -> Outcome {
@@ -373,368 +226,43 @@ fn judge_failover(c: &Found) -> Outcome {
 }
 
 // ---------------------------------------------------------------------------
-// Application credentials: the consumer Secrets of each database role
-// ---------------------------------------------------------------------------
-
-/// Where an application holds the password of a database role (or the Dragonfly password).
-#[derive(Debug, Clone)]
-struct Consumer {
-    cluster: String,
-    namespace: String,
-    secret: String,
-    /// How to read the password out of the live Secret.
-    key: PasswordKey,
-    external_secret: String,
-}
-
-#[derive(Debug, Clone)]
-enum PasswordKey {
-    Plain(String),
-    /// A connection URI (`postgres://user:pass@host:port/db`) in this key.
-    Uri(String),
-}
-
-impl Consumer {
-    fn describe(&self) -> String {
-        format!("Secret {}/{} (cluster {}, from {})", self.namespace, self.secret, self.cluster, self.external_secret)
-    }
-
-    async fn password(&self, ctx: &CheckContext) -> Result<String, Outcome> {
-        let client = client_of(ctx, &self.cluster)?;
-        let data = secret_data(client, &self.cluster, &self.namespace, &self.secret).await?;
-        match &self.key {
-            PasswordKey::Plain(k) => take(&data, k, &self.describe()),
-            PasswordKey::Uri(k) => {
-                let uri = take(&data, k, &self.describe())?;
-                uri_password(&uri).ok_or_else(|| Outcome::fail(format!("{} key {k}", self.describe()), "a connection URI with a password", "no password in it"))
-            }
-        }
-    }
-}
-
-fn uri_password(uri: &str) -> Option<String> {
-    let rest = uri.split_once("://")?.1;
-    let userinfo = rest.split('@').next().filter(|_| rest.contains('@'))?;
-    let pass = userinfo.split_once(':')?.1;
-    Some(percent_decode(pass))
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = vec![];
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(v);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(if b[i] == b'+' { b' ' } else { b[i] });
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// The consumers (ExternalSecrets outside `owner_ns`, on every cluster) that read the same
-/// secret-store item as the ExternalSecret producing `owner_secret`, apps-first by `prefer`.
-fn consumers(repo: &GitopsRepo, owner: &Rendered, owner_ns: Option<&str>, owner_secret: &str, prefer: &str) -> Result<Vec<Consumer>, Outcome> {
-    let es = secret_from_external_secret(owner, owner_ns, owner_secret, owner_secret).map_err(|f| Outcome::Fail { findings: vec![f] })?;
-    let keys = remote_keys(es);
-    let reference = regex::Regex::new(r"\{\{\s*\.([A-Za-z0-9_]+)").expect("static regex");
-    let mut out = vec![];
-    for (cluster, r) in renders(repo)? {
-        for o in objects(&r, ES_GROUP, "ExternalSecret") {
-            if (cluster == owner.cluster && o.namespace() == owner_ns) || remote_keys(o).is_disjoint(&keys) {
-                continue;
-            }
-            // The secretKey that carries the item's value.
-            let Some(secret_key) = o.get("/spec/data").and_then(Value::as_array).into_iter().flatten().find_map(|d| {
-                d.pointer("/remoteRef/key").and_then(Value::as_str).filter(|k| keys.contains(*k)).and(d.get("secretKey").and_then(Value::as_str))
-            }) else {
-                continue;
-            };
-            let template: Option<&serde_json::Map<String, Value>> = o.get("/spec/target/template/data").and_then(Value::as_object);
-            let key = match template {
-                None => Some(PasswordKey::Plain(secret_key.to_string())),
-                Some(t) => {
-                    let refers = |text: &str| reference.captures_iter(text).any(|c| &c[1] == secret_key);
-                    let plain = t.iter().find(|(_, v)| v.as_str().is_some_and(|s| s.trim().trim_matches('"').starts_with("{{") && s.trim().ends_with("}}") && refers(s)));
-                    let uri = t.iter().find(|(_, v)| v.as_str().is_some_and(|s| s.contains("://") && refers(s)));
-                    plain.map(|(k, _)| PasswordKey::Plain(k.clone())).or_else(|| uri.map(|(k, _)| PasswordKey::Uri(k.clone())))
-                }
-            };
-            if let Some(key) = key {
-                out.push(Consumer {
-                    cluster: cluster.clone(),
-                    namespace: o.namespace().unwrap_or("default").to_string(),
-                    secret: o.str("/spec/target/name").unwrap_or(o.name()).to_string(),
-                    key,
-                    external_secret: format!("ExternalSecret {}/{}", o.namespace().unwrap_or(""), o.name()),
-                });
-            }
-        }
-    }
-    out.sort_by_key(|c| (c.cluster != prefer, c.namespace.clone(), c.secret.clone()));
-    Ok(out)
-}
-
-/// One application database: role, database name, the CNPG Cluster's rw service, and consumers.
-struct AppDatabase {
-    database: String,
-    role: String,
-    service: String,
-    namespace: String,
-    consumers: Vec<Consumer>,
-}
-
-/// The listed databases (criterion 7.3.1) with their roles and consumers, apps-first for `prefer`.
-fn app_databases(repo: &GitopsRepo, prefer: &str) -> Result<(Vec<AppDatabase>, Vec<Finding>), Outcome> {
-    let (_, r, clusters) = home_of(repo, CNPG_GROUP, "Cluster")?;
-    let mut out = vec![];
-    let mut findings = vec![];
-    for db in listed_databases() {
-        let found = clusters.iter().find_map(|c| cnpg_database(&r, c.namespace().unwrap_or(""), c.name(), db).map(|d| (c, d)));
-        let Some((c, d)) = found else {
-            findings.push(Finding::new(format!("database {db:?}"), "a CNPG Database on a rendered Cluster", "not declared"));
-            continue;
-        };
-        let role = d.str("/spec/owner").unwrap_or(db).to_string();
-        let Some(secret) = managed_roles(c).into_iter().find(|(n, _)| *n == role).and_then(|(_, s)| s) else {
-            findings.push(Finding::new(format!("{} role {role:?}", c.describe()), "a managed role with a passwordSecret", "none"));
-            continue;
-        };
-        let consumers = consumers(repo, &r, c.namespace(), &secret, prefer)?;
-        out.push(AppDatabase {
-            database: d.str("/spec/name").unwrap_or(db).to_string(),
-            role,
-            service: format!("{}-rw", c.name()),
-            namespace: c.namespace().unwrap_or("default").to_string(),
-            consumers,
-        });
-    }
-    Ok((out, findings))
-}
-
-/// Connects to every listed database through the ClusterMesh name, as its application does:
-/// with the credentials in the application's Secret (on the apps cluster when the application
-/// runs there, else where it runs).
-async fn databases_connect_from_apps(ctx: Ctx) -> Outcome {
-    let run = async {
-        let repo = ctx.repo()?;
-        let (dbs, mut findings) = app_databases(repo, &ctx.cluster)?;
-        let mut evidence = vec![];
-        for db in &dbs {
-            let Some(consumer) = db.consumers.first() else {
-                findings.push(Finding::new(format!("database {:?} (role {})", db.database, db.role), "an application Secret holding the role's password (same secret-store item)", "none rendered"));
-                continue;
-            };
-            match connect_as(&ctx, db, consumer, None).await {
-                Ok(ev) => evidence.push(ev),
-                Err(Outcome::Fail { findings: f }) => findings.extend(f),
-                Err(o) => return Err(o),
-            }
-        }
-        Ok::<_, Outcome>(Outcome::from_findings(findings, evidence.join("; ")))
-    };
-    run.await.unwrap_or_else(|o| o)
-}
-
-/// Privileges an application needs on its own database (read only: no object is created).
-const PRIVILEGES_SQL: &str = "SELECT concat_ws(',', \
-     CASE WHEN has_database_privilege(current_database(), 'CONNECT') THEN NULL ELSE 'CONNECT' END, \
-     CASE WHEN has_database_privilege(current_database(), 'CREATE') THEN NULL ELSE 'CREATE' END, \
-     CASE WHEN has_database_privilege(current_database(), 'TEMP') THEN NULL ELSE 'TEMP' END, \
-     CASE WHEN has_schema_privilege('public', 'USAGE') THEN NULL ELSE 'USAGE ON SCHEMA public' END, \
-     CASE WHEN has_schema_privilege('public', 'CREATE') THEN NULL ELSE 'CREATE ON SCHEMA public' END)";
-
-/// The applications on this cluster reach their databases through the ClusterMesh name with
-/// their own Secrets, and may use them (connect, create objects, temp tables).
-async fn apps_use_their_databases(ctx: Ctx) -> Outcome {
-    let run = async {
-        let repo = ctx.repo()?;
-        let (dbs, findings) = app_databases(repo, &ctx.cluster)?;
-        let mut findings = findings;
-        let mut evidence = vec![];
-        for db in &dbs {
-            for consumer in db.consumers.iter().filter(|c| c.cluster == ctx.cluster) {
-                match connect_as(&ctx, db, consumer, Some(PRIVILEGES_SQL)).await {
-                    Ok(ev) => evidence.push(ev),
-                    Err(Outcome::Fail { findings: f }) => findings.extend(f),
-                    Err(o) => return Err(o),
-                }
-            }
-        }
-        if evidence.is_empty() && findings.is_empty() {
-            return Ok(Outcome::fail(format!("cluster {}", ctx.cluster), "applications with database credentials (ExternalSecrets of the roles' items)", "none rendered"));
-        }
-        Ok::<_, Outcome>(Outcome::from_findings(findings, evidence.join("; ")))
-    };
-    run.await.unwrap_or_else(|o| o)
-}
-
-async fn connect_as(ctx: &CheckContext, db: &AppDatabase, consumer: &Consumer, probe: Option<&str>) -> Result<String, Outcome> {
-    let password = consumer.password(ctx).await?;
-    let host = service_host(&db.service, &db.namespace, true);
-    let addr = ctx.resolve(&host, PG_PORT).await?;
-    let object = format!("{host}:{PG_PORT} as {} to {} (credentials of {})", db.role, db.database, consumer.describe());
-    match pg_probe(addr, &db.role, &password, &db.database, probe).await {
-        Ok((u, d, missing)) if missing.is_empty() => Ok(format!("{d}: connected as {u} via {host} with {}", consumer.describe())),
-        Ok((_, _, missing)) => Err(Outcome::fail(object, "CONNECT, CREATE, TEMP on its database and USAGE, CREATE on schema public", format!("missing {missing}"))),
-        Err(e) => Err(Outcome::fail(object, "connection and SELECT 1", e)),
-    }
-}
-
-/// The shared Cluster's primary answers on its ClusterMesh name from the apps cluster, with an
-/// application's credentials from this (apps) cluster.
-async fn postgres_reachable_from_apps(ctx: Ctx) -> Outcome {
-    let run = async {
-        let repo = ctx.repo()?;
-        let (dbs, _) = app_databases(repo, &ctx.cluster)?;
-        let pick = dbs.iter().find_map(|d| d.consumers.iter().find(|c| c.cluster == ctx.cluster).map(|c| (d, c)));
-        let Some((db, consumer)) = pick else {
-            return Ok(Outcome::fail(format!("cluster {}", ctx.cluster), "an application Secret with database credentials on this cluster", "none rendered"));
-        };
-        Ok::<_, Outcome>(match connect_as(&ctx, db, consumer, None).await {
-            Ok(ev) => Outcome::pass(ev),
-            Err(o) => o,
-        })
-    };
-    run.await.unwrap_or_else(|o| o)
-}
-
-// ---------------------------------------------------------------------------
 // 7.4 Dragonfly
 // ---------------------------------------------------------------------------
 
-async fn dragonfly_deployed(ctx: Ctx) -> Outcome {
-    let run = async {
-        let client = ctx.kube()?;
-        let r = rendered(&ctx)?;
-        let wanted = objects(&r, "dragonflydb.io", "Dragonfly");
-        if wanted.is_empty() {
-            return Ok(Outcome::fail(format!("cluster {}", ctx.cluster), "a Dragonfly rendered", "none"));
-        }
-        let mut outcomes = vec![];
-        for d in wanted {
-            let live = objects::require(client, &DRAGONFLY, d.namespace(), d.name()).await?;
-            let object = live.describe(&DRAGONFLY);
-            let ns = d.namespace().unwrap_or("default");
-            let phase = live.str("/status/phase").unwrap_or("");
-            outcomes.push(if DRAGONFLY_READY_PHASES.contains(&phase) {
-                Outcome::pass(format!("{object}: phase {phase}"))
-            } else {
-                Outcome::fail(format!("{object} status.phase"), "Ready (operator >= 1.2; \"ready\" before)", format!("{phase:?}"))
-            });
-            // §15 [DF3]: pods app=<name>, Service = CR name (or serviceSpec.name).
-            outcomes.push(objects::expect_pods_ready(client, &ctx.cluster, ns, &format!("app={},app.kubernetes.io/name=dragonfly", d.name())).await);
-            let svc = live.str("/spec/serviceSpec/name").unwrap_or(d.name()).to_string();
-            let found = Api::<Service>::namespaced(client.clone(), ns).get_opt(&svc).await.map_err(|e| api_error("get Service", e))?;
-            outcomes.push(match found {
-                Some(_) => Outcome::pass(format!("Service {ns}/{svc}")),
-                None => Outcome::fail(format!("Service {ns}/{svc} (cluster {})", ctx.cluster), "present", "not found"),
-            });
-        }
-        Ok::<_, Outcome>(Outcome::all(outcomes))
-    };
-    run.await.unwrap_or_else(|o| o)
-}
-
-/// The Dragonfly instance of the repository: (service, namespace, password Secret, key).
-fn dragonfly_of(repo: &GitopsRepo) -> Result<(String, std::sync::Arc<Rendered>, RenderedObject), Outcome> {
-    let (cluster, r, ds) = home_of(repo, "dragonflydb.io", "Dragonfly")?;
-    Ok((cluster, r, ds[0].clone()))
-}
-
-async fn redis_ping(addr: SocketAddr, password: &str) -> Result<String, String> {
-    let mut conn = redis_conn(addr, password).await?;
-    let pong: String = redis::cmd("PING").query_async(&mut conn).await.map_err(|e| e.to_string())?;
-    Ok(pong)
-}
-
-/// From the apps cluster: the ClusterMesh name answers PING with the password an application
-/// on the apps cluster holds.
-async fn dragonfly_reachable_from_apps(ctx: Ctx) -> Outcome {
-    let run = async {
-        let repo = ctx.repo()?;
-        let (_, r, d) = dragonfly_of(repo)?;
-        let secret = d.str("/spec/authentication/passwordFromSecret/name").unwrap_or("");
+pub(super) async fn dragonfly_deployed(ctx: Ctx) -> CheckResult<Outcome> {
+    let client = ctx.kube()?;
+    let r = rendered(&ctx)?;
+    let wanted = objects(&r, "dragonflydb.io", "Dragonfly");
+    if wanted.is_empty() {
+        return Ok(Outcome::fail(format!("cluster {}", ctx.cluster), "a Dragonfly rendered", "none"));
+    }
+    let mut outcomes = vec![];
+    for d in wanted {
+        let live = objects::require(client, &DRAGONFLY, d.namespace(), d.name()).await?;
+        let object = live.describe(&DRAGONFLY);
         let ns = d.namespace().unwrap_or("default");
-        let svc = d.str("/spec/serviceSpec/name").unwrap_or(d.name());
-        let host = service_host(svc, ns, true);
-        let addr = ctx.resolve(&host, REDIS_PORT).await?;
-        let (object, password) = if secret.is_empty() {
-            (format!("{host}:{REDIS_PORT} (no authentication configured)"), String::new())
+        let phase = live.str("/status/phase").unwrap_or("");
+        outcomes.push(if DRAGONFLY_READY_PHASES.contains(&phase) {
+            Outcome::pass(format!("{object}: phase {phase}"))
         } else {
-            let found = consumers(repo, &r, Some(ns), secret, &ctx.cluster)?;
-            let Some(c) = found.into_iter().find(|c| c.cluster == ctx.cluster) else {
-                return Ok(Outcome::fail(format!("cluster {}", ctx.cluster), format!("an application Secret with the Dragonfly password (item of {secret})"), "none rendered"));
-            };
-            (format!("{host}:{REDIS_PORT} (password from {})", c.describe()), c.password(&ctx).await?)
-        };
-        Ok::<_, Outcome>(match redis_ping(addr, &password).await {
-            Ok(p) if p == "PONG" => Outcome::pass(format!("{object}: AUTH + PING -> PONG")),
-            Ok(p) => Outcome::fail(object, "PING -> PONG", p),
-            Err(e) => Outcome::fail(object, "AUTH + PING -> PONG", e),
-        })
-    };
-    run.await.unwrap_or_else(|o| o)
-}
-
-/// SET / GET / DEL on a unique key `platform-acceptance:<random>` with a 60 s expiry: the only
-/// write, disposable by construction (deleted at once, expires on its own otherwise).
-async fn dragonfly_redis_commands(ctx: Ctx) -> Outcome {
-    let run = async {
-        let client = ctx.kube()?;
-        let r = rendered(&ctx)?;
-        let Some(d) = objects(&r, "dragonflydb.io", "Dragonfly").into_iter().next().cloned() else {
-            return Ok(Outcome::fail(format!("cluster {}", ctx.cluster), "a Dragonfly rendered", "none"));
-        };
-        let ns = d.namespace().unwrap_or("default").to_string();
-        let live = objects::require(client, &DRAGONFLY, Some(&ns), d.name()).await?;
+            Outcome::fail(format!("{object} status.phase"), "Ready (operator >= 1.2; \"ready\" before)", format!("{phase:?}"))
+        });
+        // §15 [DF3]: pods app=<name>, Service = CR name (or serviceSpec.name).
+        outcomes.push(objects::expect_pods_ready(client, &ctx.cluster, ns, &format!("app={},app.kubernetes.io/name=dragonfly", d.name())).await);
         let svc = live.str("/spec/serviceSpec/name").unwrap_or(d.name()).to_string();
-        let host = service_host(&svc, &ns, false);
-        let (auth, password) = match (live.str("/spec/authentication/passwordFromSecret/name"), live.str("/spec/authentication/passwordFromSecret/key")) {
-            (Some(name), key) => {
-                let object = format!("Secret {ns}/{name} (cluster {})", ctx.cluster);
-                let data = secret_data(client, &ctx.cluster, &ns, name).await?;
-                (format!("password from {object}"), take(&data, key.unwrap_or("password"), &object)?)
-            }
-            _ => ("no authentication configured".to_string(), String::new()),
-        };
-        let addr = ctx.resolve(&host, REDIS_PORT).await?;
-        let object = format!("{host}:{REDIS_PORT} ({auth})");
-        let key = format!("platform-acceptance:{}", crate::random::token(16));
-        let value = crate::random::token(24);
-        let result: Result<(), String> = async {
-            let mut conn = redis_conn(addr, &password).await?;
-            let ok: String = redis::cmd("SET").arg(&key).arg(&value).arg("EX").arg(60).query_async(&mut conn).await.map_err(|e| format!("SET: {e}"))?;
-            let got: Option<String> = redis::cmd("GET").arg(&key).query_async(&mut conn).await.map_err(|e| format!("GET: {e}"))?;
-            let deleted: i64 = redis::cmd("DEL").arg(&key).query_async(&mut conn).await.map_err(|e| format!("DEL: {e}"))?;
-            if ok != "OK" || got.as_deref() != Some(value.as_str()) || deleted != 1 {
-                return Err(format!("SET -> {ok}, GET -> {}, DEL -> {deleted}", if got.as_deref() == Some(value.as_str()) { "the value set" } else { "another value" }));
-            }
-            Ok(())
-        }
-        .await;
-        Ok::<_, Outcome>(match result {
-            Ok(()) => Outcome::pass(format!("{object}: SET {key} EX 60 -> OK, GET -> the value, DEL -> 1")),
-            Err(e) => Outcome::fail(object, "AUTH, SET/GET/DEL of a unique key", e),
-        })
-    };
-    run.await.unwrap_or_else(|o| o)
+        let found = Api::<Service>::namespaced(client.clone(), ns).get_opt(&svc).await.map_err(|e| api_error("get Service", e))?;
+        outcomes.push(match found {
+            Some(_) => Outcome::pass(format!("Service {ns}/{svc}")),
+            None => Outcome::fail(format!("Service {ns}/{svc} (cluster {})", ctx.cluster), "present", "not found"),
+        });
+    }
+    Ok(Outcome::all(outcomes))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn passwords_come_out_of_connection_uris() {
-        assert_eq!(uri_password("postgres://mattermost:a%2Fb%3Dc@h:5432/db?x=1").as_deref(), Some("a/b=c"));
-        assert_eq!(uri_password("postgres://h:5432/db"), None);
-    }
 
     #[test]
     fn crds_not_established_or_missing_fail_by_name() {

@@ -1,0 +1,85 @@
+//! EPIC-8, cluster layer: the Keycloak operator and instance on the cluster, and the admin
+//! console's HTTPRoute accepted by the Gateway.
+
+use serde_json::Value;
+
+use super::repo::{covers, keycloak_host, keycloaks};
+use crate::check::{CheckResult, Ctx, Finding, IntoOutcome, Outcome};
+use crate::checks::kit::prelude::*;
+use crate::cluster::objects::{self, Kind};
+
+/// §16 [KC1][KC3]: `k8s.keycloak.org` v2alpha1 (served by every operator release); v2beta1 in newer code.
+const KEYCLOAK: Kind = Kind::namespaced("k8s.keycloak.org", &["v2alpha1", "v2beta1"], "Keycloak");
+
+/// The operator's HelmRelease (from the repository) is Ready on the cluster and its
+/// Deployment is ready (§16 [KC6]: label `app.kubernetes.io/name=keycloak-operator`).
+pub(super) async fn keycloak_operator_deployed(ctx: Ctx) -> CheckResult<Outcome> {
+    Ok(component_deployed(&ctx, "keycloak-operator", |_| "app.kubernetes.io/name=keycloak-operator".into()).await)
+}
+
+/// The operator works: its pods are Ready and every Keycloak it manages reports
+/// `Ready=True` and `HasErrors=False` for its current generation (§16 [KC1]).
+pub(super) async fn keycloak_operator_healthy(ctx: Ctx) -> CheckResult<Outcome> {
+    let client = ctx.kube()?;
+    let hr = rendered_release(&ctx, "keycloak-operator")?;
+    let ns = Release::of(&hr).namespace;
+    let pods = objects::expect_pods_ready(client, &ctx.cluster, &ns, "app.kubernetes.io/name=keycloak-operator").await;
+    let ks = keycloaks(&ctx)?;
+    let mut outcomes = vec![pods];
+    for k in &ks {
+        outcomes.push(keycloak_ready(client, &ctx.cluster, k.namespace().unwrap_or("default"), k.name()).await.into_outcome());
+    }
+    Ok(Outcome::all(outcomes))
+}
+
+/// §16 [KC1]: `Ready=True` (current generation) and `HasErrors=False`.
+async fn keycloak_ready(client: &kube::Client, cluster: &str, ns: &str, name: &str) -> CheckResult<Outcome> {
+    let found = objects::require(client, &KEYCLOAK, Some(ns), name).await?;
+    let object = format!("{} (cluster {cluster})", found.describe(&KEYCLOAK));
+    let ready = match objects::expect_condition(&found, &KEYCLOAK, "Ready") {
+        Outcome::Fail { findings } => Outcome::Fail { findings: findings.into_iter().map(|f| Finding::new(object.clone(), f.expected, f.observed)).collect() },
+        o => o,
+    };
+    let errors = match found.condition("HasErrors") {
+        Some(c) if c.status == "True" => Outcome::fail(object.clone(), "HasErrors=False", format!("HasErrors=True ({})", c.message)),
+        _ => Outcome::pass(format!("{object}: no errors, {} instances", found.get("/status/instances").map(|v| v.to_string()).unwrap_or("?".into()))),
+    };
+    Ok(Outcome::all([ready, errors]))
+}
+
+/// The admin console's route: the HTTPRoute in the Keycloak's namespace that serves its
+/// host name is Accepted (and its references resolved) by the Gateway, points at the
+/// operator's `<name>-service` (§16 [KC2]) and that Keycloak is Ready. The HTTP GET of the
+/// console itself is not made: it needs the Gateway's data path and a real Keycloak.
+pub(super) async fn keycloak_console_route_accepted(ctx: Ctx) -> CheckResult<Outcome> {
+    let client = ctx.kube()?;
+    let ks = keycloaks(&ctx)?;
+    let mut outcomes = vec![];
+    for k in &ks {
+        let ns = k.namespace().unwrap_or("default");
+        let Some(host) = keycloak_host(k) else {
+            outcomes.push(Outcome::fail(format!("{} spec.hostname.hostname", k.describe()), "the console's host name", "not set"));
+            continue;
+        };
+        let routes = routes_in(&ctx, ns)?;
+        let service = format!("{}-service", k.name());
+        let serving: Vec<_> = routes
+            .into_iter()
+            .filter(|r| r.get("/spec/hostnames").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).any(|h| covers(h, &host)))
+            .collect();
+        if serving.is_empty() {
+            outcomes.push(Outcome::fail(format!("HTTPRoutes in namespace {ns} (cluster {})", ctx.cluster), format!("one serving {host}"), "none in the repository's manifests"));
+            continue;
+        }
+        let to_keycloak = serving.iter().any(|r| {
+            r.get("/spec/rules").and_then(Value::as_array).into_iter().flatten().flat_map(|x| x.get("backendRefs").and_then(Value::as_array).cloned().unwrap_or_default()).any(|b| b.get("name").and_then(Value::as_str) == Some(service.as_str()))
+        });
+        if !to_keycloak {
+            outcomes.push(Outcome::fail(format!("HTTPRoute {} backendRefs", serving[0].describe()), format!("Service {service} (the operator's service for {})", k.name()), "not referenced"));
+            continue;
+        }
+        outcomes.push(httproutes_accepted(client, &ctx.cluster, &serving).await);
+        outcomes.push(keycloak_ready(client, &ctx.cluster, ns, k.name()).await.into_outcome());
+    }
+    Ok(Outcome::all(outcomes))
+}

@@ -1,0 +1,48 @@
+//! EPIC-10: VolSync and Velero.
+//!
+//! These checks prove that the repository declares VolSync and Velero from their bases on
+//! both clusters, with MinIO as the backup destination, a test ReplicationSource and a weekly
+//! Velero Schedule; and that on the clusters both are deployed (Velero with its
+//! BackupStorageLocations Available) and backups work, by status *and* by the object store
+//! itself: the restic repository holds snapshots (10.1.6, 10.2.2) and Velero's Backups are in
+//! the bucket (10.3.6, 10.4.2), read over S3 with the credentials of the component's own
+//! Secret.
+//!
+//! `repo` reads the GitOps repository, `live` the Kubernetes API and the object store.
+//! Citations `§n [ID]` refer to docs/reference/components.md.
+
+mod live;
+mod repo;
+
+use crate::check::Check;
+
+const VOLSYNC_BASE: &str = "kubernetes/bases/volsync/helmrelease.yaml";
+const VOLSYNC_CONFIG: &str = "kubernetes/infrastructure/backup/volsync/kustomization.yaml";
+const VELERO_BASE: &str = "kubernetes/bases/velero/helmrelease.yaml";
+const VELERO_CONFIG: &str = "kubernetes/infrastructure/backup/velero/kustomization.yaml";
+const WEEKLY: &str = "Schedule created for weekly backups";
+
+pub fn checks() -> Vec<Check> {
+    vec![
+        // 10.1
+        Check::repo("10.1", "VolSync operator base HelmRelease created", "volsync_base_helmrelease", repo::volsync_base_helmrelease),
+        Check::repo("10.1", "VolSync infrastructure config created", "volsync_config", repo::volsync_config),
+        Check::repo("10.1", "MinIO bucket configured for backups", "volsync_minio_bucket", repo::volsync_minio_bucket),
+        Check::cluster("10.1", "Deployed on infra cluster", "volsync_deployed", live::volsync_deployed),
+        Check::repo("10.1", "Test ReplicationSource created", "volsync_test_replication_source", repo::volsync_test_replication_source),
+        Check::data_plane("10.1", "Backup runs successfully", "volsync_backup_runs", live::volsync_backups_succeed),
+        // 10.2
+        Check::cluster("10.2", "VolSync deployed on apps cluster (automatic via shared base)", "volsync_deployed_apps", live::volsync_deployed),
+        Check::data_plane("10.2", "Test replication working", "volsync_replication_working", live::volsync_backups_succeed),
+        // 10.3
+        Check::repo("10.3", "Velero base HelmRelease created", "velero_base_helmrelease", repo::velero_base_helmrelease),
+        Check::repo("10.3", "Velero infrastructure config created", "velero_config", repo::velero_config),
+        Check::repo("10.3", "MinIO configured as backup destination", "velero_minio_destination", repo::velero_minio_destination),
+        Check::cluster("10.3", "Deployed on infra cluster", "velero_deployed", live::velero_deployed),
+        Check::repo("10.3", WEEKLY, "velero_weekly_schedule", repo::velero_weekly_schedule),
+        Check::data_plane("10.3", "Test backup created successfully", "velero_test_backup", live::velero_test_backup),
+        // 10.4
+        Check::cluster("10.4", "Velero deployed on apps cluster (automatic)", "velero_deployed_apps", live::velero_deployed),
+        Check::data_plane("10.4", "Backups working", "velero_backups_working", live::velero_backups_working),
+    ]
+}
