@@ -1,7 +1,7 @@
 //! EPIC-5 cluster layer: cert-manager and External Secrets as the clusters run them.
 //! Which objects to look at comes from the rendered repository (HelmReleases, the
 //! ClusterIssuers/ClusterSecretStore of Story 5.1/5.2's files, the platform's
-//! Certificates and ExternalSecrets); health fields from component-apis.md §9, §10.
+//! Certificates and ExternalSecrets); health fields from docs/reference/components.md §9, §10.
 //! Secret values are never read into messages: only key names are compared.
 
 use k8s_openapi::api::core::v1::{Secret, Service};
@@ -9,7 +9,7 @@ use kube::api::Api;
 use serde_json::Value;
 
 use super::{CLUSTERISSUER_FILE, CLUSTERSECRETSTORE_FILE, LETSENCRYPT_DOMAIN};
-use crate::check::{Check, Ctx, Finding, Outcome};
+use crate::check::{CheckResult, Ctx, Finding, Outcome};
 use crate::checks::kit::prelude::*;
 use crate::cluster::objects::{self, Kind};
 use crate::repo::RenderedObject;
@@ -19,49 +19,27 @@ const CERTIFICATE: Kind = Kind::namespaced("cert-manager.io", &["v1"], "Certific
 const CLUSTER_SECRET_STORE: Kind = Kind::cluster_scoped("external-secrets.io", &["v1", "v1beta1"], "ClusterSecretStore");
 const EXTERNAL_SECRET: Kind = Kind::namespaced("external-secrets.io", &["v1", "v1beta1"], "ExternalSecret");
 
-pub(super) fn cluster_checks() -> Vec<Check> {
-    vec![
-        Check::cluster("5.1", "cert-manager deployed to infra cluster", "cert_manager_deployed_infra", cert_manager_deployed),
-        Check::cluster("5.1", "cert-manager deployed to apps cluster (automatic)", "cert_manager_deployed_apps", cert_manager_deployed),
-        Check::cluster("5.1", "ClusterIssuer for Let's Encrypt created", "letsencrypt_clusterissuer_ready", letsencrypt_issuer_ready),
-        Check::cluster("5.1", "Test certificate issued successfully", "certificates_issued", certificates_issued),
-        Check::cluster("5.2", "Operator deployed to infra cluster", "external_secrets_deployed_infra", eso_deployed),
-        Check::cluster("5.2", "Operator deployed to apps cluster (automatic)", "external_secrets_deployed_apps", eso_deployed),
-        Check::cluster("5.2", "1Password Connect accessible", "onepassword_connect_accessible", onepassword_connect_accessible),
-        Check::cluster("5.2", "Test ExternalSecret syncs successfully", "external_secrets_synced", external_secrets_synced),
-    ]
-}
-
-macro_rules! tri {
-    ($e:expr) => {
-        match $e {
-            Ok(v) => v,
-            Err(o) => return o,
-        }
-    };
-}
-
 /// Helm `fullname`: the release name when it contains the chart name, else `<release>-<chart>`.
 fn fullname(release: &str, chart: &str) -> String {
     if release.contains(chart) { release.to_string() } else { format!("{release}-{chart}") }
 }
 
 /// §9 [CM3]: controller, webhook and cainjector Deployments of the release.
-async fn cert_manager_deployed(ctx: Ctx) -> Outcome {
-    release_deployed(&ctx, &["cert-manager"], |_, release| {
+pub(super) async fn cert_manager_deployed(ctx: Ctx) -> CheckResult<Outcome> {
+    Ok(release_deployed(&ctx, &["cert-manager"], |_, release| {
         let f = fullname(release, "cert-manager");
         vec![("Deployment", f.clone()), ("Deployment", format!("{f}-webhook")), ("Deployment", format!("{f}-cainjector"))]
     })
-    .await
+    .await)
 }
 
 /// §10.4 [ES2]: controller, webhook and cert controller Deployments of the release.
-async fn eso_deployed(ctx: Ctx) -> Outcome {
-    release_deployed(&ctx, &["external-secrets"], |_, release| {
+pub(super) async fn eso_deployed(ctx: Ctx) -> CheckResult<Outcome> {
+    Ok(release_deployed(&ctx, &["external-secrets"], |_, release| {
         let f = fullname(release, "external-secrets");
         vec![("Deployment", f.clone()), ("Deployment", format!("{f}-webhook")), ("Deployment", format!("{f}-cert-controller"))]
     })
-    .await
+    .await)
 }
 
 fn is_letsencrypt(issuer: &RenderedObject) -> bool {
@@ -72,13 +50,13 @@ fn is_letsencrypt(issuer: &RenderedObject) -> bool {
 
 /// Every Let's Encrypt ClusterIssuer of `clusterissuer.yaml` exists and is Ready (its ACME
 /// account registered) for its current generation.
-async fn letsencrypt_issuer_ready(ctx: Ctx) -> Outcome {
-    let client = tri!(ctx.kube());
-    let rendered = tri!(rendered(&ctx));
+pub(super) async fn letsencrypt_issuer_ready(ctx: Ctx) -> CheckResult<Outcome> {
+    let client = ctx.kube()?;
+    let rendered = rendered(&ctx)?;
     let issuers: Vec<&RenderedObject> =
         rendered.of_kind("ClusterIssuer").filter(|o| o.file.ends_with(CLUSTERISSUER_FILE) || o.file.to_string_lossy().contains(CLUSTERISSUER_FILE)).filter(|o| is_letsencrypt(o)).collect();
     if issuers.is_empty() {
-        return Outcome::fail(format!("ClusterIssuers of {CLUSTERISSUER_FILE} (cluster {})", ctx.cluster), format!("an ACME issuer at {LETSENCRYPT_DOMAIN} rendered"), "none");
+        return Err(Outcome::fail(format!("ClusterIssuers of {CLUSTERISSUER_FILE} (cluster {})", ctx.cluster), format!("an ACME issuer at {LETSENCRYPT_DOMAIN} rendered"), "none"));
     }
     let mut outcomes = vec![];
     for i in issuers {
@@ -88,29 +66,28 @@ async fn letsencrypt_issuer_ready(ctx: Ctx) -> Outcome {
             Err(o) => o,
         });
     }
-    Outcome::all(outcomes)
+    Ok(Outcome::all(outcomes))
 }
 
 /// The platform's Certificates (rendered for the cluster) are issued: Ready=True for their
 /// current generation and not expired.
-async fn certificates_issued(ctx: Ctx) -> Outcome {
-    let client = tri!(ctx.kube());
-    let rendered = tri!(rendered(&ctx));
+pub(super) async fn certificates_issued(ctx: Ctx) -> CheckResult<Outcome> {
+    let client = ctx.kube()?;
+    let rendered = rendered(&ctx)?;
     let certs: Vec<&RenderedObject> = rendered.of_kind("Certificate").filter(|o| o.api_version().starts_with("cert-manager.io/")).collect();
     if certs.is_empty() {
-        return Outcome::fail(format!("Certificates (cert-manager.io) rendered for cluster {}", ctx.cluster), "at least one to prove issuance", "none");
+        return Err(Outcome::fail(format!("Certificates (cert-manager.io) rendered for cluster {}", ctx.cluster), "at least one to prove issuance", "none"));
     }
     let now = time::OffsetDateTime::now_utc();
     let mut outcomes = vec![];
     for c in certs {
         let ns = c.namespace().unwrap_or("default");
-        let found = match objects::get(client, &CERTIFICATE, Some(ns), c.name()).await {
-            Ok(Some(f)) => f,
-            Ok(None) => {
+        let found = match objects::get(client, &CERTIFICATE, Some(ns), c.name()).await? {
+            Some(f) => f,
+            None => {
                 outcomes.push(Outcome::fail(format!("Certificate {ns}/{} (cluster {})", c.name(), ctx.cluster), format!("applied from {}", c.file.display()), "not found"));
                 continue;
             }
-            Err(o) => return o,
         };
         let obj = format!("{} (cluster {})", found.describe(&CERTIFICATE), ctx.cluster);
         let ready = objects::expect_condition(&found, &CERTIFICATE, "Ready");
@@ -128,7 +105,7 @@ async fn certificates_issued(ctx: Ctx) -> Outcome {
             Err(_) => outcomes.push(Outcome::fail(format!("{obj} status.notAfter"), "an RFC 3339 time", if not_after.is_empty() { "not set".to_string() } else { not_after.to_string() })),
         }
     }
-    Outcome::all(outcomes)
+    Ok(Outcome::all(outcomes))
 }
 
 /// `http://<svc>.<ns>.svc[.cluster.local]:<port>` → (svc, ns).
@@ -141,25 +118,24 @@ fn service_of(url: &str) -> Option<(String, String)> {
 
 /// ESO validated the 1Password store (ClusterSecretStore Ready=True: it reached Connect with
 /// the token), and the Connect Service the store points at has ready endpoints.
-async fn onepassword_connect_accessible(ctx: Ctx) -> Outcome {
-    let client = tri!(ctx.kube());
-    let rendered = tri!(rendered(&ctx));
+pub(super) async fn onepassword_connect_accessible(ctx: Ctx) -> CheckResult<Outcome> {
+    let client = ctx.kube()?;
+    let rendered = rendered(&ctx)?;
     let stores: Vec<&RenderedObject> = rendered
         .of_kind("ClusterSecretStore")
         .filter(|o| o.file.to_string_lossy().contains(CLUSTERSECRETSTORE_FILE) && o.get("/spec/provider/onepassword").is_some())
         .collect();
     if stores.is_empty() {
-        return Outcome::fail(format!("ClusterSecretStore of {CLUSTERSECRETSTORE_FILE} (cluster {})", ctx.cluster), "a 1Password Connect store rendered", "none");
+        return Err(Outcome::fail(format!("ClusterSecretStore of {CLUSTERSECRETSTORE_FILE} (cluster {})", ctx.cluster), "a 1Password Connect store rendered", "none"));
     }
     let mut outcomes = vec![];
     for s in stores {
-        let found = match objects::get(client, &CLUSTER_SECRET_STORE, None, s.name()).await {
-            Ok(Some(f)) => f,
-            Ok(None) => {
+        let found = match objects::get(client, &CLUSTER_SECRET_STORE, None, s.name()).await? {
+            Some(f) => f,
+            None => {
                 outcomes.push(Outcome::fail(format!("ClusterSecretStore {} (cluster {})", s.name(), ctx.cluster), format!("applied from {}", s.file.display()), "not found"));
                 continue;
             }
-            Err(o) => return o,
         };
         let obj = format!("{} (cluster {})", found.describe(&CLUSTER_SECRET_STORE), ctx.cluster);
         match found.condition("Ready") {
@@ -172,45 +148,43 @@ async fn onepassword_connect_accessible(ctx: Ctx) -> Outcome {
             outcomes.push(Outcome::fail(format!("{obj} connectHost"), "http(s)://<svc>.<ns>.svc...", format!("{host:?}")));
             continue;
         };
-        match Api::<Service>::namespaced(client.clone(), &ns).get_opt(&svc).await {
-            Ok(Some(_)) => {}
-            Ok(None) => {
+        match Api::<Service>::namespaced(client.clone(), &ns).get_opt(&svc).await.map_err(|e| crate::cluster::api_error("get the Connect Service", e))? {
+            Some(_) => {}
+            None => {
                 outcomes.push(Outcome::fail(format!("Service {ns}/{svc} (cluster {}; connectHost of {obj})", ctx.cluster), "present (1Password Connect)", "not found"));
                 continue;
             }
-            Err(e) => return crate::cluster::api_error("get the Connect Service", e),
         }
-        let ready = tri!(ready_endpoints(client, &ns, &svc).await);
+        let ready = ready_endpoints(client, &ns, &svc).await?;
         outcomes.push(if ready > 0 {
             Outcome::pass(format!("Service {ns}/{svc} ({host}): {ready} ready endpoints"))
         } else {
             Outcome::fail(format!("Service {ns}/{svc} (cluster {}; connectHost {host})", ctx.cluster), "at least one ready endpoint (a running 1Password Connect)", "none ready")
         });
     }
-    Outcome::all(outcomes)
+    Ok(Outcome::all(outcomes))
 }
 
 /// The platform's ExternalSecrets (rendered for the cluster) are synced: Ready=True with
 /// reason SecretSynced, and the target Secret exists holding every `spec.data[].secretKey`
 /// (key names compared only; values are never looked at).
-async fn external_secrets_synced(ctx: Ctx) -> Outcome {
-    let client = tri!(ctx.kube());
-    let rendered = tri!(rendered(&ctx));
+pub(super) async fn external_secrets_synced(ctx: Ctx) -> CheckResult<Outcome> {
+    let client = ctx.kube()?;
+    let rendered = rendered(&ctx)?;
     let wanted: Vec<&RenderedObject> = rendered.of_kind("ExternalSecret").filter(|o| o.api_version().starts_with("external-secrets.io/")).collect();
     if wanted.is_empty() {
-        return Outcome::fail(format!("ExternalSecrets rendered for cluster {}", ctx.cluster), "at least one to prove syncing", "none");
+        return Err(Outcome::fail(format!("ExternalSecrets rendered for cluster {}", ctx.cluster), "at least one to prove syncing", "none"));
     }
     let mut findings = vec![];
     let mut synced = 0;
     for es in wanted {
         let ns = es.namespace().unwrap_or("default");
-        let found = match objects::get(client, &EXTERNAL_SECRET, Some(ns), es.name()).await {
-            Ok(Some(f)) => f,
-            Ok(None) => {
+        let found = match objects::get(client, &EXTERNAL_SECRET, Some(ns), es.name()).await? {
+            Some(f) => f,
+            None => {
                 findings.push(Finding::new(format!("ExternalSecret {ns}/{} (cluster {})", es.name(), ctx.cluster), format!("applied from {}", es.file.display()), "not found"));
                 continue;
             }
-            Err(o) => return o,
         };
         let obj = format!("{} (cluster {})", found.describe(&EXTERNAL_SECRET), ctx.cluster);
         match found.condition("Ready") {
@@ -225,10 +199,7 @@ async fn external_secrets_synced(ctx: Ctx) -> Outcome {
             }
         }
         let target = found.str("/spec/target/name").unwrap_or(es.name()).to_string();
-        let secret = match Api::<Secret>::namespaced(client.clone(), ns).get_opt(&target).await {
-            Ok(s) => s,
-            Err(e) => return crate::cluster::api_error(&format!("get Secret {ns}/{target}"), e),
-        };
+        let secret = Api::<Secret>::namespaced(client.clone(), ns).get_opt(&target).await.map_err(|e| crate::cluster::api_error(&format!("get Secret {ns}/{target}"), e))?;
         let Some(secret) = secret else {
             findings.push(Finding::new(format!("Secret {ns}/{target} (target of {obj})"), "present", "not found"));
             continue;
@@ -251,5 +222,5 @@ async fn external_secrets_synced(ctx: Ctx) -> Outcome {
         drop(secret);
         synced += 1;
     }
-    Outcome::from_findings(findings, format!("{synced} ExternalSecrets synced (Ready/SecretSynced, target Secrets with their keys) on cluster {}", ctx.cluster))
+    Ok(Outcome::from_findings(findings, format!("{synced} ExternalSecrets synced (Ready/SecretSynced, target Secrets with their keys) on cluster {}", ctx.cluster)))
 }
