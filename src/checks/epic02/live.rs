@@ -1,6 +1,7 @@
-//! EPIC-2 cluster and data-plane checks. Names and namespaces come from the cluster's
+//! EPIC-2 cluster and data-plane checks: Cilium and its nodes, BGP, LB IPAM,
+//! ClusterMesh, External DNS and Spegel. Names and namespaces come from the cluster's
 //! rendered manifests when a repository is given (HelmRelease name/namespace, values),
-//! else from the upstream chart defaults in /work/shared/reference/component-apis.md.
+//! else from the upstream chart defaults in docs/reference/components.md.
 
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
@@ -59,6 +60,33 @@ fn strip_prefix_len(addr: &str) -> &str {
 }
 
 // ---------------------------------------------------------------------------
+// 2.1.7 / 2.2.8 Cilium and nodes Ready
+// ---------------------------------------------------------------------------
+
+/// The Cilium agent DaemonSet runs on every node and every node reports Ready.
+pub(super) async fn cilium_ready_and_nodes_ready(ctx: Ctx) -> CheckResult<Outcome> {
+    let client = client(&ctx)?;
+    let ds: Api<DaemonSet> = Api::namespaced(client.clone(), "kube-system");
+    let cilium = match ds.get_opt("cilium").await.map_err(|e| api_error("get DaemonSet kube-system/cilium", e))? {
+        Some(d) => {
+            let s = d.status.unwrap_or_default();
+            if s.desired_number_scheduled > 0 && s.number_ready == s.desired_number_scheduled {
+                Outcome::pass(format!("DaemonSet kube-system/cilium {}/{} ready", s.number_ready, s.desired_number_scheduled))
+            } else {
+                Outcome::fail(
+                    format!("DaemonSet kube-system/cilium (cluster {})", ctx.cluster),
+                    "numberReady = desiredNumberScheduled (> 0)",
+                    format!("{}/{} ready", s.number_ready, s.desired_number_scheduled),
+                )
+            }
+        }
+        None => Outcome::fail(format!("DaemonSet kube-system/cilium (cluster {})", ctx.cluster), "present", "not found"),
+    };
+    let ready = nodes::expect_all_ready(&ctx.cluster, &nodes::list(client, &ctx.cluster).await?);
+    Ok(Outcome::all([cilium, ready]))
+}
+
+// ---------------------------------------------------------------------------
 // 2.1.8 Cilium status (what `cilium status --wait` waits for)
 // ---------------------------------------------------------------------------
 
@@ -66,8 +94,8 @@ fn strip_prefix_len(addr: &str) -> &str {
 /// always; Envoy DaemonSet, Hubble Relay/UI and clustermesh-apiserver when the
 /// release enables them (without a repository: when present); and one CiliumNode per
 /// Node (each agent registered).
-pub(crate) async fn cilium_status_healthy(ctx: Ctx) -> Outcome {
-    let client = match client(&ctx) { Ok(c) => c, Err(o) => return o };
+pub(super) async fn cilium_status_healthy(ctx: Ctx) -> CheckResult<Outcome> {
+    let client = client(&ctx)?;
     let rel = Release::rendered_or_default(&ctx, "cilium", "kube-system");
     let ns = rel.namespace.clone();
     // (kind, name, enabled: Some(true) required / Some(false) disabled / None unknown)
@@ -86,10 +114,7 @@ pub(crate) async fn cilium_status_healthy(ctx: Ctx) -> Outcome {
         let check = match enabled {
             Some(true) => true,
             Some(false) => false,
-            None => match workload_exists(client, kind, &ns, name).await {
-                Ok(e) => e,
-                Err(o) => return o,
-            },
+            None => workload_exists(client, kind, &ns, name).await?,
         };
         if check {
             outcomes.push(objects::expect_workload_ready(client, &ctx.cluster, kind, &ns, name).await);
@@ -98,8 +123,8 @@ pub(crate) async fn cilium_status_healthy(ctx: Ctx) -> Outcome {
         }
     }
     // Every node has a CiliumNode (the agent registered itself there).
-    let node_list = match nodes::list(client, &ctx.cluster).await { Ok(n) => n, Err(o) => return o };
-    let cilium_nodes = match objects::list(client, &CILIUM_NODE, None, None).await { Ok(l) => l, Err(o) => return o };
+    let node_list = nodes::list(client, &ctx.cluster).await?;
+    let cilium_nodes = objects::list(client, &CILIUM_NODE, None, None).await?;
     let names: BTreeSet<&str> = cilium_nodes.iter().map(Found::name).collect();
     let missing: Vec<Finding> = node_list
         .iter()
@@ -108,13 +133,13 @@ pub(crate) async fn cilium_status_healthy(ctx: Ctx) -> Outcome {
         .collect();
     let version = cilium_nodes.first().map(|n| n.api_version.clone()).unwrap_or_else(|| "cilium.io/v2".into());
     outcomes.push(Outcome::from_findings(missing, format!("{} CiliumNodes ({version}) for {} Nodes", cilium_nodes.len(), node_list.len())));
-    match Outcome::all(outcomes) {
+    Ok(match Outcome::all(outcomes) {
         Outcome::Pass { mut evidence } => {
             evidence.push(format!("components from {}; disabled: {}", rel.source, if disabled.is_empty() { "none".into() } else { disabled.join(", ") }));
             Outcome::Pass { evidence }
         }
         o => o,
-    }
+    })
 }
 
 // ---------------------------------------------------------------------------
@@ -125,14 +150,14 @@ pub(crate) async fn cilium_status_healthy(ctx: Ctx) -> Outcome {
 /// (CILIUM_BGP_PEER_ADDRESS when a repository is given) `established`
 /// (§2.3 [C5]). BGPv1 (CiliumBGPPeeringPolicy) publishes no status: then the
 /// peering cannot be read through the API and the outcome says so (Error).
-pub(crate) async fn bgp_peering_established(ctx: Ctx) -> Outcome {
-    let client = match client(&ctx) { Ok(c) => c, Err(o) => return o };
+pub(super) async fn bgp_peering_established(ctx: Ctx) -> CheckResult<Outcome> {
+    let client = client(&ctx)?;
     let peer = variable(&ctx, "CILIUM_BGP_PEER_ADDRESS").map(|a| strip_prefix_len(&a).to_string());
     let peer_asn = variable(&ctx, "CILIUM_BGP_PEER_ASN");
-    let configs = match list_if_served(client, &BGP_NODE_CONFIG, None).await { Ok(c) => c, Err(o) => return o };
+    let configs = list_if_served(client, &BGP_NODE_CONFIG, None).await?;
     if configs.is_empty() {
-        let policies = match list_if_served(client, &BGP_PEERING_POLICY, None).await { Ok(p) => p, Err(o) => return o };
-        return match policies.first() {
+        let policies = list_if_served(client, &BGP_PEERING_POLICY, None).await?;
+        return Err(match policies.first() {
             Some(p) => Outcome::error(format!(
                 "cluster {}: only BGPv1 {} found; it has no status, so the peering state is not readable through the API \
                  (BGPv2 publishes it in CiliumBGPNodeConfig status.bgpInstances[].peers[].peeringState). Verify with \
@@ -145,9 +170,9 @@ pub(crate) async fn bgp_peering_established(ctx: Ctx) -> Outcome {
                 "a CiliumBGPNodeConfig per node (BGPv2) or a CiliumBGPPeeringPolicy (BGPv1)",
                 "neither found",
             ),
-        };
+        });
     }
-    let node_list = match nodes::list(client, &ctx.cluster).await { Ok(n) => n, Err(o) => return o };
+    let node_list = nodes::list(client, &ctx.cluster).await?;
     let want = match (&peer, &peer_asn) {
         (Some(p), Some(a)) => format!("upstream router {p} (ASN {a})"),
         (Some(p), None) => format!("upstream router {p}"),
@@ -185,7 +210,7 @@ pub(crate) async fn bgp_peering_established(ctx: Ctx) -> Outcome {
             }
         }
     }
-    Outcome::from_findings(findings, format!("cluster {}: BGP sessions with {want}: {}", ctx.cluster, evidence.join(", ")))
+    Ok(Outcome::from_findings(findings, format!("cluster {}: BGP sessions with {want}: {}", ctx.cluster, evidence.join(", "))))
 }
 
 // ---------------------------------------------------------------------------
@@ -194,17 +219,15 @@ pub(crate) async fn bgp_peering_established(ctx: Ctx) -> Outcome {
 
 /// Address ranges of a CiliumLoadBalancerIPPool, parsed as for the repository layer.
 fn pool_ranges(pool: &Found) -> Vec<Result<(Ipv4Addr, Ipv4Addr), String>> {
-    super::pool_blocks(&pool.object.data)
+    super::variables::pool_blocks(&pool.object.data)
 }
 
 /// The pool for the criterion's range exists, is enabled and not in conflict, and every
 /// LoadBalancer Service of the cluster (Cilium's LB class) got an address inside it.
-pub(crate) async fn lb_pool_working(ctx: Ctx, criterion: &'static str) -> Outcome {
-    let Some(range) = crate::net::range_in_text(criterion) else {
-        return Outcome::error(format!("criterion {criterion:?} names no address range"));
-    };
-    let client = match client(&ctx) { Ok(c) => c, Err(o) => return o };
-    let pools = match objects::list(client, &LB_POOL, None, None).await { Ok(p) => p, Err(o) => return o };
+pub(super) async fn lb_pool_working(ctx: Ctx, criterion: &'static str) -> CheckResult<Outcome> {
+    let range = crate::net::range_in_text(criterion).ok_or_else(|| Outcome::error(format!("criterion {criterion:?} names no address range")))?;
+    let client = client(&ctx)?;
+    let pools = objects::list(client, &LB_POOL, None, None).await?;
     let mut findings = vec![];
     let mut evidence = vec![];
     let ours: Vec<&Found> = pools
@@ -215,12 +238,15 @@ pub(crate) async fn lb_pool_working(ctx: Ctx, criterion: &'static str) -> Outcom
         })
         .collect();
     if ours.is_empty() {
-        let seen: Vec<String> = pools.iter().map(|p| format!("{} {:?}", p.name(), pool_ranges(p).into_iter().map(|b| b.map(|(s, e)| format!("{s}-{e}")).unwrap_or_else(|e| e)).collect::<Vec<_>>())).collect();
-        return Outcome::fail(
+        let seen: Vec<String> = pools.iter().map(|p| format!("{} {:?}", p.name(), pool_ranges(p).into_iter().map(|b| match b {
+                Ok((s, e)) => format!("{s}-{e}"),
+                Err(raw) => raw,
+            }).collect::<Vec<_>>())).collect();
+        return Err(Outcome::fail(
             format!("CiliumLoadBalancerIPPool (cluster {})", ctx.cluster),
             format!("a pool with blocks inside {range}"),
             if seen.is_empty() { "no pools".to_string() } else { seen.join("; ") },
-        );
+        ));
     }
     for pool in &ours {
         let object = format!("{} (cluster {})", pool.describe(&LB_POOL), ctx.cluster);
@@ -237,10 +263,7 @@ pub(crate) async fn lb_pool_working(ctx: Ctx, criterion: &'static str) -> Outcom
         let available = pool.condition("cilium.io/IPsAvailable").map(|c| c.message).unwrap_or_else(|| "?".into());
         evidence.push(format!("{} not conflicting, {available} IPs available", pool.describe(&LB_POOL)));
     }
-    let services = match Api::<Service>::all(client.clone()).list(&ListParams::default()).await {
-        Ok(l) => l.items,
-        Err(e) => return api_error("list Services", e),
-    };
+    let services = Api::<Service>::all(client.clone()).list(&ListParams::default()).await.map_err(|e| api_error("list Services", e))?.items;
     let mut allocated = vec![];
     for svc in services.iter().filter(|s| s.spec.as_ref().and_then(|s| s.type_.as_deref()) == Some("LoadBalancer")) {
         let class = svc.spec.as_ref().and_then(|s| s.load_balancer_class.clone());
@@ -264,7 +287,7 @@ pub(crate) async fn lb_pool_working(ctx: Ctx, criterion: &'static str) -> Outcom
         findings.push(Finding::new(format!("LoadBalancer Services (cluster {})", ctx.cluster), format!("at least one with an address from {range}"), "none"));
     }
     evidence.push(format!("LoadBalancer Services with addresses in {range}: {}", allocated.join(", ")));
-    Outcome::from_findings(findings, evidence.join("; "))
+    Ok(Outcome::from_findings(findings, evidence.join("; ")))
 }
 
 // ---------------------------------------------------------------------------
@@ -273,11 +296,11 @@ pub(crate) async fn lb_pool_working(ctx: Ctx, criterion: &'static str) -> Outcom
 
 /// clustermesh-apiserver Deployment ready and its Service has the cluster's
 /// CLUSTERMESH_IP (any address without a repository) (§2.4 status signal (a)).
-pub(crate) async fn clustermesh_enabled(ctx: Ctx) -> Outcome {
-    let client = match client(&ctx) { Ok(c) => c, Err(o) => return o };
+pub(super) async fn clustermesh_enabled(ctx: Ctx) -> CheckResult<Outcome> {
+    let client = client(&ctx)?;
     let rel = Release::rendered_or_default(&ctx, "cilium", "kube-system");
     if rel.value("/clustermesh/useAPIServer").as_deref() == Some("false") {
-        return Outcome::fail(format!("{} values.clustermesh.useAPIServer", rel.source), "true", "false");
+        return Err(Outcome::fail(format!("{} values.clustermesh.useAPIServer", rel.source), "true", "false"));
     }
     let deployment = objects::expect_workload_ready(client, &ctx.cluster, "Deployment", &rel.namespace, "clustermesh-apiserver").await;
     let service = match clustermesh_address(client, &rel.namespace).await {
@@ -291,7 +314,7 @@ pub(crate) async fn clustermesh_enabled(ctx: Ctx) -> Outcome {
             }
         }
     };
-    Outcome::all([deployment, service])
+    Ok(Outcome::all([deployment, service]))
 }
 
 /// Type and ingress addresses of the clustermesh-apiserver Service.
@@ -306,23 +329,23 @@ async fn clustermesh_address(client: &kube::Client, ns: &str) -> CheckResult<(St
 /// Secret cilium-clustermesh names every peer cluster (what `cilium clustermesh connect`
 /// writes), with its client certificate, and its endpoint is the address the peer's
 /// clustermesh-apiserver Service really has (read from the peer cluster).
-pub(crate) async fn clustermesh_connected(ctx: Ctx) -> Outcome {
-    let client = match client(&ctx) { Ok(c) => c, Err(o) => return o };
-    let Some(target) = ctx.target.as_ref() else { return Outcome::skip("no cluster target") };
+pub(super) async fn clustermesh_connected(ctx: Ctx) -> CheckResult<Outcome> {
+    let client = client(&ctx)?;
+    let target = ctx.target.as_ref().ok_or_else(|| Outcome::skip("no cluster target"))?;
     let rel = Release::rendered_or_default(&ctx, "cilium", "kube-system");
     let peers: Vec<String> = match variable(&ctx, "CLUSTERMESH_REMOTE_CLUSTER") {
         Some(p) => p.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
         None => target.peers.keys().filter(|c| **c != ctx.cluster).cloned().collect(),
     };
     if peers.is_empty() {
-        return Outcome::fail(format!("cluster {}", ctx.cluster), "a peer cluster to connect to", "none known");
+        return Err(Outcome::fail(format!("cluster {}", ctx.cluster), "a peer cluster to connect to", "none known"));
     }
     let object = format!("Secret {}/cilium-clustermesh (cluster {})", rel.namespace, ctx.cluster);
-    let secret = match Api::<Secret>::namespaced(client.clone(), &rel.namespace).get_opt("cilium-clustermesh").await {
-        Ok(Some(s)) => s,
-        Ok(None) => return Outcome::fail(object, format!("present, listing {}", peers.join(", ")), "not found"),
-        Err(e) => return api_error(&format!("get {object}"), e),
-    };
+    let secret = Api::<Secret>::namespaced(client.clone(), &rel.namespace)
+        .get_opt("cilium-clustermesh")
+        .await
+        .map_err(|e| api_error(&format!("get {object}"), e))?
+        .ok_or_else(|| Outcome::fail(object.clone(), format!("present, listing {}", peers.join(", ")), "not found"))?;
     let data = secret.data.unwrap_or_default();
     let mut findings = vec![];
     let mut evidence = vec![];
@@ -370,19 +393,19 @@ pub(crate) async fn clustermesh_connected(ctx: Ctx) -> Outcome {
                     }
                 }
                 Err(Outcome::Fail { findings: f }) => findings.extend(f.into_iter().map(|f| Finding::new(format!("{} (cluster {peer})", f.object), f.expected, f.observed))),
-                Err(o) => return o,
+                Err(o) => return Err(o),
             },
             None => evidence.push(format!("{peer} via {} (peer cluster not reachable from this run; address not compared)", hosts.join(", "))),
         }
     }
-    Outcome::from_findings(findings, format!("{object} connects to {}", evidence.join("; ")))
+    Ok(Outcome::from_findings(findings, format!("{object} connects to {}", evidence.join("; "))))
 }
 
 /// Every ServiceExport of one cluster is imported by every other cluster: Cilium's MCS
 /// controller creates the ServiceImport only from state it reads from the peer over
 /// ClusterMesh, so an import proves the clusters exchange service state (§2.4 [C6]).
-pub(crate) async fn peer_exports_imported(ctx: Ctx) -> Outcome {
-    let Some(target) = ctx.target.as_ref() else { return Outcome::skip("no cluster target") };
+pub(super) async fn peer_exports_imported(ctx: Ctx) -> CheckResult<Outcome> {
+    let target = ctx.target.as_ref().ok_or_else(|| Outcome::skip("no cluster target"))?;
     let mut findings = vec![];
     let mut imported = 0;
     let mut exports_total = 0;
@@ -393,7 +416,7 @@ pub(crate) async fn peer_exports_imported(ctx: Ctx) -> Outcome {
                 findings.extend(f.into_iter().map(|f| Finding::new(format!("{} (cluster {cluster})", f.object), f.expected, f.observed)));
                 continue;
             }
-            Err(o) => return o,
+            Err(o) => return Err(o),
         };
         for export in exports.iter().filter(|e| e.condition("Valid").is_none_or(|c| c.status != "False")) {
             exports_total += 1;
@@ -411,35 +434,30 @@ pub(crate) async fn peer_exports_imported(ctx: Ctx) -> Outcome {
                     }
                     Ok(None) => findings.push(Finding::new(object, format!("imported from the ServiceExport on cluster {cluster} (ClusterMesh MCS sync)"), "not found")),
                     Err(Outcome::Fail { findings: f }) => findings.extend(f.into_iter().map(|f| Finding::new(format!("{} (cluster {other})", f.object), f.expected, f.observed))),
-                    Err(o) => return o,
+                    Err(o) => return Err(o),
                 }
             }
         }
     }
     if exports_total == 0 && findings.is_empty() {
-        return Outcome::fail("ServiceExports (all clusters)", "at least one exported service whose import shows the mesh syncs", "none");
+        return Err(Outcome::fail("ServiceExports (all clusters)", "at least one exported service whose import shows the mesh syncs", "none"));
     }
-    Outcome::from_findings(findings, format!("{exports_total} ServiceExports, {imported} imports on the peer clusters"))
+    Ok(Outcome::from_findings(findings, format!("{exports_total} ServiceExports, {imported} imports on the peer clusters")))
 }
 
 /// Creates the same Service, annotated `service.cilium.io/global: "true"`, in a disposable
 /// namespace of the same name on every cluster (a global service is the same-named
 /// Service in every cluster, §2.4 [C7]) and reads it back.
-pub(crate) async fn global_service_created(ctx: Ctx) -> Outcome {
-    let Some(target) = ctx.target.as_ref() else { return Outcome::skip("no cluster target") };
+pub(super) async fn global_service_created(ctx: Ctx) -> CheckResult<Outcome> {
+    let target = ctx.target.as_ref().ok_or_else(|| Outcome::skip("no cluster target"))?;
     let clients: Vec<(String, kube::Client)> = target.peers.iter().map(|(c, k)| (c.clone(), k.clone())).collect();
-    let ns = match disposable_namespace_everywhere(&ctx, &clients, "global-svc").await {
-        Ok(n) => n,
-        Err(o) => return o,
-    };
+    let ns = disposable_namespace_everywhere(&ctx, &clients, "global-svc").await?;
     let name = "pa-global-echo";
-    let svc: Service = match serde_json::from_value(serde_json::json!({
+    let svc: Service = serde_json::from_value(serde_json::json!({
         "metadata": {"name": name, "namespace": ns, "annotations": {GLOBAL_ANNOTATION: "true", "service.cilium.io/shared": "true"}},
         "spec": {"selector": {"app.kubernetes.io/name": name}, "ports": [{"name": "http", "port": 80, "protocol": "TCP"}]},
-    })) {
-        Ok(s) => s,
-        Err(e) => return Outcome::error(e),
-    };
+    }))
+    .map_err(Outcome::error)?;
     let mut findings = vec![];
     let mut evidence = vec![];
     for (cluster, client) in &clients {
@@ -462,10 +480,10 @@ pub(crate) async fn global_service_created(ctx: Ctx) -> Outcome {
             Err(kube::Error::Api(s)) if (400..500).contains(&s.code) && !s.message.contains("cannot create resource") => {
                 findings.push(Finding::new(object, "created (global service accepted)", format!("rejected {}: {}", s.code, s.message)));
             }
-            Err(e) => return api_error(&format!("create {object}"), e),
+            Err(e) => return Err(api_error(&format!("create {object}"), e)),
         }
     }
-    Outcome::from_findings(findings, format!("global Service {ns}/{name} ({GLOBAL_ANNOTATION}=true) created on {} clusters: {}", clients.len(), evidence.join(", ")))
+    Ok(Outcome::from_findings(findings, format!("global Service {ns}/{name} ({GLOBAL_ANNOTATION}=true) created on {} clusters: {}", clients.len(), evidence.join(", "))))
 }
 
 // ---------------------------------------------------------------------------
@@ -473,17 +491,17 @@ pub(crate) async fn global_service_created(ctx: Ctx) -> Outcome {
 // ---------------------------------------------------------------------------
 
 /// external-dns: the HelmRelease reconciled and its Deployment ready on this cluster.
-pub(crate) async fn external_dns_deployed(ctx: Ctx) -> Outcome {
-    let client = match client(&ctx) { Ok(c) => c, Err(o) => return o };
+pub(super) async fn external_dns_deployed(ctx: Ctx) -> CheckResult<Outcome> {
+    let client = client(&ctx)?;
     let rel = Release::rendered_or_default(&ctx, "external-dns", "networking");
     let hr = helmrelease_ready(client, &ctx.cluster, &rel.hr_namespace, &rel.hr_name).await;
     let workload = objects::expect_workload_ready(client, &ctx.cluster, "Deployment", &rel.namespace, &rel.fullname("external-dns")).await;
-    Outcome::all([hr, workload])
+    Ok(Outcome::all([hr, workload]))
 }
 
 /// Spegel: the HelmRelease reconciled and its DaemonSet ready on every node of this cluster.
-pub(crate) async fn spegel_deployed(ctx: Ctx) -> Outcome {
-    let client = match client(&ctx) { Ok(c) => c, Err(o) => return o };
+pub(super) async fn spegel_deployed(ctx: Ctx) -> CheckResult<Outcome> {
+    let client = client(&ctx)?;
     let rel = Release::rendered_or_default(&ctx, "spegel", "kube-system");
     let hr = helmrelease_ready(client, &ctx.cluster, &rel.hr_namespace, &rel.hr_name).await;
     let name = rel.fullname("spegel");
@@ -501,6 +519,6 @@ pub(crate) async fn spegel_deployed(ctx: Ctx) -> Outcome {
         (_, Ok(None)) => Outcome::pass("DaemonSet missing (reported above)"),
         (_, Err(e)) => api_error(&format!("get DaemonSet {}/{name}", rel.namespace), e),
     };
-    Outcome::all([hr, ds, on_every_node])
+    Ok(Outcome::all([hr, ds, on_every_node]))
 }
 
