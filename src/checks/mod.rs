@@ -1,6 +1,6 @@
 //! The check library: one module per epic, one [`Check`] per criterion.
 //!
-//! To find the check for criterion 7.2.4, open `epic07.rs` and search for the
+//! To find the check for criterion 7.2.4, open `epic07/` (`mod.rs` lists the checks) and search for the
 //! criterion's text (checks are listed in document order). To add one, write an
 //! async fn that reads like the criterion and add a line to that module's
 //! `checks()`; `platform-acceptance catalog` shows it mapped.
