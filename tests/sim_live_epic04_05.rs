@@ -78,12 +78,12 @@ async fn storage_and_security_criteria_on_the_simulation() {
     fx.run("5.1.4,5.1.5,5.1.6,5.1.7,5.2.4,5.2.5,5.2.6,5.2.7")
         .await
         .expect_findings(&["5.1.4 [infra]", "5.1.5 [apps]", "5.1.6 [apps]", "5.1.7 [infra]", "5.2.4 [infra]", "5.2.5 [apps]", "5.2.6 [infra]", "5.2.7 [apps]"])
-        .expect_message("5.1.4 [infra]", &["HelmRelease cert-manager/cert-manager (helm.toolkit.fluxcd.io/v2): expected Ready=True, observed Ready=False (InstallFailed"])
+        .expect_message("5.1.4 [infra]", &["HelmRelease cert-manager/cert-manager (helm.toolkit.fluxcd.io/v2) (cluster infra): expected Ready=True, observed Ready=False (InstallFailed"])
         .expect_message("5.1.5 [apps]", &["Deployment cert-manager/cert-manager-webhook (cluster apps): expected 0 ready (> 0), observed 0/0 ready"])
         .expect_message("5.1.6 [apps]", &["ClusterIssuer letsencrypt-staging (cert-manager.io/v1): expected Ready=True, observed Ready=False (ErrRegisterACMEAccount"])
         .expect_message("5.1.7 [infra]", &["Certificate networking/wildcard-infra (cert-manager.io/v1)", "(cluster infra): expected Ready=True, observed Ready=False (DoesNotExist"])
         .expect_message("5.2.4 [infra]", &["Deployment external-secrets/external-secrets-cert-controller (cluster infra)"])
-        .expect_message("5.2.5 [apps]", &["HelmRelease external-secrets/external-secrets (helm.toolkit.fluxcd.io/v2): expected Ready=True for generation", "observed stale: observedGeneration 0"])
+        .expect_message("5.2.5 [apps]", &["HelmRelease external-secrets/external-secrets (helm.toolkit.fluxcd.io/v2) (cluster apps): expected Ready=True for generation", "observed stale: observedGeneration 0"])
         .expect_message("5.2.6 [infra]", &["Service external-secrets/onepassword-connect (cluster infra; connectHost http://onepassword-connect.external-secrets.svc.cluster.local:8080): expected at least one ready endpoint"])
         .expect_message("5.2.7 [apps]", &["Secret ceph-csi-rbd/csi-rbd-secret (target of ExternalSecret ceph-csi-rbd/csi-rbd-secret (external-secrets.io/v1) (cluster apps)): expected present, observed not found"]);
     println!("epic-5 breakages {:?}", t.elapsed());
@@ -118,7 +118,7 @@ async fn storage_and_security_criteria_on_the_simulation() {
     fx.run("4.1.3,4.1.4,4.1.5")
         .await
         .expect_findings(&["4.1.3 [infra]", "4.1.4 [infra]", "4.1.5 [infra]"])
-        .expect_message("4.1.3 [infra]", &["HelmRelease rook-ceph/rook-ceph-operator (helm.toolkit.fluxcd.io/v2): expected Ready=True, observed Ready=False (UpgradeFailed"])
+        .expect_message("4.1.3 [infra]", &["HelmRelease rook-ceph/rook-ceph-operator (helm.toolkit.fluxcd.io/v2) (cluster infra): expected Ready=True, observed Ready=False (UpgradeFailed"])
         .expect_message("4.1.4 [infra]", &["Deployment rook-ceph/rook-ceph-operator (cluster infra): expected 0 ready (> 0), observed 0/0 ready"])
         .expect_message("4.1.5 [infra]", &["CustomResourceDefinition cephnfses.ceph.rook.io (cluster infra): expected installed and Established, observed not found"]);
 
@@ -132,7 +132,7 @@ async fn storage_and_security_criteria_on_the_simulation() {
 
     let r = fx.run("4.3.4,4.3.5,4.3.6,4.5.1,4.5.3,4.5.4,4.5.5").await;
     r.expect_findings(&["4.3.4 [infra]", "4.3.5 [apps]", "4.3.6 [apps]", "4.5.1 [apps]", "4.5.3 [apps]", "4.5.4 [apps]", "4.5.5 [apps]"])
-        .expect_message("4.3.4 [infra]", &["HelmRelease openebs/openebs (helm.toolkit.fluxcd.io/v2): expected Ready=True, observed Ready=False (ArtifactFailed"])
+        .expect_message("4.3.4 [infra]", &["HelmRelease openebs/openebs (helm.toolkit.fluxcd.io/v2) (cluster infra): expected Ready=True, observed Ready=False (ArtifactFailed"])
         .expect_message("4.3.5 [apps]", &["Deployment openebs/openebs-localpv-provisioner (cluster apps): expected 0 ready (> 0), observed 0/0 ready"])
         .expect_message("4.3.6 [apps]", &["(class openebs-local-nvme, provisioner openebs.io/local, cluster apps): expected Bound within 12s, observed Pending"])
         .expect_message("4.5.1 [apps]", &["ServiceImport rook-ceph/rook-ceph-mon-b (cluster apps): expected imported from cluster infra (ClusterMesh MCS-API), observed not found"])
