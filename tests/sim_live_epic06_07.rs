@@ -6,7 +6,7 @@
 //! No Grafana, vmselect or VictoriaLogs binary can run here, so [`MockObservability`]
 //! (a named mock, one loopback HTTP server in this test) answers their documented API
 //! shapes: Grafana `/api/health`, `/api/datasources`, `/api/ds/query`
-//! (component-apis.md §11.4 [GR2]; grafana.com HTTP API docs), vmselect's Prometheus
+//! (docs/reference/components.md §11.4 [GR2]; grafana.com HTTP API docs), vmselect's Prometheus
 //! `/select/0/prometheus/api/v1/query` (§11.3), VictoriaLogs `/select/logsql/query`
 //! with `AccountID` (§12 [VL3][VL4]). It is added to the endpoint map of this run only.
 //! Runs in the shared simulation fixture: lock held; the stopped data service and the

@@ -1,7 +1,5 @@
 //! Definition of Done checks.
 //!
-//! Writing a check here? Read docs/CHECKS-GUIDE.md first ({GUIDE} in your task): conventions, helpers, test support, rules for shared files and the shared CARGO_TARGET_DIR.
-//!
 //! Repository layer and aggregates first (`repo_checks`), then the live items per
 //! cluster (`cluster_checks`): Flux Kustomizations applied (dod.4), workloads and pods
 //! ready (dod.5), cross-cluster services served by a peer (dod.7), shared-base

@@ -1,6 +1,6 @@
 //! EPIC-3 cluster checks: Flux installed, connected to the repository, in sync, its
-//! controllers healthy, and the cluster's Kustomizations reconciled (§6 of
-//! /work/shared/reference/component-apis.md). Object names come from the cluster's
+//! controllers healthy, and the cluster's Kustomizations reconciled (docs/reference/components.md
+//! §6). Object names come from the cluster's
 //! `flux-system/gotk-sync.yaml` when a repository is given (else the `flux bootstrap`
 //! defaults flux-system/flux-system).
 

@@ -1,7 +1,5 @@
 //! EPIC-6 checks: VictoriaMetrics stack (6.1), VictoriaLogs + vmauth (6.2), Fluent Bit (6.3).
 //!
-//! Writing a check here? Read docs/CHECKS-GUIDE.md first ({GUIDE} in your task): conventions, helpers, test support, rules for shared files and the shared CARGO_TARGET_DIR.
-//!
 //! Repository layer first (`repo_checks`), then the cluster and data-plane layers
 //! (`cluster_checks`): the stack's custom resources and workloads (6.1.5, 6.2.3,
 //! 6.3.5, 6.3.6) and HTTP to vmselect, Grafana and VictoriaLogs (6.1.6-6.1.8,
@@ -21,7 +19,7 @@ const FLUENT_BIT_CHARTS: &[&str] = &["fluent-bit"];
 const LOGS_RETENTION: &str = "14d";
 /// Grafana plugin and datasource type of VictoriaLogs.
 const LOGS_DATASOURCE_TYPE: &str = "victoriametrics-logs-datasource";
-/// Chart defaults (reference §11.4, §12; vmauth 8427, VictoriaLogs 9428).
+/// Chart defaults (docs/reference/components.md §11.4, §12; vmauth 8427, VictoriaLogs 9428).
 const VMAUTH_DEFAULT_PORT: u64 = 8427;
 const LOGS_DEFAULT_PORT: u64 = 9428;
 

@@ -269,7 +269,7 @@ mod tests {
     }
 }
 
-/// Cilium global-service annotations (reference §2.4), current and legacy.
+/// Cilium global-service annotations (docs/reference/components.md §2.4), current and legacy.
 pub const GLOBAL_ANNOTATIONS: [&str; 2] = ["service.cilium.io/global", "io.cilium/global-service"];
 
 /// GitLab OmniAuth OpenID Connect provider pointing at a Keycloak realm with a known client.

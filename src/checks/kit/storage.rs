@@ -9,7 +9,7 @@ use super::prelude::*;
 /// Criterion 4.2.6 and story 6.1 ("Uses `OBSERVABILITY_BLOCK_SC` (rook-ceph-block)").
 pub const RBD_STORAGE_CLASS: &str = "rook-ceph-block";
 
-/// Upstream: the RBD provisioner is `<operator namespace>.rbd.csi.ceph.com` (reference §7).
+/// Upstream: the RBD provisioner is `<operator namespace>.rbd.csi.ceph.com` (docs/reference/components.md §7).
 pub const RBD_PROVISIONER_SUFFIX: &str = ".rbd.csi.ceph.com";
 
 /// The rendered CephCluster (`ceph.rook.io/*`), or a Fail.
