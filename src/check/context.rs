@@ -88,7 +88,7 @@ impl CheckContext {
         let object = format!("{host}:{port}");
         let via = target.resolver.describe();
         match target.resolver.lookup(host, port).await {
-            Ok(addrs) => addrs.into_iter().next().ok_or_else(|| Outcome::fail(object, "a reachable endpoint", format!("nothing serves it ({via})"))),
+            Ok(addrs) => addrs.into_iter().next().ok_or_else(|| Outcome::fail(object, "a reachable endpoint", format!("no endpoint serves it ({via})"))),
             Err(e) => Err(Outcome::fail(object, "resolvable", format!("{e} ({via})"))),
         }
     }
