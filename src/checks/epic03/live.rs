@@ -1,6 +1,6 @@
 //! EPIC-3 cluster checks: Flux installed, connected to the repository, in sync, its
-//! controllers healthy, and the cluster's Kustomizations reconciled (docs/reference/components.md
-//! §6). Object names come from the cluster's
+//! controllers healthy, and the cluster's Kustomizations reconciled
+//! (docs/reference/components.md §6). Object names come from the cluster's
 //! `flux-system/gotk-sync.yaml` when a repository is given (else the `flux bootstrap`
 //! defaults flux-system/flux-system).
 
@@ -67,8 +67,8 @@ async fn require(client: &kube::Client, cluster: &str, kind: &Kind, ns: &str, na
 }
 
 /// The Flux APIs are served and the controller Deployments exist in flux-system.
-pub(crate) async fn flux_installed(ctx: Ctx) -> Outcome {
-    let client = match ctx.kube() { Ok(c) => c, Err(o) => return o };
+pub(super) async fn flux_installed(ctx: Ctx) -> CheckResult<Outcome> {
+    let client = ctx.kube()?;
     let mut outcomes = vec![];
     let mut served = vec![];
     for kind in [GIT_REPOSITORY, KUSTOMIZATION, HELMRELEASE] {
@@ -82,20 +82,20 @@ pub(crate) async fn flux_installed(ctx: Ctx) -> Outcome {
         match api.get_opt(name).await {
             Ok(Some(_)) => served.push(format!("Deployment {FLUX_NS}/{name}")),
             Ok(None) => outcomes.push(Outcome::fail(format!("Deployment {FLUX_NS}/{name} (cluster {})", ctx.cluster), "present (flux bootstrap installs it)", "not found")),
-            Err(e) => return api_error(&format!("get Deployment {FLUX_NS}/{name}"), e),
+            Err(e) => return Err(api_error(&format!("get Deployment {FLUX_NS}/{name}"), e)),
         }
     }
     outcomes.push(Outcome::pass(format!("cluster {}: {}", ctx.cluster, served.join(", "))));
-    Outcome::all(outcomes)
+    Ok(Outcome::all(outcomes))
 }
 
 /// The bootstrap GitRepository points at the repository's URL (gotk-sync.yaml), is
 /// Ready and has fetched an artifact.
-pub(crate) async fn git_repository_connected(ctx: Ctx) -> Outcome {
-    let client = match ctx.kube() { Ok(c) => c, Err(o) => return o };
+pub(super) async fn git_repository_connected(ctx: Ctx) -> CheckResult<Outcome> {
+    let client = ctx.kube()?;
     let s = sync(&ctx);
     let (ns, name, url) = &s.git;
-    let git = match require(client, &ctx.cluster, &GIT_REPOSITORY, ns, name).await { Ok(g) => g, Err(o) => return o };
+    let git = require(client, &ctx.cluster, &GIT_REPOSITORY, ns, name).await?;
     let object = format!("{} (cluster {})", git.describe(&GIT_REPOSITORY), ctx.cluster);
     let observed_url = git.str("/spec/url").unwrap_or("");
     let mut outcomes = vec![];
@@ -109,18 +109,18 @@ pub(crate) async fn git_repository_connected(ctx: Ctx) -> Outcome {
         Some(rev) => outcomes.push(Outcome::pass(format!("{object}: {observed_url} fetched, artifact revision {rev}"))),
         None => outcomes.push(Outcome::fail(format!("{object} status.artifact.revision"), "a fetched revision", "none")),
     }
-    Outcome::all(outcomes)
+    Ok(Outcome::all(outcomes))
 }
 
 /// The bootstrap Kustomization is Ready for its current generation and has applied
 /// the revision its GitRepository fetched.
-pub(crate) async fn flux_sync_verified(ctx: Ctx) -> Outcome {
-    let client = match ctx.kube() { Ok(c) => c, Err(o) => return o };
+pub(super) async fn flux_sync_verified(ctx: Ctx) -> CheckResult<Outcome> {
+    let client = ctx.kube()?;
     let s = sync(&ctx);
-    let ks = match require(client, &ctx.cluster, &KUSTOMIZATION, &s.kustomization.0, &s.kustomization.1).await { Ok(k) => k, Err(o) => return o };
+    let ks = require(client, &ctx.cluster, &KUSTOMIZATION, &s.kustomization.0, &s.kustomization.1).await?;
     let src_ns = ks.str("/spec/sourceRef/namespace").unwrap_or(&s.kustomization.0).to_string();
     let src_name = ks.str("/spec/sourceRef/name").unwrap_or(&s.git.1).to_string();
-    let git = match require(client, &ctx.cluster, &GIT_REPOSITORY, &src_ns, &src_name).await { Ok(g) => g, Err(o) => return o };
+    let git = require(client, &ctx.cluster, &GIT_REPOSITORY, &src_ns, &src_name).await?;
     let object = format!("{} (cluster {})", ks.describe(&KUSTOMIZATION), ctx.cluster);
     let ready = on(&ctx.cluster, objects::expect_condition(&ks, &KUSTOMIZATION, "Ready"));
     let fetched = git.str("/status/artifact/revision").unwrap_or("");
@@ -134,48 +134,43 @@ pub(crate) async fn flux_sync_verified(ctx: Ctx) -> Outcome {
     } else {
         Outcome::pass(format!("{object}: applied {applied} (= fetched)"))
     };
-    Outcome::all([ready, revision])
+    Ok(Outcome::all([ready, revision]))
 }
 
 /// Every Flux controller Deployment in flux-system is ready: the default four and any
 /// other labelled app.kubernetes.io/part-of=flux (image automation, ...).
-pub(crate) async fn flux_controllers_healthy(ctx: Ctx) -> Outcome {
-    let client = match ctx.kube() { Ok(c) => c, Err(o) => return o };
+pub(super) async fn flux_controllers_healthy(ctx: Ctx) -> CheckResult<Outcome> {
+    let client = ctx.kube()?;
     let mut names: BTreeSet<String> = CONTROLLERS.iter().map(|s| s.to_string()).collect();
-    match Api::<Deployment>::namespaced(client.clone(), FLUX_NS).list(&ListParams::default().labels("app.kubernetes.io/part-of=flux")).await {
-        Ok(l) => names.extend(l.items.into_iter().filter_map(|d| d.metadata.name)),
-        Err(e) => return api_error(&format!("list Deployments in {FLUX_NS}"), e),
-    }
+    let listed = Api::<Deployment>::namespaced(client.clone(), FLUX_NS)
+        .list(&ListParams::default().labels("app.kubernetes.io/part-of=flux"))
+        .await
+        .map_err(|e| api_error(&format!("list Deployments in {FLUX_NS}"), e))?;
+    names.extend(listed.items.into_iter().filter_map(|d| d.metadata.name));
     let mut outcomes = vec![];
     for name in &names {
         outcomes.push(objects::expect_workload_ready(client, &ctx.cluster, "Deployment", FLUX_NS, name).await);
     }
-    Outcome::all(outcomes)
+    Ok(Outcome::all(outcomes))
 }
 
 /// The Flux Kustomizations the cluster's entry point applies (the bootstrap
 /// Kustomization at the criterion's path and, from the repository, every Kustomization
 /// applied through it from the same source) are Ready for their current generation.
-pub(crate) async fn flux_reconciles_cluster_path(ctx: Ctx, criterion: &'static str) -> Outcome {
-    let client = match ctx.kube() { Ok(c) => c, Err(o) => return o };
+pub(super) async fn flux_reconciles_cluster_path(ctx: Ctx, criterion: &'static str) -> CheckResult<Outcome> {
+    let client = ctx.kube()?;
     let s = sync(&ctx);
     let want_path = criterion.split('`').nth(1).unwrap_or("").trim_end_matches('/').to_string();
     let mut outcomes = vec![];
-    let entry = match require(client, &ctx.cluster, &KUSTOMIZATION, &s.kustomization.0, &s.kustomization.1).await { Ok(k) => k, Err(o) => return o };
+    let entry = require(client, &ctx.cluster, &KUSTOMIZATION, &s.kustomization.0, &s.kustomization.1).await?;
     let path = entry.str("/spec/path").unwrap_or("").trim_start_matches("./").trim_end_matches('/').to_string();
     if !want_path.is_empty() && path != want_path {
         outcomes.push(Outcome::fail(format!("{} (cluster {}) spec.path", entry.describe(&KUSTOMIZATION), ctx.cluster), format!("./{want_path}"), format!("./{path}")));
     }
     let expected: Vec<(String, String)> = match ctx.repo() {
-        Ok(repo) => match repo.render(&ctx.cluster) {
-            Ok(r) => own_kustomizations(&r, &s.kustomization.1),
-            Err(e) => return Outcome::error(e),
-        },
+        Ok(repo) => own_kustomizations(&*repo.render(&ctx.cluster).map_err(Outcome::error)?, &s.kustomization.1),
         // Without a repository: every Kustomization in the cluster.
-        Err(_) => match objects::list(client, &KUSTOMIZATION, None, None).await {
-            Ok(l) => l.iter().map(|k| (k.namespace().unwrap_or(FLUX_NS).to_string(), k.name().to_string())).collect(),
-            Err(o) => return o,
-        },
+        Err(_) => objects::list(client, &KUSTOMIZATION, None, None).await?.iter().map(|k| (k.namespace().unwrap_or(FLUX_NS).to_string(), k.name().to_string())).collect(),
     };
     let mut ready = vec![];
     for (ns, name) in &expected {
@@ -185,11 +180,11 @@ pub(crate) async fn flux_reconciles_cluster_path(ctx: Ctx, criterion: &'static s
                 o => outcomes.push(on(&ctx.cluster, o)),
             },
             Ok(None) => outcomes.push(Outcome::fail(format!("Kustomization {ns}/{name} (cluster {})", ctx.cluster), "applied from the repository and Ready", "not found")),
-            Err(o) => return o,
+            Err(o) => return Err(o),
         }
     }
     outcomes.push(Outcome::pass(format!("cluster {}: ./{path} reconciled; {} Kustomizations Ready: {}", ctx.cluster, ready.len(), ready.join(", "))));
-    Outcome::all(outcomes)
+    Ok(Outcome::all(outcomes))
 }
 
 /// Flux Kustomizations reached from the entry Kustomization through Kustomizations of
