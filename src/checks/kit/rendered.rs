@@ -92,22 +92,6 @@ pub fn files_exist(repo: &GitopsRepo, paths: &[&str]) -> Outcome {
     Outcome::from_findings(findings, format!("present: {}", paths.join(", ")))
 }
 
-/// Passes when `path` holds at least one document of `kind` (any API version in `api_groups`).
-pub fn file_has_kind(repo: &GitopsRepo, path: &str, kind: &str) -> Outcome {
-    let docs = repo.documents_in(path);
-    if repo.resolve(path).is_none() {
-        return Outcome::fail(path, format!("file with a {kind}"), "missing");
-    }
-    match docs.iter().find(|d| d.kind() == kind) {
-        Some(d) => Outcome::pass(format!("{path}: {} {}/{}", d.api_version(), kind, d.name())),
-        None => Outcome::fail(
-            path,
-            format!("a {kind}"),
-            format!("kinds [{}]", docs.iter().map(|d| d.kind()).collect::<Vec<_>>().join(", ")),
-        ),
-    }
-}
-
 /// The rendered object of `kind` named `name`, or a Fail saying what was rendered instead.
 pub fn rendered_object<'a>(rendered: &'a Rendered, kind: &'a str, name: &str) -> Result<&'a crate::repo::RenderedObject, Outcome> {
     rendered.of_kind(kind).find(|o| o.name() == name).ok_or_else(|| {
