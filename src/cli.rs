@@ -281,6 +281,9 @@ async fn execute(args: &RunArgs, session: Session, only: &[crate::plan::Selector
         eprintln!("warning: check {} (story {}) proves a criterion the document no longer has: {}", o.check, o.story, o.criterion);
     }
     println!("{}", report.summary.line());
+    if report.summary.basis.total() > 0 {
+        println!("basis: {}", report.summary.basis.line());
+    }
     let s = &report.summary;
     if s.interrupted {
         ExitCode::from(130)

@@ -15,7 +15,7 @@ fn offline_targets() -> BTreeMap<String, Target> {
     let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
     let client = kube::Client::try_from(config).unwrap();
     let peers = Arc::new(BTreeMap::from([("infra".to_string(), client.clone())]));
-    BTreeMap::from([("infra".to_string(), Target { client, context: "infra".into(), peers, resolver: Arc::new(platform_acceptance::cluster::resolve::SystemDns) })])
+    BTreeMap::from([("infra".to_string(), Target { client, context: "infra".into(), peers, resolver: Arc::new(platform_acceptance::cluster::resolve::SystemDns), provenance: Arc::new(platform_acceptance::cluster::access::RealClusters) })])
 }
 
 fn unit(id: &str, check: Check) -> Unit {
@@ -138,4 +138,57 @@ async fn unmapped_and_manual_criteria_are_skips_not_passes() {
     assert!(outcome_of(&r, "9.9.9").summary().starts_with("unmapped"));
     assert_eq!((r.summary.passed, r.summary.skipped, r.summary.unmapped, r.summary.manual), (0, 2, 1, 1));
     assert!(r.summary.success());
+}
+
+/// Says every API read is a stand-in named after its resource, and 9.9.9 cannot be proven.
+struct Scripted;
+
+impl platform_acceptance::cluster::access::Provenance for Scripted {
+    fn basis(&self, accesses: &[platform_acceptance::cluster::access::Access]) -> platform_acceptance::cluster::access::Basis {
+        use platform_acceptance::cluster::access::{Access, Basis, BasisKind};
+        let names: Vec<String> = accesses.iter().map(|a| match a { Access::Api { resource, .. } => resource.clone(), Access::Service { host, .. } => host.clone() }).collect();
+        Basis::weakest(names.iter().map(|n| (BasisKind::StandIn, Some(n.as_str()))))
+    }
+
+    fn not_provable(&self) -> BTreeMap<String, String> {
+        BTreeMap::from([("9.9.9".to_string(), "nothing here can show it".to_string())])
+    }
+
+    fn describe(&self) -> &str {
+        "a scripted target"
+    }
+}
+
+#[tokio::test]
+async fn live_verdicts_carry_what_they_touched_and_its_basis() {
+    use k8s_openapi::api::core::v1::Node;
+    let lists_nodes = Check::cluster("1.3", "nodes", "lists_nodes", |ctx: Ctx| async move {
+        let client = ctx.kube().unwrap().clone();
+        let _ = kube::Api::<Node>::all(client).list(&Default::default()).await;
+        let _ = ctx.resolve("pg.db.svc.cluster.local", 5432).await;
+        Outcome::pass("looked")
+    });
+    let unprovable = Check::cluster("9.9", "x", "never_runs", |_ctx: Ctx| async { Outcome::pass("should not run") });
+    let repo = Check::repo("2.1", "b", "repo", |_ctx: Ctx| async { Outcome::pass("file present") });
+
+    // Real clusters: what was touched is listed, and the basis is real.
+    let r = run(vec![unit("1.3.1", lists_nodes.clone()), unit("2.1.1", repo.clone())], &[], config()).await;
+    let live = r.results.iter().find(|x| x.id == "1.3.1").unwrap();
+    assert_eq!(live.access, vec!["list nodes on infra".to_string(), "connect pg.db.svc.cluster.local:5432".to_string()]);
+    assert_eq!(live.basis.as_ref().unwrap().to_string(), "real");
+    assert_eq!(r.summary.basis.real, 1);
+    assert!(r.results.iter().find(|x| x.id == "2.1.1").unwrap().basis.is_none(), "repository units touch no cluster");
+
+    // A target that says what it stands in for: the verdict names it; unprovable criteria are skipped.
+    let mut targets = offline_targets();
+    targets.get_mut("infra").unwrap().provenance = Arc::new(Scripted);
+    let env = Environment { repo: None, targets };
+    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+    let r = Runner::new(config(), env, vec![]).run(vec![unit("1.3.1", lists_nodes), unit("9.9.9", unprovable)], tx).await;
+    let live = r.results.iter().find(|x| x.id == "1.3.1").unwrap();
+    assert_eq!(live.basis.as_ref().unwrap().to_string(), "stand-in (nodes, pg.db.svc.cluster.local)");
+    assert_eq!(r.summary.basis.stand_in, 1);
+    assert_eq!(outcome_of(&r, "9.9.9"), &Outcome::skip("not provable in a scripted target: nothing here can show it"));
+    let json = serde_json::to_value(&r).unwrap();
+    assert_eq!(json["results"][0]["basis"]["kind"], "stand-in");
 }

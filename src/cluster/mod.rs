@@ -11,6 +11,7 @@
 //! assert!(parse_overrides(&["edge=x".into()], &clusters).is_err());
 //! ```
 
+pub mod access;
 pub mod nodes;
 pub mod objects;
 pub mod resolve;
@@ -34,6 +35,8 @@ pub struct Target {
     pub peers: Arc<BTreeMap<String, kube::Client>>,
     /// How in-cluster service names are reached from here.
     pub resolver: Resolver,
+    /// What this target's answers rest on (real clusters, or a simulation's stand-ins).
+    pub provenance: Arc<dyn access::Provenance>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -85,7 +88,7 @@ pub async fn targets(kubeconfig: &Path, clusters: &[String], overrides: &BTreeMa
     let peers: Arc<BTreeMap<String, kube::Client>> = Arc::new(clients.iter().map(|(k, (_, c))| (k.clone(), c.clone())).collect());
     Ok(clients
         .into_iter()
-        .map(|(cluster, (context, client))| (cluster, Target { client, context, peers: peers.clone(), resolver: Arc::new(SystemDns) }))
+        .map(|(cluster, (context, client))| (cluster, Target { client, context, peers: peers.clone(), resolver: Arc::new(SystemDns), provenance: Arc::new(access::RealClusters) }))
         .collect())
 }
 

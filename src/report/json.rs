@@ -1,10 +1,13 @@
 //! JSON report: the whole [`RunReport`] plus document and coverage facts.
 //!
 //! Shape: `{ "document", "started_at", "duration", "phase", "summary": {total, passed,
-//! failed, errors, skipped, unmapped, manual, interrupted}, "results": [ { "id", "story",
-//! "cluster", "criterion", "check", "layer", "outcome": { "verdict": "pass|fail|error|skip",
-//! "evidence" | "findings": [{object, expected, observed}] | "message" | "reason" },
-//! "duration", "attempts", "blocked_by" } ], "orphans": [...] }`
+//! failed, errors, skipped, unmapped, manual, interrupted, basis: {real,
+//! real_over_simulated, stand_in}}, "results": [ { "id", "story", "cluster", "criterion",
+//! "check", "layer", "outcome": { "verdict": "pass|fail|error|skip", "evidence" |
+//! "findings": [{object, expected, observed}] | "message" | "reason" }, "duration",
+//! "attempts", "blocked_by", "basis": {"kind": "real|real-over-simulated|stand-in",
+//! "stand_in": [...]}, "access": ["get apps/deployments on infra", "connect host:port"] } ],
+//! "orphans": [...] }`. `basis` and `access` appear on live units that were evaluated.
 
 use serde_json::json;
 

@@ -40,6 +40,9 @@ fn testcase(story: &str, r: &UnitResult) -> TestCase {
     if let Some(check) = &r.check {
         out.push(format!("check: {check} (layer {}, {} attempt(s))", r.layer.map(|l| l.as_str()).unwrap_or("-"), r.attempts));
     }
+    if let Some(basis) = &r.basis {
+        out.push(format!("basis: {basis}"));
+    }
     out.extend(r.outcome.details().into_iter().map(|d| format!("  {d}")));
     tc.set_system_out(&out.join("\n"));
     tc

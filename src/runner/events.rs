@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::check::{Layer, Outcome, Phase, Prior, Verdict};
+use crate::cluster::access::{Basis, BasisKind};
 use crate::plan::Unit;
 
 #[derive(Debug, Clone)]
@@ -30,6 +31,12 @@ pub struct UnitResult {
     pub duration: Duration,
     pub attempts: u32,
     pub blocked_by: Option<String>,
+    /// What a live verdict rests on (absent for units that touched no cluster).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub basis: Option<Basis>,
+    /// What the check touched: API resources read or written, services dialled.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub access: Vec<String>,
 }
 
 fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -49,6 +56,8 @@ impl UnitResult {
             duration,
             attempts,
             blocked_by,
+            basis: None,
+            access: vec![],
         }
     }
 
@@ -87,12 +96,39 @@ pub struct Summary {
     /// Of the skipped: manual criteria.
     pub manual: usize,
     pub interrupted: bool,
+    /// Live verdicts by basis: real, real over simulated inputs, resting on a stand-in.
+    pub basis: BasisSplit,
+}
+
+/// How many live verdicts rest on what (see [`crate::cluster::access::BasisKind`]).
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+pub struct BasisSplit {
+    pub real: usize,
+    pub real_over_simulated: usize,
+    pub stand_in: usize,
+}
+
+impl BasisSplit {
+    pub fn total(&self) -> usize {
+        self.real + self.real_over_simulated + self.stand_in
+    }
+
+    /// `95 live verdicts: 14 real, 32 real-over-simulated, 49 stand-in`
+    pub fn line(&self) -> String {
+        format!("{} live verdicts: {} real, {} real-over-simulated, {} stand-in", self.total(), self.real, self.real_over_simulated, self.stand_in)
+    }
 }
 
 impl Summary {
     pub fn of(results: &[UnitResult], interrupted: bool) -> Self {
         let mut s = Summary { total: results.len(), interrupted, ..Default::default() };
         for r in results {
+            match r.basis.as_ref().map(|b| b.kind) {
+                Some(BasisKind::Real) => s.basis.real += 1,
+                Some(BasisKind::RealOverSimulated) => s.basis.real_over_simulated += 1,
+                Some(BasisKind::StandIn) => s.basis.stand_in += 1,
+                None => {}
+            }
             match r.outcome.verdict() {
                 Verdict::Pass => s.passed += 1,
                 Verdict::Fail => s.failed += 1,

@@ -5,7 +5,7 @@
 
 mod events;
 
-pub use events::{Event, RunReport, Summary, UnitResult};
+pub use events::{BasisSplit, Event, RunReport, Summary, UnitResult};
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::check::{CheckContext, Cleanup, Layer, Outcome, Phase, Prior, Target, Verdict};
 use crate::catalog::DOD_STORY;
+use crate::cluster::access::{AccessLog, Basis};
 use crate::plan::{Unit, ONCE};
 use crate::repo::GitopsRepo;
 
@@ -196,11 +197,15 @@ impl Runner {
             let _permit = semaphore.acquire_owned().await.expect("semaphore open");
             let start = Instant::now();
             let _ = events.send(Event::UnitStarted { title: unit.title() });
-            let (outcome, attempts) = match precondition(&unit, &config, &env, &cancel, blocked.as_deref()) {
-                Some(skip) => (skip, 0),
+            let (outcome, attempts, seen) = match precondition(&unit, &config, &env, &cancel, blocked.as_deref()) {
+                Some(skip) => (skip, 0, None),
                 None => evaluate(&unit, &config, &env, &cancel, finished).await,
             };
-            let result = UnitResult::new(&unit, outcome, start.elapsed(), attempts, blocked);
+            let mut result = UnitResult::new(&unit, outcome, start.elapsed(), attempts, blocked);
+            if let Some((basis, accesses)) = seen {
+                result.basis = Some(basis);
+                result.access = accesses.iter().map(ToString::to_string).collect();
+            }
             (index, result)
         }
     }
@@ -230,6 +235,11 @@ fn precondition(unit: &Unit, config: &RunConfig, env: &Environment, cancel: &Can
             return Some(Outcome::error(format!("no kubeconfig context for cluster {} (use --context {}=CONTEXT)", unit.cluster, unit.cluster)));
         }
     }
+    if check.layer.is_live()
+        && let Some(reason) = env.targets.values().next().and_then(|t| t.provenance.not_provable().remove(&unit.id))
+    {
+        return Some(Outcome::skip(format!("not provable in {}: {reason}", env.targets.values().next().map(|t| t.provenance.describe()).unwrap_or_default())));
+    }
     if let Some(phase) = check.phase {
         if phase != config.phase {
             return Some(Outcome::skip(format!(
@@ -242,25 +252,31 @@ fn precondition(unit: &Unit, config: &RunConfig, env: &Environment, cancel: &Can
     blocked.map(|b| Outcome::skip(format!("blocked by {b}")))
 }
 
-/// Evaluates a check with timeout and, for live layers, retries with backoff.
+/// What a live unit touched, and the basis that gives its verdict.
+type Seen = Option<(Basis, Vec<crate::cluster::access::Access>)>;
+
+/// Evaluates a check with timeout and, for live layers, retries with backoff. Live
+/// units run against a recording target, so their verdict carries its basis.
 async fn evaluate(
     unit: &Unit,
     config: &RunConfig,
     env: &Environment,
     cancel: &CancellationToken,
     finished: Arc<std::sync::Mutex<Vec<UnitResult>>>,
-) -> (Outcome, u32) {
+) -> (Outcome, u32, Seen) {
     let check = unit.check.as_ref().expect("precondition ensured a check");
     if let Some(aggregate) = check.aggregate {
         let prior: Vec<Prior> = finished.lock().expect("results lock").iter().map(UnitResult::prior).collect();
-        return (aggregate(&unit.cluster, &prior), 1);
+        return (aggregate(&unit.cluster, &prior), 1, None);
     }
-    let target = env.targets.get(&unit.cluster).or_else(|| env.targets.values().next()).cloned();
+    let log = AccessLog::default();
+    let target = env.targets.get(&unit.cluster).or_else(|| env.targets.values().next()).filter(|_| check.layer.is_live());
+    let provenance = target.map(|t| t.provenance.clone());
     let cleanup = Cleanup::default();
     let ctx = Arc::new(CheckContext {
         cluster: unit.cluster.clone(),
         repo: env.repo.clone(),
-        target: if check.layer.is_live() { target } else { None },
+        target: target.map(|t| t.recorded(&unit.cluster, &log)),
         phase: config.phase,
         cancel: cancel.child_token(),
         cleanup: cleanup.clone(),
@@ -290,5 +306,7 @@ async fn evaluate(
     }
     // Cleanups run whatever happened, bounded so an unreachable cluster cannot hang the run.
     let _ = tokio::time::timeout(Duration::from_secs(30), cleanup.run_all()).await;
-    (outcome, attempts)
+    let accesses = log.entries();
+    let seen = provenance.map(|p| (p.basis(&accesses), accesses));
+    (outcome, attempts, seen)
 }

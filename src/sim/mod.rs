@@ -26,6 +26,7 @@
 //! sections and source ids of `docs/reference/components.md`.
 
 pub mod backups;
+pub mod basis;
 pub mod cli;
 pub mod cluster;
 pub mod components;

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 
 use crate::cluster::Target;
+use crate::cluster::access::Provenance;
 use crate::cluster::resolve::Resolve;
 
 use super::SimConfig;
@@ -33,9 +34,11 @@ pub async fn targets(clusters: &[String], overrides: &BTreeMap<String, String>) 
     }
     let mut targets = crate::cluster::targets(&path, clusters, overrides).await.map_err(|e| e.to_string())?;
     let endpoints = super::data::endpoints(&cfg).map_err(|e| format!("--sim: no endpoint map ({e:#}); run `platform-acceptance sim up`"))?;
+    let provenance: Arc<dyn Provenance> = Arc::new(super::basis::Simulation { endpoints: endpoints.clone() });
     let resolver: Arc<dyn Resolve> = Arc::new(endpoints);
     for t in targets.values_mut() {
         t.resolver = resolver.clone();
+        t.provenance = provenance.clone();
     }
     Ok(targets)
 }

@@ -1,0 +1,253 @@
+//! What a check touched, and what that says about its verdict.
+//!
+//! The runner gives every unit a [`Target`] whose API clients and resolver record each
+//! request into an [`AccessLog`]: the API resources read or written, and the service
+//! names dialled. A [`Provenance`] supplied with the targets turns that log into the
+//! verdict's [`Basis`]: against real clusters everything a check saw is the platform's
+//! own work ([`RealClusters`]); a simulation says which of its answers it wrote itself.
+//!
+//! ```
+//! use platform_acceptance::cluster::access::{Access, api_access};
+//! let a = api_access("infra", "GET", "/apis/helm.toolkit.fluxcd.io/v2/namespaces/flux-system/helmreleases/cilium").unwrap();
+//! assert_eq!(a, Access::Api { cluster: "infra".into(), verb: "get".into(), group: "helm.toolkit.fluxcd.io".into(), resource: "helmreleases".into() });
+//! assert_eq!(a.to_string(), "get helm.toolkit.fluxcd.io/helmreleases on infra");
+//! let list = api_access("apps", "GET", "/api/v1/nodes").unwrap();
+//! assert_eq!(list.to_string(), "list nodes on apps");
+//! assert_eq!(api_access("apps", "GET", "/version").unwrap().to_string(), "get /version on apps");
+//! ```
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use futures::future::BoxFuture;
+use serde::Serialize;
+
+use super::Target;
+use super::resolve::Resolve;
+
+/// One thing a check touched.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Access {
+    /// A Kubernetes API request. `group` is empty for the core group; `resource` is the
+    /// plural resource (`deployments`, `deployments/status`) or a non-resource path (`/version`).
+    Api { cluster: String, verb: String, group: String, resource: String },
+    /// A service name looked up for data-plane traffic (`postgres-rw.db.svc.cluster.local:5432`).
+    Service { host: String, port: u16 },
+}
+
+impl fmt::Display for Access {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Access::Api { cluster, verb, group, resource } if group.is_empty() => write!(f, "{verb} {resource} on {cluster}"),
+            Access::Api { cluster, verb, group, resource } => write!(f, "{verb} {group}/{resource} on {cluster}"),
+            Access::Service { host, port } => write!(f, "connect {host}:{port}"),
+        }
+    }
+}
+
+/// Parses an API request into an [`Access`]: verb from the method (a GET without a name
+/// is a list), group and resource from the path. `None` for paths that are not the API's.
+pub fn api_access(cluster: &str, method: &str, path: &str) -> Option<Access> {
+    let path = path.split('?').next().unwrap_or(path);
+    let parts: Vec<&str> = path.trim_matches('/').split('/').filter(|p| !p.is_empty()).collect();
+    let (group, rest) = match parts.as_slice() {
+        ["api", _version, rest @ ..] => ("", rest),
+        ["apis", group, _version, rest @ ..] => (*group, rest),
+        _ => return Some(Access::Api { cluster: cluster.into(), verb: verb(method, true), group: String::new(), resource: format!("/{}", parts.join("/")) }),
+    };
+    let rest = match rest {
+        ["namespaces", _ns, rest @ ..] if !rest.is_empty() => rest,
+        other => other,
+    };
+    let (resource, named) = match rest {
+        [] => return Some(Access::Api { cluster: cluster.into(), verb: verb(method, true), group: group.into(), resource: "(discovery)".into() }),
+        [resource] => (resource.to_string(), false),
+        [resource, _name] => (resource.to_string(), true),
+        [resource, _name, sub, ..] => (format!("{resource}/{sub}"), true),
+    };
+    Some(Access::Api { cluster: cluster.into(), verb: verb(method, named), group: group.into(), resource })
+}
+
+fn verb(method: &str, named: bool) -> String {
+    match (method, named) {
+        ("GET", true) => "get",
+        ("GET", false) => "list",
+        ("POST", _) => "create",
+        ("PUT", _) => "update",
+        ("PATCH", _) => "patch",
+        ("DELETE", _) => "delete",
+        (other, _) => return other.to_ascii_lowercase(),
+    }
+    .to_string()
+}
+
+/// Every access of one unit, in order of first use.
+#[derive(Debug, Clone, Default)]
+pub struct AccessLog {
+    entries: Arc<Mutex<Vec<Access>>>,
+}
+
+impl AccessLog {
+    pub fn record(&self, access: Access) {
+        let mut entries = self.entries.lock().expect("access log lock");
+        if !entries.contains(&access) {
+            entries.push(access);
+        }
+    }
+
+    pub fn entries(&self) -> Vec<Access> {
+        self.entries.lock().expect("access log lock").clone()
+    }
+}
+
+/// How much of a verdict rests on the platform's own work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BasisKind {
+    /// Status, data or answers a stand-in wrote in place of the component.
+    StandIn,
+    /// A real controller's work over simulated inputs (pods, nodes, applied manifests).
+    RealOverSimulated,
+    /// The real component's own work, or real traffic.
+    Real,
+}
+
+impl BasisKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BasisKind::Real => "real",
+            BasisKind::RealOverSimulated => "real-over-simulated",
+            BasisKind::StandIn => "stand-in",
+        }
+    }
+}
+
+/// What a verdict rests on: the weakest of its inputs, and the stand-ins it read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Basis {
+    pub kind: BasisKind,
+    /// Which stand-ins the check read (empty unless `kind` is `stand-in`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub stand_in: Vec<String>,
+}
+
+impl Basis {
+    /// The weakest of the inputs' bases; `Real` when there were none.
+    ///
+    /// ```
+    /// use platform_acceptance::cluster::access::{Basis, BasisKind};
+    /// let b = Basis::weakest([(BasisKind::Real, None), (BasisKind::StandIn, Some("flux")), (BasisKind::RealOverSimulated, None)]);
+    /// assert_eq!(b.kind, BasisKind::StandIn);
+    /// assert_eq!(b.stand_in, vec!["flux".to_string()]);
+    /// assert_eq!(b.to_string(), "stand-in (flux)");
+    /// ```
+    pub fn weakest<'a>(inputs: impl IntoIterator<Item = (BasisKind, Option<&'a str>)>) -> Basis {
+        let mut kind = BasisKind::Real;
+        let mut names = BTreeSet::new();
+        for (k, name) in inputs {
+            kind = kind.min(k);
+            if let (BasisKind::StandIn, Some(n)) = (k, name) {
+                names.insert(n.to_string());
+            }
+        }
+        Basis { kind, stand_in: if kind == BasisKind::StandIn { names.into_iter().collect() } else { vec![] } }
+    }
+}
+
+impl fmt::Display for Basis {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.stand_in.is_empty() { f.write_str(self.kind.as_str()) } else { write!(f, "{} ({})", self.kind.as_str(), self.stand_in.join(", ")) }
+    }
+}
+
+/// Judges what a unit's accesses rest on, and which criteria the target cannot prove at all.
+pub trait Provenance: Send + Sync {
+    fn basis(&self, accesses: &[Access]) -> Basis;
+
+    /// Criteria (by id) this target cannot prove, with the reason; such units are skipped.
+    fn not_provable(&self) -> BTreeMap<String, String> {
+        BTreeMap::new()
+    }
+
+    /// Short name for reports: "real clusters", "the local simulation".
+    fn describe(&self) -> &str;
+}
+
+/// Real clusters: every answer is the platform's own.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RealClusters;
+
+impl Provenance for RealClusters {
+    fn basis(&self, _: &[Access]) -> Basis {
+        Basis { kind: BasisKind::Real, stand_in: vec![] }
+    }
+
+    fn describe(&self) -> &str {
+        "real clusters"
+    }
+}
+
+/// An API client that records each request into a log, then sends it through `inner`.
+#[derive(Clone)]
+struct Recording {
+    inner: kube::Client,
+    cluster: String,
+    log: AccessLog,
+}
+
+impl tower::Service<http::Request<kube::client::Body>> for Recording {
+    type Response = http::Response<kube::client::Body>;
+    type Error = kube::Error;
+    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: http::Request<kube::client::Body>) -> Self::Future {
+        if let Some(a) = api_access(&self.cluster, req.method().as_str(), req.uri().path()) {
+            self.log.record(a);
+        }
+        let inner = self.inner.clone();
+        Box::pin(async move { inner.send(req).await })
+    }
+}
+
+fn recording(client: &kube::Client, cluster: &str, log: &AccessLog) -> kube::Client {
+    let ns = client.default_namespace().to_string();
+    kube::Client::new(Recording { inner: client.clone(), cluster: cluster.to_string(), log: log.clone() }, ns)
+}
+
+/// A resolver that records each lookup, then asks `inner`.
+struct RecordingResolver {
+    inner: super::resolve::Resolver,
+    log: AccessLog,
+}
+
+impl Resolve for RecordingResolver {
+    fn lookup<'a>(&'a self, host: &'a str, port: u16) -> BoxFuture<'a, Result<Vec<SocketAddr>, String>> {
+        self.log.record(Access::Service { host: host.trim_end_matches('.').to_ascii_lowercase(), port });
+        self.inner.lookup(host, port)
+    }
+
+    fn describe(&self) -> &str {
+        self.inner.describe()
+    }
+}
+
+impl Target {
+    /// This target with every API request and name lookup recorded into `log`; `cluster`
+    /// names this target's own cluster (peers are recorded under their names).
+    pub fn recorded(&self, cluster: &str, log: &AccessLog) -> Target {
+        Target {
+            client: recording(&self.client, cluster, log),
+            context: self.context.clone(),
+            peers: Arc::new(self.peers.iter().map(|(name, c)| (name.clone(), recording(c, name, log))).collect()),
+            resolver: Arc::new(RecordingResolver { inner: self.resolver.clone(), log: log.clone() }),
+            provenance: self.provenance.clone(),
+        }
+    }
+}

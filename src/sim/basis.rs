@@ -1,0 +1,164 @@
+//! What the simulation's answers rest on.
+//!
+//! The simulation runs the real Kubernetes control plane, kwok in place of kubelets and
+//! real PostgreSQL, Redis and MinIO servers; everything else a check reads there was
+//! written by the simulation itself (the status of every platform controller that does
+//! not run here, the manifests Flux would apply, the observability answers). This module
+//! says which is which, per API resource and per service name, so every live verdict on
+//! the simulation carries its [`Basis`]; and it lists the criteria the simulation cannot
+//! prove at all, which are skipped rather than passed.
+//!
+//! ```
+//! use platform_acceptance::cluster::access::BasisKind;
+//! use platform_acceptance::sim::basis::api_basis;
+//! assert_eq!(api_basis("get", "apps", "deployments").0, BasisKind::RealOverSimulated);
+//! assert_eq!(api_basis("list", "helm.toolkit.fluxcd.io", "helmreleases"), (BasisKind::StandIn, Some("flux")));
+//! assert_eq!(api_basis("get", "", "/version").0, BasisKind::Real);
+//! // the check's own writes are the real API server's answer
+//! assert_eq!(api_basis("create", "", "namespaces").0, BasisKind::Real);
+//! ```
+
+use std::collections::BTreeMap;
+
+use crate::cluster::access::{Access, Basis, BasisKind, Provenance};
+
+use super::data::Endpoints;
+
+/// Criteria the simulation cannot prove, with the reason (README lists them).
+pub const NOT_PROVABLE: &[(&str, &str)] = &[
+    ("2.1.9", "no upstream BGP router exists here, so no BGP session can be established"),
+    ("7.2.9", "no PostgreSQL failover is performed in the simulation, so none can be shown to have happened"),
+];
+
+/// Stand-in names by API group: the simulation writes these components' status.
+const STAND_INS: &[(&str, &str)] = &[
+    ("toolkit.fluxcd.io", "flux"),
+    ("cert-manager.io", "cert-manager"),
+    ("external-secrets.io", "external-secrets"),
+    ("ceph.rook.io", "rook-ceph"),
+    ("objectbucket.io", "rook-ceph"),
+    ("postgresql.cnpg.io", "cloudnative-pg"),
+    ("velero.io", "velero"),
+    ("volsync.backube", "volsync"),
+    ("cilium.io", "cilium"),
+    ("gateway.networking.k8s.io", "cilium-gateway"),
+    ("multicluster.x-k8s.io", "clustermesh"),
+    ("victoriametrics.com", "victoriametrics-operator"),
+    ("dragonflydb.io", "dragonfly-operator"),
+    ("keycloak.org", "keycloak-operator"),
+    ("mattermost.com", "mattermost-operator"),
+    ("snapshot.storage.k8s.io", "csi-snapshotter"),
+    ("openebs.io", "openebs"),
+];
+
+/// Resources whose state real Kubernetes controllers compute over simulated pods and nodes.
+const REAL_OVER_SIMULATED: &[(&str, &str)] = &[
+    ("", "pods"),
+    ("", "nodes"),
+    ("", "endpoints"),
+    ("", "services"),
+    ("", "persistentvolumeclaims"),
+    ("", "events"),
+    ("apps", "deployments"),
+    ("apps", "statefulsets"),
+    ("apps", "daemonsets"),
+    ("apps", "replicasets"),
+    ("batch", "jobs"),
+    ("batch", "cronjobs"),
+    ("discovery.k8s.io", "endpointslices"),
+    ("policy", "poddisruptionbudgets"),
+    ("coordination.k8s.io", "leases"),
+    ("events.k8s.io", "events"),
+];
+
+/// Stand-in name of objects the simulation applied in place of Flux and Helm.
+pub const APPLIED: &str = "manifests applied by the simulation";
+
+/// Stand-in name of CRDs (and the API groups they serve) the simulation installed.
+pub const CRDS: &str = "CRDs installed by the simulation";
+
+/// The basis of `verb` on `resource` (plural, maybe `x/status`) of API `group`. A write's
+/// success is the real API server's answer; what a read returns depends on who wrote it.
+pub fn api_basis(verb: &str, group: &str, resource: &str) -> (BasisKind, Option<&'static str>) {
+    let stand_in = STAND_INS.iter().find(|(suffix, _)| group == *suffix || group.ends_with(&format!(".{suffix}"))).map(|(_, name)| *name);
+    if resource == "(discovery)" && (stand_in.is_some() || group.contains('.') && !group.ends_with(".k8s.io")) {
+        return (BasisKind::StandIn, Some(CRDS));
+    }
+    if matches!(verb, "create" | "update" | "patch" | "delete") || resource.starts_with('/') || resource == "(discovery)" {
+        return (BasisKind::Real, None);
+    }
+    if group.ends_with("authorization.k8s.io") || group == "authentication.k8s.io" {
+        return (BasisKind::Real, None);
+    }
+    let base = resource.split('/').next().unwrap_or(resource);
+    if REAL_OVER_SIMULATED.iter().any(|(g, r)| *g == group && *r == base) {
+        return (BasisKind::RealOverSimulated, None);
+    }
+    if let Some(name) = stand_in {
+        return (BasisKind::StandIn, Some(name));
+    }
+    match (group, base) {
+        ("", "persistentvolumes") => (BasisKind::StandIn, Some("volume provisioner stand-in")),
+        ("apiextensions.k8s.io", _) => (BasisKind::StandIn, Some(CRDS)),
+        _ => (BasisKind::StandIn, Some(APPLIED)),
+    }
+}
+
+/// The simulation as a [`Provenance`]: API resources by the tables above, service
+/// names by what serves them in the endpoint map.
+pub struct Simulation {
+    pub endpoints: Endpoints,
+}
+
+impl Simulation {
+    fn service_basis(&self, host: &str, port: u16) -> (BasisKind, Option<&'static str>) {
+        let served = self.endpoints.endpoints.iter().find(|e| e.host == host && e.port == port).map(|e| e.service.as_str());
+        match served {
+            _ if host.ends_with(".svc.clusterset.local") => (BasisKind::StandIn, Some("name map in place of ClusterMesh")),
+            Some("postgres" | "redis" | "minio") => (BasisKind::Real, None),
+            Some("mock-observability") => (BasisKind::StandIn, Some("observability mock")),
+            Some(_) | None => (BasisKind::StandIn, Some("name map in place of DNS")),
+        }
+    }
+}
+
+impl Provenance for Simulation {
+    fn basis(&self, accesses: &[Access]) -> Basis {
+        Basis::weakest(accesses.iter().map(|a| match a {
+            Access::Api { verb, group, resource, .. } => api_basis(verb, group, resource),
+            Access::Service { host, port } => self.service_basis(host, *port),
+        }))
+    }
+
+    fn not_provable(&self) -> BTreeMap<String, String> {
+        NOT_PROVABLE.iter().map(|(id, why)| (id.to_string(), why.to_string())).collect()
+    }
+
+    fn describe(&self) -> &str {
+        "the simulation"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::data::Endpoint;
+
+    #[test]
+    fn weakest_input_decides_and_names_stand_ins() {
+        let sim = Simulation {
+            endpoints: Endpoints {
+                endpoints: vec![Endpoint { service: "postgres".into(), host: "pg-rw.db.svc.cluster.local".into(), port: 5432, addr: "127.0.0.1:1".parse().unwrap() }],
+            },
+        };
+        let api = |g: &str, r: &str| Access::Api { cluster: "infra".into(), verb: "get".into(), group: g.into(), resource: r.into() };
+        let svc = |h: &str| Access::Service { host: h.into(), port: 5432 };
+        assert_eq!(sim.basis(&[svc("pg-rw.db.svc.cluster.local")]).kind, BasisKind::Real);
+        assert_eq!(sim.basis(&[svc("pg-rw.db.svc.cluster.local"), api("apps", "deployments")]).kind, BasisKind::RealOverSimulated);
+        let b = sim.basis(&[api("apps", "deployments"), api("postgresql.cnpg.io", "clusters"), svc("pg-rw.db.svc.clusterset.local")]);
+        assert_eq!(b.kind, BasisKind::StandIn);
+        assert_eq!(b.stand_in, vec!["cloudnative-pg".to_string(), "name map in place of ClusterMesh".to_string()]);
+        assert_eq!(sim.basis(&[api("", "configmaps")]).stand_in, vec![APPLIED.to_string()]);
+        assert_eq!(sim.basis(&[]).kind, BasisKind::Real);
+    }
+}
