@@ -18,11 +18,11 @@ use std::time::{Duration, Instant};
 use kube::api::{Api, DeleteParams, PostParams};
 use platform_acceptance::check::Verdict;
 use platform_acceptance::runner::{RunConfig, RunReport};
-use platform_acceptance::sim::data::Endpoint;
+use platform_acceptance::sim::data::{Endpoint, Endpoints};
 use platform_acceptance::sim;
 use serde_json::json;
 use support::ReportExt;
-use support::sim::{SimFixture, condition, dynamic};
+use support::sim::{SimFixture, condition, dynamic, served_revision};
 
 const ALL: &str = "1.3.1,1.3.2,2.1.8,2.1.9,2.1.10,2.3.2,2.3.3,2.3.4,2.3.5,2.3.6,2.3.7,2.4.5,2.4.6,2.5.3,2.5.4,\
                    3.2.2,3.2.3,3.2.4,3.2.5,3.2.6,3.3.2,3.3.3,3.3.4,3.3.5";
@@ -35,12 +35,21 @@ const RECORDS: Records = &[("infra-k8s.monosense.io", "10.25.11.11"), ("apps-k8s
 /// Runs `selection` with `records` replacing the sim's modelled DNS zone (so a record can be
 /// wrong or missing). State is settled before each run: no retries, so a failure shows at once.
 async fn run(fx: &SimFixture, selection: &str, records: Records<'_>) -> RunReport {
+    fx.run_resolving(selection, RunConfig { retries: 0, ..RunConfig::default() }, endpoints_with(fx, records)).await
+}
+
+/// The simulation's endpoint map with `records` as the only DNS records.
+fn endpoints_with(fx: &SimFixture, records: Records<'_>) -> Endpoints {
     let mut map = fx.endpoints();
     map.endpoints.retain(|e| e.service != "dns");
     for (host, ip) in records {
         map.endpoints.push(Endpoint { service: "dns".into(), host: host.to_string(), port: 6443, addr: SocketAddr::new(ip.parse().unwrap(), 6443) });
     }
-    fx.run_resolving(selection, RunConfig { retries: 0, ..RunConfig::default() }, map).await
+    map
+}
+
+fn fx_records(fx: &SimFixture) -> Endpoints {
+    endpoints_with(fx, RECORDS)
 }
 
 /// Denies Services annotated as Cilium global services in disposable namespaces only
@@ -93,10 +102,11 @@ async fn epic01_03_live_criteria_on_the_simulation() {
     // Healthy: every live unit passes; the three manual criteria are skipped.
     let r = run(&fx, ALL, RECORDS).await;
     r.expect_none_failing();
-    for unit in ["2.3.7 [all]", "2.4.5 [all]", "2.5.4 [all]"] {
+    for unit in ["2.3.7 [all]", "2.4.5 [all]", "2.5.4 [all]", "2.1.9 [infra]"] {
         assert_eq!(r.verdict(unit), Verdict::Skip, "{unit}");
     }
-    assert_eq!(r.with_verdict(Verdict::Pass).len(), 24, "{:?}\n{}", r.with_verdict(Verdict::Pass), r.summary());
+    assert!(r.message("2.1.9 [infra]").starts_with("not provable in the simulation: no upstream BGP router"), "{}", r.message("2.1.9 [infra]"));
+    assert_eq!(r.with_verdict(Verdict::Pass).len(), 23, "{:?}\n{}", r.with_verdict(Verdict::Pass), r.summary());
     eprintln!("healthy run ok {:.1}s", t0.elapsed().as_secs_f64());
 
     // 1.3.1/1.3.2: the record points elsewhere / is missing.
@@ -113,13 +123,32 @@ async fn epic01_03_live_criteria_on_the_simulation() {
         .expect_failing(&["2.1.8 [infra]"])
         .expect_message("2.1.8 [infra]", &["CiliumNode infra-02 (cluster infra): expected present for Node infra-02 (agent registered), observed not found"]);
 
-    // 2.1.9: the session of infra-02 with the upstream router drops.
+    // 2.1.9 is not provable in the simulation (no upstream router): the healthy run skips
+    // it. On states the test constructs, the check says what it can read:
+    // BGPv1 only (the fixture's CiliumBGPPeeringPolicy has no status) -> Error saying so;
+    let records = fx_records(&fx);
+    let bgp_v2 = dynamic(&fx.client("infra"), "cilium.io/v2", "CiliumBGPNodeConfig", None).await;
+    bgp_v2.delete_collection(&DeleteParams::default(), &Default::default()).await.expect("no BGPv2 node configs");
+    fx.run_constructed("2.1.9", Some(records.clone()))
+        .await
+        .expect_failing(&["2.1.9 [infra]"])
+        .expect_message("2.1.9 [infra]", &["only BGPv1 CiliumBGPPeeringPolicy", "has no status, so the peering state is not readable through the API"]);
+    // BGPv2 node configs with an established session on every node -> Pass; one drops -> Fail.
+    for node in ["infra-01", "infra-02", "infra-03"] {
+        fx.apply("infra", "cilium.io/v2", "CiliumBGPNodeConfig", None, node, json!({"spec": {"bgpInstances": [{"name": "instance-64512", "localASN": 64512, "peers": [{"name": "upstream-router", "peerASN": 64501}]}]}})).await;
+        fx.patch_status("infra", "cilium.io/v2", "CiliumBGPNodeConfig", None, node, json!({"bgpInstances": [{"name": "instance-64512", "peers": [
+            {"name": "upstream-router", "peerAddress": "10.25.11.1/32", "peeringState": "established"}]}]})).await;
+    }
+    fx.run_constructed("2.1.9", Some(records.clone())).await.expect_all_pass();
     fx.patch_status("infra", "cilium.io/v2", "CiliumBGPNodeConfig", None, "infra-02", json!({"bgpInstances": [{"name": "instance-64512", "peers": [
         {"name": "upstream-router", "peerAddress": "10.25.11.1/32", "peeringState": "active"}]}]})).await;
-    run(&fx, "2.1.9", RECORDS)
+    fx.run_constructed("2.1.9", Some(records))
         .await
         .expect_failing(&["2.1.9 [infra]"])
         .expect_message("2.1.9 [infra]", &["CiliumBGPNodeConfig infra-02 (cilium.io/v2) status peer upstream-router (10.25.11.1): expected peeringState established, observed peeringState active"]);
+    for node in ["infra-01", "infra-02", "infra-03"] {
+        fx.delete("infra", "cilium.io/v2", "CiliumBGPNodeConfig", None, node).await;
+    }
 
     // 2.1.10 / 2.3.2 / 2.3.4: infra's clustermesh-apiserver got an address outside the pool.
     fx.patch_status("infra", "v1", "Service", Some("kube-system"), "clustermesh-apiserver", json!({"loadBalancer": {"ingress": [{"ip": "10.25.11.200", "ipMode": "VIP"}]}})).await;
@@ -166,7 +195,7 @@ async fn epic01_03_live_criteria_on_the_simulation() {
     run(&fx, "3.2.2,3.2.3,3.2.4,3.2.5,3.2.6", RECORDS)
         .await
         .expect_failing(&["3.2.4 [infra]", "3.2.5 [infra]", "3.2.6 [infra]"])
-        .expect_message("3.2.4 [infra]", &[&format!("Kustomization flux-system/flux-system (kustomize.toolkit.fluxcd.io/v1) (cluster infra) status.lastAppliedRevision: expected the fetched revision of GitRepository flux-system/flux-system: {}, observed {old}", sim::scenario::SIM_REVISION)])
+        .expect_message("3.2.4 [infra]", &[&format!("Kustomization flux-system/flux-system (kustomize.toolkit.fluxcd.io/v1) (cluster infra) status.lastAppliedRevision: expected the fetched revision of GitRepository flux-system/flux-system: {}, observed {old}", served_revision())])
         .expect_message("3.2.5 [infra]", &["Deployment flux-system/helm-controller (cluster infra): expected 0 ready (> 0)"])
         .expect_message("3.2.6 [infra]", &["Kustomization flux-system/cluster-infra-storage-ceph (kustomize.toolkit.fluxcd.io/v1) (cluster infra): expected Ready=True, observed Ready=False (HealthCheckFailed"]);
 

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use platform_acceptance::sim::{self, data, scenario};
 use serde_json::Value;
-use support::sim::SimFixture;
+use support::sim::{SimFixture, served_revision};
 
 fn condition<'a>(o: &'a Value, t: &str) -> Option<&'a Value> {
     o.pointer("/status/conditions")?.as_array()?.iter().find(|c| c["type"] == t)
@@ -64,7 +64,8 @@ async fn check_healthy_objects(fx: &SimFixture) {
             let o = fx.get(cluster, "kustomize.toolkit.fluxcd.io/v1", "Kustomization", Some("flux-system"), k).await;
             assert!(cond_is(&o, "Ready", "True"), "{cluster} Kustomization {k}");
             assert_eq!(o["status"]["observedGeneration"], o["metadata"]["generation"]);
-            assert_eq!(o["status"]["lastAppliedRevision"], scenario::SIM_REVISION);
+            assert_eq!(o["status"]["lastAppliedRevision"], served_revision());
+            assert!(!served_revision().contains("5ca1ab1e"), "the revision comes from the repository's Git history");
         }
         let hr = fx.get(cluster, "helm.toolkit.fluxcd.io/v2", "HelmRelease", Some("kube-system"), "cilium").await;
         assert!(cond_is(&hr, "Ready", "True") && hr["status"]["history"][0]["status"] == "deployed");

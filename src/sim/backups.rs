@@ -44,7 +44,8 @@ async fn restic_snapshot(client: &kube::Client, cluster: &str, endpoints: &super
     let (host, port) = s3_authority(repository).context("RESTIC_REPOSITORY is not an s3:http(s)://host:port/... URL")?;
     let addr = endpoints.resolve(&host, port).with_context(|| format!("no sim endpoint serves {host}:{port}"))?;
     let repository = repository.replace(&format!("{host}:{port}"), &addr.to_string());
-    let dir = tempfile_dir(cluster)?;
+    let scratch = Scratch::new(cluster)?;
+    let dir = scratch.0.clone();
     std::fs::write(dir.join("data.txt"), format!("volsync test data of {cluster}\n"))?;
     let restic = |args: &[&str]| -> Result<std::process::Output> {
         std::process::Command::new("restic")
@@ -69,14 +70,24 @@ async fn restic_snapshot(client: &kube::Client, cluster: &str, endpoints: &super
     if !backup.status.success() {
         bail!("restic backup failed (exit {:?})", backup.status.code());
     }
-    let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
 
-fn tempfile_dir(cluster: &str) -> Result<std::path::PathBuf> {
-    let dir = std::env::temp_dir().join(format!("pa-sim-restic-{cluster}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    Ok(dir)
+/// A scratch directory for restic (data and cache), removed on every way out.
+struct Scratch(std::path::PathBuf);
+
+impl Scratch {
+    fn new(cluster: &str) -> Result<Scratch> {
+        let dir = std::env::temp_dir().join(format!("pa-sim-restic-{cluster}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        Ok(Scratch(dir))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 fn ini(text: &str, key: &str) -> Option<String> {

@@ -95,16 +95,34 @@ pub fn parse_cidr(value: &str) -> anyhow::Result<ipnet::IpNet> {
     Ok(nets[0].trunc())
 }
 
-/// Node names and InternalIPs: infra-01..03 = 10.25.11.11-13, apps-01..03 = 10.25.11.14-16
-/// (the Talos node addresses of the fixture repository); a cluster at index *i* gets
-/// 10.25.11.(11+3i)..
-pub fn nodes_for(name: &str, index: usize) -> Vec<NodeSpec> {
-    (0..3)
-        .map(|j| NodeSpec {
-            name: format!("{name}-{:02}", j + 1),
-            internal_ip: format!("10.25.11.{}", 11 + 3 * index + j),
+/// The nodes the repository declares for `cluster`: one per Talos node file
+/// `talos/<cluster>/*.yaml`, named by its `machine.network.hostname` (else the file name)
+/// with the first address of its first interface as InternalIP (else the file name, when
+/// that is an address). A repository without Talos node files gets three nodes
+/// `<cluster>-01..03` at 10.250.<index>.11-13.
+pub fn nodes_of(repo: &crate::repo::GitopsRepo, cluster: &str, index: usize) -> Vec<NodeSpec> {
+    let dir = std::path::Path::new("talos").join(cluster);
+    let mut nodes: Vec<NodeSpec> = repo
+        .files_under(&dir)
+        .filter(|f| f.extension().is_some_and(|e| e == "yaml") && f.parent() == Some(dir.as_path()))
+        .filter_map(|f| {
+            let stem = f.file_stem()?.to_string_lossy().to_string();
+            let doc = repo.documents_in(&f.to_string_lossy()).into_iter().find(|d| d.value.pointer("/machine").is_some());
+            let value = doc.map(|d| &d.value);
+            let hostname = value.and_then(|v| v.pointer("/machine/network/hostname")).and_then(serde_json::Value::as_str).map(str::to_string);
+            let address = value
+                .and_then(|v| v.pointer("/machine/network/interfaces/0/addresses/0"))
+                .and_then(serde_json::Value::as_str)
+                .map(|a| a.split('/').next().unwrap_or(a).to_string())
+                .or_else(|| stem.parse::<std::net::IpAddr>().ok().map(|ip| ip.to_string()))?;
+            Some(NodeSpec { name: hostname.unwrap_or(stem), internal_ip: address })
         })
-        .collect()
+        .collect();
+    nodes.sort_by(|a, b| a.name.cmp(&b.name));
+    if nodes.is_empty() {
+        nodes = (0..3).map(|j| NodeSpec { name: format!("{cluster}-{:02}", j + 1), internal_ip: format!("10.250.{index}.{}", 11 + j) }).collect();
+    }
+    nodes
 }
 
 /// The simulated clusters, in fixed order (`infra`, `apps`, then any other), with
@@ -132,7 +150,7 @@ pub fn cluster_specs(cfg: &SimConfig) -> anyhow::Result<Vec<ClusterSpec>> {
         let service_ip = first_host(&service_cidr)?;
         out.push(ClusterSpec {
             ports: Ports::for_index(base, index),
-            nodes: nodes_for(&name, index),
+            nodes: nodes_of(&repo, &name, index),
             name,
             index,
             pod_cidr,
@@ -158,4 +176,23 @@ fn port_base() -> anyhow::Result<u16> {
 
 fn first_host(net: &ipnet::IpNet) -> anyhow::Result<IpAddr> {
     net.hosts().next().with_context(|| format!("{net} has no host address"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nodes_come_from_the_repositorys_talos_files() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/gitops");
+        let repo = crate::repo::GitopsRepo::load(&root).unwrap();
+        let infra: Vec<(String, String)> = nodes_of(&repo, "infra", 0).into_iter().map(|n| (n.name, n.internal_ip)).collect();
+        assert_eq!(infra, [("infra-01", "10.25.11.11"), ("infra-02", "10.25.11.12"), ("infra-03", "10.25.11.13")].map(|(a, b)| (a.to_string(), b.to_string())));
+        assert_eq!(nodes_of(&repo, "apps", 1)[2].internal_ip, "10.25.11.16");
+        // A repository without Talos node files: neutral addresses, not the fixture's.
+        let empty = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(empty.path().join("clusters/edge")).unwrap();
+        let bare = crate::repo::GitopsRepo::load(empty.path()).unwrap();
+        assert_eq!(nodes_of(&bare, "edge", 2)[0].internal_ip, "10.250.2.11");
+    }
 }

@@ -19,6 +19,8 @@ pub(super) struct ClusterSim {
     pub(super) cluster: String,
     pub(super) client: kube::Client,
     vars: BTreeMap<String, String>,
+    /// What the simulated Flux reports as fetched and applied ([`super::served_revision`]).
+    pub(super) revision: String,
 }
 
 /// A resolved kind.
@@ -62,6 +64,7 @@ impl ClusterSim {
             cluster: cluster.into(),
             client,
             vars,
+            revision: super::served_revision(repo),
         })
     }
 

@@ -12,7 +12,7 @@ use serde_json::{Map, Value, json};
 
 use super::client::{ClusterSim, Kind, Kinds};
 use super::model::StatusRule;
-use super::{SIM_REVISION, now, str_at};
+use super::{now, str_at};
 use crate::sim::data::Vault;
 
 impl ClusterSim {
@@ -52,7 +52,7 @@ impl ClusterSim {
             .unwrap_or(str_at(obj, "/metadata/name"));
         let vars: [(&str, String); 5] = [
             ("{{now}}", now()),
-            ("{{revision}}", SIM_REVISION.into()),
+            ("{{revision}}", self.revision.clone()),
             ("{{name}}", str_at(obj, "/metadata/name").into()),
             (
                 "{{namespace}}",

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 use super::client::ClusterSim;
 use super::model::StatusRule;
-use super::workloads::bound_volumes;
+use super::workloads::{bound_volumes, fill_chart_values};
 use super::{ClusterReport, controllers, str_at};
 use crate::repo::GitopsRepo;
 use crate::sim::FIELD_MANAGER;
@@ -45,6 +45,7 @@ impl ClusterSim {
         let rendered = repo.render(&self.cluster)?;
         let mut objects = own_flux_objects(&rendered);
         objects.extend(self.expand_workloads()?);
+        fill_chart_values(&mut objects);
         objects.extend(bound_volumes(&objects));
         dedupe(&mut objects);
         for o in &objects {

@@ -54,8 +54,45 @@ use client::ClusterSim;
 /// Field manager of the status the simulated controllers write.
 pub const STATUS_MANAGER: &str = "platform-acceptance-sim-status";
 
-/// The Git revision the simulated Flux reports as applied.
-pub const SIM_REVISION: &str = "main@sha1:5ca1ab1e5ca1ab1e5ca1ab1e5ca1ab1e5ca1ab1e";
+/// The revision the simulated Flux reports as fetched and applied, in Flux's
+/// `<branch>@sha1:<commit>` form: the branch the repository's own GitRepository names
+/// (`main` when it names none) and the last commit that touched the repository's tree.
+/// A tree outside Git gets a digest of its files in place of the commit.
+pub fn served_revision(repo: &GitopsRepo) -> String {
+    let branch = repo
+        .documents
+        .iter()
+        .filter(|d| d.kind() == "GitRepository")
+        .find_map(|d| d.value.pointer("/spec/ref/branch").and_then(Value::as_str).map(str::to_string))
+        .unwrap_or_else(|| "main".into());
+    let commit = std::process::Command::new("git")
+        .args(["log", "-1", "--format=%H", "--", "."])
+        .current_dir(&repo.root)
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .filter(|c| c.len() == 40)
+        .unwrap_or_else(|| tree_digest(repo));
+    format!("{branch}@sha1:{commit}")
+}
+
+/// 40 hex digits over every file's path and content (not a Git hash).
+fn tree_digest(repo: &GitopsRepo) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut parts = [0u64; 3];
+    for (i, part) in parts.iter_mut().enumerate() {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        i.hash(&mut h);
+        for f in repo.files_under(std::path::Path::new("")) {
+            f.hash(&mut h);
+            repo.read_text(f).hash(&mut h);
+        }
+        *part = h.finish();
+    }
+    format!("{:016x}{:016x}{:08x}", parts[0], parts[1], parts[2] as u32)
+}
 
 /// What one `apply` did, per cluster.
 #[derive(Debug, Clone, Default)]

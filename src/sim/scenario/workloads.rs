@@ -69,6 +69,39 @@ fn containers(e: &Value, name: &str) -> Vec<Value> {
         .collect()
 }
 
+/// Fills `{{helmValues NS/NAME PATH}}` strings (what a chart renders from its values) with
+/// the value at dotted `PATH` in HelmRelease NS/NAME's inline `spec.values` among `objects`,
+/// as text; a key whose value the release does not set is dropped (the chart's default is
+/// not known here).
+pub(super) fn fill_chart_values(objects: &mut [Value]) {
+    let releases: BTreeMap<String, Value> = objects
+        .iter()
+        .filter(|o| str_at(o, "/kind") == "HelmRelease")
+        .map(|o| (format!("{}/{}", str_at(o, "/metadata/namespace"), str_at(o, "/metadata/name")), o.pointer("/spec/values").cloned().unwrap_or(Value::Null)))
+        .collect();
+    let lookup = |text: &str| -> Option<Option<String>> {
+        let inner = text.strip_prefix("{{helmValues ")?.strip_suffix("}}")?;
+        let (release, path) = inner.trim().split_once(' ')?;
+        let pointer = format!("/{}", path.trim().replace('.', "/"));
+        Some(releases.get(release).and_then(|v| v.pointer(&pointer)).filter(|v| !v.is_null()).map(crate::repo::scalar_text))
+    };
+    for o in objects.iter_mut() {
+        let Some(data) = o.get_mut("data").and_then(Value::as_object_mut) else { continue };
+        let keys: Vec<String> = data.keys().cloned().collect();
+        for k in keys {
+            match data.get(&k).and_then(Value::as_str).and_then(|t| lookup(t)) {
+                Some(Some(v)) => {
+                    data.insert(k, Value::String(v));
+                }
+                Some(None) => {
+                    data.remove(&k);
+                }
+                None => {}
+            }
+        }
+    }
+}
+
 /// One entry of workloads.yaml to Kubernetes objects.
 fn expand_entry(e: &Value) -> Result<Vec<Value>> {
     if let Some(obj) = e.get("object") {
@@ -210,6 +243,20 @@ pub(super) fn bound_volumes(objects: &[Value]) -> Vec<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn chart_values_fill_what_the_chart_renders() {
+        let mut objects = vec![
+            json!({"apiVersion": "helm.toolkit.fluxcd.io/v2", "kind": "HelmRelease", "metadata": {"name": "cilium", "namespace": "kube-system"},
+                   "spec": {"values": {"cluster": {"name": "infra", "id": 1}, "ipam": {"mode": "kubernetes"}}}}),
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cilium-config", "namespace": "kube-system"},
+                   "data": {"cluster-id": "{{helmValues kube-system/cilium cluster.id}}", "ipam": "{{helmValues kube-system/cilium ipam.mode}}",
+                            "routing-mode": "{{helmValues kube-system/cilium routingMode}}", "fixed": "x"}}),
+        ];
+        fill_chart_values(&mut objects);
+        // The release's own values, as text; what it does not set is left out, not invented.
+        assert_eq!(objects[1]["data"], json!({"cluster-id": "1", "ipam": "kubernetes", "fixed": "x"}));
+    }
 
     #[test]
     fn workloads_expand() {
