@@ -85,6 +85,11 @@ pub struct RunArgs {
     /// Use the local simulation's kubeconfig (see `platform-acceptance sim up`).
     #[arg(long, conflicts_with = "kubeconfig")]
     pub sim: bool,
+    /// Let round-trip checks create (and remove) labelled objects in disposable namespaces of
+    /// the --kubeconfig clusters. Without it those checks are skipped and every other write
+    /// is refused before it leaves the process. The simulation always allows writes.
+    #[arg(long)]
+    pub allow_writes: bool,
     /// Kubeconfig context for a cluster, CLUSTER=CONTEXT (default: the context named like the cluster).
     #[arg(long = "context", value_name = "CLUSTER=CONTEXT")]
     pub contexts: Vec<String>,
@@ -227,7 +232,13 @@ async fn prepare(args: &RunArgs) -> Result<(Session, Vec<crate::plan::Selector>,
     let clusters = session.coverage.clusters.clone();
     let overrides = crate::cluster::parse_overrides(&args.contexts, &clusters).map_err(|e| e.to_string())?;
     let session = match (&args.kubeconfig, args.sim) {
-        (Some(k), _) => session.with_targets(crate::cluster::targets(k, &clusters, &overrides).await.map_err(|e| e.to_string())?),
+        (Some(k), _) => {
+            let mut targets = crate::cluster::targets(k, &clusters, &overrides).await.map_err(|e| e.to_string())?;
+            for t in targets.values_mut() {
+                t.writable = args.allow_writes;
+            }
+            session.with_targets(targets)
+        }
         (None, true) => session.with_targets(crate::sim::targets::targets(&clusters, &overrides).await?),
         (None, false) if !args.contexts.is_empty() => return Err("--context needs --kubeconfig FILE (or --sim)".into()),
         (None, false) => session,

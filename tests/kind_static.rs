@@ -33,6 +33,8 @@ fn nightly_workflow_runs_the_suite_against_both_kind_contexts() {
         assert!(runs.iter().any(|r| r.contains(&format!("--context {cluster}=kind-{cluster}"))), "suite not pointed at kind-{cluster}");
     }
     assert!(runs.iter().any(|r| r.contains("--junit out/junit.xml") && r.contains("$GITHUB_STEP_SUMMARY")));
+    // kind clusters are throwaway: the suite's round trips may create their objects there.
+    assert!(runs.iter().any(|r| r.contains("--junit out/junit.xml") && r.contains("--allow-writes")));
     assert!(runs.iter().any(|r| r.contains("--phase bootstrap")));
     assert!(wf["jobs"]["acceptance"]["timeout-minutes"].as_u64().unwrap() <= 90);
 }

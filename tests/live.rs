@@ -1,7 +1,8 @@
 //! `cargo test --features live`: the check library as rstest cases, one per criterion ×
 //! cluster, against the clusters of `KUBECONFIG` (contexts `infra`/`apps`, or
 //! `PA_CONTEXT_INFRA`/`PA_CONTEXT_APPS`) and the GitOps repository in `PA_REPO`
-//! (default: fixtures/gitops). Read-only checks; data-plane checks write only to the
+//! (default: fixtures/gitops). Nothing is written unless `PA_ALLOW_WRITES=1` (as
+//! `--allow-writes`): round trips are skipped without it, and then write only to the
 //! disposable namespaces they create. Without the feature this file compiles to nothing.
 #![cfg(feature = "live")]
 
@@ -31,9 +32,13 @@ fn evaluate(id: &str, cluster: &str) {
             overrides.insert(c, ctx);
         }
     }
-    let targets = rt
+    let mut targets = rt
         .block_on(platform_acceptance::cluster::targets(kubeconfig.as_ref(), &session.coverage.clusters, &overrides))
         .expect("kubeconfig contexts");
+    let writable = std::env::var("PA_ALLOW_WRITES").as_deref() == Ok("1");
+    for t in targets.values_mut() {
+        t.writable = writable;
+    }
     let session = session.with_targets(targets);
     let only = [Selector::Criterion(id.to_string())];
     let units: Vec<_> = session.units(&only, &[]).into_iter().filter(|u| u.cluster == cluster || u.cluster == "all").collect();

@@ -15,7 +15,7 @@ fn offline_targets() -> BTreeMap<String, Target> {
     let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
     let client = kube::Client::try_from(config).unwrap();
     let peers = Arc::new(BTreeMap::from([("infra".to_string(), client.clone())]));
-    BTreeMap::from([("infra".to_string(), Target { client, context: "infra".into(), peers, resolver: Arc::new(platform_acceptance::cluster::resolve::SystemDns), provenance: Arc::new(platform_acceptance::cluster::access::RealClusters) })])
+    BTreeMap::from([("infra".to_string(), Target { client, context: "infra".into(), peers, resolver: Arc::new(platform_acceptance::cluster::resolve::SystemDns), provenance: Arc::new(platform_acceptance::cluster::access::RealClusters), writable: false })])
 }
 
 fn unit(id: &str, check: Check) -> Unit {
@@ -191,4 +191,34 @@ async fn live_verdicts_carry_what_they_touched_and_its_basis() {
     assert_eq!(outcome_of(&r, "9.9.9"), &Outcome::skip("not provable in a scripted target: nothing here can show it"));
     let json = serde_json::to_value(&r).unwrap();
     assert_eq!(json["results"][0]["basis"]["kind"], "stand-in");
+}
+
+#[tokio::test]
+async fn nothing_is_written_unless_the_target_allows_writes() {
+    use k8s_openapi::api::core::v1::Namespace;
+    // Declared writer: skipped, never run.
+    let declared = Check::data_plane("4.2", "Test PVC can be created and bound", "pvc_round_trip", |_ctx: Ctx| async { Outcome::pass("should not run") }).writes();
+    // Undeclared write: refused before it leaves the process (the target's port is closed,
+    // so a request that left would be "unreachable", not "forbidden").
+    let sneaky = Check::cluster("1.3", "a read", "writes_anyway", |ctx: Ctx| async move {
+        let ns: Namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": "pa-sneaky"}})).unwrap();
+        match kube::Api::<Namespace>::all(ctx.kube().unwrap().clone()).create(&Default::default(), &ns).await {
+            Ok(_) => Outcome::pass("created"),
+            Err(e) => platform_acceptance::cluster::api_error("create Namespace pa-sneaky", e),
+        }
+    });
+    let r = run(vec![unit("4.2.7", declared.clone()), unit("1.3.1", sneaky.clone())], &[], config()).await;
+    assert_eq!(outcome_of(&r, "4.2.7"), &Outcome::skip("creates objects in the cluster: give --allow-writes to run it"));
+    let refused = outcome_of(&r, "1.3.1");
+    assert_eq!(refused.verdict(), Verdict::Error);
+    assert!(refused.summary().contains("forbidden: create namespaces on infra refused: this run does not allow writes (give --allow-writes)"), "{}", refused.summary());
+
+    // A writable target runs both (the write then meets the closed port).
+    let mut targets = offline_targets();
+    targets.get_mut("infra").unwrap().writable = true;
+    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+    let cfg = RunConfig { retries: 0, ..config() };
+    let r = Runner::new(cfg, Environment { repo: None, targets }, vec![]).run(vec![unit("4.2.7", declared), unit("1.3.1", sneaky)], tx).await;
+    assert_eq!(outcome_of(&r, "4.2.7"), &Outcome::pass("should not run"));
+    assert!(outcome_of(&r, "1.3.1").summary().contains("unreachable"), "{}", outcome_of(&r, "1.3.1").summary());
 }

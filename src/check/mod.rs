@@ -110,6 +110,9 @@ pub struct Check {
     pub manual_reason: Option<&'static str>,
     /// Judged from the other results of the run instead of `run` (the Definition of Done).
     pub aggregate: Option<Aggregate>,
+    /// Creates objects in the cluster (a round trip in a disposable namespace). Against
+    /// targets that do not allow writes such a check is skipped, never run.
+    pub writes: bool,
     pub run: CheckFn,
 }
 
@@ -134,6 +137,7 @@ impl Check {
             phase: None,
             manual_reason: None,
             aggregate: None,
+            writes: false,
             run: Arc::new(move |ctx| {
                 let fut = f(ctx);
                 Box::pin(async move { fut.await.into_outcome() })
@@ -190,6 +194,13 @@ impl Check {
     /// Restricts the check to one cluster.
     pub fn only(mut self, cluster: &'static str) -> Self {
         self.applies = Applies::Only(cluster);
+        self
+    }
+
+    /// Declares that the check creates objects (and removes them): it runs only against
+    /// targets that allow writes (`--allow-writes`, the simulation).
+    pub fn writes(mut self) -> Self {
+        self.writes = true;
         self
     }
 

@@ -196,6 +196,8 @@ struct Recording {
     inner: kube::Client,
     cluster: String,
     log: AccessLog,
+    /// When false, every request but a read is refused here, before it leaves the process.
+    writable: bool,
 }
 
 impl tower::Service<http::Request<kube::client::Body>> for Recording {
@@ -208,17 +210,25 @@ impl tower::Service<http::Request<kube::client::Body>> for Recording {
     }
 
     fn call(&mut self, req: http::Request<kube::client::Body>) -> Self::Future {
-        if let Some(a) = api_access(&self.cluster, req.method().as_str(), req.uri().path()) {
-            self.log.record(a);
+        let access = api_access(&self.cluster, req.method().as_str(), req.uri().path());
+        if let Some(a) = &access {
+            self.log.record(a.clone());
+        }
+        let read = matches!(*req.method(), http::Method::GET | http::Method::HEAD | http::Method::OPTIONS);
+        if !self.writable && !read {
+            let what = access.map(|a| a.to_string()).unwrap_or_else(|| format!("{} {}", req.method(), req.uri().path()));
+            let mut status = kube::core::Status::failure(&format!("{what} refused: this run does not allow writes (give --allow-writes)"), "Forbidden");
+            status.code = 403;
+            return Box::pin(async move { Err(kube::Error::Api(status.boxed())) });
         }
         let inner = self.inner.clone();
         Box::pin(async move { inner.send(req).await })
     }
 }
 
-fn recording(client: &kube::Client, cluster: &str, log: &AccessLog) -> kube::Client {
+fn recording(client: &kube::Client, cluster: &str, log: &AccessLog, writable: bool) -> kube::Client {
     let ns = client.default_namespace().to_string();
-    kube::Client::new(Recording { inner: client.clone(), cluster: cluster.to_string(), log: log.clone() }, ns)
+    kube::Client::new(Recording { inner: client.clone(), cluster: cluster.to_string(), log: log.clone(), writable }, ns)
 }
 
 /// A resolver that records each lookup, then asks `inner`.
@@ -240,14 +250,17 @@ impl Resolve for RecordingResolver {
 
 impl Target {
     /// This target with every API request and name lookup recorded into `log`; `cluster`
-    /// names this target's own cluster (peers are recorded under their names).
+    /// names this target's own cluster (peers are recorded under their names). Unless the
+    /// target is writable, its clients refuse every write.
     pub fn recorded(&self, cluster: &str, log: &AccessLog) -> Target {
+        let client = |c: &kube::Client, name: &str| recording(c, name, log, self.writable);
         Target {
-            client: recording(&self.client, cluster, log),
+            client: client(&self.client, cluster),
             context: self.context.clone(),
-            peers: Arc::new(self.peers.iter().map(|(name, c)| (name.clone(), recording(c, name, log))).collect()),
+            peers: Arc::new(self.peers.iter().map(|(name, c)| (name.clone(), client(c, name))).collect()),
             resolver: Arc::new(RecordingResolver { inner: self.resolver.clone(), log: log.clone() }),
             provenance: self.provenance.clone(),
+            writable: self.writable,
         }
     }
 }

@@ -12,6 +12,7 @@
 //! ```
 
 pub mod access;
+pub mod lease;
 pub mod nodes;
 pub mod objects;
 pub mod resolve;
@@ -37,6 +38,9 @@ pub struct Target {
     pub resolver: Resolver,
     /// What this target's answers rest on (real clusters, or a simulation's stand-ins).
     pub provenance: Arc<dyn access::Provenance>,
+    /// Checks may create objects here (`--allow-writes`; the simulation always). When false,
+    /// the runner skips checks that declare writes and refuses any other write request.
+    pub writable: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -88,7 +92,7 @@ pub async fn targets(kubeconfig: &Path, clusters: &[String], overrides: &BTreeMa
     let peers: Arc<BTreeMap<String, kube::Client>> = Arc::new(clients.iter().map(|(k, (_, c))| (k.clone(), c.clone())).collect());
     Ok(clients
         .into_iter()
-        .map(|(cluster, (context, client))| (cluster, Target { client, context, peers: peers.clone(), resolver: Arc::new(SystemDns), provenance: Arc::new(access::RealClusters) }))
+        .map(|(cluster, (context, client))| (cluster, Target { client, context, peers: peers.clone(), resolver: Arc::new(SystemDns), provenance: Arc::new(access::RealClusters), writable: false }))
         .collect())
 }
 

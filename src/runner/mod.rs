@@ -235,6 +235,9 @@ fn precondition(unit: &Unit, config: &RunConfig, env: &Environment, cancel: &Can
             return Some(Outcome::error(format!("no kubeconfig context for cluster {} (use --context {}=CONTEXT)", unit.cluster, unit.cluster)));
         }
     }
+    if check.writes && unit_target(unit, env).is_some_and(|t| !t.writable) {
+        return Some(Outcome::skip("creates objects in the cluster: give --allow-writes to run it"));
+    }
     if check.layer.is_live()
         && let Some(reason) = env.targets.values().next().and_then(|t| t.provenance.not_provable().remove(&unit.id))
     {
@@ -250,6 +253,11 @@ fn precondition(unit: &Unit, config: &RunConfig, env: &Environment, cancel: &Can
         }
     }
     blocked.map(|b| Outcome::skip(format!("blocked by {b}")))
+}
+
+/// The target a unit runs against: its cluster's, or any for once-only units.
+fn unit_target<'a>(unit: &Unit, env: &'a Environment) -> Option<&'a Target> {
+    env.targets.get(&unit.cluster).or_else(|| env.targets.values().next())
 }
 
 /// What a live unit touched, and the basis that gives its verdict.
@@ -270,7 +278,7 @@ async fn evaluate(
         return (aggregate(&unit.cluster, &prior), 1, None);
     }
     let log = AccessLog::default();
-    let target = env.targets.get(&unit.cluster).or_else(|| env.targets.values().next()).filter(|_| check.layer.is_live());
+    let target = unit_target(unit, env).filter(|_| check.layer.is_live());
     let provenance = target.map(|t| t.provenance.clone());
     let cleanup = Cleanup::default();
     let ctx = Arc::new(CheckContext {

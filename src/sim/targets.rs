@@ -39,6 +39,8 @@ pub async fn targets(clusters: &[String], overrides: &BTreeMap<String, String>) 
     for t in targets.values_mut() {
         t.resolver = resolver.clone();
         t.provenance = provenance.clone();
+        // The simulation is ours: round trips may create (and remove) their objects.
+        t.writable = true;
     }
     Ok(targets)
 }

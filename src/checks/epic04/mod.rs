@@ -55,19 +55,19 @@ pub fn checks() -> Vec<Check> {
         Check::cluster("4.2", OSDS, "ceph_osds_on_nvme_disks", live::ceph_osds_on_nvme_disks),
         Check::cluster("4.2", CEPH_HEALTH, "ceph_health_ok", live::ceph_health_ok),
         Check::cluster("4.2", RBD_CLASS_CREATED, "rbd_storageclass_live", live::rbd_storageclass_live),
-        Check::data_plane("4.2", "Test PVC can be created and bound", "rbd_test_pvc_bound", pvc::rbd_test_pvc_bound),
+        Check::data_plane("4.2", "Test PVC can be created and bound", "rbd_test_pvc_bound", pvc::rbd_test_pvc_bound).writes(),
         // 4.3 OpenEBS
         Check::repo("4.3", "OpenEBS base HelmRelease created", "openebs_base_helmrelease", repo::openebs_base),
         Check::repo("4.3", "OpenEBS infrastructure config created", "openebs_config_applied", repo::openebs_config),
         Check::repo("4.3", "LocalPV hostpath StorageClass configured", "openebs_hostpath_storageclass", repo::openebs_storage_class),
         Check::cluster("4.3", "Deployed to infra cluster", "openebs_deployed_infra", live::openebs_deployed),
         Check::cluster("4.3", "Deployed to apps cluster (automatic - shared base)", "openebs_deployed_apps", live::openebs_deployed),
-        Check::data_plane("4.3", "Test PVC works on both clusters", "openebs_test_pvc_works", pvc::openebs_test_pvc_works),
+        Check::data_plane("4.3", "Test PVC works on both clusters", "openebs_test_pvc_works", pvc::openebs_test_pvc_works).writes(),
         // 4.5 cross-cluster Ceph access
         Check::repo("4.5", "Global services configured for Ceph", "ceph_mons_global_services", repo::ceph_global_services),
         Check::cluster("4.5", "Apps cluster can access Ceph from infra cluster via ClusterMesh", "ceph_mons_reachable_via_clustermesh", mesh::ceph_mons_via_clustermesh),
         Check::cluster("4.5", "CSI driver deployed on apps cluster", "ceph_csi_driver_on_apps", mesh::ceph_csi_driver_on_apps),
-        Check::data_plane("4.5", "Test PVC created on apps cluster using infra Ceph", "remote_ceph_test_pvc_bound", mesh::remote_ceph_test_pvc_bound),
-        Check::data_plane("4.5", "Cross-cluster storage verified", "cross_cluster_storage_verified", mesh::cross_cluster_storage_verified),
+        Check::data_plane("4.5", "Test PVC created on apps cluster using infra Ceph", "remote_ceph_test_pvc_bound", mesh::remote_ceph_test_pvc_bound).writes(),
+        Check::data_plane("4.5", "Cross-cluster storage verified", "cross_cluster_storage_verified", mesh::cross_cluster_storage_verified).writes(),
     ]
 }

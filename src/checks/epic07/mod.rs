@@ -63,6 +63,6 @@ pub fn checks() -> Vec<Check> {
         Check::repo("7.4", "Global service annotation for ClusterMesh", "dragonfly_global_service", repo::dragonfly_global_service),
         Check::cluster("7.4", "Deployed on infra cluster", "dragonfly_deployed", live::dragonfly_deployed),
         Check::data_plane("7.4", "Accessible from apps cluster", "dragonfly_reachable_from_apps", data_plane::dragonfly_reachable_from_apps),
-        Check::data_plane("7.4", "Test Redis commands work", "dragonfly_redis_commands", data_plane::dragonfly_redis_commands),
+        Check::data_plane("7.4", "Test Redis commands work", "dragonfly_redis_commands", data_plane::dragonfly_redis_commands).writes(),
     ]
 }

@@ -1,0 +1,140 @@
+//! Who owns what a run created, and clearing up after runs that died.
+//!
+//! A run that may write holds a `coordination.k8s.io/v1` Lease per cluster, named
+//! `platform-acceptance-run-<id>` in namespace `default` and renewed while it runs.
+//! Everything a check creates carries the label [`RUN_LABEL`]` = <id>`. [`sweep`] deletes
+//! the labelled namespaces of runs whose Lease is gone or expired (a run killed with
+//! SIGKILL, a machine that died), never those of a run still renewing its Lease, and never
+//! anything without the label.
+//!
+//! ```
+//! use platform_acceptance::cluster::lease::{lease_name, expired};
+//! assert_eq!(lease_name("ab12cd34"), "platform-acceptance-run-ab12cd34");
+//! let renewed = time::OffsetDateTime::UNIX_EPOCH + time::Duration::seconds(100);
+//! assert!(!expired(Some(renewed), 30, renewed + time::Duration::seconds(29)));
+//! assert!(expired(Some(renewed), 30, renewed + time::Duration::seconds(31)));
+//! assert!(expired(None, 30, renewed), "a Lease never renewed is not holding anything");
+//! ```
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+
+/// Label on everything a run creates: the run's id.
+pub const RUN_LABEL: &str = "platform-acceptance.io/run";
+/// Label on disposable namespaces (also set by runs older than the run label).
+pub const DISPOSABLE_LABEL: &str = "platform-acceptance.io/disposable";
+/// Where run Leases live.
+pub const LEASE_NAMESPACE: &str = "default";
+/// Field manager of the harness's own writes.
+pub const MANAGER: &str = "platform-acceptance";
+
+pub fn lease_name(run: &str) -> String {
+    format!("platform-acceptance-run-{run}")
+}
+
+/// A Lease renewed at `renewed` for `seconds` has expired at `now` (or was never renewed).
+pub fn expired(renewed: Option<time::OffsetDateTime>, seconds: i64, now: time::OffsetDateTime) -> bool {
+    renewed.is_none_or(|r| r + time::Duration::seconds(seconds) < now)
+}
+
+fn micro_time(t: time::OffsetDateTime) -> serde_json::Value {
+    serde_json::Value::String(t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default())
+}
+
+/// Creates or renews the run's Lease on one cluster, valid for `seconds`.
+pub async fn renew(client: &kube::Client, run: &str, holder: &str, seconds: i32) -> Result<(), kube::Error> {
+    let api: Api<Lease> = Api::namespaced(client.clone(), LEASE_NAMESPACE);
+    let now = time::OffsetDateTime::now_utc();
+    let lease = serde_json::json!({
+        "apiVersion": "coordination.k8s.io/v1",
+        "kind": "Lease",
+        "metadata": {"name": lease_name(run), "labels": {RUN_LABEL: run}},
+        "spec": {"holderIdentity": holder, "leaseDurationSeconds": seconds, "renewTime": micro_time(now)},
+    });
+    api.patch(&lease_name(run), &PatchParams::apply(MANAGER).force(), &Patch::Apply(&lease)).await.map(|_| ())
+}
+
+/// Deletes the run's Lease (the run ended; its objects are gone with its cleanups).
+pub async fn release(client: &kube::Client, run: &str) {
+    let api: Api<Lease> = Api::namespaced(client.clone(), LEASE_NAMESPACE);
+    let _ = api.delete(&lease_name(run), &DeleteParams::default()).await;
+}
+
+/// What [`sweep`] did on one cluster.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Swept {
+    /// Namespaces deleted: `name (run id)`.
+    pub removed: Vec<String>,
+    /// Namespaces of runs whose Lease is still renewed: `name (run id)`.
+    pub live: Vec<String>,
+    /// Disposable namespaces without a run label: left alone.
+    pub unowned: Vec<String>,
+}
+
+/// Deletes the namespaces of runs whose Lease expired or is gone; see the module docs.
+pub async fn sweep(client: &kube::Client) -> Result<Swept, kube::Error> {
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let leases: Api<Lease> = Api::namespaced(client.clone(), LEASE_NAMESPACE);
+    let now = time::OffsetDateTime::now_utc();
+    let mut alive: BTreeMap<String, bool> = BTreeMap::new();
+    let mut out = Swept::default();
+    let labelled = namespaces.list(&ListParams::default().labels(DISPOSABLE_LABEL)).await?;
+    let owned = namespaces.list(&ListParams::default().labels(RUN_LABEL)).await?;
+    let mut seen = std::collections::BTreeSet::new();
+    for ns in labelled.items.into_iter().chain(owned.items) {
+        let name = ns.metadata.name.clone().unwrap_or_default();
+        if !seen.insert(name.clone()) {
+            continue;
+        }
+        let Some(run) = ns.metadata.labels.as_ref().and_then(|l| l.get(RUN_LABEL)).cloned() else {
+            out.unowned.push(name);
+            continue;
+        };
+        let live = match alive.get(&run) {
+            Some(l) => *l,
+            None => {
+                let l = match leases.get_opt(&lease_name(&run)).await? {
+                    Some(lease) => {
+                        let spec = lease.spec.unwrap_or_default();
+                        !expired(spec.renew_time.map(|t| to_offset(&t.0)), spec.lease_duration_seconds.unwrap_or(0).into(), now)
+                    }
+                    None => false,
+                };
+                alive.insert(run.clone(), l);
+                l
+            }
+        };
+        if live {
+            out.live.push(format!("{name} ({run})"));
+        } else {
+            if ns.metadata.deletion_timestamp.is_none() {
+                namespaces.delete(&name, &DeleteParams::default()).await?;
+            }
+            out.removed.push(format!("{name} ({run})"));
+        }
+    }
+    // Leases of runs that are over and own nothing any more.
+    for (run, live) in alive {
+        if !live {
+            let _ = leases.delete(&lease_name(&run), &DeleteParams::default()).await;
+        }
+    }
+    Ok(out)
+}
+
+fn to_offset(t: &k8s_openapi::jiff::Timestamp) -> time::OffsetDateTime {
+    time::OffsetDateTime::from_unix_timestamp(t.as_second()).unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+}
+
+/// Creates a namespace labelled as the run's and disposable (used by the checks' kit and tests).
+pub async fn create_namespace(client: &kube::Client, name: &str, run: &str) -> Result<(), kube::Error> {
+    let api: Api<Namespace> = Api::all(client.clone());
+    let ns: Namespace = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": name, "labels": {DISPOSABLE_LABEL: "true", RUN_LABEL: run}}
+    }))
+    .expect("namespace object");
+    api.create(&PostParams::default(), &ns).await.map(|_| ())
+}
