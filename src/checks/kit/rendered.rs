@@ -120,8 +120,3 @@ pub fn other_variables(repo: &GitopsRepo, cluster: &str) -> CheckResult<Vec<(Str
 pub fn variable(ctx: &Ctx, name: &str) -> Option<String> {
     ctx.repo().ok()?.variables(&ctx.cluster).ok()?.get(name).map(str::to_string)
 }
-
-/// Runs a check body written with `?` on `Result<_, Outcome>`.
-pub fn outcome(body: impl FnOnce() -> Result<Outcome, Outcome>) -> Outcome {
-    body().unwrap_or_else(|o| o)
-}
