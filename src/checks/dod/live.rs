@@ -84,7 +84,7 @@ pub(super) async fn platform_workloads_ready(ctx: Ctx) -> CheckResult<Outcome> {
                 Ok(list) => {
                     for w in list.items.iter().filter(|w| w.metadata.namespace.as_ref().is_some_and(|n| namespaces.contains(n))) {
                         *count.entry($kind).or_default() += 1;
-                        if let Err(f) = judge_workload($kind, w, &ctx.cluster, true) {
+                        if let Err(f) = kobjects::judge_workload($kind, w, &ctx.cluster, true) {
                             findings.push(f);
                         }
                     }
