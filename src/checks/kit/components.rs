@@ -1,16 +1,15 @@
 //! "Manifests created", "base HelmRelease created", "config created": the component
 //! shapes the planning document repeats across stories.
 
-use serde_json::Value;
-
-use super::flux::normalize;
-use crate::check::{CheckContext, CheckResult, Finding, Outcome};
-use crate::repo::GitopsRepo;
 use std::path::Path;
 
-use crate::repo::{scalar_text, Rendered};
-#[allow(unused_imports)]
-use super::prelude::*;
+use serde_json::Value;
+
+use super::flux::{cluster_reach, kustomize_entries, normalize, reach_from};
+use super::helm::{chart_name, chart_of, chart_source};
+use super::rendered::{from_file, rendered, repo, resolve_dir, squash};
+use crate::check::{CheckContext, CheckResult, Finding, Outcome};
+use crate::repo::{scalar_text, GitopsRepo, Rendered};
 
 /// Passes when every file exists (paths as the plan writes them).
 pub fn files_present(repo: &GitopsRepo, paths: &[&str]) -> Outcome {

@@ -3,8 +3,6 @@
 use std::collections::BTreeSet;
 
 use serde_json::Value;
-#[allow(unused_imports)]
-use super::prelude::*;
 
 /// How often a cron schedule fires, per week, when that is well defined.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -4,11 +4,9 @@
 
 use serde_json::Value;
 
-use crate::check::{Finding, Outcome};
+use super::rendered::{find, group, key_at};
+use crate::check::{CheckContext, Finding, Outcome};
 use crate::repo::{scalar_text, GitopsRepo, Rendered, RenderedObject};
-use crate::check::CheckContext;
-#[allow(unused_imports)]
-use super::prelude::*;
 
 pub const HELM_GROUP: &str = "helm.toolkit.fluxcd.io";
 

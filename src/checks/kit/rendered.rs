@@ -2,17 +2,13 @@
 //! objects of the evaluated cluster, lookups by kind and API group, and files.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::check::{CheckContext, Finding, Outcome};
+use crate::check::{CheckContext, CheckResult, Ctx, Finding, Outcome};
 use crate::repo::{GitopsRepo, Rendered, RenderedObject, Variables};
-use std::path::PathBuf;
-
-use crate::check::{CheckResult, Ctx};
-#[allow(unused_imports)]
-use super::prelude::*;
 
 /// The API group of an object (`postgresql.cnpg.io` of `postgresql.cnpg.io/v1`, `` for `v1`).
 pub fn group(o: &RenderedObject) -> &str {
