@@ -288,3 +288,43 @@ pub async fn expect_pods_ready(client: &kube::Client, cluster: &str, ns: &str, l
         .collect();
     Outcome::from_findings(findings, format!("{} pods {ns} -l {labels} Ready (cluster {cluster})", pods.len()))
 }
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::apps::v1::{DaemonSet, DaemonSetStatus, Deployment, DeploymentSpec, DeploymentStatus};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+    use super::*;
+
+    fn deployment(replicas: Option<i32>, ready: Option<i32>, generation: i64, observed: i64) -> Deployment {
+        Deployment {
+            metadata: ObjectMeta { name: Some("web".into()), namespace: Some("apps".into()), generation: Some(generation), ..Default::default() },
+            spec: Some(DeploymentSpec { replicas, ..Default::default() }),
+            status: Some(DeploymentStatus { ready_replicas: ready, observed_generation: Some(observed), ..Default::default() }),
+        }
+    }
+
+    #[test]
+    fn one_rule_for_listed_and_named_workloads() {
+        // Defaults: one replica wanted, none ready.
+        assert_eq!(Rollout::of("Deployment", &deployment(None, None, 1, 1)), Rollout { want: 1, ready: 0, observed: true });
+        let scaled_down = Rollout::of("Deployment", &deployment(Some(0), None, 2, 2));
+        assert_eq!(scaled_down.unready(false, false), Some(Unready::NoneDesired));
+        assert_eq!(scaled_down.unready(true, true), None);
+        // Ready counts, but the controller has not seen generation 3 yet: only the full rule objects.
+        let stale = Rollout::of("Deployment", &deployment(Some(2), Some(2), 3, 2));
+        assert_eq!(stale.unready(false, true), Some(Unready::NotObserved));
+        assert_eq!(stale.unready(false, false), None);
+        let ds = DaemonSet { status: Some(DaemonSetStatus { desired_number_scheduled: 3, number_ready: 1, ..Default::default() }), ..Default::default() };
+        assert_eq!(Rollout::of("DaemonSet", &ds).unready(false, true), Some(Unready::Short));
+    }
+
+    #[test]
+    fn listed_workload_findings_keep_their_wording() {
+        let f = judge_workload("Deployment", &deployment(Some(3), Some(1), 1, 1), "infra", false).unwrap_err();
+        assert_eq!((f.object.as_str(), f.expected.as_str(), f.observed.as_str()), ("Deployment apps/web (cluster infra)", "readyReplicas = spec.replicas (3)", "1/3 ready"));
+        let f = judge_workload("Deployment", &deployment(Some(0), None, 1, 1), "infra", false).unwrap_err();
+        assert_eq!((f.expected.as_str(), f.observed.as_str()), ("readyReplicas = spec.replicas (> 0)", "0 desired"));
+        assert_eq!(judge_workload("Deployment", &deployment(Some(2), Some(2), 1, 1), "infra", false), Ok("Deployment apps/web 2/2".to_string()));
+    }
+}
