@@ -16,6 +16,13 @@ use ipnet::IpNet;
 use regex::Regex;
 
 /// Two prefixes overlap exactly when one contains the other.
+///
+/// ```
+/// use platform_acceptance::net::overlaps;
+/// let pods: ipnet::IpNet = "10.244.0.0/16".parse().unwrap();
+/// assert!(overlaps(&pods, &"10.244.3.0/24".parse().unwrap()));
+/// assert!(!overlaps(&pods, &"10.245.0.0/16".parse().unwrap()));
+/// ```
 pub fn overlaps(a: &IpNet, b: &IpNet) -> bool {
     a.contains(&b.network()) || b.contains(&a.network())
 }
@@ -75,6 +82,13 @@ pub fn cidrs_of(value: &str) -> Result<Vec<IpNet>, String> {
 }
 
 /// `10.25.11.150-199` or `10.25.11.150-10.25.11.199` → (start, end); the whole text is the range.
+///
+/// ```
+/// use std::net::Ipv4Addr;
+/// use platform_acceptance::net::parse_ip_range;
+/// assert_eq!(parse_ip_range("10.25.11.150-199"), Ok((Ipv4Addr::new(10, 25, 11, 150), Ipv4Addr::new(10, 25, 11, 199))));
+/// assert!(parse_ip_range("10.25.11.150").is_err());
+/// ```
 pub fn parse_ip_range(text: &str) -> Result<(Ipv4Addr, Ipv4Addr), String> {
     let (a, b) = text.trim().split_once('-').ok_or_else(|| format!("{text:?} is not a range"))?;
     let start: Ipv4Addr = a.trim().parse().map_err(|e| format!("{a:?}: {e}"))?;
@@ -94,6 +108,12 @@ pub fn in_range(ip: Ipv4Addr, (s, e): (Ipv4Addr, Ipv4Addr)) -> bool {
 }
 
 /// Values equal as written, or as the same set of CIDRs (JSON-list and plain forms).
+///
+/// ```
+/// use platform_acceptance::net::same_value;
+/// assert!(same_value(r#"["10.246.0.0/16"]"#, "10.246.0.0/16"));
+/// assert!(!same_value("10.246.0.0/16", "10.247.0.0/16"));
+/// ```
 pub fn same_value(a: &str, b: &str) -> bool {
     a.trim() == b.trim() || matches!((cidrs_of(a), cidrs_of(b)), (Ok(x), Ok(y)) if x == y)
 }

@@ -162,27 +162,106 @@ pub fn expect_condition(found: &Found, kind: &Kind, type_: &str) -> Outcome {
     Outcome::pass(format!("{object}: {type_}=True ({})", c.reason))
 }
 
-/// Deployment, StatefulSet or DaemonSet fully rolled out and ready.
+/// Desired and ready counts of a Deployment, StatefulSet or DaemonSet, and whether its
+/// controller has observed its current spec: the one place that reads a workload's
+/// readiness (`spec.replicas` (default 1) and `status.readyReplicas`, or a DaemonSet's
+/// `status.desiredNumberScheduled` and `status.numberReady`).
+///
+/// ```
+/// use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStatus};
+/// use platform_acceptance::cluster::objects::{Rollout, Unready};
+/// let d = Deployment {
+///     spec: Some(DeploymentSpec { replicas: Some(3), ..Default::default() }),
+///     status: Some(DeploymentStatus { ready_replicas: Some(2), ..Default::default() }),
+///     ..Default::default()
+/// };
+/// let r = Rollout::of("Deployment", &d);
+/// assert_eq!((r.want, r.ready), (3, 2));
+/// assert_eq!(r.unready(false, true), Some(Unready::Short));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rollout {
+    pub want: i64,
+    pub ready: i64,
+    /// `status.observedGeneration` has reached `metadata.generation` (true when either is absent).
+    pub observed: bool,
+}
+
+/// Why a workload is not ready (see [`Rollout::unready`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unready {
+    /// No replica desired.
+    NoneDesired,
+    /// Fewer ready than desired.
+    Short,
+    /// Counts fine, but the controller has not observed the current spec yet.
+    NotObserved,
+}
+
+impl Rollout {
+    /// The counts of workload `w` of `kind` (`Deployment`, `StatefulSet` or `DaemonSet`).
+    pub fn of<K: serde::Serialize>(kind: &str, w: &K) -> Rollout {
+        let v = serde_json::to_value(w).unwrap_or(Value::Null);
+        let int = |p: &str| v.pointer(p).and_then(Value::as_i64);
+        let generation = int("/metadata/generation").unwrap_or(0);
+        let observed = int("/status/observedGeneration").unwrap_or(generation);
+        let (want, ready) = match kind {
+            "DaemonSet" => (int("/status/desiredNumberScheduled").unwrap_or(0), int("/status/numberReady").unwrap_or(0)),
+            _ => (int("/spec/replicas").unwrap_or(1), int("/status/readyReplicas").unwrap_or(0)),
+        };
+        Rollout { want, ready, observed: observed >= generation }
+    }
+
+    /// The readiness rule: at least one replica desired (unless `allow_zero`), every desired
+    /// replica ready, and (when `require_observed`) the current spec observed. `None` is ready.
+    pub fn unready(&self, allow_zero: bool, require_observed: bool) -> Option<Unready> {
+        if self.want == 0 && !allow_zero {
+            Some(Unready::NoneDesired)
+        } else if self.ready < self.want {
+            Some(Unready::Short)
+        } else if require_observed && !self.observed {
+            Some(Unready::NotObserved)
+        } else {
+            None
+        }
+    }
+}
+
+/// One listed workload's readiness (the full rule, current spec observed) as a finding,
+/// or its evidence text (`Kind ns/name ready/want`).
+pub fn judge_workload<K: serde::Serialize + kube::Resource>(kind: &str, w: &K, cluster: &str, allow_zero: bool) -> Result<String, Finding> {
+    let meta = w.meta();
+    let (ns, name) = (meta.namespace.clone().unwrap_or_default(), meta.name.clone().unwrap_or_default());
+    let object = format!("{kind} {ns}/{name} (cluster {cluster})");
+    let rollout = Rollout::of(kind, w);
+    let (want, ready) = (rollout.want, rollout.ready);
+    let field = if kind == "DaemonSet" { "numberReady = desiredNumberScheduled" } else { "readyReplicas = spec.replicas" };
+    match rollout.unready(allow_zero, true) {
+        Some(Unready::NoneDesired) => Err(Finding::new(object, format!("{field} (> 0)"), "0 desired")),
+        Some(Unready::Short) => Err(Finding::new(object, format!("{field} ({want})"), format!("{ready}/{want} ready"))),
+        Some(Unready::NotObserved) => Err(Finding::new(object, "status.observedGeneration = metadata.generation", "rollout of the current spec not observed yet")),
+        None => Ok(format!("{kind} {ns}/{name} {ready}/{want}")),
+    }
+}
+
+/// Deployment, StatefulSet or DaemonSet `ns/name` fully rolled out and ready, by the rule of
+/// [`Rollout::unready`] without the observed-generation part (this helper has never
+/// required it).
 pub async fn expect_workload_ready(client: &kube::Client, cluster: &str, kind: &str, ns: &str, name: &str) -> Outcome {
     use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
     let object = format!("{kind} {ns}/{name} (cluster {cluster})");
-    let counts: Result<Option<(i32, i32)>, kube::Error> = match kind {
-        "Deployment" => Api::<Deployment>::namespaced(client.clone(), ns).get_opt(name).await.map(|d| {
-            d.map(|d| (d.spec.and_then(|s| s.replicas).unwrap_or(1), d.status.and_then(|s| s.ready_replicas).unwrap_or(0)))
-        }),
-        "StatefulSet" => Api::<StatefulSet>::namespaced(client.clone(), ns).get_opt(name).await.map(|d| {
-            d.map(|d| (d.spec.and_then(|s| s.replicas).unwrap_or(1), d.status.and_then(|s| s.ready_replicas).unwrap_or(0)))
-        }),
-        "DaemonSet" => Api::<DaemonSet>::namespaced(client.clone(), ns)
-            .get_opt(name)
-            .await
-            .map(|d| d.map(|d| d.status.map(|s| (s.desired_number_scheduled, s.number_ready)).unwrap_or((0, 0)))),
+    let rollout: Result<Option<Rollout>, kube::Error> = match kind {
+        "Deployment" => Api::<Deployment>::namespaced(client.clone(), ns).get_opt(name).await.map(|w| w.map(|w| Rollout::of(kind, &w))),
+        "StatefulSet" => Api::<StatefulSet>::namespaced(client.clone(), ns).get_opt(name).await.map(|w| w.map(|w| Rollout::of(kind, &w))),
+        "DaemonSet" => Api::<DaemonSet>::namespaced(client.clone(), ns).get_opt(name).await.map(|w| w.map(|w| Rollout::of(kind, &w))),
         other => return Outcome::error(format!("expect_workload_ready: unsupported kind {other}")),
     };
-    match counts {
+    match rollout {
         Ok(None) => Outcome::fail(object, "present", "not found"),
-        Ok(Some((want, ready))) if want > 0 && ready >= want => Outcome::pass(format!("{object}: {ready}/{want} ready")),
-        Ok(Some((want, ready))) => Outcome::fail(object, format!("{want} ready (> 0)"), format!("{ready}/{want} ready")),
+        Ok(Some(r)) => match r.unready(false, false) {
+            None => Outcome::pass(format!("{object}: {}/{} ready", r.ready, r.want)),
+            Some(_) => Outcome::fail(object, format!("{} ready (> 0)", r.want), format!("{}/{} ready", r.ready, r.want)),
+        },
         Err(e) => super::api_error(&format!("get {object}"), e),
     }
 }
@@ -208,4 +287,44 @@ pub async fn expect_pods_ready(client: &kube::Client, cluster: &str, ns: &str, l
         })
         .collect();
     Outcome::from_findings(findings, format!("{} pods {ns} -l {labels} Ready (cluster {cluster})", pods.len()))
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::apps::v1::{DaemonSet, DaemonSetStatus, Deployment, DeploymentSpec, DeploymentStatus};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+    use super::*;
+
+    fn deployment(replicas: Option<i32>, ready: Option<i32>, generation: i64, observed: i64) -> Deployment {
+        Deployment {
+            metadata: ObjectMeta { name: Some("web".into()), namespace: Some("apps".into()), generation: Some(generation), ..Default::default() },
+            spec: Some(DeploymentSpec { replicas, ..Default::default() }),
+            status: Some(DeploymentStatus { ready_replicas: ready, observed_generation: Some(observed), ..Default::default() }),
+        }
+    }
+
+    #[test]
+    fn one_rule_for_listed_and_named_workloads() {
+        // Defaults: one replica wanted, none ready.
+        assert_eq!(Rollout::of("Deployment", &deployment(None, None, 1, 1)), Rollout { want: 1, ready: 0, observed: true });
+        let scaled_down = Rollout::of("Deployment", &deployment(Some(0), None, 2, 2));
+        assert_eq!(scaled_down.unready(false, false), Some(Unready::NoneDesired));
+        assert_eq!(scaled_down.unready(true, true), None);
+        // Ready counts, but the controller has not seen generation 3 yet: only the full rule objects.
+        let stale = Rollout::of("Deployment", &deployment(Some(2), Some(2), 3, 2));
+        assert_eq!(stale.unready(false, true), Some(Unready::NotObserved));
+        assert_eq!(stale.unready(false, false), None);
+        let ds = DaemonSet { status: Some(DaemonSetStatus { desired_number_scheduled: 3, number_ready: 1, ..Default::default() }), ..Default::default() };
+        assert_eq!(Rollout::of("DaemonSet", &ds).unready(false, true), Some(Unready::Short));
+    }
+
+    #[test]
+    fn listed_workload_findings_keep_their_wording() {
+        let f = judge_workload("Deployment", &deployment(Some(3), Some(1), 1, 1), "infra", false).unwrap_err();
+        assert_eq!((f.object.as_str(), f.expected.as_str(), f.observed.as_str()), ("Deployment apps/web (cluster infra)", "readyReplicas = spec.replicas (3)", "1/3 ready"));
+        let f = judge_workload("Deployment", &deployment(Some(0), None, 1, 1), "infra", false).unwrap_err();
+        assert_eq!((f.expected.as_str(), f.observed.as_str()), ("readyReplicas = spec.replicas (> 0)", "0 desired"));
+        assert_eq!(judge_workload("Deployment", &deployment(Some(2), Some(2), 1, 1), "infra", false), Ok("Deployment apps/web 2/2".to_string()));
+    }
 }

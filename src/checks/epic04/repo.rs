@@ -10,12 +10,12 @@ pub(super) async fn rook_operator_base(ctx: Ctx) -> CheckResult<Outcome> {
 }
 
 pub(super) async fn rook_operator_config(ctx: Ctx) -> CheckResult<Outcome> {
-    Ok(config_renders_base(
+    config_renders_base(
         &ctx,
         "kubernetes/infrastructure/storage/rook-ceph/operator/kustomization.yaml",
         "kubernetes/bases/rook-ceph-operator",
         "HelmRelease",
-    ))
+    )
 }
 
 /// The CephCluster of `kubernetes/bases/rook-ceph-cluster/cephcluster.yaml` is applied to the
@@ -26,7 +26,8 @@ pub(super) async fn ceph_cluster_manifest(ctx: Ctx) -> CheckResult<Outcome> {
         "kubernetes/infrastructure/storage/rook-ceph/cluster/kustomization.yaml",
         "kubernetes/bases/rook-ceph-cluster",
         "CephCluster",
-    );
+    )
+    .into_outcome();
     Ok(Outcome::all([wired, ceph_spec(&ctx).into_outcome()]))
 }
 
@@ -128,7 +129,7 @@ pub(super) async fn openebs_base(ctx: Ctx) -> CheckResult<Outcome> {
 }
 
 pub(super) async fn openebs_config(ctx: Ctx) -> CheckResult<Outcome> {
-    Ok(config_renders_base(&ctx, "kubernetes/infrastructure/storage/openebs/kustomization.yaml", "kubernetes/bases/openebs", "HelmRelease"))
+    config_renders_base(&ctx, "kubernetes/infrastructure/storage/openebs/kustomization.yaml", "kubernetes/bases/openebs", "HelmRelease")
 }
 
 /// StorageClass `openebs-local-nvme`: provisioner `openebs.io/local`, hostpath under `/var/openebs/local`,

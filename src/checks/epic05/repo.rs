@@ -12,7 +12,7 @@ pub(super) async fn cert_manager_base(ctx: Ctx) -> CheckResult<Outcome> {
 }
 
 pub(super) async fn cert_manager_config(ctx: Ctx) -> CheckResult<Outcome> {
-    Ok(config_renders_base(&ctx, "kubernetes/infrastructure/security/cert-manager/kustomization.yaml", "kubernetes/bases/cert-manager", "HelmRelease"))
+    config_renders_base(&ctx, "kubernetes/infrastructure/security/cert-manager/kustomization.yaml", "kubernetes/bases/cert-manager", "HelmRelease")
 }
 
 /// The ClusterIssuers of `clusterissuer.yaml` are applied to the cluster (`cert-manager.io/v1`),
@@ -83,12 +83,12 @@ pub(super) async fn eso_base(ctx: Ctx) -> CheckResult<Outcome> {
 }
 
 pub(super) async fn eso_config(ctx: Ctx) -> CheckResult<Outcome> {
-    Ok(config_renders_base(
+    config_renders_base(
         &ctx,
         "kubernetes/infrastructure/security/external-secrets/kustomization.yaml",
         "kubernetes/bases/external-secrets",
         "HelmRelease",
-    ))
+    )
 }
 
 /// The ClusterSecretStore of `clustersecretstore.yaml` is applied to the cluster and uses the

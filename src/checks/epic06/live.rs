@@ -15,8 +15,9 @@ use k8s_openapi::api::apps::v1::DaemonSet;
 use kube::api::{Api, ListParams};
 use serde_json::{json, Value};
 
-use super::{collect_headers, logs_endpoints, vmauth_config, FLUENT_BIT_CHARTS, LOGS_CHARTS, LOGS_DATASOURCE_TYPE, VMAUTH_CHARTS, VM_STACK_CHARTS};
-use crate::check::{Check, CheckContext, Ctx, Outcome};
+use super::repo::{collect_headers, logs_endpoints, vmauth_config};
+use super::{FLUENT_BIT_CHARTS, LOGS_CHARTS, LOGS_DATASOURCE_TYPE, VMAUTH_CHARTS, VM_STACK_CHARTS};
+use crate::check::{CheckContext, CheckResult, Ctx, Outcome};
 use crate::checks::kit::prelude::*;
 use crate::cluster::api_error;
 use crate::cluster::objects::{self, Kind};
@@ -39,20 +40,6 @@ const METRICS_DATASOURCE_TYPES: [&str; 2] = ["prometheus", "victoriametrics-metr
 /// How far back "forwarded" and "visible" look.
 const LOGS_WINDOW: &str = "15m";
 const TIMEOUT: Duration = Duration::from_secs(5);
-
-pub(super) fn cluster_checks() -> Vec<Check> {
-    vec![
-        Check::cluster("6.1", "Deployed on infra cluster", "vm_stack_operational", vm_stack_operational),
-        Check::data_plane("6.1", "VMAgent scraping infra cluster metrics", "vmagent_scrapes_cluster", vmagent_scrapes_cluster),
-        Check::data_plane("6.1", "Grafana accessible with Victoria Metrics datasource", "grafana_vm_datasource", grafana_vm_datasource),
-        Check::data_plane("6.1", "Metrics visible in Grafana", "grafana_shows_metrics", grafana_shows_metrics),
-        Check::cluster("6.2", "Deployed on infra cluster", "victoria_logs_ready", victoria_logs_ready),
-        Check::cluster("6.3", "Deployed to infra cluster", "fluent_bit_ready_infra", fluent_bit_ready),
-        Check::cluster("6.3", "Deployed to apps cluster (automatic with tenant variable)", "fluent_bit_ready_apps", fluent_bit_ready),
-        Check::data_plane("6.3", "Logs forwarded to Victoria Logs", "logs_in_victoria_logs", logs_in_victoria_logs),
-        Check::data_plane("6.3", "Logs visible in Grafana", "logs_in_grafana", logs_in_grafana),
-    ]
-}
 
 // ---------------------------------------------------------------------------
 // Names from the rendered HelmReleases
@@ -81,7 +68,7 @@ struct Stack {
     values: Value,
 }
 
-fn stack_of(repo: &GitopsRepo, prefer: &str) -> Result<Stack, Outcome> {
+fn stack_of(repo: &GitopsRepo, prefer: &str) -> CheckResult<Stack> {
     let mut order: Vec<String> = vec![prefer.to_string()];
     order.extend(repo.clusters().iter().filter(|c| *c != prefer).cloned());
     for cluster in order.iter().filter(|c| repo.clusters().contains(c)) {
@@ -100,7 +87,7 @@ fn stack_of(repo: &GitopsRepo, prefer: &str) -> Result<Stack, Outcome> {
     Err(Outcome::fail(format!("HelmRelease of chart {}", VM_STACK_CHARTS[0]), "rendered for some cluster", "rendered for none"))
 }
 
-fn client_of<'a>(ctx: &'a CheckContext, cluster: &str) -> Result<&'a kube::Client, Outcome> {
+fn client_of<'a>(ctx: &'a CheckContext, cluster: &str) -> CheckResult<&'a kube::Client> {
     let target = ctx.target.as_ref().ok_or_else(|| Outcome::skip("no cluster target"))?;
     target.peers.get(cluster).ok_or_else(|| Outcome::error(format!("no client for cluster {cluster}")))
 }
@@ -119,7 +106,7 @@ struct Http {
 }
 
 impl Http {
-    async fn to(ctx: &CheckContext, host: String, port: u16) -> Result<Http, Outcome> {
+    async fn to(ctx: &CheckContext, host: String, port: u16) -> CheckResult<Http> {
         let addr = ctx.resolve(&host, port).await?;
         let client = reqwest::Client::builder().timeout(TIMEOUT).build().map_err(Outcome::error)?;
         Ok(Http { host, port, addr, client })
@@ -134,7 +121,7 @@ impl Http {
     }
 
     /// Sends and returns (status, body); a transport error is a Fail naming the URL.
-    async fn send(&self, req: reqwest::RequestBuilder, path: &str) -> Result<(u16, String), Outcome> {
+    async fn send(&self, req: reqwest::RequestBuilder, path: &str) -> CheckResult<(u16, String)> {
         let resp = req.header("Host", format!("{}:{}", self.host, self.port)).send().await.map_err(|e| {
             let cause = std::error::Error::source(&e).map(|s| format!(": {s}")).unwrap_or_default();
             Outcome::fail(self.object(path), "an HTTP answer", format!("{e}{cause}"))
@@ -144,7 +131,7 @@ impl Http {
         Ok((status, body))
     }
 
-    async fn get(&self, path: &str, auth: Option<&(String, String)>, headers: &[(&str, String)]) -> Result<(u16, String), Outcome> {
+    async fn get(&self, path: &str, auth: Option<&(String, String)>, headers: &[(&str, String)]) -> CheckResult<(u16, String)> {
         let mut req = self.client.get(self.url(path));
         if let Some((u, p)) = auth {
             req = req.basic_auth(u, Some(p));
@@ -155,13 +142,13 @@ impl Http {
         self.send(req, path).await
     }
 
-    async fn post_json(&self, path: &str, auth: &(String, String), body: &Value) -> Result<(u16, String), Outcome> {
+    async fn post_json(&self, path: &str, auth: &(String, String), body: &Value) -> CheckResult<(u16, String)> {
         let req = self.client.post(self.url(path)).basic_auth(&auth.0, Some(&auth.1)).json(body);
         self.send(req, path).await
     }
 
     /// Expects 200 and a JSON body.
-    fn json(&self, path: &str, (status, body): (u16, String)) -> Result<Value, Outcome> {
+    fn json(&self, path: &str, (status, body): (u16, String)) -> CheckResult<Value> {
         if status != 200 {
             return Err(Outcome::fail(self.object(path), "HTTP 200", format!("HTTP {status}: {}", snippet(&body))));
         }
@@ -187,37 +174,34 @@ fn query_escape(s: &str) -> String {
 // 6.1 VictoriaMetrics stack
 // ---------------------------------------------------------------------------
 
-async fn vm_stack_operational(ctx: Ctx) -> Outcome {
-    let run = async {
-        let repo = ctx.repo()?;
-        let client = ctx.kube()?;
-        let stack = stack_of(repo, &ctx.cluster)?;
-        let mut outcomes = vec![];
-        for kind in &VM_KINDS {
-            let found = objects::require(client, kind, Some(&stack.namespace), &stack.cr).await?;
-            let object = found.describe(kind);
-            let status = found.str("/status/updateStatus").unwrap_or("");
-            let generation = found.object.metadata.generation;
-            let observed = found.get("/status/observedGeneration").and_then(Value::as_i64);
-            outcomes.push(if status != OPERATIONAL {
-                let reason = found.str("/status/reason").map(|r| format!(" ({r})")).unwrap_or_default();
-                Outcome::fail(format!("{object} status.updateStatus"), OPERATIONAL, format!("{status:?}{reason}"))
-            } else if let (Some(g), Some(o)) = (generation, observed) {
-                if o < g {
-                    Outcome::fail(format!("{object} status.observedGeneration"), format!("{g} (metadata.generation)"), format!("{o} (stale)"))
-                } else {
-                    Outcome::pass(format!("{object}: {OPERATIONAL}"))
-                }
+pub(super) async fn vm_stack_operational(ctx: Ctx) -> CheckResult<Outcome> {
+    let repo = ctx.repo()?;
+    let client = ctx.kube()?;
+    let stack = stack_of(repo, &ctx.cluster)?;
+    let mut outcomes = vec![];
+    for kind in &VM_KINDS {
+        let found = objects::require(client, kind, Some(&stack.namespace), &stack.cr).await?;
+        let object = found.describe(kind);
+        let status = found.str("/status/updateStatus").unwrap_or("");
+        let generation = found.object.metadata.generation;
+        let observed = found.get("/status/observedGeneration").and_then(Value::as_i64);
+        outcomes.push(if status != OPERATIONAL {
+            let reason = found.str("/status/reason").map(|r| format!(" ({r})")).unwrap_or_default();
+            Outcome::fail(format!("{object} status.updateStatus"), OPERATIONAL, format!("{status:?}{reason}"))
+        } else if let (Some(g), Some(o)) = (generation, observed) {
+            if o < g {
+                Outcome::fail(format!("{object} status.observedGeneration"), format!("{g} (metadata.generation)"), format!("{o} (stale)"))
             } else {
                 Outcome::pass(format!("{object}: {OPERATIONAL}"))
-            });
-        }
-        // §11.4 [GR1]: grafana labels app.kubernetes.io/name=grafana, instance=<release>.
-        let grafana = format!("app.kubernetes.io/name=grafana,app.kubernetes.io/instance={}", stack.release);
-        outcomes.push(objects::expect_pods_ready(client, &ctx.cluster, &stack.namespace, &grafana).await);
-        Ok::<_, Outcome>(Outcome::all(outcomes))
-    };
-    run.await.unwrap_or_else(|o| o)
+            }
+        } else {
+            Outcome::pass(format!("{object}: {OPERATIONAL}"))
+        });
+    }
+    // §11.4 [GR1]: grafana labels app.kubernetes.io/name=grafana, instance=<release>.
+    let grafana = format!("app.kubernetes.io/name=grafana,app.kubernetes.io/instance={}", stack.release);
+    outcomes.push(objects::expect_pods_ready(client, &ctx.cluster, &stack.namespace, &grafana).await);
+    Ok(Outcome::all(outcomes))
 }
 
 /// vmselect of the stack's VMCluster, as an in-cluster name.
@@ -226,7 +210,7 @@ fn vmselect_host(stack: &Stack) -> String {
 }
 
 /// The VMAgent's external `cluster` label (what its series carry), from the live CR.
-async fn scraped_cluster_label(ctx: &CheckContext, stack: &Stack) -> Result<Option<(String, String)>, Outcome> {
+async fn scraped_cluster_label(ctx: &CheckContext, stack: &Stack) -> CheckResult<Option<(String, String)>> {
     let client = client_of(ctx, &stack.cluster)?;
     let agent = objects::require(client, &VM_KINDS[1], Some(&stack.namespace), &stack.cr).await?;
     Ok(agent.get("/spec/externalLabels").and_then(Value::as_object).and_then(|m| {
@@ -235,21 +219,18 @@ async fn scraped_cluster_label(ctx: &CheckContext, stack: &Stack) -> Result<Opti
 }
 
 /// vmselect answers `up{cluster="<this cluster>"}` with targets that are up.
-async fn vmagent_scrapes_cluster(ctx: Ctx) -> Outcome {
-    let run = async {
-        let repo = ctx.repo()?;
-        let stack = stack_of(repo, &ctx.cluster)?;
-        let label = scraped_cluster_label(&ctx, &stack).await?;
-        let query = match &label {
-            Some((k, v)) => format!("up{{{k}=\"{v}\"}}"),
-            None => "up".to_string(),
-        };
-        let http = Http::to(&ctx, vmselect_host(&stack), VMSELECT_PORT).await?;
-        let path = format!("/select/0/prometheus/api/v1/query?query={}", query_escape(&query));
-        let body = http.json(&path, http.get(&path, None, &[]).await?)?;
-        Ok::<_, Outcome>(judge_up(&http.object(&path), &query, &body))
+pub(super) async fn vmagent_scrapes_cluster(ctx: Ctx) -> CheckResult<Outcome> {
+    let repo = ctx.repo()?;
+    let stack = stack_of(repo, &ctx.cluster)?;
+    let label = scraped_cluster_label(&ctx, &stack).await?;
+    let query = match &label {
+        Some((k, v)) => format!("up{{{k}=\"{v}\"}}"),
+        None => "up".to_string(),
     };
-    run.await.unwrap_or_else(|o| o)
+    let http = Http::to(&ctx, vmselect_host(&stack), VMSELECT_PORT).await?;
+    let path = format!("/select/0/prometheus/api/v1/query?query={}", query_escape(&query));
+    let body = http.json(&path, http.get(&path, None, &[]).await?)?;
+    Ok(judge_up(&http.object(&path), &query, &body))
 }
 
 /// Prometheus instant-query answer (`{"status":"success","data":{"result":[{"metric":{..},"value":[t,"1"]}]}}`):
@@ -283,7 +264,7 @@ struct Grafana {
     secret: String,
 }
 
-async fn grafana(ctx: &CheckContext, stack: &Stack) -> Result<Grafana, Outcome> {
+async fn grafana(ctx: &CheckContext, stack: &Stack) -> CheckResult<Grafana> {
     let g = stack.values.get("grafana").cloned().unwrap_or(Value::Null);
     let name = g.get("fullnameOverride").and_then(Value::as_str).map(String::from).unwrap_or_else(|| format!("{}-grafana", stack.release));
     let (secret, user_key, pass_key) = match g.pointer("/admin/existingSecret").and_then(Value::as_str).filter(|s| !s.is_empty()) {
@@ -305,31 +286,28 @@ async fn grafana(ctx: &CheckContext, stack: &Stack) -> Result<Grafana, Outcome> 
 
 /// `/api/health` says the database is ok, and `/api/datasources` (as admin) lists a
 /// Prometheus-type datasource pointing at the stack's vmselect.
-async fn grafana_vm_datasource(ctx: Ctx) -> Outcome {
-    let run = async {
-        let repo = ctx.repo()?;
-        let stack = stack_of(repo, &ctx.cluster)?;
-        let g = grafana(&ctx, &stack).await?;
-        let health = g.http.json("/api/health", g.http.get("/api/health", None, &[]).await?)?;
-        if health.get("database").and_then(Value::as_str) != Some("ok") {
-            return Ok(Outcome::fail(g.http.object("/api/health"), "database \"ok\"", snippet(&health.to_string())));
-        }
-        let ds = vm_datasource(&g, &stack).await?;
-        Ok::<_, Outcome>(Outcome::pass(format!(
-            "{}: /api/health database ok (version {}); datasource {:?} type {} url {} (uid {})",
-            g.http.object(""),
-            health.get("version").and_then(Value::as_str).unwrap_or("?"),
-            ds.get("name").and_then(Value::as_str).unwrap_or("?"),
-            ds.get("type").and_then(Value::as_str).unwrap_or("?"),
-            ds.get("url").and_then(Value::as_str).unwrap_or("?"),
-            ds.get("uid").and_then(Value::as_str).unwrap_or("?"),
-        )))
-    };
-    run.await.unwrap_or_else(|o| o)
+pub(super) async fn grafana_vm_datasource(ctx: Ctx) -> CheckResult<Outcome> {
+    let repo = ctx.repo()?;
+    let stack = stack_of(repo, &ctx.cluster)?;
+    let g = grafana(&ctx, &stack).await?;
+    let health = g.http.json("/api/health", g.http.get("/api/health", None, &[]).await?)?;
+    if health.get("database").and_then(Value::as_str) != Some("ok") {
+        return Ok(Outcome::fail(g.http.object("/api/health"), "database \"ok\"", snippet(&health.to_string())));
+    }
+    let ds = vm_datasource(&g, &stack).await?;
+    Ok(Outcome::pass(format!(
+        "{}: /api/health database ok (version {}); datasource {:?} type {} url {} (uid {})",
+        g.http.object(""),
+        health.get("version").and_then(Value::as_str).unwrap_or("?"),
+        ds.get("name").and_then(Value::as_str).unwrap_or("?"),
+        ds.get("type").and_then(Value::as_str).unwrap_or("?"),
+        ds.get("url").and_then(Value::as_str).unwrap_or("?"),
+        ds.get("uid").and_then(Value::as_str).unwrap_or("?"),
+    )))
 }
 
 /// The datasource of a metrics type whose URL is the stack's vmselect.
-async fn vm_datasource(g: &Grafana, stack: &Stack) -> Result<Value, Outcome> {
+async fn vm_datasource(g: &Grafana, stack: &Stack) -> CheckResult<Value> {
     let list = g.http.json("/api/datasources", g.http.get("/api/datasources", Some(&g.auth), &[]).await?)?;
     let all = list.as_array().cloned().unwrap_or_default();
     let vmselect = format!("vmselect-{}", stack.cr);
@@ -367,51 +345,45 @@ fn frame_rows(body: &Value, ref_id: &str) -> Result<usize, String> {
 }
 
 /// Grafana runs `up{cluster=...}` through its VictoriaMetrics datasource and gets rows back.
-async fn grafana_shows_metrics(ctx: Ctx) -> Outcome {
-    let run = async {
-        let repo = ctx.repo()?;
-        let stack = stack_of(repo, &ctx.cluster)?;
-        let g = grafana(&ctx, &stack).await?;
-        let ds = vm_datasource(&g, &stack).await?;
-        let uid = ds.get("uid").and_then(Value::as_str).unwrap_or("").to_string();
-        let label = scraped_cluster_label(&ctx, &stack).await?;
-        let expr = match &label {
-            Some((k, v)) => format!("up{{{k}=\"{v}\"}}"),
-            None => "up".into(),
-        };
-        let body = json!({
-            "from": "now-5m", "to": "now",
-            "queries": [{"refId": "A", "datasource": {"uid": uid, "type": ds.get("type")}, "expr": expr, "instant": true, "range": false}]
-        });
-        let answer = g.http.json("/api/ds/query", g.http.post_json("/api/ds/query", &g.auth, &body).await?)?;
-        let object = format!("{} datasource uid {uid}: {expr}", g.http.object("/api/ds/query"));
-        Ok::<_, Outcome>(match frame_rows(&answer, "A") {
-            Ok(n) if n > 0 => Outcome::pass(format!("{object}: {n} rows")),
-            Ok(_) => Outcome::fail(object, "rows (metrics visible)", "no rows"),
-            Err(e) => Outcome::fail(object, "rows (metrics visible)", e),
-        })
+pub(super) async fn grafana_shows_metrics(ctx: Ctx) -> CheckResult<Outcome> {
+    let repo = ctx.repo()?;
+    let stack = stack_of(repo, &ctx.cluster)?;
+    let g = grafana(&ctx, &stack).await?;
+    let ds = vm_datasource(&g, &stack).await?;
+    let uid = ds.get("uid").and_then(Value::as_str).unwrap_or("").to_string();
+    let label = scraped_cluster_label(&ctx, &stack).await?;
+    let expr = match &label {
+        Some((k, v)) => format!("up{{{k}=\"{v}\"}}"),
+        None => "up".into(),
     };
-    run.await.unwrap_or_else(|o| o)
+    let body = json!({
+        "from": "now-5m", "to": "now",
+        "queries": [{"refId": "A", "datasource": {"uid": uid, "type": ds.get("type")}, "expr": expr, "instant": true, "range": false}]
+    });
+    let answer = g.http.json("/api/ds/query", g.http.post_json("/api/ds/query", &g.auth, &body).await?)?;
+    let object = format!("{} datasource uid {uid}: {expr}", g.http.object("/api/ds/query"));
+    Ok(match frame_rows(&answer, "A") {
+        Ok(n) if n > 0 => Outcome::pass(format!("{object}: {n} rows")),
+        Ok(_) => Outcome::fail(object, "rows (metrics visible)", "no rows"),
+        Err(e) => Outcome::fail(object, "rows (metrics visible)", e),
+    })
 }
 
 // ---------------------------------------------------------------------------
 // 6.2 VictoriaLogs
 // ---------------------------------------------------------------------------
 
-async fn victoria_logs_ready(ctx: Ctx) -> Outcome {
-    let run = async {
-        let client = ctx.kube()?;
-        let r = rendered(&ctx)?;
-        let mut outcomes = vec![];
-        // §12 [VM8]: app.kubernetes.io/name=<chart>, instance=<release>.
-        for (charts, name) in [(LOGS_CHARTS, "victoria-logs-single"), (VMAUTH_CHARTS, "victoria-metrics-auth")] {
-            let hr = rendered_helmrelease(&r, charts)?;
-            let (release, ns) = release(hr);
-            outcomes.push(objects::expect_pods_ready(client, &ctx.cluster, &ns, &format!("app.kubernetes.io/name={name},app.kubernetes.io/instance={release}")).await);
-        }
-        Ok::<_, Outcome>(Outcome::all(outcomes))
-    };
-    run.await.unwrap_or_else(|o| o)
+pub(super) async fn victoria_logs_ready(ctx: Ctx) -> CheckResult<Outcome> {
+    let client = ctx.kube()?;
+    let r = rendered(&ctx)?;
+    let mut outcomes = vec![];
+    // §12 [VM8]: app.kubernetes.io/name=<chart>, instance=<release>.
+    for (charts, name) in [(LOGS_CHARTS, "victoria-logs-single"), (VMAUTH_CHARTS, "victoria-metrics-auth")] {
+        let hr = rendered_helmrelease(&r, charts)?;
+        let (release, ns) = release(hr);
+        outcomes.push(objects::expect_pods_ready(client, &ctx.cluster, &ns, &format!("app.kubernetes.io/name={name},app.kubernetes.io/instance={release}")).await);
+    }
+    Ok(Outcome::all(outcomes))
 }
 
 // ---------------------------------------------------------------------------
@@ -420,39 +392,36 @@ async fn victoria_logs_ready(ctx: Ctx) -> Outcome {
 
 /// The fluent-bit DaemonSet (§13 [FB1]) is fully ready, and the HelmRelease Flux applied
 /// on this cluster carries its own tenant (`OBSERVABILITY_LOG_TENANT`) in the outputs.
-async fn fluent_bit_ready(ctx: Ctx) -> Outcome {
-    let run = async {
-        let client = ctx.kube()?;
-        let r = rendered(&ctx)?;
-        let hr = rendered_helmrelease(&r, FLUENT_BIT_CHARTS)?;
-        let (release, ns) = release(hr);
-        let selector = format!("app.kubernetes.io/name=fluent-bit,app.kubernetes.io/instance={release}");
-        let list = Api::<DaemonSet>::namespaced(client.clone(), &ns)
-            .list(&ListParams::default().labels(&selector))
-            .await
-            .map_err(|e| api_error(&format!("list DaemonSets in {ns}"), e))?;
-        let Some(ds) = list.items.first() else {
-            return Ok(Outcome::fail(format!("DaemonSet {ns} -l {selector} (cluster {})", ctx.cluster), "the fluent-bit DaemonSet", "none"));
-        };
-        let name = ds.metadata.name.clone().unwrap_or_default();
-        let workload = objects::expect_workload_ready(client, &ctx.cluster, "DaemonSet", &ns, &name).await;
-        // The tenant: what Flux applied here (variables substituted), not what the repo says.
-        let tenant = variables(&ctx)?.require("OBSERVABILITY_LOG_TENANT")?.to_string();
-        const HR: Kind = Kind::namespaced("helm.toolkit.fluxcd.io", &["v2", "v2beta2", "v2beta1"], "HelmRelease");
-        let live = objects::require(client, &HR, hr.namespace(), hr.name()).await?;
-        let outputs = live.str("/spec/values/config/outputs").unwrap_or("");
-        let header = outputs.lines().map(str::trim).find(|l| l.to_ascii_lowercase().starts_with("header") && l.split_whitespace().nth(2) == Some(tenant.as_str()));
-        let tenant_ok = match header {
-            Some(h) => Outcome::pass(format!("{} on {}: {h}", live.describe(&HR), ctx.cluster)),
-            None => Outcome::fail(
-                format!("{} spec.values.config.outputs (cluster {})", live.describe(&HR), ctx.cluster),
-                format!("a Header with tenant {tenant:?} (OBSERVABILITY_LOG_TENANT)"),
-                format!("headers {:?}", outputs.lines().map(str::trim).filter(|l| l.to_ascii_lowercase().starts_with("header")).collect::<Vec<_>>()),
-            ),
-        };
-        Ok::<_, Outcome>(Outcome::all([workload, tenant_ok]))
+pub(super) async fn fluent_bit_ready(ctx: Ctx) -> CheckResult<Outcome> {
+    let client = ctx.kube()?;
+    let r = rendered(&ctx)?;
+    let hr = rendered_helmrelease(&r, FLUENT_BIT_CHARTS)?;
+    let (release, ns) = release(hr);
+    let selector = format!("app.kubernetes.io/name=fluent-bit,app.kubernetes.io/instance={release}");
+    let list = Api::<DaemonSet>::namespaced(client.clone(), &ns)
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .map_err(|e| api_error(&format!("list DaemonSets in {ns}"), e))?;
+    let Some(ds) = list.items.first() else {
+        return Ok(Outcome::fail(format!("DaemonSet {ns} -l {selector} (cluster {})", ctx.cluster), "the fluent-bit DaemonSet", "none"));
     };
-    run.await.unwrap_or_else(|o| o)
+    let name = ds.metadata.name.clone().unwrap_or_default();
+    let workload = objects::expect_workload_ready(client, &ctx.cluster, "DaemonSet", &ns, &name).await;
+    // The tenant: what Flux applied here (variables substituted), not what the repo says.
+    let tenant = variables(&ctx)?.require("OBSERVABILITY_LOG_TENANT")?.to_string();
+    const HR: Kind = Kind::namespaced("helm.toolkit.fluxcd.io", &["v2", "v2beta2", "v2beta1"], "HelmRelease");
+    let live = objects::require(client, &HR, hr.namespace(), hr.name()).await?;
+    let outputs = live.str("/spec/values/config/outputs").unwrap_or("");
+    let header = outputs.lines().map(str::trim).find(|l| l.to_ascii_lowercase().starts_with("header") && l.split_whitespace().nth(2) == Some(tenant.as_str()));
+    let tenant_ok = match header {
+        Some(h) => Outcome::pass(format!("{} on {}: {h}", live.describe(&HR), ctx.cluster)),
+        None => Outcome::fail(
+            format!("{} spec.values.config.outputs (cluster {})", live.describe(&HR), ctx.cluster),
+            format!("a Header with tenant {tenant:?} (OBSERVABILITY_LOG_TENANT)"),
+            format!("headers {:?}", outputs.lines().map(str::trim).filter(|l| l.to_ascii_lowercase().starts_with("header")).collect::<Vec<_>>()),
+        ),
+    };
+    Ok(Outcome::all([workload, tenant_ok]))
 }
 
 /// The VictoriaLogs server endpoint and the AccountID vmauth pins for this cluster's tenant.
@@ -465,7 +434,7 @@ struct Tenant {
     home: String,
 }
 
-fn tenant_of(repo: &GitopsRepo, ctx: &CheckContext) -> Result<Tenant, Outcome> {
+fn tenant_of(repo: &GitopsRepo, ctx: &CheckContext) -> CheckResult<Tenant> {
     let tenant = variables(ctx)?.require("OBSERVABILITY_LOG_TENANT")?.to_string();
     let server = logs_endpoints(repo)?
         .into_iter()
@@ -497,60 +466,54 @@ fn tenant_of(repo: &GitopsRepo, ctx: &CheckContext) -> Result<Tenant, Outcome> {
 }
 
 /// VictoriaLogs holds log lines of this cluster's tenant from the last minutes.
-async fn logs_in_victoria_logs(ctx: Ctx) -> Outcome {
-    let run = async {
-        let repo = ctx.repo()?;
-        let t = tenant_of(repo, &ctx)?;
-        let http = Http::to(&ctx, t.host.clone(), t.port).await?;
-        let query = format!("_time:{LOGS_WINDOW}");
-        let path = format!("/select/logsql/query?query={}&limit=5", query_escape(&query));
-        let (status, body) = http.get(&path, None, &[("AccountID", t.account.clone()), ("ProjectID", "0".into())]).await?;
-        let object = format!("{} {query} as AccountID {} (tenant {} of cluster {})", http.object(&path), t.account, t.tenant, ctx.cluster);
-        if status != 200 {
-            return Ok(Outcome::fail(object, "HTTP 200", format!("HTTP {status}: {}", snippet(&body))));
-        }
-        let lines: Vec<Value> = body.lines().filter(|l| !l.trim().is_empty()).filter_map(|l| serde_json::from_str(l).ok()).collect();
-        Ok::<_, Outcome>(if lines.is_empty() {
-            Outcome::fail(object, format!("log lines from the last {LOGS_WINDOW}"), "none")
-        } else {
-            // Only the stream labels go in the evidence, never message text.
-            let streams: std::collections::BTreeSet<&str> = lines.iter().filter_map(|l| l.get("_stream").and_then(Value::as_str)).collect();
-            Outcome::pass(format!("{object}: {} lines, streams {streams:?}", lines.len()))
-        })
-    };
-    run.await.unwrap_or_else(|o| o)
+pub(super) async fn logs_in_victoria_logs(ctx: Ctx) -> CheckResult<Outcome> {
+    let repo = ctx.repo()?;
+    let t = tenant_of(repo, &ctx)?;
+    let http = Http::to(&ctx, t.host.clone(), t.port).await?;
+    let query = format!("_time:{LOGS_WINDOW}");
+    let path = format!("/select/logsql/query?query={}&limit=5", query_escape(&query));
+    let (status, body) = http.get(&path, None, &[("AccountID", t.account.clone()), ("ProjectID", "0".into())]).await?;
+    let object = format!("{} {query} as AccountID {} (tenant {} of cluster {})", http.object(&path), t.account, t.tenant, ctx.cluster);
+    if status != 200 {
+        return Ok(Outcome::fail(object, "HTTP 200", format!("HTTP {status}: {}", snippet(&body))));
+    }
+    let lines: Vec<Value> = body.lines().filter(|l| !l.trim().is_empty()).filter_map(|l| serde_json::from_str(l).ok()).collect();
+    Ok(if lines.is_empty() {
+        Outcome::fail(object, format!("log lines from the last {LOGS_WINDOW}"), "none")
+    } else {
+        // Only the stream labels go in the evidence, never message text.
+        let streams: std::collections::BTreeSet<&str> = lines.iter().filter_map(|l| l.get("_stream").and_then(Value::as_str)).collect();
+        Outcome::pass(format!("{object}: {} lines, streams {streams:?}", lines.len()))
+    })
 }
 
 /// Grafana's VictoriaLogs datasource for this cluster's tenant returns its log lines.
-async fn logs_in_grafana(ctx: Ctx) -> Outcome {
-    let run = async {
-        let repo = ctx.repo()?;
-        let t = tenant_of(repo, &ctx)?;
-        let stack = stack_of(repo, &t.home)?;
-        // The tenant's datasource: provisioned (sidecar ConfigMap or values) with its AccountID header.
-        let r = repo.render(&stack.cluster).map_err(Outcome::error)?;
-        let uid = tenant_datasource_uid(&r, &t.account).ok_or_else(|| {
-            Outcome::fail(
-                format!("Grafana datasources rendered on cluster {}", stack.cluster),
-                format!("a {LOGS_DATASOURCE_TYPE} datasource with a uid and header AccountID {} (tenant {})", t.account, t.tenant),
-                "none",
-            )
-        })?;
-        let g = grafana(&ctx, &stack).await?;
-        let expr = format!("_time:{LOGS_WINDOW}");
-        let body = json!({
-            "from": format!("now-{LOGS_WINDOW}"), "to": "now",
-            "queries": [{"refId": "A", "datasource": {"uid": uid, "type": LOGS_DATASOURCE_TYPE}, "expr": expr, "queryType": "instant", "maxLines": 5}]
-        });
-        let answer = g.http.json("/api/ds/query", g.http.post_json("/api/ds/query", &g.auth, &body).await?)?;
-        let object = format!("{} datasource uid {uid} (tenant {} of cluster {}): {expr}", g.http.object("/api/ds/query"), t.tenant, ctx.cluster);
-        Ok::<_, Outcome>(match frame_rows(&answer, "A") {
-            Ok(n) if n > 0 => Outcome::pass(format!("{object}: {n} log rows")),
-            Ok(_) => Outcome::fail(object, "log rows (logs visible)", "no rows"),
-            Err(e) => Outcome::fail(object, "log rows (logs visible)", e),
-        })
-    };
-    run.await.unwrap_or_else(|o| o)
+pub(super) async fn logs_in_grafana(ctx: Ctx) -> CheckResult<Outcome> {
+    let repo = ctx.repo()?;
+    let t = tenant_of(repo, &ctx)?;
+    let stack = stack_of(repo, &t.home)?;
+    // The tenant's datasource: provisioned (sidecar ConfigMap or values) with its AccountID header.
+    let r = repo.render(&stack.cluster).map_err(Outcome::error)?;
+    let uid = tenant_datasource_uid(&r, &t.account).ok_or_else(|| {
+        Outcome::fail(
+            format!("Grafana datasources rendered on cluster {}", stack.cluster),
+            format!("a {LOGS_DATASOURCE_TYPE} datasource with a uid and header AccountID {} (tenant {})", t.account, t.tenant),
+            "none",
+        )
+    })?;
+    let g = grafana(&ctx, &stack).await?;
+    let expr = format!("_time:{LOGS_WINDOW}");
+    let body = json!({
+        "from": format!("now-{LOGS_WINDOW}"), "to": "now",
+        "queries": [{"refId": "A", "datasource": {"uid": uid, "type": LOGS_DATASOURCE_TYPE}, "expr": expr, "queryType": "instant", "maxLines": 5}]
+    });
+    let answer = g.http.json("/api/ds/query", g.http.post_json("/api/ds/query", &g.auth, &body).await?)?;
+    let object = format!("{} datasource uid {uid} (tenant {} of cluster {}): {expr}", g.http.object("/api/ds/query"), t.tenant, ctx.cluster);
+    Ok(match frame_rows(&answer, "A") {
+        Ok(n) if n > 0 => Outcome::pass(format!("{object}: {n} log rows")),
+        Ok(_) => Outcome::fail(object, "log rows (logs visible)", "no rows"),
+        Err(e) => Outcome::fail(object, "log rows (logs visible)", e),
+    })
 }
 
 /// uid of a rendered VictoriaLogs datasource whose custom header AccountID is `account`.

@@ -1,16 +1,15 @@
 //! "Manifests created", "base HelmRelease created", "config created": the component
 //! shapes the planning document repeats across stories.
 
-use serde_json::Value;
-
-use super::flux::normalize;
-use crate::check::{CheckContext, Finding, Outcome};
-use crate::repo::GitopsRepo;
 use std::path::Path;
 
-use crate::repo::{scalar_text, Rendered};
-#[allow(unused_imports)]
-use super::prelude::*;
+use serde_json::Value;
+
+use super::flux::{cluster_reach, kustomize_entries, normalize, reach_from};
+use super::helm::{chart_name, chart_of, chart_source};
+use super::rendered::{from_file, rendered, repo, resolve_dir, squash};
+use crate::check::{CheckContext, CheckResult, Finding, Outcome};
+use crate::repo::{scalar_text, GitopsRepo, Rendered};
 
 /// Passes when every file exists (paths as the plan writes them).
 pub fn files_present(repo: &GitopsRepo, paths: &[&str]) -> Outcome {
@@ -109,56 +108,54 @@ pub fn component_config(repo: &GitopsRepo, cluster: &str, config: &str, provides
 /// Passes when the kustomization `config` lists the directory `base` among its `resources`
 /// and every `kind` object defined under `base` is in the cluster's rendered manifests
 /// (so Flux applies the base to `ctx.cluster` through that config).
-pub fn config_renders_base(ctx: &CheckContext, config: &str, base: &str, kind: &str) -> Outcome {
-    outcome(|| {
-        let repo = repo(ctx)?;
-        let Some(config_path) = repo.resolve(config) else {
-            return Ok(Outcome::fail(config, format!("kustomization including {base}"), "file missing"));
-        };
-        let docs = repo.documents_in(config);
-        let Some(kustomization) = docs
-            .iter()
-            .find(|d| d.kind() == "Kustomization" && d.api_version().starts_with("kustomize.config.k8s.io/"))
-        else {
-            let kinds: Vec<&str> = docs.iter().map(|d| d.kind()).collect();
-            return Ok(Outcome::fail(config, "a kustomize Kustomization (kustomize.config.k8s.io)", format!("kinds [{}]", kinds.join(", "))));
-        };
-        let Some(base_dir) = repo.resolve(base) else {
-            return Ok(Outcome::fail(base, "base directory present", "missing"));
-        };
-        let config_dir = config_path.parent().map(std::path::Path::to_path_buf).unwrap_or_default();
-        let resources: Vec<&str> = kustomization
-            .value
-            .get("resources")
-            .and_then(serde_json::Value::as_array)
-            .map(|a| a.iter().filter_map(serde_json::Value::as_str).collect())
-            .unwrap_or_default();
-        if !resources.iter().any(|r| normalize(&config_dir.join(r)) == base_dir) {
-            return Ok(Outcome::fail(
-                config,
-                format!("a resources entry pointing at {}", base_dir.display()),
-                format!("resources {resources:?}"),
-            ));
+pub fn config_renders_base(ctx: &CheckContext, config: &str, base: &str, kind: &str) -> CheckResult<Outcome> {
+    let repo = repo(ctx)?;
+    let Some(config_path) = repo.resolve(config) else {
+        return Ok(Outcome::fail(config, format!("kustomization including {base}"), "file missing"));
+    };
+    let docs = repo.documents_in(config);
+    let Some(kustomization) = docs
+        .iter()
+        .find(|d| d.kind() == "Kustomization" && d.api_version().starts_with("kustomize.config.k8s.io/"))
+    else {
+        let kinds: Vec<&str> = docs.iter().map(|d| d.kind()).collect();
+        return Ok(Outcome::fail(config, "a kustomize Kustomization (kustomize.config.k8s.io)", format!("kinds [{}]", kinds.join(", "))));
+    };
+    let Some(base_dir) = repo.resolve(base) else {
+        return Ok(Outcome::fail(base, "base directory present", "missing"));
+    };
+    let config_dir = config_path.parent().map(std::path::Path::to_path_buf).unwrap_or_default();
+    let resources: Vec<&str> = kustomization
+        .value
+        .get("resources")
+        .and_then(serde_json::Value::as_array)
+        .map(|a| a.iter().filter_map(serde_json::Value::as_str).collect())
+        .unwrap_or_default();
+    if !resources.iter().any(|r| normalize(&config_dir.join(r)) == base_dir) {
+        return Ok(Outcome::fail(
+            config,
+            format!("a resources entry pointing at {}", base_dir.display()),
+            format!("resources {resources:?}"),
+        ));
+    }
+    let names: Vec<&str> = repo.documents_under(&base_dir).filter(|d| d.kind() == kind).map(|d| d.name()).collect();
+    if names.is_empty() {
+        return Ok(Outcome::fail(base_dir.display().to_string(), format!("a {kind} in the base"), "none"));
+    }
+    let rendered = rendered(ctx)?;
+    let mut findings = vec![];
+    let mut evidence = vec![format!("{config} includes {}", base_dir.display())];
+    for name in names {
+        match rendered.objects.iter().find(|o| o.kind() == kind && o.name() == name && o.file.starts_with(&base_dir)) {
+            Some(o) => evidence.push(format!("{} {} applied by {} on {}", o.api_version(), o.describe(), o.applied_by, ctx.cluster)),
+            None => findings.push(Finding::new(
+                format!("{kind}/{name} ({})", base_dir.display()),
+                format!("rendered for cluster {}", ctx.cluster),
+                "not applied by any Flux Kustomization of the cluster",
+            )),
         }
-        let names: Vec<&str> = repo.documents_under(&base_dir).filter(|d| d.kind() == kind).map(|d| d.name()).collect();
-        if names.is_empty() {
-            return Ok(Outcome::fail(base_dir.display().to_string(), format!("a {kind} in the base"), "none"));
-        }
-        let rendered = rendered(ctx)?;
-        let mut findings = vec![];
-        let mut evidence = vec![format!("{config} includes {}", base_dir.display())];
-        for name in names {
-            match rendered.objects.iter().find(|o| o.kind() == kind && o.name() == name && o.file.starts_with(&base_dir)) {
-                Some(o) => evidence.push(format!("{} {} applied by {} on {}", o.api_version(), o.describe(), o.applied_by, ctx.cluster)),
-                None => findings.push(Finding::new(
-                    format!("{kind}/{name} ({})", base_dir.display()),
-                    format!("rendered for cluster {}", ctx.cluster),
-                    "not applied by any Flux Kustomization of the cluster",
-                )),
-            }
-        }
-        Ok(if findings.is_empty() { Outcome::Pass { evidence } } else { Outcome::Fail { findings } })
-    })
+    }
+    Ok(if findings.is_empty() { Outcome::Pass { evidence } } else { Outcome::Fail { findings } })
 }
 
 /// A base directory holds a HelmRelease (helm.toolkit.fluxcd.io) of `chart`.

@@ -3,8 +3,6 @@
 use std::collections::BTreeSet;
 
 use serde_json::Value;
-#[allow(unused_imports)]
-use super::prelude::*;
 
 /// How often a cron schedule fires, per week, when that is well defined.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,6 +13,13 @@ pub enum Frequency {
 }
 
 /// Expected runs per week for a frequency word of the planning document.
+///
+/// ```
+/// use platform_acceptance::checks::kit::cron::runs_per_week;
+/// assert_eq!(runs_per_week("Daily"), Some(7));
+/// assert_eq!(runs_per_week("hourly"), Some(168));
+/// assert_eq!(runs_per_week("monthly"), None);
+/// ```
 pub fn runs_per_week(word: &str) -> Option<u64> {
     match word.to_ascii_lowercase().as_str() {
         "hourly" => Some(168),
@@ -25,6 +30,16 @@ pub fn runs_per_week(word: &str) -> Option<u64> {
 }
 
 /// Parses a 5-field cron expression (6 fields: seconds first), `@weekly`-style macros and `@every <dur>`.
+///
+/// ```
+/// use platform_acceptance::checks::kit::cron::{cron_frequency, Frequency};
+/// assert_eq!(cron_frequency("0 2 * * *"), Ok(Frequency::PerWeek(7)));
+/// assert_eq!(cron_frequency("30 */6 * * 1-5"), Ok(Frequency::PerWeek(20)));
+/// assert_eq!(cron_frequency("@weekly"), Ok(Frequency::PerWeek(1)));
+/// assert_eq!(cron_frequency("@every 12h"), Ok(Frequency::PerWeek(14)));
+/// assert!(matches!(cron_frequency("0 3 1 * *"), Ok(Frequency::Calendar(_))));
+/// assert!(cron_frequency("0 2 * *").is_err());
+/// ```
 pub fn cron_frequency(expr: &str) -> Result<Frequency, String> {
     let e = expr.trim();
     let macro_expr = match e {
@@ -154,6 +169,12 @@ mod tests {
 }
 
 /// Seconds since the Unix epoch of an RFC 3339 timestamp (Kubernetes `metav1.Time`).
+///
+/// ```
+/// use platform_acceptance::checks::kit::cron::epoch_seconds;
+/// assert_eq!(epoch_seconds("1970-01-02T00:00:00Z"), Some(86_400));
+/// assert_eq!(epoch_seconds("yesterday"), None);
+/// ```
 pub fn epoch_seconds(ts: &str) -> Option<i64> {
     let t: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time = serde_json::from_value(Value::String(ts.to_string())).ok()?;
     Some(t.0.as_second())
@@ -164,6 +185,13 @@ pub fn now_seconds() -> i64 {
 }
 
 /// `3h12m` style age.
+///
+/// ```
+/// use platform_acceptance::checks::kit::cron::age_text;
+/// assert_eq!(age_text(45), "45s");
+/// assert_eq!(age_text(11_520), "3h12m");
+/// assert_eq!(age_text(3 * 86_400 + 7200), "3d2h");
+/// ```
 pub fn age_text(secs: i64) -> String {
     let s = secs.max(0);
     match s {
@@ -175,6 +203,12 @@ pub fn age_text(secs: i64) -> String {
 }
 
 /// Interval between runs of a cron schedule, in seconds, when it runs a whole number of times a week.
+///
+/// ```
+/// use platform_acceptance::checks::kit::cron::cron_interval;
+/// assert_eq!(cron_interval("0 2 * * *"), Some(86_400));
+/// assert_eq!(cron_interval("0 3 1 * *"), None);
+/// ```
 pub fn cron_interval(expr: &str) -> Option<i64> {
     match cron_frequency(expr).ok()? {
         Frequency::PerWeek(n) if n > 0 => Some(7 * 86_400 / n as i64),

@@ -5,8 +5,6 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, DeleteParams, PostParams};
 
 use crate::check::{CheckContext, Outcome};
-#[allow(unused_imports)]
-use super::prelude::*;
 
 pub const LABEL: &str = "platform-acceptance.io/disposable";
 

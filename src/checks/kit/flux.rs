@@ -6,11 +6,9 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::check::Outcome;
 use super::rendered::group;
+use crate::check::Outcome;
 use crate::repo::GitopsRepo;
-#[allow(unused_imports)]
-use super::prelude::*;
 
 pub use crate::repo::normalize_path as normalize;
 

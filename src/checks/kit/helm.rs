@@ -4,21 +4,43 @@
 
 use serde_json::Value;
 
-use crate::check::{Finding, Outcome};
+use super::rendered::{find, group, key_at};
+use crate::check::{CheckContext, Finding, Outcome};
 use crate::repo::{scalar_text, GitopsRepo, Rendered, RenderedObject};
-use crate::check::CheckContext;
-#[allow(unused_imports)]
-use super::prelude::*;
 
 pub const HELM_GROUP: &str = "helm.toolkit.fluxcd.io";
 
 /// The chart a HelmRelease installs: `spec.chart.spec.chart`, else the source named by
 /// `spec.chartRef` (an OCIRepository or HelmChart).
+///
+/// ```
+/// use platform_acceptance::checks::kit::helm::chart_of;
+/// let hr = serde_json::json!({"spec": {"chart": {"spec": {"chart": "cilium", "version": "1.16.x"}}}});
+/// assert_eq!(chart_of(&hr), Some("cilium"));
+/// let by_ref = serde_json::json!({"spec": {"chartRef": {"kind": "OCIRepository", "name": "podinfo"}}});
+/// assert_eq!(chart_of(&by_ref), Some("podinfo"));
+/// assert_eq!(chart_of(&serde_json::json!({"spec": {}})), None);
+/// ```
 pub fn chart_of(value: &Value) -> Option<&str> {
     crate::repo::str_at(value, "/spec/chart/spec/chart").or_else(|| crate::repo::str_at(value, "/spec/chartRef/name"))
 }
 
 /// [`chart_of`] a rendered HelmRelease, `""` when it names none.
+///
+/// ```
+/// use platform_acceptance::checks::kit::helm::chart_name;
+/// use platform_acceptance::repo::RenderedObject;
+/// let hr = RenderedObject {
+///     file: "kubernetes/bases/fluent-bit/helmrelease.yaml".into(),
+///     applied_by: "flux-system/infrastructure".into(),
+///     value: serde_json::json!({"apiVersion": "helm.toolkit.fluxcd.io/v2", "kind": "HelmRelease",
+///         "metadata": {"name": "fluent-bit", "namespace": "observability"},
+///         "spec": {"chart": {"spec": {"chart": "fluent-bit", "sourceRef": {"kind": "HelmRepository", "name": "fluent"}}}}}),
+/// };
+/// assert_eq!(chart_name(&hr), "fluent-bit");
+/// let unnamed = RenderedObject { value: serde_json::json!({"kind": "HelmRelease", "spec": {}}), ..hr };
+/// assert_eq!(chart_name(&unnamed), "");
+/// ```
 pub fn chart_name(hr: &RenderedObject) -> String {
     chart_of(&hr.value).unwrap_or("").to_string()
 }

@@ -14,8 +14,6 @@ use crate::check::{CheckContext, Finding, Outcome};
 use crate::cluster::api_error;
 use crate::cluster::objects::{self as live, expect_condition, Kind};
 use crate::repo::RenderedObject;
-#[allow(unused_imports)]
-use super::prelude::*;
 
 /// §6.1 [F3]: v2 today, v2beta2/v2beta1 on older helm-controllers.
 pub const HELMRELEASE: Kind = Kind::namespaced("helm.toolkit.fluxcd.io", &["v2", "v2beta2", "v2beta1"], "HelmRelease");
@@ -73,37 +71,6 @@ pub fn judge_helmrelease(found: &live::Found, cluster: &str) -> Outcome {
     Outcome::pass(format!("{object}: Ready=True, release deployed (chart {version})"))
 }
 
-/// Desired and ready counts of a workload, and whether its controller has seen its spec.
-fn counts_of<K: serde::Serialize>(kind: &str, w: &K) -> (i64, i64, bool) {
-    let v = serde_json::to_value(w).unwrap_or(Value::Null);
-    let int = |p: &str| v.pointer(p).and_then(Value::as_i64);
-    let generation = int("/metadata/generation").unwrap_or(0);
-    let observed = int("/status/observedGeneration").unwrap_or(generation);
-    let (want, ready) = match kind {
-        "DaemonSet" => (int("/status/desiredNumberScheduled").unwrap_or(0), int("/status/numberReady").unwrap_or(0)),
-        _ => (int("/spec/replicas").unwrap_or(1), int("/status/readyReplicas").unwrap_or(0)),
-    };
-    (want, ready, observed >= generation)
-}
-
-/// One workload's readiness as a finding, or its evidence text.
-pub fn judge_workload<K: serde::Serialize + kube::Resource>(kind: &str, w: &K, cluster: &str, allow_zero: bool) -> Result<String, Finding> {
-    let meta = w.meta();
-    let object = format!("{kind} {}/{} (cluster {cluster})", meta.namespace.clone().unwrap_or_default(), meta.name.clone().unwrap_or_default());
-    let (want, ready, current) = counts_of(kind, w);
-    let field = if kind == "DaemonSet" { "numberReady = desiredNumberScheduled" } else { "readyReplicas = spec.replicas" };
-    if want == 0 && !allow_zero {
-        return Err(Finding::new(object, format!("{field} (> 0)"), "0 desired"));
-    }
-    if ready < want {
-        return Err(Finding::new(object, format!("{field} ({want})"), format!("{ready}/{want} ready")));
-    }
-    if !current {
-        return Err(Finding::new(object, "status.observedGeneration = metadata.generation", "rollout of the current spec not observed yet"));
-    }
-    Ok(format!("{kind} {}/{} {ready}/{want}", meta.namespace.clone().unwrap_or_default(), meta.name.clone().unwrap_or_default()))
-}
-
 /// Every Deployment, StatefulSet and DaemonSet matching `selector` in `ns` is ready,
 /// and there is at least one.
 pub async fn workloads_ready(client: &kube::Client, cluster: &str, ns: &str, selector: &str) -> Outcome {
@@ -115,7 +82,7 @@ pub async fn workloads_ready(client: &kube::Client, cluster: &str, ns: &str, sel
             match Api::<$t>::namespaced(client.clone(), ns).list(&lp).await {
                 Ok(list) => {
                     for w in &list.items {
-                        match judge_workload($kind, w, cluster, false) {
+                        match live::judge_workload($kind, w, cluster, false) {
                             Ok(e) => evidence.push(e),
                             Err(f) => findings.push(f),
                         }

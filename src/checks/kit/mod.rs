@@ -1,7 +1,8 @@
 //! The helper kit the epic modules share, one module per concern, so each check reads
 //! like its criterion and every rule (which chart a HelmRelease installs, the Helm
-//! release name Flux uses, when a workload counts as ready, how a cron schedule reads)
-//! is written once.
+//! release name Flux uses, how a cron schedule reads) is written once. When a workload
+//! counts as ready is decided one layer down, in `cluster::objects` (`Rollout`), for the
+//! kit and the checks alike.
 //!
 //! | module | what |
 //! |---|---|

@@ -2,17 +2,13 @@
 //! objects of the evaluated cluster, lookups by kind and API group, and files.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::check::{CheckContext, Finding, Outcome};
+use crate::check::{CheckContext, CheckResult, Ctx, Finding, Outcome};
 use crate::repo::{GitopsRepo, Rendered, RenderedObject, Variables};
-use std::path::PathBuf;
-
-use crate::check::{CheckResult, Ctx};
-#[allow(unused_imports)]
-use super::prelude::*;
 
 /// The API group of an object (`postgresql.cnpg.io` of `postgresql.cnpg.io/v1`, `` for `v1`).
 pub fn group(o: &RenderedObject) -> &str {
@@ -119,9 +115,4 @@ pub fn other_variables(repo: &GitopsRepo, cluster: &str) -> CheckResult<Vec<(Str
 /// The repository variable `name` of ctx.cluster, if a repository is given and defines it.
 pub fn variable(ctx: &Ctx, name: &str) -> Option<String> {
     ctx.repo().ok()?.variables(&ctx.cluster).ok()?.get(name).map(str::to_string)
-}
-
-/// Runs a check body written with `?` on `Result<_, Outcome>`.
-pub fn outcome(body: impl FnOnce() -> Result<Outcome, Outcome>) -> Outcome {
-    body().unwrap_or_else(|o| o)
 }

@@ -4,9 +4,8 @@
 
 use std::time::Duration;
 
+use super::live::Live;
 use crate::check::{CheckContext, Outcome};
-#[allow(unused_imports)]
-use super::prelude::*;
 
 /// An S3 endpoint URL split into scheme, host and port (`http://10.25.11.3:9000`).
 pub fn endpoint_parts(url: &str) -> Option<(String, String, u16)> {

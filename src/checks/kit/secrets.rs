@@ -4,13 +4,13 @@ use std::collections::BTreeSet;
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
+use serde_json::Value;
 
+use super::live::Live;
+use super::rendered::{find, key_at, objects};
 use crate::check::{Finding, Outcome};
 use crate::cluster::api_error;
 use crate::repo::{Rendered, RenderedObject};
-use serde_json::Value;
-#[allow(unused_imports)]
-use super::prelude::*;
 
 pub const ES_GROUP: &str = "external-secrets.io";
 

@@ -4,11 +4,11 @@
 
 use serde_json::Value;
 
+use super::helm::{chart_name, helm_values, HELM_GROUP};
+use super::rendered::{find, key_at, objects, parse_templated, renders, squash};
+use super::secrets::{external_secret_for, template_value};
 use crate::check::Outcome;
-use crate::repo::{GitopsRepo, Rendered, RenderedObject};
-use crate::repo::scalar_text;
-#[allow(unused_imports)]
-use super::prelude::*;
+use crate::repo::{scalar_text, GitopsRepo, Rendered, RenderedObject};
 
 pub const GLOBAL_ANNOTATION: &str = "service.cilium.io/global";
 

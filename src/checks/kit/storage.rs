@@ -1,10 +1,10 @@
 //! Storage facts several epics share: the Rook Ceph RBD StorageClass and the CephCluster.
 
+use serde_json::Value;
+
+use super::rendered::find;
 use crate::check::{Finding, Outcome};
 use crate::repo::{Rendered, RenderedObject};
-use serde_json::Value;
-#[allow(unused_imports)]
-use super::prelude::*;
 
 /// Criterion 4.2.6 and story 6.1 ("Uses `OBSERVABILITY_BLOCK_SC` (rook-ceph-block)").
 pub const RBD_STORAGE_CLASS: &str = "rook-ceph-block";
