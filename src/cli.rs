@@ -1,4 +1,4 @@
-//! Command line: `catalog`, `run`, `sim`.
+//! Command line: `catalog`, `run`, `sweep`, `sim`.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -51,6 +51,24 @@ pub enum Command {
     },
     /// Run the checks and write reports.
     Run(RunArgs),
+    /// Delete what runs that died left behind: disposable namespaces labelled with a run
+    /// whose Lease expired or is gone. Objects of a run still renewing its Lease, and
+    /// anything without the run label, are left alone.
+    #[command(after_help = "Examples:\n  platform-acceptance sweep --kubeconfig ~/.kube/config --context infra=admin@infra --context apps=admin@apps\n  platform-acceptance sweep --sim")]
+    Sweep {
+        /// Kubeconfig of the clusters to sweep.
+        #[arg(long, required_unless_present = "sim")]
+        kubeconfig: Option<PathBuf>,
+        /// Sweep the local simulation.
+        #[arg(long, conflicts_with = "kubeconfig")]
+        sim: bool,
+        /// Kubeconfig context for a cluster, CLUSTER=CONTEXT (default: the context named like the cluster).
+        #[arg(long = "context", value_name = "CLUSTER=CONTEXT")]
+        contexts: Vec<String>,
+        /// GitOps repository whose clusters/ directories name the clusters (default: infra, apps).
+        #[arg(long)]
+        repo: Option<PathBuf>,
+    },
     /// The local two-cluster simulation: real control planes, KWOK nodes, PostgreSQL, Redis, MinIO.
     #[command(after_help = crate::sim::cli::env_help())]
     Sim {
@@ -181,6 +199,10 @@ async fn dispatch(cli: Cli) -> ExitCode {
             Err(e) => usage_error(e),
         },
         Command::Run(args) => run(args).await,
+        Command::Sweep { kubeconfig, sim, contexts, repo } => match sweep(kubeconfig, sim, &contexts, repo).await {
+            Ok(code) => code,
+            Err(e) => usage_error(e),
+        },
         Command::Sim { command } => match crate::sim::cli::run(command).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -189,6 +211,37 @@ async fn dispatch(cli: Cli) -> ExitCode {
             }
         },
     }
+}
+
+async fn sweep(kubeconfig: Option<PathBuf>, sim: bool, contexts: &[String], repo: Option<PathBuf>) -> Result<ExitCode, String> {
+    let clusters: Vec<String> = match repo {
+        Some(r) => crate::repo::GitopsRepo::load(&r).map_err(|e| e.to_string())?.clusters().to_vec(),
+        None => vec!["apps".into(), "infra".into()],
+    };
+    let overrides = crate::cluster::parse_overrides(contexts, &clusters).map_err(|e| e.to_string())?;
+    let targets = match (kubeconfig, sim) {
+        (Some(k), _) => crate::cluster::targets(&k, &clusters, &overrides).await.map_err(|e| e.to_string())?,
+        (None, _) => crate::sim::targets::targets(&clusters, &overrides).await?,
+    };
+    let mut failed = false;
+    for (cluster, target) in &targets {
+        match crate::cluster::lease::sweep(&target.client).await {
+            Ok(s) => {
+                println!(
+                    "{cluster}: removed {} [{}]; kept {} of running runs; left alone {} without a run label",
+                    s.removed.len(),
+                    s.removed.join(", "),
+                    s.live.len(),
+                    s.unowned.len()
+                );
+            }
+            Err(e) => {
+                failed = true;
+                eprintln!("{cluster}: {}", crate::cluster::api_error("sweep", e).summary());
+            }
+        }
+    }
+    Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
 fn catalog(doc: &std::path::Path, repo: Option<&std::path::Path>, format: Format) -> Result<(), SetupError> {

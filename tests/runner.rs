@@ -23,7 +23,7 @@ fn unit(id: &str, check: Check) -> Unit {
 }
 
 fn config() -> RunConfig {
-    RunConfig { concurrency: 4, timeout: Duration::from_secs(5), retries: 2, backoff: Duration::from_millis(10), phase: Phase::Operate }
+    RunConfig { concurrency: 4, timeout: Duration::from_secs(5), retries: 2, backoff: Duration::from_millis(10), phase: Phase::Operate, ..RunConfig::default() }
 }
 
 async fn run(units: Vec<Unit>, deps: &[(&str, &str)], config: RunConfig) -> RunReport {

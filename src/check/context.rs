@@ -70,6 +70,9 @@ pub struct CheckContext {
     pub phase: Phase,
     pub cancel: CancellationToken,
     pub cleanup: Cleanup,
+    /// This run's id: every object a check creates carries it as label
+    /// `platform-acceptance.io/run` (see [`crate::cluster::lease`]).
+    pub run: String,
 }
 
 /// Checks take their context by shared pointer so their futures are `'static`.

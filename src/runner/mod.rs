@@ -31,11 +31,13 @@ pub struct RunConfig {
     /// First retry delay; doubles each attempt, capped at 10 s.
     pub backoff: Duration,
     pub phase: Phase,
+    /// How long this run's Lease holds without renewal (see [`crate::cluster::lease`]).
+    pub lease: Duration,
 }
 
 impl Default for RunConfig {
     fn default() -> Self {
-        RunConfig { concurrency: 8, timeout: Duration::from_secs(60), retries: 2, backoff: Duration::from_millis(500), phase: Phase::Operate }
+        RunConfig { concurrency: 8, timeout: Duration::from_secs(60), retries: 2, backoff: Duration::from_millis(500), phase: Phase::Operate, lease: Duration::from_secs(60) }
     }
 }
 
@@ -50,6 +52,8 @@ pub struct Environment {
 pub struct Runner {
     pub config: RunConfig,
     pub env: Environment,
+    /// This run's id (lowercase, 10 characters): the label on what it creates, the name of its Lease.
+    pub run: String,
     /// `(prerequisite, dependent)` story pairs.
     pub dependencies: Vec<(String, String)>,
     pub cancel: CancellationToken,
@@ -65,11 +69,44 @@ struct StoryState {
 
 impl Runner {
     pub fn new(config: RunConfig, env: Environment, dependencies: Vec<(String, String)>) -> Self {
-        Runner { config, env, dependencies, cancel: CancellationToken::new() }
+        Runner { config, env, dependencies, cancel: CancellationToken::new(), run: crate::random::token(10).to_ascii_lowercase() }
     }
 
     /// Runs every unit; events go to `events` as they happen (a closed receiver is fine).
     pub async fn run(&self, units: Vec<Unit>, events: mpsc::UnboundedSender<Event>) -> RunReport {
+        let lease = self.hold_lease();
+        let report = self.run_units(units, events).await;
+        if let Some((renewer, clients)) = lease {
+            renewer.abort();
+            for c in &clients {
+                crate::cluster::lease::release(c, &self.run).await;
+            }
+        }
+        report
+    }
+
+    /// Holds this run's Lease on every writable target while it runs (renewed every third
+    /// of `config.lease`), so `sweep` leaves its objects alone. `None` when nothing is writable.
+    fn hold_lease(&self) -> Option<(tokio::task::JoinHandle<()>, Vec<kube::Client>)> {
+        let clients: Vec<kube::Client> = self.env.targets.values().filter(|t| t.writable).map(|t| t.client.clone()).collect();
+        if clients.is_empty() {
+            return None;
+        }
+        let (run, held) = (self.run.clone(), clients.clone());
+        let seconds = self.config.lease.as_secs().clamp(3, i32::MAX as u64) as i32;
+        let holder = format!("platform-acceptance pid {}", std::process::id());
+        let renewer = tokio::spawn(async move {
+            loop {
+                for c in &held {
+                    let _ = crate::cluster::lease::renew(c, &run, &holder, seconds).await;
+                }
+                tokio::time::sleep(Duration::from_secs((seconds / 3).max(1) as u64)).await;
+            }
+        });
+        Some((renewer, clients))
+    }
+
+    async fn run_units(&self, units: Vec<Unit>, events: mpsc::UnboundedSender<Event>) -> RunReport {
         let started = Instant::now();
         let started_at = time::OffsetDateTime::now_utc();
         let total = units.len();
@@ -193,13 +230,14 @@ impl Runner {
         let config = self.config.clone();
         let env = self.env.clone();
         let cancel = self.cancel.clone();
+        let run = self.run.clone();
         async move {
             let _permit = semaphore.acquire_owned().await.expect("semaphore open");
             let start = Instant::now();
             let _ = events.send(Event::UnitStarted { title: unit.title() });
             let (outcome, attempts, seen) = match precondition(&unit, &config, &env, &cancel, blocked.as_deref()) {
                 Some(skip) => (skip, 0, None),
-                None => evaluate(&unit, &config, &env, &cancel, finished).await,
+                None => evaluate(&unit, &config, &env, &cancel, finished, &run).await,
             };
             let mut result = UnitResult::new(&unit, outcome, start.elapsed(), attempts, blocked);
             if let Some((basis, accesses)) = seen {
@@ -271,6 +309,7 @@ async fn evaluate(
     env: &Environment,
     cancel: &CancellationToken,
     finished: Arc<std::sync::Mutex<Vec<UnitResult>>>,
+    run: &str,
 ) -> (Outcome, u32, Seen) {
     let check = unit.check.as_ref().expect("precondition ensured a check");
     if let Some(aggregate) = check.aggregate {
@@ -288,6 +327,7 @@ async fn evaluate(
         phase: config.phase,
         cancel: cancel.child_token(),
         cleanup: cleanup.clone(),
+        run: run.to_string(),
     });
     let max_attempts = if check.layer.is_live() { 1 + config.retries } else { 1 };
     let deadline = tokio::time::Instant::now() + config.timeout;

@@ -1,37 +1,25 @@
-//! Disposable namespaces: the only place a check may write. Labelled so leftovers are
-//! recognisable, deleted by the runner's cleanup even on timeout or Ctrl-C.
+//! Disposable namespaces: the only place a check may write. Labelled with the run's id
+//! (and as disposable) so `sweep` can clear what a killed run left; deleted by the
+//! runner's cleanup even on timeout or Ctrl-C.
 
 use k8s_openapi::api::core::v1::Namespace;
-use kube::api::{Api, DeleteParams, PostParams};
+use kube::api::{Api, DeleteParams};
 
 use crate::check::{CheckContext, Outcome};
+use crate::cluster::lease;
 
-pub const LABEL: &str = "platform-acceptance.io/disposable";
+pub const LABEL: &str = lease::DISPOSABLE_LABEL;
 
 /// Creates `pa-<purpose>-<random>` on the given client and registers its deletion.
 pub async fn namespace(ctx: &CheckContext, client: &kube::Client, purpose: &str) -> Result<String, Outcome> {
-    let suffix: String = {
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
-        format!("{:x}{:x}", std::process::id() & 0xfff, nanos & 0xfffff)
-    };
-    let name = format!("pa-{purpose}-{suffix}").chars().take(63).collect::<String>();
-    let api: Api<Namespace> = Api::all(client.clone());
-    let ns: Namespace = serde_json::from_value(serde_json::json!({
-        "metadata": {"name": name, "labels": {LABEL: "true"}}
-    }))
-    .map_err(Outcome::error)?;
-    api.create(&PostParams::default(), &ns).await.map_err(|e| crate::cluster::api_error(&format!("create namespace {name}"), e))?;
-    let (api, n) = (api.clone(), name.clone());
-    ctx.cleanup.defer(async move {
-        let _ = api.delete(&n, &DeleteParams::default()).await;
-    });
+    let name = format!("pa-{purpose}-{}", crate::random::token(8).to_ascii_lowercase()).chars().take(63).collect::<String>();
+    create(ctx, client, &name, None).await?;
     Ok(name)
 }
 
 /// A disposable namespace with the SAME name on every given cluster (cross-cluster
-/// criteria such as Cilium global services need same-named namespaces): created with
-/// [`crate::checks::kit::disposable::namespace`] on the first cluster, then under that name
-/// and label on the others; every one is deleted by the runner's cleanup.
+/// criteria such as Cilium global services need same-named namespaces); every one is
+/// deleted by the runner's cleanup.
 pub async fn disposable_namespace_everywhere(
     ctx: &CheckContext,
     clients: &[(String, kube::Client)],
@@ -40,20 +28,19 @@ pub async fn disposable_namespace_everywhere(
     let Some(((_, first), rest)) = clients.split_first() else {
         return Err(Outcome::skip("no cluster target"));
     };
-    let name = crate::checks::kit::disposable::namespace(ctx, first, purpose).await?;
+    let name = namespace(ctx, first, purpose).await?;
     for (cluster, client) in rest {
-        let api: kube::Api<k8s_openapi::api::core::v1::Namespace> = kube::Api::all(client.clone());
-        let ns = serde_json::from_value(serde_json::json!({
-            "metadata": {"name": name, "labels": {crate::checks::kit::disposable::LABEL: "true"}}
-        }))
-        .map_err(Outcome::error)?;
-        api.create(&kube::api::PostParams::default(), &ns)
-            .await
-            .map_err(|e| crate::cluster::api_error(&format!("create namespace {name} on cluster {cluster}"), e))?;
-        let (api, n) = (api.clone(), name.clone());
-        ctx.cleanup.defer(async move {
-            let _ = api.delete(&n, &kube::api::DeleteParams::default()).await;
-        });
+        create(ctx, client, &name, Some(cluster)).await?;
     }
     Ok(name)
+}
+
+async fn create(ctx: &CheckContext, client: &kube::Client, name: &str, cluster: Option<&str>) -> Result<(), Outcome> {
+    let on = cluster.map(|c| format!(" on cluster {c}")).unwrap_or_default();
+    lease::create_namespace(client, name, &ctx.run).await.map_err(|e| crate::cluster::api_error(&format!("create namespace {name}{on}"), e))?;
+    let (api, n): (Api<Namespace>, String) = (Api::all(client.clone()), name.to_string());
+    ctx.cleanup.defer(async move {
+        let _ = api.delete(&n, &DeleteParams::default()).await;
+    });
+    Ok(())
 }
