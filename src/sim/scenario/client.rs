@@ -18,6 +18,8 @@ use crate::sim::{FIELD_MANAGER, SimConfig};
 pub(super) struct ClusterSim {
     pub(super) cluster: String,
     pub(super) client: kube::Client,
+    /// The simulation's state directory (the PKI of stand-in issuers).
+    pub(super) state_dir: std::path::PathBuf,
     vars: BTreeMap<String, String>,
 }
 
@@ -61,6 +63,7 @@ impl ClusterSim {
         Ok(ClusterSim {
             cluster: cluster.into(),
             client,
+            state_dir: cfg.state_dir.clone(),
             vars,
         })
     }
