@@ -61,12 +61,12 @@ pub async fn up(cfg: &SimConfig) -> anyhow::Result<SimStatus> {
         for name in COMPONENTS.iter().chain(ADDONS.iter()) {
             if let Some(rec) = lookup(&cfg.state_dir, &c.name, name).filter(|r| !r.is_alive()) {
                 let log = rec.log.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
+                let what = if ADDONS.contains(name) { "it".to_string() } else { format!("cluster {}", c.name) };
                 eprintln!(
-                    "sim up: {}/{name} (pid {}) is not running; last lines of {log}:\n{}\nsim up: restarting cluster {}",
+                    "sim up: {}/{name} (pid {}) is not running; last lines of {log}:\n{}\nsim up: restarting {what}",
                     c.name,
                     rec.pid,
                     indent(&rec.log_tail(15)),
-                    c.name
                 );
             }
         }
