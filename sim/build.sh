@@ -4,7 +4,7 @@
 #
 # usage: sim/build.sh [--force] [--lock] [--list] [NAME...]
 #   NAME     one or more of: kube-apiserver kube-controller-manager
-#            kube-scheduler etcd kwok minio   (default: all)
+#            kube-scheduler etcd kwok minio cert-manager   (default: all)
 #   --force  rebuild even when the stamp says the pinned version is built
 #   --lock   after resolving, copy the tidied go.mod/go.sum back into
 #            sim/go/<wrapper>/ (use after changing a pin in versions.env)
@@ -55,6 +55,7 @@ BINARIES=(
   "kube-scheduler|kubernetes|k8s.io/kubernetes/cmd/kube-scheduler|$K8S_VERSION"
   "kwok|kwok|sigs.k8s.io/kwok/cmd/kwok|$KWOK_VERSION"
   "minio|minio|github.com/minio/minio|$MINIO_VERSION"
+  "cert-manager|cert-manager|platform-acceptance/sim/cert-manager|$CERT_MANAGER_VERSION"
 )
 
 if [[ $LIST == 1 ]]; then
@@ -79,6 +80,8 @@ extra_ldflags() { # name version
       echo " -X github.com/minio/minio/cmd.Version=$iso -X github.com/minio/minio/cmd.ReleaseTag=$tag" \
            "-X github.com/minio/minio/cmd.CommitID=$commit -X github.com/minio/minio/cmd.ShortCommitID=$commit" \
            "-X github.com/minio/minio/cmd.CopyrightYear=${ts:0:4}" ;;
+    cert-manager)
+      echo " -X github.com/cert-manager/cert-manager/pkg/util.AppVersion=$2" ;;
     *) echo "" ;;
   esac
 }
@@ -137,6 +140,7 @@ prepare_wrapper() {
       etcd)  go mod edit -require="$ETCD_MODULE@$ETCD_VERSION" ;;
       kwok)  go mod edit -require="$KWOK_MODULE@$KWOK_VERSION" ;;
       minio) go mod edit -require="$MINIO_MODULE@$MINIO_VERSION" ;;
+      cert-manager) go mod edit -require="$CERT_MANAGER_MODULE@$CERT_MANAGER_VERSION" ;;
     esac
     if [[ $LOCK == 1 ]] || ! cmp -s go.mod "$src/go.mod" || [[ ! -f go.sum ]]; then
       [[ $LOCK == 1 ]] || log "WARNING: sim/go/$w/go.mod does not match versions.env; resolving (run 'sim/build.sh --lock' to update it)"

@@ -60,16 +60,19 @@ async fn storage_and_security_criteria_on_the_simulation() {
         .expect_message("4.5.5 [apps]", &["(cluster infra) status.ceph.health: expected HEALTH_OK (the Ceph behind the remote volume), observed HEALTH_WARN"]);
     println!("ceph-degraded {:?}", t.elapsed());
 
-    // cert-not-ready plus one breakage per EPIC-5 unit.
+    // cert-not-ready (the CA Secret of infra's letsencrypt-production and the TLS Secret of
+    // networking/wildcard-infra deleted: cert-manager reports the ClusterIssuer and the
+    // Certificate Ready=False) plus one breakage per other EPIC-5 unit.
     let t = Instant::now();
     fx.scenario("cert-not-ready").await;
     let g = fx.generation("infra", HR, "HelmRelease", Some("cert-manager"), "cert-manager").await;
     fx.patch_status("infra", HR, "HelmRelease", Some("cert-manager"), "cert-manager", json!({"conditions": [
         condition("Ready", "False", "InstallFailed", "Helm install failed: timed out waiting for the condition", g)]})).await;
     fx.scale("apps", "cert-manager", "cert-manager-webhook", 0).await;
-    let g = fx.generation("apps", "cert-manager.io/v1", "ClusterIssuer", None, "letsencrypt-staging").await;
-    fx.patch_status("apps", "cert-manager.io/v1", "ClusterIssuer", None, "letsencrypt-staging", json!({"conditions": [
-        condition("Ready", "False", "ErrRegisterACMEAccount", "Failed to register ACME account: 429 urn:ietf:params:acme:error:rateLimited", g)]})).await;
+    // A real issuer fault on apps: the CA Secret of the stand-in letsencrypt-staging is
+    // deleted; cert-manager itself sets Ready=False (a status patch would be undone by it).
+    fx.delete("apps", "v1", "Secret", Some("cert-manager"), "letsencrypt-staging-sim-ca").await;
+    wait_condition(&fx, "apps", "ClusterIssuer", None, "letsencrypt-staging", "Ready", "False").await;
     fx.scale("infra", "external-secrets", "external-secrets-cert-controller", 0).await;
     // a stale Ready: observedGeneration behind metadata.generation
     fx.patch_status("apps", HR, "HelmRelease", Some("external-secrets"), "external-secrets", json!({"observedGeneration": 0, "conditions": [
@@ -83,11 +86,13 @@ async fn storage_and_security_criteria_on_the_simulation() {
     tokio::time::sleep(std::time::Duration::from_secs(2)).await;
     fx.run("5.1.4,5.1.5,5.1.6,5.1.7,5.2.4,5.2.5,5.2.6,5.2.7")
         .await
-        .expect_findings(&["5.1.4 [infra]", "5.1.5 [apps]", "5.1.6 [apps]", "5.1.7 [infra]", "5.2.4 [infra]", "5.2.5 [apps]", "5.2.6 [infra]", "5.2.7 [apps]"])
+        .expect_findings(&["5.1.4 [infra]", "5.1.5 [apps]", "5.1.6 [apps]", "5.1.6 [infra]", "5.1.7 [infra]", "5.2.4 [infra]", "5.2.5 [apps]", "5.2.6 [infra]", "5.2.7 [apps]"])
         .expect_message("5.1.4 [infra]", &["HelmRelease cert-manager/cert-manager (helm.toolkit.fluxcd.io/v2) (cluster infra): expected Ready=True, observed Ready=False (InstallFailed"])
         .expect_message("5.1.5 [apps]", &["Deployment cert-manager/cert-manager-webhook (cluster apps): expected 0 ready (> 0), observed 0/0 ready"])
-        .expect_message("5.1.6 [apps]", &["ClusterIssuer letsencrypt-staging (cert-manager.io/v1): expected Ready=True, observed Ready=False (ErrRegisterACMEAccount"])
-        .expect_message("5.1.7 [infra]", &["Certificate networking/wildcard-infra (cert-manager.io/v1)", "(cluster infra): expected Ready=True, observed Ready=False (DoesNotExist"])
+        // cert-manager's own reason and message (pkg/issuer/ca/setup.go, readiness controller)
+        .expect_message("5.1.6 [apps]", &["ClusterIssuer letsencrypt-staging (cert-manager.io/v1): expected Ready=True, observed Ready=False (ErrGetKeyPair: Error getting keypair for CA issuer: secrets \"letsencrypt-staging-sim-ca\" not found"])
+        .expect_message("5.1.6 [infra]", &["ClusterIssuer letsencrypt-production (cert-manager.io/v1): expected Ready=True, observed Ready=False (ErrGetKeyPair: Error getting keypair for CA issuer: secrets \"letsencrypt-production-sim-ca\" not found"])
+        .expect_message("5.1.7 [infra]", &["Certificate networking/wildcard-infra (cert-manager.io/v1)", "(cluster infra): expected Ready=True, observed Ready=False (DoesNotExist: Issuing certificate as Secret does not exist"])
         .expect_message("5.2.4 [infra]", &["Deployment external-secrets/external-secrets-cert-controller (cluster infra)"])
         .expect_message("5.2.5 [apps]", &["HelmRelease external-secrets/external-secrets (helm.toolkit.fluxcd.io/v2) (cluster apps): expected Ready=True for generation", "observed stale: observedGeneration 0"])
         .expect_message("5.2.6 [infra]", &["Service external-secrets/onepassword-connect (cluster infra; connectHost http://onepassword-connect.external-secrets.svc.cluster.local:8080): expected at least one ready endpoint"])
@@ -167,4 +172,19 @@ async fn storage_and_security_criteria_on_the_simulation() {
     fx.restore().await;
     fx.run_with(ALL, retries(2)).await.expect_all_pass();
     println!("restore {:?}; total {:?}", t.elapsed(), started.elapsed());
+}
+
+/// Waits (60 s at most) until cert-manager set condition `type_` of a cert-manager.io/v1
+/// object to `status`.
+async fn wait_condition(fx: &SimFixture, cluster: &str, kind: &str, ns: Option<&str>, name: &str, type_: &str, status: &str) {
+    let t = Instant::now();
+    loop {
+        let o = fx.get(cluster, "cert-manager.io/v1", kind, ns, name).await;
+        let found = o.pointer("/status/conditions").and_then(|c| c.as_array()).is_some_and(|cs| cs.iter().any(|c| c["type"] == type_ && c["status"] == status));
+        if found {
+            return;
+        }
+        assert!(t.elapsed().as_secs() < 60, "{kind} {name} on {cluster}: {type_} not {status} after 60s: {}", o["status"]);
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
 }

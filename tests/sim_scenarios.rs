@@ -83,9 +83,19 @@ async fn check_healthy_objects(fx: &SimFixture) {
             fx.get(cluster, "storage.k8s.io/v1", "StorageClass", None, sc).await;
         }
         // cert-manager, external-secrets, Gateway API, LB IPAM.
+        // cert-manager: the real controller's work. The ACME ClusterIssuers are CA stand-ins
+        // (annotated), verified by cert-manager; the Certificate is issued into its Secret.
         for ci in ["letsencrypt-production", "letsencrypt-staging"] {
-            assert!(cond_is(&fx.get(cluster, "cert-manager.io/v1", "ClusterIssuer", None, ci).await, "Ready", "True"));
+            let o = fx.get(cluster, "cert-manager.io/v1", "ClusterIssuer", None, ci).await;
+            assert!(condition(&o, "Ready").is_some_and(|c| c["status"] == "True" && c["reason"] == "KeyPairVerified"), "{cluster} {ci}: {}", o["status"]);
+            assert_eq!(o["spec"]["ca"]["secretName"], scenario::ca_secret_name(ci));
+            assert_eq!(o["metadata"]["annotations"][scenario::STAND_IN_ANNOTATION], scenario::ACME_STAND_IN_NOTE);
         }
+        let cert = fx.get(cluster, "cert-manager.io/v1", "Certificate", Some("networking"), &format!("wildcard-{cluster}")).await;
+        assert!(condition(&cert, "Ready").is_some_and(|c| c["status"] == "True" && c["reason"] == "Ready"), "{cluster}: {}", cert["status"]);
+        assert!(cert.pointer("/status/notAfter").and_then(Value::as_str).is_some_and(|t| t > "2026"), "{}", cert["status"]);
+        let tls = fx.secret(cluster, "networking", &format!("wildcard-{cluster}-tls")).await;
+        assert!(tls.get("tls.crt").is_some_and(|c| c.contains("BEGIN CERTIFICATE")) && tls.contains_key("tls.key"), "{cluster} TLS Secret keys: {:?}", tls.keys());
         let css = fx.get(cluster, "external-secrets.io/v1", "ClusterSecretStore", None, "onepassword").await;
         assert!(condition(&css, "Ready").is_some_and(|c| c["status"] == "True" && c["reason"] == "Valid"));
         let es = fx.get(cluster, "external-secrets.io/v1", "ExternalSecret", Some("velero"), "velero-minio").await;

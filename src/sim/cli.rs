@@ -10,7 +10,7 @@ macro_rules! env_help {
 PA_CACHE          binaries (bin/) and CRDs (crds/) from `make sim-build` [default: /var/cache/platform-acceptance]\n  \
 PA_SIM_STATE      state directory: kubeconfig, logs, pids, etcd data [default: $PA_CACHE/sim]\n  \
 PA_SIM_REPO       GitOps repository giving cluster names and CIDRs [default: fixtures/gitops]\n  \
-PA_SIM_PORT_BASE  first loopback port [default: 32100; infra uses base+0..5, apps base+100..105]"
+PA_SIM_PORT_BASE  first loopback port [default: 32100; infra uses base+0..6, apps base+100..106]"
     };
 }
 const ENV_HELP: &str = env_help!();

@@ -13,8 +13,12 @@ use super::SimConfig;
 /// Control-plane components of a cluster, in start order.
 pub const COMPONENTS: [&str; 5] = ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"];
 
+/// Controllers of a cluster started once its CRDs are installed (after
+/// [`COMPONENTS`]): the real cert-manager controller (`sim/go/cert-manager`).
+pub const ADDONS: [&str; 1] = ["cert-manager"];
+
 /// Default first port; `PA_SIM_PORT_BASE` overrides. Cluster *i* (0 = infra,
-/// 1 = apps) uses `base + 100*i + 0..=5`. Below the kernel's ephemeral range
+/// 1 = apps) uses `base + 100*i + 0..=6`. Below the kernel's ephemeral range
 /// (32768+), so outgoing connections never take them.
 pub const DEFAULT_PORT_BASE: u16 = 32100;
 
@@ -27,6 +31,8 @@ pub struct Ports {
     pub controller_manager: u16,
     pub scheduler: u16,
     pub kwok: u16,
+    /// cert-manager's /healthz and /metrics.
+    pub cert_manager: u16,
 }
 
 impl Ports {
@@ -39,6 +45,7 @@ impl Ports {
             controller_manager: b + 3,
             scheduler: b + 4,
             kwok: b + 5,
+            cert_manager: b + 6,
         }
     }
     /// Ports of one component (etcd has two).
@@ -49,11 +56,12 @@ impl Ports {
             "kube-controller-manager" => vec![self.controller_manager],
             "kube-scheduler" => vec![self.scheduler],
             "kwok" => vec![self.kwok],
+            "cert-manager" => vec![self.cert_manager],
             _ => vec![],
         }
     }
     pub fn all(&self) -> Vec<u16> {
-        COMPONENTS.iter().flat_map(|c| self.of(c)).collect()
+        COMPONENTS.iter().chain(ADDONS.iter()).flat_map(|c| self.of(c)).collect()
     }
 }
 

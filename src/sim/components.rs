@@ -1,6 +1,7 @@
 //! The control-plane processes of a simulated cluster: where their binaries are, the
 //! command line of each component (etcd, kube-apiserver, kube-controller-manager,
-//! kube-scheduler, kwok), and the health probe of each.
+//! kube-scheduler, kwok; the cert-manager controller started after the CRDs), and the
+//! health probe of each.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -9,7 +10,7 @@ use std::time::Duration;
 use anyhow::bail;
 
 use super::SimConfig;
-use super::cluster::{COMPONENTS, ClusterSpec};
+use super::cluster::{ADDONS, COMPONENTS, ClusterSpec};
 use super::kwok;
 use super::pki::Pki;
 
@@ -20,7 +21,8 @@ pub fn binary(cfg: &SimConfig, name: &str) -> PathBuf {
 
 /// Fails with the `make sim-build` hint if any control-plane binary is missing.
 pub fn check_binaries(cfg: &SimConfig) -> anyhow::Result<()> {
-    let missing: Vec<&str> = COMPONENTS.iter().copied().filter(|b| !is_executable(&binary(cfg, b))).collect();
+    let missing: Vec<&str> =
+        COMPONENTS.iter().chain(ADDONS.iter()).copied().filter(|b| !is_executable(&binary(cfg, b))).collect();
     if !missing.is_empty() {
         bail!(
             "simulation binaries missing from {}: {} — run `make sim-build` (= sim/build.sh && sim/crds.sh) first",
@@ -145,6 +147,16 @@ pub fn command(cfg: &SimConfig, c: &ClusterSpec, component: &str) -> Command {
             // kwok also reads ~/.kwok/kwok.yaml: keep it to our config.
             cmd.env("HOME", dir.join("kwok-home"));
         }
+        "cert-manager" => {
+            // Only the controllers the simulation needs (see sim/go/cert-manager/main.go):
+            // no leader election, no webhook, no ACME; health and metrics on loopback.
+            cmd.env("GOMEMLIMIT", "192MiB");
+            cmd.args([
+                format!("--kubeconfig={}", s(&dir.join("admin.kubeconfig"))),
+                "--cluster-resource-namespace=cert-manager".into(),
+                format!("--listen-address=127.0.0.1:{}", p.cert_manager),
+            ]);
+        }
         other => unreachable!("unknown component {other}"),
     }
     cmd
@@ -184,6 +196,7 @@ impl Probe {
             }
             "kube-scheduler" => (&self.insecure, format!("https://127.0.0.1:{}/healthz", p.scheduler)),
             "kwok" => (&self.insecure, format!("http://127.0.0.1:{}/healthz", p.kwok)),
+            "cert-manager" => (&self.insecure, format!("http://127.0.0.1:{}/healthz", p.cert_manager)),
             other => return Err(format!("unknown component {other}")),
         };
         let resp = client.get(&url).send().await.map_err(|e| format!("{url}: {}", short_error(&e)))?;
@@ -200,6 +213,13 @@ impl Probe {
         }
         Ok(())
     }
+}
+
+/// Version of a built binary, from the stamp `sim/build.sh` writes beside it
+/// (`<name> <version> <go version> ...`).
+pub fn version(cfg: &SimConfig, name: &str) -> Option<String> {
+    let stamp = std::fs::read_to_string(binary(cfg, name).with_extension("stamp")).ok()?;
+    stamp.split_whitespace().nth(1).map(str::to_string)
 }
 
 fn short_error(e: &reqwest::Error) -> String {

@@ -1,6 +1,7 @@
 //! `sim up` and `sim down`: starting both clusters' control planes in order (etcd,
 //! kube-apiserver, then the controller-manager, scheduler and kwok), their nodes and
-//! CRDs, idempotently and with a clean restart of a cluster that crashed; and
+//! CRDs, then the controllers that need the CRDs ([`ADDONS`]: cert-manager),
+//! idempotently and with a clean restart of a cluster that crashed; and
 //! stopping every registered process, then removing the state directory.
 
 use std::path::PathBuf;
@@ -10,7 +11,7 @@ use anyhow::{Context, bail};
 use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, ListParams};
 
-use super::cluster::{COMPONENTS, ClusterSpec, cluster_specs};
+use super::cluster::{ADDONS, COMPONENTS, ClusterSpec, cluster_specs};
 use super::components::{self, Probe};
 use super::pki::Pki;
 use super::process::{self, ProcessRecord, lookup, registered_processes, spawn_detached, stop_process, unregister_process};
@@ -57,15 +58,15 @@ pub async fn up(cfg: &SimConfig) -> anyhow::Result<SimStatus> {
 
     // Report what crashed.
     for c in &specs {
-        for name in COMPONENTS {
+        for name in COMPONENTS.iter().chain(ADDONS.iter()) {
             if let Some(rec) = lookup(&cfg.state_dir, &c.name, name).filter(|r| !r.is_alive()) {
                 let log = rec.log.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
+                let what = if ADDONS.contains(name) { "it".to_string() } else { format!("cluster {}", c.name) };
                 eprintln!(
-                    "sim up: {}/{name} (pid {}) is not running; last lines of {log}:\n{}\nsim up: restarting cluster {}",
+                    "sim up: {}/{name} (pid {}) is not running; last lines of {log}:\n{}\nsim up: restarting {what}",
                     c.name,
                     rec.pid,
                     indent(&rec.log_tail(15)),
-                    c.name
                 );
             }
         }
@@ -74,7 +75,7 @@ pub async fn up(cfg: &SimConfig) -> anyhow::Result<SimStatus> {
     // A port held by something that is not a live component of ours fails the whole
     // `up` before anything starts.
     for c in &specs {
-        for name in COMPONENTS {
+        for name in COMPONENTS.iter().chain(ADDONS.iter()) {
             if lookup(&cfg.state_dir, &c.name, name).is_some_and(|r| r.is_alive()) {
                 continue;
             }
@@ -87,7 +88,10 @@ pub async fn up(cfg: &SimConfig) -> anyhow::Result<SimStatus> {
     let pki = Pki::at(&cfg.state_dir);
     if !pki.is_complete(&specs) {
         // New certificates: the control planes still running trust the old ones.
-        stop_all_matching(cfg, |r| r.scope != SHARED_SCOPE && COMPONENTS.contains(&r.name.as_str())).await;
+        stop_all_matching(cfg, |r| {
+            r.scope != SHARED_SCOPE && (COMPONENTS.contains(&r.name.as_str()) || ADDONS.contains(&r.name.as_str()))
+        })
+        .await;
         pki.ensure(&specs)?;
     }
     kubeconfig::write_user_kubeconfig(cfg, &specs)?;
@@ -115,6 +119,7 @@ pub async fn up(cfg: &SimConfig) -> anyhow::Result<SimStatus> {
         vec![]
     };
     futures::future::try_join_all(specs.iter().map(|c| finish_cluster(cfg, c, &docs, &fingerprint))).await?;
+    futures::future::try_join_all(specs.iter().map(|c| ensure_addons(cfg, c, &probe))).await?;
 
     let elapsed = t0.elapsed();
     let names = specs.iter().map(|c| c.name.as_str()).collect::<Vec<_>>();
@@ -135,9 +140,12 @@ async fn warm_status(cfg: &SimConfig, specs: &[ClusterSpec], fingerprint: &str) 
     if !kubeconfig_path(cfg).is_file() || !Pki::at(&cfg.state_dir).is_complete(specs) {
         return None;
     }
-    let all_current = specs
-        .iter()
-        .all(|c| COMPONENTS.iter().all(|n| lookup(&cfg.state_dir, &c.name, n).is_some_and(|r| is_current(cfg, c, &r))));
+    let all_current = specs.iter().all(|c| {
+        COMPONENTS
+            .iter()
+            .chain(ADDONS.iter())
+            .all(|n| lookup(&cfg.state_dir, &c.name, n).is_some_and(|r| is_current(cfg, c, &r)))
+    });
     if !all_current {
         return None;
     }
@@ -212,6 +220,31 @@ async fn ensure_control_plane(cfg: &SimConfig, c: &ClusterSpec, probe: &Probe) -
         wait_healthy(probe, c, name, rec, COMPONENT_TIMEOUT).await?;
     }
     eprintln!("sim up: cluster {} control plane healthy after {:.1}s", c.name, t.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// Starts the controllers that need the cluster's CRDs ([`ADDONS`]: cert-manager), or
+/// leaves each one that runs with the current command line and answers.
+async fn ensure_addons(cfg: &SimConfig, c: &ClusterSpec, probe: &Probe) -> anyhow::Result<()> {
+    for name in ADDONS {
+        if let Some(rec) = lookup(&cfg.state_dir, &c.name, name) {
+            if is_current(cfg, c, &rec) && wait_healthy(probe, c, name, &rec, Duration::from_secs(15)).await.is_ok() {
+                continue;
+            }
+            if rec.is_alive() {
+                eprintln!("sim up: {}/{name} (pid {}) is not current or does not answer; restarting it", c.name, rec.pid);
+            }
+            stop_process(&rec, STOP_GRACE).await;
+            unregister_process(&cfg.state_dir, &rec.scope, &rec.name)?;
+        }
+        for port in c.ports.of(name) {
+            process::ensure_port_free(port, &format!("{} {name}", c.name))?;
+        }
+        let mut cmd = components::command(cfg, c, name);
+        let rec = spawn_detached(&cfg.state_dir, &c.name, name, &mut cmd, &c.ports.of(name))?;
+        wait_healthy(probe, c, name, &rec, COMPONENT_TIMEOUT).await?;
+        eprintln!("sim up: cluster {}: {name} {} started (pid {})", c.name, components::version(cfg, name).unwrap_or_default(), rec.pid);
+    }
     Ok(())
 }
 

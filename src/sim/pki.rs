@@ -51,6 +51,28 @@ impl Pki {
         let d = self.dir.join(cluster);
         CertFiles { cert: d.join(format!("{name}.crt")), key: d.join(format!("{name}.key")) }
     }
+    /// The signing CA of a stand-in CA ClusterIssuer (`$STATE/pki/<cluster>/issuer-<name>.*`):
+    /// a self-signed ECDSA P-256 CA (`CN=<name> (platform-acceptance sim stand-in)`),
+    /// made on first use and reused while the state directory lives.
+    /// Returns (certificate PEM, PKCS#8 key PEM).
+    pub fn issuer_ca(&self, cluster: &str, issuer: &str) -> anyhow::Result<(String, String)> {
+        let files = self.cert(cluster, &format!("issuer-{issuer}"));
+        if let (Ok(cert), Ok(key)) = (std::fs::read_to_string(&files.cert), std::fs::read_to_string(&files.key)) {
+            return Ok((cert, key));
+        }
+        std::fs::create_dir_all(self.dir.join(cluster)).with_context(|| format!("create {}", self.dir.display()))?;
+        let key = KeyPair::generate()?;
+        let mut params = CertificateParams::new(Vec::<String>::new())?;
+        params.distinguished_name = dn(&format!("{issuer} (platform-acceptance sim stand-in, {cluster})"), None);
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+        validity(&mut params);
+        let cert = params.self_signed(&key)?;
+        let (cert, key) = (cert.pem(), key.serialize_pem());
+        write_private(&files.key, key.as_bytes())?;
+        std::fs::write(&files.cert, &cert)?;
+        Ok((cert, key))
+    }
     fn marker(&self) -> PathBuf {
         self.dir.join(".complete")
     }

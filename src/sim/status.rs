@@ -1,5 +1,7 @@
-//! `sim status`: every control-plane component of each cluster (pid, ports, memory,
-//! health probe), every other registered process, and each cluster's nodes;
+//! `sim status`: every control-plane component and add-on controller (cert-manager) of
+//! each cluster (pid, version, ports, memory, health probe), every other registered
+//! process, each cluster's nodes and the stand-ins the scenario put in place of
+//! what cannot run offline (ACME ClusterIssuers replaced by CA issuers);
 //! [`SimStatus`] and its table. Reading only: it changes nothing.
 
 use std::fmt;
@@ -10,8 +12,8 @@ use anyhow::Context;
 use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, ListParams};
 
-use super::cluster::{COMPONENTS, ClusterSpec, cluster_specs};
-use super::components::Probe;
+use super::cluster::{ADDONS, COMPONENTS, ClusterSpec, cluster_specs};
+use super::components::{self, Probe};
 use super::process::{ProcessRecord, lookup, registered_processes};
 use super::{SimConfig, client, kubeconfig_path, kwok};
 
@@ -35,6 +37,8 @@ pub struct ComponentStatus {
     pub health: Health,
     pub rss_kib: Option<u64>,
     pub log: Option<PathBuf>,
+    /// Pinned version of the binary (from its build stamp), if known.
+    pub version: Option<String>,
 }
 
 /// One simulated node.
@@ -60,6 +64,9 @@ pub struct ClusterStatus {
     pub nodes_expected: usize,
     /// Why the nodes could not be listed, if so.
     pub nodes_error: Option<String>,
+    /// Objects the scenario replaced by a stand-in, with the reason (annotation
+    /// [`crate::sim::scenario::STAND_IN_ANNOTATION`]).
+    pub stand_ins: Vec<String>,
 }
 
 /// What `status` (and `up`) report.
@@ -113,7 +120,9 @@ impl fmt::Display for SimStatus {
                 (Health::Unknown, _, _) => "running".to_string(),
             };
             let rss = p.rss_kib.map(|k| format!("{} MiB", k / 1024)).unwrap_or_else(|| "-".into());
-            writeln!(f, "  {label:<26} {pid:>8}  {ports:<12} {rss:>8}  {health}")
+            let version = p.version.as_deref().unwrap_or("-");
+            let version = if version.len() > 12 { &version[..12] } else { version };
+            writeln!(f, "  {label:<26} {pid:>8}  {version:<12} {ports:<12} {rss:>8}  {health}")
         };
         for c in &self.clusters {
             writeln!(f)?;
@@ -122,9 +131,12 @@ impl fmt::Display for SimStatus {
                 "cluster {}  {}  pods {}  services {}  nodes Ready {}/{}",
                 c.name, c.api_url, c.pod_cidr, c.service_cidr, c.nodes_ready, c.nodes_expected
             )?;
-            writeln!(f, "  {:<26} {:>8}  {:<12} {:>8}  HEALTH", "COMPONENT", "PID", "PORTS", "RSS")?;
+            writeln!(f, "  {:<26} {:>8}  {:<12} {:<12} {:>8}  HEALTH", "COMPONENT", "PID", "VERSION", "PORTS", "RSS")?;
             for p in &c.components {
                 row(f, p, &p.name)?;
+            }
+            for s in &c.stand_ins {
+                writeln!(f, "  stand-in: {s}")?;
             }
             if let Some(e) = &c.nodes_error {
                 writeln!(f, "  nodes: {e}")?;
@@ -165,8 +177,10 @@ pub async fn status(cfg: &SimConfig) -> anyhow::Result<SimStatus> {
 pub(super) async fn collect_status(cfg: &SimConfig, specs: &[ClusterSpec]) -> SimStatus {
     let probe = Probe::new(cfg).ok();
     let clusters = futures::future::join_all(specs.iter().map(|c| cluster_status(cfg, c, probe.as_ref()))).await;
-    let own: Vec<(String, String)> =
-        specs.iter().flat_map(|c| COMPONENTS.iter().map(move |n| (c.name.clone(), n.to_string()))).collect();
+    let own: Vec<(String, String)> = specs
+        .iter()
+        .flat_map(|c| COMPONENTS.iter().chain(ADDONS.iter()).map(move |n| (c.name.clone(), n.to_string())))
+        .collect();
     let other_processes = registered_processes(&cfg.state_dir)
         .into_iter()
         .filter(|r| !own.contains(&(r.scope.clone(), r.name.clone())))
@@ -181,6 +195,7 @@ pub(super) async fn collect_status(cfg: &SimConfig, specs: &[ClusterSpec]) -> Si
                 health: Health::Unknown,
                 rss_kib: r.rss_kib(),
                 log: r.log.clone(),
+                version: None,
             }
         })
         .collect();
@@ -194,7 +209,7 @@ pub(super) async fn collect_status(cfg: &SimConfig, specs: &[ClusterSpec]) -> Si
 }
 
 async fn cluster_status(cfg: &SimConfig, c: &ClusterSpec, probe: Option<&Probe>) -> ClusterStatus {
-    let components = futures::future::join_all(COMPONENTS.iter().map(|name| async move {
+    let components = futures::future::join_all(COMPONENTS.iter().chain(ADDONS.iter()).map(|name| async move {
         let rec = lookup(&cfg.state_dir, &c.name, name);
         let alive = rec.as_ref().is_some_and(ProcessRecord::is_alive);
         let health = match (alive, probe) {
@@ -213,6 +228,7 @@ async fn cluster_status(cfg: &SimConfig, c: &ClusterSpec, probe: Option<&Probe>)
             health,
             rss_kib: rec.as_ref().and_then(ProcessRecord::rss_kib),
             log: rec.and_then(|r| r.log),
+            version: components::version(cfg, name),
         }
     }))
     .await;
@@ -225,6 +241,7 @@ async fn cluster_status(cfg: &SimConfig, c: &ClusterSpec, probe: Option<&Probe>)
     } else {
         (vec![], Some("kube-apiserver not healthy".into()))
     };
+    let stand_ins = if api_ok { list_stand_ins(cfg, c).await } else { vec![] };
     let nodes_ready = nodes.iter().filter(|n| n.ready && c.nodes.iter().any(|s| s.name == n.name)).count();
     ClusterStatus {
         name: c.name.clone(),
@@ -236,6 +253,7 @@ async fn cluster_status(cfg: &SimConfig, c: &ClusterSpec, probe: Option<&Probe>)
         nodes_ready,
         nodes_expected: c.nodes.len(),
         nodes_error,
+        stand_ins,
     }
 }
 
@@ -259,4 +277,34 @@ async fn list_nodes(cfg: &SimConfig, c: &ClusterSpec) -> anyhow::Result<Vec<Node
                 .and_then(|a| a.iter().find(|a| a.type_ == "InternalIP").map(|a| a.address.clone())),
         })
         .collect())
+}
+
+/// ClusterIssuers the scenario replaced by stand-ins (annotated
+/// [`crate::sim::scenario::STAND_IN_ANNOTATION`]), one line each; empty when none
+/// (or when cert-manager's CRDs are not installed).
+async fn list_stand_ins(cfg: &SimConfig, c: &ClusterSpec) -> Vec<String> {
+    use kube::api::{DynamicObject, GroupVersionKind};
+    use kube::discovery::ApiResource;
+    let Ok(client) = client(cfg, &c.name).await else {
+        return vec![];
+    };
+    let ar = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("cert-manager.io", "v1", "ClusterIssuer"),
+        "clusterissuers",
+    );
+    let api: Api<DynamicObject> = Api::all_with(client, &ar);
+    let Ok(Ok(list)) = tokio::time::timeout(Duration::from_secs(10), api.list(&ListParams::default())).await else {
+        return vec![];
+    };
+    list.items
+        .iter()
+        .filter_map(|o| {
+            let note = o.metadata.annotations.as_ref()?.get(crate::sim::scenario::STAND_IN_ANNOTATION)?;
+            let secret = o.data.pointer("/spec/ca/secretName").and_then(serde_json::Value::as_str).unwrap_or("?");
+            Some(format!(
+                "ClusterIssuer {} is a CA issuer (Secret cert-manager/{secret}): {note}",
+                o.metadata.name.as_deref().unwrap_or("?")
+            ))
+        })
+        .collect()
 }

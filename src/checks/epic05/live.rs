@@ -70,7 +70,7 @@ pub(super) async fn letsencrypt_issuer_ready(ctx: Ctx) -> CheckResult<Outcome> {
 }
 
 /// The platform's Certificates (rendered for the cluster) are issued: Ready=True for their
-/// current generation and not expired.
+/// current generation, not expired, and their Secret holds tls.crt and tls.key.
 pub(super) async fn certificates_issued(ctx: Ctx) -> CheckResult<Outcome> {
     let client = ctx.kube()?;
     let rendered = rendered(&ctx)?;
@@ -100,7 +100,25 @@ pub(super) async fn certificates_issued(ctx: Ctx) -> CheckResult<Outcome> {
         }
         let not_after = found.str("/status/notAfter").unwrap_or("");
         match time::OffsetDateTime::parse(not_after, &time::format_description::well_known::Rfc3339) {
-            Ok(t) if t > now => outcomes.push(Outcome::pass(format!("{obj}: Ready, secret {}, valid until {not_after}", found.str("/spec/secretName").unwrap_or("?")))),
+            Ok(t) if t > now => {
+                // §9 [CM1]: the issued key pair lives in spec.secretName; a Ready condition
+                // alone can be stale (controller not running). Key names only, never values.
+                let secret_name = found.str("/spec/secretName").unwrap_or("").to_string();
+                let secret = Api::<Secret>::namespaced(client.clone(), ns)
+                    .get_opt(&secret_name)
+                    .await
+                    .map_err(|e| crate::cluster::api_error(&format!("get Secret {ns}/{secret_name}"), e))?;
+                let keys: Vec<&String> = secret.as_ref().and_then(|s| s.data.as_ref()).map(|d| d.keys().collect()).unwrap_or_default();
+                match secret {
+                    None => outcomes.push(Outcome::fail(format!("Secret {ns}/{secret_name} (spec.secretName of {obj})"), "present (the issued certificate)", "not found")),
+                    Some(_) if !(keys.iter().any(|k| *k == "tls.crt") && keys.iter().any(|k| *k == "tls.key")) => outcomes.push(Outcome::fail(
+                        format!("Secret {ns}/{secret_name} (spec.secretName of {obj})"),
+                        "keys tls.crt and tls.key",
+                        format!("keys {keys:?}"),
+                    )),
+                    Some(_) => outcomes.push(Outcome::pass(format!("{obj}: Ready, secret {secret_name} (tls.crt, tls.key), valid until {not_after}"))),
+                }
+            }
             Ok(_) => outcomes.push(Outcome::fail(format!("{obj} status.notAfter"), "in the future", not_after.to_string())),
             Err(_) => outcomes.push(Outcome::fail(format!("{obj} status.notAfter"), "an RFC 3339 time", if not_after.is_empty() { "not set".to_string() } else { not_after.to_string() })),
         }

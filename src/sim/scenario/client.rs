@@ -18,6 +18,8 @@ use crate::sim::{FIELD_MANAGER, SimConfig};
 pub(super) struct ClusterSim {
     pub(super) cluster: String,
     pub(super) client: kube::Client,
+    /// The simulation's state directory (the PKI of stand-in issuers).
+    pub(super) state_dir: std::path::PathBuf,
     vars: BTreeMap<String, String>,
     /// What the simulated Flux reports as fetched and applied ([`super::served_revision`]).
     pub(super) revision: String,
@@ -63,6 +65,7 @@ impl ClusterSim {
         Ok(ClusterSim {
             cluster: cluster.into(),
             client,
+            state_dir: cfg.state_dir.clone(),
             vars,
             revision: super::served_revision(repo),
         })

@@ -15,6 +15,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::client::ClusterSim;
+use super::certmanager::replace_acme_issuers;
 use super::model::StatusRule;
 use super::workloads::{bound_volumes, fill_chart_values};
 use super::{ClusterReport, controllers, str_at};
@@ -47,6 +48,9 @@ impl ClusterSim {
         objects.extend(self.expand_workloads()?);
         fill_chart_values(&mut objects);
         objects.extend(bound_volumes(&objects));
+        // ACME issuers cannot work offline: CA issuers of the same names (certmanager.rs).
+        let ca_secrets = replace_acme_issuers(&mut objects, &self.state_dir, &self.cluster)?;
+        objects.extend(ca_secrets);
         dedupe(&mut objects);
         for o in &objects {
             let key = (
@@ -123,6 +127,8 @@ impl ClusterSim {
         self.apply_load_balancer_status(&kinds, &objects).await?;
 
         report.pods_ready = self.settle_pods(&objects).await?;
+        // Issued by the real cert-manager controller (not by status.yaml).
+        report.certificates = self.wait_certificates_ready(&kinds, &objects).await?;
         Ok(report)
     }
 

@@ -14,9 +14,14 @@
 //!    the 1Password stand-in [`Vault`], i.e. the real data-service credentials)
 //!    and CNPG's `<cluster>-app` Secret;
 //! 5. the status every controller writes (`sim/scenarios/status.yaml`), through
-//!    the status subresource (server-side apply, manager [`STATUS_MANAGER`]);
+//!    the status subresource (server-side apply, manager [`STATUS_MANAGER`]) —
+//!    except cert-manager's: the real cert-manager controller runs per cluster and
+//!    issues the Certificates; the repository's ACME ClusterIssuers are applied as CA
+//!    issuers of the same names (stand-ins, annotated [`STAND_IN_ANNOTATION`]), see
+//!    `certmanager`;
 //! 6. undoes any earlier fault (nodes Ready again, pods Ready again) and waits
-//!    until every pod is Running and Ready and every workload is available.
+//!    until every pod is Running and Ready and every workload is available, and
+//!    every Certificate Ready (issued by cert-manager; bounded wait).
 //!
 //! A fault scenario (`sim/scenarios/<name>.yaml`) first applies `healthy`, then
 //! its `breaks` (pods not ready, a node NotReady, a status change merged over the
@@ -28,6 +33,7 @@
 //! `controllers` (steps 4 and 5: what the controllers write), `pods` (nodes, pods
 //! and the wait of step 6), `faults` (the breaks and their waits).
 
+mod certmanager;
 mod client;
 mod controllers;
 mod faults;
@@ -43,6 +49,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow};
 use serde_json::Value;
 
+pub use certmanager::{ACME_STAND_IN_NOTE, CLUSTER_RESOURCE_NAMESPACE, STAND_IN_ANNOTATION, ca_secret_name};
 pub use healthy::STANDIN_CRDS;
 pub use model::{Action, ConditionIs, Op, Scenario, WaitFor, list, scenario};
 
@@ -110,6 +117,8 @@ pub struct ClusterReport {
     /// `apiVersion/Kind` of fixture objects not applied because the cluster does not serve the kind.
     pub skipped_kinds: BTreeSet<String>,
     pub pods_ready: usize,
+    /// Certificates Ready (issued by cert-manager).
+    pub certificates: usize,
 }
 
 /// Switches the simulation to scenario `name` (no restart).
@@ -117,12 +126,13 @@ pub async fn apply(cfg: &SimConfig, name: &str) -> Result<()> {
     let report = apply_with_report(cfg, name).await?;
     for (c, r) in &report.clusters {
         eprintln!(
-            "sim: scenario {} on {c}: {} objects, {} secrets, {} statuses, {} pods ready{}",
+            "sim: scenario {} on {c}: {} objects, {} secrets, {} statuses, {} pods ready, {} certificates issued by cert-manager{}",
             report.scenario,
             r.applied,
             r.secrets,
             r.statuses,
             r.pods_ready,
+            r.certificates,
             if r.skipped_kinds.is_empty() {
                 String::new()
             } else {
@@ -184,8 +194,13 @@ pub async fn apply_with_report(cfg: &SimConfig, name: &str) -> Result<ApplyRepor
         sim.run(action, &rules)
             .await
             .with_context(|| format!("scenario {} on {}", sc.name, action.cluster))?;
+        if let Some(w) = action.wait_for.as_ref().filter(|_| action.wait_before_next) {
+            sim.wait_for(w)
+                .await
+                .with_context(|| format!("scenario {} on {}", sc.name, action.cluster))?;
+        }
     }
-    for action in &sc.breaks {
+    for action in sc.breaks.iter().filter(|a| !a.wait_before_next) {
         if let Some(w) = &action.wait_for {
             let sim = sims
                 .iter()

@@ -66,6 +66,10 @@ pub struct Action {
     pub op: Op,
     #[serde(default)]
     pub wait_for: Option<WaitFor>,
+    /// Wait for `waitFor` right after this break, before the next one (default: every
+    /// break is made first, then every `waitFor` is awaited).
+    #[serde(default)]
+    pub wait_before_next: bool,
 }
 
 /// The kinds of break.
