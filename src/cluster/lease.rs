@@ -14,6 +14,9 @@
 //! assert!(!expired(Some(renewed), 30, renewed + time::Duration::seconds(29)));
 //! assert!(expired(Some(renewed), 30, renewed + time::Duration::seconds(31)));
 //! assert!(expired(None, 30, renewed), "a Lease never renewed is not holding anything");
+//! // Lease times are MicroTime: exactly six fractional digits
+//! let t = time::OffsetDateTime::UNIX_EPOCH + time::Duration::nanoseconds(1_500_123_456);
+//! assert_eq!(platform_acceptance::cluster::lease::micro_time(t), "1970-01-01T00:00:01.500123Z");
 //! ```
 
 use std::collections::BTreeMap;
@@ -40,8 +43,10 @@ pub fn expired(renewed: Option<time::OffsetDateTime>, seconds: i64, now: time::O
     renewed.is_none_or(|r| r + time::Duration::seconds(seconds) < now)
 }
 
-fn micro_time(t: time::OffsetDateTime) -> serde_json::Value {
-    serde_json::Value::String(t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default())
+/// Kubernetes MicroTime: RFC 3339 in UTC with exactly six fractional digits.
+pub fn micro_time(t: time::OffsetDateTime) -> String {
+    let format = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z");
+    t.to_offset(time::UtcOffset::UTC).format(&format).unwrap_or_default()
 }
 
 /// Creates or renews the run's Lease on one cluster, valid for `seconds`.
@@ -86,7 +91,8 @@ pub async fn sweep(client: &kube::Client) -> Result<Swept, kube::Error> {
     let mut seen = std::collections::BTreeSet::new();
     for ns in labelled.items.into_iter().chain(owned.items) {
         let name = ns.metadata.name.clone().unwrap_or_default();
-        if !seen.insert(name.clone()) {
+        // Already being deleted (by a cleanup or an earlier sweep): nothing left to do.
+        if !seen.insert(name.clone()) || ns.metadata.deletion_timestamp.is_some() {
             continue;
         }
         let Some(run) = ns.metadata.labels.as_ref().and_then(|l| l.get(RUN_LABEL)).cloned() else {
@@ -110,9 +116,7 @@ pub async fn sweep(client: &kube::Client) -> Result<Swept, kube::Error> {
         if live {
             out.live.push(format!("{name} ({run})"));
         } else {
-            if ns.metadata.deletion_timestamp.is_none() {
-                namespaces.delete(&name, &DeleteParams::default()).await?;
-            }
+            namespaces.delete(&name, &DeleteParams::default()).await?;
             out.removed.push(format!("{name} ({run})"));
         }
     }

@@ -74,7 +74,7 @@ impl Runner {
 
     /// Runs every unit; events go to `events` as they happen (a closed receiver is fine).
     pub async fn run(&self, units: Vec<Unit>, events: mpsc::UnboundedSender<Event>) -> RunReport {
-        let lease = self.hold_lease();
+        let lease = self.hold_lease().await;
         let report = self.run_units(units, events).await;
         if let Some((renewer, clients)) = lease {
             renewer.abort();
@@ -85,22 +85,30 @@ impl Runner {
         report
     }
 
-    /// Holds this run's Lease on every writable target while it runs (renewed every third
-    /// of `config.lease`), so `sweep` leaves its objects alone. `None` when nothing is writable.
-    fn hold_lease(&self) -> Option<(tokio::task::JoinHandle<()>, Vec<kube::Client>)> {
-        let clients: Vec<kube::Client> = self.env.targets.values().filter(|t| t.writable).map(|t| t.client.clone()).collect();
-        if clients.is_empty() {
+    /// Takes this run's Lease on every writable target before any check runs, and keeps
+    /// renewing it (every third of `config.lease`) while it runs, so `sweep` leaves its
+    /// objects alone. `None` when nothing is writable.
+    async fn hold_lease(&self) -> Option<(tokio::task::JoinHandle<()>, Vec<kube::Client>)> {
+        let writable: Vec<(&String, kube::Client)> = self.env.targets.iter().filter(|(_, t)| t.writable).map(|(n, t)| (n, t.client.clone())).collect();
+        if writable.is_empty() {
             return None;
         }
-        let (run, held) = (self.run.clone(), clients.clone());
         let seconds = self.config.lease.as_secs().clamp(3, i32::MAX as u64) as i32;
         let holder = format!("platform-acceptance pid {}", std::process::id());
+        for (cluster, c) in &writable {
+            if let Err(e) = crate::cluster::lease::renew(c, &self.run, &holder, seconds).await {
+                let why = crate::cluster::api_error("cannot hold this run's Lease", e).summary();
+                eprintln!("warning: cluster {cluster}: {why}; `sweep` may remove its objects while it runs");
+            }
+        }
+        let clients: Vec<kube::Client> = writable.into_iter().map(|(_, c)| c).collect();
+        let (run, held) = (self.run.clone(), clients.clone());
         let renewer = tokio::spawn(async move {
             loop {
+                tokio::time::sleep(Duration::from_secs((seconds / 3).max(1) as u64)).await;
                 for c in &held {
                     let _ = crate::cluster::lease::renew(c, &run, &holder, seconds).await;
                 }
-                tokio::time::sleep(Duration::from_secs((seconds / 3).max(1) as u64)).await;
             }
         });
         Some((renewer, clients))

@@ -14,6 +14,8 @@
 //! assert_eq!(api_basis("get", "apps", "deployments").0, BasisKind::RealOverSimulated);
 //! assert_eq!(api_basis("list", "helm.toolkit.fluxcd.io", "helmreleases"), (BasisKind::StandIn, Some("flux")));
 //! assert_eq!(api_basis("get", "", "/version").0, BasisKind::Real);
+//! // cert-manager runs for real here, over CA issuers standing in for ACME
+//! assert_eq!(api_basis("get", "cert-manager.io", "certificates").0, BasisKind::RealOverSimulated);
 //! // the check's own writes are the real API server's answer
 //! assert_eq!(api_basis("create", "", "namespaces").0, BasisKind::Real);
 //! ```
@@ -34,7 +36,6 @@ pub const NOT_PROVABLE: &[(&str, &str)] = &[
 /// Stand-in names by API group: the simulation writes these components' status.
 const STAND_INS: &[(&str, &str)] = &[
     ("toolkit.fluxcd.io", "flux"),
-    ("cert-manager.io", "cert-manager"),
     ("external-secrets.io", "external-secrets"),
     ("ceph.rook.io", "rook-ceph"),
     ("objectbucket.io", "rook-ceph"),
@@ -52,7 +53,7 @@ const STAND_INS: &[(&str, &str)] = &[
     ("openebs.io", "openebs"),
 ];
 
-/// Resources whose state real Kubernetes controllers compute over simulated pods and nodes.
+/// Resources whose state real controllers compute over simulated pods, nodes and stand-in inputs.
 const REAL_OVER_SIMULATED: &[(&str, &str)] = &[
     ("", "pods"),
     ("", "nodes"),
@@ -70,6 +71,12 @@ const REAL_OVER_SIMULATED: &[(&str, &str)] = &[
     ("policy", "poddisruptionbudgets"),
     ("coordination.k8s.io", "leases"),
     ("events.k8s.io", "events"),
+    // The real cert-manager controller issues every Certificate; the ACME ClusterIssuers
+    // it works with are CA issuers of the same names (no ACME server offline).
+    ("cert-manager.io", "certificates"),
+    ("cert-manager.io", "certificaterequests"),
+    ("cert-manager.io", "clusterissuers"),
+    ("cert-manager.io", "issuers"),
 ];
 
 /// Stand-in name of objects the simulation applied in place of Flux and Helm.
