@@ -2,10 +2,10 @@
 //!
 //! A run that may write holds a `coordination.k8s.io/v1` Lease per cluster, named
 //! `platform-acceptance-run-<id>` in namespace `default` and renewed while it runs.
-//! Everything a check creates carries the label [`RUN_LABEL`]` = <id>`. [`sweep`] deletes
-//! the labelled namespaces of runs whose Lease is gone or expired (a run killed with
-//! SIGKILL, a machine that died), never those of a run still renewing its Lease, and never
-//! anything without the label.
+//! Everything a check creates lives in a namespace labelled [`DISPOSABLE_LABEL`] and
+//! [`RUN_LABEL`]` = <id>`. [`sweep`] deletes such namespaces of runs whose Lease is gone
+//! or expired (a run killed with SIGKILL, a machine that died), never those of a run
+//! still renewing its Lease, and never a namespace without the run label.
 //!
 //! ```
 //! use platform_acceptance::cluster::lease::{lease_name, expired};
@@ -27,7 +27,7 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 
 /// Label on everything a run creates: the run's id.
 pub const RUN_LABEL: &str = "platform-acceptance.io/run";
-/// Label on disposable namespaces (also set by runs older than the run label).
+/// Label on every namespace a check creates.
 pub const DISPOSABLE_LABEL: &str = "platform-acceptance.io/disposable";
 /// Where run Leases live.
 pub const LEASE_NAMESPACE: &str = "default";
@@ -86,13 +86,10 @@ pub async fn sweep(client: &kube::Client) -> Result<Swept, kube::Error> {
     let now = time::OffsetDateTime::now_utc();
     let mut alive: BTreeMap<String, bool> = BTreeMap::new();
     let mut out = Swept::default();
-    let labelled = namespaces.list(&ListParams::default().labels(DISPOSABLE_LABEL)).await?;
-    let owned = namespaces.list(&ListParams::default().labels(RUN_LABEL)).await?;
-    let mut seen = std::collections::BTreeSet::new();
-    for ns in labelled.items.into_iter().chain(owned.items) {
+    for ns in namespaces.list(&ListParams::default().labels(DISPOSABLE_LABEL)).await? {
         let name = ns.metadata.name.clone().unwrap_or_default();
         // Already being deleted (by a cleanup or an earlier sweep): nothing left to do.
-        if !seen.insert(name.clone()) || ns.metadata.deletion_timestamp.is_some() {
+        if ns.metadata.deletion_timestamp.is_some() {
             continue;
         }
         let Some(run) = ns.metadata.labels.as_ref().and_then(|l| l.get(RUN_LABEL)).cloned() else {

@@ -281,13 +281,13 @@ fn precondition(unit: &Unit, config: &RunConfig, env: &Environment, cancel: &Can
             return Some(Outcome::error(format!("no kubeconfig context for cluster {} (use --context {}=CONTEXT)", unit.cluster, unit.cluster)));
         }
     }
-    if check.writes && unit_target(unit, env).is_some_and(|t| !t.writable) {
-        return Some(Outcome::skip("creates objects in the cluster: give --allow-writes to run it"));
-    }
-    if check.layer.is_live()
-        && let Some(reason) = env.targets.values().next().and_then(|t| t.provenance.not_provable().remove(&unit.id))
-    {
-        return Some(Outcome::skip(format!("not provable in {}: {reason}", env.targets.values().next().map(|t| t.provenance.describe()).unwrap_or_default())));
+    if let Some(target) = unit_target(unit, env).filter(|_| check.layer.is_live()) {
+        if check.writes && !target.writable {
+            return Some(Outcome::skip("creates objects in the cluster: give --allow-writes to run it"));
+        }
+        if let Some(reason) = target.provenance.not_provable().remove(&unit.id) {
+            return Some(Outcome::skip(format!("not provable in {}: {reason}", target.provenance.describe())));
+        }
     }
     if let Some(phase) = check.phase {
         if phase != config.phase {

@@ -8,8 +8,6 @@ use kube::api::{Api, DeleteParams};
 use crate::check::{CheckContext, Outcome};
 use crate::cluster::lease;
 
-pub const LABEL: &str = lease::DISPOSABLE_LABEL;
-
 /// Creates `pa-<purpose>-<random>` on the given client and registers its deletion.
 pub async fn namespace(ctx: &CheckContext, client: &kube::Client, purpose: &str) -> Result<String, Outcome> {
     let name = format!("pa-{purpose}-{}", crate::random::token(8).to_ascii_lowercase()).chars().take(63).collect::<String>();

@@ -85,20 +85,25 @@ pub fn served_revision(repo: &GitopsRepo) -> String {
     format!("{branch}@sha1:{commit}")
 }
 
-/// 40 hex digits over every file's path and content (not a Git hash).
+/// 40 hex digits over every file's path and content (not a Git hash): three
+/// differently seeded hashes of one pass over the files.
 fn tree_digest(repo: &GitopsRepo) -> String {
     use std::hash::{Hash, Hasher};
-    let mut parts = [0u64; 3];
-    for (i, part) in parts.iter_mut().enumerate() {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        i.hash(&mut h);
-        for f in repo.files_under(std::path::Path::new("")) {
-            f.hash(&mut h);
-            repo.read_text(f).hash(&mut h);
+    let mut parts: Vec<std::collections::hash_map::DefaultHasher> = (0u8..3)
+        .map(|seed| {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            seed.hash(&mut h);
+            h
+        })
+        .collect();
+    for f in repo.files_under(std::path::Path::new("")) {
+        let text = repo.read_text(f);
+        for h in &mut parts {
+            f.hash(h);
+            text.hash(h);
         }
-        *part = h.finish();
     }
-    format!("{:016x}{:016x}{:08x}", parts[0], parts[1], parts[2] as u32)
+    format!("{:016x}{:016x}{:08x}", parts[0].finish(), parts[1].finish(), parts[2].finish() as u32)
 }
 
 /// What one `apply` did, per cluster.
@@ -228,4 +233,22 @@ fn now() -> String {
                 .ok()
         })
         .unwrap_or_else(|| "1970-01-01T00:00:00Z".into())
+}
+
+#[cfg(test)]
+mod revision_tests {
+    use super::*;
+
+    #[test]
+    fn a_tree_outside_git_gets_a_stable_digest_of_its_files() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("clusters/infra")).unwrap();
+        std::fs::write(dir.path().join("clusters/infra/a.yaml"), "a: 1\n").unwrap();
+        let rev = served_revision(&GitopsRepo::load(dir.path()).unwrap());
+        let commit = rev.strip_prefix("main@sha1:").expect("Flux's revision form");
+        assert!(commit.len() == 40 && commit.chars().all(|c| c.is_ascii_hexdigit()), "{rev}");
+        assert_eq!(rev, served_revision(&GitopsRepo::load(dir.path()).unwrap()));
+        std::fs::write(dir.path().join("clusters/infra/a.yaml"), "a: 2\n").unwrap();
+        assert_ne!(rev, served_revision(&GitopsRepo::load(dir.path()).unwrap()), "content changes the digest");
+    }
 }
