@@ -92,6 +92,24 @@ async fn a_check_that_hangs_times_out_as_an_error() {
 }
 
 #[tokio::test]
+async fn a_retry_cut_short_by_the_deadline_keeps_the_failure_before_it() {
+    let calls = Arc::new(AtomicU32::new(0));
+    let c = calls.clone();
+    // First attempt fails after a long wait (a round trip), the retry would hang.
+    let slow = Check::cluster("7.2", "slow", "slow", move |_ctx: Ctx| {
+        let first = c.fetch_add(1, Ordering::SeqCst) == 0;
+        async move {
+            tokio::time::sleep(Duration::from_millis(if first { 150 } else { 10_000 })).await;
+            Outcome::fail("Certificate ns/pa-test-cert", "Ready=True within 30s", "Ready=False (Pending)")
+        }
+    });
+    let r = run(vec![unit("7.2.1", slow)], &[], RunConfig { timeout: Duration::from_millis(400), backoff: Duration::from_millis(10), ..config() }).await;
+    assert_eq!(outcome_of(&r, "7.2.1"), &Outcome::fail("Certificate ns/pa-test-cert", "Ready=True within 30s", "Ready=False (Pending)"));
+    assert_eq!(r.results[0].attempts, 1, "the cut retry is not counted");
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
 async fn phase_bound_checks_are_skipped_outside_their_phase() {
     let bootstrap = Check::cluster("1.3", "All 6 nodes in NotReady state", "not_ready", |_ctx: Ctx| async { Outcome::pass("x") }).in_phase(Phase::Bootstrap);
     let r = run(vec![unit("1.3.7", bootstrap.clone())], &[], config()).await;

@@ -106,6 +106,20 @@ pub async fn get(client: &kube::Client, kind: &Kind, ns: Option<&str>, name: &st
     }
 }
 
+/// Creates an object of `kind` from its JSON body (apiVersion and kind are set from the
+/// served version): the writes of a round trip, always into a namespace the check owns.
+pub async fn create(client: &kube::Client, kind: &Kind, ns: Option<&str>, mut body: Value) -> Result<Found, Outcome> {
+    let (ar, api_version) = resource(client, kind).await?;
+    body["apiVersion"] = Value::from(api_version.clone());
+    body["kind"] = Value::from(kind.kind);
+    let object: DynamicObject = serde_json::from_value(body).map_err(Outcome::error)?;
+    let name = object.metadata.name.clone().unwrap_or_default();
+    match api(client, &ar, ns, kind.namespaced).create(&kube::api::PostParams::default(), &object).await {
+        Ok(object) => Ok(Found { object, api_version }),
+        Err(e) => Err(super::api_error(&format!("create {} {name}", kind.kind), e)),
+    }
+}
+
 /// One object that must exist: a missing one is a Fail naming it.
 pub async fn require(client: &kube::Client, kind: &Kind, ns: Option<&str>, name: &str) -> Result<Found, Outcome> {
     get(client, kind, ns, name).await?.ok_or_else(|| {

@@ -345,10 +345,19 @@ async fn evaluate(
     while attempts < max_attempts {
         attempts += 1;
         let fut = (check.run)(ctx.clone());
-        outcome = tokio::select! {
-            o = fut => o,
-            _ = tokio::time::sleep_until(deadline) => Outcome::error(format!("timed out after {:?}", config.timeout)),
-            _ = cancel.cancelled() => Outcome::skip("interrupted while running"),
+        let finished = tokio::select! {
+            o = fut => Some(o),
+            _ = tokio::time::sleep_until(deadline) => None,
+            _ = cancel.cancelled() => Some(Outcome::skip("interrupted while running")),
+        };
+        outcome = match finished {
+            Some(o) => o,
+            // A retry cut short by the deadline keeps the verdict of the attempt before it.
+            None if attempts > 1 => {
+                attempts -= 1;
+                break;
+            }
+            None => Outcome::error(format!("timed out after {:?}", config.timeout)),
         };
         let retryable = matches!(outcome.verdict(), Verdict::Fail | Verdict::Error) && !cancel.is_cancelled();
         if !retryable || attempts >= max_attempts || tokio::time::Instant::now() + delay >= deadline {

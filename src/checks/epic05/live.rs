@@ -15,7 +15,6 @@ use crate::cluster::objects::{self, Kind};
 use crate::repo::RenderedObject;
 
 const CLUSTER_ISSUER: Kind = Kind::cluster_scoped("cert-manager.io", &["v1"], "ClusterIssuer");
-const CERTIFICATE: Kind = Kind::namespaced("cert-manager.io", &["v1"], "Certificate");
 const CLUSTER_SECRET_STORE: Kind = Kind::cluster_scoped("external-secrets.io", &["v1", "v1beta1"], "ClusterSecretStore");
 const EXTERNAL_SECRET: Kind = Kind::namespaced("external-secrets.io", &["v1", "v1beta1"], "ExternalSecret");
 
@@ -65,63 +64,6 @@ pub(super) async fn letsencrypt_issuer_ready(ctx: Ctx) -> CheckResult<Outcome> {
             Ok(None) => Outcome::fail(format!("ClusterIssuer {} (cluster {})", i.name(), ctx.cluster), format!("applied from {}", i.file.display()), "not found"),
             Err(o) => o,
         });
-    }
-    Ok(Outcome::all(outcomes))
-}
-
-/// The platform's Certificates (rendered for the cluster) are issued: Ready=True for their
-/// current generation, not expired, and their Secret holds tls.crt and tls.key.
-pub(super) async fn certificates_issued(ctx: Ctx) -> CheckResult<Outcome> {
-    let client = ctx.kube()?;
-    let rendered = rendered(&ctx)?;
-    let certs: Vec<&RenderedObject> = rendered.of_kind("Certificate").filter(|o| o.api_version().starts_with("cert-manager.io/")).collect();
-    if certs.is_empty() {
-        return Err(Outcome::fail(format!("Certificates (cert-manager.io) rendered for cluster {}", ctx.cluster), "at least one to prove issuance", "none"));
-    }
-    let now = time::OffsetDateTime::now_utc();
-    let mut outcomes = vec![];
-    for c in certs {
-        let ns = c.namespace().unwrap_or("default");
-        let found = match objects::get(client, &CERTIFICATE, Some(ns), c.name()).await? {
-            Some(f) => f,
-            None => {
-                outcomes.push(Outcome::fail(format!("Certificate {ns}/{} (cluster {})", c.name(), ctx.cluster), format!("applied from {}", c.file.display()), "not found"));
-                continue;
-            }
-        };
-        let obj = format!("{} (cluster {})", found.describe(&CERTIFICATE), ctx.cluster);
-        let ready = objects::expect_condition(&found, &CERTIFICATE, "Ready");
-        if ready.verdict() != crate::check::Verdict::Pass {
-            outcomes.push(match ready {
-                Outcome::Fail { findings } => Outcome::Fail { findings: findings.into_iter().map(|f| Finding::new(format!("{} (cluster {})", f.object, ctx.cluster), f.expected, f.observed)).collect() },
-                other => other,
-            });
-            continue;
-        }
-        let not_after = found.str("/status/notAfter").unwrap_or("");
-        match time::OffsetDateTime::parse(not_after, &time::format_description::well_known::Rfc3339) {
-            Ok(t) if t > now => {
-                // §9 [CM1]: the issued key pair lives in spec.secretName; a Ready condition
-                // alone can be stale (controller not running). Key names only, never values.
-                let secret_name = found.str("/spec/secretName").unwrap_or("").to_string();
-                let secret = Api::<Secret>::namespaced(client.clone(), ns)
-                    .get_opt(&secret_name)
-                    .await
-                    .map_err(|e| crate::cluster::api_error(&format!("get Secret {ns}/{secret_name}"), e))?;
-                let keys: Vec<&String> = secret.as_ref().and_then(|s| s.data.as_ref()).map(|d| d.keys().collect()).unwrap_or_default();
-                match secret {
-                    None => outcomes.push(Outcome::fail(format!("Secret {ns}/{secret_name} (spec.secretName of {obj})"), "present (the issued certificate)", "not found")),
-                    Some(_) if !(keys.iter().any(|k| *k == "tls.crt") && keys.iter().any(|k| *k == "tls.key")) => outcomes.push(Outcome::fail(
-                        format!("Secret {ns}/{secret_name} (spec.secretName of {obj})"),
-                        "keys tls.crt and tls.key",
-                        format!("keys {keys:?}"),
-                    )),
-                    Some(_) => outcomes.push(Outcome::pass(format!("{obj}: Ready, secret {secret_name} (tls.crt, tls.key), valid until {not_after}"))),
-                }
-            }
-            Ok(_) => outcomes.push(Outcome::fail(format!("{obj} status.notAfter"), "in the future", not_after.to_string())),
-            Err(_) => outcomes.push(Outcome::fail(format!("{obj} status.notAfter"), "an RFC 3339 time", if not_after.is_empty() { "not set".to_string() } else { not_after.to_string() })),
-        }
     }
     Ok(Outcome::all(outcomes))
 }

@@ -11,6 +11,7 @@
 
 use crate::check::Check;
 
+mod certificate;
 mod live;
 mod repo;
 
@@ -30,7 +31,7 @@ pub fn checks() -> Vec<Check> {
         Check::cluster("5.1", "cert-manager deployed to infra cluster", "cert_manager_deployed_infra", live::cert_manager_deployed),
         Check::cluster("5.1", "cert-manager deployed to apps cluster (automatic)", "cert_manager_deployed_apps", live::cert_manager_deployed),
         Check::cluster("5.1", "ClusterIssuer for Let's Encrypt created", "letsencrypt_clusterissuer_ready", live::letsencrypt_issuer_ready),
-        Check::cluster("5.1", "Test certificate issued successfully", "certificates_issued", live::certificates_issued),
+        Check::cluster("5.1", "Test certificate issued successfully", "test_certificate_issued", certificate::test_certificate_issued).writes(),
         // 5.2 External Secrets with 1Password
         Check::repo("5.2", "External Secrets Operator base HelmRelease created", "external_secrets_base_helmrelease", repo::eso_base),
         Check::repo("5.2", "External Secrets infrastructure config created", "external_secrets_config_applied", repo::eso_config),

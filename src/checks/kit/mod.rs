@@ -29,6 +29,8 @@ pub mod s3;
 pub mod secrets;
 pub mod services;
 pub mod storage;
+pub mod wait;
+pub mod x509;
 
 /// Everything above in one import, for the epic modules: `use crate::checks::kit::prelude::*;`.
 pub mod prelude {
@@ -43,4 +45,5 @@ pub mod prelude {
     pub use super::secrets::*;
     pub use super::services::*;
     pub use super::storage::*;
+    pub use super::wait::until;
 }
