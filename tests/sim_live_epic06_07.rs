@@ -8,7 +8,10 @@
 //! shapes: Grafana `/api/health`, `/api/datasources`, `/api/ds/query`
 //! (docs/reference/components.md §11.4 [GR2]; grafana.com HTTP API docs), vmselect's Prometheus
 //! `/select/0/prometheus/api/v1/query` (§11.3), VictoriaLogs `/select/logsql/query`
-//! with `AccountID` (§12 [VL3][VL4]). It is added to the endpoint map of this run only.
+//! with `AccountID` (§12 [VL3][VL4]). It is added to the endpoint map of this run only, and
+//! what it answers is what [`observe`] saw in the clusters (VMAgent and fluent-bit pods);
+//! where a step needs a state the clusters cannot produce quickly (nothing scraped at all;
+//! fluent-bit stopped 20 minutes ago), the test sets it on the mock and says so.
 //! Runs in the shared simulation fixture: lock held; the stopped data service and the
 //! healthy scenario are restored at the end, also when an assertion fails.
 
@@ -33,7 +36,7 @@ const ALL: &str = "6.1.5,6.1.6,6.1.7,6.1.8,6.2.3,6.3.5,6.3.6,6.3.7,6.3.8,7.1.2,7
 // The mock: Grafana + vmselect + VictoriaLogs on one loopback port, routed by path
 // ---------------------------------------------------------------------------
 
-use platform_acceptance::sim::observability::MockObservability;
+use platform_acceptance::sim::observability::{MockObservability, observe};
 
 // ---------------------------------------------------------------------------
 // Running selections
@@ -116,7 +119,11 @@ async fn observability_and_database_criteria_on_the_simulation() {
         (s["admin-user"].clone(), s["admin-password"].clone())
     };
     let mock = MockObservability::start(admin.clone(), "127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let clients = vec![("infra".to_string(), fx.client("infra")), ("apps".to_string(), fx.client("apps"))];
+    observe(&mock, &clients).await;
     let healthy_mock = mock.state.lock().unwrap().clone();
+    assert!(healthy_mock.up.iter().any(|x| x.cluster == "infra"), "infra's VMAgent runs: up series");
+    assert!(["1", "2"].iter().all(|a| healthy_mock.logs.get(*a).is_some_and(|l| !l.is_empty())), "both clusters' fluent-bit ship logs");
     let env = Env { fx: &fx, endpoints: fx.endpoints(), mock: mock.addr };
 
     // ---- healthy: every unit passes
@@ -145,6 +152,7 @@ async fn observability_and_database_criteria_on_the_simulation() {
         "expected a prometheus/victoriametrics-metrics-datasource datasource with url at vmselect-victoria-metrics-stack.observability",
         "observed [VictoriaLogs (infra) (victoriametrics-logs-datasource",
     ]);
+    // Constructed: a vmselect that holds no series at all (nothing was ever scraped).
     mock.set(|s| {
         *s = healthy_mock.clone();
         s.up = vec![];
@@ -176,9 +184,6 @@ async fn observability_and_database_criteria_on_the_simulation() {
     fx.patch_status("infra", "postgresql.cnpg.io/v1", "Cluster", Some("databases"), "postgres-shared", json!({"timelineID": 1})).await;
 
     // ---- one breakage per criterion, all at once; each story runs on its own
-    mock.set(|s| {
-        s.logs.remove("2");
-    });
     fx.patch_status("infra", "operator.victoriametrics.com/v1beta1", "VMAgent", Some("observability"), "victoria-metrics-stack", json!({"updateStatus": "failed", "reason": "cannot create scrape config"})).await;
     pods_not_ready(&fx, "infra", "observability", "app.kubernetes.io/name=victoria-metrics-auth").await;
     pods_not_ready(&fx, "apps", "observability", "app.kubernetes.io/name=fluent-bit").await;
@@ -187,6 +192,10 @@ async fn observability_and_database_criteria_on_the_simulation() {
     fx.set_secret_key("infra", "databases", "postgres-shared-app", "password", "wrong-password-by-test").await;
     fx.set_secret_key("apps", "harbor", "harbor-db", "password", "wrong-password-by-test").await;
     fx.wait_not_ready("apps", "DaemonSet", "observability", "fluent-bit").await;
+    // fluent-bit on apps is down: nothing refreshes its tenant's lines. Constructed: it
+    // stopped 20 minutes ago, so nothing is left inside the checks' 15-minute window.
+    observe(&mock, &clients).await;
+    mock.set(|s| s.logs.get_mut("2").into_iter().flatten().for_each(|l| l.time -= time::Duration::minutes(20)));
     fx.wait_not_ready("infra", "Deployment", "cnpg-system", "cloudnative-pg").await;
     // A stopped service: the Redis behind Dragonfly.
     fx.stop_data_service("redis").await;
@@ -237,6 +246,7 @@ async fn observability_and_database_criteria_on_the_simulation() {
 
     fx.restore().await;
     mock.set(|s| *s = healthy_mock.clone());
+    observe(&mock, &clients).await;
     let r = env.run(ALL, true, 2).await;
     r.expect_all_pass();
     let seen: BTreeSet<&str> = r.results.iter().map(|x| x.id.as_str()).collect();
