@@ -240,3 +240,94 @@ async fn nothing_is_written_unless_the_target_allows_writes() {
     assert_eq!(outcome_of(&r, "4.2.7"), &Outcome::pass("should not run"));
     assert!(outcome_of(&r, "1.3.1").summary().contains("unreachable"), "{}", outcome_of(&r, "1.3.1").summary());
 }
+
+/// An API server that accepts connections and never answers (a frozen machine).
+async fn frozen_api() -> String {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = vec![];
+        while let Ok((sock, _)) = l.accept().await {
+            held.push(sock);
+        }
+    });
+    format!("http://{addr}")
+}
+
+/// An API server that answers every request with its version.
+async fn answering_api() -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = l.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                loop {
+                    match sock.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(_) => {}
+                    }
+                    let body = r#"{"major":"1","minor":"36","gitVersion":"v1.36.3","gitCommit":"x","gitTreeState":"clean","buildDate":"2026-01-01T00:00:00Z","goVersion":"go1.26","compiler":"gc","platform":"linux/amd64"}"#;
+                    let resp = format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+                    if sock.write_all(resp.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+fn target_at(url: &str, context: &str) -> Target {
+    let client = kube::Client::try_from(kube::Config::new(url.parse().unwrap())).unwrap();
+    let peers = Arc::new(BTreeMap::from([(context.to_string(), client.clone())]));
+    Target { client, context: context.into(), peers, resolver: Arc::new(platform_acceptance::cluster::resolve::SystemDns), provenance: Arc::new(platform_acceptance::cluster::access::RealClusters), writable: false }
+}
+
+#[tokio::test]
+async fn a_dead_cluster_costs_one_timeout_and_spares_the_other() {
+    let asks_version = Check::cluster("1.3", "version", "asks_version", |ctx: Ctx| async move {
+        match ctx.kube().unwrap().apiserver_version().await {
+            Ok(v) => Outcome::pass(format!("answered {}", v.git_version)),
+            Err(e) => Outcome::error(format!("unreachable: {e}")),
+        }
+    });
+    let targets = BTreeMap::from([("infra".to_string(), target_at(&frozen_api().await, "infra")), ("apps".to_string(), target_at(&answering_api().await, "apps"))]);
+    let mut units = vec![];
+    for i in 1..=8 {
+        for cluster in ["infra", "apps"] {
+            let mut u = unit(&format!("1.3.{i}"), asks_version.clone());
+            u.cluster = cluster.into();
+            units.push(u);
+        }
+    }
+    let config = RunConfig { concurrency: 2, timeout: Duration::from_millis(800), probe_timeout: Duration::from_millis(200), ..config() };
+    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+    let started = std::time::Instant::now();
+    let r = Runner::new(config, Environment { repo: None, targets }, vec![]).run(units, tx).await;
+    let elapsed = started.elapsed();
+    let on = |c: &str| r.results.iter().filter(|x| x.cluster == c).collect::<Vec<_>>();
+    assert!(on("apps").iter().all(|x| x.outcome.verdict() == Verdict::Pass), "the answering cluster is unaffected");
+    assert!(on("infra").iter().all(|x| x.outcome.verdict() == Verdict::Error));
+    let marked = on("infra").iter().filter(|x| x.outcome.summary().starts_with("cluster infra unreachable since ")).count();
+    assert!(marked >= 6, "units after the first timeout end at once: {marked} of 8 marked: {:?}", on("infra").iter().map(|x| x.outcome.summary()).collect::<Vec<_>>());
+    assert!(on("infra").iter().any(|x| x.outcome.summary().contains("GET /version: no answer within 200ms")));
+    // 8 infra units x 800 ms each would be 6.4 s at concurrency 2 (plus retries); one timeout wave is ~1 s.
+    assert!(elapsed < Duration::from_millis(3000), "took {elapsed:?}");
+}
+
+#[tokio::test]
+async fn a_cluster_that_comes_back_is_used_again() {
+    use platform_acceptance::runner::health::Health;
+    let dead = target_at("http://127.0.0.1:9", "infra");
+    let h = Health::with_reprobe(Duration::from_millis(200), Duration::from_millis(300));
+    let down = h.after_error("infra", "infra", &dead.client).await.expect("refused: down");
+    assert!(down.summary().starts_with("cluster infra unreachable since "), "{}", down.summary());
+    assert!(h.gate("infra", "infra", &dead.client).await.is_some(), "still down (probe is fresh)");
+    // The same context answering again: the next probe, once due, clears it.
+    let back = target_at(&answering_api().await, "infra");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(h.gate("infra", "infra", &back.client).await.is_none(), "recovered");
+}

@@ -4,6 +4,7 @@
 //! cleanups. Reporters consume [`Event`]s and the final [`RunReport`].
 
 mod events;
+pub mod health;
 
 pub use events::{BasisSplit, Event, RunReport, Summary, UnitResult};
 
@@ -33,11 +34,13 @@ pub struct RunConfig {
     pub phase: Phase,
     /// How long this run's Lease holds without renewal (see [`crate::cluster::lease`]).
     pub lease: Duration,
+    /// How long the reachability probe of a cluster may take (see [`health`]).
+    pub probe_timeout: Duration,
 }
 
 impl Default for RunConfig {
     fn default() -> Self {
-        RunConfig { concurrency: 8, timeout: Duration::from_secs(60), retries: 2, backoff: Duration::from_millis(500), phase: Phase::Operate, lease: Duration::from_secs(60) }
+        RunConfig { concurrency: 8, timeout: Duration::from_secs(60), retries: 2, backoff: Duration::from_millis(500), phase: Phase::Operate, lease: Duration::from_secs(60), probe_timeout: Duration::from_secs(5) }
     }
 }
 
@@ -57,6 +60,8 @@ pub struct Runner {
     /// `(prerequisite, dependent)` story pairs.
     pub dependencies: Vec<(String, String)>,
     pub cancel: CancellationToken,
+    /// Which clusters answer (a dead one costs one timeout, see [`health`]).
+    health: health::Health,
 }
 
 #[derive(Default)]
@@ -69,7 +74,8 @@ struct StoryState {
 
 impl Runner {
     pub fn new(config: RunConfig, env: Environment, dependencies: Vec<(String, String)>) -> Self {
-        Runner { config, env, dependencies, cancel: CancellationToken::new(), run: crate::random::token(10).to_ascii_lowercase() }
+        let health = health::Health::new(config.probe_timeout);
+        Runner { config, env, dependencies, cancel: CancellationToken::new(), run: crate::random::token(10).to_ascii_lowercase(), health }
     }
 
     /// Runs every unit; events go to `events` as they happen (a closed receiver is fine).
@@ -239,13 +245,14 @@ impl Runner {
         let env = self.env.clone();
         let cancel = self.cancel.clone();
         let run = self.run.clone();
+        let health = self.health.clone();
         async move {
             let _permit = semaphore.acquire_owned().await.expect("semaphore open");
             let start = Instant::now();
             let _ = events.send(Event::UnitStarted { title: unit.title() });
             let (outcome, attempts, seen) = match precondition(&unit, &config, &env, &cancel, blocked.as_deref()) {
                 Some(skip) => (skip, 0, None),
-                None => evaluate(&unit, &config, &env, &cancel, finished, &run).await,
+                None => evaluate(&unit, &config, &env, &cancel, finished, &run, &health).await,
             };
             let mut result = UnitResult::new(&unit, outcome, start.elapsed(), attempts, blocked);
             if let Some((basis, accesses)) = seen {
@@ -318,6 +325,7 @@ async fn evaluate(
     cancel: &CancellationToken,
     finished: Arc<std::sync::Mutex<Vec<UnitResult>>>,
     run: &str,
+    health: &health::Health,
 ) -> (Outcome, u32, Seen) {
     let check = unit.check.as_ref().expect("precondition ensured a check");
     if let Some(aggregate) = check.aggregate {
@@ -326,6 +334,11 @@ async fn evaluate(
     }
     let log = AccessLog::default();
     let target = unit_target(unit, env).filter(|_| check.layer.is_live());
+    if let Some(t) = target
+        && let Some(down) = health.gate(&unit.cluster, &t.context, &t.client).await
+    {
+        return (down, 0, None);
+    }
     let provenance = target.map(|t| t.provenance.clone());
     let cleanup = Cleanup::default();
     let ctx = Arc::new(CheckContext {
@@ -359,6 +372,15 @@ async fn evaluate(
             }
             None => Outcome::error(format!("timed out after {:?}", config.timeout)),
         };
+        // An Error after talking to the API server: is the cluster still there? If not, this
+        // unit keeps its own error, no retry follows, and the cluster's next units end at once.
+        if outcome.verdict() == Verdict::Error
+            && let Some(t) = target
+            && log.entries().iter().any(|a| matches!(a, crate::cluster::access::Access::Api { .. }))
+            && health.after_error(&unit.cluster, &t.context, &t.client).await.is_some()
+        {
+            break;
+        }
         let retryable = matches!(outcome.verdict(), Verdict::Fail | Verdict::Error) && !cancel.is_cancelled();
         if !retryable || attempts >= max_attempts || tokio::time::Instant::now() + delay >= deadline {
             break;
