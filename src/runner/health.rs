@@ -22,6 +22,8 @@ pub const REPROBE_AFTER: Duration = Duration::from_secs(5);
 
 #[derive(Default)]
 struct State {
+    /// The cluster's name in the repository (the key is its kubeconfig context).
+    cluster: String,
     /// When the cluster was first seen down (wall clock, for messages) and why.
     down: Option<(time::OffsetDateTime, String)>,
     last_probe: Option<Instant>,
@@ -45,8 +47,28 @@ impl Health {
         Health { clusters: Arc::default(), probe_timeout, reprobe_after }
     }
 
-    fn state(&self, key: &str) -> Arc<Mutex<State>> {
-        self.clusters.lock().expect("health lock").entry(key.to_string()).or_default().clone()
+    fn state(&self, cluster: &str, key: &str) -> Arc<Mutex<State>> {
+        let mut map = self.clusters.lock().expect("health lock");
+        map.entry(key.to_string()).or_insert_with(|| Arc::new(Mutex::new(State { cluster: cluster.to_string(), ..State::default() }))).clone()
+    }
+
+    /// Marks `cluster` down without a probe: its API server already failed to answer in
+    /// time (e.g. taking the run's Lease).
+    pub async fn mark_down(&self, cluster: &str, key: &str, why: &str) {
+        let state = self.state(cluster, key);
+        let mut s = state.lock().await;
+        if s.down.is_none() {
+            s.down = Some((time::OffsetDateTime::now_utc(), one_line(why)));
+        }
+        s.last_probe = Some(Instant::now());
+    }
+
+    /// Clusters currently marked down (by name), sorted.
+    pub fn down(&self) -> Vec<String> {
+        let states: Vec<Arc<Mutex<State>>> = self.clusters.lock().expect("health lock").values().cloned().collect();
+        let mut out: Vec<String> = states.iter().filter_map(|s| s.try_lock().ok().filter(|s| s.down.is_some()).map(|s| s.cluster.clone())).collect();
+        out.sort();
+        out
     }
 
     async fn probe(&self, client: &kube::Client) -> Result<(), String> {
@@ -60,7 +82,7 @@ impl Health {
     /// Before a live unit runs on `cluster`: `Some(Error)` when the cluster is down (probing
     /// again first if the last probe is older than the re-probe interval).
     pub async fn gate(&self, cluster: &str, key: &str, client: &kube::Client) -> Option<Outcome> {
-        let state = self.state(key);
+        let state = self.state(cluster, key);
         let mut s = state.lock().await;
         s.down.as_ref()?;
         if s.last_probe.is_none_or(|t| t.elapsed() >= self.reprobe_after) {
@@ -71,13 +93,13 @@ impl Health {
                 return None;
             }
         }
-        s.down.as_ref().map(|(since, why)| unreachable(cluster, *since, why))
+        s.down.as_ref().map(|(since, why)| unreachable(&s.cluster, *since, why))
     }
 
     /// After a live unit on `cluster` ended in Error: one probe decides whether the
     /// cluster is down; `Some` (the Error its next units get) when it is.
     pub async fn after_error(&self, cluster: &str, key: &str, client: &kube::Client) -> Option<Outcome> {
-        let state = self.state(key);
+        let state = self.state(cluster, key);
         let mut s = state.lock().await;
         if s.down.is_none() || s.last_probe.is_none_or(|t| t.elapsed() >= self.reprobe_after) {
             let probed = self.probe(client).await;
@@ -88,7 +110,7 @@ impl Health {
                 Err(_) => {}
             }
         }
-        s.down.as_ref().map(|(since, why)| unreachable(cluster, *since, why))
+        s.down.as_ref().map(|(since, why)| unreachable(&s.cluster, *since, why))
     }
 }
 

@@ -85,7 +85,7 @@ impl Runner {
         if let Some((renewer, clients)) = lease {
             renewer.abort();
             for c in &clients {
-                crate::cluster::lease::release(c, &self.run).await;
+                let _ = tokio::time::timeout(self.config.probe_timeout, crate::cluster::lease::release(c, &self.run)).await;
             }
         }
         report
@@ -102,18 +102,25 @@ impl Runner {
         let seconds = self.config.lease.as_secs().clamp(3, i32::MAX as u64) as i32;
         let holder = format!("platform-acceptance pid {}", std::process::id());
         for (cluster, c) in &writable {
-            if let Err(e) = crate::cluster::lease::renew(c, &self.run, &holder, seconds).await {
-                let why = crate::cluster::api_error("cannot hold this run's Lease", e).summary();
-                eprintln!("warning: cluster {cluster}: {why}; `sweep` may remove its objects while it runs");
-            }
+            let why = match tokio::time::timeout(self.config.probe_timeout, crate::cluster::lease::renew(c, &self.run, &holder, seconds)).await {
+                Ok(Ok(_)) => continue,
+                Ok(Err(e)) => crate::cluster::api_error("cannot hold this run's Lease", e).summary(),
+                Err(_) => {
+                    let why = format!("no answer within {:?}", self.config.probe_timeout);
+                    let context = self.env.targets.get(*cluster).map(|t| t.context.clone()).unwrap_or_default();
+                    self.health.mark_down(cluster, &context, &why).await;
+                    format!("cannot hold this run's Lease: {why}")
+                }
+            };
+            eprintln!("warning: cluster {cluster}: {why}; `sweep` may remove its objects while it runs");
         }
         let clients: Vec<kube::Client> = writable.into_iter().map(|(_, c)| c).collect();
-        let (run, held) = (self.run.clone(), clients.clone());
+        let (run, held, bound) = (self.run.clone(), clients.clone(), self.config.probe_timeout);
         let renewer = tokio::spawn(async move {
             loop {
                 tokio::time::sleep(Duration::from_secs((seconds / 3).max(1) as u64)).await;
                 for c in &held {
-                    let _ = crate::cluster::lease::renew(c, &run, &holder, seconds).await;
+                    let _ = tokio::time::timeout(bound, crate::cluster::lease::renew(c, &run, &holder, seconds)).await;
                 }
             }
         });
@@ -170,7 +177,14 @@ impl Runner {
             let live = result.layer.is_some_and(Layer::is_live);
             let bad = matches!(result.outcome.verdict(), Verdict::Fail | Verdict::Error) || result.blocked_by.is_some();
             if live && bad {
-                state.failed_live.insert(result.cluster.clone());
+                // A once-only unit that failed while clusters were unreachable counts against
+                // those clusters, so the clusters that answer are not blocked by it.
+                let down = self.health.down();
+                if result.cluster == ONCE && result.outcome.verdict() == Verdict::Error && !down.is_empty() {
+                    state.failed_live.extend(down);
+                } else {
+                    state.failed_live.insert(result.cluster.clone());
+                }
             }
             finished.lock().expect("results lock").push(result.clone());
             let _ = events.send(Event::UnitFinished { result: result.clone(), done, total });
@@ -334,8 +348,16 @@ async fn evaluate(
     }
     let log = AccessLog::default();
     let target = unit_target(unit, env).filter(|_| check.layer.is_live());
-    if let Some(t) = target
-        && let Some(down) = health.gate(&unit.cluster, &t.context, &t.client).await
+    // The cluster the target serves; a once-only unit spans every cluster, so it meets
+    // whichever one is down.
+    let down = health.down();
+    let gate_on = match unit.cluster.as_str() {
+        ONCE if !down.is_empty() => down.first().and_then(|d| env.targets.get_key_value(d)),
+        _ => target.and_then(|t| env.targets.iter().find(|(_, x)| std::ptr::eq(*x, t))),
+    };
+    let cluster = gate_on.map(|(n, _)| n.clone()).unwrap_or_else(|| unit.cluster.clone());
+    if let Some((name, t)) = gate_on.filter(|_| check.layer.is_live())
+        && let Some(down) = health.gate(name, &t.context, &t.client).await
     {
         return (down, 0, None);
     }
@@ -377,7 +399,7 @@ async fn evaluate(
         if outcome.verdict() == Verdict::Error
             && let Some(t) = target
             && log.entries().iter().any(|a| matches!(a, crate::cluster::access::Access::Api { .. }))
-            && health.after_error(&unit.cluster, &t.context, &t.client).await.is_some()
+            && health.after_error(&cluster, &t.context, &t.client).await.is_some()
         {
             break;
         }
