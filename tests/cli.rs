@@ -66,7 +66,8 @@ fn malformed_yaml_nothing_reaches_gives_the_full_report_and_a_warning() {
     // Not listed in bases/cilium/kustomization.yaml: Flux never parses it.
     repo.write("kubernetes/bases/cilium/broken.yaml", BROKEN);
     let json = repo.path().join("out/report.json");
-    let (code, out, err) = run(&["run", "--repo", repo.path().to_str().unwrap(), "--progress", "quiet", "--json", json.to_str().unwrap()]);
+    // dod.3 needs a git work tree, which the copy is not.
+    let (code, out, err) = run(&["run", "--repo", repo.path().to_str().unwrap(), "--progress", "quiet", "--skip", "dod.3", "--json", json.to_str().unwrap()]);
     assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
     assert!(out.contains(" passed, 0 failed, 0 errors"), "{out}");
     let warning = err.lines().find(|l| l.starts_with("warning: malformed YAML in kubernetes/bases/cilium/broken.yaml:5: ")).unwrap_or_else(|| panic!("{err}"));
@@ -106,7 +107,7 @@ fn generator_data_with_custom_yaml_tags_is_not_parsed_as_a_manifest() {
         "  - helmrelease.yaml",
         "  - helmrelease.yaml\nconfigMapGenerator:\n  - name: app-config\n    files:\n      - config/app.yml",
     );
-    let (code, out, err) = run(&["run", "--repo", repo.path().to_str().unwrap(), "--progress", "quiet", "--only", "layer=repo"]);
+    let (code, out, err) = run(&["run", "--repo", repo.path().to_str().unwrap(), "--progress", "quiet", "--only", "layer=repo", "--skip", "dod.3"]);
     assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
     assert!(!err.contains("warning"), "{err}");
 }
