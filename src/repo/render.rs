@@ -188,7 +188,12 @@ pub(super) fn render(repo: &GitopsRepo, cluster: &str, entry: &[FluxKustomizatio
         });
     }
     // A dependsOn naming no Kustomization of this cluster: Flux never reconciles the dependent.
-    let known: BTreeSet<&str> = applied.iter().map(|k| k.name.as_str()).collect();
+    // Kustomizations built from another source (upstream CRDs) are applied too, just not built here.
+    let known: BTreeSet<&str> = applied
+        .iter()
+        .map(|k| k.name.as_str())
+        .chain(out.objects.iter().filter(|o| o.kind() == "Kustomization" && o.api_version().starts_with(FLUX_KUSTOMIZE_GROUP)).map(|o| o.name()))
+        .collect();
     for k in &applied {
         for d in k.depends_on.iter().filter(|d| !known.contains(d.as_str())) {
             out.problems.push(Problem {
@@ -668,6 +673,11 @@ mod tests {
         let root = dir.path();
         write(root, "apps/cm.yaml", &cm("a"));
         cluster(root, "./apps", "  dependsOn:\n    - name: main\n");
+        let r = GitopsRepo::load(root).unwrap().render("c1").unwrap();
+        assert_eq!(r.problems_of("depends-on").count(), 0, "{:?}", r.problems);
+        // One from another source (upstream CRDs) is applied by Flux, though not built from here.
+        write(root, "apps/crds.yaml", &format!("{FLUX_KS}metadata:\n  name: upstream-crds\n  namespace: flux-system\nspec:\n  path: ./crds\n  sourceRef:\n    kind: GitRepository\n    name: upstream\n"));
+        cluster(root, "./apps", "  dependsOn:\n    - name: upstream-crds\n");
         let r = GitopsRepo::load(root).unwrap().render("c1").unwrap();
         assert_eq!(r.problems_of("depends-on").count(), 0, "{:?}", r.problems);
         cluster(root, "./apps", "  dependsOn:\n    - name: main\n    - name: cert-manager\n");
