@@ -341,6 +341,9 @@ async fn execute(args: &RunArgs, session: Session, only: &[crate::plan::Selector
     write(outputs.json, "JSON", &|f| f.write_all(report::json::render(&report, &session.coverage, &args.doc).as_bytes()));
     write(outputs.markdown, "Markdown", &|f| f.write_all(report::markdown::render(&report, &session.catalog).as_bytes()));
 
+    for w in &report.warnings {
+        eprintln!("warning: {w}");
+    }
     for o in &session.coverage.orphans {
         eprintln!("warning: check {} (story {}) proves a criterion the document no longer has: {}", o.check, o.story, o.criterion);
     }

@@ -58,12 +58,66 @@ fn missing_repository_is_a_usage_error() {
     assert_usage_error(&["run", "--repo", "/nonexistent/repo"], "repository /nonexistent/repo does not exist");
 }
 
+const BROKEN: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n data: [\n";
+
 #[test]
-fn malformed_yaml_names_file_and_line() {
+fn malformed_yaml_nothing_reaches_gives_the_full_report_and_a_warning() {
     let repo = RepoCopy::new();
-    repo.write("kubernetes/bases/cilium/broken.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n data: [\n");
-    let path = repo.path().to_str().unwrap().to_string();
-    assert_usage_error(&["run", "--repo", &path], "malformed YAML in kubernetes/bases/cilium/broken.yaml:");
+    // Not listed in bases/cilium/kustomization.yaml: Flux never parses it.
+    repo.write("kubernetes/bases/cilium/broken.yaml", BROKEN);
+    let json = repo.path().join("out/report.json");
+    // dod.3 needs a git work tree, which the copy is not.
+    let (code, out, err) = run(&["run", "--repo", repo.path().to_str().unwrap(), "--progress", "quiet", "--skip", "dod.3", "--json", json.to_str().unwrap()]);
+    assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
+    assert!(out.contains(" passed, 0 failed, 0 errors"), "{out}");
+    let warning = err.lines().find(|l| l.starts_with("warning: malformed YAML in kubernetes/bases/cilium/broken.yaml:5: ")).unwrap_or_else(|| panic!("{err}"));
+    assert!(warning.contains("no Flux Kustomization of any cluster reaches it"), "{warning}");
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(v["warnings"].as_array().unwrap().len(), 1, "{}", v["warnings"]);
+}
+
+#[test]
+fn malformed_yaml_a_cluster_renders_is_an_error_for_its_units_naming_file_and_line() {
+    let repo = RepoCopy::new();
+    repo.write("kubernetes/bases/cilium/broken.yaml", BROKEN);
+    repo.replace("kubernetes/bases/cilium/kustomization.yaml", "  - helmrelease.yaml", "  - helmrelease.yaml\n  - broken.yaml");
+    let json = repo.path().join("out/report.json");
+    let (code, out, err) = run(&["run", "--repo", repo.path().to_str().unwrap(), "--progress", "quiet", "--json", json.to_str().unwrap()]);
+    assert_eq!(code, 1, "a finding, not a usage error; stdout: {out}\nstderr: {err}");
+    assert!(!err.contains("warning: malformed"), "a reached file is no warning: {err}");
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let errors: Vec<&serde_json::Value> = v["results"].as_array().unwrap().iter().filter(|r| r["outcome"]["verdict"] == "error").collect();
+    assert!(!errors.is_empty(), "{out}");
+    for e in &errors {
+        let message = e["outcome"]["message"].as_str().unwrap();
+        assert!(message.contains("kubernetes/bases/cilium/broken.yaml:5: "), "{message}");
+    }
+    // The shared base is rendered on both clusters.
+    for cluster in ["infra", "apps"] {
+        assert!(errors.iter().any(|e| e["cluster"] == cluster), "no error on {cluster}");
+    }
+}
+
+#[test]
+fn generator_data_with_custom_yaml_tags_is_not_parsed_as_a_manifest() {
+    let repo = RepoCopy::new();
+    repo.write("kubernetes/bases/cilium/config/app.yml", "sonarr:\n  series:\n    api_key: !env_var SONARR_API_KEY\n");
+    repo.replace(
+        "kubernetes/bases/cilium/kustomization.yaml",
+        "  - helmrelease.yaml",
+        "  - helmrelease.yaml\nconfigMapGenerator:\n  - name: app-config\n    files:\n      - config/app.yml",
+    );
+    let (code, out, err) = run(&["run", "--repo", repo.path().to_str().unwrap(), "--progress", "quiet", "--only", "layer=repo", "--skip", "dod.3"]);
+    assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
+    assert!(!err.contains("warning"), "{err}");
+}
+
+#[test]
+fn catalog_reads_a_repository_with_malformed_yaml() {
+    let repo = RepoCopy::new();
+    repo.write("kubernetes/bases/cilium/broken.yaml", BROKEN);
+    let (code, _, err) = run(&["catalog", "--repo", repo.path().to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
 }
 
 #[test]

@@ -21,9 +21,17 @@ pub struct FluxKustomization {
     pub file: PathBuf,
     /// `spec.path` as written (`./kubernetes/infrastructure`).
     pub path: String,
+    /// Whether `spec.postBuild` is present: Flux substitutes variables only then.
+    pub post_build: bool,
     pub substitute: BTreeMap<String, String>,
     pub substitute_from: Vec<SubstituteRef>,
     pub depends_on: Vec<String>,
+    /// `spec.targetNamespace`: the namespace of every namespaced object it applies.
+    pub target_namespace: Option<String>,
+    /// `spec.patches` as written (`patch` text and `target`).
+    pub patches: Vec<Value>,
+    /// `spec.components`: component directories relative to `spec.path`.
+    pub components: Vec<String>,
     /// `spec.sourceRef` as `Kind/namespace/name` (namespace defaults to the Kustomization's own).
     pub source_ref: String,
 }
@@ -133,6 +141,14 @@ fn parse_kustomization(d: &Document) -> FluxKustomization {
         api_version: d.api_version().to_string(),
         file: d.file.clone(),
         path: str_at(v, "/spec/path").unwrap_or_default().to_string(),
+        post_build: v.pointer("/spec/postBuild").is_some_and(|p| !p.is_null()),
+        target_namespace: str_at(v, "/spec/targetNamespace").filter(|ns| !ns.is_empty()).map(String::from),
+        patches: v.pointer("/spec/patches").and_then(Value::as_array).cloned().unwrap_or_default(),
+        components: v
+            .pointer("/spec/components")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_str).map(String::from).collect())
+            .unwrap_or_default(),
         substitute: string_map(v.pointer("/spec/postBuild/substitute")),
         substitute_from,
         depends_on: v

@@ -12,15 +12,17 @@
 
 pub mod envsubst;
 mod flux;
+pub mod patch;
 mod render;
 
 pub use flux::{FluxKustomization, SubstituteRef, VarSource, Variable, Variables};
 pub use render::{normalize as normalize_path, Problem, RenderedObject, Rendered};
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use serde::Serialize;
 use serde_json::Value;
 
 #[derive(Debug, thiserror::Error)]
@@ -29,8 +31,8 @@ pub enum RepoError {
     NotADirectory(PathBuf),
     #[error("cannot read {path}: {source}")]
     Read { path: PathBuf, source: std::io::Error },
-    #[error("malformed YAML in {file}{location}: {message}")]
-    Yaml { file: PathBuf, location: String, message: String },
+    #[error("malformed YAML in {0}, which the cluster's Flux Kustomizations load as a manifest")]
+    Malformed(Malformed),
     #[error("repository {0} has no clusters (expected kubernetes/clusters/<name>/ or clusters/<name>/ directories)")]
     NoClusters(PathBuf),
     #[error("cluster {cluster:?} is not defined in the repository (clusters: {known})")]
@@ -67,7 +69,32 @@ impl Document {
     }
 }
 
+/// A YAML file that could not be parsed: `file:line: message`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Malformed {
+    /// Path relative to the repository root.
+    pub file: PathBuf,
+    /// 1-based line of the error, when the parser says.
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl std::fmt::Display for Malformed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "{}:{line}: {}", self.file.display(), self.message),
+            None => write!(f, "{}: {}", self.file.display(), self.message),
+        }
+    }
+}
+
 /// A loaded repository. Rendering per cluster is computed once and shared by all checks.
+///
+/// Loading never fails on file contents: a YAML file that does not parse is kept in
+/// [`GitopsRepo::malformed`] and only matters where Flux would load it as a manifest
+/// (then [`GitopsRepo::render`] of that cluster is an error naming `file:line`); files a
+/// kustomization loads as data (`configMapGenerator`/`secretGenerator` `files:`/`envs:`,
+/// patch files, `helmCharts` `valuesFile`) are never parsed as manifests.
 #[derive(Debug)]
 pub struct GitopsRepo {
     pub root: PathBuf,
@@ -75,22 +102,28 @@ pub struct GitopsRepo {
     pub kubernetes_dir: PathBuf,
     /// Every file (relative path), YAML or not.
     pub files: Vec<PathBuf>,
+    /// Every YAML document of every file that is not loaded as data.
     pub documents: Vec<Document>,
+    /// YAML files (not loaded as data) that do not parse.
+    pub malformed: Vec<Malformed>,
+    /// Files a kustomization loads as data (generator inputs, Helm values files).
+    pub data_files: BTreeSet<PathBuf>,
     clusters: Vec<String>,
-    rendered: Mutex<HashMap<String, Arc<Rendered>>>,
+    rendered: Mutex<HashMap<String, render::Outcome>>,
 }
 
 const SKIP_DIRS: [&str; 3] = [".git", "node_modules", "target"];
 
 impl GitopsRepo {
-    /// Loads every file of the repository; any malformed YAML document is an error.
+    /// Loads every file of the repository. Only a missing root or an unreadable
+    /// directory is an error; malformed YAML is recorded in [`GitopsRepo::malformed`].
     pub fn load(root: impl AsRef<Path>) -> Result<Self, RepoError> {
         let root = root.as_ref().to_path_buf();
         if !root.is_dir() {
             return Err(RepoError::NotADirectory(root));
         }
         let mut files = vec![];
-        let mut documents = vec![];
+        let mut parsed: Vec<(PathBuf, Result<Vec<Document>, Malformed>)> = vec![];
         let walker = walkdir::WalkDir::new(&root).sort_by_file_name().into_iter().filter_entry(|e| {
             !(e.file_type().is_dir() && SKIP_DIRS.iter().any(|d| e.file_name() == *d))
         });
@@ -104,11 +137,23 @@ impl GitopsRepo {
             }
             let rel = entry.path().strip_prefix(&root).unwrap_or(entry.path()).to_path_buf();
             if is_yaml(&rel) {
-                let text = std::fs::read_to_string(entry.path())
-                    .map_err(|source| RepoError::Read { path: entry.path().into(), source })?;
-                documents.extend(parse_documents(&rel, &text)?);
+                let result = match std::fs::read_to_string(entry.path()) {
+                    Ok(text) => parse_documents(&rel, &text),
+                    Err(e) => Err(Malformed { file: rel.clone(), line: None, message: format!("cannot read: {e}") }),
+                };
+                parsed.push((rel.clone(), result));
             }
             files.push(rel);
+        }
+        let data_files = data_files(parsed.iter().filter_map(|(_, r)| r.as_ref().ok()).flatten());
+        let mut documents = vec![];
+        let mut malformed = vec![];
+        for (file, result) in parsed {
+            match result {
+                _ if data_files.contains(&file) => {}
+                Ok(docs) => documents.extend(docs),
+                Err(m) => malformed.push(m),
+            }
         }
         let kubernetes_dir = if root.join("kubernetes").is_dir() { PathBuf::from("kubernetes") } else { PathBuf::new() };
         let clusters_dir = root.join(&kubernetes_dir).join("clusters");
@@ -124,7 +169,7 @@ impl GitopsRepo {
         if clusters.is_empty() {
             return Err(RepoError::NoClusters(root));
         }
-        Ok(GitopsRepo { root, kubernetes_dir, files, documents, clusters, rendered: Mutex::default() })
+        Ok(GitopsRepo { root, kubernetes_dir, files, documents, malformed, data_files, clusters, rendered: Mutex::default() })
     }
 
     /// Cluster names, from the repository's `clusters/` directories.
@@ -168,9 +213,19 @@ impl GitopsRepo {
     }
 
     /// The cluster's Flux Kustomizations (from every YAML file in its entry directory).
+    /// A malformed file there is an error: Flux applies the whole directory.
     pub fn flux_kustomizations(&self, cluster: &str) -> Result<Vec<FluxKustomization>, RepoError> {
         self.check_cluster(cluster)?;
+        let dir = self.cluster_dir(cluster);
+        if let Some(m) = self.malformed.iter().find(|m| m.file.starts_with(&dir)) {
+            return Err(RepoError::Malformed(m.clone()));
+        }
         Ok(flux::kustomizations(self, cluster))
+    }
+
+    /// The malformed file at `file`, if it is one.
+    pub fn malformed_at(&self, file: &Path) -> Option<&Malformed> {
+        self.malformed.iter().find(|m| m.file == file)
     }
 
     /// The cluster's variables: those of the Flux Kustomization in `infrastructure.yaml`.
@@ -182,15 +237,42 @@ impl GitopsRepo {
     }
 
     /// Every manifest Flux would apply to the cluster, variables substituted.
-    /// Computed once per cluster and shared.
+    /// Computed once per cluster and shared. An error when a file that rendering
+    /// loads as a manifest is malformed (Flux fails that Kustomization).
     pub fn render(&self, cluster: &str) -> Result<Arc<Rendered>, RepoError> {
+        let outcome = self.render_outcome(cluster)?;
+        match outcome.malformed {
+            Some(m) => Err(RepoError::Malformed(m)),
+            None => Ok(outcome.rendered),
+        }
+    }
+
+    fn render_outcome(&self, cluster: &str) -> Result<render::Outcome, RepoError> {
         if let Some(r) = self.rendered.lock().expect("render cache").get(cluster) {
             return Ok(r.clone());
         }
         let kustomizations = self.flux_kustomizations(cluster)?;
-        let rendered = Arc::new(render::render(self, cluster, &kustomizations));
-        self.rendered.lock().expect("render cache").insert(cluster.to_string(), rendered.clone());
-        Ok(rendered)
+        let outcome = render::render(self, cluster, &kustomizations);
+        self.rendered.lock().expect("render cache").insert(cluster.to_string(), outcome.clone());
+        Ok(outcome)
+    }
+
+    /// Problems of the repository that decide no criterion: malformed YAML files that no
+    /// cluster's Flux Kustomizations reach (Flux never parses them). One line each.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut reached: BTreeSet<PathBuf> = BTreeSet::new();
+        for c in &self.clusters {
+            let dir = self.cluster_dir(c);
+            reached.extend(self.malformed.iter().filter(|m| m.file.starts_with(&dir)).map(|m| m.file.clone()));
+            if let Ok(o) = self.render_outcome(c) {
+                reached.extend(o.reached.iter().cloned());
+            }
+        }
+        self.malformed
+            .iter()
+            .filter(|m| !reached.contains(&m.file))
+            .map(|m| format!("malformed YAML in {m} (no Flux Kustomization of any cluster reaches it, so Flux never parses it)"))
+            .collect()
     }
 
     /// Every file relative path under a directory.
@@ -207,17 +289,61 @@ fn is_yaml(path: &Path) -> bool {
     matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
 }
 
+/// Files kustomize loads as data rather than as manifests: what the kustomization files
+/// among `docs` name in `configMapGenerator`/`secretGenerator` (`files:` as `path` or
+/// `key=path`, `envs:`, `env:`), patch files (`patches`/`patchesJson6902` `path:`,
+/// `patchesStrategicMerge` entries) and `helmCharts` (`valuesFile`), relative to the root.
+fn data_files<'a>(docs: impl Iterator<Item = &'a Document>) -> BTreeSet<PathBuf> {
+    let mut out = BTreeSet::new();
+    for d in docs.filter(|d| render::is_kustomization_file(&d.file)) {
+        let dir = d.file.parent().unwrap_or(Path::new(""));
+        let mut add = |entry: &str| {
+            let path = entry.rsplit_once('=').map_or(entry, |(_, p)| p).trim();
+            if !path.is_empty() {
+                out.insert(render::normalize(&dir.join(path)));
+            }
+        };
+        for generator in ["configMapGenerator", "secretGenerator"] {
+            for g in d.value.get(generator).and_then(Value::as_array).into_iter().flatten() {
+                for key in ["files", "envs"] {
+                    g.get(key).and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).for_each(&mut add);
+                }
+                if let Some(env) = g.get("env").and_then(Value::as_str) {
+                    add(env);
+                }
+            }
+        }
+        // Patch files are partial objects, applied to manifests, not manifests themselves.
+        for p in ["patches", "patchesJson6902"].iter().flat_map(|f| d.value.get(*f).and_then(Value::as_array).into_iter().flatten()) {
+            if let Some(path) = p.get("path").and_then(Value::as_str) {
+                add(path);
+            }
+        }
+        for p in d.value.get("patchesStrategicMerge").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str) {
+            if !p.contains('\n') && !p.contains(": ") {
+                add(p);
+            }
+        }
+        for chart in d.value.get("helmCharts").and_then(Value::as_array).into_iter().flatten() {
+            if let Some(values) = chart.get("valuesFile").and_then(Value::as_str) {
+                add(values);
+            }
+        }
+    }
+    out
+}
+
 /// Splits a file into documents at `---` lines and parses each one.
-fn parse_documents(file: &Path, text: &str) -> Result<Vec<Document>, RepoError> {
+fn parse_documents(file: &Path, text: &str) -> Result<Vec<Document>, Malformed> {
     let mut docs = vec![];
     let mut chunk = String::new();
     let mut chunk_line = 1usize;
     let mut index = 0usize;
-    let mut flush = |chunk: &mut String, start_line: usize, docs: &mut Vec<Document>| -> Result<(), RepoError> {
+    let mut flush = |chunk: &mut String, start_line: usize, docs: &mut Vec<Document>| -> Result<(), Malformed> {
         let raw = std::mem::take(chunk);
-        let value: Value = serde_yaml_ng::from_str(&raw).map_err(|e| RepoError::Yaml {
+        let value: Value = serde_yaml_ng::from_str(&raw).map_err(|e| Malformed {
             file: file.to_path_buf(),
-            location: e.location().map(|l| format!(":{}:{}", l.line() + start_line - 1, l.column())).unwrap_or_default(),
+            line: Some(e.location().map_or(start_line, |l| l.line() + start_line - 1)),
             message: e.to_string().split(" at line ").next().unwrap_or_default().to_string(),
         })?;
         if !value.is_null() {

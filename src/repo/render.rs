@@ -1,15 +1,19 @@
 //! What Flux would apply to a cluster: each Flux Kustomization's `spec.path` built
-//! the way kustomize does (following `resources:`; a directory without a
-//! `kustomization.yaml` contributes all its manifests, as Flux generates one),
-//! then post-build substitution with that Kustomization's variables.
+//! the way kustomize does (following `resources:` and `components:`, applying each
+//! level's `namespace:`; a directory without a kustomization file contributes the
+//! manifests Flux's generator lists: every .yaml/.yml below it, a sub-directory with
+//! its own kustomization file built as a kustomization instead), `spec.targetNamespace`
+//! on top, then post-build substitution with that Kustomization's variables, only
+//! where it has `spec.postBuild`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
 
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{envsubst, flux, str_at, Document, FluxKustomization, GitopsRepo};
+use super::{envsubst, flux, patch, str_at, Document, FluxKustomization, GitopsRepo};
 use crate::outcome::Finding;
 
 const KUSTOMIZE_FILES: [&str; 3] = ["kustomization.yaml", "kustomization.yml", "Kustomization"];
@@ -22,6 +26,11 @@ pub struct RenderedObject {
     /// The Flux Kustomization that applies it.
     pub applied_by: String,
     pub value: Value,
+    /// For a HelmRelease: the chart helm-controller installs, from `spec.chart.spec.chart`
+    /// or the source `spec.chartRef` names (an OCIRepository's URL ends with the chart,
+    /// a HelmChart has `spec.chart`); `None` when neither says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chart: Option<String>,
 }
 
 impl RenderedObject {
@@ -52,7 +61,8 @@ impl RenderedObject {
 /// Something that keeps Flux from applying the tree as written.
 #[derive(Debug, Clone, Serialize)]
 pub struct Problem {
-    /// `dangling-path`, `missing-flux-path`, `substitute-from`, `unresolved-variable`, `invalid-after-substitution`
+    /// `dangling-path`, `missing-flux-path`, `depends-on`, `patch`, `substitute-from`,
+    /// `unresolved-variable`, `invalid-after-substitution`
     pub category: &'static str,
     pub finding: Finding,
 }
@@ -75,20 +85,39 @@ impl Rendered {
     }
 }
 
-pub(super) fn render(repo: &GitopsRepo, cluster: &str, entry: &[FluxKustomization]) -> Rendered {
+/// One cluster's rendering and what it read.
+#[derive(Debug, Clone)]
+pub(super) struct Outcome {
+    pub rendered: Arc<Rendered>,
+    /// Files rendering loaded as manifests or kustomization files.
+    pub reached: BTreeSet<PathBuf>,
+    /// The first malformed file rendering needed (Flux fails that Kustomization).
+    pub malformed: Option<super::Malformed>,
+}
+
+pub(super) fn render(repo: &GitopsRepo, cluster: &str, entry: &[FluxKustomization]) -> Outcome {
     let mut out = Rendered { cluster: cluster.into(), objects: vec![], problems: vec![], kustomizations: vec![] };
-    let mut queue: Vec<FluxKustomization> = entry.to_vec();
+    let mut builder = Builder { repo, reached: BTreeSet::new(), malformed: None, problems: vec![] };
+    let mut queue: VecDeque<FluxKustomization> = entry.iter().cloned().collect();
     // The sources that are this repository: those the cluster's entry Kustomizations use.
     let own_sources: BTreeSet<String> = entry.iter().map(|k| k.source_ref.clone()).collect();
     let mut seen = BTreeSet::new();
-    while let Some(k) = queue.first().cloned() {
-        queue.remove(0);
+    let mut applied: Vec<FluxKustomization> = vec![];
+    let mut unresolved = Unresolved::new();
+    while let Some(k) = queue.pop_front() {
         if !seen.insert(k.name.clone()) {
             continue;
         }
         out.kustomizations.push(k.name.clone());
-        let vars = flux::variables(repo, cluster, &k);
-        out.problems.extend(vars.problems.iter().map(|f| Problem { category: "substitute-from", finding: f.clone() }));
+        applied.push(k.clone());
+        // Flux substitutes only when spec.postBuild is present.
+        let values = if k.post_build {
+            let vars = flux::variables(repo, cluster, &k);
+            out.problems.extend(vars.problems.iter().map(|f| Problem { category: "substitute-from", finding: f.clone() }));
+            Some(vars.values())
+        } else {
+            None
+        };
         let dir = normalize(Path::new(k.path.trim_start_matches("./")));
         if !repo.root.join(&dir).is_dir() {
             out.problems.push(Problem {
@@ -101,49 +130,142 @@ pub(super) fn render(repo: &GitopsRepo, cluster: &str, entry: &[FluxKustomizatio
             });
             continue;
         }
-        let mut docs = vec![];
-        build(repo, &dir, &mut vec![], &mut docs, &mut out.problems);
-        let values = vars.values();
-        for doc in docs {
-            if let Some(obj) = substitute(doc, &k, &values, &mut out.problems) {
-                // Nested Flux Kustomizations are applied too, with their own variables.
-                if obj.kind() == "Kustomization" && obj.api_version().starts_with("kustomize.toolkit.fluxcd.io/") {
-                    let nested = super::flux::kustomizations_from(&obj.value, &obj.file);
-                    // One built from another source (an upstream GitRepository of CRDs) has a
-                    // spec.path inside that source, not inside this repository.
-                    if !seen.contains(&nested.name) && own_sources.contains(&nested.source_ref) {
-                        queue.push(nested);
-                    }
-                }
-                out.objects.push(obj);
+        let mut built = vec![];
+        builder.build(&dir, &mut vec![], &mut built);
+        // spec.components: kustomize components Flux adds to the kustomization it builds the
+        // path with (paths relative to spec.path).
+        for c in &k.components {
+            let target = normalize(&dir.join(c));
+            match KUSTOMIZE_FILES.iter().map(|f| target.join(f)).find(|p| repo.root.join(p).is_file()) {
+                Some(config) => builder.kustomization(&target, &config, &mut vec![], &mut built),
+                None => out.problems.push(Problem {
+                    category: "dangling-path",
+                    finding: Finding::new(
+                        format!("{}: Kustomization {} spec.components entry {c:?}", k.file.display(), k.name),
+                        "a directory with a kustomization file",
+                        format!("{} has none", target.display()),
+                    ),
+                }),
             }
         }
+        let spec = serde_json::json!({ "patches": k.patches });
+        let (patches, problems) = patches_of(repo, &spec, &dir, &k.file);
+        out.problems.extend(problems);
+        let mut flux_level: Vec<Arc<Transform>> = patches.into_iter().map(Arc::new).collect();
+        flux_level.extend(k.target_namespace.clone().map(|ns| Arc::new(Transform::Namespace(ns))));
+        for b in built {
+            let Some(mut obj) = substitute(b.doc, &k, values.as_ref(), &mut unresolved, &mut out.problems) else { continue };
+            // Each kustomization level in turn, the outermost last; then Flux's own
+            // spec.patches and spec.targetNamespace, which it writes into the kustomization
+            // it builds the path with.
+            transform(&mut obj, &b.transforms, values.as_ref(), &mut out.problems);
+            transform(&mut obj, &flux_level, values.as_ref(), &mut out.problems);
+            // Nested Flux Kustomizations are applied too, with their own variables.
+            if obj.kind() == "Kustomization" && obj.api_version().starts_with(FLUX_KUSTOMIZE_GROUP) {
+                let nested = super::flux::kustomizations_from(&obj.value, &obj.file);
+                // One built from another source (an upstream GitRepository of CRDs) has a
+                // spec.path inside that source, not inside this repository.
+                if !seen.contains(&nested.name) && own_sources.contains(&nested.source_ref) {
+                    queue.push_back(nested);
+                }
+            }
+            out.objects.push(obj);
+        }
     }
-    out
+    // One finding per variable and Kustomization, however many manifests use it.
+    for ((kustomization, name), (file, manifests)) in unresolved {
+        let mut listed = manifests.iter().take(LISTED).cloned().collect::<Vec<_>>().join("; ");
+        if manifests.len() > LISTED {
+            listed.push_str(&format!(" and {} more", manifests.len() - LISTED));
+        }
+        out.problems.push(Problem {
+            category: "unresolved-variable",
+            finding: Finding::new(
+                format!("${{{name}}} (applied by {kustomization})"),
+                format!("{name} defined in {} or a substituteFrom source", file.display()),
+                format!("not defined, renders empty in {listed}"),
+            ),
+        });
+    }
+    // A dependsOn naming no Kustomization of this cluster: Flux never reconciles the dependent.
+    // Kustomizations built from another source (upstream CRDs) are applied too, just not built here.
+    let known: BTreeSet<&str> = applied
+        .iter()
+        .map(|k| k.name.as_str())
+        .chain(out.objects.iter().filter(|o| o.kind() == "Kustomization" && o.api_version().starts_with(FLUX_KUSTOMIZE_GROUP)).map(|o| o.name()))
+        .collect();
+    for k in &applied {
+        for d in k.depends_on.iter().filter(|d| !known.contains(d.as_str())) {
+            out.problems.push(Problem {
+                category: "depends-on",
+                finding: Finding::new(
+                    format!("{}: Kustomization {} dependsOn", k.file.display(), k.name),
+                    format!("a Flux Kustomization of cluster {cluster}"),
+                    format!("{d:?} is not defined for this cluster, so Flux never reconciles {}", k.name),
+                ),
+            });
+        }
+    }
+    out.problems.extend(builder.problems);
+    let charts: Vec<Option<String>> = out.objects.iter().map(|o| chart_of(&out.objects, o)).collect();
+    for (o, chart) in out.objects.iter_mut().zip(charts) {
+        o.chart = chart;
+    }
+    Outcome { rendered: Arc::new(out), reached: builder.reached, malformed: builder.malformed }
 }
 
-fn substitute(doc: &Document, k: &FluxKustomization, vars: &std::collections::BTreeMap<String, String>, problems: &mut Vec<Problem>) -> Option<RenderedObject> {
+const FLUX_KUSTOMIZE_GROUP: &str = "kustomize.toolkit.fluxcd.io/";
+const FLUX_SOURCE_GROUP: &str = "source.toolkit.fluxcd.io/";
+
+/// The chart a rendered HelmRelease installs (see [`RenderedObject::chart`]).
+fn chart_of(objects: &[RenderedObject], hr: &RenderedObject) -> Option<String> {
+    if hr.kind() != "HelmRelease" || !hr.api_version().starts_with("helm.toolkit.fluxcd.io/") {
+        return None;
+    }
+    if let Some(chart) = hr.str("/spec/chart/spec/chart") {
+        return Some(chart.to_string());
+    }
+    let kind = hr.str("/spec/chartRef/kind")?;
+    let name = hr.str("/spec/chartRef/name")?;
+    let ns = hr.str("/spec/chartRef/namespace").or(hr.namespace());
+    let source = objects
+        .iter()
+        .find(|o| o.kind() == kind && o.name() == name && o.api_version().starts_with(FLUX_SOURCE_GROUP) && (ns.is_none() || o.namespace() == ns));
+    match (kind, source) {
+        // oci://ghcr.io/home-operations/charts-mirror/cilium → cilium
+        ("OCIRepository", Some(src)) => src.str("/spec/url").and_then(|u| u.trim_end_matches('/').rsplit('/').next()).map(String::from),
+        ("HelmChart", Some(src)) => src.str("/spec/chart").map(String::from),
+        _ => None,
+    }
+}
+
+/// Variables left unresolved, by (Flux Kustomization, variable): its file and the manifests.
+type Unresolved = BTreeMap<(String, String), (PathBuf, Vec<String>)>;
+
+/// Manifests listed in one finding before "and N more".
+const LISTED: usize = 5;
+
+fn substitute(
+    doc: &Document,
+    k: &FluxKustomization,
+    vars: Option<&BTreeMap<String, String>>,
+    unresolved: &mut Unresolved,
+    problems: &mut Vec<Problem>,
+) -> Option<RenderedObject> {
     let disabled = str_at(&doc.value, &format!("/metadata/annotations/{}", SUBSTITUTE_ANNOTATION.replace('/', "~1")))
         == Some("disabled");
-    if disabled {
-        return Some(RenderedObject { file: doc.file.clone(), applied_by: k.name.clone(), value: doc.value.clone() });
-    }
+    let Some(vars) = vars.filter(|_| !disabled) else {
+        return Some(RenderedObject { file: doc.file.clone(), applied_by: k.name.clone(), value: doc.value.clone(), chart: None });
+    };
     let result = envsubst::substitute(&doc.raw, vars);
     // `kustomize build` drops comments before Flux substitutes: a reference that only a
     // comment holds is never substituted, so it is no problem. Keep those in the document's values.
     let in_values = references_in_values(&doc.value);
     for name in result.unresolved.iter().filter(|n| in_values.contains(*n)) {
-        problems.push(Problem {
-            category: "unresolved-variable",
-            finding: Finding::new(
-                format!("{} (applied by {}): ${{{name}}}", doc.describe(), k.name),
-                format!("{name} defined in {} or a substituteFrom source", k.file.display()),
-                "not defined, renders empty",
-            ),
-        });
+        unresolved.entry((k.name.clone(), name.clone())).or_insert_with(|| (k.file.clone(), vec![])).1.push(doc.describe());
     }
     match serde_yaml_ng::from_str::<Value>(&result.text) {
-        Ok(value) => Some(RenderedObject { file: doc.file.clone(), applied_by: k.name.clone(), value }),
+        Ok(value) => Some(RenderedObject { file: doc.file.clone(), applied_by: k.name.clone(), value, chart: None }),
         Err(e) => {
             problems.push(Problem {
                 category: "invalid-after-substitution",
@@ -154,57 +276,269 @@ fn substitute(doc: &Document, k: &FluxKustomization, vars: &std::collections::BT
     }
 }
 
-/// kustomize build, reduced to what decides which manifests are included.
-fn build<'a>(repo: &'a GitopsRepo, dir: &Path, stack: &mut Vec<PathBuf>, out: &mut Vec<&'a Document>, problems: &mut Vec<Problem>) {
-    if stack.contains(&dir.to_path_buf()) {
-        problems.push(Problem {
-            category: "dangling-path",
-            finding: Finding::new(dir.display().to_string(), "no kustomization cycle", "directory includes itself"),
-        });
+/// Kinds kustomize's namespace transformer leaves without a namespace (cluster-scoped).
+const CLUSTER_SCOPED: [&str; 26] = [
+    "APIService",
+    "CSIDriver",
+    "CiliumBGPAdvertisement",
+    "CiliumBGPClusterConfig",
+    "CiliumBGPPeerConfig",
+    "CiliumBGPPeeringPolicy",
+    "CiliumClusterwideNetworkPolicy",
+    "CiliumL2AnnouncementPolicy",
+    "CiliumLoadBalancerIPPool",
+    "ClusterExternalSecret",
+    "ClusterIssuer",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "ClusterSecretStore",
+    "CustomResourceDefinition",
+    "GatewayClass",
+    "IngressClass",
+    "MutatingWebhookConfiguration",
+    "Namespace",
+    "PersistentVolume",
+    "PriorityClass",
+    "RuntimeClass",
+    "StorageClass",
+    "ValidatingWebhookConfiguration",
+    "VolumeSnapshotClass",
+    "Node",
+];
+
+fn set_namespace(obj: &mut Value, ns: &str) {
+    let kind = str_at(obj, "/kind").unwrap_or_default();
+    if CLUSTER_SCOPED.contains(&kind) {
         return;
     }
-    stack.push(dir.to_path_buf());
-    let config = KUSTOMIZE_FILES.iter().map(|f| dir.join(f)).find(|p| repo.root.join(p).is_file());
-    match config {
-        Some(config) => {
-            let config_doc = repo.documents.iter().find(|d| d.file == config);
-            let entries = config_doc
-                .map(|d| list(&d.value, "resources").into_iter().chain(list(&d.value, "components")).collect::<Vec<_>>())
-                .unwrap_or_default();
-            for entry in entries {
-                if entry.contains("://") || entry.starts_with("github.com/") {
-                    continue; // remote bases are not part of this repository
+    if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.insert("namespace".into(), Value::String(ns.to_string()));
+    }
+}
+
+/// A manifest document and what each kustomization it passed through does to it, innermost first.
+struct Built<'a> {
+    doc: &'a Document,
+    transforms: Vec<Arc<Transform>>,
+}
+
+/// What a kustomization level does to every object it builds.
+#[derive(Debug)]
+enum Transform {
+    /// kustomize `namespace:` (Flux `spec.targetNamespace` is one at the top).
+    Namespace(String),
+    /// A patch: its text (substituted with the Flux Kustomization's variables before it is
+    /// parsed, as Flux substitutes after kustomize applied it), target, and declaring file.
+    Patch { text: String, target: Option<patch::Target>, source: PathBuf },
+}
+
+/// The patches a kustomization file (or a Flux Kustomization's `spec`) declares, in the
+/// order kustomize applies them: `patchesStrategicMerge`, `patches`, `patchesJson6902`.
+fn patches_of(repo: &GitopsRepo, v: &Value, dir: &Path, source: &Path) -> (Vec<Transform>, Vec<Problem>) {
+    let mut out = vec![];
+    let mut problems = vec![];
+    let mut text_of = |inline: Option<&str>, path: Option<&str>| -> Option<String> {
+        if let Some(t) = inline {
+            return Some(t.to_string());
+        }
+        let file = normalize(&dir.join(path?));
+        match std::fs::read_to_string(repo.root.join(&file)) {
+            Ok(t) => Some(t),
+            Err(_) => {
+                problems.push(Problem {
+                    category: "dangling-path",
+                    finding: Finding::new(format!("{}: patch path {:?}", source.display(), path.unwrap_or_default()), "an existing file", "does not exist"),
+                });
+                None
+            }
+        }
+    };
+    for entry in v.get("patchesStrategicMerge").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str) {
+        let inline = entry.contains('\n') || entry.contains(": ");
+        if let Some(text) = text_of(inline.then_some(entry), (!inline).then_some(entry)) {
+            out.push(Transform::Patch { text, target: None, source: source.to_path_buf() });
+        }
+    }
+    for field in ["patches", "patchesJson6902"] {
+        for p in v.get(field).and_then(Value::as_array).into_iter().flatten() {
+            let target = p.get("target").map(patch::Target::from_value);
+            if let Some(text) = text_of(str_at(p, "/patch"), str_at(p, "/path")) {
+                out.push(Transform::Patch { text, target, source: source.to_path_buf() });
+            }
+        }
+    }
+    (out, problems)
+}
+
+/// Applies a Built's transforms (innermost first) to its substituted object.
+fn transform(obj: &mut RenderedObject, transforms: &[Arc<Transform>], vars: Option<&BTreeMap<String, String>>, problems: &mut Vec<Problem>) {
+    let subst = |t: &str| vars.map_or_else(|| t.to_string(), |v| envsubst::substitute(t, v).text);
+    for t in transforms {
+        match t.as_ref() {
+            Transform::Namespace(ns) => set_namespace(&mut obj.value, &subst(ns)),
+            Transform::Patch { text, target, source } => {
+                if target.as_ref().is_some_and(|t| !t.matches(&obj.value)) {
+                    continue;
                 }
-                let target = normalize(&dir.join(&entry));
-                let abs = repo.root.join(&target);
-                if target.starts_with("..") {
-                    problems.push(dangling(&config, &entry, "path leaves the repository"));
-                } else if abs.is_file() {
-                    out.extend(repo.documents.iter().filter(|d| d.file == target));
-                } else if abs.is_dir() {
-                    build(repo, &target, stack, out, problems);
-                } else {
-                    problems.push(dangling(&config, &entry, "does not exist"));
+                let result = patch::Patch::parse(&subst(text), target.clone()).and_then(|p| p.apply(&mut obj.value));
+                if let Err(e) = result {
+                    problems.push(Problem {
+                        category: "patch",
+                        finding: Finding::new(format!("{}: patch of {}", source.display(), obj.describe()), "a patch kustomize can apply", e),
+                    });
                 }
             }
         }
-        None => {
-            // Flux generates a kustomization.yaml listing every manifest below `dir`.
-            out.extend(repo.documents.iter().filter(|d| d.file.starts_with(dir) && !is_kustomize_config(d)));
-        }
     }
-    stack.pop();
 }
 
-fn dangling(config: &Path, entry: &str, observed: &str) -> Problem {
+/// kustomize build, reduced to what decides which manifests are included and their namespace.
+struct Builder<'a> {
+    repo: &'a GitopsRepo,
+    reached: BTreeSet<PathBuf>,
+    malformed: Option<super::Malformed>,
+    problems: Vec<Problem>,
+}
+
+impl<'a> Builder<'a> {
+    /// Every manifest document of a file, noting a malformed one.
+    fn file(&mut self, file: &Path, out: &mut Vec<Built<'a>>) {
+        self.reached.insert(file.to_path_buf());
+        if let Some(m) = self.repo.malformed_at(file) {
+            self.malformed.get_or_insert_with(|| m.clone());
+        }
+        let repo = self.repo;
+        out.extend(repo.documents.iter().filter(|d| d.file == file).map(|doc| Built { doc, transforms: vec![] }));
+    }
+
+    fn build(&mut self, dir: &Path, stack: &mut Vec<PathBuf>, out: &mut Vec<Built<'a>>) {
+        match KUSTOMIZE_FILES.iter().map(|f| dir.join(f)).find(|p| self.repo.root.join(p).is_file()) {
+            Some(config) => {
+                let mut here = vec![];
+                self.kustomization(dir, &config, stack, &mut here);
+                out.extend(here);
+            }
+            // Flux generates a kustomization.yaml listing every .yaml/.yml file below `dir`,
+            // except that a sub-directory with its own kustomization file is listed as a
+            // directory (built by kustomize) and not descended into.
+            None => {
+                if self.enter(dir, stack) {
+                    self.generated(dir, stack, out);
+                    stack.pop();
+                }
+            }
+        }
+    }
+
+    fn enter(&mut self, dir: &Path, stack: &mut Vec<PathBuf>) -> bool {
+        if stack.contains(&dir.to_path_buf()) {
+            self.problems.push(Problem {
+                category: "dangling-path",
+                finding: Finding::new(dir.display().to_string(), "no kustomization cycle", "directory includes itself"),
+            });
+            return false;
+        }
+        stack.push(dir.to_path_buf());
+        true
+    }
+
+    /// Builds the kustomization file `config` of `dir` into `here`: its resources, then its
+    /// components (each adds its resources to `here` and patches all of `here`, as
+    /// kustomize applies a component to the kustomization that lists it), then its own
+    /// patches and `namespace:` on everything.
+    fn kustomization(&mut self, dir: &Path, config: &Path, stack: &mut Vec<PathBuf>, here: &mut Vec<Built<'a>>) {
+        if !self.enter(dir, stack) {
+            return;
+        }
+        let repo = self.repo;
+        self.reached.insert(config.to_path_buf());
+        if let Some(m) = repo.malformed_at(config) {
+            self.malformed.get_or_insert_with(|| m.clone());
+        }
+        let value = repo.documents.iter().find(|d| d.file == config).map(|d| &d.value);
+        for (field, entry) in value.map(entries).unwrap_or_default() {
+            if entry.contains("://") || entry.starts_with("github.com/") {
+                continue; // remote bases are not part of this repository
+            }
+            let target = normalize(&dir.join(&entry));
+            let abs = repo.root.join(&target);
+            if target.starts_with("..") {
+                self.problems.push(dangling(config, field, &entry, "path leaves the repository"));
+            } else if abs.is_file() {
+                self.file(&target, here);
+            } else if abs.is_dir() && field == "components" {
+                match KUSTOMIZE_FILES.iter().map(|f| target.join(f)).find(|p| repo.root.join(p).is_file()) {
+                    Some(component) => self.kustomization(&target, &component, stack, here),
+                    None => self.problems.push(dangling(config, field, &entry, "has no kustomization file")),
+                }
+            } else if abs.is_dir() {
+                self.build(&target, stack, here);
+            } else {
+                self.problems.push(dangling(config, field, &entry, "does not exist"));
+            }
+        }
+        if let Some(v) = value {
+            let (patches, problems) = patches_of(repo, v, dir, config);
+            self.problems.extend(problems);
+            let mut level: Vec<Arc<Transform>> = patches.into_iter().map(Arc::new).collect();
+            if let Some(ns) = str_at(v, "/namespace").filter(|ns| !ns.is_empty()) {
+                level.push(Arc::new(Transform::Namespace(ns.to_string())));
+            }
+            if !level.is_empty() {
+                here.iter_mut().for_each(|b| b.transforms.extend(level.iter().cloned()));
+            }
+        }
+        stack.pop();
+    }
+
+    fn generated(&mut self, dir: &Path, stack: &mut Vec<PathBuf>, out: &mut Vec<Built<'a>>) {
+        let repo = self.repo;
+        let Ok(read) = std::fs::read_dir(repo.root.join(dir)) else { return };
+        let mut entries: Vec<_> = read.filter_map(Result::ok).collect();
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            if e.file_name().to_string_lossy().starts_with('.') {
+                continue; // .git and other hidden entries are not part of the source
+            }
+            let rel = dir.join(e.file_name());
+            let Ok(kind) = e.file_type() else { continue };
+            if kind.is_dir() {
+                if KUSTOMIZE_FILES.iter().any(|f| repo.root.join(&rel).join(f).is_file()) {
+                    self.build(&rel, stack, out);
+                } else {
+                    self.generated(&rel, stack, out);
+                }
+            } else if kind.is_file() && matches!(rel.extension().and_then(|x| x.to_str()), Some("yaml" | "yml")) {
+                let mut here = vec![];
+                self.file(&rel, &mut here);
+                out.extend(here.into_iter().filter(|b| !is_kustomize_config(b.doc)));
+            }
+        }
+    }
+}
+
+/// `resources:` and `components:` entries of a kustomization file, with the field they come from.
+fn entries(v: &Value) -> Vec<(&'static str, String)> {
+    let resources = list(v, "resources").into_iter().map(|e| ("resources", e));
+    let components = list(v, "components").into_iter().map(|e| ("components", e));
+    resources.chain(components).collect()
+}
+
+fn dangling(config: &Path, field: &str, entry: &str, observed: &str) -> Problem {
+    let what = if field == "components" { "components entry" } else { "resources entry" };
     Problem {
         category: "dangling-path",
-        finding: Finding::new(format!("{}: resources entry {entry:?}", config.display()), "an existing file or directory", observed),
+        finding: Finding::new(format!("{}: {what} {entry:?}", config.display()), "an existing file or directory", observed),
     }
 }
 
 fn is_kustomize_config(d: &Document) -> bool {
     d.api_version().starts_with("kustomize.config.k8s.io/")
+}
+
+/// Whether a file is a kustomization file by its name.
+pub(super) fn is_kustomization_file(path: &Path) -> bool {
+    path.file_name().and_then(|n| n.to_str()).is_some_and(|n| KUSTOMIZE_FILES.contains(&n))
 }
 
 fn list(v: &Value, key: &str) -> Vec<String> {
@@ -260,7 +594,7 @@ mod tests {
         let r = repo.render("c1").unwrap();
         let unresolved: Vec<&str> = r.problems_of("unresolved-variable").map(|p| p.finding.object.as_str()).collect();
         assert_eq!(unresolved.len(), 1, "{unresolved:?}");
-        assert!(unresolved[0].ends_with("${MISSING}"), "{unresolved:?}");
+        assert!(unresolved[0].starts_with("${MISSING}"), "{unresolved:?}");
         assert_eq!(r.objects[0].name(), "cm-c1");
     }
 
@@ -270,6 +604,222 @@ mod tests {
         let p = root.join(rel);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(p, text).unwrap();
+    }
+
+    const KZ: &str = "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n";
+
+    /// A cluster `c1` whose one Flux Kustomization builds `path` with `spec` lines added.
+    fn cluster(root: &std::path::Path, path: &str, spec: &str) {
+        write(root, "kubernetes/clusters/c1/ks.yaml", &format!("{FLUX_KS}metadata:\n  name: main\n  namespace: flux-system\nspec:\n  path: {path}\n  sourceRef:\n    kind: GitRepository\n    name: flux-system\n{spec}"));
+    }
+
+    fn cm(name: &str) -> String {
+        format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n")
+    }
+
+    fn names(r: &super::Rendered) -> Vec<String> {
+        r.objects.iter().map(|o| format!("{}/{}", o.namespace().unwrap_or("-"), o.name())).collect()
+    }
+
+    #[test]
+    fn generated_kustomization_builds_sub_folders_with_their_own_kustomization_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        cluster(root, "./apps", "");
+        write(root, "apps/top.yaml", &cm("top"));
+        write(root, "apps/plain/deep.yaml", &cm("deep"));
+        // Flux lists this folder as a directory: kustomize builds only what it names.
+        write(root, "apps/app/kustomization.yaml", &format!("{KZ}resources:\n  - listed.yaml\n"));
+        write(root, "apps/app/listed.yaml", &cm("listed"));
+        write(root, "apps/app/unlisted.yaml", &cm("unlisted"));
+        let r = GitopsRepo::load(root).unwrap().render("c1").unwrap();
+        assert_eq!(names(&r), ["-/listed", "-/deep", "-/top"]);
+    }
+
+    #[test]
+    fn kustomize_namespace_and_target_namespace_apply_to_namespaced_objects_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        write(root, "apps/kustomization.yaml", &format!("{KZ}namespace: inner\nresources:\n  - cm.yaml\n  - ns.yaml\n"));
+        write(root, "apps/cm.yaml", &format!("{}  namespace: written\n", cm("a")));
+        write(root, "apps/ns.yaml", "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: inner\n");
+        cluster(root, "./apps", "");
+        let r = GitopsRepo::load(root).unwrap().render("c1").unwrap();
+        assert_eq!(names(&r), ["inner/a", "-/inner"], "kustomize namespace: overrides the written one");
+        cluster(root, "./apps", "  targetNamespace: outer\n");
+        let r = GitopsRepo::load(root).unwrap().render("c1").unwrap();
+        assert_eq!(names(&r), ["outer/a", "-/inner"], "targetNamespace is applied last");
+    }
+
+    #[test]
+    fn variables_are_substituted_only_where_post_build_is_present() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        write(root, "apps/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm\ndata:\n  zone: ${ZONE}\n  cluster: ${CLUSTER}\n");
+        cluster(root, "./apps", "");
+        let r = GitopsRepo::load(root).unwrap().render("c1").unwrap();
+        assert_eq!(r.objects[0].str("/data/zone"), Some("${ZONE}"), "without postBuild Flux leaves the text literal");
+        assert!(r.problems.is_empty(), "{:?}", r.problems);
+        cluster(root, "./apps", "  postBuild:\n    substitute:\n      CLUSTER: c1\n");
+        let r = GitopsRepo::load(root).unwrap().render("c1").unwrap();
+        assert_eq!(r.objects[0].str("/data/cluster"), Some("c1"));
+        let unresolved: Vec<&str> = r.problems_of("unresolved-variable").map(|p| p.finding.object.as_str()).collect();
+        assert!(unresolved.len() == 1 && unresolved[0].starts_with("${ZONE}"), "{unresolved:?}");
+    }
+
+    #[test]
+    fn depends_on_a_kustomization_the_cluster_lacks_is_a_problem() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        write(root, "apps/cm.yaml", &cm("a"));
+        cluster(root, "./apps", "  dependsOn:\n    - name: main\n");
+        let r = GitopsRepo::load(root).unwrap().render("c1").unwrap();
+        assert_eq!(r.problems_of("depends-on").count(), 0, "{:?}", r.problems);
+        // One from another source (upstream CRDs) is applied by Flux, though not built from here.
+        write(root, "apps/crds.yaml", &format!("{FLUX_KS}metadata:\n  name: upstream-crds\n  namespace: flux-system\nspec:\n  path: ./crds\n  sourceRef:\n    kind: GitRepository\n    name: upstream\n"));
+        cluster(root, "./apps", "  dependsOn:\n    - name: upstream-crds\n");
+        let r = GitopsRepo::load(root).unwrap().render("c1").unwrap();
+        assert_eq!(r.problems_of("depends-on").count(), 0, "{:?}", r.problems);
+        cluster(root, "./apps", "  dependsOn:\n    - name: main\n    - name: cert-manager\n");
+        let r = GitopsRepo::load(root).unwrap().render("c1").unwrap();
+        let p: Vec<_> = r.problems_of("depends-on").map(|p| &p.finding).collect();
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!(p[0].object, "kubernetes/clusters/c1/ks.yaml: Kustomization main dependsOn");
+        assert!(p[0].observed.contains("\"cert-manager\" is not defined"), "{}", p[0].observed);
+    }
+
+    #[test]
+    fn components_are_built_and_a_missing_one_is_named_as_a_component() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        cluster(root, "./apps", "");
+        write(root, "apps/kustomization.yaml", &format!("{KZ}resources:\n  - cm.yaml\ncomponents:\n  - ../components/alerts\n"));
+        write(root, "apps/cm.yaml", &cm("a"));
+        write(root, "components/alerts/kustomization.yaml", "apiVersion: kustomize.config.k8s.io/v1alpha1\nkind: Component\nresources:\n  - rule.yaml\n");
+        write(root, "components/alerts/rule.yaml", &cm("rule"));
+        let r = GitopsRepo::load(root).unwrap().render("c1").unwrap();
+        assert_eq!(names(&r), ["-/a", "-/rule"]);
+        std::fs::remove_dir_all(root.join("components")).unwrap();
+        let r = GitopsRepo::load(root).unwrap().render("c1").unwrap();
+        let p: Vec<_> = r.problems_of("dangling-path").map(|p| p.finding.object.as_str()).collect();
+        assert_eq!(p, ["apps/kustomization.yaml: components entry \"../components/alerts\""]);
+    }
+
+    #[test]
+    fn component_patches_apply_to_the_kustomization_that_lists_the_component() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        cluster(root, "./apps", "");
+        write(root, "apps/kustomization.yaml", &format!("{KZ}resources:\n  - cm.yaml\ncomponents:\n  - ../components/label\n"));
+        write(root, "apps/cm.yaml", &cm("a"));
+        write(root, "components/label/kustomization.yaml", "apiVersion: kustomize.config.k8s.io/v1alpha1\nkind: Component\npatches:\n  - target:\n      kind: ConfigMap\n    patch: |-\n      - op: add\n        path: /metadata/labels\n        value: {tier: shared}\n");
+        let r = GitopsRepo::load(root).unwrap().render("c1").unwrap();
+        assert_eq!(r.objects[0].str("/metadata/labels/tier"), Some("shared"));
+        assert!(r.problems.is_empty(), "{:?}", r.problems);
+        // A patch path that does not exist is named with the file that declares it.
+        write(root, "apps/kustomization.yaml", &format!("{KZ}resources:\n  - cm.yaml\npatches:\n  - path: gone.yaml\n"));
+        let r = GitopsRepo::load(root).unwrap().render("c1").unwrap();
+        assert!(r.objects[0].get("/metadata/labels").is_none());
+        let p: Vec<_> = r.problems_of("dangling-path").map(|p| p.finding.object.as_str()).collect();
+        assert_eq!(p, ["apps/kustomization.yaml: patch path \"gone.yaml\""]);
+    }
+
+    #[test]
+    fn flux_patches_give_child_kustomizations_post_build_with_the_parent_variables() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let own = "  sourceRef:\n    kind: GitRepository\n    name: flux-system\n";
+        let patch = "  postBuild:\n    substitute:\n      CLUSTER: main\n  patches:\n    - target:\n        group: kustomize.toolkit.fluxcd.io\n        kind: Kustomization\n      patch: |-\n        apiVersion: kustomize.toolkit.fluxcd.io/v1\n        kind: Kustomization\n        metadata:\n          name: not-used\n        spec:\n          postBuild:\n            substitute:\n              CLUSTER: ${CLUSTER}\n";
+        cluster(root, "./apps", patch);
+        write(root, "apps/kustomization.yaml", &format!("{KZ}resources:\n  - app/ks.yaml\n"));
+        write(root, "apps/app/ks.yaml", &format!("{FLUX_KS}metadata:\n  name: app\n  namespace: flux-system\nspec:\n  path: ./apps/app/app\n  targetNamespace: media\n{own}"));
+        write(root, "apps/app/app/kustomization.yaml", &format!("{KZ}resources:\n  - cm.yaml\n"));
+        write(root, "apps/app/app/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app-${CLUSTER}\n");
+        let r = GitopsRepo::load(root).unwrap().render("c1").unwrap();
+        assert_eq!(r.kustomizations, ["main", "app"]);
+        assert_eq!(names(&r), ["flux-system/app", "media/app-main"]);
+        assert!(r.problems.is_empty(), "{:?}", r.problems);
+    }
+
+    #[test]
+    fn flux_spec_components_are_built_relative_to_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        cluster(root, "./apps/app", "  components:\n    - ../../components/backup\n");
+        write(root, "apps/app/cm.yaml", &cm("a"));
+        write(root, "components/backup/kustomization.yaml", "apiVersion: kustomize.config.k8s.io/v1alpha1\nkind: Component\nresources:\n  - source.yaml\n");
+        write(root, "components/backup/source.yaml", &cm("backup"));
+        let r = GitopsRepo::load(root).unwrap().render("c1").unwrap();
+        assert_eq!(names(&r), ["-/a", "-/backup"]);
+        cluster(root, "./apps/app", "  components:\n    - ../../components/gone\n");
+        let r = GitopsRepo::load(root).unwrap().render("c1").unwrap();
+        let p: Vec<_> = r.problems_of("dangling-path").map(|p| p.finding.object.as_str()).collect();
+        assert_eq!(p, ["kubernetes/clusters/c1/ks.yaml: Kustomization main spec.components entry \"../../components/gone\""]);
+    }
+
+    #[test]
+    fn chart_ref_to_an_oci_repository_is_the_last_segment_of_its_url() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        cluster(root, "./apps", "");
+        write(root, "apps/oci.yaml", "apiVersion: source.toolkit.fluxcd.io/v1\nkind: OCIRepository\nmetadata:\n  name: cilium-charts\n  namespace: kube-system\nspec:\n  url: oci://ghcr.io/home-operations/charts-mirror/cilium\n");
+        write(root, "apps/hr.yaml", "apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata:\n  name: cni\n  namespace: kube-system\nspec:\n  chartRef:\n    kind: OCIRepository\n    name: cilium-charts\n");
+        write(root, "apps/other.yaml", "apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata:\n  name: lost\n  namespace: default\nspec:\n  chartRef:\n    kind: OCIRepository\n    name: cilium-charts\n");
+        let r = GitopsRepo::load(root).unwrap().render("c1").unwrap();
+        let chart = |name: &str| r.of_kind("HelmRelease").find(|o| o.name() == name).unwrap().chart.clone();
+        assert_eq!(chart("cni").as_deref(), Some("cilium"));
+        assert_eq!(chart("lost"), None, "the OCIRepository is in another namespace");
+    }
+
+    #[test]
+    fn malformed_yaml_nothing_reaches_is_a_warning_not_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        cluster(root, "./apps", "");
+        write(root, "apps/cm.yaml", &cm("a"));
+        write(root, "attic/old.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n data: [\n");
+        let repo = GitopsRepo::load(root).unwrap();
+        assert_eq!(repo.render("c1").unwrap().objects.len(), 1);
+        let warnings = repo.warnings();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].starts_with("malformed YAML in attic/old.yaml:5: "), "{}", warnings[0]);
+        assert!(warnings[0].contains("no Flux Kustomization of any cluster reaches it"), "{}", warnings[0]);
+    }
+
+    #[test]
+    fn malformed_yaml_rendering_needs_is_an_error_naming_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        cluster(root, "./apps", "");
+        write(root, "apps/cm.yaml", &cm("a"));
+        write(root, "apps/sub/broken.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n data: [\n");
+        let repo = GitopsRepo::load(root).unwrap();
+        let err = repo.render("c1").unwrap_err().to_string();
+        assert!(err.starts_with("malformed YAML in apps/sub/broken.yaml:5: "), "{err}");
+        assert!(repo.warnings().is_empty(), "a reached file is an error, not a warning: {:?}", repo.warnings());
+    }
+
+    #[test]
+    fn generator_inputs_are_data_not_manifests() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        cluster(root, "./apps", "");
+        // An application's own config with its own YAML tags, loaded by a configMapGenerator.
+        let config = "sonarr:\n  series:\n    base_url: http://sonarr\n    api_key: !env_var SONARR_API_KEY\n";
+        write(root, "apps/config/recyclarr.yml", config);
+        write(root, "apps/values.yaml", "replicas: [\n");
+        write(root, "apps/cm.yaml", &cm("a"));
+        write(root, "apps/kustomization.yaml", &format!("{KZ}resources:\n  - cm.yaml\nconfigMapGenerator:\n  - name: recyclarr\n    files:\n      - recyclarr.yml=./config/recyclarr.yml\n  - name: values\n    files:\n      - values.yaml\n"));
+        let repo = GitopsRepo::load(root).unwrap();
+        assert!(repo.malformed.is_empty(), "{:?}", repo.malformed);
+        assert!(repo.data_files.contains(std::path::Path::new("apps/config/recyclarr.yml")), "{:?}", repo.data_files);
+        assert_eq!(repo.render("c1").unwrap().objects.len(), 1);
+        assert!(repo.warnings().is_empty());
+        // The same file, named by no generator, is YAML the harness cannot parse: a warning.
+        write(root, "apps/kustomization.yaml", &format!("{KZ}resources:\n  - cm.yaml\n"));
+        let repo = GitopsRepo::load(root).unwrap();
+        assert_eq!(repo.malformed.len(), 2, "{:?}", repo.malformed);
+        assert_eq!(repo.warnings().len(), 2);
     }
 
     #[test]

@@ -7,7 +7,8 @@
 //! "findings": [{object, expected, observed}] | "message" | "reason" }, "duration",
 //! "attempts", "blocked_by", "basis": {"kind": "real|real-over-simulated|stand-in",
 //! "stand_in": [...]}, "access": ["get apps/deployments on infra", "connect host:port"] } ],
-//! "orphans": [...] }`. `basis` and `access` appear on live units that were evaluated.
+//! "orphans": [...], "warnings": ["malformed YAML in <file>:<line>: ... (no Flux Kustomization
+//! of any cluster reaches it, ...)"] }`. `basis` and `access` appear on live units that were evaluated.
 
 use serde_json::json;
 

@@ -43,7 +43,8 @@ fn testcase(story: &str, r: &UnitResult) -> TestCase {
     if let Some(basis) = &r.basis {
         out.push(format!("basis: {basis}"));
     }
-    out.extend(r.outcome.details().into_iter().map(|d| format!("  {d}")));
+    let details: Vec<String> = r.outcome.details().into_iter().map(|d| format!("  {d}")).collect();
+    out.extend(super::bounded(&details, super::DETAIL_BYTES));
     tc.set_system_out(&out.join("\n"));
     tc
 }

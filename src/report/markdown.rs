@@ -61,7 +61,7 @@ pub fn render(report: &RunReport, catalog: &Catalog) -> String {
             let details = r.outcome.details();
             if details.len() > 1 {
                 let _ = writeln!(md, "  <details><summary>{} findings</summary>\n", details.len());
-                for d in details {
+                for d in super::bounded(&details, super::DETAIL_BYTES) {
                     let _ = writeln!(md, "  - {}", escape(&d));
                 }
                 let _ = writeln!(md, "  </details>");

@@ -174,6 +174,9 @@ pub struct RunReport {
     pub phase: Phase,
     pub summary: Summary,
     pub results: Vec<UnitResult>,
+    /// Problems of the inputs that decide no criterion (a malformed YAML file no Flux
+    /// Kustomization reaches), one line each.
+    pub warnings: Vec<String>,
 }
 
 fn rfc3339<S: serde::Serializer>(t: &time::OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
@@ -183,7 +186,7 @@ fn rfc3339<S: serde::Serializer>(t: &time::OffsetDateTime, s: S) -> Result<S::Ok
 impl RunReport {
     pub fn new(results: Vec<UnitResult>, started_at: time::OffsetDateTime, duration: Duration, interrupted: bool, phase: Phase) -> Self {
         let summary = Summary::of(&results, interrupted);
-        RunReport { started_at, duration, phase, summary, results }
+        RunReport { started_at, duration, phase, summary, results, warnings: vec![] }
     }
 
     /// Results grouped by story, in document order of first appearance.

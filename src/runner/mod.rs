@@ -191,13 +191,14 @@ impl Runner {
             results[index] = Some(result);
         }
 
-        let report = RunReport::new(
+        let mut report = RunReport::new(
             results.into_iter().flatten().collect(),
             started_at,
             started.elapsed(),
             self.cancel.is_cancelled(),
             self.config.phase,
         );
+        report.warnings = self.env.repo.as_ref().map(|r| r.warnings()).unwrap_or_default();
         let _ = events.send(Event::RunFinished { summary: report.summary.clone() });
         report
     }

@@ -382,7 +382,7 @@ pub(super) async fn spegel_infrastructure_config(ctx: Ctx) -> CheckResult<Outcom
 // ---------------------------------------------------------------------------
 
 fn release_names(r: &Rendered) -> String {
-    let names: Vec<String> = r.of_kind("HelmRelease").map(|o| format!("{} (chart {})", o.name(), chart_of(&o.value).map(String::from).unwrap_or_default())).collect();
+    let names: Vec<String> = r.of_kind("HelmRelease").map(|o| format!("{} (chart {})", o.name(), chart_name(o))).collect();
     if names.is_empty() { "no HelmRelease rendered".into() } else { names.join(", ") }
 }
 

@@ -232,14 +232,11 @@ pub(super) async fn cluster_layer_kustomizations(ctx: Ctx) -> CheckResult<Outcom
         evidence.push(format!("{}: {}", file.display(), here.iter().map(|k| format!("{} → {}", k.name, k.path)).collect::<Vec<_>>().join(", ")));
     }
     let r = rendered(&ctx)?;
-    findings.extend(r.problems_of("missing-flux-path").chain(r.problems_of("dangling-path")).map(|p| p.finding.clone()));
-    // dependsOn must name a Flux Kustomization that exists for the cluster.
-    let names: Vec<&str> = all.iter().map(|k| k.name.as_str()).chain(r.kustomizations.iter().map(String::as_str)).collect();
-    for k in &all {
-        for d in k.depends_on.iter().filter(|d| !names.contains(&d.as_str())) {
-            findings.push(Finding::new(format!("{}: Kustomization {} dependsOn", k.file.display(), k.name), format!("one of {names:?}"), d.as_str()));
-        }
-    }
+    // Every spec.path and resources entry exists, and every dependsOn names a Flux
+    // Kustomization of the cluster (else Flux never reconciles the dependent).
+    findings.extend(
+        r.problems_of("missing-flux-path").chain(r.problems_of("dangling-path")).chain(r.problems_of("depends-on")).map(|p| p.finding.clone()),
+    );
     Ok(Outcome::from_findings(findings, evidence.join("; ")))
 }
 

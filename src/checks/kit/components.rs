@@ -33,7 +33,8 @@ pub fn base_helmrelease(repo: &GitopsRepo, cluster: &str, file: &str, token: &st
     };
     let hrs: Vec<_> = from_file(repo, &r, file).into_iter().filter(|o| o.kind() == "HelmRelease").collect();
     if hrs.is_empty() {
-        return Outcome::fail(file, format!("its HelmRelease rendered on cluster {cluster}"), "not included by any Flux Kustomization of the cluster");
+        let path = repo.resolve(file).unwrap_or_default();
+        return Outcome::fail(file, format!("its HelmRelease rendered on cluster {cluster}"), super::flux::unreached(repo, cluster, &path));
     }
     let t = squash(token);
     let Some(hr) = hrs.iter().find(|h| squash(h.name()).contains(&t) || squash(&chart_name(h)).contains(&t)) else {
@@ -69,7 +70,7 @@ pub fn component_config(repo: &GitopsRepo, cluster: &str, config: &str, provides
         Err(o) => return o,
     };
     if !reach.dirs.contains(&dir) {
-        return Outcome::fail(dir.display().to_string(), format!("built by a Flux Kustomization of cluster {cluster}"), "not reachable from the cluster's Flux Kustomizations");
+        return Outcome::fail(dir.display().to_string(), format!("built by a Flux Kustomization of cluster {cluster}"), super::flux::unreached(repo, cluster, &dir));
     }
     let own = reach_from(repo, [dir.clone()]);
     let r = match repo.render(cluster) {
@@ -220,7 +221,7 @@ pub fn infrastructure_config(repo: &GitopsRepo, r: &Rendered, dir: &str, base: &
         findings.push(Finding::new(
             format!("{}/", path.display()),
             format!("rendered into cluster {} by a Flux Kustomization", r.cluster),
-            "not reachable from any of the cluster's Flux Kustomizations",
+            super::flux::unreached(repo, &r.cluster, &path),
         ));
     } else {
         for f in files.iter().filter(|f| !f.starts_with("kustomization.")) {

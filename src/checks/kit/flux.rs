@@ -58,16 +58,22 @@ pub fn reach_from(repo: &GitopsRepo, starts: impl IntoIterator<Item = PathBuf>) 
                 }
             }
         } else {
-            // Flux generates a kustomization of everything below.
-            for f in repo.files.iter().filter(|f| f.starts_with(&dir)) {
-                reach.files.insert(f.clone());
-                let mut p = f.parent();
-                while let Some(d) = p {
-                    if !d.starts_with(&dir) {
-                        break;
+            // Flux generates a kustomization of every .yaml/.yml below; a sub-directory with
+            // its own kustomization file is listed as a directory (built, not descended into).
+            let mut walk = vec![dir.clone()];
+            while let Some(d) = walk.pop() {
+                let Ok(read) = std::fs::read_dir(repo.root.join(&d)) else { continue };
+                for e in read.filter_map(Result::ok).filter(|e| !e.file_name().to_string_lossy().starts_with('.')) {
+                    let rel = d.join(e.file_name());
+                    if e.file_type().is_ok_and(|t| t.is_dir()) {
+                        if kustomization_file(repo, &rel).is_some() {
+                            stack.push(rel);
+                        } else if reach.dirs.insert(rel.clone()) {
+                            walk.push(rel);
+                        }
+                    } else {
+                        reach.files.insert(rel);
                     }
-                    reach.dirs.insert(d.to_path_buf());
-                    p = d.parent();
                 }
             }
         }
@@ -107,3 +113,29 @@ pub fn reachable_dirs(repo: &GitopsRepo, cluster: &str) -> Result<BTreeSet<PathB
     Ok(cluster_reach(repo, cluster)?.dirs)
 }
 
+
+/// Why `path` (a directory or file) is not built for `cluster`: when a Flux Kustomization
+/// of this repository builds it but is itself applied by none of the cluster's
+/// Kustomizations, "orphaned: no Flux Kustomization of cluster C reaches <its file> ...";
+/// else that none of the cluster's Flux Kustomizations reaches it.
+pub fn unreached(repo: &GitopsRepo, cluster: &str, path: &Path) -> String {
+    let applied: BTreeSet<String> = repo.render(cluster).map(|r| r.kustomizations.clone()).unwrap_or_default().into_iter().collect();
+    let owner = repo
+        .documents
+        .iter()
+        .filter(|d| d.kind() == "Kustomization" && d.api_version().starts_with("kustomize.toolkit.fluxcd.io/"))
+        .filter(|d| !applied.contains(d.name()))
+        .find(|d| {
+            let p = crate::repo::str_at(&d.value, "/spec/path").unwrap_or_default();
+            let p = normalize(Path::new(p.trim_start_matches("./")));
+            !p.as_os_str().is_empty() && path.starts_with(&p)
+        });
+    match owner {
+        Some(d) => format!(
+            "orphaned: no Flux Kustomization of cluster {cluster} reaches {} (Kustomization {} that builds it)",
+            d.file.display(),
+            d.name()
+        ),
+        None => "not reachable from any of the cluster's Flux Kustomizations".to_string(),
+    }
+}

@@ -25,7 +25,8 @@ pub fn chart_of(value: &Value) -> Option<&str> {
     crate::repo::str_at(value, "/spec/chart/spec/chart").or_else(|| crate::repo::str_at(value, "/spec/chartRef/name"))
 }
 
-/// [`chart_of`] a rendered HelmRelease, `""` when it names none.
+/// The chart of a rendered HelmRelease (resolved through its `chartRef` source when
+/// rendering found it, else [`chart_of`]), `""` when it names none.
 ///
 /// ```
 /// use platform_acceptance::checks::kit::helm::chart_name;
@@ -36,13 +37,16 @@ pub fn chart_of(value: &Value) -> Option<&str> {
 ///     value: serde_json::json!({"apiVersion": "helm.toolkit.fluxcd.io/v2", "kind": "HelmRelease",
 ///         "metadata": {"name": "fluent-bit", "namespace": "observability"},
 ///         "spec": {"chart": {"spec": {"chart": "fluent-bit", "sourceRef": {"kind": "HelmRepository", "name": "fluent"}}}}}),
+///     chart: None,
 /// };
 /// assert_eq!(chart_name(&hr), "fluent-bit");
+/// let by_ref = RenderedObject { chart: Some("cilium".into()), ..hr.clone() };
+/// assert_eq!(chart_name(&by_ref), "cilium");
 /// let unnamed = RenderedObject { value: serde_json::json!({"kind": "HelmRelease", "spec": {}}), ..hr };
 /// assert_eq!(chart_name(&unnamed), "");
 /// ```
 pub fn chart_name(hr: &RenderedObject) -> String {
-    chart_of(&hr.value).unwrap_or("").to_string()
+    hr.chart.as_deref().or_else(|| chart_of(&hr.value)).unwrap_or("").to_string()
 }
 
 /// Resolves the HelmRelease's chart source among the rendered objects.
@@ -136,7 +140,7 @@ pub fn file_has_helmrelease(repo: &GitopsRepo, path: &str, charts: &[&str]) -> O
 pub fn rendered_helmreleases<'a>(rendered: &'a Rendered, charts: &'a [&'a str]) -> impl Iterator<Item = &'a crate::repo::RenderedObject> + 'a {
     rendered
         .of_kind("HelmRelease")
-        .filter(|o| o.api_version().starts_with(HELMRELEASE_GROUP) && chart_of(&o.value).is_some_and(|c| charts.contains(&c)))
+        .filter(|o| o.api_version().starts_with(HELMRELEASE_GROUP) && charts.contains(&chart_name(o).as_str()))
 }
 
 /// The one rendered HelmRelease of one of `charts`, or a Fail naming the cluster.
@@ -154,7 +158,7 @@ pub fn rendered_helmrelease<'a>(rendered: &'a Rendered, charts: &'a [&'a str]) -
 pub fn helm_release<'a>(r: &'a Rendered, chart: &str) -> Option<&'a RenderedObject> {
     r.of_kind("HelmRelease")
         .filter(|o| o.api_version().starts_with("helm.toolkit.fluxcd.io/"))
-        .find(|o| chart_of(&o.value) == Some(chart))
+        .find(|o| chart_name(o) == chart)
 }
 
 /// A Helm release as helm-controller installs it from a HelmRelease: the release name and
@@ -173,6 +177,7 @@ pub fn helm_release<'a>(r: &'a Rendered, chart: &str) -> Option<&'a RenderedObje
 ///     value: serde_json::json!({"apiVersion": "helm.toolkit.fluxcd.io/v2", "kind": "HelmRelease",
 ///         "metadata": {"name": "cilium", "namespace": "flux-system"},
 ///         "spec": {"targetNamespace": "kube-system", "values": {"fullnameOverride": ""}}}),
+///     chart: None,
 /// };
 /// let r = Release::of(&hr);
 /// assert_eq!((r.name.as_str(), r.namespace.as_str()), ("kube-system-cilium", "kube-system"));
