@@ -12,6 +12,7 @@
 //! ```
 
 pub mod access;
+pub mod discovery;
 pub mod lease;
 pub mod nodes;
 pub mod objects;

@@ -78,6 +78,13 @@ pub async fn resource(client: &kube::Client, kind: &Kind) -> Result<(ApiResource
             Err(e) => return Err(super::api_error(&format!("discover {} {}", kind.group, kind.kind), e)),
         }
     }
+    // None of the versions the check reads: a kind served at another version is an Error
+    // naming it (the check cannot judge it), only a kind not served at all is a Fail.
+    if let Ok(served) = super::discovery::served_versions(client, kind.group, kind.kind).await {
+        if let super::discovery::Served::OnlyUnknown(other) = super::discovery::judge_served(kind.versions, &served) {
+            return Err(Outcome::error(super::discovery::unknown_versions_message(kind.group, kind.kind, kind.versions, &other)));
+        }
+    }
     Err(Outcome::fail(
         format!("API {}/{}", kind.group, kind.kind),
         format!("served in one of [{}]", kind.versions.join(", ")),

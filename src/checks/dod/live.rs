@@ -10,7 +10,7 @@ use kube::api::{Api, ListParams};
 
 use crate::check::{CheckResult, Ctx, Finding, Outcome};
 use crate::checks::kit::prelude::*;
-use crate::cluster::objects::{self as kobjects, Kind};
+use crate::cluster::objects as kobjects;
 use crate::cluster::pods::{judge_pods, Owners};
 
 /// Every Flux Kustomization the repository defines for this cluster is on the cluster,
@@ -104,10 +104,6 @@ pub(super) async fn platform_workloads_ready(ctx: Ctx) -> CheckResult<Outcome> {
     let history = history.map(|h| format!("; {h}")).unwrap_or_default();
     Ok(Outcome::from_findings(findings, format!("cluster {}: {} and {} pods ready in {} platform namespaces{history}", ctx.cluster, counts.join(", "), ours_pods.len(), namespaces.len())))
 }
-
-/// MCS-API ServiceExport (§2.4 [C6]); the Cilium global-service annotation (§2.4 [C7]) is
-/// [`GLOBAL_ANNOTATIONS`].
-const SERVICE_EXPORT: Kind = Kind::namespaced("multicluster.x-k8s.io", &["v1alpha1"], "ServiceExport");
 
 /// Every `<svc>.<ns>.svc.clusterset.local` name this cluster's manifests use is served
 /// across the mesh: some cluster has that Service, exported (a ServiceExport `Valid` without
