@@ -174,14 +174,22 @@ async fn observability_and_database_criteria_on_the_simulation() {
     eprintln!("[{:.0}s] grafana/vmselect breakages checked", t0.elapsed().as_secs_f64());
 
     // ---- 7.2.9 on states the test constructs: the simulation's CloudNativePG stand-in
-    // reports the first timeline (no failover happened); a promoted replica starts a new one.
+    // reports the first primary on the first timeline (no failover happened). A new
+    // timeline alone (what a bootstrap.recovery restore leaves) is still no proof; a
+    // promoted standby (primary other than <cluster>-1) is.
+    let pg = |status| fx.patch_status("infra", "postgresql.cnpg.io/v1", "Cluster", Some("databases"), "postgres-shared", status);
     fx.run_constructed("7.2.9", None)
         .await
         .expect_failing(&["7.2.9 [infra]"])
-        .expect_message("7.2.9 [infra]", &["Cluster databases/postgres-shared (postgresql.cnpg.io/v1) status.timelineID: expected > 1 (a promotion happened", "observed 1 (no promotion ever)"]);
-    fx.patch_status("infra", "postgresql.cnpg.io/v1", "Cluster", Some("databases"), "postgres-shared", json!({"timelineID": 2})).await;
+        .expect_message("7.2.9 [infra]", &["Cluster databases/postgres-shared (postgresql.cnpg.io/v1) status.currentPrimary: expected a promoted standby", "observed \"postgres-shared-1\" (the first instance), timeline 1, no such event"]);
+    pg(json!({"timelineID": 2})).await;
+    fx.run_constructed("7.2.9", None)
+        .await
+        .expect_failing(&["7.2.9 [infra]"])
+        .expect_message("7.2.9 [infra]", &["timeline 2, no such event — a new timeline without a promoted standby is no proof"]);
+    pg(json!({"currentPrimary": "postgres-shared-2", "targetPrimary": "postgres-shared-2"})).await;
     fx.run_constructed("7.2.9", None).await.expect_all_pass();
-    fx.patch_status("infra", "postgresql.cnpg.io/v1", "Cluster", Some("databases"), "postgres-shared", json!({"timelineID": 1})).await;
+    pg(json!({"timelineID": 1, "currentPrimary": "postgres-shared-1", "targetPrimary": "postgres-shared-1"})).await;
 
     // ---- one breakage per criterion, all at once; each story runs on its own
     fx.patch_status("infra", "operator.victoriametrics.com/v1beta1", "VMAgent", Some("observability"), "victoria-metrics-stack", json!({"updateStatus": "failed", "reason": "cannot create scrape config"})).await;

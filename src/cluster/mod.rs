@@ -1,6 +1,6 @@
 //! Live cluster access: one [`Target`] per cluster from a kubeconfig, name resolution
 //! for data-plane traffic ([`resolve`]), and small read-only lookups the checks share
-//! ([`objects`], [`nodes`]).
+//! ([`objects`], [`nodes`], [`pods`]: finished pods judged by their owner).
 //!
 //! ```
 //! use std::collections::BTreeMap;
@@ -12,9 +12,11 @@
 //! ```
 
 pub mod access;
+pub mod discovery;
 pub mod lease;
 pub mod nodes;
 pub mod objects;
+pub mod pods;
 pub mod resolve;
 
 use std::collections::BTreeMap;

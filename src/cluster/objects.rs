@@ -78,6 +78,13 @@ pub async fn resource(client: &kube::Client, kind: &Kind) -> Result<(ApiResource
             Err(e) => return Err(super::api_error(&format!("discover {} {}", kind.group, kind.kind), e)),
         }
     }
+    // None of the versions the check reads: a kind served at another version is an Error
+    // naming it (the check cannot judge it), only a kind not served at all is a Fail.
+    if let Ok(served) = super::discovery::served_versions(client, kind.group, kind.kind).await {
+        if let super::discovery::Served::OnlyUnknown(other) = super::discovery::judge_served(kind.versions, &served) {
+            return Err(Outcome::error(super::discovery::unknown_versions_message(kind.group, kind.kind, kind.versions, &other)));
+        }
+    }
     Err(Outcome::fail(
         format!("API {}/{}", kind.group, kind.kind),
         format!("served in one of [{}]", kind.versions.join(", ")),
@@ -280,7 +287,9 @@ pub async fn expect_workload_ready(client: &kube::Client, cluster: &str, kind: &
     }
 }
 
-/// Findings for pods matching `labels` in `ns` that are not Ready (none at all is a finding too).
+/// Findings for pods matching `labels` in `ns` that are not Ready (none at all is a finding
+/// too). A `Failed` pod is judged by its owner ([`super::pods`]): a retried Job attempt or an
+/// evicted pod of a ready workload is history, not a finding.
 pub async fn expect_pods_ready(client: &kube::Client, cluster: &str, ns: &str, labels: &str) -> Outcome {
     use k8s_openapi::api::core::v1::Pod;
     let pods = match Api::<Pod>::namespaced(client.clone(), ns).list(&ListParams::default().labels(labels)).await {
@@ -290,17 +299,24 @@ pub async fn expect_pods_ready(client: &kube::Client, cluster: &str, ns: &str, l
     if pods.is_empty() {
         return Outcome::fail(format!("pods {ns} -l {labels} (cluster {cluster})"), "at least one Ready pod", "no pods");
     }
-    let findings: Vec<Finding> = pods
-        .iter()
-        .filter(|p| {
-            !p.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-        })
-        .map(|p| {
+    let owners = if super::pods::any_failed(&pods) {
+        match super::pods::Owners::list(client, Some(ns), cluster).await {
+            Ok(o) => o,
+            Err(o) => return o,
+        }
+    } else {
+        super::pods::Owners::default()
+    };
+    let finished = |p: &&Pod| matches!(p.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Failed" | "Succeeded"));
+    let (mut findings, history) = super::pods::judge_pods(pods.iter().filter(finished), &owners, cluster);
+    for p in pods.iter().filter(|p| !finished(p)) {
+        if !p.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True")) {
             let phase = p.status.as_ref().and_then(|s| s.phase.clone()).unwrap_or_default();
-            Finding::new(format!("Pod {ns}/{} (cluster {cluster})", p.metadata.name.clone().unwrap_or_default()), "Ready=True", format!("not ready (phase {phase})"))
-        })
-        .collect();
-    Outcome::from_findings(findings, format!("{} pods {ns} -l {labels} Ready (cluster {cluster})", pods.len()))
+            findings.push(Finding::new(format!("Pod {ns}/{} (cluster {cluster})", p.metadata.name.clone().unwrap_or_default()), "Ready=True", format!("not ready (phase {phase})")));
+        }
+    }
+    let history = history.map(|h| format!("; {h}")).unwrap_or_default();
+    Outcome::from_findings(findings, format!("{} pods {ns} -l {labels} Ready (cluster {cluster}){history}", pods.len()))
 }
 
 #[cfg(test)]

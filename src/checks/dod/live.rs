@@ -5,13 +5,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
 use kube::api::{Api, ListParams};
 
 use crate::check::{CheckResult, Ctx, Finding, Outcome};
 use crate::checks::kit::prelude::*;
-use crate::cluster::objects::{self as kobjects, Kind};
+use crate::cluster::objects as kobjects;
+use crate::cluster::pods::{judge_pods, Owners};
 
 /// Every Flux Kustomization the repository defines for this cluster is on the cluster,
 /// `Ready=True` for its generation, and has applied the revision it last attempted
@@ -71,66 +71,39 @@ fn platform_namespaces(ctx: &Ctx) -> CheckResult<BTreeSet<String>> {
 
 /// Every Deployment, StatefulSet and DaemonSet in the platform's namespaces is ready for
 /// its current spec, and every pod there is Ready (readiness probes are the health
-/// checks) or finished. One LIST per kind for the whole cluster.
+/// checks) or finished: a `Failed` pod is judged by its owner (a retried or completed
+/// Job's attempt, an evicted pod of a ready workload is history; see
+/// [`crate::cluster::pods`]). One LIST per kind for the whole cluster.
 pub(super) async fn platform_workloads_ready(ctx: Ctx) -> CheckResult<Outcome> {
     let client = ctx.kube()?;
     let namespaces = platform_namespaces(&ctx)?;
-    let lp = ListParams::default();
+    let ours = |m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| m.namespace.as_ref().is_some_and(|n| namespaces.contains(n));
+    let owners = Owners::list(client, None, &ctx.cluster).await?;
     let mut findings = vec![];
     let mut count: BTreeMap<&str, usize> = BTreeMap::new();
-    macro_rules! each {
-        ($t:ty, $kind:literal) => {
-            match Api::<$t>::all(client.clone()).list(&lp).await {
-                Ok(list) => {
-                    for w in list.items.iter().filter(|w| w.metadata.namespace.as_ref().is_some_and(|n| namespaces.contains(n))) {
-                        *count.entry($kind).or_default() += 1;
-                        if let Err(f) = kobjects::judge_workload($kind, w, &ctx.cluster, true) {
-                            findings.push(f);
-                        }
-                    }
-                }
-                Err(e) => return Err(crate::cluster::api_error(&format!("list {}s (cluster {})", $kind, ctx.cluster), e)),
-            }
-        };
-    }
-    each!(Deployment, "Deployment");
-    each!(StatefulSet, "StatefulSet");
-    each!(DaemonSet, "DaemonSet");
-    let pods = match Api::<Pod>::all(client.clone()).list(&lp).await {
+    let mut judge = |kind: &'static str, verdict: Result<String, Finding>| {
+        *count.entry(kind).or_default() += 1;
+        if let Err(f) = verdict {
+            findings.push(f);
+        }
+    };
+    owners.deployments.iter().filter(|w| ours(&w.metadata)).for_each(|w| judge("Deployment", kobjects::judge_workload("Deployment", w, &ctx.cluster, true)));
+    owners.stateful_sets.iter().filter(|w| ours(&w.metadata)).for_each(|w| judge("StatefulSet", kobjects::judge_workload("StatefulSet", w, &ctx.cluster, true)));
+    owners.daemon_sets.iter().filter(|w| ours(&w.metadata)).for_each(|w| judge("DaemonSet", kobjects::judge_workload("DaemonSet", w, &ctx.cluster, true)));
+    let pods = match Api::<Pod>::all(client.clone()).list(&ListParams::default()).await {
         Ok(p) => p.items,
         Err(e) => return Err(crate::cluster::api_error(&format!("list pods (cluster {})", ctx.cluster), e)),
     };
-    let mut pod_count = 0;
-    for p in pods.iter().filter(|p| p.metadata.namespace.as_ref().is_some_and(|n| namespaces.contains(n))) {
-        pod_count += 1;
-        let status = p.status.as_ref();
-        let phase = status.and_then(|s| s.phase.clone()).unwrap_or_default();
-        if phase == "Succeeded" {
-            continue;
-        }
-        let ready = status.and_then(|s| s.conditions.as_ref()).is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
-        if !ready {
-            let why = status
-                .and_then(|s| s.conditions.as_ref())
-                .and_then(|c| c.iter().find(|c| c.type_ == "Ready"))
-                .map(|c| format!("Ready={} ({})", c.status, c.reason.clone().unwrap_or_default()))
-                .unwrap_or_else(|| "no Ready condition".into());
-            findings.push(Finding::new(
-                format!("Pod {}/{} (cluster {})", p.metadata.namespace.clone().unwrap_or_default(), p.metadata.name.clone().unwrap_or_default(), ctx.cluster),
-                "Ready=True (readiness checks passing)",
-                format!("{why}, phase {phase}"),
-            ));
-        }
-    }
+    let ours_pods: Vec<&Pod> = pods.iter().filter(|p| ours(&p.metadata)).collect();
+    let (pod_findings, history) = judge_pods(ours_pods.iter().copied(), &owners, &ctx.cluster);
+    findings.extend(pod_findings);
     if count.values().sum::<usize>() == 0 {
         return Ok(Outcome::fail(format!("cluster {} namespaces [{}]", ctx.cluster, namespaces.iter().cloned().collect::<Vec<_>>().join(", ")), "the platform's workloads", "no Deployments, StatefulSets or DaemonSets"));
     }
     let counts: Vec<String> = count.iter().map(|(k, n)| format!("{n} {k}s")).collect();
-    Ok(Outcome::from_findings(findings, format!("cluster {}: {} and {pod_count} pods ready in {} platform namespaces", ctx.cluster, counts.join(", "), namespaces.len())))
+    let history = history.map(|h| format!("; {h}")).unwrap_or_default();
+    Ok(Outcome::from_findings(findings, format!("cluster {}: {} and {} pods ready in {} platform namespaces{history}", ctx.cluster, counts.join(", "), ours_pods.len(), namespaces.len())))
 }
-/// MCS-API ServiceExport (§2.4 [C6]); the Cilium global-service annotation (§2.4 [C7]) is
-/// [`GLOBAL_ANNOTATIONS`].
-const SERVICE_EXPORT: Kind = Kind::namespaced("multicluster.x-k8s.io", &["v1alpha1"], "ServiceExport");
 
 /// Every `<svc>.<ns>.svc.clusterset.local` name this cluster's manifests use is served
 /// across the mesh: some cluster has that Service, exported (a ServiceExport `Valid` without

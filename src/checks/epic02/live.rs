@@ -21,8 +21,6 @@ const CILIUM_NODE: Kind = Kind::cluster_scoped("cilium.io", &["v2"], "CiliumNode
 const BGP_NODE_CONFIG: Kind = Kind::cluster_scoped("cilium.io", &["v2", "v2alpha1"], "CiliumBGPNodeConfig");
 const BGP_PEERING_POLICY: Kind = Kind::cluster_scoped("cilium.io", &["v2alpha1"], "CiliumBGPPeeringPolicy");
 const LB_POOL: Kind = Kind::cluster_scoped("cilium.io", &["v2", "v2alpha1"], "CiliumLoadBalancerIPPool");
-const SERVICE_EXPORT: Kind = Kind::namespaced("multicluster.x-k8s.io", &["v1alpha1"], "ServiceExport");
-const SERVICE_IMPORT: Kind = Kind::namespaced("multicluster.x-k8s.io", &["v1alpha1"], "ServiceImport");
 
 fn client(ctx: &Ctx) -> CheckResult<&kube::Client> {
     ctx.kube()
@@ -149,7 +147,7 @@ pub(super) async fn cilium_status_healthy(ctx: Ctx) -> CheckResult<Outcome> {
 /// Every node's BGPv2 CiliumBGPNodeConfig reports the session with the upstream router
 /// (CILIUM_BGP_PEER_ADDRESS when a repository is given) `established`
 /// (§2.3 [C5]). BGPv1 (CiliumBGPPeeringPolicy) publishes no status: then the
-/// peering cannot be read through the API and the outcome says so (Error).
+/// outcome says what the policies declare (see [`super::bgp`]).
 pub(super) async fn bgp_peering_established(ctx: Ctx) -> CheckResult<Outcome> {
     let client = client(&ctx)?;
     let peer = variable(&ctx, "CILIUM_BGP_PEER_ADDRESS").map(|a| strip_prefix_len(&a).to_string());
@@ -157,15 +155,9 @@ pub(super) async fn bgp_peering_established(ctx: Ctx) -> CheckResult<Outcome> {
     let configs = list_if_served(client, &BGP_NODE_CONFIG, None).await?;
     if configs.is_empty() {
         let policies = list_if_served(client, &BGP_PEERING_POLICY, None).await?;
-        return Err(match policies.first() {
-            Some(p) => Outcome::error(format!(
-                "cluster {}: only BGPv1 {} found; it has no status, so the peering state is not readable through the API \
-                 (BGPv2 publishes it in CiliumBGPNodeConfig status.bgpInstances[].peers[].peeringState). Verify with \
-                 `cilium bgp peers` on the cluster, or migrate to CiliumBGPClusterConfig",
-                ctx.cluster,
-                p.describe(&BGP_PEERING_POLICY)
-            )),
-            None => Outcome::fail(
+        return Err(match policies.is_empty() {
+            false => super::bgp::judge_bgp_v1(&policies, &BGP_PEERING_POLICY, peer.as_deref(), &ctx.cluster),
+            true => Outcome::fail(
                 format!("cluster {}: BGP control plane", ctx.cluster),
                 "a CiliumBGPNodeConfig per node (BGPv2) or a CiliumBGPPeeringPolicy (BGPv1)",
                 "neither found",

@@ -11,6 +11,7 @@
 //!
 //! Citations `§n [ID]` refer to docs/reference/components.md.
 
+mod bgp;
 mod live;
 mod repo;
 mod variables;

@@ -15,11 +15,9 @@ use super::live::{CEPH_BLOCK_POOL, CEPH_CLUSTER, kube_err, live_ceph_cluster};
 use super::pvc::{pv_summary, test_claim};
 use crate::check::{CheckContext, CheckResult, Ctx, Finding, IntoOutcome, Outcome};
 use crate::checks::kit::prelude::*;
-use crate::cluster::objects::{self, Kind};
+use crate::cluster::objects;
 use crate::repo::{Rendered, RenderedObject};
 
-const SERVICE_EXPORT: Kind = Kind::namespaced("multicluster.x-k8s.io", &["v1alpha1"], "ServiceExport");
-const SERVICE_IMPORT: Kind = Kind::namespaced("multicluster.x-k8s.io", &["v1alpha1"], "ServiceImport");
 /// ceph-csi charts (`ceph/ceph-csi` charts/ceph-csi-rbd): `<release>-provisioner`,
 /// `<release>-nodeplugin`, values `configMapName` default `ceph-csi-config`.
 const CEPH_CSI_CHARTS: &[&str] = &["ceph-csi-rbd"];

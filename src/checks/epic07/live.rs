@@ -5,7 +5,7 @@
 //! health signals from docs/reference/components.md §14 (CloudNativePG) and §15 (Dragonfly).
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::core::v1::{Event, Pod, Service};
 use kube::api::{Api, ListParams};
 use serde_json::Value;
 
@@ -193,36 +193,20 @@ fn judge_pg_health(c: &Found) -> Outcome {
     Outcome::from_findings(findings, format!("{object}: {PG_HEALTHY_PHASE}, {ready}/{want} instances ready, Ready=True"))
 }
 
-/// A failover was exercised: CNPG moves to a new PostgreSQL timeline on every promotion
-/// (failover or switchover), so `status.timelineID > 1` is the trace a test leaves; and it
-/// finished: `currentPrimary == targetPrimary`. The harness never forces a failover.
+/// A failover was exercised and finished: a standby was promoted (the primary is no longer
+/// the first instance, or CNPG recorded a failover/switchover event on the Cluster) and
+/// `currentPrimary == targetPrimary`. A new timeline alone is no proof (see
+/// [`super::failover`]). The harness never forces a failover.
 pub(super) async fn postgres_failover_recorded(ctx: Ctx) -> CheckResult<Outcome> {
-    Ok(Outcome::all(live_pg_clusters(&ctx).await?.iter().map(judge_failover)))
-}
-
-fn judge_failover(c: &Found) -> Outcome {
-    let object = c.describe(&PG_CLUSTER);
-    let mut findings = vec![];
-    let timeline = c.get("/status/timelineID").and_then(Value::as_i64);
-    match timeline {
-        Some(t) if t > 1 => {}
-        other => findings.push(Finding::new(
-            format!("{object} status.timelineID"),
-            "> 1 (a promotion happened: failover or switchover tested, e.g. `kubectl cnpg promote` or deleting the primary pod)",
-            other.map(|t| format!("{t} (no promotion ever)")).unwrap_or_else(|| "not reported".into()),
-        )),
+    let client = ctx.kube()?;
+    let mut outcomes = vec![];
+    for c in live_pg_clusters(&ctx).await? {
+        let ns = c.namespace().unwrap_or("default").to_string();
+        let lp = ListParams::default().fields(&format!("involvedObject.kind=Cluster,involvedObject.name={}", c.name()));
+        let events = Api::<Event>::namespaced(client.clone(), &ns).list(&lp).await.map_err(|e| api_error(&format!("list events of {}", c.describe(&PG_CLUSTER)), e))?;
+        outcomes.push(super::failover::judge_failover(&c, &PG_CLUSTER, &events.items));
     }
-    let current = c.str("/status/currentPrimary").unwrap_or("");
-    let target = c.str("/status/targetPrimary").unwrap_or("");
-    if current.is_empty() || current != target {
-        findings.push(Finding::new(
-            format!("{object} status.currentPrimary"),
-            format!("equal to status.targetPrimary {target:?} (failover finished)"),
-            format!("{current:?}"),
-        ));
-    }
-    let since = c.str("/status/currentPrimaryTimestamp").map(|t| format!(" since {t}")).unwrap_or_default();
-    Outcome::from_findings(findings, format!("{object}: timeline {}, primary {current}{since}, no switchover pending", timeline.unwrap_or(0)))
+    Ok(Outcome::all(outcomes))
 }
 
 // ---------------------------------------------------------------------------

@@ -13,6 +13,7 @@
 //! docs/reference/components.md.
 
 mod data_plane;
+mod failover;
 mod live;
 mod repo;
 

@@ -9,6 +9,8 @@ use crate::checks::kit::prelude::*;
 use crate::cluster::objects::{self as kobjects, Kind};
 use crate::repo::RenderedObject;
 
+use super::backups::{self, History};
+
 /// §20 [VS1]
 const REPLICATION_SOURCE: Kind = Kind::namespaced("volsync.backube", &["v1alpha1"], "ReplicationSource");
 
@@ -176,7 +178,13 @@ pub(super) async fn velero_test_backup(ctx: Ctx) -> CheckResult<Outcome> {
     let backups = kobjects::list(client, &BACKUP, Some(&ns), None).await?;
     let newest = backups.iter().filter(|b| b.str("/status/phase") == Some("Completed")).max_by_key(|b| completion(b));
     let Some(b) = newest else {
-        let seen: Vec<String> = backups.iter().map(|b| format!("{} {}", b.name(), b.str("/status/phase").unwrap_or("New"))).collect();
+        // Bounded: the newest few, those in progress named as such by their phase.
+        let mut sorted: Vec<&kobjects::Found> = backups.iter().collect();
+        sorted.sort_by_key(|b| std::cmp::Reverse(b.object.metadata.creation_timestamp.as_ref().map(|t| t.0.as_second()).unwrap_or(0)));
+        let mut seen: Vec<String> = sorted.iter().take(5).map(|b| format!("{} {}", b.name(), backups::phase(b))).collect();
+        if sorted.len() > 5 {
+            seen.push(format!("and {} more", sorted.len() - 5));
+        }
         return Ok(Outcome::fail(format!("Velero Backups in {ns} (cluster {})", ctx.cluster), "a Backup with status.phase Completed", if seen.is_empty() { "no Backups".to_string() } else { format!("[{}]", seen.join(", ")) }));
     };
     Ok(Outcome::all([backup_summary(b, &ctx.cluster), backup_in_store(&ctx, client, &ns, b).await.into_outcome()]))
@@ -272,14 +280,22 @@ pub(super) async fn velero_backups_working(ctx: Ctx) -> CheckResult<Outcome> {
             _ => {}
         }
         let backups = kobjects::list(client, &BACKUP, Some(ns), Some(&format!("velero.io/schedule-name={}", s.name()))).await?;
-        let Some(newest) = backups.iter().max_by_key(|b| b.object.metadata.creation_timestamp.as_ref().map(|t| t.0.as_second()).unwrap_or(0)) else {
-            outcomes.push(Outcome::fail(format!("{object}: Backups labelled velero.io/schedule-name={}", s.name()), "the schedule's backups", "none"));
+        // The newest *finished* run is the verdict; runs still in progress are reported, and
+        // when nothing has finished yet the Fail says so (the runner retries it).
+        let history = History::of(&backups);
+        let running = if history.in_progress.is_empty() { String::new() } else { format!("; in progress: {}", history.in_progress_text()) };
+        let Some(newest) = history.newest_finished else {
+            let observed = if backups.is_empty() { "none".to_string() } else { format!("none finished yet{running}") };
+            outcomes.push(Outcome::fail(format!("{object}: Backups labelled velero.io/schedule-name={}", s.name()), "a finished Backup of the schedule, Completed", observed));
             continue;
         };
-        let phase = newest.str("/status/phase").unwrap_or("New");
+        let phase = backups::phase(newest);
         if phase != "Completed" {
-            outcomes.push(Outcome::fail(format!("{} (cluster {}) status.phase", newest.describe(&BACKUP), ctx.cluster), "Completed", format!("{phase:?}{}", newest.str("/status/failureReason").map(|m| format!(" ({m})")).unwrap_or_default())));
+            outcomes.push(Outcome::fail(format!("{} (cluster {}) status.phase", newest.describe(&BACKUP), ctx.cluster), "Completed (the newest finished Backup of the schedule)", format!("{phase:?}{}{running}", newest.str("/status/failureReason").map(|m| format!(" ({m})")).unwrap_or_default())));
             continue;
+        }
+        if !running.is_empty() {
+            outcomes.push(Outcome::pass(format!("{object}: {} newer Backup(s) in progress: {}", history.in_progress.len(), history.in_progress_text())));
         }
         outcomes.push(backup_summary(newest, &ctx.cluster));
         outcomes.push(backup_in_store(&ctx, client, ns, newest).await.into_outcome());

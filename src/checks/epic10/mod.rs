@@ -11,6 +11,7 @@
 //! `repo` reads the GitOps repository, `live` the Kubernetes API and the object store.
 //! Citations `§n [ID]` refer to docs/reference/components.md.
 
+mod backups;
 mod live;
 mod repo;
 

@@ -17,6 +17,7 @@
 //! | [`live`] | readiness on a cluster: HelmRelease, workloads, routes, endpoints |
 //! | [`s3`] | the object store through the target's resolver |
 //! | [`disposable`] | disposable namespaces, the only place a check writes |
+//! | [`mcs`] | the MCS-API kinds (ServiceExport, ServiceImport) at the versions the checks read |
 
 pub mod components;
 pub mod cron;
@@ -24,6 +25,7 @@ pub mod disposable;
 pub mod flux;
 pub mod helm;
 pub mod live;
+pub mod mcs;
 pub mod rendered;
 pub mod s3;
 pub mod secrets;
@@ -40,6 +42,7 @@ pub mod prelude {
     pub use super::flux::*;
     pub use super::helm::*;
     pub use super::live::*;
+    pub use super::mcs::*;
     pub use super::rendered::*;
     pub use super::s3::*;
     pub use super::secrets::*;
