@@ -12,6 +12,8 @@ use crate::report;
 use crate::runner::RunConfig;
 use crate::session::{Session, SetupError};
 
+mod gate;
+
 const DEFAULT_DOC: &str = "fixtures/multi-cluster-epics.md";
 
 #[derive(Parser, Debug)]
@@ -51,6 +53,8 @@ pub enum Command {
     },
     /// Run the checks and write reports.
     Run(RunArgs),
+    /// Definition-of-Done gate of a change to the planning document: prove what it ticks.
+    Gate(gate::GateArgs),
     /// Delete what runs that died left behind: disposable namespaces labelled with a run
     /// whose Lease expired or is gone. Objects of a run still renewing its Lease, and
     /// anything without the run label, are left alone.
@@ -199,6 +203,7 @@ async fn dispatch(cli: Cli) -> ExitCode {
             Err(e) => usage_error(e),
         },
         Command::Run(args) => run(args).await,
+        Command::Gate(args) => gate::run(args).await,
         Command::Sweep { kubeconfig, sim, contexts, repo } => match sweep(kubeconfig, sim, &contexts, repo).await {
             Ok(code) => code,
             Err(e) => usage_error(e),
@@ -279,6 +284,13 @@ async fn prepare(args: &RunArgs) -> Result<(Session, Vec<crate::plan::Selector>,
     let session = Session::new(&args.doc, args.repo.as_deref()).map_err(|e| e.to_string())?;
     let only = session.selectors(&args.only).map_err(|e| e.to_string())?;
     let skip = session.selectors(&args.skip).map_err(|e| e.to_string())?;
+    let session = attach_targets(args, session).await?;
+    let outputs = Outputs { junit: create_output(&args.junit)?, json: create_output(&args.json)?, markdown: create_output(&args.markdown)? };
+    Ok((session, only, skip, outputs))
+}
+
+/// The live targets the target flags name (`--kubeconfig`/`--context`, `--sim`), if any.
+async fn attach_targets(args: &RunArgs, session: Session) -> Result<Session, String> {
     if args.concurrency == 0 {
         return Err("--concurrency must be at least 1".into());
     }
@@ -296,14 +308,19 @@ async fn prepare(args: &RunArgs) -> Result<(Session, Vec<crate::plan::Selector>,
         (None, false) if !args.contexts.is_empty() => return Err("--context needs --kubeconfig FILE (or --sim)".into()),
         (None, false) => session,
     };
-    let outputs = Outputs { junit: create_output(&args.junit)?, json: create_output(&args.json)?, markdown: create_output(&args.markdown)? };
-    Ok((session, only, skip, outputs))
+    Ok(session)
 }
 
 async fn execute(args: &RunArgs, session: Session, only: &[crate::plan::Selector], skip: &[crate::plan::Selector], outputs: Outputs) -> ExitCode {
+    let units = session.units(only, skip);
+    let report = drive(args, &session, units).await;
+    write_run_reports(args, &session, report, outputs)
+}
+
+/// Runs `units` with the terminal reporter and Ctrl-C handling of `run`.
+async fn drive(args: &RunArgs, session: &Session, units: Vec<crate::plan::Unit>) -> crate::runner::RunReport {
     let config = RunConfig { concurrency: args.concurrency, timeout: args.timeout, retries: args.retries, phase: args.phase, ..RunConfig::default() };
     let runner = session.runner(config);
-    let units = session.units(only, skip);
     let mode = match args.progress {
         Progress::Bar => report::terminal::Mode::Bar,
         Progress::Plain => report::terminal::Mode::Plain,
@@ -326,20 +343,29 @@ async fn execute(args: &RunArgs, session: Session, only: &[crate::plan::Selector
     let report = runner.run(units, tx).await;
     interrupt.abort();
     let _ = printer.await;
+    report
+}
 
-    let mut write_failed = false;
-    let mut write = |file: Option<std::fs::File>, what: &str, f: &dyn Fn(&mut std::fs::File) -> std::io::Result<()>| {
-        if let Some(mut file) = file {
-            if let Err(e) = f(&mut file) {
+/// Writes a report into an output created by [`create_output`]; false (and one line on stderr) on failure.
+fn write_output(file: Option<std::fs::File>, what: &str, f: &dyn Fn(&mut std::fs::File) -> std::io::Result<()>) -> bool {
+    match file {
+        Some(mut file) => match f(&mut file) {
+            Ok(()) => true,
+            Err(e) => {
                 eprintln!("platform-acceptance: error: cannot write the {what} report: {e}");
-                write_failed = true;
+                false
             }
-        }
-    };
+        },
+        None => true,
+    }
+}
+
+fn write_run_reports(args: &RunArgs, session: &Session, report: crate::runner::RunReport, outputs: Outputs) -> ExitCode {
     use std::io::Write as _;
-    write(outputs.junit, "JUnit", &|f| report::junit::write(&report, &session.catalog, f));
-    write(outputs.json, "JSON", &|f| f.write_all(report::json::render(&report, &session.coverage, &args.doc).as_bytes()));
-    write(outputs.markdown, "Markdown", &|f| f.write_all(report::markdown::render(&report, &session.catalog).as_bytes()));
+    let mut ok = write_output(outputs.junit, "JUnit", &|f| report::junit::write(&report, &session.catalog, f));
+    ok &= write_output(outputs.json, "JSON", &|f| f.write_all(report::json::render(&report, &session.coverage, &args.doc).as_bytes()));
+    ok &= write_output(outputs.markdown, "Markdown", &|f| f.write_all(report::markdown::render(&report, &session.catalog).as_bytes()));
+    let write_failed = !ok;
 
     for o in &session.coverage.orphans {
         eprintln!("warning: check {} (story {}) proves a criterion the document no longer has: {}", o.check, o.story, o.criterion);
