@@ -229,3 +229,26 @@ async fn execute(args: &GateArgs, p: Prepared) -> ExitCode {
         ExitCode::SUCCESS
     }
 }
+
+/// `sync-doc`: prints the diff, or writes it with `write`; changes and warnings go to stderr.
+pub fn sync_doc(report: &Path, doc: &Path, write: bool) -> Result<(), String> {
+    let raw = std::fs::read_to_string(report).map_err(|e| format!("cannot read report {}: {e}", report.display()))?;
+    let value: serde_json::Value = serde_json::from_str(&raw).map_err(|e| format!("report {} is not JSON: {e}", report.display()))?;
+    let text = std::fs::read_to_string(doc).map_err(|e| format!("cannot read planning document {}: {e}", doc.display()))?;
+    let synced = gate::sync::sync(&text, &value)?;
+    for w in &synced.warnings {
+        eprintln!("warning: {w}");
+    }
+    for c in &synced.changes {
+        eprintln!("line {}: {}", c.line, c.what);
+    }
+    if write {
+        if synced.text != text {
+            std::fs::write(doc, &synced.text).map_err(|e| format!("cannot write {}: {e}", doc.display()))?;
+        }
+        eprintln!("{} change(s) written to {}", synced.changes.len(), doc.display());
+    } else {
+        print!("{}", gate::sync::diff(&doc.to_string_lossy(), &text, &synced.text));
+    }
+    Ok(())
+}

@@ -55,6 +55,31 @@ pub enum Command {
     Run(RunArgs),
     /// Definition-of-Done gate of a change to the planning document: prove what it ticks.
     Gate(gate::GateArgs),
+    /// Tick the boxes a run proved and untick the ones it disproved (prints a diff; --write applies).
+    #[command(
+        long_about = "Makes the planning document say what a run's JSON report proved.\n\n\
+A criterion passes when it passed on every cluster it ran on, and fails when any cluster failed or \
+errored; criteria only skipped are left as they are, and manual criteria are never ticked. Passing \
+boxes are ticked, failing ones unticked; a story whose boxes are then all ticked gets ✅, a story \
+marked ✅ with a box left unticked gets 🔄. Only those bytes change: the document's double-encoded \
+emoji (the marker is written in the same encoding) and line endings stay as they are.",
+        after_help = "Examples:\n  \
+platform-acceptance run --repo fixtures/gitops --sim --json out/report.json\n  \
+platform-acceptance sync-doc --report out/report.json --doc fixtures/multi-cluster-epics.md           # prints a unified diff\n  \
+platform-acceptance sync-doc --report out/report.json --doc fixtures/multi-cluster-epics.md --write   # applies it\n\n\
+Exit codes: 0 done (also when nothing changes), 2 unreadable report or document."
+    )]
+    SyncDoc {
+        /// JSON report of `run --json`.
+        #[arg(long)]
+        report: PathBuf,
+        /// Planning document to update.
+        #[arg(long, default_value = DEFAULT_DOC)]
+        doc: PathBuf,
+        /// Write the changes into --doc instead of printing the diff.
+        #[arg(long)]
+        write: bool,
+    },
     /// Delete what runs that died left behind: disposable namespaces labelled with a run
     /// whose Lease expired or is gone. Objects of a run still renewing its Lease, and
     /// anything without the run label, are left alone.
@@ -204,6 +229,10 @@ async fn dispatch(cli: Cli) -> ExitCode {
         },
         Command::Run(args) => run(args).await,
         Command::Gate(args) => gate::run(args).await,
+        Command::SyncDoc { report, doc, write } => match gate::sync_doc(&report, &doc, write) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => usage_error(e),
+        },
         Command::Sweep { kubeconfig, sim, contexts, repo } => match sweep(kubeconfig, sim, &contexts, repo).await {
             Ok(code) => code,
             Err(e) => usage_error(e),

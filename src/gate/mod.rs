@@ -13,6 +13,7 @@
 pub mod git;
 pub mod render;
 pub mod select;
+pub mod sync;
 
 
 use std::collections::BTreeSet;
