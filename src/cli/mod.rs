@@ -1,4 +1,4 @@
-//! Command line: `catalog`, `run`, `sweep`, `sim`.
+//! Command line: `catalog`, `run`, `gate`, `sync-doc`, `sweep`, `sim`.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -29,7 +29,9 @@ Checks run in layers: `repo` (the GitOps repository alone), `cluster` (the Kuber
 platform-acceptance catalog                          # all 221 items, mapped or not\n  \
 platform-acceptance run --repo fixtures/gitops --junit out/junit.xml\n  \
 platform-acceptance run --repo . --kubeconfig ~/.kube/config --only 7 --markdown summary.md\n  \
-platform-acceptance sim up && platform-acceptance run --repo fixtures/gitops --sim\n\n\
+platform-acceptance sim up && platform-acceptance run --repo fixtures/gitops --sim\n  \
+platform-acceptance gate --doc docs/plan.md --base origin/main --repo . --kubeconfig ~/.kube/config --markdown comment.md\n  \
+platform-acceptance sync-doc --report out/report.json --doc docs/plan.md --write\n\n\
 Exit codes: 0 all selected passed, 1 any failure or error, 2 usage or configuration error, 130 interrupted."
 )]
 pub struct Cli {
