@@ -10,6 +10,7 @@ pub mod catalog;
 pub mod check;
 pub mod checks;
 pub mod cli;
+pub mod gate;
 pub mod cluster;
 pub mod net;
 pub mod outcome;

@@ -49,7 +49,11 @@ pub const DEFAULT_CLUSTERS: [&str; 2] = ["apps", "infra"];
 impl Session {
     /// Loads the document and, if given, the repository; maps every check.
     pub fn new(doc: impl AsRef<Path>, repo: Option<&Path>) -> Result<Self, SetupError> {
-        let catalog = Catalog::load(doc)?;
+        Self::with_catalog(Catalog::load(doc)?, repo)
+    }
+
+    /// As [`Session::new`], for a document already parsed (another revision of it, say).
+    pub fn with_catalog(catalog: Catalog, repo: Option<&Path>) -> Result<Self, SetupError> {
         let repo = repo.map(GitopsRepo::load).transpose()?.map(Arc::new);
         let clusters: Vec<String> = match &repo {
             Some(r) => r.clusters().to_vec(),

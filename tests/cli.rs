@@ -204,3 +204,141 @@ fn a_failing_criterion_exits_1_and_reports_evidence() {
     assert!(xml.contains("expected &quot;2&quot;, observed &quot;3&quot;"), "{xml}");
     assert!(std::fs::read_to_string(&md).unwrap().contains("FAILED"));
 }
+
+// ---- gate ----------------------------------------------------------------------------
+
+/// A git repository holding the planning document (`plan.md`) with two commits: the
+/// fixture, then the fixture with `edits` applied (each `from` must be present).
+struct DocRepo {
+    dir: tempfile::TempDir,
+}
+
+impl DocRepo {
+    fn new(edits: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let doc = dir.path().join("plan.md");
+        std::fs::copy(support::DOC, &doc).unwrap();
+        let git = |args: &[&str]| {
+            let out = std::process::Command::new("git").arg("-C").arg(dir.path()).args(["-c", "user.name=t", "-c", "user.email=t@example.org"]).args(args).output().unwrap();
+            assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        };
+        git(&["init", "-q"]);
+        git(&["add", "plan.md"]);
+        git(&["commit", "-qm", "base"]);
+        let mut text = std::fs::read_to_string(&doc).unwrap();
+        for (from, to) in edits {
+            assert!(text.contains(from), "plan lacks {from:?}");
+            text = text.replacen(from, to, 1);
+        }
+        std::fs::write(&doc, text).unwrap();
+        git(&["commit", "-qam", "head"]);
+        DocRepo { dir }
+    }
+    fn doc(&self) -> String {
+        self.dir.path().join("plan.md").display().to_string()
+    }
+    fn out(&self, name: &str) -> String {
+        self.dir.path().join(name).display().to_string()
+    }
+}
+
+const TICK_241: (&str, &str) = ("- [ ] External DNS base HelmRelease created", "- [x] External DNS base HelmRelease created");
+const UNTICK_223: (&str, &str) = ("- [x] POD_CIDR set to", "- [ ] POD_CIDR set to");
+const REWORD_222: (&str, &str) = ("- [x] CLUSTER_ID set to \"2\"", "- [x] CLUSTER_ID set to \"2\" (unique)");
+
+fn gate(repo: &DocRepo, gitops: &str, extra: &[&str]) -> (i32, String, serde_json::Value, String) {
+    let (json, md) = (repo.out("gate.json"), repo.out("gate.md"));
+    let doc = repo.doc();
+    let mut args = vec!["gate", "--doc", &doc, "--base", "HEAD~1", "--head", "HEAD", "--repo", gitops, "--json", &json, "--markdown", &md, "--progress", "quiet"];
+    args.extend_from_slice(extra);
+    let (code, out, err) = run(&args);
+    assert!(!err.contains("panicked"), "{err}");
+    let v = serde_json::from_str(&std::fs::read_to_string(&json).unwrap_or_default()).unwrap_or_else(|e| panic!("gate JSON: {e}; stderr: {err}"));
+    (code, out, v, std::fs::read_to_string(&md).unwrap_or_default())
+}
+
+fn verdicts(v: &serde_json::Value) -> Vec<(String, String)> {
+    v["items"].as_array().unwrap().iter().map(|i| (i["id"].as_str().unwrap().to_string(), i["verdict"].as_str().unwrap().to_string())).collect()
+}
+
+#[test]
+fn gate_passes_when_the_ticked_box_passes_and_lists_an_unticked_one() {
+    let repo = DocRepo::new(&[TICK_241, UNTICK_223]);
+    let (code, out, v, md) = gate(&repo, support::GITOPS, &[]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(verdicts(&v), [("2.4.1".to_string(), "pass".to_string())]);
+    assert_eq!(v["selection"]["unticked"][0]["id"], "2.2.3");
+    assert!(out.contains("unticked   2.2.3"), "{out}");
+    assert!(md.contains("## Definition-of-Done gate: PASSED"), "{md}");
+    assert!(md.contains("2.2.3 POD_CIDR set to non-overlapping range (10.246.0.0/16) — unticked"), "{md}");
+    // The reproduce command names the resolved commits and the same target.
+    let base = String::from_utf8(std::process::Command::new("git").arg("-C").arg(repo.dir.path()).args(["rev-parse", "HEAD~1"]).output().unwrap().stdout).unwrap();
+    assert!(v["reproduce"].as_str().unwrap().contains(&format!("--base {} --head ", &base.trim()[..12])), "{}", v["reproduce"]);
+    assert!(v["reproduce"].as_str().unwrap().ends_with("--repo fixtures/gitops"), "{}", v["reproduce"]);
+}
+
+#[test]
+fn gate_fails_naming_exactly_the_failing_and_the_reworded_box() {
+    let broken = RepoCopy::new();
+    broken.remove("kubernetes/bases/external-dns");
+    let repo = DocRepo::new(&[TICK_241, REWORD_222, ("- [ ] Global services configured for Ceph", "- [x] Global services configured for Ceph")]);
+    let junit = repo.out("gate.xml");
+    let (code, out, v, md) = gate(&repo, &broken.path().display().to_string(), &["--junit", &junit]);
+    assert_eq!(code, 1, "{out}");
+    let got = verdicts(&v);
+    assert_eq!(got.iter().filter(|(_, v)| v != "pass").map(|(id, _)| id.as_str()).collect::<Vec<_>>(), ["2.2.2", "2.4.1"], "{got:?}");
+    assert!(got.contains(&("2.2.2".into(), "unmapped".into())));
+    assert!(got.contains(&("2.4.1".into(), "fail".into())));
+    assert!(md.contains("reworded while ticked (was: CLUSTER_ID set to \"2\")"), "{md}");
+    assert!(md.contains("## Definition-of-Done gate: FAILED"));
+    support::assert_junit_valid(std::path::Path::new(&junit));
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(xml.contains(r#"name="gate" package="testsuite/gate" tests="3" errors="0" failures="2""#), "{xml}");
+
+    // The same change against the healthy repository fails only on the rewording.
+    let (code, _, v, _) = gate(&repo, support::GITOPS, &[]);
+    assert_eq!(code, 1);
+    assert_eq!(verdicts(&v).iter().filter(|(_, v)| v != "pass").map(|(id, _)| id.as_str()).collect::<Vec<_>>(), ["2.2.2"]);
+}
+
+#[test]
+fn gate_selects_every_box_of_a_story_marked_done_and_reports_free_text() {
+    let repo = DocRepo::new(&[
+        ("**Days:** 1 | **Status:** âŒ NOT IMPLEMENTED\n\n**Acceptance Criteria:**\n- [ ] External DNS", "**Days:** 1 | **Status:** âœ… COMPLETE\n\n**Acceptance Criteria:**\n- [ ] External DNS"),
+        ("**Status:** âš\u{a0}ï¸ PARTIALLY COMPLETE", "**Status:** 90% Complete"),
+    ]);
+    let (code, out, v, md) = gate(&repo, support::GITOPS, &[]);
+    // Without a cluster target the live boxes of 2.4 are not proven.
+    assert_eq!(code, 1, "{out}");
+    let items = v["items"].as_array().unwrap();
+    assert!(items.len() >= 5 && items.iter().all(|i| i["story"] == "2.4" && i["why"][0]["kind"] == "story-done"), "{items:?}");
+    assert_eq!(items.iter().filter(|i| i["verdict"] == "pass").count(), 4, "the four repository criteria pass");
+    assert!(md.contains("❌ NOT IMPLEMENTED → ✅ COMPLETE — marked done"), "{md}");
+    assert!(md.contains("→ 90% Complete — free text: reported, not interpreted"), "{md}");
+}
+
+#[test]
+fn gate_with_nothing_ticked_passes_and_bad_revisions_are_usage_errors() {
+    let repo = DocRepo::new(&[UNTICK_223]);
+    let (code, out, v, md) = gate(&repo, support::GITOPS, &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(v["items"].as_array().unwrap().is_empty());
+    assert!(md.contains("nothing to prove"), "{md}");
+    let doc = repo.doc();
+    assert_usage_error(&["gate", "--doc", &doc, "--base", "no-such-rev"], "\"no-such-rev\" is not a commit of the repository holding");
+    let (code, _, err) = run(&["gate", "--doc", &doc]);
+    assert_eq!(code, 2);
+    assert!(err.contains("required arguments were not provided") && err.contains("--base"), "{err}");
+}
+
+#[test]
+fn gate_compares_two_files_with_base_doc() {
+    let dir = tempfile::tempdir().unwrap();
+    let head = dir.path().join("head.md");
+    let text = std::fs::read_to_string(support::DOC).unwrap().replacen(TICK_241.0, TICK_241.1, 1);
+    std::fs::write(&head, text).unwrap();
+    let (code, out, err) = run(&["gate", "--doc", &head.display().to_string(), "--base-doc", support::DOC, "--repo", support::GITOPS, "--progress", "quiet"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("pass       2.4.1 External DNS base HelmRelease created"), "{out}");
+    assert!(out.contains("gate PASSED: 1 of 1"), "{out}");
+}

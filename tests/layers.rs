@@ -28,8 +28,9 @@ fn rank(module: &str) -> Option<u32> {
         "runner" => 8,
         "session" => 9,
         "report" => 10,
-        "sim" => 11,
-        "cli" => 12,
+        "gate" => 11,
+        "sim" => 12,
+        "cli" => 13,
         _ => return None,
     })
 }

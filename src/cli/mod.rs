@@ -1,4 +1,4 @@
-//! Command line: `catalog`, `run`, `sweep`, `sim`.
+//! Command line: `catalog`, `run`, `gate`, `sync-doc`, `sweep`, `sim`.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -11,6 +11,8 @@ use crate::check::Phase;
 use crate::report;
 use crate::runner::RunConfig;
 use crate::session::{Session, SetupError};
+
+mod gate;
 
 const DEFAULT_DOC: &str = "fixtures/multi-cluster-epics.md";
 
@@ -27,7 +29,9 @@ Checks run in layers: `repo` (the GitOps repository alone), `cluster` (the Kuber
 platform-acceptance catalog                          # all 221 items, mapped or not\n  \
 platform-acceptance run --repo fixtures/gitops --junit out/junit.xml\n  \
 platform-acceptance run --repo . --kubeconfig ~/.kube/config --only 7 --markdown summary.md\n  \
-platform-acceptance sim up && platform-acceptance run --repo fixtures/gitops --sim\n\n\
+platform-acceptance sim up && platform-acceptance run --repo fixtures/gitops --sim\n  \
+platform-acceptance gate --doc docs/plan.md --base origin/main --repo . --kubeconfig ~/.kube/config --markdown comment.md\n  \
+platform-acceptance sync-doc --report out/report.json --doc docs/plan.md --write\n\n\
 Exit codes: 0 all selected passed, 1 any failure or error, 2 usage or configuration error, 130 interrupted."
 )]
 pub struct Cli {
@@ -51,6 +55,33 @@ pub enum Command {
     },
     /// Run the checks and write reports.
     Run(RunArgs),
+    /// Definition-of-Done gate of a change to the planning document: prove what it ticks.
+    Gate(gate::GateArgs),
+    /// Tick the boxes a run proved and untick the ones it disproved (prints a diff; --write applies).
+    #[command(
+        long_about = "Makes the planning document say what a run's JSON report proved.\n\n\
+A criterion passes when it passed on every cluster it ran on, and fails when any cluster failed or \
+errored; criteria only skipped are left as they are, and manual criteria are never ticked. Passing \
+boxes are ticked, failing ones unticked; a story whose boxes are then all ticked gets ✅, a story \
+marked ✅ with a box left unticked gets 🔄. Only those bytes change: the document's double-encoded \
+emoji (the marker is written in the same encoding) and line endings stay as they are.",
+        after_help = "Examples:\n  \
+platform-acceptance run --repo fixtures/gitops --sim --json out/report.json\n  \
+platform-acceptance sync-doc --report out/report.json --doc fixtures/multi-cluster-epics.md           # prints a unified diff\n  \
+platform-acceptance sync-doc --report out/report.json --doc fixtures/multi-cluster-epics.md --write   # applies it\n\n\
+Exit codes: 0 done (also when nothing changes), 2 unreadable report or document."
+    )]
+    SyncDoc {
+        /// JSON report of `run --json`.
+        #[arg(long)]
+        report: PathBuf,
+        /// Planning document to update.
+        #[arg(long, default_value = DEFAULT_DOC)]
+        doc: PathBuf,
+        /// Write the changes into --doc instead of printing the diff.
+        #[arg(long)]
+        write: bool,
+    },
     /// Delete what runs that died left behind: disposable namespaces labelled with a run
     /// whose Lease expired or is gone. Objects of a run still renewing its Lease, and
     /// anything without the run label, are left alone.
@@ -199,6 +230,11 @@ async fn dispatch(cli: Cli) -> ExitCode {
             Err(e) => usage_error(e),
         },
         Command::Run(args) => run(args).await,
+        Command::Gate(args) => gate::run(args).await,
+        Command::SyncDoc { report, doc, write } => match gate::sync_doc(&report, &doc, write) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => usage_error(e),
+        },
         Command::Sweep { kubeconfig, sim, contexts, repo } => match sweep(kubeconfig, sim, &contexts, repo).await {
             Ok(code) => code,
             Err(e) => usage_error(e),
@@ -279,6 +315,13 @@ async fn prepare(args: &RunArgs) -> Result<(Session, Vec<crate::plan::Selector>,
     let session = Session::new(&args.doc, args.repo.as_deref()).map_err(|e| e.to_string())?;
     let only = session.selectors(&args.only).map_err(|e| e.to_string())?;
     let skip = session.selectors(&args.skip).map_err(|e| e.to_string())?;
+    let session = attach_targets(args, session).await?;
+    let outputs = Outputs { junit: create_output(&args.junit)?, json: create_output(&args.json)?, markdown: create_output(&args.markdown)? };
+    Ok((session, only, skip, outputs))
+}
+
+/// The live targets the target flags name (`--kubeconfig`/`--context`, `--sim`), if any.
+async fn attach_targets(args: &RunArgs, session: Session) -> Result<Session, String> {
     if args.concurrency == 0 {
         return Err("--concurrency must be at least 1".into());
     }
@@ -296,14 +339,19 @@ async fn prepare(args: &RunArgs) -> Result<(Session, Vec<crate::plan::Selector>,
         (None, false) if !args.contexts.is_empty() => return Err("--context needs --kubeconfig FILE (or --sim)".into()),
         (None, false) => session,
     };
-    let outputs = Outputs { junit: create_output(&args.junit)?, json: create_output(&args.json)?, markdown: create_output(&args.markdown)? };
-    Ok((session, only, skip, outputs))
+    Ok(session)
 }
 
 async fn execute(args: &RunArgs, session: Session, only: &[crate::plan::Selector], skip: &[crate::plan::Selector], outputs: Outputs) -> ExitCode {
+    let units = session.units(only, skip);
+    let report = drive(args, &session, units).await;
+    write_run_reports(args, &session, report, outputs)
+}
+
+/// Runs `units` with the terminal reporter and Ctrl-C handling of `run`.
+async fn drive(args: &RunArgs, session: &Session, units: Vec<crate::plan::Unit>) -> crate::runner::RunReport {
     let config = RunConfig { concurrency: args.concurrency, timeout: args.timeout, retries: args.retries, phase: args.phase, ..RunConfig::default() };
     let runner = session.runner(config);
-    let units = session.units(only, skip);
     let mode = match args.progress {
         Progress::Bar => report::terminal::Mode::Bar,
         Progress::Plain => report::terminal::Mode::Plain,
@@ -326,20 +374,29 @@ async fn execute(args: &RunArgs, session: Session, only: &[crate::plan::Selector
     let report = runner.run(units, tx).await;
     interrupt.abort();
     let _ = printer.await;
+    report
+}
 
-    let mut write_failed = false;
-    let mut write = |file: Option<std::fs::File>, what: &str, f: &dyn Fn(&mut std::fs::File) -> std::io::Result<()>| {
-        if let Some(mut file) = file {
-            if let Err(e) = f(&mut file) {
+/// Writes a report into an output created by [`create_output`]; false (and one line on stderr) on failure.
+fn write_output(file: Option<std::fs::File>, what: &str, f: &dyn Fn(&mut std::fs::File) -> std::io::Result<()>) -> bool {
+    match file {
+        Some(mut file) => match f(&mut file) {
+            Ok(()) => true,
+            Err(e) => {
                 eprintln!("platform-acceptance: error: cannot write the {what} report: {e}");
-                write_failed = true;
+                false
             }
-        }
-    };
+        },
+        None => true,
+    }
+}
+
+fn write_run_reports(args: &RunArgs, session: &Session, report: crate::runner::RunReport, outputs: Outputs) -> ExitCode {
     use std::io::Write as _;
-    write(outputs.junit, "JUnit", &|f| report::junit::write(&report, &session.catalog, f));
-    write(outputs.json, "JSON", &|f| f.write_all(report::json::render(&report, &session.coverage, &args.doc).as_bytes()));
-    write(outputs.markdown, "Markdown", &|f| f.write_all(report::markdown::render(&report, &session.catalog).as_bytes()));
+    let mut ok = write_output(outputs.junit, "JUnit", &|f| report::junit::write(&report, &session.catalog, f));
+    ok &= write_output(outputs.json, "JSON", &|f| f.write_all(report::json::render(&report, &session.coverage, &args.doc).as_bytes()));
+    ok &= write_output(outputs.markdown, "Markdown", &|f| f.write_all(report::markdown::render(&report, &session.catalog).as_bytes()));
+    let write_failed = !ok;
 
     for w in &report.warnings {
         eprintln!("warning: {w}");
