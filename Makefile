@@ -7,7 +7,7 @@ BIN := $(CARGO_TARGET_DIR)/debug/platform-acceptance
 OUT ?= out
 say = @echo "make: $(1)"
 
-.PHONY: help deps build test run catalog sim-build sim-up sim-down sim-status bench lint
+.PHONY: help deps build test run catalog sim-build ci-tools sim-up sim-down sim-status bench lint
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 14
@@ -19,7 +19,7 @@ build: ## build the harness
 	$(call say,building the harness (cargo; cold: several minutes))
 	cargo build --all-targets
 
-test: deps sim-build ## pass the tests (unit, repository layer, CLI, runner, simulation)
+test: deps sim-build ci-tools ## pass the tests (unit, repository layer, CLI, runner, simulation)
 	$(call say,building and running the tests (the simulation tests take most of the time))
 	cargo test
 
@@ -38,6 +38,9 @@ sim-build: deps ## build pinned upstream binaries and collect CRDs (cached in $(
 	sim/build.sh
 	$(call say,collecting upstream CRDs)
 	sim/crds.sh
+
+ci-tools: deps ## shellcheck and check-jsonschema for the ci/ tests (actionlint comes from sim-build)
+	@scripts/ci-tools.sh
 
 sim-up: sim-build build ## start the two-cluster simulation
 	$(call say,starting the simulation)

@@ -4,7 +4,7 @@
 #
 # usage: sim/build.sh [--force] [--lock] [--list] [NAME...]
 #   NAME     one or more of: kube-apiserver kube-controller-manager
-#            kube-scheduler etcd kwok minio cert-manager   (default: all)
+#            kube-scheduler etcd kwok minio cert-manager actionlint (default: all)
 #   --force  rebuild even when the stamp says the pinned version is built
 #   --lock   after resolving, copy the tidied go.mod/go.sum back into
 #            sim/go/<wrapper>/ (use after changing a pin in versions.env)
@@ -19,7 +19,7 @@ set -euo pipefail
 { # the whole script is one compound command, so editing it while it runs is safe
 
 SIM_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# shellcheck source=versions.env
+# shellcheck source=sim/versions.env
 . "$SIM_DIR/versions.env"
 
 PA_CACHE=${PA_CACHE:-/var/cache/platform-acceptance}
@@ -56,6 +56,7 @@ BINARIES=(
   "kwok|kwok|sigs.k8s.io/kwok/cmd/kwok|$KWOK_VERSION"
   "minio|minio|github.com/minio/minio|$MINIO_VERSION"
   "cert-manager|cert-manager|platform-acceptance/sim/cert-manager|$CERT_MANAGER_VERSION"
+  "actionlint|actionlint|github.com/rhysd/actionlint/cmd/actionlint|$ACTIONLINT_VERSION"
 )
 
 if [[ $LIST == 1 ]]; then
@@ -141,6 +142,7 @@ prepare_wrapper() {
       kwok)  go mod edit -require="$KWOK_MODULE@$KWOK_VERSION" ;;
       minio) go mod edit -require="$MINIO_MODULE@$MINIO_VERSION" ;;
       cert-manager) go mod edit -require="$CERT_MANAGER_MODULE@$CERT_MANAGER_VERSION" ;;
+      actionlint) go mod edit -require="$ACTIONLINT_MODULE@$ACTIONLINT_VERSION" ;;
     esac
     if [[ $LOCK == 1 ]] || ! cmp -s go.mod "$src/go.mod" || [[ ! -f go.sum ]]; then
       [[ $LOCK == 1 ]] || log "WARNING: sim/go/$w/go.mod does not match versions.env; resolving (run 'sim/build.sh --lock' to update it)"

@@ -16,7 +16,7 @@ set -euo pipefail
 { # the whole script is one compound command, so editing it while it runs is safe
 
 SIM_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# shellcheck source=versions.env
+# shellcheck source=sim/versions.env
 . "$SIM_DIR/versions.env"
 
 PA_CACHE=${PA_CACHE:-/var/cache/platform-acceptance}
@@ -172,7 +172,7 @@ for c in "${COMPONENTS[@]}"; do
   t=$SECONDS
   if ! json=$(cd / && go mod download -json "$module@$version" 2>&1); then
     echo "crds.sh: error: $comp: go mod download $module@$version failed:" >&2
-    echo "$json" | sed 's/^/    /' >&2
+    while IFS= read -r line; do echo "    $line"; done <<<"$json" >&2
     FAILED=$((FAILED + 1)); continue
   fi
   moddir=$(sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p' <<<"$json")

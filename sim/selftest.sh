@@ -12,7 +12,6 @@
 set -euo pipefail
 { # the whole script is one compound command, so editing it while it runs is safe
 
-SIM_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 PA_CACHE=${PA_CACHE:-/var/cache/platform-acceptance}
 BIN=$PA_CACHE/bin
 KUBECTL=${KUBECTL:-kubectl}
@@ -40,6 +39,7 @@ done
 
 W=$(mktemp -d /tmp/pa-selftest.XXXXXX)
 declare -A PIDS=()
+# shellcheck disable=SC2329 # invoked by the EXIT trap
 cleanup() {
   local rc=$? n
   for n in kwok kube-scheduler kube-controller-manager minio kube-apiserver etcd; do
@@ -51,7 +51,7 @@ cleanup() {
     wait "${PIDS[$n]}" 2>/dev/null || true
   done
   if [[ $KEEP == 1 || $rc != 0 ]]; then echo "selftest: logs and config kept in $W"; else rm -rf "$W"; fi
-  exit $rc
+  exit "$rc"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM

@@ -24,17 +24,35 @@ fn kind_clusters_match_the_repository_variables() {
 }
 
 #[test]
-fn nightly_workflow_runs_the_suite_against_both_kind_contexts() {
+fn nightly_workflow_deploys_then_runs_the_suite_against_both_kind_contexts() {
     let wf = yaml("ci/nightly.yaml");
     let steps = wf["jobs"]["acceptance"]["steps"].as_array().unwrap();
     let runs: Vec<&str> = steps.iter().filter_map(|s| s["run"].as_str()).collect();
+    let deploy = runs.iter().find(|r| r.contains("ci/kind-deploy.sh")).expect("no step runs ci/kind-deploy.sh");
     for cluster in ["infra", "apps"] {
-        assert!(runs.iter().any(|r| r.contains(&format!("kind create cluster --config kind/{cluster}.yaml"))), "no kind cluster {cluster}");
-        assert!(runs.iter().any(|r| r.contains(&format!("--context {cluster}=kind-{cluster}"))), "suite not pointed at kind-{cluster}");
+        assert!(runs.iter().any(|r| r.contains(&format!("kind create cluster --config .platform-acceptance/kind/{cluster}.yaml"))), "no kind cluster {cluster}");
+        assert!(deploy.contains(&format!("--context {cluster}=kind-{cluster}")), "suite not pointed at kind-{cluster}");
     }
-    assert!(runs.iter().any(|r| r.contains("--junit out/junit.xml") && r.contains("$GITHUB_STEP_SUMMARY")));
-    // kind clusters are throwaway: the suite's round trips may create their objects there.
-    assert!(runs.iter().any(|r| r.contains("--junit out/junit.xml") && r.contains("--allow-writes")));
-    assert!(runs.iter().any(|r| r.contains("--phase bootstrap")));
+    assert!(deploy.contains("--profile .platform-acceptance/ci/kind-profile.yaml"), "{deploy}");
+    assert!(deploy.contains("--revision \"$GITHUB_SHA\""), "Flux must apply the commit under test: {deploy}");
+    assert!(!deploy.contains("--no-deploy"), "{deploy}");
     assert!(wf["jobs"]["acceptance"]["timeout-minutes"].as_u64().unwrap() <= 90);
+
+    // The script's own steps: bootstrap phase, Cilium and Flux from the repository, the suite
+    // with writes allowed (kind clusters are throwaway) and all three reports.
+    let script = std::fs::read_to_string("ci/kind-deploy.sh").unwrap();
+    for needle in [
+        "--phase bootstrap",
+        "render values",
+        "render helm-args",
+        "render bootstrap",
+        "helm upgrade --install",
+        "flux install",
+        "--allow-writes",
+        "--junit \"$out/junit.xml\"",
+        "--json \"$out/report.json\"",
+        "--markdown \"$out/summary.md\"",
+    ] {
+        assert!(script.contains(needle), "ci/kind-deploy.sh lacks {needle:?}");
+    }
 }

@@ -1,7 +1,8 @@
 //! The Definition-of-Done gate end to end on the local simulation: a change ticks three
 //! boxes — 1.3.5 (passes on the healthy simulation), 2.1.7 (fails under the `cni-down`
 //! fault) and 2.2.2 reworded while ticked — and `gate --base HEAD~1 --sim` exits 1 naming
-//! exactly 2.1.7 and 2.2.2; a change ticking only 1.3.5 exits 0.
+//! exactly 2.1.7 and 2.2.2; a change ticking only 1.3.5 exits 0, also through ci/gate.sh
+//! (the pipelines' entry point).
 //! Runs in the shared simulation fixture (lock held, healthy scenario restored at the end).
 
 mod support;
@@ -81,4 +82,23 @@ async fn gate_on_the_simulation() {
     assert_eq!(code, 0, "{md}");
     assert!(not_passing(&v).is_empty(), "{md}");
     assert!(md.contains("## Definition-of-Done gate: PASSED"), "{md}");
+
+    // The same change through ci/gate.sh, as the GitHub and GitLab pipelines call it.
+    let out = one.path().join("out");
+    let script = Command::new("ci/gate.sh")
+        .env("PA", env!("CARGO_BIN_EXE_platform-acceptance"))
+        .arg("--doc")
+        .arg(one.path().join("plan.md"))
+        .args(["--base", "HEAD~1", "--repo", support::GITOPS, "--out"])
+        .arg(&out)
+        .args(["--", "--sim", "--retries", "4"])
+        .output()
+        .unwrap();
+    let log = format!("{}{}", String::from_utf8_lossy(&script.stdout), String::from_utf8_lossy(&script.stderr));
+    assert_eq!(script.status.code(), Some(0), "{log}");
+    let comment = std::fs::read_to_string(out.join("gate-comment.md")).unwrap();
+    assert!(comment.contains("## Definition-of-Done gate: PASSED") && comment.ends_with("<!-- platform-acceptance-gate -->\n"), "{comment}");
+    for file in ["gate-junit.xml", "gate.json"] {
+        assert!(out.join(file).is_file(), "{file} missing: {log}");
+    }
 }

@@ -79,6 +79,9 @@ pub struct GateArgs {
     /// Extra attempts for cluster and data-plane checks.
     #[arg(long, default_value_t = 2)]
     pub retries: u32,
+    /// Target profile (YAML), as for `run --profile`.
+    #[arg(long, value_name = "FILE")]
+    pub profile: Option<PathBuf>,
     /// Terminal output while checks run.
     #[arg(long, value_enum, default_value_t = Progress::Auto)]
     pub progress: Progress,
@@ -103,6 +106,7 @@ impl GateArgs {
             concurrency: self.concurrency,
             timeout: self.timeout,
             retries: self.retries,
+            profile: self.profile.clone(),
             strict: false,
             progress: self.progress,
         }
@@ -133,6 +137,9 @@ impl GateArgs {
         }
         if self.allow_writes {
             a.push("--allow-writes".into());
+        }
+        if let Some(p) = &self.profile {
+            a.extend(["--profile".into(), path(p)]);
         }
         if self.phase != Phase::Operate {
             a.extend(["--phase".into(), self.phase.as_str().into()]);

@@ -1,4 +1,4 @@
-//! Command line: `catalog`, `run`, `gate`, `sync-doc`, `sweep`, `sim`.
+//! Command line: `catalog`, `run`, `gate`, `sync-doc`, `sweep`, `render`, `sim`.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -13,6 +13,7 @@ use crate::runner::RunConfig;
 use crate::session::{Session, SetupError};
 
 mod gate;
+mod render;
 
 const DEFAULT_DOC: &str = "fixtures/multi-cluster-epics.md";
 
@@ -100,6 +101,12 @@ Exit codes: 0 done (also when nothing changes), 2 unreadable report or document.
         #[arg(long)]
         repo: Option<PathBuf>,
     },
+    /// What the repository makes Flux apply, for deploy scripts: a HelmRelease's values and
+    /// chart, and Flux's entry objects pointed at one commit (with a target profile's patches).
+    Render {
+        #[command(subcommand)]
+        command: render::RenderCommand,
+    },
     /// The local two-cluster simulation: real control planes, KWOK nodes, PostgreSQL, Redis, MinIO.
     #[command(after_help = crate::sim::cli::env_help())]
     Sim {
@@ -169,6 +176,10 @@ pub struct RunArgs {
     /// Extra attempts for cluster and data-plane checks (eventually consistent state).
     #[arg(long, default_value_t = 2)]
     pub retries: u32,
+    /// Target profile (YAML): criteria this kind of target cannot prove (skipped with the
+    /// profile's reason) and variables its deploy step changes, e.g. ci/kind-profile.yaml.
+    #[arg(long, value_name = "FILE")]
+    pub profile: Option<PathBuf>,
     /// Exit 1 when any criterion is unmapped (a Definition-of-Done gate).
     #[arg(long)]
     pub strict: bool,
@@ -237,6 +248,13 @@ async fn dispatch(cli: Cli) -> ExitCode {
         },
         Command::Sweep { kubeconfig, sim, contexts, repo } => match sweep(kubeconfig, sim, &contexts, repo).await {
             Ok(code) => code,
+            Err(e) => usage_error(e),
+        },
+        Command::Render { command } => match render::run(command) {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
             Err(e) => usage_error(e),
         },
         Command::Sim { command } => match crate::sim::cli::run(command).await {
@@ -320,11 +338,16 @@ async fn prepare(args: &RunArgs) -> Result<(Session, Vec<crate::plan::Selector>,
     Ok((session, only, skip, outputs))
 }
 
-/// The live targets the target flags name (`--kubeconfig`/`--context`, `--sim`), if any.
+/// The live targets the target flags name (`--kubeconfig`/`--context`, `--sim`), if any, with
+/// the `--profile` in force.
 async fn attach_targets(args: &RunArgs, session: Session) -> Result<Session, String> {
     if args.concurrency == 0 {
         return Err("--concurrency must be at least 1".into());
     }
+    let session = match &args.profile {
+        Some(path) => session.with_profile(crate::session::profile::TargetProfile::load(path)?).map_err(|e| e.to_string())?,
+        None => session,
+    };
     let clusters = session.coverage.clusters.clone();
     let overrides = crate::cluster::parse_overrides(&args.contexts, &clusters).map_err(|e| e.to_string())?;
     let session = match (&args.kubeconfig, args.sim) {

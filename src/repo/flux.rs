@@ -52,6 +52,9 @@ pub enum VarSource {
     ConfigMap(String),
     /// Values from Secrets are never printed.
     Secret(String),
+    /// Replaced by a target profile (`run --profile`): the value Flux substitutes on that
+    /// target because the profile's deploy step patches it in; names the profile.
+    Profile(String),
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -206,6 +209,13 @@ pub(super) fn variables(repo: &GitopsRepo, cluster: &str, k: &FluxKustomization)
     }
     for (name, value) in &k.substitute {
         entries.insert(name.clone(), Variable { value: value.clone(), source: VarSource::Substitute });
+    }
+    if let Some((profile, overrides)) = repo.overrides.get(cluster) {
+        for (name, value) in overrides {
+            if let Some(v) = entries.get_mut(name) {
+                *v = Variable { value: value.clone(), source: VarSource::Profile(profile.clone()) };
+            }
+        }
     }
     Variables { cluster: cluster.into(), kustomization: k.name.clone(), file: k.file.clone(), entries, problems }
 }

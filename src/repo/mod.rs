@@ -110,6 +110,8 @@ pub struct GitopsRepo {
     pub data_files: BTreeSet<PathBuf>,
     clusters: Vec<String>,
     rendered: Mutex<HashMap<String, render::Outcome>>,
+    /// Variable values a target profile replaces, per cluster: (profile name, VAR → value).
+    overrides: BTreeMap<String, (String, BTreeMap<String, String>)>,
 }
 
 const SKIP_DIRS: [&str; 3] = [".git", "node_modules", "target"];
@@ -169,7 +171,7 @@ impl GitopsRepo {
         if clusters.is_empty() {
             return Err(RepoError::NoClusters(root));
         }
-        Ok(GitopsRepo { root, kubernetes_dir, files, documents, malformed, data_files, clusters, rendered: Mutex::default() })
+        Ok(GitopsRepo { root, kubernetes_dir, files, documents, malformed, data_files, clusters, rendered: Mutex::default(), overrides: BTreeMap::new() })
     }
 
     /// Cluster names, from the repository's `clusters/` directories.
@@ -226,6 +228,15 @@ impl GitopsRepo {
     /// The malformed file at `file`, if it is one.
     pub fn malformed_at(&self, file: &Path) -> Option<&Malformed> {
         self.malformed.iter().find(|m| m.file == file)
+    }
+
+    /// Replaces variables of `cluster` wherever one of its Flux Kustomizations substitutes
+    /// them, as a target profile's deploy step does on that target (see
+    /// `session::profile`). Variables no Kustomization defines are left alone; rendering
+    /// done before is discarded.
+    pub fn override_variables(&mut self, cluster: &str, profile: &str, values: BTreeMap<String, String>) {
+        self.overrides.insert(cluster.to_string(), (profile.to_string(), values));
+        self.rendered.get_mut().expect("render cache").clear();
     }
 
     /// The cluster's variables: those of the Flux Kustomization in `infrastructure.yaml`.

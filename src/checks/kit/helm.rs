@@ -89,7 +89,9 @@ pub fn helm_values(r: &Rendered, hr: &RenderedObject) -> Value {
     merged
 }
 
-fn merge(into: &mut Value, from: &Value) {
+/// Merges Helm values `from` over `into` (maps key by key, anything else replaced), as Helm
+/// merges values files.
+pub fn merge(into: &mut Value, from: &Value) {
     match (into, from) {
         (Value::Object(a), Value::Object(b)) => {
             for (k, v) in b {

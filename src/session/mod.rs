@@ -23,6 +23,10 @@ use crate::plan::{Coverage, Selector, Unit};
 use crate::repo::{GitopsRepo, RepoError};
 use crate::runner::{Environment, Event, RunConfig, RunReport, Runner};
 
+pub mod profile;
+
+use profile::TargetProfile;
+
 /// Problems that stop a run before it starts (exit code 2).
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {
@@ -34,6 +38,8 @@ pub enum SetupError {
     Selector(String),
     #[error("{0}")]
     Target(String),
+    #[error("{0}")]
+    Profile(String),
 }
 
 pub struct Session {
@@ -41,6 +47,8 @@ pub struct Session {
     pub repo: Option<Arc<GitopsRepo>>,
     pub coverage: Coverage,
     pub targets: BTreeMap<String, Target>,
+    /// The target profile in force and the criteria it skips (id → reason).
+    pub profile: Option<(TargetProfile, BTreeMap<String, String>)>,
 }
 
 /// Cluster names when no repository says otherwise (the planning document's two).
@@ -60,10 +68,26 @@ impl Session {
             None => DEFAULT_CLUSTERS.iter().map(|s| s.to_string()).collect(),
         };
         let coverage = Coverage::map(&catalog, checks::all(), &clusters);
-        Ok(Session { catalog, repo, coverage, targets: BTreeMap::new() })
+        Ok(Session { catalog, repo, coverage, targets: BTreeMap::new(), profile: None })
     }
 
-    pub fn with_targets(mut self, targets: BTreeMap<String, Target>) -> Self {
+    /// Puts a target profile in force, validated against the document and the repository:
+    /// targets attached afterwards skip what it cannot prove. Its variables are not applied
+    /// here: checks judge the repository as written, and the profile lists the criteria its
+    /// replaced values make unprovable on that target.
+    pub fn with_profile(mut self, profile: TargetProfile) -> Result<Self, SetupError> {
+        profile.validate(Some(&self.catalog), &self.coverage.clusters, self.repo.as_deref()).map_err(SetupError::Profile)?;
+        let skipped = profile.skipped(&self.catalog);
+        self.profile = Some((profile, skipped));
+        Ok(self)
+    }
+
+    pub fn with_targets(mut self, mut targets: BTreeMap<String, Target>) -> Self {
+        if let Some((profile, skipped)) = &self.profile {
+            for t in targets.values_mut() {
+                t.provenance = profile.wrap(t.provenance.clone(), skipped);
+            }
+        }
         self.targets = targets;
         self
     }
