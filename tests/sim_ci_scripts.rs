@@ -70,6 +70,10 @@ async fn kind_deploy_script_on_the_simulation() {
     assert!(ceph["outcome"]["reason"].as_str().unwrap().contains("(profile kind): no raw disks"), "{ceph}");
     assert_eq!(unit("4.3.4", "infra")["outcome"]["verdict"], "pass");
     assert_eq!(unit("4.2.1", "infra")["outcome"]["verdict"], "pass", "the repository layer still judges the repository");
+    // The harness counts the API requests its checks send: the summary is the sum of the units'.
+    let total = report["summary"]["api_requests"]["total"].as_u64().unwrap();
+    let per_unit: u64 = report["results"].as_array().unwrap().iter().flat_map(|r| r["api_requests"].as_object().into_iter().flatten()).map(|(_, n)| n.as_u64().unwrap()).sum();
+    assert!(total > 0 && total == per_unit, "summary {total}, units {per_unit}");
     for file in ["junit.xml", "summary.md"] {
         assert!(out.path().join(file).is_file(), "{file} missing");
     }

@@ -431,6 +431,9 @@ fn write_run_reports(args: &RunArgs, session: &Session, report: crate::runner::R
     if report.summary.basis.total() > 0 {
         println!("basis: {}", report.summary.basis.line());
     }
+    if report.summary.api_requests.total > 0 {
+        println!("api requests sent by the checks: {}", report.summary.api_requests.total);
+    }
     let s = &report.summary;
     if s.interrupted {
         ExitCode::from(130)

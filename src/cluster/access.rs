@@ -84,14 +84,28 @@ fn verb(method: &str, named: bool) -> String {
     .to_string()
 }
 
-/// Every access of one unit, in order of first use.
+/// Every access of one unit, in order of first use, and how many API requests each took.
+///
+/// ```
+/// use platform_acceptance::cluster::access::{api_access, AccessLog};
+/// let log = AccessLog::default();
+/// for _ in 0..3 {
+///     log.record(api_access("infra", "GET", "/api/v1/nodes").unwrap());
+/// }
+/// assert_eq!(log.entries().len(), 1);
+/// assert_eq!(log.requests().get("list nodes on infra"), Some(&3));
+/// ```
 #[derive(Debug, Clone, Default)]
 pub struct AccessLog {
     entries: Arc<Mutex<Vec<Access>>>,
+    requests: Arc<Mutex<BTreeMap<String, u64>>>,
 }
 
 impl AccessLog {
     pub fn record(&self, access: Access) {
+        if matches!(access, Access::Api { .. }) {
+            *self.requests.lock().expect("access log lock").entry(access.to_string()).or_default() += 1;
+        }
         let mut entries = self.entries.lock().expect("access log lock");
         if !entries.contains(&access) {
             entries.push(access);
@@ -100,6 +114,11 @@ impl AccessLog {
 
     pub fn entries(&self) -> Vec<Access> {
         self.entries.lock().expect("access log lock").clone()
+    }
+
+    /// API requests sent, by access (`list nodes on infra` → 3), retries included.
+    pub fn requests(&self) -> BTreeMap<String, u64> {
+        self.requests.lock().expect("access log lock").clone()
     }
 }
 

@@ -2,11 +2,13 @@
 //!
 //! Shape: `{ "document", "started_at", "duration", "phase", "summary": {total, passed,
 //! failed, errors, skipped, unmapped, manual, interrupted, basis: {real,
-//! real_over_simulated, stand_in}}, "results": [ { "id", "story", "cluster", "criterion",
+//! real_over_simulated, stand_in}, api_requests: {total, by_access: {"list nodes on infra": 4}}},
+//! "results": [ { "id", "story", "cluster", "criterion",
 //! "check", "layer", "outcome": { "verdict": "pass|fail|error|skip", "evidence" |
 //! "findings": [{object, expected, observed}] | "message" | "reason" }, "duration",
 //! "attempts", "blocked_by", "basis": {"kind": "real|real-over-simulated|stand-in",
-//! "stand_in": [...]}, "access": ["get apps/deployments on infra", "connect host:port"] } ],
+//! "stand_in": [...]}, "access": ["get apps/deployments on infra", "connect host:port"],
+//! "api_requests": {"get apps/deployments on infra": 3} } ],
 //! "orphans": [...], "warnings": ["malformed YAML in <file>:<line>: ... (no Flux Kustomization
 //! of any cluster reaches it, ...)"] }`. `basis` and `access` appear on live units that were evaluated.
 

@@ -37,6 +37,9 @@ pub struct UnitResult {
     /// What the check touched: API resources read or written, services dialled.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub access: Vec<String>,
+    /// API requests the check sent, by access (`list nodes on infra` → 2), retries included.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub api_requests: BTreeMap<String, u64>,
 }
 
 fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -58,6 +61,7 @@ impl UnitResult {
             blocked_by,
             basis: None,
             access: vec![],
+            api_requests: BTreeMap::new(),
         }
     }
 
@@ -98,6 +102,16 @@ pub struct Summary {
     pub interrupted: bool,
     /// Live verdicts by basis: real, real over simulated inputs, resting on a stand-in.
     pub basis: BasisSplit,
+    /// API requests the checks sent, as the harness counts them itself (the runner's
+    /// Lease and health probes not included): total, and per cluster, verb and resource.
+    pub api_requests: ApiRequests,
+}
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct ApiRequests {
+    pub total: u64,
+    /// `list apps/deployments on infra` → 14.
+    pub by_access: BTreeMap<String, u64>,
 }
 
 /// How many live verdicts rest on what (see [`crate::cluster::access::BasisKind`]).
@@ -123,6 +137,10 @@ impl Summary {
     pub fn of(results: &[UnitResult], interrupted: bool) -> Self {
         let mut s = Summary { total: results.len(), interrupted, ..Default::default() };
         for r in results {
+            for (access, n) in &r.api_requests {
+                *s.api_requests.by_access.entry(access.clone()).or_default() += n;
+                s.api_requests.total += n;
+            }
             match r.basis.as_ref().map(|b| b.kind) {
                 Some(BasisKind::Real) => s.basis.real += 1,
                 Some(BasisKind::RealOverSimulated) => s.basis.real_over_simulated += 1,

@@ -270,9 +270,10 @@ impl Runner {
                 None => evaluate(&unit, &config, &env, &cancel, finished, &run, &health).await,
             };
             let mut result = UnitResult::new(&unit, outcome, start.elapsed(), attempts, blocked);
-            if let Some((basis, accesses)) = seen {
+            if let Some((basis, accesses, requests)) = seen {
                 result.basis = Some(basis);
                 result.access = accesses.iter().map(ToString::to_string).collect();
+                result.api_requests = requests;
             }
             (index, result)
         }
@@ -329,7 +330,7 @@ fn unit_target<'a>(unit: &Unit, env: &'a Environment) -> Option<&'a Target> {
 }
 
 /// What a live unit touched, and the basis that gives its verdict.
-type Seen = Option<(Basis, Vec<crate::cluster::access::Access>)>;
+type Seen = Option<(Basis, Vec<crate::cluster::access::Access>, std::collections::BTreeMap<String, u64>)>;
 
 /// Evaluates a check with timeout and, for live layers, retries with backoff. Live
 /// units run against a recording target, so their verdict carries its basis.
@@ -417,6 +418,6 @@ async fn evaluate(
     // Cleanups run whatever happened, bounded so an unreachable cluster cannot hang the run.
     let _ = tokio::time::timeout(Duration::from_secs(30), cleanup.run_all()).await;
     let accesses = log.entries();
-    let seen = provenance.map(|p| (p.basis(&accesses), accesses));
+    let seen = provenance.map(|p| (p.basis(&accesses), accesses, log.requests()));
     (outcome, attempts, seen)
 }
