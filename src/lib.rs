@@ -12,6 +12,7 @@ pub mod checks;
 pub mod cli;
 pub mod gate;
 pub mod cluster;
+pub mod errline;
 pub mod net;
 pub mod outcome;
 pub mod random;

@@ -74,7 +74,7 @@ impl Health {
     async fn probe(&self, client: &kube::Client) -> Result<(), String> {
         match tokio::time::timeout(self.probe_timeout, client.apiserver_version()).await {
             Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(one_line(&e.to_string())),
+            Ok(Err(e)) => Err(crate::errline::kube(&e)),
             Err(_) => Err(format!("no answer within {:?}", self.probe_timeout)),
         }
     }

@@ -123,8 +123,7 @@ impl Http {
     /// Sends and returns (status, body); a transport error is a Fail naming the URL.
     async fn send(&self, req: reqwest::RequestBuilder, path: &str) -> CheckResult<(u16, String)> {
         let resp = req.header("Host", format!("{}:{}", self.host, self.port)).send().await.map_err(|e| {
-            let cause = std::error::Error::source(&e).map(|s| format!(": {s}")).unwrap_or_default();
-            Outcome::fail(self.object(path), "an HTTP answer", format!("{e}{cause}"))
+            Outcome::fail(self.object(path), "an HTTP answer", crate::errline::http(&e))
         })?;
         let status = resp.status().as_u16();
         let body = resp.text().await.unwrap_or_default();

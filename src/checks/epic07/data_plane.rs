@@ -62,10 +62,7 @@ async fn pg_probe(addr: SocketAddr, user: &str, password: &str, db: &str, probe:
     cfg.host(addr.ip().to_string()).port(addr.port()).user(user).password(password).dbname(db).connect_timeout(TIMEOUT);
     cfg.application_name("platform-acceptance");
     let redact = |e: tokio_postgres::Error| {
-        let text = match e.as_db_error() {
-            Some(d) => format!("{}: {}", d.code().code(), d.message()),
-            None => e.to_string(),
-        };
+        let text = crate::errline::postgres(&e);
         if password.is_empty() { text } else { text.replace(password, "***") }
     };
     let (client, conn) = tokio::time::timeout(TIMEOUT, cfg.connect(tokio_postgres::NoTls)).await.map_err(|_| "connect timed out".to_string())?.map_err(redact)?;
@@ -88,7 +85,7 @@ async fn pg_probe(addr: SocketAddr, user: &str, password: &str, db: &str, probe:
 
 async fn redis_conn(addr: SocketAddr, password: &str) -> Result<redis::aio::MultiplexedConnection, String> {
     use redis::IntoConnectionInfo;
-    let redact = |e: redis::RedisError| if password.is_empty() { e.to_string() } else { e.to_string().replace(password, "***") };
+    let redact = |e: redis::RedisError| if password.is_empty() { crate::errline::redis(&e) } else { crate::errline::redis(&e).replace(password, "***") };
     let info = redis::ConnectionAddr::Tcp(addr.ip().to_string(), addr.port())
         .into_connection_info()
         .map_err(redact)?
@@ -360,7 +357,7 @@ fn dragonfly_of(repo: &GitopsRepo) -> Result<(String, Arc<Rendered>, RenderedObj
 
 async fn redis_ping(addr: SocketAddr, password: &str) -> Result<String, String> {
     let mut conn = redis_conn(addr, password).await?;
-    let pong: String = redis::cmd("PING").query_async(&mut conn).await.map_err(|e| e.to_string())?;
+    let pong: String = redis::cmd("PING").query_async(&mut conn).await.map_err(|e| crate::errline::redis(&e))?;
     Ok(pong)
 }
 
@@ -416,9 +413,9 @@ pub(super) async fn dragonfly_redis_commands(ctx: Ctx) -> CheckResult<Outcome> {
     let value = crate::random::token(24);
     let result: Result<(), String> = async {
         let mut conn = redis_conn(addr, &password).await?;
-        let ok: String = redis::cmd("SET").arg(&key).arg(&value).arg("EX").arg(60).query_async(&mut conn).await.map_err(|e| format!("SET: {e}"))?;
-        let got: Option<String> = redis::cmd("GET").arg(&key).query_async(&mut conn).await.map_err(|e| format!("GET: {e}"))?;
-        let deleted: i64 = redis::cmd("DEL").arg(&key).query_async(&mut conn).await.map_err(|e| format!("DEL: {e}"))?;
+        let ok: String = redis::cmd("SET").arg(&key).arg(&value).arg("EX").arg(60).query_async(&mut conn).await.map_err(|e| format!("SET: {}", crate::errline::redis(&e)))?;
+        let got: Option<String> = redis::cmd("GET").arg(&key).query_async(&mut conn).await.map_err(|e| format!("GET: {}", crate::errline::redis(&e)))?;
+        let deleted: i64 = redis::cmd("DEL").arg(&key).query_async(&mut conn).await.map_err(|e| format!("DEL: {}", crate::errline::redis(&e)))?;
         if ok != "OK" || got.as_deref() != Some(value.as_str()) || deleted != 1 {
             return Err(format!("SET -> {ok}, GET -> {}, DEL -> {deleted}", if got.as_deref() == Some(value.as_str()) { "the value set" } else { "another value" }));
         }

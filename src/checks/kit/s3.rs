@@ -46,7 +46,7 @@ pub async fn list_keys(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str, max:
         .max_keys(max)
         .send()
         .await
-        .map_err(|e| format!("ListObjectsV2 s3://{bucket}/{prefix}: {}", aws_sdk_s3::error::DisplayErrorContext(&e)))?;
+        .map_err(|e| crate::errline::s3("ListObjectsV2", &format!("s3://{bucket}/{prefix}"), &e))?;
     Ok(out.contents().iter().map(|o| (o.key().unwrap_or("").to_string(), o.last_modified().map(|t| t.secs()).unwrap_or(0))).collect())
 }
 
