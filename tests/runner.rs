@@ -331,3 +331,18 @@ async fn a_cluster_that_comes_back_is_used_again() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(h.gate("infra", "infra", &back.client).await.is_none(), "recovered");
 }
+
+#[tokio::test]
+async fn a_check_that_panics_is_an_error_of_its_unit_and_the_run_goes_on() {
+    let panics = Check::cluster("1.3", "a", "panics", |_ctx: Ctx| async {
+        let empty: Vec<u32> = vec![];
+        Outcome::pass(format!("{}", empty[usize::from(empty.is_empty())]))
+    });
+    let passes = Check::cluster("7.1", "b", "passes", |_ctx: Ctx| async { Outcome::pass("ok") });
+    let r = run(vec![unit("1.3.1", panics), unit("7.1.1", passes)], &[], config()).await;
+    let o = outcome_of(&r, "1.3.1");
+    assert_eq!(o.verdict(), Verdict::Error);
+    assert!(o.summary().starts_with("the check panicked: index out of bounds"), "{}", o.summary());
+    assert!(!o.summary().contains('\n'));
+    assert_eq!(outcome_of(&r, "7.1.1").verdict(), Verdict::Pass);
+}

@@ -334,6 +334,12 @@ type Seen = Option<(Basis, Vec<crate::cluster::access::Access>, std::collections
 
 /// Evaluates a check with timeout and, for live layers, retries with backoff. Live
 /// units run against a recording target, so their verdict carries its basis.
+/// The message of a panic payload (`&str` or `String`), one line.
+fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    let text = payload.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| payload.downcast_ref::<String>().cloned()).unwrap_or_else(|| "no message".into());
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 async fn evaluate(
     unit: &Unit,
     config: &RunConfig,
@@ -381,9 +387,10 @@ async fn evaluate(
     let mut outcome = Outcome::error("not evaluated");
     while attempts < max_attempts {
         attempts += 1;
-        let fut = (check.run)(ctx.clone());
+        // A check that panics ends as an Error of its unit; the run and its reports go on.
+        let fut = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe((check.run)(ctx.clone())));
         let finished = tokio::select! {
-            o = fut => Some(o),
+            o = fut => Some(o.unwrap_or_else(|panic| Outcome::error(format!("the check panicked: {}", panic_text(&*panic))))),
             _ = tokio::time::sleep_until(deadline) => None,
             _ = cancel.cancelled() => Some(Outcome::skip("interrupted while running")),
         };
