@@ -78,6 +78,8 @@ pub enum CatalogError {
     NotUtf8 { path: PathBuf },
     #[error("planning document {path} has no stories (expected `### Story N.M: Title` headings)")]
     NoStories { path: PathBuf },
+    #[error("planning document {path} has story {id} twice (each `### Story {id}:` heading must be unique, or criterion ids are ambiguous)")]
+    DuplicateStory { path: PathBuf, id: String },
 }
 
 impl Catalog {
@@ -89,6 +91,9 @@ impl Catalog {
         let catalog = Self::parse(&text, path);
         if catalog.stories.is_empty() {
             return Err(CatalogError::NoStories { path: path.into() });
+        }
+        if let Some(id) = catalog.warnings.iter().find_map(|w| w.strip_suffix(parse::APPEARS_TWICE)?.strip_prefix("story ")) {
+            return Err(CatalogError::DuplicateStory { path: path.into(), id: id.to_string() });
         }
         Ok(catalog)
     }

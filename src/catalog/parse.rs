@@ -23,6 +23,9 @@ enum Section {
     Dod,
 }
 
+/// Ends the warning about a repeated story heading ([`super::Catalog::load`] refuses such a document).
+pub(super) const APPEARS_TWICE: &str = " appears twice; later criteria are appended to it";
+
 pub(super) fn parse(text: &str, source: &Path) -> Catalog {
     let line_starts: Vec<usize> =
         std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i + 1)).collect();
@@ -58,6 +61,15 @@ pub(super) fn parse(text: &str, source: &Path) -> Catalog {
             }
             Event::Start(Tag::CodeBlock(CodeBlockKind::Fenced(info))) => {
                 in_mermaid = info.trim() == "mermaid";
+                let block = text[range.clone()].trim_end();
+                let fence = block.trim_start().chars().take_while(|c| *c == '`' || *c == '~').collect::<String>();
+                let closed = block.lines().count() > 1 && block.lines().last().is_some_and(|l| l.trim().starts_with(fence.as_str()));
+                if in_mermaid && !closed {
+                    catalog.warnings.push(format!(
+                        "line {}: the dependency graph (mermaid block) is not closed: the document looks truncated, and only the edges before its end are used",
+                        line_of(range.start)
+                    ));
+                }
             }
             Event::Text(t) if in_mermaid => mermaid_text.push_str(&t),
             Event::End(TagEnd::CodeBlock) => {
@@ -99,7 +111,7 @@ fn on_heading(catalog: &mut Catalog, level: HeadingLevel, title: &str, current: 
     if let Some(c) = STORY_HEADING.captures(title) {
         let id = c[1].to_string();
         if catalog.story(&id).is_some() {
-            catalog.warnings.push(format!("story {id} appears twice; later criteria are appended to it"));
+            catalog.warnings.push(format!("story {id}{APPEARS_TWICE}"));
         } else {
             catalog.stories.push(Story {
                 epic: Catalog::epic_of(&id).unwrap_or(0),

@@ -216,6 +216,14 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
+        // Without a command clap would print the whole help as an error: one line instead.
+        Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            return usage_error(if std::env::args_os().count() <= 1 {
+                "a command is required: catalog, run, gate, sync-doc, sweep or sim (see --help)"
+            } else {
+                "a subcommand is required (see --help)"
+            });
+        }
         Err(e) => {
             let code = if e.use_stderr() { 2 } else { 0 };
             let _ = e.print();
@@ -300,6 +308,9 @@ async fn sweep(kubeconfig: Option<PathBuf>, sim: bool, contexts: &[String], repo
 
 fn catalog(doc: &std::path::Path, repo: Option<&std::path::Path>, format: Format) -> Result<(), SetupError> {
     let session = Session::new(doc, repo)?;
+    for w in &session.catalog.warnings {
+        eprintln!("warning: {}: {w}", doc.display());
+    }
     match format {
         Format::Json => println!("{}", report::catalog::json(&session)),
         Format::Table => print!("{}", report::catalog::table(&session)),
@@ -324,6 +335,9 @@ struct Outputs {
 fn create_output(path: &Option<PathBuf>) -> Result<Option<std::fs::File>, String> {
     let Some(path) = path else { return Ok(None) };
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if dir.exists() && !dir.is_dir() {
+            return Err(format!("cannot write {}: {} is not a directory", path.display(), dir.display()));
+        }
         std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }
     std::fs::File::create(path).map(Some).map_err(|e| format!("cannot write {}: {e}", path.display()))
@@ -421,6 +435,9 @@ fn write_run_reports(args: &RunArgs, session: &Session, report: crate::runner::R
     ok &= write_output(outputs.markdown, "Markdown", &|f| f.write_all(report::markdown::render(&report, &session.catalog).as_bytes()));
     let write_failed = !ok;
 
+    for w in &session.catalog.warnings {
+        eprintln!("warning: {}: {w}", args.doc.display());
+    }
     for w in &report.warnings {
         eprintln!("warning: {w}");
     }

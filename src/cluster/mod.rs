@@ -57,6 +57,8 @@ pub enum TargetError {
     UnknownCluster(String, String),
     #[error("cannot build a client for context {context:?}: {message}")]
     Client { context: String, message: String },
+    #[error("kubeconfig {path}, context {context:?}: {message}")]
+    Credentials { path: String, context: String, message: String },
 }
 
 /// Parses `--context CLUSTER=CONTEXT` flags.
@@ -84,6 +86,8 @@ pub async fn targets(kubeconfig: &Path, clusters: &[String], overrides: &BTreeMa
         if !known.contains(&context) {
             return Err(TargetError::NoContext { path, cluster: cluster.clone(), context, known: known.join(", ") });
         }
+        let dir = kubeconfig.parent().unwrap_or(Path::new("."));
+        credentials_usable(&kc, &context, dir).map_err(|message| TargetError::Credentials { path: path.clone(), context: context.clone(), message })?;
         let opts = KubeConfigOptions { context: Some(context.clone()), ..Default::default() };
         let config = kube::Config::from_custom_kubeconfig(kc.clone(), &opts)
             .await
@@ -98,12 +102,61 @@ pub async fn targets(kubeconfig: &Path, clusters: &[String], overrides: &BTreeMa
         .collect())
 }
 
+/// Credentials of a context that would fail every request, found before the run: an exec
+/// plugin that is not installed, a client certificate file that is missing, a client
+/// certificate that has expired or is not valid yet. Anything else is left to the client.
+fn credentials_usable(kc: &Kubeconfig, context: &str, kubeconfig_dir: &Path) -> Result<(), String> {
+    use base64::Engine as _;
+    let user = kc.contexts.iter().find(|c| c.name == context).and_then(|c| c.context.as_ref()).and_then(|c| c.user.as_deref());
+    let Some(user) = user else { return Ok(()) };
+    let Some(auth) = kc.auth_infos.iter().find(|a| a.name == user).and_then(|a| a.auth_info.as_ref()) else { return Ok(()) };
+    if let Some(command) = auth.exec.as_ref().and_then(|e| e.command.as_deref()) {
+        if !executable_exists(command, kubeconfig_dir) {
+            let hint = auth.exec.as_ref().and_then(|e| e.install_hint.as_deref()).map(|h| format!(" ({})", h.split_whitespace().collect::<Vec<_>>().join(" "))).unwrap_or_default();
+            return Err(format!("exec plugin {command:?} of user {user} is not installed (not found on PATH){hint}"));
+        }
+    }
+    let pem = match (&auth.client_certificate_data, &auth.client_certificate) {
+        (Some(data), _) => match base64::engine::general_purpose::STANDARD.decode(data.trim()) {
+            Ok(bytes) => bytes,
+            Err(_) => return Err(format!("client-certificate-data of user {user} is not base64")),
+        },
+        (None, Some(file)) => {
+            let file = kubeconfig_dir.join(file);
+            std::fs::read(&file).map_err(|e| format!("cannot read client certificate {} of user {user}: {e}", file.display()))?
+        }
+        (None, None) => return Ok(()),
+    };
+    // A certificate that does not parse is the client's to report.
+    let Ok((_, pem)) = x509_parser::pem::parse_x509_pem(&pem) else { return Ok(()) };
+    let Ok(cert) = pem.parse_x509() else { return Ok(()) };
+    let validity = cert.validity();
+    let now = x509_parser::time::ASN1Time::now();
+    if validity.not_after < now {
+        return Err(format!("client certificate of user {user} expired on {} (renew it, or use a token)", validity.not_after));
+    }
+    if validity.not_before > now {
+        return Err(format!("client certificate of user {user} is not valid before {}", validity.not_before));
+    }
+    Ok(())
+}
+
+/// An exec plugin command as the client would run it: a path (relative to the kubeconfig) or a name on PATH.
+fn executable_exists(command: &str, kubeconfig_dir: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt as _;
+    let runnable = |p: &Path| std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
+    if command.contains('/') {
+        return runnable(&kubeconfig_dir.join(command));
+    }
+    std::env::var_os("PATH").is_some_and(|paths| std::env::split_paths(&paths).any(|dir| runnable(&dir.join(command))))
+}
+
 /// A kube error as a check outcome: unreachable or forbidden is Error (could not evaluate).
 pub fn api_error(what: &str, e: kube::Error) -> Outcome {
     let reason = match &e {
         kube::Error::Api(s) if s.code == 403 => format!("forbidden: {}", s.message),
         kube::Error::Api(s) => format!("API error {}: {}", s.code, s.message),
-        other => format!("unreachable: {other}"),
+        other => format!("unreachable: {}", crate::errline::kube(other)),
     };
     Outcome::error(format!("{what}: {reason}"))
 }

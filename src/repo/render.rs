@@ -206,12 +206,58 @@ pub(super) fn render(repo: &GitopsRepo, cluster: &str, entry: &[FluxKustomizatio
             });
         }
     }
+    // A dependsOn cycle: Flux waits on each Kustomization of it forever.
+    for cycle in depends_on_cycles(&applied) {
+        let first = applied.iter().find(|k| k.name == cycle[0]).expect("cycle of applied names");
+        out.problems.push(Problem {
+            category: "depends-on",
+            finding: Finding::new(
+                format!("{}: Kustomization {} dependsOn", first.file.display(), first.name),
+                "no dependsOn cycle",
+                format!("dependsOn cycle {} → {}, so Flux never reconciles any of them", cycle.join(" → "), cycle[0]),
+            ),
+        });
+    }
     out.problems.extend(builder.problems);
     let charts: Vec<Option<String>> = out.objects.iter().map(|o| chart_of(&out.objects, o)).collect();
     for (o, chart) in out.objects.iter_mut().zip(charts) {
         o.chart = chart;
     }
     Outcome { rendered: Arc::new(out), reached: builder.reached, malformed: builder.malformed }
+}
+
+/// Each dependsOn cycle (of two or more Kustomizations) among `applied` once, as the names along it (starting at the
+/// smallest name, so the same cycle found from another member is not repeated).
+fn depends_on_cycles(applied: &[FluxKustomization]) -> Vec<Vec<String>> {
+    let graph: BTreeMap<&str, Vec<&str>> = applied.iter().map(|k| (k.name.as_str(), k.depends_on.iter().map(String::as_str).collect())).collect();
+    let mut cycles: BTreeSet<Vec<String>> = BTreeSet::new();
+    // Depth-first from every name; `path` is the current chain (bounded by the number of names).
+    fn walk<'a>(at: &'a str, graph: &BTreeMap<&'a str, Vec<&'a str>>, path: &mut Vec<&'a str>, done: &mut BTreeSet<&'a str>, cycles: &mut BTreeSet<Vec<String>>) {
+        if let Some(i) = path.iter().position(|p| *p == at) {
+            let mut cycle: Vec<String> = path[i..].iter().map(|s| s.to_string()).collect();
+            let min = cycle.iter().enumerate().min_by_key(|(_, n)| n.as_str()).map(|(i, _)| i).unwrap_or(0);
+            cycle.rotate_left(min);
+            cycles.insert(cycle);
+            return;
+        }
+        if done.contains(at) {
+            return;
+        }
+        path.push(at);
+        for next in graph.get(at).into_iter().flatten() {
+            // A Kustomization naming itself is left to the existing-name check.
+            if *next != at && graph.contains_key(next) {
+                walk(next, graph, path, done, cycles);
+            }
+        }
+        path.pop();
+        done.insert(at);
+    }
+    let mut done = BTreeSet::new();
+    for start in graph.keys() {
+        walk(start, &graph, &mut vec![], &mut done, &mut cycles);
+    }
+    cycles.into_iter().collect()
 }
 
 const FLUX_KUSTOMIZE_GROUP: &str = "kustomize.toolkit.fluxcd.io/";
@@ -473,6 +519,8 @@ impl<'a> Builder<'a> {
                 }
             } else if abs.is_dir() {
                 self.build(&target, stack, here);
+            } else if abs.symlink_metadata().is_ok() {
+                self.problems.push(dangling(config, field, &entry, "not a regular file or directory (a FIFO, socket, device or broken link)"));
             } else {
                 self.problems.push(dangling(config, field, &entry, "does not exist"));
             }
@@ -686,6 +734,22 @@ mod tests {
         assert_eq!(p.len(), 1, "{p:?}");
         assert_eq!(p[0].object, "kubernetes/clusters/c1/ks.yaml: Kustomization main dependsOn");
         assert!(p[0].observed.contains("\"cert-manager\" is not defined"), "{}", p[0].observed);
+    }
+
+    #[test]
+    fn a_depends_on_cycle_is_one_problem_naming_the_cycle() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        write(root, "apps/cm.yaml", &cm("a"));
+        let ks = |name: &str, dep: &str| format!("{FLUX_KS}metadata:\n  name: {name}\n  namespace: flux-system\nspec:\n  path: ./apps\n  dependsOn:\n    - name: {dep}\n  sourceRef:\n    kind: GitRepository\n    name: flux-system\n");
+        write(root, "kubernetes/clusters/c1/ks.yaml", &[ks("main", "b"), ks("b", "c"), ks("c", "main")].join("---\n"));
+        let r = GitopsRepo::load(root).unwrap().render("c1").unwrap();
+        let p: Vec<_> = r.problems_of("depends-on").map(|p| &p.finding).collect();
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!(p[0].observed, "dependsOn cycle b → c → main → b, so Flux never reconciles any of them");
+        write(root, "kubernetes/clusters/c1/ks.yaml", &[ks("main", "b"), ks("b", "c"), ks("c", "x")].join("---\n"));
+        let r = GitopsRepo::load(root).unwrap().render("c1").unwrap();
+        assert!(r.problems_of("depends-on").all(|p| !p.finding.observed.contains("cycle")), "{:?}", r.problems);
     }
 
     #[test]
