@@ -7,7 +7,7 @@ BIN := $(CARGO_TARGET_DIR)/debug/platform-acceptance
 OUT ?= out
 say = @echo "make: $(1)"
 
-.PHONY: help deps build test run catalog sim-build ci-tools sim-up sim-down sim-status bench lint
+.PHONY: help deps build test run catalog sim-build ci-tools sim-up sim-down sim-status bench lint fuzz
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 14
@@ -55,6 +55,11 @@ sim-status: build ## processes, ports and memory of the running simulation
 bench: ## print timings: catalog parse, repository layer, sim build/up, RSS
 	cargo run --release --example bench_repo_layer
 	sim/bench.sh
+
+FUZZ_SECONDS ?= 60
+fuzz: ## fuzz each parser of untrusted text for FUZZ_SECONDS (default 60) seconds; failures land in fuzz/regressions/
+	$(call say,fuzzing 6 targets for $(FUZZ_SECONDS) s each (tests/fuzz.rs))
+	FUZZ_SECONDS=$(FUZZ_SECONDS) nice -n 5 cargo test --test fuzz -- --test-threads=1 --nocapture
 
 lint: ## clippy with warnings as errors
 	cargo clippy --all-targets -- -D warnings

@@ -27,6 +27,9 @@ pub fn overlaps(a: &IpNet, b: &IpNet) -> bool {
     a.contains(&b.network()) || b.contains(&a.network())
 }
 
+/// Most addresses [`Ipv4Range::addresses`] lists: a /16.
+pub const MAX_RANGE_ADDRESSES: u32 = 65_536;
+
 /// An inclusive IPv4 range.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ipv4Range {
@@ -41,8 +44,15 @@ impl Ipv4Range {
     pub fn overlaps(&self, other: &Ipv4Range) -> bool {
         self.start <= other.end && other.start <= self.end
     }
-    pub fn addresses(&self) -> Vec<IpAddr> {
-        (u32::from(self.start)..=u32::from(self.end)).map(|n| IpAddr::V4(Ipv4Addr::from(n))).collect()
+    /// Number of addresses in the range (up to 2^32).
+    pub fn size(&self) -> u64 {
+        u64::from(u32::from(self.end)).saturating_sub(u64::from(u32::from(self.start))) + 1
+    }
+    /// Every address of the range, or `None` for a range of more than
+    /// [`MAX_RANGE_ADDRESSES`] (text such as `0.0.0.0-255.255.255.255` would otherwise
+    /// ask for 4 billion addresses).
+    pub fn addresses(&self) -> Option<Vec<IpAddr>> {
+        (self.size() <= u64::from(MAX_RANGE_ADDRESSES)).then(|| (u32::from(self.start)..=u32::from(self.end)).map(|n| IpAddr::V4(Ipv4Addr::from(n))).collect())
     }
 }
 
@@ -125,7 +135,8 @@ mod tests {
     #[test]
     fn ranges_in_document_forms() {
         let r = range_in_text("Infra cluster deployed (10.25.11.11-13)").unwrap();
-        assert_eq!(r.addresses().len(), 3);
+        assert_eq!(r.addresses().unwrap().len(), 3);
+        assert_eq!(range_in_text("0.0.0.0-255.255.255.255").unwrap().addresses(), None);
         assert!(range_in_text("no range here").is_none());
         let full = range_in_text("10.0.0.1 - 10.0.0.9").unwrap();
         assert_eq!(full.end, Ipv4Addr::new(10, 0, 0, 9));

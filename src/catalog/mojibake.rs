@@ -62,10 +62,17 @@ fn encode_exact(enc: &'static Encoding, run: &str) -> Option<Vec<u8>> {
     (!had_errors).then(|| bytes.into_owned())
 }
 
+/// Longest run (in bytes) [`restore_one_lost_byte`] tries: a status marker or two. Each
+/// try copies the run, so a long run of accented text would cost time quadratic in its length.
+const MAX_LOST_BYTE_RUN: usize = 32;
+
 /// Tries to re-insert one dropped byte; accepts only results made of pictographs
 /// and symbols (what the document's status markers are), so ordinary accented
 /// text never gets "repaired" into something else.
 fn restore_one_lost_byte(bytes: &[u8]) -> Option<String> {
+    if bytes.len() > MAX_LOST_BYTE_RUN {
+        return None;
+    }
     for pos in 0..=bytes.len() {
         for lost in LOST_BYTES {
             let mut candidate = bytes.to_vec();

@@ -116,6 +116,9 @@ pub struct GitopsRepo {
 
 const SKIP_DIRS: [&str; 3] = [".git", "node_modules", "target"];
 
+/// Largest YAML file read as manifests (the largest CRD bundles are a few MiB).
+pub const MAX_FILE_BYTES: u64 = 16 << 20;
+
 impl GitopsRepo {
     /// Loads every file of the repository. Only a missing root or an unreadable
     /// directory is an error; malformed YAML is recorded in [`GitopsRepo::malformed`].
@@ -134,10 +137,25 @@ impl GitopsRepo {
                 path: e.path().map(Path::to_path_buf).unwrap_or_else(|| root.clone()),
                 source: e.into_io_error().unwrap_or_else(|| std::io::Error::other("walk error")),
             })?;
-            if !entry.file_type().is_file() {
+            let rel = entry.path().strip_prefix(&root).unwrap_or(entry.path()).to_path_buf();
+            let kind = entry.file_type();
+            if !kind.is_file() {
+                // A FIFO, socket or device named like a manifest is never opened (reading a
+                // FIFO blocks); it is kept as malformed so a rendering that needs it says so.
+                if !kind.is_dir() && !kind.is_symlink() && is_yaml(&rel) {
+                    parsed.push((rel.clone(), Err(Malformed { file: rel, line: None, message: "not a regular file (a FIFO, socket or device); not read".into() })));
+                }
                 continue;
             }
-            let rel = entry.path().strip_prefix(&root).unwrap_or(entry.path()).to_path_buf();
+            if let Ok(meta) = entry.metadata()
+                && meta.len() > MAX_FILE_BYTES
+                && is_yaml(&rel)
+            {
+                let message = format!("{} MiB; manifests larger than {} MiB are not read", meta.len() >> 20, MAX_FILE_BYTES >> 20);
+                parsed.push((rel.clone(), Err(Malformed { file: rel.clone(), line: None, message })));
+                files.push(rel);
+                continue;
+            }
             if is_yaml(&rel) {
                 let result = match std::fs::read_to_string(entry.path()) {
                     Ok(text) => parse_documents(&rel, &text),
@@ -182,9 +200,13 @@ impl GitopsRepo {
     /// Resolves a path as the planning document writes it (`bases/cilium/`,
     /// `clusters/infra/infrastructure.yaml`, `kubernetes/bases/...`, `talos/infra/`)
     /// to a path relative to the root, if it exists.
+    /// A path that is absolute or leaves the root (`/etc`, `../x`) resolves to nothing.
     pub fn resolve(&self, doc_path: &str) -> Option<PathBuf> {
-        let p = doc_path.trim_start_matches("./").trim_end_matches('/');
-        [PathBuf::from(p), self.kubernetes_dir.join(p)]
+        let p = normalize_path(Path::new(doc_path.trim_start_matches("./").trim_end_matches('/')));
+        if p.has_root() || !p.components().all(|c| matches!(c, std::path::Component::Normal(_))) {
+            return None;
+        }
+        [p.clone(), self.kubernetes_dir.join(&p)]
             .into_iter()
             .find(|candidate| self.root.join(candidate).exists())
     }

@@ -47,9 +47,12 @@ pub(super) async fn dns_record_resolves(ctx: Ctx, criterion: &'static str) -> Ch
 /// The cluster's nodes sit at exactly the addresses the criterion names.
 pub(super) async fn nodes_at_documented_addresses(ctx: Ctx, criterion: &'static str) -> CheckResult<Outcome> {
     let range = crate::net::range_in_text(criterion).ok_or_else(|| Outcome::error(format!("criterion {criterion:?} names no address range")))?;
+    let expected = range.addresses().ok_or_else(|| {
+        Outcome::error(format!("criterion names the range {range} of {} addresses; node addresses are compared for ranges of at most {}", range.size(), crate::net::MAX_RANGE_ADDRESSES))
+    })?;
     let client = ctx.kube()?;
     let n = nodes::list(client, &ctx.cluster).await?;
-    Ok(nodes::expect_internal_ips(&ctx.cluster, &n, &range.addresses()))
+    Ok(nodes::expect_internal_ips(&ctx.cluster, &n, &expected))
 }
 
 /// The API server reports ready and nodes have registered with it.
