@@ -311,3 +311,41 @@ fn fuzz_selectors() {
         Ok(())
     });
 }
+
+// ---------------------------------------------------------------------------
+// Regressions: what the targets (and the bad-input table) found, pinned in words.
+
+/// kustomize-paths found `/..` resolving to `/`: a path the document writes never leaves the repository.
+#[test]
+fn regression_a_document_path_never_resolves_outside_the_repository() {
+    for p in ["/..", "/", "/etc", "../", "../../etc/passwd", "kubernetes/../..", "bases/../../..", "./../fixtures"] {
+        assert_eq!(FIXTURE_REPO.resolve(p), None, "{p}");
+    }
+    assert_eq!(FIXTURE_REPO.resolve("bases/cilium/"), Some(PathBuf::from("kubernetes/bases/cilium")));
+    assert_eq!(FIXTURE_REPO.resolve("./kubernetes/bases/../bases/cilium"), Some(PathBuf::from("kubernetes/bases/cilium")));
+}
+
+/// envsubst: a variable left unresolved twice is reported once (the property was wrong, not the code).
+#[test]
+fn regression_an_unresolved_variable_used_twice_is_listed_once() {
+    assert_eq!(envsubst::substitute("${CLUSTER}${CLUSTER}", &BTreeMap::new()).unresolved, vec!["CLUSTER".to_string()]);
+}
+
+/// A range over the whole address space is not listed address by address (4 billion entries).
+#[test]
+fn regression_a_huge_range_is_not_enumerated() {
+    let r = net::range_in_text("pool 0.0.0.0-255.255.255.255").unwrap();
+    assert_eq!(r.size(), 1 << 32);
+    assert_eq!(r.addresses(), None);
+    assert_eq!(net::range_in_text("10.0.0.0-10.0.255.255").unwrap().addresses().map(|a| a.len()), Some(65_536));
+}
+
+/// Emoji repair of a long accented run is linear (a 64 Ki-character criterion took 7 s, 256 Ki about 2 min).
+#[test]
+fn regression_emoji_repair_of_a_long_accented_run_is_fast() {
+    let text = format!("- [ ] {} âŒ", "é".repeat(256 * 1024));
+    let t = Instant::now();
+    let repaired = mojibake::repair(&text);
+    assert!(t.elapsed() < PER_CASE, "{:?}", t.elapsed());
+    assert!(repaired.ends_with(" ❌") && repaired.starts_with("- [ ] éé"));
+}
