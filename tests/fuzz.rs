@@ -59,7 +59,7 @@ where
             ..Config::default()
         };
         let mut runner = TestRunner::new(config);
-        if let Err(e) = runner.run(&strategy, &timed) {
+        if let Err(e) = runner.run(&strategy, timed) {
             panic!("fuzz target {target} failed after {cases} cases: {e}");
         }
         cases += 64;

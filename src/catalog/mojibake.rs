@@ -77,10 +77,10 @@ fn restore_one_lost_byte(bytes: &[u8]) -> Option<String> {
         for lost in LOST_BYTES {
             let mut candidate = bytes.to_vec();
             candidate.insert(pos, lost);
-            if let Ok(s) = std::str::from_utf8(&candidate) {
-                if s.chars().all(is_symbolic) {
-                    return Some(s.to_string());
-                }
+            if let Ok(s) = std::str::from_utf8(&candidate)
+                && s.chars().all(is_symbolic)
+            {
+                return Some(s.to_string());
             }
         }
     }

@@ -110,11 +110,11 @@ fn credentials_usable(kc: &Kubeconfig, context: &str, kubeconfig_dir: &Path) -> 
     let user = kc.contexts.iter().find(|c| c.name == context).and_then(|c| c.context.as_ref()).and_then(|c| c.user.as_deref());
     let Some(user) = user else { return Ok(()) };
     let Some(auth) = kc.auth_infos.iter().find(|a| a.name == user).and_then(|a| a.auth_info.as_ref()) else { return Ok(()) };
-    if let Some(command) = auth.exec.as_ref().and_then(|e| e.command.as_deref()) {
-        if !executable_exists(command, kubeconfig_dir) {
-            let hint = auth.exec.as_ref().and_then(|e| e.install_hint.as_deref()).map(|h| format!(" ({})", h.split_whitespace().collect::<Vec<_>>().join(" "))).unwrap_or_default();
-            return Err(format!("exec plugin {command:?} of user {user} is not installed (not found on PATH){hint}"));
-        }
+    if let Some(command) = auth.exec.as_ref().and_then(|e| e.command.as_deref())
+        && !executable_exists(command, kubeconfig_dir)
+    {
+        let hint = auth.exec.as_ref().and_then(|e| e.install_hint.as_deref()).map(|h| format!(" ({})", h.split_whitespace().collect::<Vec<_>>().join(" "))).unwrap_or_default();
+        return Err(format!("exec plugin {command:?} of user {user} is not installed (not found on PATH){hint}"));
     }
     let pem = match (&auth.client_certificate_data, &auth.client_certificate) {
         (Some(data), _) => match base64::engine::general_purpose::STANDARD.decode(data.trim()) {

@@ -124,7 +124,7 @@ pub async fn install(client: &kube::Client, crds: &[CrdDoc], timeout: Duration) 
                             pending.remove(n);
                         }
                     }
-                    Some(WatchEvent::Error(e)) => bail!("watch: {e:?}"),
+                    Some(WatchEvent::Error(e)) => bail!("watch: {}", crate::errline::kube(&kube::Error::Api(e.clone()))),
                     Some(_) => {}
                     None => bail!("watch ended"),
                 }

@@ -67,7 +67,7 @@ pub(super) async fn start_minio(cfg: &SimConfig, plan: &DataPlan, vault: &Vault)
         .list_buckets()
         .send()
         .await
-        .map_err(|e| anyhow!("MinIO ListBuckets: {}", aws_sdk_s3::error::DisplayErrorContext(&e)))?
+        .map_err(|e| anyhow!("{}", crate::errline::s3("ListBuckets", &format!("MinIO {LOOPBACK}:{MINIO_PORT}"), &e)))?
         .buckets()
         .iter()
         .filter_map(|b| b.name().map(str::to_string))
@@ -78,7 +78,7 @@ pub(super) async fn start_minio(cfg: &SimConfig, plan: &DataPlan, vault: &Vault)
                 .bucket(b)
                 .send()
                 .await
-                .map_err(|e| anyhow!("MinIO CreateBucket {b}: {}", aws_sdk_s3::error::DisplayErrorContext(&e)))?;
+                .map_err(|e| anyhow!("{}", crate::errline::s3("CreateBucket", &format!("MinIO {LOOPBACK}:{MINIO_PORT}/{b}"), &e)))?;
         }
     }
     Ok(())
