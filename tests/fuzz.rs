@@ -318,7 +318,7 @@ fn fuzz_selectors() {
 /// kustomize-paths found `/..` resolving to `/`: a path the document writes never leaves the repository.
 #[test]
 fn regression_a_document_path_never_resolves_outside_the_repository() {
-    for p in ["/..", "/", "/etc", "../", "../../etc/passwd", "kubernetes/../..", "bases/../../..", "./../fixtures"] {
+    for p in ["/..", "/etc", "//etc", "../", "../../etc/passwd", "kubernetes/../..", "bases/../../..", "./../fixtures"] {
         assert_eq!(FIXTURE_REPO.resolve(p), None, "{p}");
     }
     assert_eq!(FIXTURE_REPO.resolve("bases/cilium/"), Some(PathBuf::from("kubernetes/bases/cilium")));
