@@ -96,10 +96,10 @@ pub fn expect_disjoint_pod_cidrs(clusters: &[(String, Vec<NodeFacts>, Option<ipn
                     findings.push(crate::outcome::Finding::new(object.clone(), "a CIDR", raw.clone()));
                     continue;
                 };
-                if let Some(range) = range {
-                    if !range.contains(&net) {
-                        findings.push(crate::outcome::Finding::new(object.clone(), format!("inside POD_CIDR {range}"), net.to_string()));
-                    }
+                if let Some(range) = range
+                    && !range.contains(&net)
+                {
+                    findings.push(crate::outcome::Finding::new(object.clone(), format!("inside POD_CIDR {range}"), net.to_string()));
                 }
                 for (other, other_net) in &seen {
                     if crate::net::overlaps(&net, other_net) {

@@ -217,11 +217,11 @@ fn pair<'a>(base: &[&'a Item], head: &[&'a Item]) -> (Vec<(Option<&'a Item>, &'a
         }
     }
     for (hi, h) in head.iter().enumerate() {
-        if matched[hi].is_none() {
-            if let Some(bi) = (0..base.len()).find(|&bi| !used[bi] && base[bi].ordinal == h.ordinal) {
-                used[bi] = true;
-                matched[hi] = Some(bi);
-            }
+        if matched[hi].is_none()
+            && let Some(bi) = (0..base.len()).find(|&bi| !used[bi] && base[bi].ordinal == h.ordinal)
+        {
+            used[bi] = true;
+            matched[hi] = Some(bi);
         }
     }
     let pairs = head.iter().zip(&matched).map(|(h, m)| (m.map(|bi| base[bi]), *h)).collect();

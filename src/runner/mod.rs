@@ -312,14 +312,10 @@ fn precondition(unit: &Unit, config: &RunConfig, env: &Environment, cancel: &Can
             return Some(Outcome::skip(format!("not provable in {}: {reason}", target.provenance.describe())));
         }
     }
-    if let Some(phase) = check.phase {
-        if phase != config.phase {
-            return Some(Outcome::skip(format!(
-                "evaluated only in the {} phase (run with --phase {})",
-                phase.as_str(),
-                phase.as_str()
-            )));
-        }
+    if let Some(phase) = check.phase
+        && phase != config.phase
+    {
+        return Some(Outcome::skip(format!("evaluated only in the {} phase (run with --phase {})", phase.as_str(), phase.as_str())));
     }
     blocked.map(|b| Outcome::skip(format!("blocked by {b}")))
 }

@@ -188,7 +188,7 @@ pub(super) async fn bgp_peering_established(ctx: Ctx) -> CheckResult<Outcome> {
         let addr = |p: &Value| p.get("peerAddress").map(scalar_text).map(|a| strip_prefix_len(&a).to_string()).unwrap_or_default();
         let matching: Vec<&Value> = peers.iter().filter(|p| peer.as_ref().is_none_or(|want| addr(p) == *want)).collect();
         if matching.is_empty() {
-            let seen: Vec<String> = peers.iter().map(|p| addr(p)).collect();
+            let seen: Vec<String> = peers.iter().map(addr).collect();
             findings.push(Finding::new(format!("{object} status.bgpInstances[].peers"), format!("a session with {want}"), if seen.is_empty() { "no peers in status".to_string() } else { format!("peers {seen:?}") }));
             continue;
         }

@@ -141,33 +141,6 @@ impl std::fmt::Display for Frequency {
 // "manifests created" / "base HelmRelease created" / "config created"
 // ---------------------------------------------------------------------------
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn intervals_and_timestamps() {
-        assert_eq!(cron_interval("0 */6 * * *"), Some(6 * 3600));
-        assert_eq!(cron_interval("0 2 * * 0"), Some(7 * 86_400));
-        assert_eq!(epoch_seconds("1970-01-02T00:00:00Z"), Some(86_400));
-    }
-
-    #[test]
-    fn cron_frequencies() {
-        assert_eq!(cron_frequency("0 2 * * 0").unwrap(), Frequency::PerWeek(1));
-        assert_eq!(cron_frequency("0 2 * * SUN").unwrap(), Frequency::PerWeek(1));
-        assert_eq!(cron_frequency("0 2 * * 0,7").unwrap(), Frequency::PerWeek(1));
-        assert_eq!(cron_frequency("@weekly").unwrap(), Frequency::PerWeek(1));
-        assert_eq!(cron_frequency("@every 168h").unwrap(), Frequency::PerWeek(1));
-        assert_eq!(cron_frequency("0 2 * * *").unwrap(), Frequency::PerWeek(7));
-        assert_eq!(cron_frequency("0 */6 * * *").unwrap(), Frequency::PerWeek(28));
-        assert_eq!(cron_frequency("0 2 * * 1-5").unwrap(), Frequency::PerWeek(5));
-        assert!(matches!(cron_frequency("0 2 1 * *").unwrap(), Frequency::Calendar(_)));
-        assert!(cron_frequency("0 2 * *").is_err());
-        assert!(cron_frequency("0 25 * * 0").is_err());
-    }
-}
-
 /// Seconds since the Unix epoch of an RFC 3339 timestamp (Kubernetes `metav1.Time`).
 ///
 /// ```
@@ -213,5 +186,32 @@ pub fn cron_interval(expr: &str) -> Option<i64> {
     match cron_frequency(expr).ok()? {
         Frequency::PerWeek(n) if n > 0 => Some(7 * 86_400 / n as i64),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intervals_and_timestamps() {
+        assert_eq!(cron_interval("0 */6 * * *"), Some(6 * 3600));
+        assert_eq!(cron_interval("0 2 * * 0"), Some(7 * 86_400));
+        assert_eq!(epoch_seconds("1970-01-02T00:00:00Z"), Some(86_400));
+    }
+
+    #[test]
+    fn cron_frequencies() {
+        assert_eq!(cron_frequency("0 2 * * 0").unwrap(), Frequency::PerWeek(1));
+        assert_eq!(cron_frequency("0 2 * * SUN").unwrap(), Frequency::PerWeek(1));
+        assert_eq!(cron_frequency("0 2 * * 0,7").unwrap(), Frequency::PerWeek(1));
+        assert_eq!(cron_frequency("@weekly").unwrap(), Frequency::PerWeek(1));
+        assert_eq!(cron_frequency("@every 168h").unwrap(), Frequency::PerWeek(1));
+        assert_eq!(cron_frequency("0 2 * * *").unwrap(), Frequency::PerWeek(7));
+        assert_eq!(cron_frequency("0 */6 * * *").unwrap(), Frequency::PerWeek(28));
+        assert_eq!(cron_frequency("0 2 * * 1-5").unwrap(), Frequency::PerWeek(5));
+        assert!(matches!(cron_frequency("0 2 1 * *").unwrap(), Frequency::Calendar(_)));
+        assert!(cron_frequency("0 2 * *").is_err());
+        assert!(cron_frequency("0 25 * * 0").is_err());
     }
 }

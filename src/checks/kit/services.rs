@@ -1,7 +1,6 @@
 //! Services behind host names: which CNPG cluster or Dragonfly instance a host name
 //! lands on, connection settings consumers use, Keycloak issuers, and the object store.
 
-
 use serde_json::Value;
 
 use super::helm::{chart_name, helm_values, HELM_GROUP};
@@ -255,20 +254,6 @@ pub fn expect_keycloak_client(issuers: &[Issuer], object: &str, issuer: Option<&
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hosts() {
-        let h = parse_host("postgres-shared-rw.databases.svc.clusterset.local");
-        assert_eq!((h.service.as_str(), h.namespace.as_deref(), h.clusterset), ("postgres-shared-rw", Some("databases"), true));
-        let h = parse_host("dragonfly.databases.svc");
-        assert_eq!((h.service.as_str(), h.namespace.as_deref(), h.clusterset), ("dragonfly", Some("databases"), false));
-        assert_eq!(parse_host("pg-rw").namespace, None);
-    }
-}
-
 /// Cilium global-service annotations (docs/reference/components.md §2.4), current and legacy.
 pub const GLOBAL_ANNOTATIONS: [&str; 2] = ["service.cilium.io/global", "io.cilium/global-service"];
 
@@ -377,4 +362,18 @@ pub fn helm_releases(repo: &GitopsRepo, clusters: &[String], chart: &str) -> Res
 
 pub fn none_found(what: &str, clusters: &[String]) -> Outcome {
     Outcome::fail(what, format!("rendered on cluster(s) {}", clusters.join(", ")), "not found")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts() {
+        let h = parse_host("postgres-shared-rw.databases.svc.clusterset.local");
+        assert_eq!((h.service.as_str(), h.namespace.as_deref(), h.clusterset), ("postgres-shared-rw", Some("databases"), true));
+        let h = parse_host("dragonfly.databases.svc");
+        assert_eq!((h.service.as_str(), h.namespace.as_deref(), h.clusterset), ("dragonfly", Some("databases"), false));
+        assert_eq!(parse_host("pg-rw").namespace, None);
+    }
 }
