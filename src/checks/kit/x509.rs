@@ -15,7 +15,8 @@
 //! let leaf_key = KeyPair::generate().unwrap();
 //! let leaf = CertificateParams::new(vec!["t.example.org".into()]).unwrap()
 //!     .signed_by(&leaf_key, &Issuer::from_params(&ca, &ca_key)).unwrap();
-//! let issued = Issued { tls_crt: leaf.pem().as_bytes(), tls_key: leaf_key.serialize_pem().as_bytes(), anchor: Some(ca_pem.as_bytes()) };
+//! let (leaf_pem, key_pem) = (leaf.pem(), leaf_key.serialize_pem());
+//! let issued = Issued { tls_crt: leaf_pem.as_bytes(), tls_key: key_pem.as_bytes(), anchor: Some(ca_pem.as_bytes()) };
 //! let facts = verify_issued(&issued, "t.example.org", time::OffsetDateTime::now_utc()).unwrap();
 //! assert!(facts.anchored);
 //! ```
