@@ -103,6 +103,7 @@ impl GateArgs {
             concurrency: self.concurrency,
             timeout: self.timeout,
             retries: self.retries,
+            in_progress_wait: Duration::from_secs(30),
             strict: false,
             progress: self.progress,
         }

@@ -4,7 +4,7 @@
 //! failed, errors, skipped, unmapped, manual, interrupted, basis: {real,
 //! real_over_simulated, stand_in}}, "results": [ { "id", "story", "cluster", "criterion",
 //! "check", "layer", "outcome": { "verdict": "pass|fail|error|skip", "evidence" |
-//! "findings": [{object, expected, observed}] | "message" | "reason" }, "duration",
+//! "findings": [{object, expected, observed, in_progress?}] | "message" | "reason" }, "duration",
 //! "attempts", "blocked_by", "basis": {"kind": "real|real-over-simulated|stand-in",
 //! "stand_in": [...]}, "access": ["get apps/deployments on infra", "connect host:port"] } ],
 //! "orphans": [...], "warnings": ["malformed YAML in <file>:<line>: ... (no Flux Kustomization
