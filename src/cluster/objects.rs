@@ -163,6 +163,22 @@ pub fn condition(obj: &DynamicObject, type_: &str) -> Option<Condition> {
     Some(Condition { status: s("status"), reason: s("reason"), message: s("message"), observed_generation: c.get("observedGeneration").and_then(Value::as_i64) })
 }
 
+/// What the object's controller says it is still doing (`reason: message`), by the
+/// condition conventions of Flux and kstatus: `Reconciling=True`, or `Ready=Unknown` with
+/// reason `Progressing` (fluxcd/pkg `apis/meta`: `ReconcilingCondition`,
+/// `ProgressingReason`; helm-controller and kustomize-controller mark both when a
+/// reconciliation starts). `None` when it is not working on it, or when `Ready=False`: a
+/// failed attempt being retried (`ProgressingWithRetry`) is a failure, not progress.
+pub fn reconciling(found: &Found) -> Option<String> {
+    let ready = found.condition("Ready");
+    if ready.as_ref().is_some_and(|r| r.status == "False") {
+        return None;
+    }
+    let progressing = found.condition("Reconciling").filter(|c| c.status == "True");
+    let unknown = ready.filter(|r| r.status == "Unknown" && r.reason == "Progressing");
+    progressing.or(unknown).map(|c| format!("{}: {}", c.reason, c.message))
+}
+
 /// Passes when condition `type_` is True and not stale: the condition's (or the status')
 /// observedGeneration equals metadata.generation where the API records them.
 pub fn expect_condition(found: &Found, kind: &Kind, type_: &str) -> Outcome {
