@@ -18,11 +18,30 @@ pub struct Finding {
     pub object: String,
     pub expected: String,
     pub observed: String,
+    /// The object's controller is still working on it (a reconciliation, an upgrade, a
+    /// renewal): not yet a failure, see [`Finding::in_progress`].
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub in_progress: bool,
 }
+
+/// How an in-progress finding's `observed` starts.
+pub const IN_PROGRESS: &str = "in progress: ";
 
 impl Finding {
     pub fn new(object: impl Into<String>, expected: impl Into<String>, observed: impl Into<String>) -> Self {
-        Finding { object: object.into(), expected: expected.into(), observed: observed.into() }
+        Finding { object: object.into(), expected: expected.into(), observed: observed.into(), in_progress: false }
+    }
+
+    /// The same finding about `object` (a name with more context), kept in progress if it was.
+    pub fn renamed(self, object: impl Into<String>) -> Self {
+        Finding { object: object.into(), ..self }
+    }
+
+    /// The controller is still working towards `expected`; `state` is what it says it is
+    /// doing (its condition reason and message). Observed reads `in progress: <state>`.
+    /// The runner re-evaluates such a check for a bounded time before the Fail stands.
+    pub fn in_progress(object: impl Into<String>, expected: impl Into<String>, state: impl std::fmt::Display) -> Self {
+        Finding { in_progress: true, ..Finding::new(object, expected, format!("{IN_PROGRESS}{state}")) }
     }
 }
 
@@ -78,6 +97,32 @@ impl Outcome {
     }
     pub fn skip(reason: impl Into<String>) -> Self {
         Outcome::Skip { reason: reason.into() }
+    }
+    /// A Fail that is only a reconciliation still running (see [`Finding::in_progress`]).
+    pub fn in_progress(object: impl Into<String>, expected: impl Into<String>, state: impl std::fmt::Display) -> Self {
+        Outcome::Fail { findings: vec![Finding::in_progress(object, expected, state)] }
+    }
+
+    /// A Fail whose every finding is a reconciliation still in progress: worth waiting for.
+    pub fn is_in_progress(&self) -> bool {
+        matches!(self, Outcome::Fail { findings } if !findings.is_empty() && findings.iter().all(|f| f.in_progress))
+    }
+
+    /// The verdict once the wait for an in-progress state is over: the same Fail, each
+    /// in-progress finding saying it was `still in progress after <waited>`.
+    pub fn still_in_progress(self, waited: std::time::Duration) -> Self {
+        match self {
+            Outcome::Fail { findings } => Outcome::Fail {
+                findings: findings
+                    .into_iter()
+                    .map(|f| match f.observed.strip_prefix(IN_PROGRESS).filter(|_| f.in_progress) {
+                        Some(state) => Finding { observed: format!("still in progress after {}s: {state}", waited.as_secs()), ..f.clone() },
+                        None => f,
+                    })
+                    .collect(),
+            },
+            other => other,
+        }
     }
 
     /// Pass with `evidence` when there are no findings, else Fail with all of them.
@@ -143,3 +188,24 @@ impl Outcome {
 
 /// `?` for checks: an `Err(Outcome)` ends the check with that outcome.
 pub type CheckResult<T> = Result<T, Outcome>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn in_progress_findings_are_failures_worth_waiting_for_until_the_wait_ends() {
+        let o = Outcome::in_progress("HelmRelease a/b", "Ready=True", "Progressing: Running 'upgrade' action");
+        assert_eq!(o.verdict(), Verdict::Fail);
+        assert!(o.is_in_progress());
+        assert_eq!(o.summary(), "HelmRelease a/b: expected Ready=True, observed in progress: Progressing: Running 'upgrade' action");
+        // One real finding next to it: an ordinary failure.
+        let mixed = Outcome::all([o.clone(), Outcome::fail("Deployment a/c", "1 ready", "0/1 ready")]);
+        assert!(!mixed.is_in_progress());
+        assert!(Outcome::all([o.clone(), Outcome::pass("fine")]).is_in_progress());
+        let done = o.still_in_progress(std::time::Duration::from_secs(30));
+        assert_eq!(done.summary(), "HelmRelease a/b: expected Ready=True, observed still in progress after 30s: Progressing: Running 'upgrade' action");
+        let renamed = Finding::in_progress("x", "y", "z").renamed("x (cluster infra)");
+        assert!(renamed.in_progress && renamed.object == "x (cluster infra)");
+    }
+}

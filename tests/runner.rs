@@ -346,3 +346,36 @@ async fn a_check_that_panics_is_an_error_of_its_unit_and_the_run_goes_on() {
     assert!(!o.summary().contains('\n'));
     assert_eq!(outcome_of(&r, "7.1.1").verdict(), Verdict::Pass);
 }
+
+#[tokio::test]
+async fn a_reconciliation_in_progress_is_waited_for_beyond_the_retries_then_fails_saying_so() {
+    let calls = Arc::new(AtomicU32::new(0));
+    let c = calls.clone();
+    // An upgrade that finishes on the fifth look.
+    let upgrading = Check::cluster("2.4", "upgrading", "upgrading", move |_ctx: Ctx| {
+        let n = c.fetch_add(1, Ordering::SeqCst);
+        async move {
+            if n < 4 { Outcome::in_progress("HelmRelease networking/external-dns", "Ready=True", "Progressing: Running 'upgrade' action with timeout of 5m0s") } else { Outcome::pass("Ready=True") }
+        }
+    });
+    let cfg = RunConfig { retries: 0, backoff: Duration::from_millis(10), in_progress_wait: Duration::from_secs(3), ..config() };
+    let r = run(vec![unit("2.4.3", upgrading)], &[], cfg.clone()).await;
+    // With retries only (the old runner), the first look's Fail would have stood.
+    assert_eq!(outcome_of(&r, "2.4.3"), &Outcome::pass("Ready=True"));
+    assert_eq!(r.results[0].attempts, 5);
+
+    // Still upgrading when the wait ends: a Fail that says it was still in progress.
+    let stuck = Check::cluster("2.4", "stuck", "stuck", |_ctx: Ctx| async {
+        Outcome::in_progress("HelmRelease networking/external-dns", "Ready=True", "Progressing: Running 'upgrade' action with timeout of 5m0s")
+    });
+    let r = run(vec![unit("2.4.3", stuck)], &[], RunConfig { in_progress_wait: Duration::from_millis(1200), ..cfg.clone() }).await;
+    let o = outcome_of(&r, "2.4.3");
+    assert_eq!(o.verdict(), Verdict::Fail);
+    assert_eq!(o.summary(), "HelmRelease networking/external-dns: expected Ready=True, observed still in progress after 1s: Progressing: Running 'upgrade' action with timeout of 5m0s");
+    assert!(r.results[0].attempts > 3, "{}", r.results[0].attempts);
+
+    // An ordinary failure is not waited for.
+    let failing = Check::cluster("2.4", "failing", "failing", |_ctx: Ctx| async { Outcome::fail("HelmRelease networking/external-dns", "Ready=True", "Ready=False (UpgradeFailed)") });
+    let r = run(vec![unit("2.4.3", failing)], &[], cfg).await;
+    assert_eq!(r.results[0].attempts, 1);
+}

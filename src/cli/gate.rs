@@ -107,6 +107,7 @@ impl GateArgs {
             timeout: self.timeout,
             retries: self.retries,
             profile: self.profile.clone(),
+            in_progress_wait: Duration::from_secs(30),
             strict: false,
             progress: self.progress,
         }

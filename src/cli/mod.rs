@@ -180,6 +180,10 @@ pub struct RunArgs {
     /// profile's reason) and variables its deploy step changes, e.g. ci/kind-profile.yaml.
     #[arg(long, value_name = "FILE")]
     pub profile: Option<PathBuf>,
+    /// How long a check that sees only reconciliations in progress (an upgrade, a new
+    /// revision being applied, a renewal) is re-evaluated before it fails (e.g. 30s, 2m).
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub in_progress_wait: Duration,
     /// Exit 1 when any criterion is unmapped (a Definition-of-Done gate).
     #[arg(long)]
     pub strict: bool,
@@ -387,7 +391,7 @@ async fn execute(args: &RunArgs, session: Session, only: &[crate::plan::Selector
 
 /// Runs `units` with the terminal reporter and Ctrl-C handling of `run`.
 async fn drive(args: &RunArgs, session: &Session, units: Vec<crate::plan::Unit>) -> crate::runner::RunReport {
-    let config = RunConfig { concurrency: args.concurrency, timeout: args.timeout, retries: args.retries, phase: args.phase, ..RunConfig::default() };
+    let config = RunConfig { concurrency: args.concurrency, timeout: args.timeout, retries: args.retries, in_progress_wait: args.in_progress_wait, phase: args.phase, ..RunConfig::default() };
     let runner = session.runner(config);
     let mode = match args.progress {
         Progress::Bar => report::terminal::Mode::Bar,

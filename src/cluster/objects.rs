@@ -80,10 +80,10 @@ pub async fn resource(client: &kube::Client, kind: &Kind) -> Result<(ApiResource
     }
     // None of the versions the check reads: a kind served at another version is an Error
     // naming it (the check cannot judge it), only a kind not served at all is a Fail.
-    if let Ok(served) = super::discovery::served_versions(client, kind.group, kind.kind).await {
-        if let super::discovery::Served::OnlyUnknown(other) = super::discovery::judge_served(kind.versions, &served) {
-            return Err(Outcome::error(super::discovery::unknown_versions_message(kind.group, kind.kind, kind.versions, &other)));
-        }
+    if let Ok(served) = super::discovery::served_versions(client, kind.group, kind.kind).await
+        && let super::discovery::Served::OnlyUnknown(other) = super::discovery::judge_served(kind.versions, &served)
+    {
+        return Err(Outcome::error(super::discovery::unknown_versions_message(kind.group, kind.kind, kind.versions, &other)));
     }
     Err(Outcome::fail(
         format!("API {}/{}", kind.group, kind.kind),
@@ -163,6 +163,22 @@ pub fn condition(obj: &DynamicObject, type_: &str) -> Option<Condition> {
     Some(Condition { status: s("status"), reason: s("reason"), message: s("message"), observed_generation: c.get("observedGeneration").and_then(Value::as_i64) })
 }
 
+/// What the object's controller says it is still doing (`reason: message`), by the
+/// condition conventions of Flux and kstatus: `Reconciling=True`, or `Ready=Unknown` with
+/// reason `Progressing` (fluxcd/pkg `apis/meta`: `ReconcilingCondition`,
+/// `ProgressingReason`; helm-controller and kustomize-controller mark both when a
+/// reconciliation starts). `None` when it is not working on it, or when `Ready=False`: a
+/// failed attempt being retried (`ProgressingWithRetry`) is a failure, not progress.
+pub fn reconciling(found: &Found) -> Option<String> {
+    let ready = found.condition("Ready");
+    if ready.as_ref().is_some_and(|r| r.status == "False") {
+        return None;
+    }
+    let progressing = found.condition("Reconciling").filter(|c| c.status == "True");
+    let unknown = ready.filter(|r| r.status == "Unknown" && r.reason == "Progressing");
+    progressing.or(unknown).map(|c| format!("{}: {}", c.reason, c.message))
+}
+
 /// Passes when condition `type_` is True and not stale: the condition's (or the status')
 /// observedGeneration equals metadata.generation where the API records them.
 pub fn expect_condition(found: &Found, kind: &Kind, type_: &str) -> Outcome {
@@ -175,10 +191,10 @@ pub fn expect_condition(found: &Found, kind: &Kind, type_: &str) -> Outcome {
     }
     let generation = found.object.metadata.generation;
     let observed = c.observed_generation.or_else(|| found.get("/status/observedGeneration").and_then(Value::as_i64));
-    if let (Some(g), Some(o)) = (generation, observed) {
-        if o < g {
-            return Outcome::fail(object, format!("{type_}=True for generation {g}"), format!("stale: observedGeneration {o}"));
-        }
+    if let (Some(g), Some(o)) = (generation, observed)
+        && o < g
+    {
+        return Outcome::fail(object, format!("{type_}=True for generation {g}"), format!("stale: observedGeneration {o}"));
     }
     Outcome::pass(format!("{object}: {type_}=True ({})", c.reason))
 }

@@ -31,6 +31,10 @@ pub struct RunConfig {
     pub retries: u32,
     /// First retry delay; doubles each attempt, capped at 10 s.
     pub backoff: Duration,
+    /// How long a live check whose only findings are reconciliations in progress
+    /// ([`Outcome::is_in_progress`]) is re-evaluated, beyond `retries`, before its Fail
+    /// stands (within `timeout`).
+    pub in_progress_wait: Duration,
     pub phase: Phase,
     /// How long this run's Lease holds without renewal (see [`crate::cluster::lease`]).
     pub lease: Duration,
@@ -40,7 +44,7 @@ pub struct RunConfig {
 
 impl Default for RunConfig {
     fn default() -> Self {
-        RunConfig { concurrency: 8, timeout: Duration::from_secs(60), retries: 2, backoff: Duration::from_millis(500), phase: Phase::Operate, lease: Duration::from_secs(60), probe_timeout: Duration::from_secs(5) }
+        RunConfig { concurrency: 8, timeout: Duration::from_secs(60), retries: 2, backoff: Duration::from_millis(500), in_progress_wait: Duration::from_secs(30), phase: Phase::Operate, lease: Duration::from_secs(60), probe_timeout: Duration::from_secs(5) }
     }
 }
 
@@ -380,8 +384,9 @@ async fn evaluate(
     let deadline = tokio::time::Instant::now() + config.timeout;
     let mut delay = config.backoff;
     let mut attempts = 0;
+    let started = tokio::time::Instant::now();
     let mut outcome = Outcome::error("not evaluated");
-    while attempts < max_attempts {
+    loop {
         attempts += 1;
         // A check that panics ends as an Error of its unit; the run and its reports go on.
         let fut = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe((check.run)(ctx.clone())));
@@ -409,14 +414,22 @@ async fn evaluate(
             break;
         }
         let retryable = matches!(outcome.verdict(), Verdict::Fail | Verdict::Error) && !cancel.is_cancelled();
-        if !retryable || attempts >= max_attempts || tokio::time::Instant::now() + delay >= deadline {
+        // A reconciliation in progress is waited for until `in_progress_wait`, whatever the
+        // retry count; the last look comes when that wait ends.
+        let remaining = config.in_progress_wait.saturating_sub(started.elapsed());
+        let waiting = check.layer.is_live() && outcome.is_in_progress() && !remaining.is_zero();
+        let pause = if waiting && attempts >= max_attempts { delay.min(remaining) } else { delay };
+        if !retryable || (attempts >= max_attempts && !waiting) || tokio::time::Instant::now() + pause >= deadline {
             break;
         }
         tokio::select! {
-            _ = tokio::time::sleep(delay) => {}
+            _ = tokio::time::sleep(pause) => {}
             _ = cancel.cancelled() => break,
         }
         delay = (delay * 2).min(Duration::from_secs(10));
+    }
+    if outcome.is_in_progress() {
+        outcome = outcome.still_in_progress(started.elapsed());
     }
     // Cleanups run whatever happened, bounded so an unreachable cluster cannot hang the run.
     let _ = tokio::time::timeout(Duration::from_secs(30), cleanup.run_all()).await;

@@ -32,19 +32,10 @@ pub(super) async fn flux_kustomizations_applied(ctx: Ctx) -> CheckResult<Outcome
             findings.push(Finding::new(format!("Kustomization {ns}/{} (cluster {}, from {})", k.name(), ctx.cluster, k.file.display()), "applied to the cluster", "not found"));
             continue;
         };
-        let object = format!("{} (cluster {})", f.describe(&KUSTOMIZATION), ctx.cluster);
-        match kobjects::expect_condition(f, &KUSTOMIZATION, "Ready") {
-            Outcome::Fail { findings: fs } => findings.extend(fs.into_iter().map(|x| Finding::new(object.clone(), x.expected, x.observed))),
-            Outcome::Error { message } => return Err(Outcome::error(message)),
-            _ => {
-                let applied_rev = f.str("/status/lastAppliedRevision").unwrap_or("");
-                let attempted = f.str("/status/lastAttemptedRevision").unwrap_or(applied_rev);
-                if applied_rev != attempted {
-                    findings.push(Finding::new(format!("{object} status.lastAppliedRevision"), format!("the attempted revision {attempted}"), format!("{applied_rev:?}")));
-                } else {
-                    applied.push(format!("{}@{}", f.name(), applied_rev));
-                }
-            }
+        match judge_kustomization(f, &ctx.cluster) {
+            Outcome::Fail { findings: fs } => findings.extend(fs),
+            Outcome::Pass { evidence } => applied.extend(evidence),
+            other => return Err(other),
         }
     }
     Ok(Outcome::from_findings(findings, format!("cluster {}: {} Flux Kustomizations Ready ({})", ctx.cluster, applied.len(), applied.join(", "))))

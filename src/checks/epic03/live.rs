@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::{Api, ListParams};
 
-use crate::check::{CheckResult, Ctx, Finding, Outcome};
+use crate::check::{CheckResult, Ctx, Outcome};
 use crate::cluster::api_error;
 use crate::cluster::objects::{self, Found, Kind};
 use crate::repo::str_at;
@@ -56,7 +56,7 @@ fn sync(ctx: &Ctx) -> Sync {
 fn on(cluster: &str, outcome: Outcome) -> Outcome {
     match outcome {
         Outcome::Fail { findings } => Outcome::Fail {
-            findings: findings.into_iter().map(|f| Finding::new(format!("{} (cluster {cluster})", f.object), f.expected, f.observed)).collect(),
+            findings: findings.into_iter().map(|f| { let o = format!("{} (cluster {cluster})", f.object); f.renamed(o) }).collect(),
         },
         o => o,
     }
@@ -122,9 +122,14 @@ pub(super) async fn flux_sync_verified(ctx: Ctx) -> CheckResult<Outcome> {
     let src_name = ks.str("/spec/sourceRef/name").unwrap_or(&s.git.1).to_string();
     let git = require(client, &ctx.cluster, &GIT_REPOSITORY, &src_ns, &src_name).await?;
     let object = format!("{} (cluster {})", ks.describe(&KUSTOMIZATION), ctx.cluster);
-    let ready = on(&ctx.cluster, objects::expect_condition(&ks, &KUSTOMIZATION, "Ready"));
     let fetched = git.str("/status/artifact/revision").unwrap_or("");
     let applied = ks.str("/status/lastAppliedRevision").unwrap_or("");
+    // Applying a newly fetched revision: in progress (the runner waits), the old one still applied.
+    if let Some(doing) = objects::reconciling(&ks) {
+        let still = if applied.is_empty() { "none applied yet".to_string() } else { format!("{applied} still applied") };
+        return Ok(Outcome::in_progress(object, format!("Ready=True, the fetched revision of GitRepository {src_ns}/{src_name} applied"), format!("{doing}; {still}")));
+    }
+    let ready = on(&ctx.cluster, objects::expect_condition(&ks, &KUSTOMIZATION, "Ready"));
     let revision = if fetched.is_empty() || applied != fetched {
         Outcome::fail(
             format!("{object} status.lastAppliedRevision"),
@@ -175,6 +180,10 @@ pub(super) async fn flux_reconciles_cluster_path(ctx: Ctx, criterion: &'static s
     let mut ready = vec![];
     for (ns, name) in &expected {
         match objects::get(client, &KUSTOMIZATION, Some(ns), name).await {
+            Ok(Some(k)) if objects::reconciling(&k).is_some() => {
+                let doing = objects::reconciling(&k).unwrap_or_default();
+                outcomes.push(Outcome::in_progress(format!("{} (cluster {})", k.describe(&KUSTOMIZATION), ctx.cluster), "Ready=True", doing));
+            }
             Ok(Some(k)) => match objects::expect_condition(&k, &KUSTOMIZATION, "Ready") {
                 Outcome::Pass { .. } => ready.push(format!("{name}@{}", k.str("/status/lastAppliedRevision").unwrap_or("?"))),
                 o => outcomes.push(on(&ctx.cluster, o)),

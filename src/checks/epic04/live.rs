@@ -134,14 +134,7 @@ pub(super) async fn ceph_cluster_ready_on_nodes(ctx: Ctx) -> CheckResult<Outcome
     let want_nodes = number_in(CEPH_DEPLOYED, r"\((\d+) nodes\)").unwrap_or(3) as usize;
     let obj = format!("{} (cluster {})", cc.describe(&CEPH_CLUSTER), ctx.cluster);
     let ns = cc.namespace().unwrap_or("rook-ceph").to_string();
-    let mut findings = vec![];
-    let phase = cc.str("/status/phase").unwrap_or("");
-    if phase != "Ready" {
-        let message = cc.str("/status/message").unwrap_or("");
-        findings.push(Finding::new(format!("{obj} status.phase"), "Ready", format!("{:?} ({message})", if phase.is_empty() { "not set" } else { phase })));
-    } else if let Outcome::Fail { findings: f } = objects::expect_condition(&cc, &CEPH_CLUSTER, "Ready") {
-        findings.extend(f);
-    }
+    let mut findings: Vec<Finding> = ceph_cluster_phase(&cc, &obj).into_iter().collect();
     let mut evidence = vec![];
     for (daemon, labels) in [("mon", "app=rook-ceph-mon"), ("osd", "app=rook-ceph-osd")] {
         let p = pods(client, &ns, labels).await?;
@@ -157,6 +150,23 @@ pub(super) async fn ceph_cluster_ready_on_nodes(ctx: Ctx) -> CheckResult<Outcome
         evidence.push(format!("{daemon}s on {}", nodes.into_iter().collect::<Vec<_>>().join(", ")));
     }
     Ok(Outcome::from_findings(findings, format!("{obj}: phase Ready; {}", evidence.join("; "))))
+}
+
+/// The CephCluster's phase: `Ready` (with condition Ready) is fine; `Progressing` — Rook
+/// orchestrating mons, managers or OSDs, e.g. during an upgrade (rook
+/// `pkg/apis/ceph.rook.io/v1/types.go`: `ConditionProgressing`, reason
+/// `ClusterProgressing`, the step in `status.message`) — is in progress; anything else is a finding.
+fn ceph_cluster_phase(cc: &Found, obj: &str) -> Option<Finding> {
+    let phase = cc.str("/status/phase").unwrap_or("");
+    let message = cc.str("/status/message").unwrap_or("");
+    match phase {
+        "Ready" => match objects::expect_condition(cc, &CEPH_CLUSTER, "Ready") {
+            Outcome::Fail { findings } => findings.into_iter().next(),
+            _ => None,
+        },
+        "Progressing" => Some(Finding::in_progress(format!("{obj} status.phase"), "Ready", format!("Progressing ({message})"))),
+        _ => Some(Finding::new(format!("{obj} status.phase"), "Ready", format!("{:?} ({message})", if phase.is_empty() { "not set" } else { phase }))),
+    }
 }
 
 /// `NxMTB`: N OSDs (rook-ceph-osd Deployments, Rook's `status.storage.osd.storeType` count),
@@ -285,4 +295,43 @@ pub(super) async fn openebs_deployed(ctx: Ctx) -> CheckResult<Outcome> {
         });
     }
     Ok(Outcome::all(outcomes))
+}
+
+#[cfg(test)]
+mod tests {
+    use kube::api::DynamicObject;
+    use serde_json::json;
+
+    use super::*;
+
+    fn ceph(phase: &str, message: &str, conditions: serde_json::Value) -> Found {
+        let object: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "ceph.rook.io/v1", "kind": "CephCluster",
+            "metadata": {"name": "rook-ceph", "namespace": "rook-ceph", "generation": 2},
+            "status": {"phase": phase, "message": message, "state": phase, "conditions": conditions, "observedGeneration": 2},
+        }))
+        .unwrap();
+        Found { object, api_version: "ceph.rook.io/v1".into() }
+    }
+
+    /// Rook while it orchestrates (rook pkg/operator/ceph/cluster: phase Progressing,
+    /// condition Progressing=True reason ClusterProgressing, the step as message).
+    #[test]
+    fn a_cephcluster_progressing_is_in_progress_where_the_old_rule_failed_it() {
+        let progressing = ceph("Progressing", "Configuring Ceph Mons", json!([
+            {"type": "Progressing", "status": "True", "reason": "ClusterProgressing", "message": "Configuring Ceph Mons"},
+            {"type": "Ready", "status": "False", "reason": "ClusterProgressing", "message": "Configuring Ceph Mons"},
+        ]));
+        let obj = "CephCluster rook-ceph/rook-ceph (ceph.rook.io/v1) (cluster infra)";
+        // The old rule: phase must be Ready, anything else an ordinary finding.
+        let f = ceph_cluster_phase(&progressing, obj).expect("a finding");
+        assert!(f.in_progress, "{f}");
+        assert_eq!(f.to_string(), format!("{obj} status.phase: expected Ready, observed in progress: Progressing (Configuring Ceph Mons)"));
+
+        let failed = ceph("Failure", "failed to create cluster: mon quorum lost", json!([]));
+        let f = ceph_cluster_phase(&failed, obj).expect("a finding");
+        assert!(!f.in_progress && f.observed.starts_with("\"Failure\""), "{f}");
+        let ready = ceph("Ready", "Cluster created successfully", json!([{"type": "Ready", "status": "True", "reason": "ClusterCreated", "message": "Cluster created successfully"}]));
+        assert_eq!(ceph_cluster_phase(&ready, obj), None);
+    }
 }

@@ -47,16 +47,28 @@ pub async fn helmrelease_ready(client: &kube::Client, cluster: &str, ns: &str, n
     let found = match live::require(client, &HELMRELEASE, Some(ns), name).await {
         Ok(f) => f,
         Err(Outcome::Fail { findings }) => {
-            return Outcome::Fail { findings: findings.into_iter().map(|f| Finding::new(format!("{} (cluster {cluster})", f.object), f.expected, f.observed)).collect() };
+            return Outcome::Fail { findings: findings.into_iter().map(|f| { let o = format!("{} (cluster {cluster})", f.object); f.renamed(o) }).collect() };
         }
         Err(o) => return o,
     };
     judge_helmrelease(&found, cluster)
 }
 
-/// The verdict on one live HelmRelease (see [`helmrelease_ready`]).
+/// The verdict on one live HelmRelease (see [`helmrelease_ready`]). An upgrade that
+/// helm-controller is still running (`Reconciling=True` / `Ready=Unknown` Progressing,
+/// the new release `pending-upgrade` on top of the one still deployed) is reported in
+/// progress, naming the release still serving, so the runner waits for it.
 pub fn judge_helmrelease(found: &live::Found, cluster: &str) -> Outcome {
     let object = format!("{} (cluster {cluster})", found.describe(&HELMRELEASE));
+    if let Some(doing) = live::reconciling(found) {
+        let history = found.get("/status/history").and_then(Value::as_array).cloned().unwrap_or_default();
+        let deployed = history.iter().find(|h| h.get("status").and_then(Value::as_str) == Some("deployed"));
+        let serving = match deployed {
+            Some(h) => format!("chart {} still deployed", h.get("chartVersion").and_then(Value::as_str).unwrap_or("?")),
+            None => "no release deployed yet".to_string(),
+        };
+        return Outcome::in_progress(object, "Ready=True, release deployed", format!("{doing}; {serving}"));
+    }
     match expect_condition(found, &HELMRELEASE, "Ready") {
         Outcome::Pass { .. } => {}
         Outcome::Fail { findings } => return Outcome::Fail { findings: findings.into_iter().map(|f| Finding::new(object.clone(), f.expected, f.observed)).collect() },
@@ -69,6 +81,30 @@ pub fn judge_helmrelease(found: &live::Found, cluster: &str) -> Outcome {
     }
     let version = latest.and_then(|h| h.get("chartVersion")).and_then(Value::as_str).unwrap_or("?");
     Outcome::pass(format!("{object}: Ready=True, release deployed (chart {version})"))
+}
+
+/// The verdict on one live Flux Kustomization: `Ready=True` for its generation and the
+/// revision it last attempted applied (§6.2 [F2]); evidence `name@revision`. While
+/// kustomize-controller is applying (`Reconciling=True` / `Ready=Unknown` Progressing,
+/// `lastAttemptedRevision` ahead of `lastAppliedRevision`) it is in progress, naming both
+/// revisions, so the runner waits for it.
+pub fn judge_kustomization(found: &live::Found, cluster: &str) -> Outcome {
+    let object = format!("{} (cluster {cluster})", found.describe(&KUSTOMIZATION));
+    let applied = found.str("/status/lastAppliedRevision").unwrap_or("");
+    let attempted = found.str("/status/lastAttemptedRevision").unwrap_or(applied);
+    if let Some(doing) = live::reconciling(found) {
+        let revisions = if attempted != applied { format!("; {attempted} being applied, {applied:?} still applied") } else { String::new() };
+        return Outcome::in_progress(object, "Ready=True, the attempted revision applied", format!("{doing}{revisions}"));
+    }
+    match expect_condition(found, &KUSTOMIZATION, "Ready") {
+        Outcome::Pass { .. } => {}
+        Outcome::Fail { findings } => return Outcome::Fail { findings: findings.into_iter().map(|f| f.renamed(object.clone())).collect() },
+        other => return other,
+    }
+    if applied != attempted {
+        return Outcome::fail(format!("{object} status.lastAppliedRevision"), format!("the attempted revision {attempted}"), format!("{applied:?}"));
+    }
+    Outcome::pass(format!("{}@{applied}", found.name()))
 }
 
 /// Every Deployment, StatefulSet and DaemonSet matching `selector` in `ns` is ready,
@@ -215,4 +251,107 @@ pub async fn release_deployed(ctx: &CheckContext, charts: &[&str], workloads: im
         outcomes.push(live::expect_workload_ready(client, &ctx.cluster, kind, &release.namespace, &name).await);
     }
     Outcome::all(outcomes)
+}
+
+#[cfg(test)]
+mod tests {
+    use kube::api::DynamicObject;
+    use serde_json::{json, Value};
+
+    use super::*;
+
+    fn found(kind: &str, api_version: &str, status: Value) -> live::Found {
+        let object: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": api_version, "kind": kind,
+            "metadata": {"name": "podinfo", "namespace": "flux-system", "generation": 3},
+            "spec": {},
+            "status": status,
+        }))
+        .unwrap();
+        live::Found { object, api_version: api_version.into() }
+    }
+
+    fn cond(type_: &str, status: &str, reason: &str, message: &str) -> Value {
+        json!({"type": type_, "status": status, "reason": reason, "message": message, "observedGeneration": 3})
+    }
+
+    /// helm-controller while it upgrades (internal/reconcile/atomic_release.go: Reconciling=True
+    /// and Ready=Unknown, reason Progressing, "Running 'upgrade' action with timeout of 5m0s";
+    /// the history is patched after the action, so history[0] is still the deployed release).
+    fn upgrading() -> live::Found {
+        let msg = "Running 'upgrade' action with timeout of 5m0s";
+        found("HelmRelease", "helm.toolkit.fluxcd.io/v2", json!({
+            "observedGeneration": 2,
+            "lastAttemptedRevision": "6.9.0",
+            "conditions": [cond("Reconciling", "True", "Progressing", msg), cond("Ready", "Unknown", "Progressing", msg), cond("Released", "True", "UpgradeSucceeded", "Helm upgrade succeeded for release flux-system/podinfo.v1 with chart podinfo@6.8.0")],
+            "history": [{"name": "podinfo", "namespace": "flux-system", "version": 1, "status": "deployed", "chartName": "podinfo", "chartVersion": "6.8.0"}],
+        }))
+    }
+
+    #[test]
+    fn a_helmrelease_mid_upgrade_is_in_progress_where_the_old_rule_failed_it() {
+        let hr = upgrading();
+        // The old rule: Ready must be True, so an upgrade in flight was an ordinary Fail.
+        let old = expect_condition(&hr, &HELMRELEASE, "Ready");
+        assert_eq!(old.verdict(), crate::check::Verdict::Fail);
+        assert!(!old.is_in_progress());
+        let new = judge_helmrelease(&hr, "apps");
+        assert!(new.is_in_progress(), "{new:?}");
+        assert_eq!(
+            new.summary(),
+            "HelmRelease flux-system/podinfo (helm.toolkit.fluxcd.io/v2) (cluster apps): expected Ready=True, release deployed, observed in progress: Progressing: Running 'upgrade' action with timeout of 5m0s; chart 6.8.0 still deployed"
+        );
+    }
+
+    #[test]
+    fn a_failed_upgrade_being_retried_is_a_failure_and_a_finished_one_passes() {
+        // Ready=False with Reconciling=True ProgressingWithRetry: the attempt failed.
+        let hr = found("HelmRelease", "helm.toolkit.fluxcd.io/v2", json!({
+            "conditions": [cond("Reconciling", "True", "ProgressingWithRetry", "Helm upgrade failed"), cond("Ready", "False", "UpgradeFailed", "Helm upgrade failed: timed out")],
+            "history": [{"version": 2, "status": "failed", "chartVersion": "6.9.0"}, {"version": 1, "status": "superseded", "chartVersion": "6.8.0"}],
+        }));
+        let o = judge_helmrelease(&hr, "apps");
+        assert!(!o.is_in_progress() && o.verdict() == crate::check::Verdict::Fail, "{o:?}");
+        assert!(o.summary().contains("Ready=False (UpgradeFailed"), "{}", o.summary());
+        let done = found("HelmRelease", "helm.toolkit.fluxcd.io/v2", json!({
+            "observedGeneration": 3,
+            "conditions": [cond("Ready", "True", "UpgradeSucceeded", "Helm upgrade succeeded")],
+            "history": [{"version": 2, "status": "deployed", "chartVersion": "6.9.0"}, {"version": 1, "status": "superseded", "chartVersion": "6.8.0"}],
+        }));
+        assert_eq!(judge_helmrelease(&done, "apps").summary(), "HelmRelease flux-system/podinfo (helm.toolkit.fluxcd.io/v2) (cluster apps): Ready=True, release deployed (chart 6.9.0)");
+    }
+
+    /// kustomize-controller applying a new revision (internal/controller/kustomization_controller.go,
+    /// reconcile: Ready=Unknown Progressing "Reconciliation in progress", Reconciling=True
+    /// "Building manifests for revision … with a timeout of …", lastAttemptedRevision set first).
+    #[test]
+    fn a_kustomization_applying_a_newer_revision_is_in_progress_where_the_old_rule_failed_it() {
+        let (old_rev, new_rev) = ("main@sha1:1111111111111111111111111111111111111111", "main@sha1:2222222222222222222222222222222222222222");
+        let ks = found("Kustomization", "kustomize.toolkit.fluxcd.io/v1", json!({
+            "observedGeneration": 3,
+            "lastAppliedRevision": old_rev,
+            "lastAttemptedRevision": new_rev,
+            "conditions": [cond("Reconciling", "True", "Progressing", &format!("Building manifests for revision {new_rev} with a timeout of 5m0s")), cond("Ready", "Unknown", "Progressing", "Reconciliation in progress")],
+        }));
+        // The old rule (dod.4): Ready=True, then applied == attempted — a Fail either way.
+        assert!(!expect_condition(&ks, &KUSTOMIZATION, "Ready").is_in_progress());
+        let o = judge_kustomization(&ks, "infra");
+        assert!(o.is_in_progress(), "{o:?}");
+        let text = o.summary();
+        assert!(text.starts_with("Kustomization flux-system/podinfo (kustomize.toolkit.fluxcd.io/v1) (cluster infra): expected Ready=True, the attempted revision applied, observed in progress: Progressing: Building manifests"), "{text}");
+        assert!(text.ends_with(&format!("; {new_rev} being applied, \"{old_rev}\" still applied")), "{text}");
+
+        // Not reconciling, but the attempt did not apply: a failure, as before.
+        let stuck = found("Kustomization", "kustomize.toolkit.fluxcd.io/v1", json!({
+            "observedGeneration": 3, "lastAppliedRevision": old_rev, "lastAttemptedRevision": new_rev,
+            "conditions": [cond("Ready", "True", "ReconciliationSucceeded", "Applied revision")],
+        }));
+        let o = judge_kustomization(&stuck, "infra");
+        assert!(!o.is_in_progress() && o.summary().contains("status.lastAppliedRevision: expected the attempted revision"), "{o:?}");
+        let done = found("Kustomization", "kustomize.toolkit.fluxcd.io/v1", json!({
+            "observedGeneration": 3, "lastAppliedRevision": new_rev, "lastAttemptedRevision": new_rev,
+            "conditions": [cond("Ready", "True", "ReconciliationSucceeded", "Applied revision")],
+        }));
+        assert_eq!(judge_kustomization(&done, "infra"), Outcome::pass(format!("podinfo@{new_rev}")));
+    }
 }

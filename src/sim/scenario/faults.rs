@@ -66,6 +66,8 @@ impl ClusterSim {
                 self.apply_status(&k, namespace.as_deref(), name, status)
                     .await?;
             }
+            Op::Create { object, owner } => self.create_history(object, owner.as_ref()).await?,
+            Op::RenewCertificate { namespace, name } => self.renew_certificate(namespace, name).await?,
             Op::Delete {
                 api_version,
                 kind,

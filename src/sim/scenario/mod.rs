@@ -25,7 +25,10 @@
 //!
 //! A fault scenario (`sim/scenarios/<name>.yaml`) first applies `healthy`, then
 //! its `breaks` (pods not ready, a node NotReady, a status change merged over the
-//! healthy status, a deletion), then waits until the change is visible.
+//! healthy status, a deletion), then waits until the change is visible. `lived-in`
+//! is healthy with a past: its breaks create what controllers leave behind (finished
+//! Job pods, an evicted pod, older Backups) and renew a Certificate (`history`); every
+//! scenario first removes such objects.
 //! Switching scenarios never restarts the simulation.
 //!
 //! Layout: `model` (the scenario files), `client` (one cluster: discovery and
@@ -38,6 +41,7 @@ mod client;
 mod controllers;
 mod faults;
 mod healthy;
+mod history;
 mod model;
 mod pods;
 mod workloads;
@@ -51,7 +55,8 @@ use serde_json::Value;
 
 pub use certmanager::{ACME_STAND_IN_NOTE, CLUSTER_RESOURCE_NAMESPACE, STAND_IN_ANNOTATION, ca_secret_name};
 pub use healthy::STANDIN_CRDS;
-pub use model::{Action, ConditionIs, Op, Scenario, WaitFor, list, scenario};
+pub use history::HISTORY_MANAGER;
+pub use model::{Action, ConditionIs, Op, Owner, Scenario, WaitFor, list, scenario};
 
 use super::SimConfig;
 use super::data::{DataPlan, Vault};
@@ -173,6 +178,12 @@ pub async fn apply_with_report(cfg: &SimConfig, name: &str) -> Result<ApplyRepor
     let mut sims = vec![];
     for c in &clusters {
         sims.push(ClusterSim::connect(cfg, &repo, c).await?);
+    }
+    // History an earlier scenario created goes first (its finished pods would never settle).
+    for s in &sims {
+        s.remove_history()
+            .await
+            .with_context(|| format!("removing history on {}", s.cluster))?;
     }
     let results =
         futures::future::join_all(sims.iter().map(|s| s.healthy(&repo, &vault, &rules))).await;

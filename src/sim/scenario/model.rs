@@ -6,7 +6,7 @@ use anyhow::{Context, Result, anyhow};
 use serde::Deserialize;
 use serde_json::Value;
 
-const SCENARIOS: [(&str, &str); 8] = [
+const SCENARIOS: [(&str, &str); 9] = [
     (
         "healthy",
         include_str!("../../../sim/scenarios/healthy.yaml"),
@@ -38,6 +38,10 @@ const SCENARIOS: [(&str, &str); 8] = [
     (
         "kustomization-failed",
         include_str!("../../../sim/scenarios/kustomization-failed.yaml"),
+    ),
+    (
+        "lived-in",
+        include_str!("../../../sim/scenarios/lived-in.yaml"),
     ),
 ];
 
@@ -100,6 +104,17 @@ pub enum Op {
         name: String,
         merge: Value,
     },
+    /// An object a controller left behind, created with its `status` (a finished Job and
+    /// its pods, an evicted pod, older Backups). Pods are created the way the kubelet
+    /// leaves them: bound to their node, then given their final status, then their owner.
+    Create {
+        object: Value,
+        #[serde(default)]
+        owner: Option<Owner>,
+    },
+    /// A Certificate re-issued the way `cmctl renew` asks for it (condition
+    /// `Issuing=True`, reason `ManuallyTriggered`); the real cert-manager controller renews it.
+    RenewCertificate { namespace: String, name: String },
     /// Objects deleted (by name or label selector).
     Delete {
         #[serde(rename = "apiVersion")]
@@ -112,6 +127,20 @@ pub enum Op {
         #[serde(default, rename = "labelSelector")]
         label_selector: Option<String>,
     },
+}
+
+/// The controller owner of a created object (`metadata.ownerReferences[]`, `controller: true`),
+/// looked up in the cluster for its uid. Its pod template's labels go onto a created pod, and
+/// `{{owner}}` in the object's name becomes the owner's name.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Owner {
+    pub api_version: String,
+    pub kind: String,
+    pub name: String,
+    /// Owned through the current ReplicaSet of this Deployment, as a Deployment's pods are.
+    #[serde(default)]
+    pub through_replica_set: bool,
 }
 
 /// What the scenario waits for after a break.
@@ -176,6 +205,11 @@ mod tests {
             let sc = scenario(name).unwrap();
             assert_eq!(sc.name, name);
             assert_eq!(sc.breaks.is_empty(), name == "healthy", "{name}");
+            for b in &sc.breaks {
+                if let Op::Create { object, .. } = &b.op {
+                    assert!(object.pointer("/status").is_some(), "{name}: created objects carry the status their controller wrote: {object}");
+                }
+            }
         }
         assert!(
             scenario("nope")

@@ -89,7 +89,7 @@ pub(super) fn fill_chart_values(objects: &mut [Value]) {
         let Some(data) = o.get_mut("data").and_then(Value::as_object_mut) else { continue };
         let keys: Vec<String> = data.keys().cloned().collect();
         for k in keys {
-            match data.get(&k).and_then(Value::as_str).and_then(|t| lookup(t)) {
+            match data.get(&k).and_then(Value::as_str).and_then(&lookup) {
                 Some(Some(v)) => {
                     data.insert(k, Value::String(v));
                 }
