@@ -138,7 +138,7 @@ async fn storage_and_security_criteria_on_the_simulation() {
     fx.run_constructed("4.2.3,4.2.4,4.2.5,4.2.6,4.2.7", None)
         .await
         .expect_findings(&["4.2.3 [infra]", "4.2.4 [infra]", "4.2.6 [infra]", "4.2.7 [infra]"])
-        .expect_message("4.2.3 [infra]", &["CephCluster rook-ceph/rook-ceph (ceph.rook.io/v1) (cluster infra) status.phase: expected Ready, observed \"Progressing\" (Configuring Ceph OSDs)"])
+        .expect_message("4.2.3 [infra]", &["CephCluster rook-ceph/rook-ceph (ceph.rook.io/v1) (cluster infra) status.phase: expected Ready, observed still in progress after 30s: Progressing (Configuring Ceph OSDs)"])
         .expect_message("4.2.4 [infra]", &["status.storage.osd.storeType: expected 3 OSDs, observed 2", "status.ceph.capacity.bytesTotal: expected ≈ 3 × 1 TB (2.70-3.30 TB raw), observed 2000409772032 bytes (2.00 TB)"])
         .expect_message("4.2.6 [infra]", &["CephBlockPool rook-ceph/replicapool (pool of StorageClass rook-ceph-block (cluster infra), cluster infra): expected status.phase Ready, observed Failure"])
         .expect_message("4.2.7 [infra]", &["PersistentVolumeClaim pa-pvc-", "/pa-test-pvc (class rook-ceph-block, provisioner rook-ceph.rbd.csi.ceph.com, cluster infra): expected Bound within 12s, observed Pending", "rook-ceph.rbd.csi.ceph.com"]);

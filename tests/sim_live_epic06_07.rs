@@ -221,10 +221,10 @@ async fn observability_and_database_criteria_on_the_simulation() {
     reports.expect_message("6.3.8 [apps]", &["datasource uid victorialogs-apps (tenant apps of cluster apps): _time:15m: expected log rows (logs visible), observed no rows"]);
     reports.expect_message("7.1.3 [infra]", &["Deployment cnpg-system/cloudnative-pg (cluster infra): expected 1 ready (> 0), observed 0/1 ready"]);
     reports.expect_message("7.2.8 [infra]", &[
-        "postgres-shared-rw.databases.svc.cluster.local:5432 as app to app (credentials of Secret databases/postgres-shared-app (cluster infra)): expected connection and SELECT 1, observed 28P01: password authentication failed for user \"app\"",
+        "postgres-shared-rw.databases.svc.cluster.local:5432 as app to app (credentials of Secret databases/postgres-shared-app (cluster infra)): expected connection and SELECT 1, observed 28P01 password authentication failed for user \"app\"",
     ]);
     for unit in ["7.3.3 [apps]", "7.3.4 [apps]"] {
-        reports.expect_message(unit, &["postgres-shared-rw.databases.svc.clusterset.local:5432 as harbor to harbor (credentials of Secret harbor/harbor-db (cluster apps, from ExternalSecret harbor/harbor-db)): expected connection and SELECT 1, observed 28P01: password authentication failed for user \"harbor\""]);
+        reports.expect_message(unit, &["postgres-shared-rw.databases.svc.clusterset.local:5432 as harbor to harbor (credentials of Secret harbor/harbor-db (cluster apps, from ExternalSecret harbor/harbor-db)): expected connection and SELECT 1, observed 28P01 password authentication failed for user \"harbor\""]);
     }
     reports.expect_message("7.4.4 [infra]", &["Dragonfly databases/dragonfly (dragonflydb.io/v1alpha1) status.phase: expected Ready (operator >= 1.2; \"ready\" before), observed \"Configuring\""]);
     reports.expect_message("7.4.5 [apps]", &["dragonfly.databases.svc.clusterset.local:6379 (password from Secret gitlab/gitlab-redis (cluster apps, from ExternalSecret gitlab/gitlab-redis)): expected AUTH + PING -> PONG, observed"]);
