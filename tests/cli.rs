@@ -215,24 +215,7 @@ struct DocRepo {
 
 impl DocRepo {
     fn new(edits: &[(&str, &str)]) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let doc = dir.path().join("plan.md");
-        std::fs::copy(support::DOC, &doc).unwrap();
-        let git = |args: &[&str]| {
-            let out = std::process::Command::new("git").arg("-C").arg(dir.path()).args(["-c", "user.name=t", "-c", "user.email=t@example.org"]).args(args).output().unwrap();
-            assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        };
-        git(&["init", "-q"]);
-        git(&["add", "plan.md"]);
-        git(&["commit", "-qm", "base"]);
-        let mut text = std::fs::read_to_string(&doc).unwrap();
-        for (from, to) in edits {
-            assert!(text.contains(from), "plan lacks {from:?}");
-            text = text.replacen(from, to, 1);
-        }
-        std::fs::write(&doc, text).unwrap();
-        git(&["commit", "-qam", "head"]);
-        DocRepo { dir }
+        DocRepo { dir: support::doc_repo(edits) }
     }
     fn doc(&self) -> String {
         self.dir.path().join("plan.md").display().to_string()

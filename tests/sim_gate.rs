@@ -10,33 +10,12 @@ mod support;
 use std::path::Path;
 use std::process::Command;
 
+use support::doc_repo;
 use support::sim::SimFixture;
 
 const TICK_135: (&str, &str) = ("- [ ] Both clusters bootstrapped and healthy", "- [x] Both clusters bootstrapped and healthy");
 const TICK_217: (&str, &str) = ("- [ ] Cilium deployed and all infra nodes transition", "- [x] Cilium deployed and all infra nodes transition");
 const REWORD_222: (&str, &str) = ("- [x] CLUSTER_ID set to \"2\"", "- [x] CLUSTER_ID set to \"2\" (unique)");
-
-/// A git repository with the fixture document, then the document with `edits`.
-fn doc_repo(edits: &[(&str, &str)]) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let doc = dir.path().join("plan.md");
-    std::fs::copy(support::DOC, &doc).unwrap();
-    let git = |args: &[&str]| {
-        let out = Command::new("git").arg("-C").arg(dir.path()).args(["-c", "user.name=t", "-c", "user.email=t@example.org"]).args(args).output().unwrap();
-        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    };
-    git(&["init", "-q"]);
-    git(&["add", "plan.md"]);
-    git(&["commit", "-qm", "base"]);
-    let mut text = std::fs::read_to_string(&doc).unwrap();
-    for (from, to) in edits {
-        assert!(text.contains(from), "plan lacks {from:?}");
-        text = text.replacen(from, to, 1);
-    }
-    std::fs::write(&doc, text).unwrap();
-    git(&["commit", "-qam", "head"]);
-    dir
-}
 
 /// `gate --base HEAD~1 --sim`: exit code, the JSON report, the Markdown comment.
 fn gate(dir: &Path) -> (i32, serde_json::Value, String) {

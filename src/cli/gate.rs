@@ -2,9 +2,8 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Duration;
 
-use super::{attach_targets, create_output, drive, parse_duration, usage_error, write_output, Outputs, Progress, RunArgs, DEFAULT_DOC};
+use super::{attach_targets, create_output, drive, usage_error, write_output, Outputs, TargetArgs, DEFAULT_DOC};
 use crate::catalog::Catalog;
 use crate::check::Phase;
 use crate::gate::{self, git, select::Selection, Labels};
@@ -43,24 +42,8 @@ pub struct GateArgs {
     /// Base version as a file, instead of --base.
     #[arg(long, conflicts_with_all = ["base", "head"])]
     pub base_doc: Option<PathBuf>,
-    /// GitOps repository to check (the repository layer needs it).
-    #[arg(long)]
-    pub repo: Option<PathBuf>,
-    /// Kubeconfig of the clusters; without it (or --sim) cluster criteria are not proven.
-    #[arg(long)]
-    pub kubeconfig: Option<PathBuf>,
-    /// Use the local simulation.
-    #[arg(long, conflicts_with = "kubeconfig")]
-    pub sim: bool,
-    /// Let round-trip checks write into disposable namespaces (see `run --help`).
-    #[arg(long)]
-    pub allow_writes: bool,
-    /// Kubeconfig context for a cluster, CLUSTER=CONTEXT (default: the context named like the cluster).
-    #[arg(long = "context", value_name = "CLUSTER=CONTEXT")]
-    pub contexts: Vec<String>,
-    /// Platform phase: `bootstrap` (no CNI yet) or `operate`.
-    #[arg(long, value_enum, default_value_t = Phase::Operate)]
-    pub phase: Phase,
+    #[command(flatten)]
+    pub target: TargetArgs,
     /// Write JUnit XML here (suite `gate`: one testcase per selected box; suite `prerequisites`).
     #[arg(long)]
     pub junit: Option<PathBuf>,
@@ -70,52 +53,13 @@ pub struct GateArgs {
     /// Write the Markdown pull-request comment here.
     #[arg(long)]
     pub markdown: Option<PathBuf>,
-    /// Checks evaluated at once.
-    #[arg(long, default_value_t = 8)]
-    pub concurrency: usize,
-    /// Per-check time limit, retries included (e.g. 30s, 2m).
-    #[arg(long, default_value = "60s", value_parser = parse_duration)]
-    pub timeout: Duration,
-    /// Extra attempts for cluster and data-plane checks.
-    #[arg(long, default_value_t = 2)]
-    pub retries: u32,
-    /// Target profile (YAML), as for `run --profile`.
-    #[arg(long, value_name = "FILE")]
-    pub profile: Option<PathBuf>,
-    /// Terminal output while checks run.
-    #[arg(long, value_enum, default_value_t = Progress::Auto)]
-    pub progress: Progress,
 }
 
 impl GateArgs {
-    /// The same target as `run` takes; the reports are the gate's own.
-    fn run_args(&self) -> RunArgs {
-        RunArgs {
-            doc: self.doc.clone(),
-            repo: self.repo.clone(),
-            kubeconfig: self.kubeconfig.clone(),
-            sim: self.sim,
-            allow_writes: self.allow_writes,
-            contexts: self.contexts.clone(),
-            only: vec![],
-            skip: vec![],
-            phase: self.phase,
-            junit: None,
-            json: None,
-            markdown: None,
-            concurrency: self.concurrency,
-            timeout: self.timeout,
-            retries: self.retries,
-            profile: self.profile.clone(),
-            in_progress_wait: Duration::from_secs(30),
-            strict: false,
-            progress: self.progress,
-        }
-    }
-
     /// One command line that runs this gate again (revisions resolved to commits, target kept).
     fn reproduce(&self, base: &str, head: Option<&str>) -> String {
         let path = |p: &Path| shell(&p.to_string_lossy());
+        let t = &self.target;
         let mut a: Vec<String> = vec!["platform-acceptance gate --doc".into(), path(&self.doc)];
         match &self.base_doc {
             Some(f) => a.extend(["--base-doc".into(), path(f)]),
@@ -124,26 +68,26 @@ impl GateArgs {
         if let Some(h) = head {
             a.extend(["--head".into(), shell(h)]);
         }
-        if let Some(r) = &self.repo {
+        if let Some(r) = &t.repo {
             a.extend(["--repo".into(), path(r)]);
         }
-        if self.sim {
+        if t.sim {
             a.push("--sim".into());
         }
-        if let Some(k) = &self.kubeconfig {
+        if let Some(k) = &t.kubeconfig {
             a.extend(["--kubeconfig".into(), path(k)]);
         }
-        for c in &self.contexts {
+        for c in &t.contexts {
             a.extend(["--context".into(), shell(c)]);
         }
-        if self.allow_writes {
+        if t.allow_writes {
             a.push("--allow-writes".into());
         }
-        if let Some(p) = &self.profile {
+        if let Some(p) = &t.profile {
             a.extend(["--profile".into(), path(p)]);
         }
-        if self.phase != Phase::Operate {
-            a.extend(["--phase".into(), self.phase.as_str().into()]);
+        if t.phase != Phase::Operate {
+            a.extend(["--phase".into(), t.phase.as_str().into()]);
         }
         a.join(" ")
     }
@@ -195,8 +139,8 @@ async fn prepare(args: &GateArgs) -> Result<Prepared, String> {
         return Err(format!("planning document {} ({head_label}) has no stories (expected `### Story N.M: Title` headings)", args.doc.display()));
     }
     let selection = gate::select::select(&base, &head);
-    let session = Session::with_catalog(head, args.repo.as_deref()).map_err(|e| e.to_string())?;
-    let session = attach_targets(&args.run_args(), session).await?;
+    let session = Session::with_catalog(head, args.target.repo.as_deref()).map_err(|e| e.to_string())?;
+    let session = attach_targets(&args.target, session).await?;
     let labels = Labels {
         document: args.doc.display().to_string(),
         base: base_label,
@@ -209,7 +153,7 @@ async fn prepare(args: &GateArgs) -> Result<Prepared, String> {
 
 async fn execute(args: &GateArgs, p: Prepared) -> ExitCode {
     let (units, prereqs) = gate::plan_units(&p.selection, &p.session.coverage, &p.session.catalog);
-    let report = drive(&args.run_args(), &p.session, units).await;
+    let report = drive(&args.target, &p.session, units).await;
     let g = gate::judge(&p.selection, &p.session.coverage, &report, prereqs, p.labels);
     use std::io::Write as _;
     let mut ok = write_output(p.outputs.junit, "JUnit", &|f| gate::render::junit(&g, f));

@@ -132,6 +132,31 @@ pub struct RunArgs {
     /// Planning document to parse.
     #[arg(long, default_value = DEFAULT_DOC)]
     pub doc: PathBuf,
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Run only these (see Selectors below).
+    #[arg(long)]
+    pub only: Vec<String>,
+    /// Leave these out (see Selectors below).
+    #[arg(long)]
+    pub skip: Vec<String>,
+    /// Write JUnit XML here (one testsuite per story, one testcase per criterion and cluster).
+    #[arg(long)]
+    pub junit: Option<PathBuf>,
+    /// Write the JSON report here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Write a Markdown summary here (fit for $GITHUB_STEP_SUMMARY or a PR comment).
+    #[arg(long)]
+    pub markdown: Option<PathBuf>,
+    /// Exit 1 when any criterion is unmapped (a Definition-of-Done gate).
+    #[arg(long)]
+    pub strict: bool,
+}
+
+/// What to check and how to run the checks: shared by `run` and `gate`.
+#[derive(clap::Args, Debug)]
+pub struct TargetArgs {
     /// GitOps repository to check (the repository layer needs it).
     #[arg(long)]
     pub repo: Option<PathBuf>,
@@ -149,24 +174,9 @@ pub struct RunArgs {
     /// Kubeconfig context for a cluster, CLUSTER=CONTEXT (default: the context named like the cluster).
     #[arg(long = "context", value_name = "CLUSTER=CONTEXT")]
     pub contexts: Vec<String>,
-    /// Run only these (see Selectors below).
-    #[arg(long)]
-    pub only: Vec<String>,
-    /// Leave these out (see Selectors below).
-    #[arg(long)]
-    pub skip: Vec<String>,
     /// Platform phase: `bootstrap` (clusters up, no CNI yet) or `operate`.
     #[arg(long, value_enum, default_value_t = Phase::Operate)]
     pub phase: Phase,
-    /// Write JUnit XML here (one testsuite per story, one testcase per criterion and cluster).
-    #[arg(long)]
-    pub junit: Option<PathBuf>,
-    /// Write the JSON report here.
-    #[arg(long)]
-    pub json: Option<PathBuf>,
-    /// Write a Markdown summary here (fit for $GITHUB_STEP_SUMMARY or a PR comment).
-    #[arg(long)]
-    pub markdown: Option<PathBuf>,
     /// Checks evaluated at once.
     #[arg(long, default_value_t = 8)]
     pub concurrency: usize,
@@ -176,17 +186,14 @@ pub struct RunArgs {
     /// Extra attempts for cluster and data-plane checks (eventually consistent state).
     #[arg(long, default_value_t = 2)]
     pub retries: u32,
-    /// Target profile (YAML): criteria this kind of target cannot prove (skipped with the
-    /// profile's reason) and variables its deploy step changes, e.g. ci/kind-profile.yaml.
-    #[arg(long, value_name = "FILE")]
-    pub profile: Option<PathBuf>,
     /// How long a check that sees only reconciliations in progress (an upgrade, a new
     /// revision being applied, a renewal) is re-evaluated before it fails (e.g. 30s, 2m).
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub in_progress_wait: Duration,
-    /// Exit 1 when any criterion is unmapped (a Definition-of-Done gate).
-    #[arg(long)]
-    pub strict: bool,
+    /// Target profile (YAML): criteria this kind of target cannot prove (skipped with the
+    /// profile's reason) and variables its deploy step changes, e.g. ci/kind-profile.yaml.
+    #[arg(long, value_name = "FILE")]
+    pub profile: Option<PathBuf>,
     /// Terminal output: progress bar on a TTY, plain lines otherwise.
     #[arg(long, value_enum, default_value_t = Progress::Auto)]
     pub progress: Progress,
@@ -348,17 +355,17 @@ fn create_output(path: &Option<PathBuf>) -> Result<Option<std::fs::File>, String
 }
 
 async fn prepare(args: &RunArgs) -> Result<(Session, Vec<crate::plan::Selector>, Vec<crate::plan::Selector>, Outputs), String> {
-    let session = Session::new(&args.doc, args.repo.as_deref()).map_err(|e| e.to_string())?;
+    let session = Session::new(&args.doc, args.target.repo.as_deref()).map_err(|e| e.to_string())?;
     let only = session.selectors(&args.only).map_err(|e| e.to_string())?;
     let skip = session.selectors(&args.skip).map_err(|e| e.to_string())?;
-    let session = attach_targets(args, session).await?;
+    let session = attach_targets(&args.target, session).await?;
     let outputs = Outputs { junit: create_output(&args.junit)?, json: create_output(&args.json)?, markdown: create_output(&args.markdown)? };
     Ok((session, only, skip, outputs))
 }
 
 /// The live targets the target flags name (`--kubeconfig`/`--context`, `--sim`), if any, with
 /// the `--profile` in force.
-async fn attach_targets(args: &RunArgs, session: Session) -> Result<Session, String> {
+async fn attach_targets(args: &TargetArgs, session: Session) -> Result<Session, String> {
     if args.concurrency == 0 {
         return Err("--concurrency must be at least 1".into());
     }
@@ -385,12 +392,12 @@ async fn attach_targets(args: &RunArgs, session: Session) -> Result<Session, Str
 
 async fn execute(args: &RunArgs, session: Session, only: &[crate::plan::Selector], skip: &[crate::plan::Selector], outputs: Outputs) -> ExitCode {
     let units = session.units(only, skip);
-    let report = drive(args, &session, units).await;
+    let report = drive(&args.target, &session, units).await;
     write_run_reports(args, &session, report, outputs)
 }
 
 /// Runs `units` with the terminal reporter and Ctrl-C handling of `run`.
-async fn drive(args: &RunArgs, session: &Session, units: Vec<crate::plan::Unit>) -> crate::runner::RunReport {
+async fn drive(args: &TargetArgs, session: &Session, units: Vec<crate::plan::Unit>) -> crate::runner::RunReport {
     let config = RunConfig { concurrency: args.concurrency, timeout: args.timeout, retries: args.retries, in_progress_wait: args.in_progress_wait, phase: args.phase, ..RunConfig::default() };
     let runner = session.runner(config);
     let mode = match args.progress {

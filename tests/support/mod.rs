@@ -18,6 +18,29 @@ use platform_acceptance::session::Session;
 pub const DOC: &str = "fixtures/multi-cluster-epics.md";
 pub const GITOPS: &str = "fixtures/gitops";
 
+/// A git repository holding the fixture document as `plan.md` in two commits: as it is, then
+/// with each `(from, to)` edit applied once (the shape of a pull request to the document).
+pub fn doc_repo(edits: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let doc = dir.path().join("plan.md");
+    std::fs::copy(DOC, &doc).unwrap();
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git").arg("-C").arg(dir.path()).args(["-c", "user.name=t", "-c", "user.email=t@example.org"]).args(args).output().unwrap();
+        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    git(&["init", "-q"]);
+    git(&["add", "plan.md"]);
+    git(&["commit", "-qm", "base"]);
+    let mut text = std::fs::read_to_string(&doc).unwrap();
+    for (from, to) in edits {
+        assert!(text.contains(from), "plan lacks {from:?}");
+        text = text.replacen(from, to, 1);
+    }
+    std::fs::write(&doc, text).unwrap();
+    git(&["commit", "-qam", "head"]);
+    dir
+}
+
 /// A private, writable copy of fixtures/gitops for deriving a broken variant.
 pub struct RepoCopy {
     pub dir: tempfile::TempDir,
