@@ -9,6 +9,7 @@
 #       util-linux     flock (sim/build.sh and sim/crds.sh serialise concurrent runs)
 #       python3        sim/crds.sh splits multi-document CRD files
 #       git            the Definition-of-Done checks read the repository's history
+#       iproute2       `ip`: the simulation configures its own network namespace
 #   - stops the cluster the Debian postgresql package may have started (the simulation
 #     runs its own PostgreSQL instances);
 #   - checks that Go (>= 1.26, builds the pinned upstream binaries) and cargo are on PATH.
@@ -34,6 +35,7 @@ have restic                       || missing+=(restic)
 have flock                        || missing+=(util-linux)
 have python3                      || missing+=(python3)
 have git                          || missing+=(git)
+have ip                           || missing+=(iproute2)
 
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then

@@ -54,6 +54,16 @@ platform-acceptance sim status && platform-acceptance sim down\n\n",
         #[command(subcommand)]
         cmd: ScenarioCommand,
     },
+    /// The simulation's network namespace and its host forwards (src/sim/network.rs); started by `sim up`.
+    #[command(hide = true)]
+    Network {
+        /// HOST_PORT=ADDRESS:PORT: 127.0.0.1:HOST_PORT on the host reaches ADDRESS:PORT inside.
+        #[arg(long = "forward", value_parser = super::network::parse_forward)]
+        forwards: Vec<super::network::Forward>,
+        /// A network made local on the namespace's loopback (CIDR).
+        #[arg(long = "network")]
+        networks: Vec<ipnet::IpNet>,
+    },
     /// The stand-in volume provisioner (src/sim/provisioner.rs); started by the data services.
     #[command(hide = true)]
     Provisioner {
@@ -102,6 +112,9 @@ pub async fn run(cmd: SimCommand) -> anyhow::Result<()> {
             super::scenario::apply(&cfg, &name).await?;
         }
         SimCommand::Provisioner { .. } => super::provisioner::run(&cfg).await?,
+        SimCommand::Network { forwards, networks } => {
+            tokio::task::spawn_blocking(move || super::network::serve(&cfg.state_dir, &forwards, &networks)).await??
+        }
         SimCommand::Scenario { cmd: ScenarioCommand::List } => {
             for name in super::scenario::list() {
                 println!("{name}");

@@ -70,6 +70,9 @@ impl Ports {
 pub struct NodeSpec {
     pub name: String,
     pub internal_ip: String,
+    /// The network the node's address is on (its Talos address with prefix length,
+    /// truncated; a /32 when the file gives none): local inside the simulation's network.
+    pub network: ipnet::IpNet,
 }
 
 /// Everything that defines one simulated cluster.
@@ -118,17 +121,25 @@ pub fn nodes_of(repo: &crate::repo::GitopsRepo, cluster: &str, index: usize) -> 
             let doc = repo.documents_in(&f.to_string_lossy()).into_iter().find(|d| d.value.pointer("/machine").is_some());
             let value = doc.map(|d| &d.value);
             let hostname = value.and_then(|v| v.pointer("/machine/network/hostname")).and_then(serde_json::Value::as_str).map(str::to_string);
-            let address = value
+            let declared = value
                 .and_then(|v| v.pointer("/machine/network/interfaces/0/addresses/0"))
-                .and_then(serde_json::Value::as_str)
+                .and_then(serde_json::Value::as_str);
+            let network = declared.and_then(|a| a.parse::<ipnet::IpNet>().ok()).map(|n| n.trunc());
+            let address = declared
                 .map(|a| a.split('/').next().unwrap_or(a).to_string())
                 .or_else(|| stem.parse::<std::net::IpAddr>().ok().map(|ip| ip.to_string()))?;
-            Some(NodeSpec { name: hostname.unwrap_or(stem), internal_ip: address })
+            let ip: IpAddr = address.parse().ok()?;
+            Some(NodeSpec { name: hostname.unwrap_or(stem), internal_ip: address, network: network.unwrap_or(ip.into()) })
         })
         .collect();
     nodes.sort_by(|a, b| a.name.cmp(&b.name));
     if nodes.is_empty() {
-        nodes = (0..3).map(|j| NodeSpec { name: format!("{cluster}-{:02}", j + 1), internal_ip: format!("10.250.{index}.{}", 11 + j) }).collect();
+        nodes = (0..3)
+            .map(|j| {
+                let ip = IpAddr::from([10, 250, index as u8, 11 + j as u8]);
+                NodeSpec { name: format!("{cluster}-{:02}", j + 1), internal_ip: ip.to_string(), network: ip.into() }
+            })
+            .collect();
     }
     nodes
 }
@@ -197,6 +208,7 @@ mod tests {
         let infra: Vec<(String, String)> = nodes_of(&repo, "infra", 0).into_iter().map(|n| (n.name, n.internal_ip)).collect();
         assert_eq!(infra, [("infra-01", "10.25.11.11"), ("infra-02", "10.25.11.12"), ("infra-03", "10.25.11.13")].map(|(a, b)| (a.to_string(), b.to_string())));
         assert_eq!(nodes_of(&repo, "apps", 1)[2].internal_ip, "10.25.11.16");
+        assert_eq!(nodes_of(&repo, "apps", 1)[2].network, "10.25.11.0/24".parse::<ipnet::IpNet>().unwrap());
         // A repository without Talos node files: neutral addresses, not the fixture's.
         let empty = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(empty.path().join("clusters/edge")).unwrap();

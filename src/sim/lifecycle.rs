@@ -56,6 +56,9 @@ pub async fn up(cfg: &SimConfig) -> anyhow::Result<SimStatus> {
         return Ok(st);
     }
 
+    // The network namespace first: every other process starts inside it.
+    super::network::ensure(cfg, &specs).await?;
+
     // Report what crashed.
     for c in &specs {
         for name in COMPONENTS.iter().chain(ADDONS.iter()) {
@@ -80,7 +83,7 @@ pub async fn up(cfg: &SimConfig) -> anyhow::Result<SimStatus> {
                 continue;
             }
             for port in c.ports.of(name) {
-                process::ensure_port_free(port, &format!("{} {name}", c.name))?;
+                process::ensure_port_free(&cfg.state_dir, port, &format!("{} {name}", c.name))?;
             }
         }
     }
@@ -138,6 +141,9 @@ fn indent(text: &str) -> String {
 /// installed from the current cache; None otherwise.
 async fn warm_status(cfg: &SimConfig, specs: &[ClusterSpec], fingerprint: &str) -> Option<SimStatus> {
     if !kubeconfig_path(cfg).is_file() || !Pki::at(&cfg.state_dir).is_complete(specs) {
+        return None;
+    }
+    if !super::network::is_current(cfg, &super::network::plan(cfg, specs).ok()?) {
         return None;
     }
     let all_current = specs.iter().all(|c| {
@@ -199,7 +205,7 @@ async fn ensure_control_plane(cfg: &SimConfig, c: &ClusterSpec, probe: &Probe) -
     }
     for name in COMPONENTS {
         for port in c.ports.of(name) {
-            process::ensure_port_free(port, &format!("{} {name}", c.name))?;
+            process::ensure_port_free(&cfg.state_dir, port, &format!("{} {name}", c.name))?;
         }
     }
     let t = Instant::now();
@@ -238,7 +244,7 @@ async fn ensure_addons(cfg: &SimConfig, c: &ClusterSpec, probe: &Probe) -> anyho
             unregister_process(&cfg.state_dir, &rec.scope, &rec.name)?;
         }
         for port in c.ports.of(name) {
-            process::ensure_port_free(port, &format!("{} {name}", c.name))?;
+            process::ensure_port_free(&cfg.state_dir, port, &format!("{} {name}", c.name))?;
         }
         let mut cmd = components::command(cfg, c, name);
         let rec = spawn_detached(&cfg.state_dir, &c.name, name, &mut cmd, &c.ports.of(name))?;
@@ -390,10 +396,15 @@ async fn stop_all(cfg: &SimConfig) {
 
 async fn stop_all_matching(cfg: &SimConfig, filter: impl Fn(&ProcessRecord) -> bool) {
     let records: Vec<ProcessRecord> = registered_processes(&cfg.state_dir).into_iter().filter(|r| filter(r)).collect();
+    // Others first, then each control plane top-down, the network (which holds the
+    // namespace) last.
     let tier = |r: &ProcessRecord| {
+        if r.scope == SHARED_SCOPE && r.name == super::network::NAME {
+            return 6;
+        }
         COMPONENTS.iter().position(|n| *n == r.name && r.scope != SHARED_SCOPE).map_or(0, |i| 5 - i)
     };
-    for t in 0..=5 {
+    for t in 0..=6 {
         let batch: Vec<&ProcessRecord> = records.iter().filter(|r| tier(r) == t).collect();
         futures::future::join_all(batch.iter().map(|r| stop_process(r, STOP_GRACE))).await;
     }

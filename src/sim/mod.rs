@@ -37,6 +37,7 @@ pub mod kwok;
 pub mod observability;
 pub mod pki;
 pub mod process;
+pub mod network;
 pub mod provisioner;
 pub mod scenario;
 pub mod targets;

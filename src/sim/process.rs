@@ -15,6 +15,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::OpenOptions;
 use std::io::Write;
+use std::net::IpAddr;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -150,11 +151,13 @@ pub fn log_path(state_dir: &Path, scope: &str, name: &str) -> PathBuf {
 }
 
 /// Starts `cmd` detached — own process group, stdin from /dev/null, stdout and
-/// stderr appended to `$STATE/<scope>/<name>.log` — and registers it. The caller
-/// returns while it keeps running; [`super::down`] stops it.
+/// stderr appended to `$STATE/<scope>/<name>.log`, inside the simulation's network
+/// namespace ([`super::network`]) — and registers it. The caller returns while it keeps
+/// running; [`super::down`] stops it. Only the network process itself starts on the host.
 ///
-/// Refuses if a live process is already registered under `scope/name`, or if one of
-/// `ports` is already listening (naming the process that holds it).
+/// Refuses if a live process is already registered under `scope/name`, if one of
+/// `ports` is already listening where the process will listen (naming the process that
+/// holds it), or if the network namespace does not exist.
 pub fn spawn_detached(
     state_dir: &Path,
     scope: &str,
@@ -165,8 +168,20 @@ pub fn spawn_detached(
     if let Some(rec) = lookup(state_dir, scope, name).filter(ProcessRecord::is_alive) {
         bail!("{scope}/{name} already runs (pid {})", rec.pid);
     }
+    let on_host = scope == super::SHARED_SCOPE && name == super::network::NAME;
+    let namespace = if on_host {
+        None
+    } else {
+        Some(super::network::open_namespace(state_dir).with_context(|| {
+            format!("cannot start {scope}/{name}: the simulation's network is not up (run `platform-acceptance sim up`)")
+        })?)
+    };
     for &p in ports {
-        ensure_port_free(p, &format!("{scope} {name}"))?;
+        if on_host {
+            ensure_port_free_on_host(p, &format!("{scope} {name}"))?;
+        } else {
+            ensure_port_free(state_dir, p, &format!("{scope} {name}"))?;
+        }
     }
     let log = log_path(state_dir, scope, name);
     std::fs::create_dir_all(log.parent().expect("log has a parent"))?;
@@ -178,7 +193,20 @@ pub fn spawn_detached(
     writeln!(file, "==== platform-acceptance sim: starting {scope}/{name} at {now}\n==== {}", argv.join(" "))?;
     let err = file.try_clone()?;
     cmd.stdin(Stdio::null()).stdout(file).stderr(err).process_group(0);
-    let mut child = cmd.spawn().with_context(|| format!("start {scope}/{name} ({})", argv[0]))?;
+    // Spawned from a thread that entered the namespace: the child is born inside it, before
+    // any uid change the command asks for (setns after setuid would be refused).
+    let spawned = match &namespace {
+        None => cmd.spawn(),
+        Some(ns) => std::thread::scope(|s| {
+            s.spawn(|| {
+                super::network::enter(ns)?;
+                cmd.spawn()
+            })
+            .join()
+            .unwrap_or_else(|_| Err(std::io::Error::other("spawning thread panicked")))
+        }),
+    };
+    let mut child = spawned.with_context(|| format!("start {scope}/{name} ({})", argv[0]))?;
     let pid = child.id();
     // Reap the child when it exits, so it never lingers as a zombie in a long-lived
     // caller (a test binary); once the caller exits, init adopts it.
@@ -198,6 +226,21 @@ pub fn spawn_detached(
     };
     write_record(state_dir, &rec)?;
     Ok(rec)
+}
+
+/// The `platform-acceptance` binary, for the simulation's own processes (network,
+/// provisioner): `$PA_BIN`, the current executable, or the one Cargo builds next to a
+/// test binary (`target/<profile>/platform-acceptance`).
+pub fn harness_binary() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("PA_BIN").map(PathBuf::from).filter(|p| p.is_file()) {
+        return Some(p);
+    }
+    let exe = std::env::current_exe().ok()?;
+    if exe.file_name().is_some_and(|n| n == "platform-acceptance") {
+        return Some(exe);
+    }
+    // target/<profile>/deps/<test>-<hash> -> target/<profile>/platform-acceptance
+    exe.ancestors().skip(1).take(2).map(|d| d.join("platform-acceptance")).find(|p| p.is_file())
 }
 
 /// Program and arguments of a command, as [`ProcessRecord::command`] keeps them.
@@ -287,10 +330,61 @@ pub fn log_tail(path: &Path, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
-/// Every TCP port in LISTEN state on this machine (IPv4 and IPv6), with the socket inodes.
+/// The `net/` directory of `/proc` that shows the simulation's network namespace (else the host's).
+fn proc_net(state_dir: Option<&Path>) -> PathBuf {
+    state_dir
+        .and_then(super::network::namespace_path)
+        .and_then(|ns| ns.parent().and_then(Path::parent).map(|task| task.join("net")))
+        .unwrap_or_else(|| PathBuf::from("/proc/net"))
+}
+
+/// Every TCP port in LISTEN state in the host's network (IPv4 and IPv6), with the socket inodes.
 pub fn listening_ports() -> BTreeMap<u16, BTreeSet<u64>> {
+    listening_ports_at(&proc_net(None))
+}
+
+/// Every TCP port in LISTEN state inside the simulation's network (the host's when it does not exist).
+pub fn listening_ports_inside(state_dir: &Path) -> BTreeMap<u16, BTreeSet<u64>> {
+    listening_ports_at(&proc_net(Some(state_dir)))
+}
+
+/// Every TCP listener of a `/proc/.../net` directory: (local address, port, inode).
+pub fn listeners_at(net: &Path) -> Vec<(IpAddr, u16, u64)> {
+    let mut out = vec![];
+    for file in ["tcp", "tcp6"] {
+        let Ok(text) = std::fs::read_to_string(net.join(file)) else {
+            continue;
+        };
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            if f.len() < 10 || f[3] != "0A" {
+                continue;
+            }
+            let Some((addr, port)) = f[1].split_once(':') else { continue };
+            let (Ok(port), Ok(inode)) = (u16::from_str_radix(port, 16), f[9].parse()) else { continue };
+            let ip = match addr.len() {
+                8 => u32::from_str_radix(addr, 16).ok().map(|v| IpAddr::from(v.to_ne_bytes())),
+                32 => {
+                    let mut b = [0u8; 16];
+                    for (i, chunk) in b.chunks_mut(4).enumerate() {
+                        let v = u32::from_str_radix(&addr[8 * i..8 * i + 8], 16).unwrap_or(0);
+                        chunk.copy_from_slice(&v.to_ne_bytes());
+                    }
+                    Some(IpAddr::from(b))
+                }
+                _ => None,
+            };
+            if let Some(ip) = ip {
+                out.push((ip, port, inode));
+            }
+        }
+    }
+    out
+}
+
+fn listening_ports_at(net: &Path) -> BTreeMap<u16, BTreeSet<u64>> {
     let mut out: BTreeMap<u16, BTreeSet<u64>> = BTreeMap::new();
-    for file in ["/proc/net/tcp", "/proc/net/tcp6"] {
+    for file in [net.join("tcp"), net.join("tcp6")] {
         let Ok(text) = std::fs::read_to_string(file) else {
             continue;
         };
@@ -310,14 +404,18 @@ pub fn listening_ports() -> BTreeMap<u16, BTreeSet<u64>> {
     out
 }
 
-/// True if something listens on TCP `port` (any address).
+/// True if something listens on TCP `port` (any address) in the host's network.
 pub fn port_listening(port: u16) -> bool {
     listening_ports().contains_key(&port)
 }
 
-/// The process holding a listening socket on `port`: (pid, command name).
+/// The process holding a listening socket on `port` in the host's network: (pid, command name).
 pub fn port_owner(port: u16) -> Option<(u32, String)> {
-    let inodes = listening_ports().remove(&port)?;
+    owner_of(listening_ports().remove(&port)?)
+}
+
+/// The process holding one of these socket inodes: (pid, command name).
+fn owner_of(inodes: BTreeSet<u64>) -> Option<(u32, String)> {
     let rd = std::fs::read_dir("/proc").ok()?;
     for pid in rd.filter_map(Result::ok).filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok()) {
         let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
@@ -340,12 +438,22 @@ pub fn port_owner(port: u16) -> Option<(u32, String)> {
     None
 }
 
-/// Fails with a one-line message if `port` is already listening.
-pub fn ensure_port_free(port: u16, what: &str) -> anyhow::Result<()> {
-    if !port_listening(port) {
+/// Fails with a one-line message if `port` is already listening inside the simulation's
+/// network (where its processes listen).
+pub fn ensure_port_free(state_dir: &Path, port: u16, what: &str) -> anyhow::Result<()> {
+    port_free_in(listening_ports_inside(state_dir), port, what)
+}
+
+/// Fails with a one-line message if `port` is already listening in the host's network.
+pub fn ensure_port_free_on_host(port: u16, what: &str) -> anyhow::Result<()> {
+    port_free_in(listening_ports(), port, what)
+}
+
+fn port_free_in(mut listening: BTreeMap<u16, BTreeSet<u64>>, port: u16, what: &str) -> anyhow::Result<()> {
+    let Some(inodes) = listening.remove(&port) else {
         return Ok(());
-    }
-    let holder = match port_owner(port) {
+    };
+    let holder = match owner_of(inodes) {
         Some((pid, comm)) => format!("pid {pid} ({comm})"),
         None => "another process".to_string(),
     };

@@ -44,7 +44,7 @@ const PERIOD: Duration = Duration::from_millis(500);
 /// Needs the `platform-acceptance` binary: the current executable, or the one Cargo
 /// builds next to a test binary (`target/<profile>/platform-acceptance`), or `$PA_BIN`.
 pub async fn ensure(cfg: &SimConfig) -> Result<()> {
-    let bin = binary().context("sim provisioner stand-in: no platform-acceptance binary found (set PA_BIN)")?;
+    let bin = super::process::harness_binary().context("sim provisioner stand-in: no platform-acceptance binary found (set PA_BIN)")?;
     let stamp = std::fs::metadata(&bin)
         .and_then(|m| m.modified())
         .ok()
@@ -64,20 +64,8 @@ pub async fn ensure(cfg: &SimConfig) -> Result<()> {
         .env("PA_CACHE", abs(&cfg.cache_dir))
         .env("PA_SIM_STATE", abs(&cfg.state_dir))
         .env("PA_SIM_REPO", abs(&cfg.repo));
-    super::spawn_detached(&cfg.state_dir, super::SHARED_SCOPE, NAME, &mut cmd, &[])?;
+    super::spawn_detached(&cfg.state_dir, super::SHARED_SCOPE, NAME, &mut cmd, &[super::observability::OBSERVABILITY_PORT])?;
     Ok(())
-}
-
-fn binary() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("PA_BIN").map(PathBuf::from).filter(|p| p.is_file()) {
-        return Some(p);
-    }
-    let exe = std::env::current_exe().ok()?;
-    if exe.file_name().is_some_and(|n| n == "platform-acceptance") {
-        return Some(exe);
-    }
-    // target/<profile>/deps/<test>-<hash> -> target/<profile>/platform-acceptance
-    exe.ancestors().skip(1).take(2).map(|d| d.join("platform-acceptance")).find(|p| p.is_file())
 }
 
 /// The stand-in's loop: every cluster of the kubeconfig, every half second, forever.

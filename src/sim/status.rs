@@ -77,6 +77,9 @@ pub struct SimStatus {
     pub clusters: Vec<ClusterStatus>,
     /// Processes registered by other modules (data services), scope `shared` or a cluster.
     pub other_processes: Vec<ComponentStatus>,
+    /// The simulation's network namespace ([`super::network`]): `net:[inode]` and the site
+    /// networks inside, when it exists.
+    pub network: Option<String>,
     /// Set by [`super::up`]: time from its start until both clusters were Ready.
     pub ready_after: Option<Duration>,
 }
@@ -85,6 +88,7 @@ impl SimStatus {
     /// Every control-plane component alive and healthy and every node Ready.
     pub fn is_healthy(&self) -> bool {
         !self.clusters.is_empty()
+            && self.network.is_some()
             && self.clusters.iter().all(|c| {
                 c.components.iter().all(|p| p.alive && p.health == Health::Healthy) && c.nodes_ready == c.nodes_expected
             })
@@ -105,6 +109,7 @@ impl fmt::Display for SimStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "state:      {}", self.state_dir.display())?;
         writeln!(f, "kubeconfig: {}", self.kubeconfig.display())?;
+        writeln!(f, "network:    {}", self.network.as_deref().unwrap_or("NO NAMESPACE (run `platform-acceptance sim up`)"))?;
         let row = |f: &mut fmt::Formatter<'_>, p: &ComponentStatus, label: &str| {
             let pid = p.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into());
             let ports = if p.ports.is_empty() {
@@ -168,6 +173,22 @@ impl fmt::Display for SimStatus {
     }
 }
 
+fn network_line(cfg: &SimConfig) -> Option<String> {
+    let path = super::network::namespace_path(&cfg.state_dir)?;
+    let ns = std::fs::read_link(&path).ok()?.display().to_string();
+    let rec = super::network::running(&cfg.state_dir)?;
+    let args = &rec.command;
+    let values = |flag: &str| -> Vec<&str> {
+        args.windows(2).filter(|w| w[0] == flag).map(|w| w[1].as_str()).collect()
+    };
+    Some(format!(
+        "namespace {ns} held by pid {}; site networks {} inside; {} forwards from the host's 127.0.0.1; nothing else reachable",
+        rec.pid,
+        values("--network").join(", "),
+        values("--forward").len()
+    ))
+}
+
 /// Reports every component, process and node; changes nothing.
 pub async fn status(cfg: &SimConfig) -> anyhow::Result<SimStatus> {
     let specs = cluster_specs(cfg)?;
@@ -204,6 +225,7 @@ pub(super) async fn collect_status(cfg: &SimConfig, specs: &[ClusterSpec]) -> Si
         kubeconfig: kubeconfig_path(cfg),
         clusters,
         other_processes,
+        network: network_line(cfg),
         ready_after: None,
     }
 }

@@ -25,6 +25,16 @@ pub fn s3_client(endpoint: SocketAddr, access_key: &str, secret_key: &str) -> aw
     aws_sdk_s3::Client::from_conf(conf)
 }
 
+/// Where MinIO listens inside the simulation's network: the first `MINIO_ENDPOINT` that
+/// names an IPv4 address and port (`http://10.25.11.3:9000` in the fixture), so the
+/// repository's URL works unchanged for every process inside; else `127.0.0.1:19000`.
+pub fn minio_address(plan: &DataPlan) -> SocketAddr {
+    plan.minio_endpoints
+        .iter()
+        .find_map(|(h, p)| h.parse::<std::net::Ipv4Addr>().ok().map(|ip| SocketAddr::new(ip.into(), *p)))
+        .unwrap_or(SocketAddr::new(LOOPBACK, MINIO_PORT))
+}
+
 pub(super) async fn start_minio(cfg: &SimConfig, plan: &DataPlan, vault: &Vault) -> Result<()> {
     let (user, pass) = vault.minio_root()?;
     let rec = match running(cfg, "minio") {
@@ -38,7 +48,7 @@ pub(super) async fn start_minio(cfg: &SimConfig, plan: &DataPlan, vault: &Vault)
             std::fs::create_dir_all(&data)?;
             let mut cmd = Command::new(exe);
             cmd.args(["server", "--quiet", "--address"])
-                .arg(format!("127.0.0.1:{MINIO_PORT}"))
+                .arg(minio_address(plan).to_string())
                 .arg("--console-address")
                 .arg(format!("127.0.0.1:{}", MINIO_PORT + 1))
                 .arg(&data)
@@ -48,7 +58,7 @@ pub(super) async fn start_minio(cfg: &SimConfig, plan: &DataPlan, vault: &Vault)
                 .env("MINIO_UPDATE", "off")
                 .env("HOME", &data)
                 .current_dir(&data);
-            process::spawn_detached(&cfg.state_dir, SCOPE, "minio", &mut cmd, &[MINIO_PORT, MINIO_PORT + 1])?
+            process::spawn_detached(&cfg.state_dir, SCOPE, "minio", &mut cmd, &[minio_address(plan).port(), MINIO_PORT + 1])?
         }
     };
     let http = reqwest::Client::builder().timeout(Duration::from_secs(3)).build()?;

@@ -36,7 +36,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 
 pub use endpoints::{Endpoint, Endpoints, endpoints};
-pub use minio::s3_client;
+pub use minio::{minio_address, s3_client};
 pub use plan::DataPlan;
 pub use postgres::postgres_bin_dir;
 pub use redis::redis_client;
@@ -51,6 +51,19 @@ pub const REDIS_PORT: u16 = 16379;
 pub const MINIO_PORT: u16 = 19000;
 const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
+/// Where each data-service port of the host (`127.0.0.1:<port>`) is served inside the
+/// simulation's network ([`super::network`]): PostgreSQL, Redis and MinIO's console on the
+/// namespace's loopback, MinIO at the address `MINIO_ENDPOINT` names.
+pub fn inside_forwards(plan: &DataPlan) -> Vec<super::network::Forward> {
+    let lo = |p: u16| super::network::Forward { host_port: p, inside: std::net::SocketAddr::new(LOOPBACK, p) };
+    vec![
+        lo(POSTGRES_PORT),
+        lo(REDIS_PORT),
+        super::network::Forward { host_port: MINIO_PORT, inside: minio_address(plan) },
+        lo(MINIO_PORT + 1),
+    ]
+}
+
 /// How to install the Debian packages the data services need.
 pub const INSTALL_HINT: &str = "apt-get install -y postgresql redis-server";
 
@@ -62,6 +75,9 @@ fn shared_dir(cfg: &SimConfig) -> PathBuf {
 /// crashed ones are restarted after their log tail is reported on stderr),
 /// provisions roles/databases and buckets, writes `$STATE/endpoints.json`.
 pub async fn start(cfg: &SimConfig) -> Result<Endpoints> {
+    if super::network::namespace_path(&cfg.state_dir).is_none() {
+        anyhow::bail!("the simulation's network is not up: run `platform-acceptance sim up` first");
+    }
     let plan = DataPlan::from_repo(&cfg.repo)?;
     std::fs::create_dir_all(shared_dir(cfg))?;
     let vault = Vault::load_or_create(cfg, &plan)?;
