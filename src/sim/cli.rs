@@ -63,6 +63,9 @@ platform-acceptance sim status && platform-acceptance sim down\n\n",
         /// A network made local on the namespace's loopback (CIDR).
         #[arg(long = "network")]
         networks: Vec<ipnet::IpNet>,
+        /// A host address added to the namespace's loopback.
+        #[arg(long = "address")]
+        addresses: Vec<std::net::IpAddr>,
     },
     /// The stand-in volume provisioner (src/sim/provisioner.rs); started by the data services.
     #[command(hide = true)]
@@ -112,8 +115,9 @@ pub async fn run(cmd: SimCommand) -> anyhow::Result<()> {
             super::scenario::apply(&cfg, &name).await?;
         }
         SimCommand::Provisioner { .. } => super::provisioner::run(&cfg).await?,
-        SimCommand::Network { forwards, networks } => {
-            tokio::task::spawn_blocking(move || super::network::serve(&cfg.state_dir, &forwards, &networks)).await??
+        SimCommand::Network { forwards, networks, addresses } => {
+            tokio::task::spawn_blocking(move || super::network::serve(&cfg.state_dir, &forwards, &networks, &addresses))
+                .await??
         }
         SimCommand::Scenario { cmd: ScenarioCommand::List } => {
             for name in super::scenario::list() {

@@ -53,6 +53,10 @@ pub struct Plan {
     pub forwards: Vec<Forward>,
     /// Made local on `lo` inside (the whole prefix answers, as on a site LAN).
     pub networks: Vec<ipnet::IpNet>,
+    /// Host addresses added to `lo` inside, for programs that look for their listen
+    /// address among the interfaces (MinIO does): every node address and every
+    /// non-loopback forward target.
+    pub addresses: Vec<IpAddr>,
 }
 
 impl Plan {
@@ -66,6 +70,10 @@ impl Plan {
         for n in &self.networks {
             a.push("--network".to_string());
             a.push(n.to_string());
+        }
+        for ip in &self.addresses {
+            a.push("--address".to_string());
+            a.push(ip.to_string());
         }
         a
     }
@@ -83,14 +91,13 @@ pub fn plan(cfg: &SimConfig, specs: &[ClusterSpec]) -> anyhow::Result<Plan> {
     forwards.sort_by_key(|f| f.host_port);
     forwards.dedup_by_key(|f| f.host_port);
 
-    let mut networks: Vec<ipnet::IpNet> = specs.iter().flat_map(|c| c.nodes.iter()).map(|n| n.network).collect();
-    for f in &forwards {
-        if !f.inside.ip().is_loopback() {
-            networks.push(ipnet::IpNet::from(f.inside.ip()));
-        }
-    }
-    let networks = ipnet::IpNet::aggregate(&networks);
-    Ok(Plan { forwards, networks })
+    let nodes = specs.iter().flat_map(|c| c.nodes.iter());
+    let networks = ipnet::IpNet::aggregate(&nodes.clone().map(|n| n.network).collect());
+    let mut addresses: Vec<IpAddr> = nodes.filter_map(|n| n.internal_ip.parse().ok()).collect();
+    addresses.extend(forwards.iter().map(|f| f.inside.ip()).filter(|ip| !ip.is_loopback()));
+    addresses.sort();
+    addresses.dedup();
+    Ok(Plan { forwards, networks, addresses })
 }
 
 fn ready_path(cfg: &SimConfig) -> PathBuf {
@@ -189,7 +196,7 @@ pub fn parse_forward(s: &str) -> Result<Forward, String> {
 /// The network process (`sim network`): binds the host forwards, leaves the host's
 /// network on a dedicated thread, makes the site networks local inside, writes
 /// `$STATE/network.ready` (the thread id) and forwards until killed.
-pub fn serve(state_dir: &Path, forwards: &[Forward], networks: &[ipnet::IpNet]) -> anyhow::Result<()> {
+pub fn serve(state_dir: &Path, forwards: &[Forward], networks: &[ipnet::IpNet], addresses: &[IpAddr]) -> anyhow::Result<()> {
     let mut listeners = vec![];
     for f in forwards {
         let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), f.host_port);
@@ -202,6 +209,7 @@ pub fn serve(state_dir: &Path, forwards: &[Forward], networks: &[ipnet::IpNet]) 
     }
     let ready = state_dir.join("network.ready");
     let networks = networks.to_vec();
+    let addresses = addresses.to_vec();
     let inside = std::thread::Builder::new().name("inside".into()).spawn(move || -> anyhow::Result<()> {
         // SAFETY: unshare(2) with CLONE_NEWNET moves only the calling thread.
         if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
@@ -213,6 +221,9 @@ pub fn serve(state_dir: &Path, forwards: &[Forward], networks: &[ipnet::IpNet]) 
         ip(&["link", "set", "lo", "up"])?;
         for n in &networks {
             ip(&["addr", "add", &n.to_string(), "dev", "lo"])?;
+        }
+        for a in &addresses {
+            ip(&["addr", "add", &ipnet::IpNet::from(*a).to_string(), "dev", "lo"])?;
         }
         // SAFETY: gettid(2) has no preconditions.
         let tid = unsafe { libc::gettid() };
@@ -282,8 +293,8 @@ mod tests {
         assert_eq!(f.inside, "10.25.11.3:9000".parse().unwrap());
         assert!(parse_forward("19000").unwrap_err().contains("HOST_PORT=ADDRESS:PORT"));
         assert!(parse_forward("x=1.2.3.4:5").unwrap_err().contains("not a port"));
-        let p = Plan { forwards: vec![f], networks: vec!["10.25.11.0/24".parse().unwrap()] };
-        assert_eq!(p.args(), ["--forward", "19000=10.25.11.3:9000", "--network", "10.25.11.0/24"]);
+        let p = Plan { forwards: vec![f], networks: vec!["10.25.11.0/24".parse().unwrap()], addresses: vec!["10.25.11.3".parse().unwrap()] };
+        assert_eq!(p.args(), ["--forward", "19000=10.25.11.3:9000", "--network", "10.25.11.0/24", "--address", "10.25.11.3"]);
     }
 
     #[test]
@@ -303,5 +314,7 @@ mod tests {
         let minio = p.forwards.iter().find(|f| f.host_port == super::super::data::MINIO_PORT).unwrap();
         assert_eq!(minio.inside, "10.25.11.3:9000".parse().unwrap(), "MinIO listens where MINIO_ENDPOINT says");
         assert_eq!(p.networks, ["10.25.11.0/24".parse::<ipnet::IpNet>().unwrap()]);
+        let addresses: Vec<String> = p.addresses.iter().map(ToString::to_string).collect();
+        assert_eq!(addresses, ["10.25.11.3", "10.25.11.11", "10.25.11.12", "10.25.11.13", "10.25.11.14", "10.25.11.15", "10.25.11.16"]);
     }
 }
