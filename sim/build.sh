@@ -124,18 +124,22 @@ sha() { cat "$@" 2>/dev/null | sha256sum | cut -c1-16; }
 # dependencies, so a wrapper must repeat them; velero replaces kopia with its
 # fork). Only single-line replaces to another module are supported.
 copy_replaces() {
-  local gomod line
+  local gomod r
   gomod=$(go mod download -json "$1" | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",$/\1/p')
   [[ -f $gomod ]] || die "could not download $1"
   grep -q '^replace[[:space:]]*($' "$gomod" && die "$1 has a replace block; teach copy_replaces to read it"
   local args=()
-  while read -r line; do
-    line=${line#replace }
-    local old=${line%%=>*} new=${line#*=>}
-    old=$(echo $old) new=$(echo $new)        # trim
-    [[ $new == ./* || $new == ../* || $new == /* ]] && die "$1 replaces $old with a local path ($new)"
-    args+=("-replace=${old// /@}=${new// /@}")
-  done < <(grep '^replace[[:space:]]' "$gomod" | sed 's#[[:space:]]*//.*##')
+  # "replace OLD [OLDVER] => NEW [NEWVER]" -> "OLD[@OLDVER]=NEW[@NEWVER]"
+  while read -r r; do
+    case "${r#*=}" in .*|/*) die "$1 replaces ${r%%=*} with a local path (${r#*=})" ;; esac
+    args+=("-replace=$r")
+  done < <(awk '$1 == "replace" && $2 != "(" {
+      sub(/[ \t]*\/\/.*/, "")
+      if ($3 == "=>") { lhs = $2; rhs = $4; if (NF >= 5) rhs = rhs "@" $5 }
+      else if ($4 == "=>") { lhs = $2 "@" $3; rhs = $5; if (NF >= 6) rhs = rhs "@" $6 }
+      else next
+      print lhs "=" rhs
+    }' "$gomod")
   [[ ${#args[@]} -eq 0 ]] || go mod edit "${args[@]}"
   log "$1: ${#args[@]} replace(s) copied into the wrapper"
 }
