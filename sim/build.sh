@@ -4,7 +4,8 @@
 #
 # usage: sim/build.sh [--force] [--lock] [--list] [NAME...]
 #   NAME     one or more of: kube-apiserver kube-controller-manager
-#            kube-scheduler etcd kwok minio cert-manager actionlint (default: all)
+#            kube-scheduler etcd kwok minio cert-manager velero
+#            velero-plugin-for-aws actionlint (default: all)
 #   --force  rebuild even when the stamp says the pinned version is built
 #   --lock   after resolving, copy the tidied go.mod/go.sum back into
 #            sim/go/<wrapper>/ (use after changing a pin in versions.env)
@@ -37,7 +38,7 @@ for a in "$@"; do
     --force) FORCE=1 ;;
     --lock) LOCK=1 ;;
     --list) LIST=1 ;;
-    -h|--help) sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) die "unknown option $a (see --help)" ;;
     *) WANT+=("$a") ;;
   esac
@@ -56,6 +57,8 @@ BINARIES=(
   "kwok|kwok|sigs.k8s.io/kwok/cmd/kwok|$KWOK_VERSION"
   "minio|minio|github.com/minio/minio|$MINIO_VERSION"
   "cert-manager|cert-manager|platform-acceptance/sim/cert-manager|$CERT_MANAGER_VERSION"
+  "velero|velero|platform-acceptance/sim/velero|$VELERO_VERSION"
+  "velero-plugin-for-aws|velero-plugin-for-aws|github.com/vmware-tanzu/velero-plugin-for-aws/velero-plugin-for-aws|$VELERO_PLUGIN_AWS_VERSION"
   "actionlint|actionlint|github.com/rhysd/actionlint/cmd/actionlint|$ACTIONLINT_VERSION"
 )
 
@@ -83,6 +86,12 @@ extra_ldflags() { # name version
            "-X github.com/minio/minio/cmd.CopyrightYear=${ts:0:4}" ;;
     cert-manager)
       echo " -X github.com/cert-manager/cert-manager/pkg/util.AppVersion=$2" ;;
+    velero)
+      # as velero's hack/build.sh, minus GitSHA (the module proxy does not say
+      # which commit a version is) and ImageRegistry (its default, "velero", is
+      # what the Makefile passes)
+      echo " -X github.com/vmware-tanzu/velero/pkg/buildinfo.Version=$2" \
+           "-X github.com/vmware-tanzu/velero/pkg/buildinfo.GitTreeState=clean" ;;
     *) echo "" ;;
   esac
 }
@@ -109,6 +118,31 @@ if ! flock -n 9; then
 fi
 
 sha() { cat "$@" 2>/dev/null | sha256sum | cut -c1-16; }
+
+# copy_replaces MODULE@VERSION: apply to the current wrapper go.mod every
+# `replace` that MODULE@VERSION's own go.mod has (Go ignores replaces of
+# dependencies, so a wrapper must repeat them; velero replaces kopia with its
+# fork). Only single-line replaces to another module are supported.
+copy_replaces() {
+  local gomod r
+  gomod=$(go mod download -json "$1" | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",$/\1/p')
+  [[ -f $gomod ]] || die "could not download $1"
+  grep -q '^replace[[:space:]]*($' "$gomod" && die "$1 has a replace block; teach copy_replaces to read it"
+  local args=()
+  # "replace OLD [OLDVER] => NEW [NEWVER]" -> "OLD[@OLDVER]=NEW[@NEWVER]"
+  while read -r r; do
+    case "${r#*=}" in .*|/*) die "$1 replaces ${r%%=*} with a local path (${r#*=})" ;; esac
+    args+=("-replace=$r")
+  done < <(awk '$1 == "replace" && $2 != "(" {
+      sub(/[ \t]*\/\/.*/, "")
+      if ($3 == "=>") { lhs = $2; rhs = $4; if (NF >= 5) rhs = rhs "@" $5 }
+      else if ($4 == "=>") { lhs = $2 "@" $3; rhs = $5; if (NF >= 6) rhs = rhs "@" $6 }
+      else next
+      print lhs "=" rhs
+    }' "$gomod")
+  [[ ${#args[@]} -eq 0 ]] || go mod edit "${args[@]}"
+  log "$1: ${#args[@]} replace(s) copied into the wrapper"
+}
 
 # prepare_wrapper DIR: copy sim/go/DIR into $SRC_DIR/DIR and apply the pins
 declare -A PREPARED=()
@@ -142,6 +176,12 @@ prepare_wrapper() {
       kwok)  go mod edit -require="$KWOK_MODULE@$KWOK_VERSION" ;;
       minio) go mod edit -require="$MINIO_MODULE@$MINIO_VERSION" ;;
       cert-manager) go mod edit -require="$CERT_MANAGER_MODULE@$CERT_MANAGER_VERSION" ;;
+      velero)
+        go mod edit -require="$VELERO_MODULE@$VELERO_VERSION"
+        copy_replaces "$VELERO_MODULE@$VELERO_VERSION" ;;
+      velero-plugin-for-aws)
+        go mod edit -require="$VELERO_PLUGIN_AWS_MODULE@$VELERO_PLUGIN_AWS_VERSION"
+        copy_replaces "$VELERO_PLUGIN_AWS_MODULE@$VELERO_PLUGIN_AWS_VERSION" ;;
       actionlint) go mod edit -require="$ACTIONLINT_MODULE@$ACTIONLINT_VERSION" ;;
     esac
     if [[ $LOCK == 1 ]] || ! cmp -s go.mod "$src/go.mod" || [[ ! -f go.sum ]]; then
