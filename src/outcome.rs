@@ -24,7 +24,7 @@ pub struct Finding {
     pub in_progress: bool,
     /// The object exists, only not where the plan puts it (see [`Finding::deviation`]).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub deviation: Option<Deviation>,
+    pub deviation: Option<Box<Deviation>>,
 }
 
 /// Where the plan puts a component and where the repository has it instead.
@@ -55,7 +55,7 @@ impl Finding {
             expected: format!("at {expected}"),
             observed: format!("found at {found} (rendered on {})", clusters.join(", ")),
             in_progress: false,
-            deviation: Some(Deviation { expected, found }),
+            deviation: Some(Box::new(Deviation { expected, found })),
         }
     }
 
@@ -136,7 +136,7 @@ impl Outcome {
     /// The first layout deviation among a Fail's findings.
     pub fn deviation(&self) -> Option<&Deviation> {
         match self {
-            Outcome::Fail { findings } => findings.iter().find_map(|f| f.deviation.as_ref()),
+            Outcome::Fail { findings } => findings.iter().find_map(|f| f.deviation.as_deref()),
             _ => None,
         }
     }

@@ -60,7 +60,7 @@ fn every_unit_has_its_expected_verdict_on_the_community_layout() {
                 got == Verdict::Fail
                     && carried
                     && json["deviation"] == *d
-                    && text.contains(&format!("deviates from the plan's layout: ")) && text.contains(&format!("the plan expects {}", d["expected"].as_str().unwrap()))
+                    && text.contains("deviates from the plan's layout: ") && text.contains(&format!("the plan expects {}", d["expected"].as_str().unwrap()))
             }
             Value::Object(m) if m.contains_key("fail") => got == Verdict::Fail && u.deviation.is_none() && text.contains(m["fail"].as_str().unwrap()),
             other => panic!("{name}: unknown expectation {other}"),

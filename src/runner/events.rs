@@ -43,7 +43,7 @@ pub struct UnitResult {
     /// A Fail because the component is not where the plan puts it: the plan's path and
     /// where it was found (from the outcome's first deviating finding).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub deviation: Option<crate::outcome::Deviation>,
+    pub deviation: Option<Box<crate::outcome::Deviation>>,
 }
 
 fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -53,7 +53,7 @@ fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
 impl UnitResult {
     pub fn new(unit: &Unit, outcome: Outcome, duration: Duration, attempts: u32, blocked_by: Option<String>) -> Self {
         UnitResult {
-            deviation: outcome.deviation().cloned(),
+            deviation: outcome.deviation().cloned().map(Box::new),
             id: unit.id.clone(),
             story: unit.story.clone(),
             cluster: unit.cluster.clone(),

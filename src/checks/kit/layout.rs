@@ -43,15 +43,13 @@ pub fn deviation(repo: &GitopsRepo, doc_path: &str) -> Option<Finding> {
     }
     let token = dirs.iter().rev().find(|s| !ROLE_FOLDERS.contains(s)).map(|s| squash(s));
     let stem = file.map(|f| f.rsplit_once('.').map_or(f, |(s, _)| s)).filter(|s| !s.starts_with("kustomization"));
-    let mut candidates: Vec<(String, &RenderedObject)> = vec![];
+    // A shared base (`bases/<component>/`) is a HelmRelease: nothing else stands in for it.
+    let release_only = segments.contains(&"bases") && file.is_none();
     let renders: Vec<_> = repo.clusters().iter().filter_map(|c| repo.render(c).ok().map(|r| (c.clone(), r))).collect();
-    for (cluster, r) in &renders {
-        candidates.extend(r.objects.iter().map(|o| (cluster.clone(), o)));
-    }
     let named = |o: &RenderedObject, t: &str| {
         squash(o.name()).contains(t) || squash(&chart_name(o)).contains(t) || o.file.iter().any(|s| s.to_str().is_some_and(|s| squash(s) == t))
     };
-    let objs: Vec<&RenderedObject> = candidates.iter().map(|(_, o)| *o).collect();
+    let objs: Vec<&RenderedObject> = renders.iter().flat_map(|(_, r)| r.objects.iter()).collect();
     let by_token = |o: &&RenderedObject| token.as_deref().is_some_and(|t| named(o, t));
     // The folder the plan's path ends in when it is a role (`operator`, `cluster`): a
     // component folder of the same role is the better match.
@@ -79,11 +77,18 @@ pub fn deviation(repo: &GitopsRepo, doc_path: &str) -> Option<Finding> {
         (None, Some(t)) => {
             let folder = |o: &&RenderedObject| o.file.iter().any(|s| s.to_str().is_some_and(|s| squash(s) == *t));
             let hr = |o: &&RenderedObject| o.kind() == "HelmRelease" && named(o, t);
-            objs.iter().copied().find(|o| folder(o) && in_role(o))
-                .filter(|_| role.is_some())
-                .or_else(|| objs.iter().copied().find(hr))
-                .or_else(|| objs.iter().copied().find(folder))
-                .or_else(|| objs.iter().copied().find(|o| squash(o.name()).contains(t.as_str())))
+            let release = objs.iter().copied().find(hr);
+            if release_only {
+                release
+            } else {
+                objs.iter()
+                    .copied()
+                    .find(|o| folder(o) && in_role(o))
+                    .filter(|_| role.is_some())
+                    .or(release)
+                    .or_else(|| objs.iter().copied().find(folder))
+                    .or_else(|| objs.iter().copied().find(|o| squash(o.name()).contains(t.as_str())))
+            }
         }
         (None, None) => None,
     }?;
@@ -115,7 +120,7 @@ pub fn variables_deviation(expected: &Path, vars: &Variables) -> Finding {
 }
 
 /// The one object of `found` (the same one rendered on several clusters counts once).
-fn unique<'a>(found: Vec<&'a RenderedObject>) -> Option<&'a RenderedObject> {
+fn unique(found: Vec<&RenderedObject>) -> Option<&RenderedObject> {
     let distinct: BTreeSet<(&str, &str, &Path)> = found.iter().map(|o| (o.kind(), o.name(), o.file.as_path())).collect();
     if distinct.len() == 1 { found.first().copied() } else { None }
 }
@@ -177,6 +182,16 @@ mod tests {
         assert!(deviation(&repo, "kubernetes/apps/kube-system/cilium/app/values.yaml").is_none(), "the plan's folder is there, only the file is missing");
         let plain = missing_outcome(&repo, "bases/harbor/", "bases/harbor/", "directory present in the repository", "missing");
         assert_eq!(plain.summary(), "bases/harbor/: expected directory present in the repository, observed missing");
+        // A shared base is a HelmRelease: the component's other objects do not stand in for it.
+        let hr = dir.path().join("kubernetes/apps/kube-system/cilium/app/helmrelease.yaml");
+        let text = std::fs::read_to_string(&hr).unwrap();
+        std::fs::remove_file(&hr).unwrap();
+        write(dir.path(), "kubernetes/apps/kube-system/cilium/app/kustomization.yaml", "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - ocirepository.yaml\n");
+        let without = GitopsRepo::load(dir.path()).unwrap();
+        assert!(deviation(&without, "bases/cilium/").is_none(), "only the OCIRepository is left");
+        assert!(deviation(&without, "infrastructure/networking/cilium/").is_some(), "a config folder is any of its objects");
+        std::fs::write(&hr, text).unwrap();
+        write(dir.path(), "kubernetes/apps/kube-system/cilium/app/kustomization.yaml", "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - helmrelease.yaml\n  - ocirepository.yaml\n");
         // Not rendered: the files exist but no Flux Kustomization applies them.
         std::fs::create_dir_all(dir.path().join("unused")).unwrap();
         std::fs::rename(dir.path().join("kubernetes/apps/kube-system"), dir.path().join("unused/kube-system")).unwrap();
