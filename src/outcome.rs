@@ -22,6 +22,18 @@ pub struct Finding {
     /// renewal): not yet a failure, see [`Finding::in_progress`].
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub in_progress: bool,
+    /// The object exists, only not where the plan puts it (see [`Finding::deviation`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deviation: Option<Box<Deviation>>,
+}
+
+/// Where the plan puts a component and where the repository has it instead.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Deviation {
+    /// The path the plan names (`bases/cilium/`).
+    pub expected: String,
+    /// The path the component was found at, relative to the repository root.
+    pub found: String,
 }
 
 /// How an in-progress finding's `observed` starts.
@@ -29,7 +41,22 @@ pub const IN_PROGRESS: &str = "in progress: ";
 
 impl Finding {
     pub fn new(object: impl Into<String>, expected: impl Into<String>, observed: impl Into<String>) -> Self {
-        Finding { object: object.into(), expected: expected.into(), observed: observed.into(), in_progress: false }
+        Finding { object: object.into(), expected: expected.into(), observed: observed.into(), in_progress: false, deviation: None }
+    }
+
+    /// The plan names `expected` for a component that the repository has at `found`:
+    /// `object` is what was found there (`HelmRelease cilium`), `clusters` where it renders.
+    /// Reads "deviates from the plan's layout: HelmRelease cilium found at … (rendered on
+    /// apps, infra), the plan expects bases/cilium/".
+    pub fn deviation(object: impl Into<String>, expected: impl Into<String>, found: impl Into<String>, clusters: &[String]) -> Self {
+        let (expected, found) = (expected.into(), found.into());
+        Finding {
+            object: object.into(),
+            expected: format!("at {expected}"),
+            observed: format!("found at {found} (rendered on {})", clusters.join(", ")),
+            in_progress: false,
+            deviation: Some(Box::new(Deviation { expected, found })),
+        }
     }
 
     /// The same finding about `object` (a name with more context), kept in progress if it was.
@@ -47,6 +74,9 @@ impl Finding {
 
 impl std::fmt::Display for Finding {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(d) = &self.deviation {
+            return write!(f, "deviates from the plan's layout: {} {}, the plan expects {}", self.object, self.observed, d.expected);
+        }
         write!(f, "{}: expected {}, observed {}", self.object, self.expected, self.observed)
     }
 }
@@ -101,6 +131,14 @@ impl Outcome {
     /// A Fail that is only a reconciliation still running (see [`Finding::in_progress`]).
     pub fn in_progress(object: impl Into<String>, expected: impl Into<String>, state: impl std::fmt::Display) -> Self {
         Outcome::Fail { findings: vec![Finding::in_progress(object, expected, state)] }
+    }
+
+    /// The first layout deviation among a Fail's findings.
+    pub fn deviation(&self) -> Option<&Deviation> {
+        match self {
+            Outcome::Fail { findings } => findings.iter().find_map(|f| f.deviation.as_deref()),
+            _ => None,
+        }
     }
 
     /// A Fail whose every finding is a reconciliation still in progress: worth waiting for.
@@ -207,5 +245,22 @@ mod tests {
         assert_eq!(done.summary(), "HelmRelease a/b: expected Ready=True, observed still in progress after 30s: Progressing: Running 'upgrade' action");
         let renamed = Finding::in_progress("x", "y", "z").renamed("x (cluster infra)");
         assert!(renamed.in_progress && renamed.object == "x (cluster infra)");
+    }
+
+    #[test]
+    fn a_deviation_reads_as_one_line_and_is_carried_by_the_outcome() {
+        let f = Finding::deviation("HelmRelease cilium", "bases/cilium/", "kubernetes/apps/kube-system/cilium/app/helmrelease.yaml", &["apps".into(), "infra".into()]);
+        let o = Outcome::Fail { findings: vec![f] };
+        assert_eq!(
+            o.summary(),
+            "deviates from the plan's layout: HelmRelease cilium found at kubernetes/apps/kube-system/cilium/app/helmrelease.yaml (rendered on apps, infra), the plan expects bases/cilium/"
+        );
+        assert_eq!(o.deviation().map(|d| d.expected.as_str()), Some("bases/cilium/"));
+        let json = serde_json::to_value(&o).unwrap();
+        assert_eq!(json["findings"][0]["deviation"]["found"], "kubernetes/apps/kube-system/cilium/app/helmrelease.yaml");
+        // An ordinary failure carries none.
+        let plain = Outcome::fail("bases/cilium/", "directory present in the repository", "missing");
+        assert!(plain.deviation().is_none());
+        assert!(serde_json::to_value(&plain).unwrap()["findings"][0].get("deviation").is_none());
     }
 }

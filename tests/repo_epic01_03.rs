@@ -191,7 +191,8 @@ fn apply(variant: &Variant) -> RunReport {
 #[case::bgp_policy_of_another_kind(Variant {
     edits: &[Replace("kubernetes/infrastructure/networking/cilium/bgp/bgppeeringpolicy.yaml", "kind: CiliumBGPPeeringPolicy", "kind: CiliumBGPClusterConfig")],
     fails: &["2.1.3 [infra]"],
-    needles: &["CiliumBGPPeeringPolicy", "none among"],
+    // Read as BGPv2 now: a cluster config with the policy's fields has no instance.
+    needles: &["CiliumBGPClusterConfig/bgp-peering-policy", "spec.bgpInstances: expected at least one BGP instance, observed none"],
 })]
 #[case::spegel_base_not_a_helmrelease(Variant {
     edits: &[Replace("kubernetes/bases/spegel/helmrelease.yaml", "kind: HelmRelease", "kind: HelmChart")],

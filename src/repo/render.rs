@@ -173,7 +173,7 @@ pub(super) fn render(repo: &GitopsRepo, cluster: &str, entry: &[FluxKustomizatio
         }
     }
     // One finding per variable and Kustomization, however many manifests use it.
-    for ((kustomization, name), (file, manifests)) in unresolved {
+    for ((kustomization, name), (file, sources, manifests)) in unresolved {
         let mut listed = manifests.iter().take(LISTED).cloned().collect::<Vec<_>>().join("; ");
         if manifests.len() > LISTED {
             listed.push_str(&format!(" and {} more", manifests.len() - LISTED));
@@ -182,7 +182,7 @@ pub(super) fn render(repo: &GitopsRepo, cluster: &str, entry: &[FluxKustomizatio
             category: "unresolved-variable",
             finding: Finding::new(
                 format!("${{{name}}} (applied by {kustomization})"),
-                format!("{name} defined in {} or a substituteFrom source", file.display()),
+                format!("{name} defined in {} or {sources}", file.display()),
                 format!("not defined, renders empty in {listed}"),
             ),
         });
@@ -285,8 +285,19 @@ fn chart_of(objects: &[RenderedObject], hr: &RenderedObject) -> Option<String> {
     }
 }
 
-/// Variables left unresolved, by (Flux Kustomization, variable): its file and the manifests.
-type Unresolved = BTreeMap<(String, String), (PathBuf, Vec<String>)>;
+/// Variables left unresolved, by (Flux Kustomization, variable): its file, its
+/// `substituteFrom` sources in words, and the manifests.
+type Unresolved = BTreeMap<(String, String), (PathBuf, String, Vec<String>)>;
+
+/// A Kustomization's `substituteFrom` sources for messages: "its substituteFrom sources
+/// (ConfigMap cluster-settings, Secret cluster-secrets)", or "a substituteFrom source" when it has none.
+fn substitute_sources(k: &FluxKustomization) -> String {
+    if k.substitute_from.is_empty() {
+        return "a substituteFrom source".into();
+    }
+    let refs: Vec<String> = k.substitute_from.iter().map(|r| format!("{} {}", r.kind, r.name)).collect();
+    format!("its substituteFrom sources ({})", refs.join(", "))
+}
 
 /// Manifests listed in one finding before "and N more".
 const LISTED: usize = 5;
@@ -308,7 +319,7 @@ fn substitute(
     // comment holds is never substituted, so it is no problem. Keep those in the document's values.
     let in_values = references_in_values(&doc.value);
     for name in result.unresolved.iter().filter(|n| in_values.contains(*n)) {
-        unresolved.entry((k.name.clone(), name.clone())).or_insert_with(|| (k.file.clone(), vec![])).1.push(doc.describe());
+        unresolved.entry((k.name.clone(), name.clone())).or_insert_with(|| (k.file.clone(), substitute_sources(k), vec![])).2.push(doc.describe());
     }
     match serde_yaml_ng::from_str::<Value>(&result.text) {
         Ok(value) => Some(RenderedObject { file: doc.file.clone(), applied_by: k.name.clone(), value, chart: None }),

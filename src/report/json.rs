@@ -5,8 +5,9 @@
 //! real_over_simulated, stand_in}, api_requests: {total, by_access: {"list nodes on infra": 4}}},
 //! "results": [ { "id", "story", "cluster", "criterion",
 //! "check", "layer", "outcome": { "verdict": "pass|fail|error|skip", "evidence" |
-//! "findings": [{object, expected, observed, in_progress?}] | "message" | "reason" }, "duration",
-//! "attempts", "blocked_by", "basis": {"kind": "real|real-over-simulated|stand-in",
+//! "findings": [{object, expected, observed, in_progress?, deviation?}] | "message" | "reason" }, "duration",
+//! "attempts", "blocked_by", "deviation"?: {"expected": the plan's path, "found": where the component
+//! is} (a Fail because the component is not where the plan puts it), "basis": {"kind": "real|real-over-simulated|stand-in",
 //! "stand_in": [...]}, "access": ["get apps/deployments on infra", "connect host:port"],
 //! "api_requests": {"get apps/deployments on infra": 3} } ],
 //! "orphans": [...], "warnings": ["malformed YAML in <file>:<line>: ... (no Flux Kustomization

@@ -40,6 +40,10 @@ pub struct UnitResult {
     /// API requests the check sent, by access (`list nodes on infra` → 2), retries included.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub api_requests: BTreeMap<String, u64>,
+    /// A Fail because the component is not where the plan puts it: the plan's path and
+    /// where it was found (from the outcome's first deviating finding).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deviation: Option<Box<crate::outcome::Deviation>>,
 }
 
 fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -49,6 +53,7 @@ fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
 impl UnitResult {
     pub fn new(unit: &Unit, outcome: Outcome, duration: Duration, attempts: u32, blocked_by: Option<String>) -> Self {
         UnitResult {
+            deviation: outcome.deviation().cloned().map(Box::new),
             id: unit.id.clone(),
             story: unit.story.clone(),
             cluster: unit.cluster.clone(),

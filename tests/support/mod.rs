@@ -17,6 +17,8 @@ use platform_acceptance::session::Session;
 
 pub const DOC: &str = "fixtures/multi-cluster-epics.md";
 pub const GITOPS: &str = "fixtures/gitops";
+/// The same platform in the community layout (per-component `ks.yaml` + `app/`).
+pub const GITOPS_COMMUNITY: &str = "fixtures/gitops-community";
 
 /// A git repository holding the fixture document as `plan.md` in two commits: as it is, then
 /// with each `(from, to)` edit applied once (the shape of a pull request to the document).
@@ -48,9 +50,29 @@ pub struct RepoCopy {
 
 impl RepoCopy {
     pub fn new() -> Self {
+        Self::of(GITOPS)
+    }
+    /// A writable copy of another fixture repository.
+    pub fn of(fixture: &str) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        copy_dir(Path::new(GITOPS), dir.path());
+        copy_dir(Path::new(fixture), dir.path());
         RepoCopy { dir }
+    }
+    /// Makes the copy a git repository with everything committed (what dod.3 expects).
+    pub fn commit_all(&self) {
+        for args in [&["init", "-q"][..], &["add", "-A"], &["commit", "-q", "-m", "fixture"]] {
+            let out = std::process::Command::new("git")
+                .arg("-C")
+                .arg(self.path())
+                .args(["-c", "user.name=acceptance", "-c", "user.email=acceptance@example.invalid", "-c", "commit.gpgsign=false", "-c", "init.defaultBranch=main"])
+                .args(args)
+                .env_remove("GIT_DIR")
+                .env_remove("GIT_WORK_TREE")
+                .env_remove("GIT_INDEX_FILE")
+                .output()
+                .expect("git is installed");
+            assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        }
     }
     pub fn path(&self) -> &Path {
         self.dir.path()

@@ -91,7 +91,7 @@ pub(super) async fn cluster_variables_defined(ctx: Ctx) -> CheckResult<Outcome> 
         Err(e) => return Ok(Outcome::fail(expected.display().to_string(), "a Flux Kustomization with postBuild variables", e.to_string())),
     };
     if vars.file != expected {
-        return Ok(Outcome::fail(expected.display().to_string(), "the cluster's postBuild variables", format!("variables only in {}", vars.file.display())));
+        return Ok(Outcome::Fail { findings: vec![variables_deviation(&expected, &vars)] });
     }
     let r = rendered(&ctx)?;
     let findings: Vec<Finding> = r.problems.iter().filter(|p| matches!(p.category, "unresolved-variable" | "substitute-from")).map(|p| p.finding.clone()).collect();

@@ -35,10 +35,13 @@ pub(super) async fn cilium_bgp_control_plane(ctx: Ctx) -> CheckResult<Outcome> {
     expect_value(cilium, "/spec/values/bgpControlPlane/enabled", "true", &mut findings);
     let policies: Vec<&RenderedObject> =
         r.of_kind("CiliumBGPPeeringPolicy").filter(|o| o.api_version().starts_with("cilium.io/")).collect();
-    if policies.is_empty() {
+    // BGPv2 (CiliumBGPClusterConfig + PeerConfig + Advertisement) replaces the policy the
+    // plan names, which Cilium 1.19 removed; either configures the BGP control plane.
+    let v2 = bgp_v2(&r, &vars, &mut findings, &mut evidence);
+    if policies.is_empty() && !v2 {
         findings.push(Finding::new(
             format!("cluster {}: rendered manifests", ctx.cluster),
-            "a CiliumBGPPeeringPolicy (cilium.io)",
+            "a CiliumBGPPeeringPolicy, or a CiliumBGPClusterConfig (BGPv2) (cilium.io)",
             format!("none among {} rendered objects", r.objects.len()),
         ));
     }
@@ -409,6 +412,60 @@ fn expect_value(o: &RenderedObject, pointer: &str, expected: &str, findings: &mu
 }
 
 /// Pushes a finding unless a rendered value equals the cluster variable `name`.
+/// The BGPv2 configuration of a rendering, checked like the policy: every instance's
+/// `localASN`, every peer's `peerASN` and `peerAddress` (an address; the variable may be
+/// written as a `/32` prefix, as BGPv1 wants it), a rendered CiliumBGPPeerConfig for each
+/// `peerConfigRef`, and at least one CiliumBGPAdvertisement. `false` when there is none.
+fn bgp_v2(r: &Rendered, vars: &Variables, findings: &mut Vec<Finding>, evidence: &mut Vec<String>) -> bool {
+    let cilium = |kind: &'static str| r.of_kind(kind).filter(|o| o.api_version().starts_with("cilium.io/"));
+    let configs: Vec<&RenderedObject> = cilium("CiliumBGPClusterConfig").collect();
+    if configs.is_empty() {
+        return false;
+    }
+    let peer_configs: Vec<&str> = cilium("CiliumBGPPeerConfig").map(|o| o.name()).collect();
+    for config in &configs {
+        let instances = config.get("/spec/bgpInstances").and_then(Value::as_array).cloned().unwrap_or_default();
+        if instances.is_empty() {
+            findings.push(Finding::new(format!("{} spec.bgpInstances", config.describe()), "at least one BGP instance", "none"));
+        }
+        for (i, instance) in instances.iter().enumerate() {
+            let at = format!("{} spec.bgpInstances[{i}]", config.describe());
+            expect_var(vars, "CILIUM_BGP_LOCAL_ASN", instance.get("localASN"), &format!("{at}.localASN"), findings);
+            let peers = instance.get("peers").and_then(Value::as_array).cloned().unwrap_or_default();
+            if peers.is_empty() {
+                findings.push(Finding::new(format!("{at}.peers"), "at least one BGP peer (the upstream router)", "none"));
+            }
+            for (j, p) in peers.iter().enumerate() {
+                expect_var(vars, "CILIUM_BGP_PEER_ASN", p.get("peerASN"), &format!("{at}.peers[{j}].peerASN"), findings);
+                let address = p.get("peerAddress").map(scalar_text);
+                match vars.get("CILIUM_BGP_PEER_ADDRESS") {
+                    None => findings.push(Finding::new(vars.object("CILIUM_BGP_PEER_ADDRESS"), format!("defined (used by {at}.peers[{j}].peerAddress)"), "not defined")),
+                    Some(want) if address.as_deref() != Some(want.strip_suffix("/32").unwrap_or(want)) => findings.push(Finding::new(
+                        format!("{at}.peers[{j}].peerAddress"),
+                        format!("the address of CILIUM_BGP_PEER_ADDRESS {want:?}"),
+                        address.map(|a| format!("{a:?}")).unwrap_or_else(|| "not set".into()),
+                    )),
+                    Some(_) => {}
+                }
+                if let Some(name) = p.pointer("/peerConfigRef/name").and_then(Value::as_str)
+                    && !peer_configs.contains(&name)
+                {
+                    findings.push(Finding::new(
+                        format!("{at}.peers[{j}].peerConfigRef"),
+                        format!("a rendered CiliumBGPPeerConfig {name}"),
+                        format!("CiliumBGPPeerConfig objects rendered: [{}]", peer_configs.join(", ")),
+                    ));
+                }
+            }
+        }
+        evidence.push(format!("{} {} (BGPv2 in place of CiliumBGPPeeringPolicy): localASN = CILIUM_BGP_LOCAL_ASN {:?}", config.api_version(), config.describe(), vars.get("CILIUM_BGP_LOCAL_ASN").unwrap_or("")));
+    }
+    if cilium("CiliumBGPAdvertisement").next().is_none() {
+        findings.push(Finding::new(format!("cluster {}: rendered manifests", r.cluster), "a CiliumBGPAdvertisement (what the BGPv2 peers announce)", "none"));
+    }
+    true
+}
+
 fn expect_var(vars: &Variables, name: &str, observed: Option<&Value>, object: &str, findings: &mut Vec<Finding>) {
     let observed = observed.map(scalar_text);
     match vars.get(name) {

@@ -28,13 +28,15 @@ pub(super) async fn infra_cluster_variables_defined(ctx: Ctx) -> CheckResult<Out
     let file = repo.cluster_dir(&ctx.cluster).join("infrastructure.yaml");
     let vars = variables(&ctx)?;
     let mut findings = vec![];
-    if vars.file != file {
-        findings.push(Finding::new(file.display().to_string(), "a Flux Kustomization with postBuild variables", format!("variables come from {}", vars.file.display())));
+    let elsewhere = vars.file != file;
+    if elsewhere {
+        findings.push(variables_deviation(&file, &vars));
     }
     for (name, expected) in INFRA_VARIABLES_USED {
         match vars.entries.get(name) {
             None => findings.push(Finding::new(vars.object(name), format!("defined ({expected:?})"), "not defined")),
-            Some(v) if v.source != crate::repo::VarSource::Substitute => findings.push(Finding::new(
+            // Where the variables live is the deviation above; their values are still checked.
+            Some(v) if !elsewhere && v.source != crate::repo::VarSource::Substitute => findings.push(Finding::new(
                 vars.object(name),
                 format!("in postBuild.substitute of {}", file.display()),
                 format!("only from {:?}", v.source),
@@ -62,7 +64,10 @@ pub(super) async fn apps_infrastructure_yaml_variables(ctx: Ctx) -> CheckResult<
     let repo = repo(&ctx)?;
     let file = repo.cluster_dir(&ctx.cluster).join("infrastructure.yaml");
     if !repo.root.join(&file).is_file() {
-        return Ok(Outcome::fail(file.display().to_string(), "file present in the repository", "missing"));
+        return Ok(match repo.variables(&ctx.cluster) {
+            Ok(vars) => Outcome::Fail { findings: vec![variables_deviation(&file, &vars)] },
+            Err(_) => Outcome::fail(file.display().to_string(), "file present in the repository", "missing"),
+        });
     }
     let flux: Vec<_> = repo.flux_kustomizations(&ctx.cluster).map_err(Outcome::error)?.into_iter().filter(|k| k.file == file).collect();
     let Some(main) = flux.iter().find(|k| !k.substitute.is_empty()) else {

@@ -21,7 +21,7 @@ pub(super) async fn cert_manager_config(ctx: Ctx) -> CheckResult<Outcome> {
 pub(super) async fn cluster_issuers(ctx: Ctx) -> CheckResult<Outcome> {
     let repo = repo(&ctx)?;
     if repo.resolve(CLUSTERISSUER_FILE).is_none() {
-        return Ok(Outcome::fail(CLUSTERISSUER_FILE, "ClusterIssuer manifests", "file missing"));
+        return Ok(missing_outcome(repo, CLUSTERISSUER_FILE, CLUSTERISSUER_FILE, "ClusterIssuer manifests", "file missing"));
     }
     let names: Vec<String> =
         repo.documents_in(CLUSTERISSUER_FILE).iter().filter(|d| d.kind() == "ClusterIssuer").map(|d| d.name().to_string()).collect();
@@ -98,7 +98,7 @@ pub(super) async fn eso_config(ctx: Ctx) -> CheckResult<Outcome> {
 pub(super) async fn onepassword_store(ctx: Ctx) -> CheckResult<Outcome> {
     let repo = repo(&ctx)?;
     if repo.resolve(CLUSTERSECRETSTORE_FILE).is_none() {
-        return Ok(Outcome::fail(CLUSTERSECRETSTORE_FILE, "a ClusterSecretStore for 1Password", "file missing"));
+        return Ok(missing_outcome(repo, CLUSTERSECRETSTORE_FILE, CLUSTERSECRETSTORE_FILE, "a ClusterSecretStore for 1Password", "file missing"));
     }
     let names: Vec<String> = repo
         .documents_in(CLUSTERSECRETSTORE_FILE)

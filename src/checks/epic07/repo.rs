@@ -19,7 +19,7 @@ fn shared_clusters(ctx: &Ctx) -> Result<Vec<RenderedObject>, Outcome> {
     let repo = repo(ctx)?;
     let r = rendered(ctx)?;
     if repo.resolve(CNPG_CLUSTER_FILE).is_none() {
-        return Err(Outcome::fail(CNPG_CLUSTER_FILE, "the PostgreSQL cluster manifest (a postgresql.cnpg.io Cluster)", "missing"));
+        return Err(missing_outcome(repo, CNPG_CLUSTER_FILE, CNPG_CLUSTER_FILE, "the PostgreSQL cluster manifest (a postgresql.cnpg.io Cluster)", "missing"));
     }
     let found: Vec<_> = from_file(repo, &r, CNPG_CLUSTER_FILE).into_iter().filter(|o| o.kind() == "Cluster" && group(o) == CNPG_GROUP).cloned().collect();
     if found.is_empty() {

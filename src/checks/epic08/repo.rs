@@ -21,7 +21,7 @@ pub(super) fn keycloaks(ctx: &Ctx) -> Result<Vec<RenderedObject>, Outcome> {
     let repo = repo(ctx)?;
     let r = rendered(ctx)?;
     if repo.resolve(INSTANCE_FILE).is_none() {
-        return Err(Outcome::fail(INSTANCE_FILE, "the Keycloak instance manifest", "missing"));
+        return Err(missing_outcome(repo, INSTANCE_FILE, INSTANCE_FILE, "the Keycloak instance manifest", "missing"));
     }
     let ks: Vec<_> = from_file(repo, &r, INSTANCE_FILE).into_iter().filter(|o| o.kind() == "Keycloak" && group(o) == "k8s.keycloak.org").cloned().collect();
     if ks.is_empty() {

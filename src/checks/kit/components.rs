@@ -20,7 +20,7 @@ pub fn files_present(repo: &GitopsRepo, paths: &[&str]) -> Outcome {
 /// with a chart source that exists there.
 pub fn base_helmrelease(repo: &GitopsRepo, cluster: &str, file: &str, token: &str) -> Outcome {
     if repo.resolve(file).is_none() {
-        return Outcome::fail(file, format!("a HelmRelease file for {token}"), "missing");
+        return super::layout::missing_outcome(repo, file, file, format!("a HelmRelease file for {token}"), "missing");
     }
     let docs = repo.documents_in(file);
     if !docs.iter().any(|d| d.kind() == "HelmRelease" && d.api_version().starts_with("helm.toolkit.fluxcd.io/")) {
@@ -59,7 +59,7 @@ pub enum Provides<'a> {
 /// Kustomizations, and brings in `provides`, rendered on the cluster.
 pub fn component_config(repo: &GitopsRepo, cluster: &str, config: &str, provides: Provides<'_>) -> Outcome {
     let Some(file) = repo.resolve(config) else {
-        return Outcome::fail(config, "a kustomization.yaml", "missing");
+        return super::layout::missing_outcome(repo, config, config, "a kustomization.yaml", "missing");
     };
     if !repo.documents_in(config).iter().any(|d| d.kind() == "Kustomization" && d.api_version().starts_with("kustomize.config.k8s.io/")) {
         return Outcome::fail(config, "a kustomize Kustomization (kustomize.config.k8s.io)", "no such document");
@@ -112,7 +112,7 @@ pub fn component_config(repo: &GitopsRepo, cluster: &str, config: &str, provides
 pub fn config_renders_base(ctx: &CheckContext, config: &str, base: &str, kind: &str) -> CheckResult<Outcome> {
     let repo = repo(ctx)?;
     let Some(config_path) = repo.resolve(config) else {
-        return Ok(Outcome::fail(config, format!("kustomization including {base}"), "file missing"));
+        return Ok(super::layout::missing_outcome(repo, config, config, format!("kustomization including {base}"), "file missing"));
     };
     let docs = repo.documents_in(config);
     let Some(kustomization) = docs

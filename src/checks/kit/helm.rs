@@ -110,7 +110,7 @@ pub const HELMRELEASE_GROUP: &str = "helm.toolkit.fluxcd.io/";
 pub fn file_has_helmrelease(repo: &GitopsRepo, path: &str, charts: &[&str]) -> Outcome {
     let expected = format!("a HelmRelease ({HELMRELEASE_GROUP}*) of chart {}", charts.join(" or "));
     if repo.resolve(path).is_none() {
-        return Outcome::fail(path, expected, "file missing");
+        return super::layout::missing_outcome(repo, path, path, expected, "file missing");
     }
     let docs = repo.documents_in(path);
     let found = docs.iter().find(|d| {

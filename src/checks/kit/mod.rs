@@ -9,6 +9,7 @@
 //! | [`rendered`] | the evaluated cluster's repository, variables and rendered objects |
 //! | [`helm`] | HelmReleases: chart, [`helm::Release`] (name and namespace by Flux's rules), values |
 //! | [`flux`] | kustomize/Flux reachability of directories |
+//! | [`layout`] | a path the plan names, found elsewhere: the deviation naming both |
 //! | [`components`] | "manifests / base HelmRelease / config created" shapes |
 //! | [`secrets`] | Secrets and the ExternalSecrets that produce them |
 //! | [`services`] | host names → CNPG/Dragonfly, connection settings, Keycloak issuers |
@@ -24,6 +25,7 @@ pub mod cron;
 pub mod disposable;
 pub mod flux;
 pub mod helm;
+pub mod layout;
 pub mod live;
 pub mod mcs;
 pub mod rendered;
@@ -41,6 +43,7 @@ pub mod prelude {
     pub use super::disposable::{disposable_namespace_everywhere, namespace as disposable_namespace};
     pub use super::flux::*;
     pub use super::helm::*;
+    pub use super::layout::{deviation, missing_outcome, variables_deviation};
     pub use super::live::*;
     pub use super::mcs::*;
     pub use super::rendered::*;

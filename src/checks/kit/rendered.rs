@@ -83,7 +83,7 @@ pub fn files_exist(repo: &GitopsRepo, paths: &[&str]) -> Outcome {
     let findings: Vec<Finding> = paths
         .iter()
         .filter(|p| repo.resolve(p).is_none())
-        .map(|p| Finding::new(*p, "file present in the repository", "missing"))
+        .map(|p| super::layout::missing(repo, p, Finding::new(*p, "file present in the repository", "missing")))
         .collect();
     Outcome::from_findings(findings, format!("present: {}", paths.join(", ")))
 }
@@ -104,7 +104,7 @@ pub fn rendered_object<'a>(rendered: &'a Rendered, kind: &'a str, name: &str) ->
 pub fn resolve_dir(repo: &GitopsRepo, doc_path: &str) -> CheckResult<PathBuf> {
     repo.resolve(doc_path)
         .filter(|p| repo.root.join(p).is_dir())
-        .ok_or_else(|| Outcome::fail(doc_path, "directory present in the repository", "missing"))
+        .ok_or_else(|| super::layout::missing_outcome(repo, doc_path, doc_path, "directory present in the repository", "missing"))
 }
 
 /// Every other cluster's variables (clusters without variables are skipped).
