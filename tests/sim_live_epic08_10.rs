@@ -183,16 +183,26 @@ async fn epic08_10_and_dod_live_checks_on_the_simulation() {
         }
     })
     .await;
-    let bsl = breakage(&fx, "infra", ("velero.io/v1", "BackupStorageLocation"), "velero", "default", false, |o| o["status"]["phase"] = json!("Unavailable")).await;
+    // A real fault for the real Velero server: its storage location names a bucket MinIO
+    // does not have; Velero's own validation (every 10 s here) marks it Unavailable.
+    let bsls = fx.dynamic("infra", "velero.io/v1", "BackupStorageLocation", Some("velero")).await;
+    let pp = PatchParams { field_manager: Some(MANAGER.into()), ..Default::default() };
+    let bucket = bsls.get("default").await.unwrap().data["spec"]["objectStorage"]["bucket"].clone();
+    bsls.patch("default", &pp, &Patch::Merge(json!({"spec": {"objectStorage": {"bucket": "no-such-bucket"}}}))).await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while bsls.get("default").await.unwrap().data["status"]["phase"] != "Unavailable" {
+        assert!(std::time::Instant::now() < deadline, "Velero did not mark the storage location Unavailable within 60s");
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
     let r = fx.run("8.2.4,10.3.4,10.3.6,dod.6").await;
     r.expect_failing(&["8.2.4 [infra]", "10.3.4 [infra]", "10.3.6 [infra]", "dod.6 [infra]"])
         .expect_message("8.2.4 [infra]", &["HTTPRoute auth/keycloak (gateway.networking.k8s.io/v1) (cluster infra) parent networking/external (https): expected Accepted=True, observed Accepted=False (NotAllowedByListeners)"])
-        .expect_message("10.3.4 [infra]", &["BackupStorageLocation velero/default (velero.io/v1) (cluster infra) status.phase: expected Available, observed \"Unavailable\""])
+        .expect_message("10.3.4 [infra]", &["BackupStorageLocation velero/default (velero.io/v1) (cluster infra) status.phase: expected Available, observed \"Unavailable\"", "no-such-bucket"])
         .expect_message("10.3.6 [infra]", &["Velero Backups in velero (cluster infra): expected a Backup with status.phase Completed, observed no Backups"])
         .expect_message("dod.6 [infra]", &["10.3.6 [infra] Test backup created successfully: expected passed, observed fail"]);
     assert_eq!(r.verdict("dod.6 [apps]"), Verdict::Skip);
     route.restore().await;
-    bsl.restore().await;
+    bsls.patch("default", &pp, &Patch::Merge(json!({"spec": {"objectStorage": {"bucket": bucket}}}))).await.unwrap();
     eprintln!("B {:.1}s", t0.elapsed().as_secs_f64());
 
     // ---- C: the Keycloak operator (alone: a failed 8.1 blocks 8.2 and EPIC-9).

@@ -41,11 +41,19 @@ async fn indicators(fx: &SimFixture) -> BTreeMap<&'static str, bool> {
         "pg-replica-lost",
         pg["status"]["readyInstances"] == 3 && pg["status"]["instances"] == 3 && pg["status"]["phase"] == "Cluster in healthy state",
     );
-    let backup = fx.get_opt("infra", "velero.io/v1", "Backup", Some("velero"), "weekly-backup-20260104020000").await;
+    // The real Velero server ran the Schedule: its newest Backup is Completed.
+    let backups = fx.dynamic("infra", "velero.io/v1", "Backup", Some("velero")).await;
+    let newest = backups
+        .list(&kube::api::ListParams::default().labels("velero.io/schedule-name=weekly-backup"))
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .max_by_key(|b| b.metadata.creation_timestamp.clone().map(|t| t.0));
     let sched = fx.get("infra", "velero.io/v1", "Schedule", Some("velero"), "weekly-backup").await;
     m.insert(
         "backup-missing",
-        backup.is_some_and(|b| b["status"]["phase"] == "Completed")
+        newest.is_some_and(|b| b.data["status"]["phase"] == "Completed")
             && sched["status"]["phase"] == "Enabled"
             && sched.pointer("/status/lastBackup").is_some(),
     );

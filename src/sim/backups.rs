@@ -1,8 +1,9 @@
 //! Backup data the healthy platform would have written: the VolSync restic mover's
-//! repository and snapshot (the real `restic` binary, as the mover runs it), and the
-//! objects Velero uploads for each Backup (`backups/<name>/velero-backup.json` + tarball;
-//! the Velero server is not run here, so this upload is a documented stand-in).
-//! Called by the `healthy` scenario (and every fault scenario, which starts from it).
+//! repository and snapshot (the real `restic` binary, as the mover runs it; VolSync does
+//! not run here, so this is a documented stand-in). Velero's backups are the real Velero
+//! server's work: [`seed`] runs each Schedule once when its newest Backup is not Completed
+//! (the cron does not fire during a test) and waits until Velero has completed it. Called by the `healthy` scenario (and every fault scenario,
+//! which starts from it).
 
 use std::collections::BTreeMap;
 
@@ -20,7 +21,7 @@ pub async fn seed(cfg: &SimConfig) -> Result<()> {
     for cluster in ["infra", "apps"] {
         let client = super::client(cfg, cluster).await?;
         restic_snapshot(&client, cluster, &endpoints).await.with_context(|| format!("VolSync restic data on {cluster}"))?;
-        velero_upload(&client, &endpoints).await.with_context(|| format!("Velero backup objects on {cluster}"))?;
+        velero_schedules(&client).await.with_context(|| format!("Velero on {cluster}"))?;
     }
     Ok(())
 }
@@ -73,6 +74,102 @@ async fn restic_snapshot(client: &kube::Client, cluster: &str, endpoints: &super
     Ok(())
 }
 
+/// Makes sure every Velero Schedule has run and its newest Backup is Completed: when not,
+/// the Schedule is made due ([`run_schedule`]) and the real Velero server runs it. Fails
+/// with Velero's own reason when the storage location is not Available or the Backup does
+/// not complete.
+async fn velero_schedules(client: &kube::Client) -> Result<()> {
+    let schedules = Api::<DynamicObject>::namespaced_with(client.clone(), "velero", &velero_ar("Schedule"));
+    for s in schedules.list(&ListParams::default()).await? {
+        let name = s.metadata.name.clone().unwrap_or_default();
+        let backups = Api::<DynamicObject>::namespaced_with(client.clone(), "velero", &velero_ar("Backup"));
+        let lp = ListParams::default().labels(&format!("velero.io/schedule-name={name}"));
+        let newest = backups.list(&lp).await?.items.into_iter().max_by_key(|b| b.metadata.creation_timestamp.clone().map(|t| t.0));
+        let ran = s.data.pointer("/status/lastBackup").is_some_and(|v| !v.is_null());
+        match newest.as_ref().map(phase) {
+            Some("Completed") if ran => continue,
+            Some("" | "New" | "InProgress" | "WaitingForPluginOperations" | "Finalizing") => {
+                wait_backup(&backups, newest.and_then(|b| b.metadata.name).as_deref().unwrap_or_default()).await?
+            }
+            _ => run_schedule(client, &name).await?,
+        }
+    }
+    Ok(())
+}
+
+fn velero_ar(kind: &str) -> ApiResource {
+    ApiResource::from_gvk(&GroupVersionKind::gvk("velero.io", "v1", kind))
+}
+
+fn phase(o: &DynamicObject) -> &str {
+    o.data.pointer("/status/phase").and_then(Value::as_str).unwrap_or("")
+}
+
+/// Makes Velero Schedule `name` due now and waits (up to 3 minutes) until the real Velero
+/// server has run it and completed the Backup. The cron does not fire during a test, so
+/// the simulation writes the history a running platform has (the previous run, two cron
+/// periods ago, as `status.lastBackup`); Velero's schedule controller then finds the
+/// Schedule due, creates `<schedule>-<yyyyMMddHHmmss>` and sets `lastBackup` itself.
+pub async fn run_schedule(client: &kube::Client, name: &str) -> Result<()> {
+    let schedules = Api::<DynamicObject>::namespaced_with(client.clone(), "velero", &velero_ar("Schedule"));
+    let schedule = schedules.get(name).await.with_context(|| format!("Schedule velero/{name}"))?;
+    let location = schedule.data.pointer("/spec/template/storageLocation").and_then(Value::as_str).unwrap_or("default").to_string();
+    let bsls = Api::<DynamicObject>::namespaced_with(client.clone(), "velero", &velero_ar("BackupStorageLocation"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let bsl = bsls.get(&location).await.with_context(|| format!("BackupStorageLocation velero/{location}"))?;
+        if phase(&bsl) == "Available" {
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            bail!("BackupStorageLocation velero/{location} is {:?} after 60s: {}", phase(&bsl), bsl.data.pointer("/status/message").and_then(Value::as_str).unwrap_or("no message"));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    let backups = Api::<DynamicObject>::namespaced_with(client.clone(), "velero", &velero_ar("Backup"));
+    let lp = ListParams::default().labels(&format!("velero.io/schedule-name={name}"));
+    let before: Vec<String> = backups.list(&lp).await?.items.into_iter().filter_map(|b| b.metadata.name).collect();
+    // Two cron periods of the fixture's weekly schedule; any shorter cron is due as well.
+    let previous = time::OffsetDateTime::now_utc() - time::Duration::days(15);
+    let previous = previous.replace_nanosecond(0).unwrap_or(previous).format(&time::format_description::well_known::Rfc3339)?;
+    let patch = serde_json::json!({"status": {"lastBackup": previous}});
+    // Velero's CRDs have no status subresource: status is patched on the object.
+    schedules.patch(name, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch)).await.with_context(|| format!("status.lastBackup of Schedule velero/{name}"))?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let backup = loop {
+        let new = backups.list(&lp).await?.items.into_iter().filter_map(|b| b.metadata.name).find(|n| !before.contains(n));
+        if let Some(b) = new {
+            break b;
+        }
+        if std::time::Instant::now() > deadline {
+            bail!("Velero did not run Schedule velero/{name} within 60s of it being due (see velero.log)");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    };
+    wait_backup(&backups, &backup).await
+}
+
+async fn wait_backup(backups: &Api<DynamicObject>, name: &str) -> Result<()> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
+    loop {
+        let b = backups.get(name).await.with_context(|| format!("Backup velero/{name}"))?;
+        match phase(&b) {
+            "Completed" => return Ok(()),
+            "" | "New" | "InProgress" | "WaitingForPluginOperations" | "WaitingForPluginOperationsPartiallyFailed" | "Finalizing" | "FinalizingPartiallyFailed"
+                if std::time::Instant::now() < deadline => tokio::time::sleep(std::time::Duration::from_millis(500)).await,
+            other => {
+                let why = ["/status/failureReason", "/status/validationErrors"]
+                    .iter()
+                    .filter_map(|p| b.data.pointer(p))
+                    .map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()))
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                bail!("Velero Backup velero/{name} is {other:?} (expected Completed){}", if why.is_empty() { String::new() } else { format!(": {why}") });
+            }
+        }
+    }
+}
+
 /// A scratch directory for restic (data and cache), removed on every way out.
 struct Scratch(std::path::PathBuf);
 
@@ -88,33 +185,4 @@ impl Drop for Scratch {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
-}
-
-fn ini(text: &str, key: &str) -> Option<String> {
-    text.lines().find_map(|l| l.trim().strip_prefix(key).and_then(|r| r.trim().strip_prefix('=')).map(|v| v.trim().to_string()))
-}
-
-async fn velero_upload(client: &kube::Client, endpoints: &super::data::Endpoints) -> Result<()> {
-    let ar = |kind: &str| ApiResource::from_gvk(&GroupVersionKind::gvk("velero.io", "v1", kind));
-    let bsls = Api::<DynamicObject>::namespaced_with(client.clone(), "velero", &ar("BackupStorageLocation")).list(&ListParams::default()).await?;
-    let Some(bsl) = bsls.items.first() else { return Ok(()) };
-    let bucket = bsl.data.pointer("/spec/objectStorage/bucket").and_then(Value::as_str).context("BSL bucket")?.to_string();
-    let s3url = bsl.data.pointer("/spec/config/s3Url").and_then(Value::as_str).context("BSL config.s3Url")?;
-    let (host, port) = s3_authority(&format!("s3:{s3url}")).context("BSL s3Url host:port")?;
-    let addr = endpoints.resolve(&host, port).with_context(|| format!("no sim endpoint serves {host}:{port}"))?;
-    let creds = secret(client, "velero", "velero-minio").await?;
-    let cloud = creds.get("cloud").context("velero-minio key cloud")?;
-    let (id, key) = (ini(cloud, "aws_access_key_id").context("aws_access_key_id")?, ini(cloud, "aws_secret_access_key").context("aws_secret_access_key")?);
-    let s3 = super::data::s3_client(addr, &id, &key);
-    let backups = Api::<DynamicObject>::namespaced_with(client.clone(), "velero", &ar("Backup")).list(&ListParams::default()).await?;
-    for b in backups {
-        let name = b.metadata.name.clone().unwrap_or_default();
-        let body = serde_json::to_vec(&b)?;
-        // An empty gzip stream stands in for the resource tarball.
-        let tarball = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0];
-        for (k, data) in [(format!("backups/{name}/velero-backup.json"), body), (format!("backups/{name}/{name}.tar.gz"), tarball)] {
-            s3.put_object().bucket(&bucket).key(k).body(data.into()).send().await.with_context(|| format!("upload to s3://{bucket}"))?;
-        }
-    }
-    Ok(())
 }

@@ -18,6 +18,8 @@
 //! assert_eq!(api_basis("get", "cert-manager.io", "certificates").0, BasisKind::RealOverSimulated);
 //! // the check's own writes are the real API server's answer
 //! assert_eq!(api_basis("create", "", "namespaces").0, BasisKind::Real);
+//! // Velero runs for real: its Backups are its own work over the simulated clusters
+//! assert_eq!(api_basis("list", "velero.io", "backups").0, BasisKind::RealOverSimulated);
 //! ```
 
 use std::collections::BTreeMap;
@@ -77,6 +79,14 @@ const REAL_OVER_SIMULATED: &[(&str, &str)] = &[
     ("cert-manager.io", "certificaterequests"),
     ("cert-manager.io", "clusterissuers"),
     ("cert-manager.io", "issuers"),
+    // The real Velero server validates the storage location against the real MinIO, runs
+    // every Backup (tarball and metadata uploaded) and Restore, and reads backups back from
+    // the bucket; what it backs up is the simulated clusters' objects.
+    ("velero.io", "backupstoragelocations"),
+    ("velero.io", "backups"),
+    ("velero.io", "restores"),
+    ("velero.io", "schedules"),
+    ("velero.io", "deletebackuprequests"),
 ];
 
 /// Stand-in name of objects the simulation applied in place of Flux and Helm.

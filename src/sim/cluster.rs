@@ -14,11 +14,12 @@ use super::SimConfig;
 pub const COMPONENTS: [&str; 5] = ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"];
 
 /// Controllers of a cluster started once its CRDs are installed (after
-/// [`COMPONENTS`]): the real cert-manager controller (`sim/go/cert-manager`).
-pub const ADDONS: [&str; 1] = ["cert-manager"];
+/// [`COMPONENTS`]): the real cert-manager controller (`sim/go/cert-manager`) and the real
+/// Velero server (`sim/go/velero`, with velero-plugin-for-aws).
+pub const ADDONS: [&str; 2] = ["cert-manager", "velero"];
 
 /// Default first port; `PA_SIM_PORT_BASE` overrides. Cluster *i* (0 = infra,
-/// 1 = apps) uses `base + 100*i + 0..=6`. Below the kernel's ephemeral range
+/// 1 = apps) uses `base + 100*i + 0..=8`. Below the kernel's ephemeral range
 /// (32768+), so outgoing connections never take them.
 pub const DEFAULT_PORT_BASE: u16 = 32100;
 
@@ -33,6 +34,10 @@ pub struct Ports {
     pub kwok: u16,
     /// cert-manager's /healthz and /metrics.
     pub cert_manager: u16,
+    /// Velero's own metrics (`--metrics-address`; its health probe here).
+    pub velero: u16,
+    /// Velero's controller-runtime metrics (`--controller-metrics-address`, sim/go/velero).
+    pub velero_controllers: u16,
 }
 
 impl Ports {
@@ -46,6 +51,8 @@ impl Ports {
             scheduler: b + 4,
             kwok: b + 5,
             cert_manager: b + 6,
+            velero: b + 7,
+            velero_controllers: b + 8,
         }
     }
     /// Ports of one component (etcd has two).
@@ -57,6 +64,7 @@ impl Ports {
             "kube-scheduler" => vec![self.scheduler],
             "kwok" => vec![self.kwok],
             "cert-manager" => vec![self.cert_manager],
+            "velero" => vec![self.velero, self.velero_controllers],
             _ => vec![],
         }
     }

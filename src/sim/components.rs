@@ -1,6 +1,6 @@
 //! The control-plane processes of a simulated cluster: where their binaries are, the
 //! command line of each component (etcd, kube-apiserver, kube-controller-manager,
-//! kube-scheduler, kwok; the cert-manager controller started after the CRDs), and the
+//! kube-scheduler, kwok; the cert-manager controller and the Velero server started after the CRDs), and the
 //! health probe of each.
 
 use std::path::{Path, PathBuf};
@@ -21,8 +21,13 @@ pub fn binary(cfg: &SimConfig, name: &str) -> PathBuf {
 
 /// Fails with the `make sim-build` hint if any control-plane binary is missing.
 pub fn check_binaries(cfg: &SimConfig) -> anyhow::Result<()> {
-    let missing: Vec<&str> =
-        COMPONENTS.iter().chain(ADDONS.iter()).copied().filter(|b| !is_executable(&binary(cfg, b))).collect();
+    let missing: Vec<&str> = COMPONENTS
+        .iter()
+        .chain(ADDONS.iter())
+        .chain([VELERO_PLUGIN].iter())
+        .copied()
+        .filter(|b| !is_executable(&binary(cfg, b)))
+        .collect();
     if !missing.is_empty() {
         bail!(
             "simulation binaries missing from {}: {} — run `make sim-build` (= sim/build.sh && sim/crds.sh) first",
@@ -36,6 +41,14 @@ pub fn check_binaries(cfg: &SimConfig) -> anyhow::Result<()> {
 fn is_executable(p: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// Velero's object-store plugin for S3 (MinIO), found in the server's `--plugin-dir`.
+pub const VELERO_PLUGIN: &str = "velero-plugin-for-aws";
+
+/// Velero's plugin directory for cluster `c`: `$STATE/<cluster>/velero-plugins` (a link to the plugin).
+pub fn velero_plugin_dir(cfg: &SimConfig, c: &ClusterSpec) -> PathBuf {
+    c.dir(cfg).join("velero-plugins")
 }
 
 /// The command that starts `component` of cluster `c`.
@@ -157,6 +170,29 @@ pub fn command(cfg: &SimConfig, c: &ClusterSpec, component: &str) -> Command {
                 format!("--listen-address=127.0.0.1:{}", p.cert_manager),
             ]);
         }
+        "velero" => {
+            // `server` first: Velero re-executes itself for its built-in plugins with the
+            // arguments from the third on. Its own TMPDIR (credential files) and HOME per cluster;
+            // namespace `velero` (created before it starts); all three listeners on loopback or
+            // off; no leader election exists in Velero.
+            cmd.env("TMPDIR", dir.join("velero-tmp")).env("HOME", dir.join("velero-home")).env("GOMEMLIMIT", "192MiB");
+            cmd.args([
+                "server".to_string(),
+                format!("--kubeconfig={}", s(&dir.join("admin.kubeconfig"))),
+                "--namespace=velero".into(),
+                format!("--plugin-dir={}", s(&velero_plugin_dir(cfg, c))),
+                "--uploader-type=kopia".into(),
+                "--default-backup-storage-location=default".into(),
+                // How often Velero validates the storage location and reads backups back from it
+                // (defaults 1 min): short, so a change of the bucket shows within seconds.
+                "--store-validation-frequency=10s".into(),
+                "--backup-sync-period=10s".into(),
+                format!("--metrics-address=127.0.0.1:{}", p.velero),
+                format!("--controller-metrics-address=127.0.0.1:{}", p.velero_controllers),
+                "--profiler-address=".into(),
+                "--log-level=info".into(),
+            ]);
+        }
         other => unreachable!("unknown component {other}"),
     }
     cmd
@@ -197,6 +233,7 @@ impl Probe {
             "kube-scheduler" => (&self.insecure, format!("https://127.0.0.1:{}/healthz", p.scheduler)),
             "kwok" => (&self.insecure, format!("http://127.0.0.1:{}/healthz", p.kwok)),
             "cert-manager" => (&self.insecure, format!("http://127.0.0.1:{}/healthz", p.cert_manager)),
+            "velero" => (&self.insecure, format!("http://127.0.0.1:{}/metrics", p.velero)),
             other => return Err(format!("unknown component {other}")),
         };
         let resp = client.get(&url).send().await.map_err(|e| format!("{url}: {}", short_error(&e)))?;

@@ -1,6 +1,6 @@
 //! `sim up` and `sim down`: starting both clusters' control planes in order (etcd,
 //! kube-apiserver, then the controller-manager, scheduler and kwok), their nodes and
-//! CRDs, then the controllers that need the CRDs ([`ADDONS`]: cert-manager),
+//! CRDs, then the controllers that need the CRDs ([`ADDONS`]: cert-manager, Velero),
 //! idempotently and with a clean restart of a cluster that crashed; and
 //! stopping every registered process, then removing the state directory.
 
@@ -246,11 +246,35 @@ async fn ensure_addons(cfg: &SimConfig, c: &ClusterSpec, probe: &Probe) -> anyho
         for port in c.ports.of(name) {
             process::ensure_port_free(&cfg.state_dir, port, &format!("{} {name}", c.name))?;
         }
+        if name == "velero" {
+            prepare_velero(cfg, c).await?;
+        }
         let mut cmd = components::command(cfg, c, name);
         let rec = spawn_detached(&cfg.state_dir, &c.name, name, &mut cmd, &c.ports.of(name))?;
         wait_healthy(probe, c, name, &rec, COMPONENT_TIMEOUT).await?;
         eprintln!("sim up: cluster {}: {name} {} started (pid {})", c.name, components::version(cfg, name).unwrap_or_default(), rec.pid);
     }
+    Ok(())
+}
+
+/// What the Velero server needs before it starts: its namespace (the chart's release
+/// namespace; Velero exits without it), its plugin directory with the AWS plugin, and its
+/// own TMPDIR and HOME.
+async fn prepare_velero(cfg: &SimConfig, c: &ClusterSpec) -> anyhow::Result<()> {
+    use k8s_openapi::api::core::v1::Namespace;
+    let dir = c.dir(cfg);
+    for d in ["velero-tmp", "velero-home"] {
+        std::fs::create_dir_all(dir.join(d))?;
+    }
+    let plugins = components::velero_plugin_dir(cfg, c);
+    std::fs::create_dir_all(&plugins)?;
+    let link = plugins.join(components::VELERO_PLUGIN);
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(components::binary(cfg, components::VELERO_PLUGIN), &link)?;
+    let api: Api<Namespace> = Api::all(client(cfg, &c.name).await?);
+    let ns: Namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": "velero"}}))?;
+    let pp = kube::api::PatchParams::apply(super::FIELD_MANAGER);
+    api.patch("velero", &pp, &kube::api::Patch::Apply(&ns)).await.with_context(|| format!("cluster {}: namespace velero", c.name))?;
     Ok(())
 }
 

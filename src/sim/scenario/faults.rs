@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, bail};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, ListParams};
 use serde_json::{Map, Value};
@@ -50,16 +50,27 @@ impl ClusterSim {
                 merge,
             } => {
                 let k = self.resolve(api_version, kind).await?;
-                let rule = rules
-                    .iter()
-                    .find(|r| r.kind == *kind && r.api_version == *api_version)
-                    .ok_or_else(|| anyhow!("no healthy status rule for {api_version} {kind}"))?;
+                let rule = rules.iter().find(|r| r.kind == *kind && r.api_version == *api_version);
                 let obj = self
                     .api(&k, namespace.as_deref())
                     .get(name)
                     .await
                     .with_context(|| format!("{kind} {name}"))?;
                 let obj = serde_json::to_value(&obj)?;
+                // A real controller's object (no healthy status rule): `merge` is merged over
+                // the status that controller wrote (RFC 7386: null removes a field).
+                let Some(rule) = rule else {
+                    let patch = serde_json::json!({"status": self.render_status(merge, &obj)});
+                    let api = self.api(&k, namespace.as_deref());
+                    let pp = kube::api::PatchParams::default();
+                    if k.status_subresource {
+                        api.patch_status(name, &pp, &kube::api::Patch::Merge(&patch)).await
+                    } else {
+                        api.patch(name, &pp, &kube::api::Patch::Merge(&patch)).await
+                    }
+                    .with_context(|| format!("status of {kind} {name}"))?;
+                    return Ok(());
+                };
                 let mut status = self.render_status(&rule.status, &obj);
                 let patch = self.render_status(merge, &obj);
                 merge_patch(&mut status, &patch);
@@ -68,6 +79,8 @@ impl ClusterSim {
             }
             Op::Create { object, owner } => self.create_history(object, owner.as_ref()).await?,
             Op::RenewCertificate { namespace, name } => self.renew_certificate(namespace, name).await?,
+            Op::DeleteBackups { label_selector } => self.delete_backups(label_selector).await?,
+            Op::RunSchedule { name } => crate::sim::backups::run_schedule(&self.client, name).await?,
             Op::Delete {
                 api_version,
                 kind,
@@ -93,6 +106,35 @@ impl ClusterSim {
             }
         }
         Ok(())
+    }
+
+    /// Asks the real Velero server to delete the Backups matching `selector` with their data,
+    /// the way `velero backup delete` does (one `DeleteBackupRequest` each), and waits (up
+    /// to 2 minutes) until Velero has removed them.
+    async fn delete_backups(&self, selector: &str) -> Result<()> {
+        let backups = self.api(&self.resolve("velero.io/v1", "Backup").await?, Some("velero"));
+        let requests = self.api(&self.resolve("velero.io/v1", "DeleteBackupRequest").await?, Some("velero"));
+        let lp = ListParams::default().labels(selector);
+        for b in backups.list(&lp).await? {
+            let name = b.metadata.name.unwrap_or_default();
+            let req = serde_json::json!({
+                "apiVersion": "velero.io/v1", "kind": "DeleteBackupRequest",
+                "metadata": {"generateName": format!("{name}-"), "namespace": "velero", "labels": {"velero.io/backup-name": name}},
+                "spec": {"backupName": name},
+            });
+            requests.create(&kube::api::PostParams::default(), &serde_json::from_value(req)?).await.with_context(|| format!("DeleteBackupRequest for {name}"))?;
+        }
+        let deadline = Instant::now() + std::time::Duration::from_secs(120);
+        loop {
+            let left: Vec<String> = backups.list(&lp).await?.into_iter().filter_map(|b| b.metadata.name).collect();
+            if left.is_empty() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("Velero has not deleted backups {} after 120s (see velero.log)", left.join(", "));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
     }
 
     /// Waits until the object of `w` shows the break (condition, value at a pointer,

@@ -115,6 +115,15 @@ pub enum Op {
     /// A Certificate re-issued the way `cmctl renew` asks for it (condition
     /// `Issuing=True`, reason `ManuallyTriggered`); the real cert-manager controller renews it.
     RenewCertificate { namespace: String, name: String },
+    /// Velero Backups matching `labelSelector` deleted with their data by the real Velero
+    /// server (a `DeleteBackupRequest` each, as `velero backup delete` makes).
+    DeleteBackups {
+        #[serde(rename = "labelSelector")]
+        label_selector: String,
+    },
+    /// Velero Schedule `name` run once now (its template as a new Backup, as the cron
+    /// would), taken by the real Velero server; waits until it is Completed.
+    RunSchedule { name: String },
     /// Objects deleted (by name or label selector).
     Delete {
         #[serde(rename = "apiVersion")]
