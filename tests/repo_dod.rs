@@ -2,14 +2,13 @@
 //! whole repo layer of EPIC-7..10 + DoD on a committed copy of the fixture.
 //!
 //! dod.3 reads git state, so every test here runs on a private copy that
-//! `committed()` turns into a git repository with one commit; its verdict on
+//! `RepoCopy::commit_all` turns into a git repository with one commit; its verdict on
 //! fixtures/gitops itself depends on the state of the enclosing work tree and is
 //! not asserted anywhere.
 
 mod support;
 
 use std::path::Path;
-use std::process::Command;
 
 use platform_acceptance::check::{Layer, Verdict};
 use platform_acceptance::plan::Selector;
@@ -28,33 +27,12 @@ fn run_mine(repo: &Path) -> RunReport {
     rt.block_on(session.run(&[Selector::Layer(Layer::Repo)], &skip, RunConfig::default()))
 }
 
-fn git(dir: &Path, args: &[&str]) {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(["-c", "user.name=acceptance", "-c", "user.email=acceptance@example.invalid", "-c", "commit.gpgsign=false", "-c", "init.defaultBranch=main"])
-        .args(args)
-        .env_remove("GIT_DIR")
-        .env_remove("GIT_WORK_TREE")
-        .env_remove("GIT_INDEX_FILE")
-        .output()
-        .expect("git is installed");
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-}
-
-/// Makes the copy a git repository with everything committed (the state dod.3 expects).
-fn committed(copy: &RepoCopy) {
-    git(copy.path(), &["init", "-q"]);
-    git(copy.path(), &["add", "-A"]);
-    git(copy.path(), &["commit", "-q", "-m", "fixture"]);
-}
-
 const DOD_UNITS: &[&str] = &["dod.3 [all]", "dod.8 [all]", "dod.11 [apps]", "dod.11 [infra]", "dod.12 [apps]", "dod.12 [infra]"];
 
 #[test]
 fn every_repo_unit_of_epics_7_to_10_and_dod_passes_on_the_committed_fixture() {
     let copy = RepoCopy::new();
-    committed(&copy);
+    copy.commit_all();
     let report = run_mine(copy.path());
     assert!(report.failing().is_empty(), "failures:\n{}", report.summary());
     assert!(report.with_verdict(Verdict::Skip).is_empty(), "skipped: {:?}", report.with_verdict(Verdict::Skip));
@@ -72,7 +50,7 @@ fn every_repo_unit_of_epics_7_to_10_and_dod_passes_on_the_committed_fixture() {
 #[case::deleted_file("delete", "Taskfile.yaml", &["Taskfile.yaml", "deleted, not committed"])]
 fn uncommitted_change_fails_dod3(#[case] op: &str, #[case] rel: &str, #[case] needles: &[&str]) {
     let copy = RepoCopy::new();
-    committed(&copy);
+    copy.commit_all();
     match op {
         "modify" => {
             let text = copy.read(rel);
@@ -131,7 +109,7 @@ fn broken_copy_fails_exactly(#[case] edits: &[(&str, &str, &str)], #[case] faili
             _ => unreachable!(),
         }
     }
-    committed(&copy); // the broken variant is committed: only the intended criteria fail
+    copy.commit_all(); // the broken variant is committed: only the intended criteria fail
     let report = run_mine(copy.path());
     report.expect_failing(failing).expect_failing_mention(needles);
 }

@@ -88,7 +88,7 @@ async fn velero_schedules(client: &kube::Client) -> Result<()> {
         let ran = s.data.pointer("/status/lastBackup").is_some_and(|v| !v.is_null());
         match newest.as_ref().map(phase) {
             Some("Completed") if ran => continue,
-            Some("" | "New" | "InProgress" | "WaitingForPluginOperations" | "Finalizing") => {
+            Some(p) if !ENDED.contains(&p) => {
                 wait_backup(&backups, newest.and_then(|b| b.metadata.name).as_deref().unwrap_or_default()).await?
             }
             _ => run_schedule(client, &name).await?,
@@ -149,14 +149,20 @@ pub async fn run_schedule(client: &kube::Client, name: &str) -> Result<()> {
     wait_backup(&backups, &backup).await
 }
 
+/// Velero's phases of a Backup that has ended (pkg/apis/velero/v1/backup_types.go); every
+/// other phase (New, Queued, ReadyToStart, InProgress, WaitingForPluginOperations*,
+/// Finalizing*) is still under way.
+const ENDED: [&str; 5] = ["Completed", "PartiallyFailed", "Failed", "FailedValidation", "Deleting"];
+
 async fn wait_backup(backups: &Api<DynamicObject>, name: &str) -> Result<()> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
     loop {
         let b = backups.get(name).await.with_context(|| format!("Backup velero/{name}"))?;
         match phase(&b) {
             "Completed" => return Ok(()),
-            "" | "New" | "InProgress" | "WaitingForPluginOperations" | "WaitingForPluginOperationsPartiallyFailed" | "Finalizing" | "FinalizingPartiallyFailed"
-                if std::time::Instant::now() < deadline => tokio::time::sleep(std::time::Duration::from_millis(500)).await,
+            p if !ENDED.contains(&p) && std::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await
+            }
             other => {
                 let why = ["/status/failureReason", "/status/validationErrors"]
                     .iter()
@@ -164,7 +170,8 @@ async fn wait_backup(backups: &Api<DynamicObject>, name: &str) -> Result<()> {
                     .map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()))
                     .collect::<Vec<_>>()
                     .join("; ");
-                bail!("Velero Backup velero/{name} is {other:?} (expected Completed){}", if why.is_empty() { String::new() } else { format!(": {why}") });
+                let when = if ENDED.contains(&other) { "" } else { " after 180s" };
+                bail!("Velero Backup velero/{name} is {other:?}{when} (expected Completed){}", if why.is_empty() { String::new() } else { format!(": {why}") });
             }
         }
     }

@@ -10,7 +10,7 @@ macro_rules! env_help {
 PA_CACHE          binaries (bin/) and CRDs (crds/) from `make sim-build` [default: /var/cache/platform-acceptance]\n  \
 PA_SIM_STATE      state directory: kubeconfig, logs, pids, etcd data [default: $PA_CACHE/sim]\n  \
 PA_SIM_REPO       GitOps repository giving cluster names and CIDRs [default: fixtures/gitops]\n  \
-PA_SIM_PORT_BASE  first loopback port [default: 32100; infra uses base+0..6, apps base+100..106]"
+PA_SIM_PORT_BASE  first loopback port [default: 32100; infra uses base+0..8, apps base+100..108]"
     };
 }
 const ENV_HELP: &str = env_help!();
@@ -20,9 +20,12 @@ pub enum SimCommand {
     /// Start both simulated clusters (idempotent), install the CRDs, start the data services and apply a scenario.
     #[command(
         long_about = "Start the local two-cluster simulation: per cluster (infra, apps) an etcd, kube-apiserver, \
-kube-controller-manager, kube-scheduler and kwok on 127.0.0.1, three kwok nodes (Ready, with podCIDRs from the \
-repository's POD_CIDR), every CRD from $PA_CACHE/crds installed and Established. Then the data services are started and \
-the scenario is applied.\n\n\
+kube-controller-manager, kube-scheduler and kwok, the nodes of the repository's Talos files (Ready, with podCIDRs from the \
+repository's POD_CIDR), every CRD from $PA_CACHE/crds installed and Established, then the real cert-manager controller and \
+Velero server. Then the data services are started and the scenario is applied.\n\n\
+Everything runs in a network namespace of its own: the repository's site network (e.g. 10.25.11.0/24) exists only there, \
+nothing inside can reach any other address, and the host reaches the API servers and data services through forwards on \
+127.0.0.1 (the ports below). Needs root (or CAP_SYS_ADMIN) and `ip` (iproute2).\n\n\
 Idempotent: if everything already runs and is healthy it returns within a second; a crashed component is reported with \
 the tail of its log and its cluster restarted. Processes keep running after the command returns; stop them with \
 `sim down`. Needs the binaries from `make sim-build` (= sim/build.sh && sim/crds.sh).",

@@ -252,7 +252,11 @@ async fn forward_all(listeners: Vec<(TcpListener, SocketAddr)>) -> anyhow::Resul
         let l = tokio::net::TcpListener::from_std(l)?;
         tasks.spawn(async move {
             loop {
-                let Ok((mut outer, _)) = l.accept().await else { continue };
+                let Ok((mut outer, _)) = l.accept().await else {
+                    // e.g. out of file descriptors: back off instead of spinning
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                };
                 tokio::spawn(async move {
                     // Connected from this thread: the socket belongs to the namespace.
                     match tokio::net::TcpStream::connect(inside).await {

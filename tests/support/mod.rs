@@ -61,17 +61,7 @@ impl RepoCopy {
     /// Makes the copy a git repository with everything committed (what dod.3 expects).
     pub fn commit_all(&self) {
         for args in [&["init", "-q"][..], &["add", "-A"], &["commit", "-q", "-m", "fixture"]] {
-            let out = std::process::Command::new("git")
-                .arg("-C")
-                .arg(self.path())
-                .args(["-c", "user.name=acceptance", "-c", "user.email=acceptance@example.invalid", "-c", "commit.gpgsign=false", "-c", "init.defaultBranch=main"])
-                .args(args)
-                .env_remove("GIT_DIR")
-                .env_remove("GIT_WORK_TREE")
-                .env_remove("GIT_INDEX_FILE")
-                .output()
-                .expect("git is installed");
-            assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+            git(self.path(), args);
         }
     }
     pub fn path(&self) -> &Path {
@@ -130,4 +120,20 @@ pub fn assert_junit_valid(path: &Path) {
         .output()
         .expect("xmllint missing: apt-get install libxml2-utils");
     assert!(out.status.success(), "JUnit does not validate: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// `git ARGS` in `dir` with a fixed identity, unsigned, branch `main`, ignoring the caller's
+/// GIT_DIR/GIT_WORK_TREE/GIT_INDEX_FILE; fails the test with git's stderr.
+pub fn git(dir: &Path, args: &[&str]) {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["-c", "user.name=acceptance", "-c", "user.email=acceptance@example.invalid", "-c", "commit.gpgsign=false", "-c", "init.defaultBranch=main"])
+        .args(args)
+        .env_remove("GIT_DIR")
+        .env_remove("GIT_WORK_TREE")
+        .env_remove("GIT_INDEX_FILE")
+        .output()
+        .expect("git is installed");
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
 }
