@@ -197,7 +197,7 @@ async fn epic08_10_and_dod_live_checks_on_the_simulation() {
     let r = fx.run("8.2.4,10.3.4,10.3.6,dod.6").await;
     r.expect_failing(&["8.2.4 [infra]", "10.3.4 [infra]", "10.3.6 [infra]", "dod.6 [infra]"])
         .expect_message("8.2.4 [infra]", &["HTTPRoute auth/keycloak (gateway.networking.k8s.io/v1) (cluster infra) parent networking/external (https): expected Accepted=True, observed Accepted=False (NotAllowedByListeners)"])
-        .expect_message("10.3.4 [infra]", &["BackupStorageLocation velero/default (velero.io/v1) (cluster infra) status.phase: expected Available, observed \"Unavailable\"", "no-such-bucket"])
+        .expect_message("10.3.4 [infra]", &["BackupStorageLocation velero/default (velero.io/v1) (cluster infra) status.phase: expected Available, observed \"Unavailable\"", "NoSuchBucket: The specified bucket does not exist"])
         .expect_message("10.3.6 [infra]", &["Velero Backups in velero (cluster infra): expected a Backup with status.phase Completed, observed no Backups"])
         .expect_message("dod.6 [infra]", &["10.3.6 [infra] Test backup created successfully: expected passed, observed fail"]);
     assert_eq!(r.verdict("dod.6 [apps]"), Verdict::Skip);
