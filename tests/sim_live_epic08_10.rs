@@ -19,7 +19,7 @@ mod support;
 
 use std::time::Instant;
 
-use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use serde_json::{json, Value};
 
 use platform_acceptance::check::Verdict;
@@ -94,11 +94,6 @@ fn hr_failed(o: &mut Value) {
     set_condition(o, "Ready", "False", "InstallFailed", "Helm install failed: context deadline exceeded");
 }
 
-fn ini(text: &str) -> (String, String) {
-    let get = |k: &str| text.lines().find_map(|l| l.trim().strip_prefix(k).and_then(|r| r.trim().strip_prefix('=')).map(|v| v.trim().to_string())).expect("key in credentials file");
-    (get("aws_access_key_id"), get("aws_secret_access_key"))
-}
-
 /// The restic mover's job: back up a small file into the cluster's repository.
 async fn restic_backup(fx: &SimFixture, cluster: &str) {
     let s = fx.secret(cluster, "volsync-system", "volsync-restic-config").await;
@@ -124,30 +119,6 @@ async fn restic_backup(fx: &SimFixture, cluster: &str) {
     assert!(backup.status.success(), "restic backup on {cluster} failed (exit {:?})", backup.status.code());
 }
 
-async fn s3_for_velero(fx: &SimFixture, cluster: &str) -> (aws_sdk_s3::Client, String) {
-    let (id, key) = ini(&fx.secret(cluster, "velero", "velero-minio").await["cloud"]);
-    let addr = fx.endpoints().resolve(MINIO.0, MINIO.1).unwrap();
-    let bsl = fx.dynamic(cluster, "velero.io/v1", "BackupStorageLocation", Some("velero")).await.get("default").await.unwrap();
-    let bucket = bsl.data.pointer("/spec/objectStorage/bucket").and_then(Value::as_str).unwrap().to_string();
-    (sim::data::s3_client(addr, &id, &key), bucket)
-}
-
-/// Velero's upload of every Backup of the cluster (what the server writes after a backup).
-async fn velero_upload(fx: &SimFixture, cluster: &str) {
-    let (s3, bucket) = s3_for_velero(fx, cluster).await;
-    let backups = fx.dynamic(cluster, "velero.io/v1", "Backup", Some("velero")).await.list(&ListParams::default()).await.unwrap();
-    assert!(!backups.items.is_empty(), "the healthy scenario has Velero Backups");
-    for b in backups {
-        let name = b.metadata.name.clone().unwrap();
-        let body = serde_json::to_vec(&b).unwrap();
-        // an empty gzip stream stands in for the resource tarball
-        let tarball = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0];
-        for (key, data) in [(format!("backups/{name}/velero-backup.json"), body), (format!("backups/{name}/{name}.tar.gz"), tarball)] {
-            s3.put_object().bucket(&bucket).key(key).body(data.into()).send().await.unwrap();
-        }
-    }
-}
-
 async fn delete_prefix(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str) -> usize {
     let keys: Vec<String> = s3.list_objects_v2().bucket(bucket).prefix(prefix).send().await.unwrap().contents().iter().filter_map(|o| o.key().map(String::from)).collect();
     for k in &keys {
@@ -162,7 +133,6 @@ async fn epic08_10_and_dod_live_checks_on_the_simulation() {
     let Some(fx) = SimFixture::start("epic08_10_and_dod_live_checks_on_the_simulation").await else { return };
     for c in ["infra", "apps"] {
         restic_backup(&fx, c).await;
-        velero_upload(&fx, c).await;
     }
     eprintln!("setup {:.1}s", t0.elapsed().as_secs_f64());
 

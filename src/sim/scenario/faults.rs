@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, ListParams};
 use serde_json::{Map, Value};
@@ -50,27 +50,18 @@ impl ClusterSim {
                 merge,
             } => {
                 let k = self.resolve(api_version, kind).await?;
-                let rule = rules.iter().find(|r| r.kind == *kind && r.api_version == *api_version);
+                // Only status the simulation itself writes (a healthy status rule): a real
+                // controller's status is that controller's to write.
+                let rule = rules
+                    .iter()
+                    .find(|r| r.kind == *kind && r.api_version == *api_version)
+                    .ok_or_else(|| anyhow!("no healthy status rule for {api_version} {kind}"))?;
                 let obj = self
                     .api(&k, namespace.as_deref())
                     .get(name)
                     .await
                     .with_context(|| format!("{kind} {name}"))?;
                 let obj = serde_json::to_value(&obj)?;
-                // A real controller's object (no healthy status rule): `merge` is merged over
-                // the status that controller wrote (RFC 7386: null removes a field).
-                let Some(rule) = rule else {
-                    let patch = serde_json::json!({"status": self.render_status(merge, &obj)});
-                    let api = self.api(&k, namespace.as_deref());
-                    let pp = kube::api::PatchParams::default();
-                    if k.status_subresource {
-                        api.patch_status(name, &pp, &kube::api::Patch::Merge(&patch)).await
-                    } else {
-                        api.patch(name, &pp, &kube::api::Patch::Merge(&patch)).await
-                    }
-                    .with_context(|| format!("status of {kind} {name}"))?;
-                    return Ok(());
-                };
                 let mut status = self.render_status(&rule.status, &obj);
                 let patch = self.render_status(merge, &obj);
                 merge_patch(&mut status, &patch);
