@@ -41,7 +41,8 @@ async fn indicators(fx: &SimFixture) -> BTreeMap<&'static str, bool> {
         "pg-replica-lost",
         pg["status"]["readyInstances"] == 3 && pg["status"]["instances"] == 3 && pg["status"]["phase"] == "Cluster in healthy state",
     );
-    // The real Velero server ran the Schedule: its newest Backup is Completed.
+    // The real Velero server ran the Schedule: its newest finished Backup is Completed (one
+    // still running, as in lived-in, is not judged yet).
     let backups = fx.dynamic("infra", "velero.io/v1", "Backup", Some("velero")).await;
     let newest = backups
         .list(&kube::api::ListParams::default().labels("velero.io/schedule-name=weekly-backup"))
@@ -49,6 +50,7 @@ async fn indicators(fx: &SimFixture) -> BTreeMap<&'static str, bool> {
         .unwrap()
         .items
         .into_iter()
+        .filter(|b| ["Completed", "PartiallyFailed", "Failed", "FailedValidation"].contains(&b.data["status"]["phase"].as_str().unwrap_or("")))
         .max_by_key(|b| b.metadata.creation_timestamp.clone().map(|t| t.0));
     let sched = fx.get("infra", "velero.io/v1", "Schedule", Some("velero"), "weekly-backup").await;
     m.insert(
