@@ -114,8 +114,10 @@ async fn the_simulation_lives_in_its_own_network() {
 async fn a_killed_network_is_replaced_with_everything_inside_it() {
     let Some(fx) = SimFixture::start("a_killed_network_is_replaced_with_everything_inside_it").await else { return };
     let state = fx.cfg().state_dir.clone();
-    let old = ns_of(&network::namespace_path(&state).unwrap());
     let net = network::running(&state).unwrap();
+    // The processes inside the namespace, each recorded with its start time, so a reused pid does not count.
+    let inside: Vec<_> = sim::registered_processes(&state).into_iter().filter(|r| r.is_alive() && r.pid != net.pid).collect();
+    assert!(!inside.is_empty(), "the simulation runs processes inside its namespace");
     // SAFETY: kill(2) on the network process's pid, recorded with its start time and alive.
     unsafe { libc::kill(net.pid as i32, libc::SIGKILL) };
     while net.is_alive() {
@@ -124,14 +126,20 @@ async fn a_killed_network_is_replaced_with_everything_inside_it() {
 
     sim::up(fx.cfg()).await.expect("sim up after the network was killed");
     sim::data::start(fx.cfg()).await.expect("data services in the new namespace");
+    let replacement = network::running(&state).expect("a new network process");
+    assert!(replacement.pid != net.pid || replacement.start_time != net.start_time, "a new network process");
+    // Namespace inode numbers are reused once a namespace is freed, so the old processes are
+    // identified by pid and start time, not by the inode of their namespace.
+    let left: Vec<String> = inside.iter().filter(|r| r.is_alive()).map(|r| format!("{}/{} ({})", r.scope, r.name, r.pid)).collect();
+    assert!(left.is_empty(), "processes of the old namespace still run: {left:?}");
     let new = ns_of(&network::namespace_path(&state).unwrap());
-    assert_ne!(new, old, "a new namespace");
-    let left: Vec<u32> = std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| ns_of(Path::new(&format!("/proc/{pid}/ns/net"))) == old)
+    let outside: Vec<String> = sim::registered_processes(&state)
+        .into_iter()
+        .filter(|r| r.is_alive() && r.pid != replacement.pid)
+        .filter(|r| ns_of(Path::new(&format!("/proc/{}/ns/net", r.pid))) != new)
+        .map(|r| format!("{}/{} ({})", r.scope, r.name, r.pid))
         .collect();
-    assert!(left.is_empty(), "processes still in the old namespace: {left:?}");
+    assert!(outside.is_empty(), "processes outside the new namespace: {outside:?}");
     // Reachable again from the host through the new forwards.
     sim::scenario::apply(fx.cfg(), "healthy").await.expect("healthy scenario in the new namespace");
     fx.run("7.4").await.expect_none_failing();
