@@ -19,10 +19,12 @@ mod support;
 
 use std::time::Instant;
 
+use kube::ResourceExt;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use serde_json::{json, Value};
 
 use platform_acceptance::check::Verdict;
+use platform_acceptance::cluster::lease::RUN_LABEL;
 use platform_acceptance::sim;
 use support::ReportExt;
 use support::sim::{MANAGER, SimFixture, retries};
@@ -168,11 +170,32 @@ async fn epic08_10_and_dod_live_checks_on_the_simulation() {
     r.expect_failing(&["8.2.4 [infra]", "10.3.4 [infra]", "10.3.6 [infra]", "dod.6 [infra]"])
         .expect_message("8.2.4 [infra]", &["HTTPRoute auth/keycloak (gateway.networking.k8s.io/v1) (cluster infra) parent networking/external (https): expected Accepted=True, observed Accepted=False (NotAllowedByListeners)"])
         .expect_message("10.3.4 [infra]", &["BackupStorageLocation velero/default (velero.io/v1) (cluster infra) status.phase: expected Available, observed \"Unavailable\"", "NoSuchBucket: The specified bucket does not exist"])
-        .expect_message("10.3.6 [infra]", &["Velero Backups in velero (cluster infra): expected a Backup with status.phase Completed, observed no Backups"])
+        .expect_message("10.3.6 [infra]", &["(cluster infra): expected Completed, observed FailedValidation (backup can't be created because BackupStorageLocation default is in Unavailable status.); storage location default Unavailable", "NoSuchBucket"])
         .expect_message("dod.6 [infra]", &["10.3.6 [infra] Test backup created successfully: expected passed, observed fail"]);
     assert_eq!(r.verdict("dod.6 [apps]"), Verdict::Skip);
     route.restore().await;
     bsls.patch("default", &pp, &Patch::Merge(json!({"spec": {"objectStorage": {"bucket": bucket}}}))).await.unwrap();
+    while bsls.get("default").await.unwrap().data["status"]["phase"] != "Available" {
+        assert!(std::time::Instant::now() < deadline + std::time::Duration::from_secs(120), "Velero did not mark the storage location Available again");
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    // On apps a location in read-only mode (a restore-only location): Velero refuses new
+    // backups there, while the disaster-recovery restore of infra's backup still works.
+    let apps_bsls = fx.dynamic("apps", "velero.io/v1", "BackupStorageLocation", Some("velero")).await;
+    apps_bsls.patch("default", &pp, &Patch::Merge(json!({"spec": {"accessMode": "ReadOnly"}}))).await.unwrap();
+    let r = fx.run("10.4.2").await;
+    r.expect_failing(&["10.4.2 [apps]"])
+        .expect_message("10.4.2 [apps]", &["(cluster apps): expected Completed, observed FailedValidation (backup can't be created because backup storage location default is currently in read-only mode)"]);
+    // The one finding: the Schedules' Backups and the restore of infra's backup still hold.
+    let unit = r.units().into_iter().find(|u| u.id == "10.4.2").unwrap();
+    assert_eq!(unit.outcome.details().len(), 1, "{:?}", unit.outcome.details());
+    apps_bsls.patch("default", &pp, &Patch::Merge(json!({"spec": {"accessMode": "ReadWrite"}}))).await.unwrap();
+    // The round trips cleaned up after themselves, also after failing: no Backup, Restore or
+    // disposable namespace of this run is left (Velero deletes Backups it was asked to).
+    for c in ["infra", "apps"] {
+        let restores = fx.dynamic(c, "velero.io/v1", "Restore", Some("velero")).await;
+        assert!(restores.list(&Default::default()).await.unwrap().items.iter().all(|o| !o.labels().contains_key(RUN_LABEL)), "Restores of runs left on {c}");
+    }
     eprintln!("B {:.1}s", t0.elapsed().as_secs_f64());
 
     // ---- C: the Keycloak operator (alone: a failed 8.1 blocks 8.2 and EPIC-9).
@@ -216,23 +239,16 @@ async fn epic08_10_and_dod_live_checks_on_the_simulation() {
         .await,
     );
     broken.push(breakage(&fx, "apps", ("installation.mattermost.com/v1beta1", "Mattermost"), "mattermost", "mattermost", true, |o| o["status"]["state"] = json!("reconciling")).await);
-    broken.push(
-        breakage(&fx, "apps", ("volsync.backube/v1alpha1", "ReplicationSource"), "volsync-system", "volsync-test", true, |o| {
-            o["status"]["latestMoverStatus"]["result"] = json!("Failed");
-            set_condition(o, "Synchronizing", "False", "Error", "restic: unable to open repository");
-        })
-        .await,
-    );
     // Velero on apps is the real server: its storage-location fault is exercised on infra (part B).
-    let r = fx.run("9.1.5,9.1.6,9.2.5,9.3.1,9.3.4,10.2.1,10.2.2,dod.6").await;
-    r.expect_failing(&["9.1.5 [apps]", "9.1.6 [apps]", "9.2.5 [apps]", "9.3.1 [apps]", "9.3.4 [apps]", "10.2.1 [apps]", "10.2.2 [apps]", "dod.6 [apps]"])
+    // (10.2.2 is not provable here; its failures are shown on constructed states below.)
+    let r = fx.run("9.1.5,9.1.6,9.2.5,9.3.1,9.3.4,10.2.1,dod.6").await;
+    r.expect_failing(&["9.1.5 [apps]", "9.1.6 [apps]", "9.2.5 [apps]", "9.3.1 [apps]", "9.3.4 [apps]", "10.2.1 [apps]", "dod.6 [apps]"])
         .expect_message("9.1.5 [apps]", &["HelmRelease gitlab/gitlab (helm.toolkit.fluxcd.io/v2) (cluster apps): expected Ready=True, observed Ready=False"])
         .expect_message("9.1.6 [apps]", &["HTTPRoute gitlab/gitlab-kas (gateway.networking.k8s.io/v1) (cluster apps) parent networking/external (https): expected ResolvedRefs=True, observed ResolvedRefs=False (BackendNotFound)"])
         .expect_message("9.2.5 [apps]", &["HelmRelease harbor/harbor"])
         .expect_message("9.3.1 [apps]", &["HelmRelease mattermost-operator/mattermost-operator"])
         .expect_message("9.3.4 [apps]", &["Mattermost mattermost/mattermost (installation.mattermost.com/v1beta1) (cluster apps) status.state: expected stable, observed \"reconciling\""])
         .expect_message("10.2.1 [apps]", &["HelmRelease volsync-system/volsync"])
-        .expect_message("10.2.2 [apps]", &["ReplicationSource volsync-system/volsync-test (volsync.backube/v1alpha1) (cluster apps) status.latestMoverStatus.result: expected Successful, observed \"Failed\"", "condition Synchronizing: expected a reason other than Error, observed Error: restic: unable to open repository"])
         .expect_message("dod.6 [apps]", &["9.3.4 [apps] Deployed on apps cluster: expected passed, observed fail"]);
     assert_eq!(r.verdict("dod.6 [infra]"), Verdict::Skip, "{}", r.message("dod.6 [infra]"));
     for b in broken {
@@ -269,4 +285,87 @@ async fn epic08_10_and_dod_live_checks_on_the_simulation() {
     fx.restore().await;
     fx.run_with(&all, retries(1)).await.expect_none_failing();
     eprintln!("total {:.1}s", t0.elapsed().as_secs_f64());
+}
+
+/// The newest restic snapshot of `cluster`'s VolSync test repository: its full id.
+async fn newest_snapshot(fx: &SimFixture, cluster: &str) -> String {
+    let s = fx.secret(cluster, "volsync-system", "volsync-restic-config").await;
+    let addr = fx.endpoints().resolve(MINIO.0, MINIO.1).unwrap();
+    let path = s["RESTIC_REPOSITORY"].split_once(&format!("{}:{}/", MINIO.0, MINIO.1)).unwrap().1.to_string();
+    let (bucket, prefix) = path.split_once('/').unwrap();
+    let s3 = sim::data::s3_client(addr, &s["AWS_ACCESS_KEY_ID"], &s["AWS_SECRET_ACCESS_KEY"]);
+    let listed = s3.list_objects_v2().bucket(bucket).prefix(format!("{prefix}/snapshots/")).send().await.unwrap();
+    let newest = listed.contents().iter().max_by_key(|o| o.last_modified().map(|t| t.secs())).unwrap();
+    newest.key().unwrap().rsplit('/').next().unwrap().to_string()
+}
+
+/// Answers every ReplicationDestination of a run on `cluster` the way VolSync does when its
+/// restic mover ends: `lastManualSync` set to the trigger, the mover's result and log tail.
+fn play_volsync(fx: &SimFixture, cluster: &str, result: &'static str, logs: String) -> tokio::task::JoinHandle<()> {
+    let client = fx.client(cluster);
+    tokio::spawn(async move {
+        let all = support::sim::dynamic(&client, "volsync.backube/v1alpha1", "ReplicationDestination", None).await;
+        loop {
+            for rd in all.list(&kube::api::ListParams::default().labels(RUN_LABEL)).await.unwrap().items {
+                if rd.data["status"]["lastManualSync"].is_string() {
+                    continue;
+                }
+                let api = support::sim::dynamic(&client, "volsync.backube/v1alpha1", "ReplicationDestination", rd.namespace().as_deref()).await;
+                let status = json!({"status": {
+                    "lastManualSync": rd.data["spec"]["trigger"]["manual"],
+                    "lastSyncTime": "2026-12-01T00:00:00Z",
+                    "latestMoverStatus": {"result": result, "logs": logs},
+                    "latestImage": {"apiGroup": "", "kind": "PersistentVolumeClaim", "name": "volsync-pa-restore-dest"},
+                }});
+                api.patch_status(&rd.name_any(), &PatchParams::default(), &Patch::Merge(status)).await.unwrap();
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        }
+    })
+}
+
+/// 10.2.2 is not provable on the simulation (no VolSync controller runs here). On constructed
+/// states, with this test answering the ReplicationDestination as VolSync would, it passes when
+/// the newest snapshot is restored and fails on a failed mover or on an older snapshot.
+#[tokio::test(flavor = "multi_thread")]
+async fn volsync_restore_both_ways_on_constructed_states() {
+    let Some(fx) = SimFixture::start("volsync_restore_both_ways_on_constructed_states").await else { return };
+    restic_backup(&fx, "apps").await;
+    let r = fx.run("10.2.2").await;
+    assert!(r.message("10.2.2 [apps]").starts_with("not provable in "), "{}", r.message("10.2.2 [apps]"));
+
+    let newest = newest_snapshot(&fx, "apps").await;
+    let restored = |id: &str| format!("== Restoring ===\nrestoring <Snapshot {id} of [/data] at 2026-12-01 00:00:00 +0000 UTC by @volsync> to .\nSummary: Restored 2 files/dirs (34 B) in 0:00\n=== Done ===");
+    let mover = play_volsync(&fx, "apps", "Successful", restored(&newest[..8]));
+    let r = fx.run_constructed("10.2.2", None).await;
+    mover.abort();
+    r.expect_all_pass().expect_message("10.2.2 [apps]", &[&format!("restored snapshot {} (the repository's newest of", &newest[..8]), "into PVC volsync-pa-restore-dest"]);
+
+    let mover = play_volsync(&fx, "apps", "Failed", "Fatal: unable to open repository: wrong password or no key found".to_string());
+    let r = fx.run_constructed("10.2.2", None).await;
+    mover.abort();
+    r.expect_failing(&["10.2.2 [apps]"])
+        .expect_message("10.2.2 [apps]", &["ReplicationDestination pa-volsync-", "expected latestMoverStatus.result Successful, observed \"Failed\": Fatal: unable to open repository"]);
+
+    let mover = play_volsync(&fx, "apps", "Successful", restored("0badc0de"));
+    let r = fx.run_constructed("10.2.2", None).await;
+    mover.abort();
+    r.expect_failing(&["10.2.2 [apps]"]).expect_message("10.2.2 [apps]", &[&format!("expected the newest snapshot {}, observed snapshot 0badc0de restored", &newest[..8])]);
+
+    // The source's own backup comes first: a failed ReplicationSource is the verdict, no restore is tried.
+    let rs = breakage(&fx, "apps", ("volsync.backube/v1alpha1", "ReplicationSource"), "volsync-system", "volsync-test", true, |o| {
+        o["status"]["latestMoverStatus"]["result"] = json!("Failed");
+        set_condition(o, "Synchronizing", "False", "Error", "restic: unable to open repository");
+    })
+    .await;
+    let r = fx.run_constructed("10.2.2", None).await;
+    r.expect_failing(&["10.2.2 [apps]"]).expect_message("10.2.2 [apps]", &[
+        "ReplicationSource volsync-system/volsync-test (volsync.backube/v1alpha1) (cluster apps) status.latestMoverStatus.result: expected Successful, observed \"Failed\"",
+        "condition Synchronizing: expected a reason other than Error, observed Error: restic: unable to open repository",
+    ]);
+    rs.restore().await;
+    // The run removed what it created: no disposable namespace of a run is left.
+    let namespaces = fx.dynamic("apps", "v1", "Namespace", None).await;
+    let left: Vec<String> = namespaces.list(&kube::api::ListParams::default().labels(RUN_LABEL)).await.unwrap().items.into_iter().filter(|n| n.metadata.deletion_timestamp.is_none()).map(|n| n.name_any()).collect();
+    assert!(left.is_empty(), "{left:?}");
 }

@@ -57,10 +57,44 @@ async fn sweep_removes_only_what_dead_runs_left() {
     lease::create_namespace(&client, &live, &live_run).await.unwrap();
     let plain: Namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": unowned, "labels": {DISPOSABLE_LABEL: "true"}}})).unwrap();
     namespaces.create(&PostParams::default(), &plain).await.unwrap();
+    // Velero's objects live in Velero's namespace, labelled with their run: the dead run left
+    // a finished Backup (files in the bucket) and a Restore, the live run has a Backup too.
+    let backups = fx.dynamic("infra", "velero.io/v1", "Backup", Some("velero")).await;
+    let restores = fx.dynamic("infra", "velero.io/v1", "Restore", Some("velero")).await;
+    for (name, run) in [(&dead, &dead_run), (&live, &live_run)] {
+        let b = serde_json::json!({"apiVersion": "velero.io/v1", "kind": "Backup", "metadata": {"name": name, "labels": {lease::RUN_LABEL: run}}, "spec": {"includedNamespaces": [name], "ttl": "1h0m0s"}});
+        backups.create(&PostParams::default(), &serde_json::from_value(b).unwrap()).await.unwrap();
+    }
+    let r = serde_json::json!({"apiVersion": "velero.io/v1", "kind": "Restore", "metadata": {"name": dead, "labels": {lease::RUN_LABEL: dead_run}}, "spec": {"backupName": dead}});
+    restores.create(&PostParams::default(), &serde_json::from_value(r).unwrap()).await.unwrap();
+    let phase = |o: kube::api::DynamicObject| o.data["status"]["phase"].as_str().unwrap_or("").to_string();
+    for _ in 0..120 {
+        if phase(backups.get(&dead).await.unwrap()) == "Completed" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(phase(backups.get(&dead).await.unwrap()), "Completed", "the real Velero server took the dead run's Backup");
     tokio::time::sleep(Duration::from_secs(3)).await;
 
     let swept = lease::sweep(&client).await.unwrap();
-    assert_eq!(swept.removed, vec![format!("{dead} ({dead_run})")], "{swept:?}");
+    let mut removed = swept.removed.clone();
+    removed.sort();
+    let mut want = vec![format!("{dead} ({dead_run})"), format!("Backup velero/{dead} ({dead_run})"), format!("Restore velero/{dead} ({dead_run})")];
+    want.sort();
+    assert_eq!(removed, want, "{swept:?}");
+    assert!(swept.live.contains(&format!("Backup velero/{live} ({live_run})")), "{swept:?}");
+    assert!(swept.failed.is_empty(), "{swept:?}");
+    // Velero deletes the Backup (files first) as the DeleteBackupRequest asks.
+    for _ in 0..120 {
+        if backups.get_opt(&dead).await.unwrap().is_none() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(backups.get_opt(&dead).await.unwrap().is_none(), "Velero deleted the dead run's Backup");
+    assert!(restores.get_opt(&dead).await.unwrap().is_none(), "the dead run's Restore is deleted");
+    assert!(backups.get_opt(&live).await.unwrap().is_some(), "the live run's Backup stays");
     assert!(swept.live.contains(&format!("{live} ({live_run})")), "{swept:?}");
     assert!(swept.unowned.contains(&unowned), "{swept:?}");
     assert!(!exists(&namespaces, &dead).await, "the dead run's namespace is deleted");
@@ -76,4 +110,7 @@ async fn sweep_removes_only_what_dead_runs_left() {
         namespaces.delete(n, &DeleteParams::default()).await.unwrap();
     }
     lease::release(&client, &live_run).await;
+    let live_backup = backups.get(&live).await.unwrap();
+    let live_backup = platform_acceptance::cluster::objects::Found { object: live_backup, api_version: "velero.io/v1".into() };
+    lease::remove_velero_backup(&client, &live_backup, &live_run).await.unwrap();
 }

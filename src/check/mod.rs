@@ -113,6 +113,9 @@ pub struct Check {
     /// Creates objects in the cluster (a round trip in a disposable namespace). Against
     /// targets that do not allow writes such a check is skipped, never run.
     pub writes: bool,
+    /// A longer limit than the runner's per-check timeout, for round trips that wait on a
+    /// controller's own period (see [`Check::within`]).
+    pub timeout: Option<std::time::Duration>,
     pub run: CheckFn,
 }
 
@@ -138,6 +141,7 @@ impl Check {
             manual_reason: None,
             aggregate: None,
             writes: false,
+            timeout: None,
             run: Arc::new(move |ctx| {
                 let fut = f(ctx);
                 Box::pin(async move { fut.await.into_outcome() })
@@ -201,6 +205,13 @@ impl Check {
     /// targets that allow writes (`--allow-writes`, the simulation).
     pub fn writes(mut self) -> Self {
         self.writes = true;
+        self
+    }
+
+    /// Lets the check run up to `limit` (all attempts together) when that is longer than the
+    /// runner's timeout: a round trip that waits for a controller's periodic work.
+    pub fn within(mut self, limit: std::time::Duration) -> Self {
+        self.timeout = Some(limit);
         self
     }
 

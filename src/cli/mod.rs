@@ -307,6 +307,10 @@ async fn sweep(kubeconfig: Option<PathBuf>, sim: bool, contexts: &[String], repo
                     s.live.len(),
                     s.unowned.len()
                 );
+                for f in &s.failed {
+                    failed = true;
+                    eprintln!("{cluster}: not removed: {f}");
+                }
             }
             Err(e) => {
                 failed = true;

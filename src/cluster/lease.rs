@@ -3,9 +3,10 @@
 //! A run that may write holds a `coordination.k8s.io/v1` Lease per cluster, named
 //! `platform-acceptance-run-<id>` in namespace `default` and renewed while it runs.
 //! Everything a check creates lives in a namespace labelled [`DISPOSABLE_LABEL`] and
-//! [`RUN_LABEL`]` = <id>`. [`sweep`] deletes such namespaces of runs whose Lease is gone
-//! or expired (a run killed with SIGKILL, a machine that died), never those of a run
-//! still renewing its Lease, and never a namespace without the run label.
+//! [`RUN_LABEL`]` = <id>`, except what a component wants in its own namespace (Velero's
+//! Backups and Restores), which carries the run label there. [`sweep`] removes both for runs
+//! whose Lease is gone or expired (a run killed with SIGKILL, a machine that died), never
+//! those of a run still renewing its Lease, and never anything without the run label.
 //!
 //! ```
 //! use platform_acceptance::cluster::lease::{lease_name, expired};
@@ -77,14 +78,40 @@ pub struct Swept {
     pub live: Vec<String>,
     /// Disposable namespaces without a run label: left alone.
     pub unowned: Vec<String>,
+    /// Objects of dead runs that could not be removed, with the reason.
+    pub failed: Vec<String>,
 }
 
-/// Deletes the namespaces of runs whose Lease expired or is gone; see the module docs.
+/// Whether each run still holds its Lease, asked once per run.
+struct Runs {
+    leases: Api<Lease>,
+    now: time::OffsetDateTime,
+    alive: BTreeMap<String, bool>,
+}
+
+impl Runs {
+    async fn live(&mut self, run: &str) -> Result<bool, kube::Error> {
+        if let Some(l) = self.alive.get(run) {
+            return Ok(*l);
+        }
+        let l = match self.leases.get_opt(&lease_name(run)).await? {
+            Some(lease) => {
+                let spec = lease.spec.unwrap_or_default();
+                !expired(spec.renew_time.map(|t| to_offset(&t.0)), spec.lease_duration_seconds.unwrap_or(0).into(), self.now)
+            }
+            None => false,
+        };
+        self.alive.insert(run.to_string(), l);
+        Ok(l)
+    }
+}
+
+/// Deletes the namespaces of runs whose Lease expired or is gone, and the objects such runs
+/// made in a component's own namespace ([`sweep_velero`]); see the module docs.
 pub async fn sweep(client: &kube::Client) -> Result<Swept, kube::Error> {
     let namespaces: Api<Namespace> = Api::all(client.clone());
     let leases: Api<Lease> = Api::namespaced(client.clone(), LEASE_NAMESPACE);
-    let now = time::OffsetDateTime::now_utc();
-    let mut alive: BTreeMap<String, bool> = BTreeMap::new();
+    let mut runs = Runs { leases: leases.clone(), now: time::OffsetDateTime::now_utc(), alive: BTreeMap::new() };
     let mut out = Swept::default();
     for ns in namespaces.list(&ListParams::default().labels(DISPOSABLE_LABEL)).await? {
         let name = ns.metadata.name.clone().unwrap_or_default();
@@ -96,34 +123,88 @@ pub async fn sweep(client: &kube::Client) -> Result<Swept, kube::Error> {
             out.unowned.push(name);
             continue;
         };
-        let live = match alive.get(&run) {
-            Some(l) => *l,
-            None => {
-                let l = match leases.get_opt(&lease_name(&run)).await? {
-                    Some(lease) => {
-                        let spec = lease.spec.unwrap_or_default();
-                        !expired(spec.renew_time.map(|t| to_offset(&t.0)), spec.lease_duration_seconds.unwrap_or(0).into(), now)
-                    }
-                    None => false,
-                };
-                alive.insert(run.clone(), l);
-                l
-            }
-        };
-        if live {
+        if runs.live(&run).await? {
             out.live.push(format!("{name} ({run})"));
         } else {
             namespaces.delete(&name, &DeleteParams::default()).await?;
             out.removed.push(format!("{name} ({run})"));
         }
     }
+    sweep_velero(client, &mut runs, &mut out).await?;
     // Leases of runs that are over and own nothing any more.
-    for (run, live) in alive {
+    for (run, live) in runs.alive {
         if !live {
             let _ = leases.delete(&lease_name(&run), &DeleteParams::default()).await;
         }
     }
     Ok(out)
+}
+
+const VELERO_REQUEST: super::objects::Kind = super::objects::Kind::namespaced("velero.io", &["v1"], "DeleteBackupRequest");
+
+/// Removes a Velero Backup the run made (or synced). One that never reached the bucket
+/// (`FailedValidation`, or still waiting in Velero's queue), or whose location is read-only or gone, is deleted
+/// as an object; any other is handed to Velero with a `DeleteBackupRequest` labelled with
+/// the run, unless one is still pending.
+pub async fn remove_velero_backup(client: &kube::Client, backup: &super::objects::Found, run: &str) -> Result<(), crate::outcome::Outcome> {
+    use super::objects::{self, Kind};
+    let (ns, name) = (backup.object.metadata.namespace.clone().unwrap_or_default(), backup.name().to_string());
+    // Nothing of it in a bucket this cluster may write: delete the object. That is a Backup that
+    // never ran, or one read through a location that is read-only or gone (its files belong to
+    // the cluster that wrote them, and without a location nothing syncs the object back).
+    let location = backup.str("/spec/storageLocation").unwrap_or("default");
+    let writable = objects::get(client, &Kind::namespaced("velero.io", &["v1"], "BackupStorageLocation"), Some(&ns), location)
+        .await?
+        .is_some_and(|l| l.str("/spec/accessMode") != Some("ReadOnly"));
+    if !writable || matches!(backup.str("/status/phase").unwrap_or(""), "" | "New" | "Queued" | "FailedValidation") {
+        return objects::delete(client, &Kind::namespaced("velero.io", &["v1"], "Backup"), Some(&ns), &name).await;
+    }
+    let requests = objects::list(client, &VELERO_REQUEST, Some(&ns), Some(&format!("velero.io/backup-name={name}"))).await?;
+    if requests.iter().any(|r| r.str("/status/phase") != Some("Processed")) {
+        return Ok(());
+    }
+    objects::create(client, &VELERO_REQUEST, Some(&ns), serde_json::json!({
+        "metadata": {"generateName": format!("{name}-"), "namespace": ns, "labels": {RUN_LABEL: run, "velero.io/backup-name": name}},
+        "spec": {"backupName": name},
+    }))
+    .await
+    .map(|_| ())
+}
+
+/// Velero's objects live in Velero's namespace, not in a disposable one. A dead run's
+/// temporary BackupStorageLocations, Secrets and Restores are deleted; its Backups are removed
+/// with [`remove_velero_backup`]: through Velero with a `DeleteBackupRequest` (as `velero
+/// backup delete` does, files first) when they are in a location this cluster writes, since
+/// deleting the object alone would leave the files and Velero's backup sync would bring the
+/// object back. Clusters without Velero have nothing to sweep here.
+async fn sweep_velero(client: &kube::Client, runs: &mut Runs, out: &mut Swept) -> Result<(), kube::Error> {
+    use super::objects::{self, Kind};
+    const RESTORE: Kind = Kind::namespaced("velero.io", &["v1"], "Restore");
+    const BACKUP: Kind = Kind::namespaced("velero.io", &["v1"], "Backup");
+    const LOCATION: Kind = Kind::namespaced("velero.io", &["v1"], "BackupStorageLocation");
+    const SECRET: Kind = Kind::namespaced("", &["v1"], "Secret");
+    // Locations (and their credential copies) go before the Backups read through them, so
+    // those are deleted as objects and never handed to a Velero that could reach the files.
+    for (kind, what) in [(&LOCATION, "BackupStorageLocation"), (&SECRET, "Secret"), (&RESTORE, "Restore"), (&BACKUP, "Backup")] {
+        let Ok(found) = objects::list(client, kind, None, Some(RUN_LABEL)).await else { continue };
+        for o in found {
+            let (ns, name) = (o.object.metadata.namespace.clone().unwrap_or_default(), o.name().to_string());
+            let run = o.object.metadata.labels.as_ref().and_then(|l| l.get(RUN_LABEL)).cloned().unwrap_or_default();
+            if o.object.metadata.deletion_timestamp.is_some() || o.str("/status/phase") == Some("Deleting") {
+                continue;
+            }
+            if runs.live(&run).await? {
+                out.live.push(format!("{what} {ns}/{name} ({run})"));
+                continue;
+            }
+            let done = if kind.kind == "Backup" { remove_velero_backup(client, &o, &run).await } else { objects::delete(client, kind, Some(&ns), &name).await };
+            match done {
+                Ok(()) => out.removed.push(format!("{what} {ns}/{name} ({run})")),
+                Err(e) => out.failed.push(format!("{what} {ns}/{name} ({run}): {}", e.summary())),
+            }
+        }
+    }
+    Ok(())
 }
 
 fn to_offset(t: &k8s_openapi::jiff::Timestamp) -> time::OffsetDateTime {

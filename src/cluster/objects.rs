@@ -127,6 +127,16 @@ pub async fn create(client: &kube::Client, kind: &Kind, ns: Option<&str>, mut bo
     }
 }
 
+/// Deletes an object of `kind` (a round trip's own, at cleanup); a missing one is not an error.
+pub async fn delete(client: &kube::Client, kind: &Kind, ns: Option<&str>, name: &str) -> Result<(), Outcome> {
+    let (ar, _) = resource(client, kind).await?;
+    match api(client, &ar, ns, kind.namespaced).delete(name, &kube::api::DeleteParams::default()).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(e) => Err(super::api_error(&format!("delete {} {name}", kind.kind), e)),
+    }
+}
+
 /// One object that must exist: a missing one is a Fail naming it.
 pub async fn require(client: &kube::Client, kind: &Kind, ns: Option<&str>, name: &str) -> Result<Found, Outcome> {
     get(client, kind, ns, name).await?.ok_or_else(|| {

@@ -381,7 +381,8 @@ async fn evaluate(
         run: run.to_string(),
     });
     let max_attempts = if check.layer.is_live() { 1 + config.retries } else { 1 };
-    let deadline = tokio::time::Instant::now() + config.timeout;
+    let limit = check.timeout.map_or(config.timeout, |t| t.max(config.timeout));
+    let deadline = tokio::time::Instant::now() + limit;
     let mut delay = config.backoff;
     let mut attempts = 0;
     let started = tokio::time::Instant::now();
@@ -402,7 +403,7 @@ async fn evaluate(
                 attempts -= 1;
                 break;
             }
-            None => Outcome::error(format!("timed out after {:?}", config.timeout)),
+            None => Outcome::error(format!("timed out after {limit:?}")),
         };
         // An Error after talking to the API server: is the cluster still there? If not, this
         // unit keeps its own error, no retry follows, and the cluster's next units end at once.

@@ -33,6 +33,7 @@ pub const NOT_PROVABLE: &[(&str, &str)] = &[
     ("2.1.9", "no upstream BGP router exists here, so no BGP session can be established"),
     ("4.2.4", "the simulated nodes have no disks, so Ceph's OSDs and raw capacity would be numbers the simulation made up"),
     ("7.2.9", "no PostgreSQL failover is performed in the simulation, so none can be shown to have happened"),
+    ("10.2.2", "no VolSync controller or restic mover runs in the simulation, so no ReplicationDestination can restore"),
 ];
 
 /// Stand-in names by API group: the simulation writes these components' status.

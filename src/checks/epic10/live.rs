@@ -12,11 +12,11 @@ use crate::repo::RenderedObject;
 use super::backups::{self, History};
 
 /// §20 [VS1]
-const REPLICATION_SOURCE: Kind = Kind::namespaced("volsync.backube", &["v1alpha1"], "ReplicationSource");
+pub(super) const REPLICATION_SOURCE: Kind = Kind::namespaced("volsync.backube", &["v1alpha1"], "ReplicationSource");
 
 /// §21 [VE1][VE3][VE4]
-const BACKUP: Kind = Kind::namespaced("velero.io", &["v1"], "Backup");
-const BSL: Kind = Kind::namespaced("velero.io", &["v1"], "BackupStorageLocation");
+pub(super) const BACKUP: Kind = Kind::namespaced("velero.io", &["v1"], "Backup");
+pub(super) const BSL: Kind = Kind::namespaced("velero.io", &["v1"], "BackupStorageLocation");
 const SCHEDULE: Kind = Kind::namespaced("velero.io", &["v1"], "Schedule");
 
 // ---------------------------------------------------------------------------
@@ -104,16 +104,19 @@ fn restic_location(repo: &str) -> Option<(String, String, String)> {
     Some((format!("{scheme}{host}"), bucket.to_string(), path.to_string()))
 }
 
-async fn restic_repository_has_snapshots(ctx: &Ctx, client: &kube::Client, ns: &str, secret: &str) -> CheckResult<Outcome> {
+/// The snapshots of a restic repository named by a VolSync repository Secret: `(key,
+/// written)` of each `snapshots/<id>` object, and where it was read. A repository without
+/// `config` is a Fail.
+pub(super) async fn restic_snapshots(ctx: &Ctx, client: &kube::Client, ns: &str, secret: &str) -> CheckResult<(Vec<(String, i64)>, String)> {
     let data = secret_data(client, &ctx.cluster, ns, secret).await?;
     let object = format!("Secret {ns}/{secret} (cluster {})", ctx.cluster);
     let key = |k: &str| data.get(k).cloned().ok_or_else(|| Outcome::fail(format!("{object} key {k}"), "present", "missing"));
     let (repo, id, key_secret) = match (key("RESTIC_REPOSITORY"), key("AWS_ACCESS_KEY_ID"), key("AWS_SECRET_ACCESS_KEY")) {
         (Ok(a), Ok(b), Ok(c)) => (a, b, c),
-        (a, b, c) => return Ok(Outcome::all([a.err(), b.err(), c.err()].into_iter().flatten())),
+        (a, b, c) => return Err(Outcome::all([a.err(), b.err(), c.err()].into_iter().flatten())),
     };
     let Some((endpoint, bucket, path)) = restic_location(&repo) else {
-        return Ok(Outcome::fail(format!("{object} RESTIC_REPOSITORY"), "s3:<endpoint>/<bucket>/<path>", "another backend (only S3 repositories are read)"));
+        return Err(Outcome::fail(format!("{object} RESTIC_REPOSITORY"), "s3:<endpoint>/<bucket>/<path>", "another backend (only S3 repositories are read)"));
     };
     let region = data.get("AWS_DEFAULT_REGION").map(String::as_str).unwrap_or("us-east-1");
     let (s3, via) = s3_client(ctx, &endpoint, region, &id, &key_secret).await?;
@@ -121,9 +124,14 @@ async fn restic_repository_has_snapshots(ctx: &Ctx, client: &kube::Client, ns: &
     let where_ = format!("restic repository s3://{bucket}/{prefix} at {via}");
     let config = list_keys(&s3, &bucket, &format!("{prefix}config"), 1).await.map_err(|e| Outcome::fail(&where_, "readable with the Secret's keys", e))?;
     if !config.iter().any(|(k, _)| *k == format!("{prefix}config")) {
-        return Ok(Outcome::fail(where_, "an initialised repository (object config)", "no config object"));
+        return Err(Outcome::fail(where_, "an initialised repository (object config)", "no config object"));
     }
     let snapshots = list_keys(&s3, &bucket, &format!("{prefix}snapshots/"), 1000).await.map_err(|e| Outcome::fail(&where_, "readable with the Secret's keys", e))?;
+    Ok((snapshots, where_))
+}
+
+async fn restic_repository_has_snapshots(ctx: &Ctx, client: &kube::Client, ns: &str, secret: &str) -> CheckResult<Outcome> {
+    let (snapshots, where_) = restic_snapshots(ctx, client, ns, secret).await?;
     Ok(match snapshots.iter().map(|(_, t)| *t).max() {
         None => Outcome::fail(where_, "at least one snapshot (snapshots/<id>)", "no snapshots"),
         Some(newest) => Outcome::pass(format!("{where_}: {} snapshot(s), newest written {} ago", snapshots.len(), age_text(now_seconds() - newest))),
@@ -161,33 +169,12 @@ pub(super) async fn velero_deployed(ctx: Ctx) -> CheckResult<Outcome> {
 }
 
 /// Velero's namespace on this cluster (the release namespace of the velero HelmRelease).
-fn velero_namespace(ctx: &Ctx) -> Result<String, Outcome> {
+pub(super) fn velero_namespace(ctx: &Ctx) -> Result<String, Outcome> {
     Ok(Release::of(&rendered_release(ctx, "velero")?).namespace)
 }
 
 fn completion(b: &kobjects::Found) -> i64 {
     b.str("/status/completionTimestamp").and_then(epoch_seconds).unwrap_or(0)
-}
-
-/// A Backup `Completed` (§21 [VE1]) exists, and the newest one is in its storage location:
-/// `<prefix>/backups/<name>/velero-backup.json` is in the bucket (Velero's object-store
-/// layout), read with the BackupStorageLocation's own credential.
-pub(super) async fn velero_test_backup(ctx: Ctx) -> CheckResult<Outcome> {
-    let client = ctx.kube()?;
-    let ns = velero_namespace(&ctx)?;
-    let backups = kobjects::list(client, &BACKUP, Some(&ns), None).await?;
-    let newest = backups.iter().filter(|b| b.str("/status/phase") == Some("Completed")).max_by_key(|b| completion(b));
-    let Some(b) = newest else {
-        // Bounded: the newest few, those in progress named as such by their phase.
-        let mut sorted: Vec<&kobjects::Found> = backups.iter().collect();
-        sorted.sort_by_key(|b| std::cmp::Reverse(b.object.metadata.creation_timestamp.as_ref().map(|t| t.0.as_second()).unwrap_or(0)));
-        let mut seen: Vec<String> = sorted.iter().take(5).map(|b| format!("{} {}", b.name(), backups::phase(b))).collect();
-        if sorted.len() > 5 {
-            seen.push(format!("and {} more", sorted.len() - 5));
-        }
-        return Ok(Outcome::fail(format!("Velero Backups in {ns} (cluster {})", ctx.cluster), "a Backup with status.phase Completed", if seen.is_empty() { "no Backups".to_string() } else { format!("[{}]", seen.join(", ")) }));
-    };
-    Ok(Outcome::all([backup_summary(b, &ctx.cluster), backup_in_store(&ctx, client, &ns, b).await.into_outcome()]))
 }
 
 fn backup_summary(b: &kobjects::Found, cluster: &str) -> Outcome {
@@ -200,35 +187,54 @@ fn backup_summary(b: &kobjects::Found, cluster: &str) -> Outcome {
     Outcome::pass(format!("{object}: Completed {} ago, {items} items", age_text(now_seconds() - completion(b))))
 }
 
-/// The Backup's metadata object in its BackupStorageLocation's bucket.
-async fn backup_in_store(ctx: &Ctx, client: &kube::Client, ns: &str, b: &kobjects::Found) -> CheckResult<Outcome> {
-    let location = b.str("/spec/storageLocation").unwrap_or("default");
-    let bsl = kobjects::require(client, &BSL, Some(ns), location).await?;
-    let bucket = bsl.str("/spec/objectStorage/bucket").unwrap_or("");
-    let prefix = bsl.str("/spec/objectStorage/prefix").map(|p| format!("{}/", p.trim_matches('/'))).unwrap_or_default();
-    let endpoint = bsl.str("/spec/config/s3Url").unwrap_or("");
-    let region = bsl.str("/spec/config/region").unwrap_or("us-east-1");
-    if endpoint.is_empty() {
-        return Ok(Outcome::fail(format!("{} spec.config.s3Url", bsl.describe(&BSL)), "an S3 endpoint (MinIO)", "not set"));
-    }
-    // The location's credential, else the chart's Secret (credentials.existingSecret, key cloud).
-    let (secret, key) = match (bsl.str("/spec/credential/name"), bsl.str("/spec/credential/key")) {
+/// A BackupStorageLocation's bucket as Velero reaches it: an S3 client with the location's
+/// credential ([`location_credential`]), the bucket, the key prefix (`<prefix>/` or empty) and where it was reached.
+pub(super) struct Store {
+    pub s3: aws_sdk_s3::Client,
+    pub bucket: String,
+    pub prefix: String,
+    pub via: String,
+}
+
+/// The Secret and key holding a location's AWS credentials file: the location's own
+/// `spec.credential`, else the chart's Secret (`credentials.existingSecret`, key `cloud`).
+pub(super) fn location_credential(ctx: &Ctx, bsl: &kobjects::Found) -> (String, String) {
+    match (bsl.str("/spec/credential/name"), bsl.str("/spec/credential/key")) {
         (Some(n), Some(k)) => (n.to_string(), k.to_string()),
         _ => {
             let hr = rendered_release(ctx, "velero").ok();
             let v = hr.as_ref().and_then(|h| rendered(ctx).ok().map(|r| helm_values(&r, h)));
             (v.as_ref().and_then(|v| v.pointer("/credentials/existingSecret")).and_then(Value::as_str).unwrap_or("velero").to_string(), "cloud".to_string())
         }
-    };
+    }
+}
+
+pub(super) async fn location_store(ctx: &Ctx, client: &kube::Client, ns: &str, bsl: &kobjects::Found) -> CheckResult<Store> {
+    let bucket = bsl.str("/spec/objectStorage/bucket").unwrap_or("").to_string();
+    let prefix = bsl.str("/spec/objectStorage/prefix").map(|p| format!("{}/", p.trim_matches('/'))).unwrap_or_default();
+    let endpoint = bsl.str("/spec/config/s3Url").unwrap_or("");
+    let region = bsl.str("/spec/config/region").unwrap_or("us-east-1");
+    if endpoint.is_empty() {
+        return Err(Outcome::fail(format!("{} spec.config.s3Url", bsl.describe(&BSL)), "an S3 endpoint (MinIO)", "not set"));
+    }
+    let (secret, key) = location_credential(ctx, bsl);
     let data = secret_data(client, &ctx.cluster, ns, &secret).await?;
     let Some((id, key_secret)) = data.get(&key).and_then(|t| aws_ini_keys(t)) else {
-        return Ok(Outcome::fail(format!("Secret {ns}/{secret} key {key} (cluster {})", ctx.cluster), "an AWS credentials file with [default] keys", "missing or unparsable"));
+        return Err(Outcome::fail(format!("Secret {ns}/{secret} key {key} (cluster {})", ctx.cluster), "an AWS credentials file with [default] keys", "missing or unparsable"));
     };
     let (s3, via) = s3_client(ctx, endpoint, region, &id, &key_secret).await?;
-    let dir = format!("{prefix}backups/{}/", b.name());
-    let where_ = format!("s3://{bucket}/{dir} at {via}");
-    Ok(match list_keys(&s3, bucket, &dir, 100).await {
-        Err(e) => Outcome::fail(where_, format!("readable with Secret {ns}/{secret}"), e),
+    Ok(Store { s3, bucket, prefix, via: format!("{via}, with Secret {ns}/{secret}") })
+}
+
+/// The Backup's metadata object in its BackupStorageLocation's bucket.
+async fn backup_in_store(ctx: &Ctx, client: &kube::Client, ns: &str, b: &kobjects::Found) -> CheckResult<Outcome> {
+    let location = b.str("/spec/storageLocation").unwrap_or("default");
+    let bsl = kobjects::require(client, &BSL, Some(ns), location).await?;
+    let store = location_store(ctx, client, ns, &bsl).await?;
+    let dir = format!("{}backups/{}/", store.prefix, b.name());
+    let where_ = format!("s3://{}/{dir} at {}", store.bucket, store.via);
+    Ok(match list_keys(&store.s3, &store.bucket, &dir, 100).await {
+        Err(e) => Outcome::fail(where_, "readable with the location's credential", e),
         Ok(keys) => {
             let meta = format!("{dir}velero-backup.json");
             if keys.iter().any(|(k, _)| *k == meta) {
@@ -243,7 +249,7 @@ async fn backup_in_store(ctx: &Ctx, client: &kube::Client, ns: &str, b: &kobject
 /// Every Velero Schedule of the repository on this cluster is `Enabled`, ran within its
 /// interval (`status.lastBackup`), and its newest Backup (label `velero.io/schedule-name`)
 /// is `Completed` and in the bucket.
-pub(super) async fn velero_backups_working(ctx: Ctx) -> CheckResult<Outcome> {
+pub(super) async fn velero_schedules_working(ctx: Ctx) -> CheckResult<Outcome> {
     let client = ctx.kube()?;
     let r = rendered(&ctx)?;
     let schedules: Vec<RenderedObject> = objects(&r, "velero.io", "Schedule").into_iter().cloned().collect();
