@@ -74,7 +74,7 @@ async fn the_simulation_lives_in_its_own_network() {
 
     // Every registered process but the network process is inside.
     for r in sim::registered_processes(&state).into_iter().filter(|r| r.is_alive() && r.pid != net.pid) {
-        assert_eq!(ns_of(&Path::new(&format!("/proc/{}/ns/net", r.pid))), inside, "{}/{} (pid {}) is not inside", r.scope, r.name, r.pid);
+        assert_eq!(ns_of(Path::new(&format!("/proc/{}/ns/net", r.pid))), inside, "{}/{} (pid {}) is not inside", r.scope, r.name, r.pid);
     }
 
     // Inside: the repository's addresses exist (MinIO where MINIO_ENDPOINT says, the API
