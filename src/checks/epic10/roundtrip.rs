@@ -6,6 +6,9 @@
 //! namespace, both labelled with the run's id. Cleanup deletes the restored namespace and the
 //! Restore, and asks Velero to delete the Backup with a `DeleteBackupRequest` (deleting the
 //! Backup object alone would leave its files, and Velero's backup sync would bring it back).
+//! The disaster-recovery part of 10.4.2 also writes, on the restoring cluster, a temporary
+//! read-only BackupStorageLocation and a copy of the other cluster's location credential
+//! (both labelled), deleted before the Backup objects Velero synced through them.
 //! `sweep` does the same for runs that died (see [`crate::cluster::lease`]).
 //!
 //! Phases and fields (§21 [VE1], Velero `pkg/apis/velero/v1/{backup,restore}_types.go`):
