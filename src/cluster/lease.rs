@@ -26,6 +26,8 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 
+use super::objects::{self, Kind};
+
 /// Label on everything a run creates: the run's id.
 pub const RUN_LABEL: &str = "platform-acceptance.io/run";
 /// Label on every namespace a check creates.
@@ -140,24 +142,27 @@ pub async fn sweep(client: &kube::Client) -> Result<Swept, kube::Error> {
     Ok(out)
 }
 
-const VELERO_REQUEST: super::objects::Kind = super::objects::Kind::namespaced("velero.io", &["v1"], "DeleteBackupRequest");
+const VELERO_REQUEST: Kind = Kind::namespaced("velero.io", &["v1"], "DeleteBackupRequest");
+const VELERO_BACKUP: Kind = Kind::namespaced("velero.io", &["v1"], "Backup");
+const VELERO_RESTORE: Kind = Kind::namespaced("velero.io", &["v1"], "Restore");
+const VELERO_LOCATION: Kind = Kind::namespaced("velero.io", &["v1"], "BackupStorageLocation");
+const SECRET: Kind = Kind::namespaced("", &["v1"], "Secret");
 
 /// Removes a Velero Backup the run made (or synced). One that never reached the bucket
 /// (`FailedValidation`, or still waiting in Velero's queue), or whose location is read-only or gone, is deleted
 /// as an object; any other is handed to Velero with a `DeleteBackupRequest` labelled with
 /// the run, unless one is still pending.
-pub async fn remove_velero_backup(client: &kube::Client, backup: &super::objects::Found, run: &str) -> Result<(), crate::outcome::Outcome> {
-    use super::objects::{self, Kind};
+pub async fn remove_velero_backup(client: &kube::Client, backup: &objects::Found, run: &str) -> Result<(), crate::outcome::Outcome> {
     let (ns, name) = (backup.object.metadata.namespace.clone().unwrap_or_default(), backup.name().to_string());
     // Nothing of it in a bucket this cluster may write: delete the object. That is a Backup that
     // never ran, or one read through a location that is read-only or gone (its files belong to
     // the cluster that wrote them, and without a location nothing syncs the object back).
     let location = backup.str("/spec/storageLocation").unwrap_or("default");
-    let writable = objects::get(client, &Kind::namespaced("velero.io", &["v1"], "BackupStorageLocation"), Some(&ns), location)
+    let writable = objects::get(client, &VELERO_LOCATION, Some(&ns), location)
         .await?
         .is_some_and(|l| l.str("/spec/accessMode") != Some("ReadOnly"));
     if !writable || matches!(backup.str("/status/phase").unwrap_or(""), "" | "New" | "Queued" | "FailedValidation") {
-        return objects::delete(client, &Kind::namespaced("velero.io", &["v1"], "Backup"), Some(&ns), &name).await;
+        return objects::delete(client, &VELERO_BACKUP, Some(&ns), &name).await;
     }
     let requests = objects::list(client, &VELERO_REQUEST, Some(&ns), Some(&format!("velero.io/backup-name={name}"))).await?;
     if requests.iter().any(|r| r.str("/status/phase") != Some("Processed")) {
@@ -178,14 +183,9 @@ pub async fn remove_velero_backup(client: &kube::Client, backup: &super::objects
 /// deleting the object alone would leave the files and Velero's backup sync would bring the
 /// object back. Clusters without Velero have nothing to sweep here.
 async fn sweep_velero(client: &kube::Client, runs: &mut Runs, out: &mut Swept) -> Result<(), kube::Error> {
-    use super::objects::{self, Kind};
-    const RESTORE: Kind = Kind::namespaced("velero.io", &["v1"], "Restore");
-    const BACKUP: Kind = Kind::namespaced("velero.io", &["v1"], "Backup");
-    const LOCATION: Kind = Kind::namespaced("velero.io", &["v1"], "BackupStorageLocation");
-    const SECRET: Kind = Kind::namespaced("", &["v1"], "Secret");
     // Locations (and their credential copies) go before the Backups read through them, so
     // those are deleted as objects and never handed to a Velero that could reach the files.
-    for (kind, what) in [(&LOCATION, "BackupStorageLocation"), (&SECRET, "Secret"), (&RESTORE, "Restore"), (&BACKUP, "Backup")] {
+    for (kind, what) in [(&VELERO_LOCATION, "BackupStorageLocation"), (&SECRET, "Secret"), (&VELERO_RESTORE, "Restore"), (&VELERO_BACKUP, "Backup")] {
         let Ok(found) = objects::list(client, kind, None, Some(RUN_LABEL)).await else { continue };
         for o in found {
             let (ns, name) = (o.object.metadata.namespace.clone().unwrap_or_default(), o.name().to_string());
