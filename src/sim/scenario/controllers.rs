@@ -12,7 +12,7 @@ use serde_json::{Map, Value, json};
 
 use super::client::{ClusterSim, Kind, Kinds};
 use super::model::StatusRule;
-use super::{now, str_at};
+use super::{go_duration_seconds, now, now_plus, str_at};
 use crate::sim::data::Vault;
 
 impl ClusterSim {
@@ -50,8 +50,11 @@ impl ClusterSim {
             .pointer("/spec/target/name")
             .and_then(Value::as_str)
             .unwrap_or(str_at(obj, "/metadata/name"));
-        let vars: [(&str, String); 5] = [
+        // Velero's `status.expiration`: the Backup's start plus its `spec.ttl`.
+        let ttl = obj.pointer("/spec/ttl").and_then(Value::as_str).and_then(go_duration_seconds).unwrap_or(0);
+        let vars: [(&str, String); 6] = [
             ("{{now}}", now()),
+            ("{{now+spec.ttl}}", now_plus(ttl)),
             ("{{revision}}", self.revision.clone()),
             ("{{name}}", str_at(obj, "/metadata/name").into()),
             (

@@ -236,7 +236,12 @@ fn str_at<'a>(v: &'a Value, p: &str) -> &'a str {
 }
 
 fn now() -> String {
-    time::OffsetDateTime::now_utc()
+    now_plus(0)
+}
+
+/// RFC 3339 time `seconds` from now, to the second.
+fn now_plus(seconds: i64) -> String {
+    (time::OffsetDateTime::now_utc() + time::Duration::seconds(seconds))
         .replace_nanosecond(0)
         .ok()
         .and_then(|t| {
@@ -244,6 +249,43 @@ fn now() -> String {
                 .ok()
         })
         .unwrap_or_else(|| "1970-01-01T00:00:00Z".into())
+}
+
+/// Seconds of a Go `time.Duration` string as Kubernetes APIs write it (`720h0m0s`, `90m`, `1.5h`).
+fn go_duration_seconds(text: &str) -> Option<i64> {
+    let (mut total, mut number) = (0.0_f64, String::new());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c.is_ascii_digit() || c == '.' {
+            number.push(c);
+            continue;
+        }
+        let unit = match (c, chars.peek()) {
+            ('h', _) => 3600.0,
+            ('m', Some('s')) => {
+                chars.next();
+                0.001
+            }
+            ('m', _) => 60.0,
+            ('s', _) => 1.0,
+            _ => return None,
+        };
+        total += number.parse::<f64>().ok()? * unit;
+        number.clear();
+    }
+    number.is_empty().then_some(total as i64)
+}
+
+#[cfg(test)]
+mod duration_tests {
+    #[test]
+    fn go_durations_read_as_kubernetes_writes_them() {
+        assert_eq!(super::go_duration_seconds("720h0m0s"), Some(720 * 3600));
+        assert_eq!(super::go_duration_seconds("1h30m"), Some(5400));
+        assert_eq!(super::go_duration_seconds("1.5h"), Some(5400));
+        assert_eq!(super::go_duration_seconds("720"), None, "a unit is required");
+        assert_eq!(super::go_duration_seconds("5d"), None);
+    }
 }
 
 #[cfg(test)]
