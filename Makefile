@@ -52,13 +52,14 @@ sim-down: build ## stop the simulation and remove its state
 sim-status: build ## processes, ports and memory of the running simulation
 	$(BIN) sim status
 
-bench: ## print timings: catalog parse, repository layer, sim build/up, RSS
+bench: ## print timings: catalog parse, repository layer, sim build/up, RSS, whole suite with and without the read cache
 	cargo run --release --example bench_repo_layer
 	sim/bench.sh
+	cargo run --release --example bench_suite
 
 FUZZ_SECONDS ?= 60
 fuzz: ## fuzz each parser of untrusted text for FUZZ_SECONDS (default 60) seconds; failures land in fuzz/regressions/
-	$(call say,fuzzing 6 targets for $(FUZZ_SECONDS) s each (tests/fuzz.rs))
+	$(call say,fuzzing 8 targets for $(FUZZ_SECONDS) s each (tests/fuzz.rs))
 	FUZZ_SECONDS=$(FUZZ_SECONDS) nice -n 5 cargo test --test fuzz -- --test-threads=1 --nocapture
 
 lint: ## clippy with warnings as errors

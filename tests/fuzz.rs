@@ -1,6 +1,7 @@
 //! Property-based fuzzing (proptest, stable Rust) of the parsers that read untrusted text:
 //! the planning document (catalog parser with emoji repair), Flux `postBuild` envsubst,
-//! kustomize path resolution, CIDR and address-range parsing, `--only`/`--skip` selectors.
+//! kustomize path resolution, CIDR and address-range parsing, `--only`/`--skip` selectors,
+//! Kubernetes label selectors (the run's read cache).
 //!
 //! Every target asserts "no panic, and each input handled within a bound", plus a real
 //! property where one is cheap (round trips, identities). `cargo test --test fuzz` runs
@@ -307,6 +308,33 @@ fn fuzz_selectors() {
                 Selector::Criterion(c) => prop_assert!(FIXTURE_CATALOG.item(c).is_some()),
                 _ => {}
             }
+        }
+        Ok(())
+    });
+}
+
+const LABEL_TOKENS: &[&str] = &["app", "k8s-app", "app.kubernetes.io/name", "=", "==", "!=", "!", ",", " in ", " notin ", "(", ")", " ", "velero", "a", "b", ""];
+
+/// Label selectors (the read cache answers LISTs by them): no panic; a selector that parses
+/// matches labels exactly as its equality terms say, and an equality selector rendered from
+/// labels matches them.
+#[test]
+fn fuzz_label_selectors() {
+    use platform_acceptance::cluster::cache::Selector as Labels;
+    let labels = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>();
+    fuzz("label-selectors", prop_oneof![any_text(), token_text(LABEL_TOKENS, 10)], move |text| {
+        let Some(sel) = Labels::parse(&text) else { return Ok(()) };
+        let _ = sel.matches(&labels(&[("app", "velero"), ("k8s-app", "a")]));
+        Ok(())
+    });
+    fuzz("label-selectors-render", proptest::collection::btree_map("[a-z][a-z0-9.-]{0,8}", "[a-z0-9]{0,6}", 0..5), move |m| {
+        let text = m.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",");
+        let sel = Labels::parse(&text).ok_or_else(|| TestCaseError::fail(format!("{text:?} did not parse")))?;
+        prop_assert!(sel.matches(&m), "{} does not match its own labels", text);
+        let mut other = m.clone();
+        if let Some((_, v)) = other.iter_mut().next() {
+            v.push('x');
+            prop_assert!(!sel.matches(&other), "{} matches a changed value", text);
         }
         Ok(())
     });

@@ -197,6 +197,11 @@ pub struct TargetArgs {
     /// Terminal output: progress bar on a TTY, plain lines otherwise.
     #[arg(long, value_enum, default_value_t = Progress::Auto)]
     pub progress: Progress,
+    /// Send every read to the API server. By default, checks that only look share one
+    /// LIST per resource type and cluster for the whole run (a retry LISTs again); use this
+    /// to compare, or against an API server whose RBAC allows no cluster-wide LIST.
+    #[arg(long)]
+    pub no_read_cache: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -402,7 +407,7 @@ async fn execute(args: &RunArgs, session: Session, only: &[crate::plan::Selector
 
 /// Runs `units` with the terminal reporter and Ctrl-C handling of `run`.
 async fn drive(args: &TargetArgs, session: &Session, units: Vec<crate::plan::Unit>) -> crate::runner::RunReport {
-    let config = RunConfig { concurrency: args.concurrency, timeout: args.timeout, retries: args.retries, in_progress_wait: args.in_progress_wait, phase: args.phase, ..RunConfig::default() };
+    let config = RunConfig { concurrency: args.concurrency, timeout: args.timeout, retries: args.retries, in_progress_wait: args.in_progress_wait, phase: args.phase, read_cache: !args.no_read_cache, ..RunConfig::default() };
     let runner = session.runner(config);
     let mode = match args.progress {
         Progress::Bar => report::terminal::Mode::Bar,

@@ -11,8 +11,10 @@
 //! let a = api_access("infra", "GET", "/apis/helm.toolkit.fluxcd.io/v2/namespaces/flux-system/helmreleases/cilium").unwrap();
 //! assert_eq!(a, Access::Api { cluster: "infra".into(), verb: "get".into(), group: "helm.toolkit.fluxcd.io".into(), resource: "helmreleases".into() });
 //! assert_eq!(a.to_string(), "get helm.toolkit.fluxcd.io/helmreleases on infra");
-//! let list = api_access("apps", "GET", "/api/v1/nodes").unwrap();
+//! let list = api_access("apps", "GET", "/api/v1/nodes?labelSelector=a%3Db").unwrap();
 //! assert_eq!(list.to_string(), "list nodes on apps");
+//! let watch = api_access("apps", "GET", "/apis/velero.io/v1/namespaces/velero/backups?watch=true&fieldSelector=metadata.name%3Dx").unwrap();
+//! assert_eq!(watch.to_string(), "watch velero.io/backups on apps");
 //! assert_eq!(api_access("apps", "GET", "/version").unwrap().to_string(), "get /version on apps");
 //! ```
 
@@ -26,6 +28,7 @@ use futures::future::BoxFuture;
 use serde::Serialize;
 
 use super::Target;
+use super::cache::{Freshness, RunCache, classify};
 use super::resolve::Resolve;
 
 /// One thing a check touched.
@@ -51,7 +54,8 @@ impl fmt::Display for Access {
 /// Parses an API request into an [`Access`]: verb from the method (a GET without a name
 /// is a list), group and resource from the path. `None` for paths that are not the API's.
 pub fn api_access(cluster: &str, method: &str, path: &str) -> Option<Access> {
-    let path = path.split('?').next().unwrap_or(path);
+    let (path, query) = path.split_once('?').unwrap_or((path, ""));
+    let watch = query.split('&').any(|p| p == "watch=true" || p == "watch=1");
     let parts: Vec<&str> = path.trim_matches('/').split('/').filter(|p| !p.is_empty()).collect();
     let (group, rest) = match parts.as_slice() {
         ["api", _version, rest @ ..] => ("", rest),
@@ -68,7 +72,8 @@ pub fn api_access(cluster: &str, method: &str, path: &str) -> Option<Access> {
         [resource, _name] => (resource.to_string(), true),
         [resource, _name, sub, ..] => (format!("{resource}/{sub}"), true),
     };
-    Some(Access::Api { cluster: cluster.into(), verb: verb(method, named), group: group.into(), resource })
+    let verb = if watch { "watch".to_string() } else { verb(method, named) };
+    Some(Access::Api { cluster: cluster.into(), verb, group: group.into(), resource })
 }
 
 fn verb(method: &str, named: bool) -> String {
@@ -102,13 +107,25 @@ pub struct AccessLog {
 }
 
 impl AccessLog {
+    /// A request sent, or a name looked up: noted and, for API requests, counted.
     pub fn record(&self, access: Access) {
-        if matches!(access, Access::Api { .. }) {
-            *self.requests.lock().expect("access log lock").entry(access.to_string()).or_default() += 1;
-        }
+        self.count(&access);
+        self.note(access);
+    }
+
+    /// Something the check read, whether or not a request went out for it (the run's read
+    /// cache may have answered it, see [`super::cache`]).
+    pub fn note(&self, access: Access) {
         let mut entries = self.entries.lock().expect("access log lock");
         if !entries.contains(&access) {
             entries.push(access);
+        }
+    }
+
+    /// An API request that went out to the cluster.
+    pub fn count(&self, access: &Access) {
+        if matches!(access, Access::Api { .. }) {
+            *self.requests.lock().expect("access log lock").entry(access.to_string()).or_default() += 1;
         }
     }
 
@@ -217,6 +234,8 @@ struct Recording {
     log: AccessLog,
     /// When false, every request but a read is refused here, before it leaves the process.
     writable: bool,
+    /// The run's read cache and how new this unit's answers must be; `None`: every read is sent.
+    reads: Option<(Arc<RunCache>, Freshness)>,
 }
 
 impl tower::Service<http::Request<kube::client::Body>> for Recording {
@@ -229,9 +248,9 @@ impl tower::Service<http::Request<kube::client::Body>> for Recording {
     }
 
     fn call(&mut self, req: http::Request<kube::client::Body>) -> Self::Future {
-        let access = api_access(&self.cluster, req.method().as_str(), req.uri().path());
+        let access = api_access(&self.cluster, req.method().as_str(), req.uri().path_and_query().map_or(req.uri().path(), |p| p.as_str()));
         if let Some(a) = &access {
-            self.log.record(a.clone());
+            self.log.note(a.clone());
         }
         let read = matches!(*req.method(), http::Method::GET | http::Method::HEAD | http::Method::OPTIONS);
         if !self.writable && !read {
@@ -240,14 +259,27 @@ impl tower::Service<http::Request<kube::client::Body>> for Recording {
             status.code = 403;
             return Box::pin(async move { Err(kube::Error::Api(status.boxed())) });
         }
-        let inner = self.inner.clone();
-        Box::pin(async move { inner.send(req).await })
+        let (inner, log, cluster) = (self.inner.clone(), self.log.clone(), self.cluster.clone());
+        // Metadata-only and table reads (`Accept: ...;as=PartialObjectMetadata`) are sent as they are.
+        let whole = !req.headers().get(http::header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("as="));
+        let cached = self.reads.clone().filter(|_| whole).zip(classify(req.method().as_str(), req.uri().path(), req.uri().query()));
+        Box::pin(async move {
+            if let Some(((cache, freshness), read)) = cached
+                && let Some(answer) = cache.answer(&cluster, &inner, &read, &freshness, &log).await
+            {
+                return Ok(answer);
+            }
+            if let Some(a) = &access {
+                log.count(a);
+            }
+            inner.send(req).await
+        })
     }
 }
 
-fn recording(client: &kube::Client, cluster: &str, log: &AccessLog, writable: bool) -> kube::Client {
+fn recording(client: &kube::Client, cluster: &str, log: &AccessLog, writable: bool, reads: Option<&(Arc<RunCache>, Freshness)>) -> kube::Client {
     let ns = client.default_namespace().to_string();
-    kube::Client::new(Recording { inner: client.clone(), cluster: cluster.to_string(), log: log.clone(), writable }, ns)
+    kube::Client::new(Recording { inner: client.clone(), cluster: cluster.to_string(), log: log.clone(), writable, reads: reads.cloned() }, ns)
 }
 
 /// A resolver that records each lookup, then asks `inner`.
@@ -270,9 +302,10 @@ impl Resolve for RecordingResolver {
 impl Target {
     /// This target with every API request and name lookup recorded into `log`; `cluster`
     /// names this target's own cluster (peers are recorded under their names). Unless the
-    /// target is writable, its clients refuse every write.
-    pub fn recorded(&self, cluster: &str, log: &AccessLog) -> Target {
-        let client = |c: &kube::Client, name: &str| recording(c, name, log, self.writable);
+    /// target is writable, its clients refuse every write. With `reads`, reads are answered
+    /// from the run's cache ([`super::cache`]) as new as the [`Freshness`] asks.
+    pub fn recorded(&self, cluster: &str, log: &AccessLog, reads: Option<&(Arc<RunCache>, Freshness)>) -> Target {
+        let client = |c: &kube::Client, name: &str| recording(c, name, log, self.writable, reads);
         Target {
             client: client(&self.client, cluster),
             context: self.context.clone(),

@@ -12,6 +12,7 @@
 //! ```
 
 pub mod access;
+pub mod cache;
 pub mod discovery;
 pub mod lease;
 pub mod nodes;

@@ -17,6 +17,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::check::{CheckContext, Cleanup, Layer, Outcome, Phase, Prior, Target, Verdict};
+use crate::cluster::cache::{Freshness, RunCache};
 use crate::catalog::DOD_STORY;
 use crate::cluster::access::{AccessLog, Basis};
 use crate::plan::{Unit, ONCE};
@@ -40,11 +41,14 @@ pub struct RunConfig {
     pub lease: Duration,
     /// How long the reachability probe of a cluster may take (see [`health`]).
     pub probe_timeout: Duration,
+    /// Reads of checks that only look go through the run's cache ([`crate::cluster::cache`]):
+    /// one LIST per resource type and cluster. Off: every read is sent (`--no-read-cache`).
+    pub read_cache: bool,
 }
 
 impl Default for RunConfig {
     fn default() -> Self {
-        RunConfig { concurrency: 8, timeout: Duration::from_secs(60), retries: 2, backoff: Duration::from_millis(500), in_progress_wait: Duration::from_secs(30), phase: Phase::Operate, lease: Duration::from_secs(60), probe_timeout: Duration::from_secs(5) }
+        RunConfig { concurrency: 8, timeout: Duration::from_secs(60), retries: 2, backoff: Duration::from_millis(500), in_progress_wait: Duration::from_secs(30), phase: Phase::Operate, lease: Duration::from_secs(60), probe_timeout: Duration::from_secs(5), read_cache: true }
     }
 }
 
@@ -66,6 +70,8 @@ pub struct Runner {
     pub cancel: CancellationToken,
     /// Which clusters answer (a dead one costs one timeout, see [`health`]).
     health: health::Health,
+    /// This run's read cache (every cluster's).
+    reads: Arc<RunCache>,
 }
 
 #[derive(Default)]
@@ -79,7 +85,7 @@ struct StoryState {
 impl Runner {
     pub fn new(config: RunConfig, env: Environment, dependencies: Vec<(String, String)>) -> Self {
         let health = health::Health::new(config.probe_timeout);
-        Runner { config, env, dependencies, cancel: CancellationToken::new(), run: crate::random::token(10).to_ascii_lowercase(), health }
+        Runner { config, env, dependencies, cancel: CancellationToken::new(), run: crate::random::token(10).to_ascii_lowercase(), health, reads: RunCache::new() }
     }
 
     /// Runs every unit; events go to `events` as they happen (a closed receiver is fine).
@@ -265,13 +271,14 @@ impl Runner {
         let cancel = self.cancel.clone();
         let run = self.run.clone();
         let health = self.health.clone();
+        let reads = self.config.read_cache.then(|| self.reads.clone());
         async move {
             let _permit = semaphore.acquire_owned().await.expect("semaphore open");
             let start = Instant::now();
             let _ = events.send(Event::UnitStarted { title: unit.title() });
             let (outcome, attempts, seen) = match precondition(&unit, &config, &env, &cancel, blocked.as_deref()) {
                 Some(skip) => (skip, 0, None),
-                None => evaluate(&unit, &config, &env, &cancel, finished, &run, &health).await,
+                None => evaluate(&unit, &config, &env, &cancel, finished, &RunScope { id: &run, health: &health, reads: reads.as_ref() }).await,
             };
             let mut result = UnitResult::new(&unit, outcome, start.elapsed(), attempts, blocked);
             if let Some((basis, accesses, requests)) = seen {
@@ -340,15 +347,24 @@ fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// What every unit of one run shares.
+struct RunScope<'a> {
+    /// The run's id.
+    id: &'a str,
+    health: &'a health::Health,
+    /// The run's read cache, unless `--no-read-cache`.
+    reads: Option<&'a Arc<RunCache>>,
+}
+
 async fn evaluate(
     unit: &Unit,
     config: &RunConfig,
     env: &Environment,
     cancel: &CancellationToken,
     finished: Arc<std::sync::Mutex<Vec<UnitResult>>>,
-    run: &str,
-    health: &health::Health,
+    scope: &RunScope<'_>,
 ) -> (Outcome, u32, Seen) {
+    let (run, health) = (scope.id, scope.health);
     let check = unit.check.as_ref().expect("precondition ensured a check");
     if let Some(aggregate) = check.aggregate {
         let prior: Vec<Prior> = finished.lock().expect("results lock").iter().map(UnitResult::prior).collect();
@@ -371,10 +387,13 @@ async fn evaluate(
     }
     let provenance = target.map(|t| t.provenance.clone());
     let cleanup = Cleanup::default();
+    // Checks that only look read through the run's cache; round trips poll what they create,
+    // so only their discovery comes from it.
+    let reads = scope.reads.map(|c| (c.clone(), if check.writes { Freshness::discovery_only() } else { Freshness::default() }));
     let ctx = Arc::new(CheckContext {
         cluster: unit.cluster.clone(),
         repo: env.repo.clone(),
-        target: target.map(|t| t.recorded(&unit.cluster, &log)),
+        target: target.map(|t| t.recorded(&unit.cluster, &log, reads.as_ref())),
         phase: config.phase,
         cancel: cancel.child_token(),
         cleanup: cleanup.clone(),
@@ -389,6 +408,11 @@ async fn evaluate(
     let mut outcome = Outcome::error("not evaluated");
     loop {
         attempts += 1;
+        if attempts > 1
+            && let Some((_, freshness)) = &reads
+        {
+            freshness.require_since(std::time::Instant::now());
+        }
         // A check that panics ends as an Error of its unit; the run and its reports go on.
         let fut = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe((check.run)(ctx.clone())));
         let finished = tokio::select! {

@@ -18,12 +18,16 @@ use super::SimConfig;
 /// Seeds both clusters' backup data; idempotent (restic init tolerates an existing repository).
 pub async fn seed(cfg: &SimConfig) -> Result<()> {
     let endpoints = super::data::endpoints(cfg)?;
-    for cluster in ["infra", "apps"] {
-        let client = super::client(cfg, cluster).await?;
-        restic_snapshot(&client, cluster, &endpoints).await.with_context(|| format!("VolSync restic data on {cluster}"))?;
-        velero_schedules(&client).await.with_context(|| format!("Velero on {cluster}"))?;
-    }
-    Ok(())
+    let seed_one = |cluster: &'static str| {
+        let endpoints = &endpoints;
+        async move {
+            let client = super::client(cfg, cluster).await?;
+            restic_snapshot(&client, cluster, endpoints).await.with_context(|| format!("VolSync restic data on {cluster}"))?;
+            velero_schedules(&client).await.with_context(|| format!("Velero on {cluster}"))
+        }
+    };
+    let (infra, apps) = tokio::join!(seed_one("infra"), seed_one("apps"));
+    infra.and(apps)
 }
 
 async fn secret(client: &kube::Client, ns: &str, name: &str) -> Result<BTreeMap<String, String>> {
@@ -135,6 +139,13 @@ pub async fn run_schedule(client: &kube::Client, name: &str) -> Result<()> {
     let patch = serde_json::json!({"status": {"lastBackup": previous}});
     // Velero's CRDs have no status subresource: status is patched on the object.
     schedules.patch(name, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch)).await.with_context(|| format!("status.lastBackup of Schedule velero/{name}"))?;
+    // Velero's schedule controller reacts to changes of the spec only (SpecChangePredicate),
+    // otherwise once a minute: pause and unpause the Schedule (`velero schedule pause` /
+    // `unpause`), and Velero finds it due at once. The fixture sets no `spec.paused`.
+    for paused in [serde_json::json!(true), Value::Null] {
+        let patch = serde_json::json!({"spec": {"paused": paused}});
+        schedules.patch(name, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch)).await.with_context(|| format!("spec.paused of Schedule velero/{name}"))?;
+    }
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     let backup = loop {
         let new = backups.list(&lp).await?.items.into_iter().filter_map(|b| b.metadata.name).find(|n| !before.contains(n));

@@ -186,14 +186,20 @@ impl SimFixture {
     /// itself cannot prove (2.1.9, 7.2.9, ...) are evaluated instead of skipped: the
     /// test, not the simulation, wrote what they read.
     pub async fn run_constructed(&self, selection: &str, endpoints: Option<Endpoints>) -> RunReport {
-        self.run_full(selection, retries(0), endpoints, true).await
+        self.run_full(selection, retries(0), endpoints, true, true).await
+    }
+
+    /// Runs `selection` as a run without `--allow-writes` would: checks that write are
+    /// skipped, every other write is refused before it leaves the process.
+    pub async fn run_read_only(&self, selection: &str, config: RunConfig) -> RunReport {
+        self.run_full(selection, config, None, false, false).await
     }
 
     async fn run_inner(&self, selection: &str, config: RunConfig, endpoints: Option<Endpoints>) -> RunReport {
-        self.run_full(selection, config, endpoints, false).await
+        self.run_full(selection, config, endpoints, false, true).await
     }
 
-    async fn run_full(&self, selection: &str, config: RunConfig, endpoints: Option<Endpoints>, constructed: bool) -> RunReport {
+    async fn run_full(&self, selection: &str, config: RunConfig, endpoints: Option<Endpoints>, constructed: bool, writable: bool) -> RunReport {
         let session = Session::new(DOC, Some(Path::new(GITOPS))).expect("session");
         let mut targets = targets(&session.coverage.clusters).await;
         if let Some(e) = endpoints {
@@ -201,6 +207,9 @@ impl SimFixture {
             for t in targets.values_mut() {
                 t.resolver = resolver.clone();
             }
+        }
+        for t in targets.values_mut() {
+            t.writable &= writable;
         }
         if constructed {
             for t in targets.values_mut() {

@@ -91,11 +91,7 @@ pub(super) async fn test_certificate_issued(ctx: Ctx) -> CheckResult<Outcome> {
     }))
     .await?;
     let cert = format!("Certificate {ns}/{NAME} for {dns} from ClusterIssuer {} (cluster {})", issuer.name(), ctx.cluster);
-    let issued = until(&ctx, ISSUE_WAIT, || async {
-        let c = objects::get(client, &CERTIFICATE, Some(&ns), NAME).await?;
-        Ok(c.filter(|c| c.condition("Ready").is_some_and(|r| r.status == "True")))
-    })
-    .await?;
+    let issued = wait::object(&ctx, client, &CERTIFICATE, Some(&ns), NAME, ISSUE_WAIT, |c| c.condition("Ready").is_some_and(|r| r.status == "True")).await?;
     if issued.is_none() {
         return Err(Outcome::fail(cert, format!("Ready=True within {}s", ISSUE_WAIT.as_secs()), not_issued_because(client, &ns).await));
     }

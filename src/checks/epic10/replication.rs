@@ -65,10 +65,7 @@ async fn volsync_restore(ctx: Ctx) -> CheckResult<Outcome> {
     .await?;
     let object = format!("ReplicationDestination {dst}/{NAME} (cluster {}) from {}", ctx.cluster, where_);
     let run = ctx.run.clone();
-    let done = until(&ctx, RESTORE_WAIT, || async {
-        Ok(kobjects::get(client, &REPLICATION_DESTINATION, Some(&dst), NAME).await?.filter(|d| d.str("/status/lastManualSync") == Some(run.as_str())))
-    })
-    .await?;
+    let done = wait::object(&ctx, client, &REPLICATION_DESTINATION, Some(&dst), NAME, RESTORE_WAIT, move |d| d.str("/status/lastManualSync") == Some(run.as_str())).await?;
     let Some(d) = done else {
         let state = kobjects::get(client, &REPLICATION_DESTINATION, Some(&dst), NAME).await?.and_then(|d| d.condition("Synchronizing")).map(|c| format!("Synchronizing={} ({}: {})", c.status, c.reason, c.message));
         return Err(Outcome::fail(object, format!("the manual sync done within {}s", RESTORE_WAIT.as_secs()), state.unwrap_or("no status (is VolSync's controller running?)".into())));

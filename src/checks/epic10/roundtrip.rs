@@ -98,10 +98,7 @@ async fn restore_from(ctx: &Ctx, there: Side<'_>, here: Side<'_>) -> CheckResult
     let source = kobjects::require(there.client, &BSL, Some(there.velero), taken.backup.str("/spec/storageLocation").unwrap_or("default")).await?;
     let location = read_only_location(ctx, there, here, &source).await?;
     let name = taken.backup.name();
-    let synced = until(ctx, SYNC_WAIT, || async {
-        Ok(kobjects::get(here.client, &BACKUP, Some(here.velero), name).await?.filter(|b| backups::phase(b) == "Completed"))
-    })
-    .await?;
+    let synced = wait::object(ctx, here.client, &BACKUP, Some(here.velero), name, SYNC_WAIT, |b| backups::phase(b) == "Completed").await?;
     if synced.is_none() {
         let state = kobjects::get(here.client, &BSL, Some(here.velero), &location).await?.map(|l| format!("location {location} {}{}", l.str("/status/phase").unwrap_or("not validated yet"), l.str("/status/message").map(|m| format!(" ({m})")).unwrap_or_default()));
         return Err(Outcome::fail(format!("Backup {}/{name} of cluster {} on cluster {} (Velero's backup sync)", here.velero, there.cluster, here.cluster), format!("synced from read-only location {location} within {}s", SYNC_WAIT.as_secs()), state.unwrap_or("location gone".into())));
@@ -203,11 +200,7 @@ async fn create_backup(ctx: &Ctx, side: Side<'_>, src: &str) -> CheckResult<()> 
 async fn finished(ctx: &Ctx, side: Side<'_>, kind: &Kind, name: &str) -> CheckResult<kobjects::Found> {
     let (client, velero) = (side.client, side.velero);
     let object = format!("{} {velero}/{name} (cluster {})", kind.kind, side.cluster);
-    let done = until(ctx, WAIT, || async {
-        let o = kobjects::get(client, kind, Some(velero), name).await?;
-        Ok(o.filter(|o| FINISHED.contains(&backups::phase(o))))
-    })
-    .await?;
+    let done = wait::object(ctx, client, kind, Some(velero), name, WAIT, |o| FINISHED.contains(&backups::phase(o))).await?;
     let Some(o) = done else {
         let phase = kobjects::get(client, kind, Some(velero), name).await?.map(|o| backups::phase(&o).to_string()).unwrap_or("gone".into());
         let behind = if phase == "Queued" { queued_behind(client, velero, name).await } else { String::new() };

@@ -40,6 +40,7 @@ impl ClusterSim {
     /// role labels their operators set, and every workload applied is available.
     pub(super) async fn settle_pods(&self, objects: &[Value]) -> Result<usize> {
         let start = Instant::now();
+        let mut last_report = 0;
         let nodes: Api<Node> = Api::all(self.client.clone());
         let pods: Api<Pod> = Api::all(self.client.clone());
         loop {
@@ -103,6 +104,12 @@ impl ClusterSim {
                 .cloned()
                 .collect::<Vec<_>>()
                 .join("; ");
+            // Progress on a long wait: what is still not settled, every 15 s.
+            let waited = start.elapsed().as_secs();
+            if waited >= 15 && waited / 15 != last_report / 15 {
+                eprintln!("sim: {}: waiting {waited}s for {} thing(s): {last}", self.cluster, problems.len());
+            }
+            last_report = waited;
             if start.elapsed() > POD_TIMEOUT {
                 bail!(
                     "{}: not settled after {}s: {last}",

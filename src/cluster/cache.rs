@@ -1,0 +1,470 @@
+//! The run's read cache: one LIST per resource type and cluster serves every read of it.
+//!
+//! Within one run, the first read of a resource type on a cluster — a GET of one object, or
+//! a LIST in one namespace or in all, with or without a label selector — LISTs that type
+//! in all namespaces once; every later read of the type is answered from that list. API
+//! discovery documents are fetched once per run. Concurrent first reads wait for the one
+//! LIST in flight.
+//!
+//! A retry of a check must see the cluster as it is now, not as the first attempt saw it:
+//! each attempt carries a [`Freshness`], and a list fetched before the attempt started is
+//! LISTed again (one request, whose answer then serves every other check as well).
+//!
+//! Not cached, sent as they are: writes, and every object read of a check that writes (a
+//! round trip polls objects it created; it reads discovery from the cache); requests with a
+//! field selector, `watch`, `limit`, `resourceVersion` or a label selector this module
+//! cannot parse; metadata-only and table reads (`Accept: …;as=…`); subresources
+//! (`/status`, `/log`); Secrets and ConfigMaps (data, read one by one: a run never lists
+//! every Secret of a cluster); Events; CustomResourceDefinitions (a list of every schema).
+//! When the cluster-wide LIST is refused (RBAC that allows some namespaces only) or fails,
+//! the original request is sent instead, and so is every later read of that type.
+//!
+//! ```
+//! use platform_acceptance::cluster::cache::{classify, Read, Selector};
+//! let r = classify("GET", "/apis/apps/v1/namespaces/flux-system/deployments/helm-controller", None).unwrap();
+//! assert_eq!(r, Read::Object { collection: "/apis/apps/v1/deployments".into(), namespace: Some("flux-system".into()), name: "helm-controller".into() });
+//! let r = classify("GET", "/api/v1/namespaces/velero/pods", Some("labelSelector=app%3Dvelero")).unwrap();
+//! assert_eq!(r, Read::List { collection: "/api/v1/pods".into(), namespace: Some("velero".into()), selector: Selector::parse("app=velero") });
+//! assert_eq!(classify("GET", "/api/v1/namespaces/velero/pods/velero-0/log", None), None);
+//! assert_eq!(classify("GET", "/api/v1/namespaces/velero/secrets/cloud", None), None);
+//! assert_eq!(classify("GET", "/api/v1/pods", Some("fieldSelector=spec.nodeName%3Dn1")), None);
+//! assert_eq!(classify("GET", "/apis/velero.io/v1", None), Some(Read::Discovery("/apis/velero.io/v1".into())));
+//! ```
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use serde_json::{Value, json};
+
+use super::access::{AccessLog, api_access};
+
+/// Resource types read one object at a time, never listed cluster-wide for the cache:
+/// data (Secrets, ConfigMaps), Events, and CRDs (every schema of the cluster: megabytes).
+const NOT_LISTED: [&str; 4] = ["secrets", "configmaps", "events", "customresourcedefinitions"];
+
+/// What a read asks for, in the terms the cache answers it in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Read {
+    /// An API discovery document (`/api`, `/apis`, `/apis/<group>/<version>`, `/version`).
+    Discovery(String),
+    /// A LIST of `collection` (the all-namespaces path), in one namespace or all.
+    List { collection: String, namespace: Option<String>, selector: Option<Selector> },
+    /// One object of `collection` by name.
+    Object { collection: String, namespace: Option<String>, name: String },
+}
+
+/// The cacheable read a request is, if it is one.
+pub fn classify(method: &str, path: &str, query: Option<&str>) -> Option<Read> {
+    if method != "GET" {
+        return None;
+    }
+    let params: Vec<(String, String)> = query.map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default();
+    let parts: Vec<&str> = path.trim_matches('/').split('/').filter(|p| !p.is_empty()).collect();
+    let (base, rest) = match parts.as_slice() {
+        ["version"] | ["api"] | ["apis"] => return params.is_empty().then(|| Read::Discovery(path.to_string())),
+        ["api", v, rest @ ..] => (format!("/api/{v}"), rest),
+        ["apis", g, v, rest @ ..] => (format!("/apis/{g}/{v}"), rest),
+        _ => return None,
+    };
+    let (resource, namespace, name) = match rest {
+        [] => return params.is_empty().then_some(Read::Discovery(base)),
+        ["namespaces", _, "status" | "finalize"] => return None,
+        ["namespaces", ns, resource] => (*resource, Some(ns.to_string()), None),
+        ["namespaces", ns, resource, name] => (*resource, Some(ns.to_string()), Some(name.to_string())),
+        [resource] => (*resource, None, None),
+        [resource, name] => (*resource, None, Some(name.to_string())),
+        _ => return None,
+    };
+    if NOT_LISTED.contains(&resource) {
+        return None;
+    }
+    let collection = format!("{base}/{resource}");
+    match name {
+        Some(name) => params.is_empty().then_some(Read::Object { collection, namespace, name }),
+        None => {
+            let mut selector = None;
+            for (k, v) in &params {
+                match k.as_str() {
+                    "labelSelector" => selector = Some(Selector::parse(v)?),
+                    _ => return None,
+                }
+            }
+            Some(Read::List { collection, namespace, selector })
+        }
+    }
+}
+
+/// A Kubernetes label selector (`a=b,c!=d,e in (f,g),!h,i`), as the API server matches it.
+///
+/// ```
+/// use std::collections::BTreeMap;
+/// use platform_acceptance::cluster::cache::Selector;
+/// let labels = BTreeMap::from([("app".to_string(), "velero".to_string()), ("tier".to_string(), "backup".to_string())]);
+/// assert!(Selector::parse("app=velero,tier in (backup, db)").unwrap().matches(&labels));
+/// assert!(Selector::parse("app==velero,!missing,zone!=a,zone notin (b)").unwrap().matches(&labels));
+/// assert!(!Selector::parse("app,tier=db").unwrap().matches(&labels));
+/// assert_eq!(Selector::parse("app=(x"), None);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Selector(Vec<Requirement>);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Requirement {
+    Exists(String),
+    Absent(String),
+    In(String, Vec<String>),
+    /// Also matches objects without the key (`!=`, `notin`).
+    NotIn(String, Vec<String>),
+}
+
+impl Selector {
+    /// `None` for anything the API server's grammar would not accept as written here.
+    pub fn parse(text: &str) -> Option<Selector> {
+        let mut terms = vec![];
+        let (mut depth, mut start) = (0, 0);
+        for (i, c) in text.char_indices() {
+            match c {
+                '(' => depth += 1,
+                ')' => depth -= 1,
+                ',' if depth == 0 => {
+                    terms.push(&text[start..i]);
+                    start = i + 1;
+                }
+                _ => {}
+            }
+        }
+        terms.push(&text[start..]);
+        let mut reqs = vec![];
+        for term in terms.into_iter().map(str::trim).filter(|t| !t.is_empty()) {
+            reqs.push(requirement(term)?);
+        }
+        Some(Selector(reqs))
+    }
+
+    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+        self.0.iter().all(|r| match r {
+            Requirement::Exists(k) => labels.contains_key(k),
+            Requirement::Absent(k) => !labels.contains_key(k),
+            Requirement::In(k, vs) => labels.get(k).is_some_and(|v| vs.contains(v)),
+            Requirement::NotIn(k, vs) => labels.get(k).is_none_or(|v| !vs.contains(v)),
+        })
+    }
+}
+
+fn requirement(term: &str) -> Option<Requirement> {
+    let word = |s: &str| {
+        let s = s.trim();
+        s.chars().all(|c| c.is_ascii_alphanumeric() || "._-/".contains(c)).then(|| s.to_string())
+    };
+    let key = |s: &str| word(s).filter(|k| !k.is_empty());
+    let set = |s: &str| -> Option<Vec<String>> {
+        let inner = s.trim().strip_prefix('(')?.strip_suffix(')')?;
+        inner.split(',').map(word).collect()
+    };
+    if let Some(k) = term.strip_prefix('!') {
+        return key(k).map(Requirement::Absent);
+    }
+    if let Some((k, vs)) = term.split_once(" notin ") {
+        return Some(Requirement::NotIn(key(k)?, set(vs)?));
+    }
+    if let Some((k, vs)) = term.split_once(" in ") {
+        return Some(Requirement::In(key(k)?, set(vs)?));
+    }
+    if let Some((k, v)) = term.split_once("!=") {
+        return Some(Requirement::NotIn(key(k)?, vec![word(v)?]));
+    }
+    if let Some((k, v)) = term.split_once("==").or_else(|| term.split_once('=')) {
+        return Some(Requirement::In(key(k)?, vec![word(v)?]));
+    }
+    key(term).map(Requirement::Exists)
+}
+
+/// How new an answer a check's current attempt needs: anything from this run on its first
+/// attempt, nothing older than the attempt on a retry. The runner moves it at each retry.
+#[derive(Debug, Clone)]
+pub struct Freshness {
+    floor: Arc<Mutex<Option<Instant>>>,
+    /// Objects too, or discovery documents only (a check that writes polls its own objects).
+    objects: bool,
+}
+
+impl Default for Freshness {
+    fn default() -> Self {
+        Freshness { floor: Arc::default(), objects: true }
+    }
+}
+
+impl Freshness {
+    /// Discovery from the cache, every object read sent: for checks that write.
+    pub fn discovery_only() -> Self {
+        Freshness { objects: false, ..Freshness::default() }
+    }
+
+    /// From now on, answers must have been fetched at `since` or later.
+    pub fn require_since(&self, since: Instant) {
+        *self.floor.lock().expect("freshness lock") = Some(since);
+    }
+
+    fn floor(&self) -> Option<Instant> {
+        *self.floor.lock().expect("freshness lock")
+    }
+}
+
+/// One fetched answer: the raw body (discovery) or the parsed list.
+struct Entry {
+    fetched: Instant,
+    body: bytes::Bytes,
+    list: Option<Arc<Value>>,
+    /// The LIST was refused or failed: the original requests are sent.
+    refused: bool,
+}
+
+type Slot = Arc<tokio::sync::Mutex<Option<Entry>>>;
+
+/// The cache of one run, for every cluster it reads. Created by the runner per run.
+#[derive(Default)]
+pub struct RunCache {
+    slots: Mutex<HashMap<(String, String), Slot>>,
+}
+
+impl RunCache {
+    pub fn new() -> Arc<RunCache> {
+        Arc::new(RunCache::default())
+    }
+
+    fn slot(&self, cluster: &str, key: &str) -> Slot {
+        self.slots.lock().expect("cache lock").entry((cluster.to_string(), key.to_string())).or_default().clone()
+    }
+
+    /// The answer to `read` on `cluster`, fetched through `inner` when the cache has none
+    /// new enough; `None` when the original request must be sent (the LIST was refused or
+    /// failed). Requests actually sent are counted in `log`.
+    pub async fn answer(&self, cluster: &str, inner: &kube::Client, read: &Read, freshness: &Freshness, log: &AccessLog) -> Option<http::Response<kube::client::Body>> {
+        let (key, floor) = match read {
+            Read::Discovery(path) => (path.as_str(), None),
+            _ if !freshness.objects => return None,
+            Read::List { collection, .. } | Read::Object { collection, .. } => (collection.as_str(), freshness.floor()),
+        };
+        let slot = self.slot(cluster, key);
+        let mut entry = slot.lock().await;
+        if entry.as_ref().is_none_or(|e| floor.is_some_and(|f| e.fetched < f)) {
+            let fetched = Instant::now();
+            // A refusal is remembered: later reads of the type go out as they are, at once.
+            let refused = Entry { fetched, body: bytes::Bytes::new(), list: None, refused: true };
+            *entry = Some(fetch(cluster, inner, key, matches!(read, Read::Discovery(_)), log).await.unwrap_or(refused));
+        }
+        let e = entry.as_ref().expect("filled above");
+        if e.refused {
+            return None;
+        }
+        let (status, body) = match (read, &e.list) {
+            (Read::Discovery(_), _) => (200, e.body.clone()),
+            (Read::List { namespace, selector, .. }, Some(list)) => (200, list_body(list, namespace.as_deref(), selector.as_ref())),
+            (Read::Object { collection, namespace, name }, Some(list)) => object_body(list, collection, namespace.as_deref(), name),
+            _ => return None,
+        };
+        http::Response::builder().status(status).header("content-type", "application/json").body(kube::client::Body::from(body)).ok()
+    }
+}
+
+async fn fetch(cluster: &str, inner: &kube::Client, path: &str, discovery: bool, log: &AccessLog) -> Option<Entry> {
+    if let Some(a) = api_access(cluster, "GET", path) {
+        log.count(&a);
+    }
+    let req = http::Request::get(path).body(kube::client::Body::empty()).ok()?;
+    let fetched = Instant::now();
+    let resp = inner.send(req).await.ok()?;
+    if resp.status() != http::StatusCode::OK {
+        return None;
+    }
+    let body = resp.into_body().collect_bytes().await.ok()?;
+    let list = if discovery { None } else { Some(Arc::new(serde_json::from_slice::<Value>(&body).ok()?)) };
+    Some(Entry { fetched, body, list, refused: false })
+}
+
+fn in_scope(item: &Value, namespace: Option<&str>) -> bool {
+    namespace.is_none_or(|ns| item.pointer("/metadata/namespace").and_then(Value::as_str) == Some(ns))
+}
+
+fn labels(item: &Value) -> BTreeMap<String, String> {
+    serde_json::from_value(item.pointer("/metadata/labels").cloned().unwrap_or(Value::Null)).unwrap_or_default()
+}
+
+fn list_body(list: &Value, namespace: Option<&str>, selector: Option<&Selector>) -> bytes::Bytes {
+    let items: Vec<&Value> = list["items"]
+        .as_array()
+        .map(|items| items.iter().filter(|i| in_scope(i, namespace) && selector.is_none_or(|s| s.matches(&labels(i)))).collect())
+        .unwrap_or_default();
+    let body = json!({"kind": list["kind"], "apiVersion": list["apiVersion"], "metadata": {"resourceVersion": list.pointer("/metadata/resourceVersion")}, "items": items});
+    serde_json::to_vec(&body).unwrap_or_default().into()
+}
+
+/// The object as a GET returns it (with apiVersion and kind), or the API server's 404.
+fn object_body(list: &Value, collection: &str, namespace: Option<&str>, name: &str) -> (u16, bytes::Bytes) {
+    let found = list["items"].as_array().and_then(|items| {
+        items.iter().find(|i| in_scope(i, namespace) && i.pointer("/metadata/name").and_then(Value::as_str) == Some(name))
+    });
+    let body = match found {
+        Some(item) => {
+            let mut item = item.clone();
+            let kind = list["kind"].as_str().unwrap_or_default();
+            item["apiVersion"] = list["apiVersion"].clone();
+            item["kind"] = Value::from(kind.strip_suffix("List").unwrap_or(kind));
+            item
+        }
+        None => {
+            let resource = collection.rsplit('/').next().unwrap_or_default();
+            let status = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                "message": format!("{resource} \"{name}\" not found"), "reason": "NotFound",
+                "details": {"name": name, "kind": resource}, "code": 404});
+            return (404, serde_json::to_vec(&status).unwrap_or_default().into());
+        }
+    };
+    (200, serde_json::to_vec(&body).unwrap_or_default().into())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::task::{Context, Poll};
+
+    use futures::future::BoxFuture;
+    use k8s_openapi::api::apps::v1::Deployment;
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::api::{Api, ListParams};
+
+    use super::*;
+    use crate::cluster::Target;
+
+    /// An API server with two Deployments; a cluster-wide LIST of pods is forbidden (RBAC
+    /// for one namespace only), the pods of namespace `x` are served. Logs every request.
+    #[derive(Clone, Default)]
+    struct Fake(Arc<Mutex<Vec<String>>>);
+
+    impl tower::Service<http::Request<kube::client::Body>> for Fake {
+        type Response = http::Response<kube::client::Body>;
+        type Error = std::convert::Infallible;
+        type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+        fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, req: http::Request<kube::client::Body>) -> Self::Future {
+            let path = req.uri().path().to_string();
+            self.0.lock().unwrap().push(path.clone());
+            let (code, body) = match path.as_str() {
+                "/apis/apps/v1/deployments" => (200, json!({"kind": "DeploymentList", "apiVersion": "apps/v1", "metadata": {"resourceVersion": "7"}, "items": [
+                    {"metadata": {"name": "a", "namespace": "x", "labels": {"app": "a"}}},
+                    {"metadata": {"name": "b", "namespace": "y", "labels": {"app": "b"}}}]})),
+                "/api/v1/namespaces/x/pods" => (200, json!({"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": [{"metadata": {"name": "p", "namespace": "x"}}]})),
+                "/api/v1/pods" => (403, json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Forbidden", "code": 403, "message": "pods is forbidden"})),
+                _ => (404, json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404, "message": "not found"})),
+            };
+            let resp = http::Response::builder().status(code).body(kube::client::Body::from(serde_json::to_vec(&body).unwrap())).unwrap();
+            Box::pin(async move { Ok(resp) })
+        }
+    }
+
+    fn recorded(fake: &Fake, log: &AccessLog, reads: &(Arc<RunCache>, Freshness)) -> kube::Client {
+        let client = kube::Client::new(fake.clone(), "default");
+        let target = Target {
+            client: client.clone(),
+            context: "infra".into(),
+            peers: Arc::new(BTreeMap::from([("infra".to_string(), client)])),
+            resolver: Arc::new(crate::cluster::resolve::SystemDns),
+            provenance: Arc::new(crate::cluster::access::RealClusters),
+            writable: false,
+        };
+        target.recorded("infra", log, Some(reads)).client
+    }
+
+    #[tokio::test]
+    async fn one_list_serves_every_read_until_a_retry_asks_for_newer() {
+        let (fake, log) = (Fake::default(), AccessLog::default());
+        let reads = (RunCache::new(), Freshness::default());
+        let client = recorded(&fake, &log, &reads);
+        let in_x: Api<Deployment> = Api::namespaced(client.clone(), "x");
+        let in_y: Api<Deployment> = Api::namespaced(client.clone(), "y");
+        assert_eq!(in_x.get("a").await.unwrap().metadata.name.as_deref(), Some("a"));
+        assert!(in_x.get_opt("b").await.unwrap().is_none(), "b lives in y");
+        assert_eq!(in_y.list(&ListParams::default()).await.unwrap().items.len(), 1);
+        let all: Api<Deployment> = Api::all(client.clone());
+        assert_eq!(all.list(&ListParams::default().labels("app in (a,b)")).await.unwrap().items.len(), 2);
+        assert_eq!(*fake.0.lock().unwrap(), ["/apis/apps/v1/deployments"], "one LIST answered four reads");
+        // Another unit of the same run shares the list.
+        let other = recorded(&fake, &AccessLog::default(), &(reads.0.clone(), Freshness::default()));
+        Api::<Deployment>::namespaced(other, "x").get("a").await.unwrap();
+        assert_eq!(fake.0.lock().unwrap().len(), 1);
+        // A retry needs answers from its own attempt on: one new LIST.
+        reads.1.require_since(Instant::now());
+        in_y.get("b").await.unwrap();
+        in_x.get("a").await.unwrap();
+        assert_eq!(fake.0.lock().unwrap().len(), 2);
+        assert_eq!(log.requests().get("list apps/deployments on infra"), Some(&2), "{:?}", log.requests());
+        assert!(log.entries().iter().any(|a| a.to_string() == "get apps/deployments on infra"), "reads are noted for the basis");
+    }
+
+    #[tokio::test]
+    async fn a_refused_list_sends_the_reads_as_they_are() {
+        let (fake, log) = (Fake::default(), AccessLog::default());
+        let client = recorded(&fake, &log, &(RunCache::new(), Freshness::default()));
+        let pods: Api<Pod> = Api::namespaced(client, "x");
+        for _ in 0..2 {
+            assert_eq!(pods.list(&ListParams::default()).await.unwrap().items.len(), 1);
+        }
+        assert_eq!(*fake.0.lock().unwrap(), ["/api/v1/pods", "/api/v1/namespaces/x/pods", "/api/v1/namespaces/x/pods"], "the refusal is remembered");
+        assert_eq!(log.requests().values().sum::<u64>(), 3);
+    }
+
+    fn list() -> Value {
+        json!({"kind": "DeploymentList", "apiVersion": "apps/v1", "metadata": {"resourceVersion": "42"}, "items": [
+            {"metadata": {"name": "a", "namespace": "x", "labels": {"app": "a"}}},
+            {"metadata": {"name": "b", "namespace": "y", "labels": {"app": "b"}}},
+            {"metadata": {"name": "a", "namespace": "y"}},
+        ]})
+    }
+
+    #[test]
+    fn lists_filter_by_namespace_and_selector() {
+        let body: Value = serde_json::from_slice(&list_body(&list(), Some("y"), None)).unwrap();
+        assert_eq!(body["items"].as_array().unwrap().len(), 2);
+        let body: Value = serde_json::from_slice(&list_body(&list(), None, Selector::parse("app").as_ref())).unwrap();
+        assert_eq!(body["items"].as_array().unwrap().len(), 2);
+        assert_eq!(body["metadata"]["resourceVersion"], "42");
+        assert_eq!(body["kind"], "DeploymentList");
+    }
+
+    #[test]
+    fn objects_carry_their_kind_or_are_not_found() {
+        let (code, body) = object_body(&list(), "/apis/apps/v1/deployments", Some("y"), "a");
+        let obj: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!((code, obj["kind"].as_str(), obj["apiVersion"].as_str(), obj.pointer("/metadata/namespace").and_then(Value::as_str)), (200, Some("Deployment"), Some("apps/v1"), Some("y")));
+        let (code, body) = object_body(&list(), "/apis/apps/v1/deployments", Some("z"), "a");
+        let status: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!((code, status["reason"].as_str()), (404, Some("NotFound")));
+    }
+
+    #[test]
+    fn selectors_follow_the_api_servers_grammar() {
+        let none = BTreeMap::new();
+        assert!(Selector::parse("a!=b").unwrap().matches(&none), "!= matches objects without the key");
+        assert!(Selector::parse("a notin (b)").unwrap().matches(&none));
+        assert!(!Selector::parse("a in (b)").unwrap().matches(&none));
+        assert!(Selector::parse("").unwrap().matches(&none), "the empty selector matches everything");
+        for bad in ["a in b", "a=b c", "=b", "a in (b", "!"] {
+            assert_eq!(Selector::parse(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn only_plain_reads_are_cacheable() {
+        assert_eq!(classify("POST", "/api/v1/namespaces", None), None);
+        assert_eq!(classify("GET", "/api/v1/namespaces/x/status", None), None);
+        assert_eq!(classify("GET", "/api/v1/nodes", Some("watch=true")), None);
+        assert_eq!(classify("GET", "/api/v1/nodes", Some("limit=500")), None);
+        assert_eq!(classify("GET", "/apis/apps/v1/namespaces/x/deployments/y", Some("resourceVersion=0")), None);
+        assert_eq!(classify("GET", "/api/v1/namespaces/velero", None), Some(Read::Object { collection: "/api/v1/namespaces".into(), namespace: None, name: "velero".into() }));
+        assert_eq!(classify("GET", "/api/v1/nodes", None), Some(Read::List { collection: "/api/v1/nodes".into(), namespace: None, selector: None }));
+    }
+}
