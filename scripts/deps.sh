@@ -10,6 +10,7 @@
 #       python3        sim/crds.sh splits multi-document CRD files
 #       git            the Definition-of-Done checks read the repository's history
 #       iproute2       `ip`: the simulation configures its own network namespace
+#       strace         records the harness's connections in tests/sim_secrets.rs
 #   - stops the cluster the Debian postgresql package may have started (the simulation
 #     runs its own PostgreSQL instances);
 #   - checks that Go (>= 1.26, builds the pinned upstream binaries) and cargo are on PATH.
@@ -36,6 +37,7 @@ have flock                        || missing+=(util-linux)
 have python3                      || missing+=(python3)
 have git                          || missing+=(git)
 have ip                           || missing+=(iproute2)
+have strace                       || missing+=(strace)
 
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then

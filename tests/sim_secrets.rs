@@ -1,7 +1,11 @@
-//! Nothing secret leaves the harness: the whole suite runs on the simulation (round trips
-//! included) with a planted password in a Secret a check reads and fails on, and no output
-//! (terminal, JUnit, JSON, Markdown) holds any secret value the clusters hold, the planted one,
-//! or the kubeconfig's keys, neither as written nor in base64.
+//! Nothing leaves the harness that should not: the whole suite runs on the simulation (round
+//! trips included) with a planted password in a Secret a check reads and fails on, and
+//! - no output (terminal, JUnit, JSON, Markdown) holds any secret value the clusters hold, the
+//!   planted one, or the kubeconfig's keys, neither as written nor in base64;
+//! - every connection the harness opens (each `connect(2)` of its process and threads,
+//!   recorded with strace) goes to loopback — the simulation's forwards into its network
+//!   namespace — or to a local socket: nothing dials the site's 10.25.11.x addresses, DNS
+//!   servers or anything else on the host's network.
 
 mod support;
 
@@ -61,10 +65,13 @@ async fn no_output_holds_a_secret() {
 
     let out = tempfile::tempdir().unwrap();
     let (junit, json, markdown) = (out.path().join("junit.xml"), out.path().join("report.json"), out.path().join("summary.md"));
-    let run = std::process::Command::new(env!("CARGO_BIN_EXE_platform-acceptance"))
+    let trace = out.path().join("connect.trace");
+    let run = std::process::Command::new("strace")
+        .args(["-f", "-qq", "--seccomp-bpf", "-e", "trace=connect", "-e", "signal=none", "-o", trace.to_str().unwrap()])
+        .arg(env!("CARGO_BIN_EXE_platform-acceptance"))
         .args(["run", "--repo", "fixtures/gitops", "--sim", "--junit", junit.to_str().unwrap(), "--json", json.to_str().unwrap(), "--markdown", markdown.to_str().unwrap()])
         .output()
-        .unwrap();
+        .expect("strace (scripts/deps.sh installs it)");
     let report = std::fs::read_to_string(&json).unwrap();
     assert!(report.contains("Password authentication failed") || report.contains("WRONGPASS"), "7.4.6 fails on the planted password:\n{}", String::from_utf8_lossy(&run.stdout));
 
@@ -86,4 +93,41 @@ async fn no_output_holds_a_secret() {
     }
     assert!(hits.is_empty(), "{} secret value(s) in the outputs (of {} looked for): {hits:?}", hits.len(), secrets.len());
     eprintln!("no_output_holds_a_secret: {} secret values and their base64 looked for in 4 outputs: 0 hits", secrets.len());
+
+    let (total, elsewhere) = connections(&std::fs::read_to_string(&trace).unwrap());
+    // Clients keep their connections open: a few dozen connects serve the whole run.
+    assert!(total > 10, "the run's connections were recorded: {total}");
+    assert!(elsewhere.is_empty(), "{} of {total} connections left loopback: {elsewhere:?}", elsewhere.len());
+    eprintln!("no_output_holds_a_secret: {total} connect() calls, all to loopback or local sockets");
+}
+
+/// The number of `connect` calls in an strace log, and those to an address that is not
+/// loopback (IPv4 127/8, IPv6 ::1) or a local socket.
+fn connections(trace: &str) -> (usize, Vec<String>) {
+    let ipv4 = regex::Regex::new(r#"inet_addr\("([^"]+)"\)"#).unwrap();
+    let ipv6 = regex::Regex::new(r#"inet_pton\(AF_INET6, "([^"]+)""#).unwrap();
+    let calls: Vec<&str> = trace.lines().filter(|l| l.contains("connect(")).collect();
+    let elsewhere = calls
+        .iter()
+        .filter(|l| {
+            let v4 = ipv4.captures(l).is_some_and(|c| !c[1].starts_with("127."));
+            let v6 = ipv6.captures(l).is_some_and(|c| !(&c[1] == "::1" || c[1].starts_with("::ffff:127.")));
+            v4 || v6 || !(l.contains("AF_INET") || l.contains("AF_UNIX") || l.contains("AF_UNSPEC"))
+        })
+        .map(|l| l.to_string())
+        .collect();
+    (calls.len(), elsewhere)
+}
+
+#[test]
+fn a_connection_off_loopback_is_named() {
+    let trace = r#"101 connect(7, {sa_family=AF_INET, sin_port=htons(32100), sin_addr=inet_addr("127.0.0.1")}, 16) = -1 EINPROGRESS (Operation now in progress)
+102 connect(8, {sa_family=AF_INET6, sin6_port=htons(5432), sin6_flowinfo=htonl(0), inet_pton(AF_INET6, "::1", &sin6_addr), sin6_scope_id=0}, 28) = 0
+103 connect(9, {sa_family=AF_UNIX, sun_path="/run/x.sock"}, 110) = 0
+104 connect(10, {sa_family=AF_INET, sin_port=htons(9000), sin_addr=inet_addr("10.25.11.3")}, 16) = -1 ENETUNREACH (Network is unreachable)
+105 connect(11, {sa_family=AF_INET6, sin6_port=htons(53), sin6_flowinfo=htonl(0), inet_pton(AF_INET6, "fd00::1", &sin6_addr), sin6_scope_id=0}, 28) = 0"#;
+    let (total, elsewhere) = connections(trace);
+    assert_eq!(total, 5);
+    assert_eq!(elsewhere.len(), 2, "{elsewhere:?}");
+    assert!(elsewhere[0].contains("10.25.11.3") && elsewhere[1].contains("fd00::1"));
 }
