@@ -326,48 +326,29 @@ fn object_body(list: &Value, collection: &str, namespace: Option<&str>, name: &s
 
 #[cfg(test)]
 mod tests {
-    use std::task::{Context, Poll};
-
-    use futures::future::BoxFuture;
     use k8s_openapi::api::apps::v1::Deployment;
     use k8s_openapi::api::core::v1::Pod;
     use kube::api::{Api, ListParams};
 
     use super::*;
     use crate::cluster::Target;
+    use crate::cluster::fake::FakeApi;
 
     /// An API server with two Deployments; a cluster-wide LIST of pods is forbidden (RBAC
-    /// for one namespace only), the pods of namespace `x` are served. Logs every request.
-    #[derive(Clone, Default)]
-    struct Fake(Arc<Mutex<Vec<String>>>);
-
-    impl tower::Service<http::Request<kube::client::Body>> for Fake {
-        type Response = http::Response<kube::client::Body>;
-        type Error = std::convert::Infallible;
-        type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
-
-        fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-            Poll::Ready(Ok(()))
-        }
-
-        fn call(&mut self, req: http::Request<kube::client::Body>) -> Self::Future {
-            let path = req.uri().path().to_string();
-            self.0.lock().unwrap().push(path.clone());
-            let (code, body) = match path.as_str() {
-                "/apis/apps/v1/deployments" => (200, json!({"kind": "DeploymentList", "apiVersion": "apps/v1", "metadata": {"resourceVersion": "7"}, "items": [
-                    {"metadata": {"name": "a", "namespace": "x", "labels": {"app": "a"}}},
-                    {"metadata": {"name": "b", "namespace": "y", "labels": {"app": "b"}}}]})),
-                "/api/v1/namespaces/x/pods" => (200, json!({"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": [{"metadata": {"name": "p", "namespace": "x"}}]})),
-                "/api/v1/pods" => (403, json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Forbidden", "code": 403, "message": "pods is forbidden"})),
-                _ => (404, json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404, "message": "not found"})),
-            };
-            let resp = http::Response::builder().status(code).body(kube::client::Body::from(serde_json::to_vec(&body).unwrap())).unwrap();
-            Box::pin(async move { Ok(resp) })
-        }
+    /// for one namespace only), the pods of namespace `x` are served.
+    fn fake() -> FakeApi {
+        FakeApi::new(|path| match path {
+            "/apis/apps/v1/deployments" => Some((200, json!({"kind": "DeploymentList", "apiVersion": "apps/v1", "metadata": {"resourceVersion": "7"}, "items": [
+                {"metadata": {"name": "a", "namespace": "x", "labels": {"app": "a"}}},
+                {"metadata": {"name": "b", "namespace": "y", "labels": {"app": "b"}}}]}))),
+            "/api/v1/namespaces/x/pods" => Some((200, json!({"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": [{"metadata": {"name": "p", "namespace": "x"}}]}))),
+            "/api/v1/pods" => Some((403, json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Forbidden", "code": 403, "message": "pods is forbidden"}))),
+            _ => None,
+        })
     }
 
-    fn recorded(fake: &Fake, log: &AccessLog, reads: &(Arc<RunCache>, Freshness)) -> kube::Client {
-        let client = kube::Client::new(fake.clone(), "default");
+    fn recorded(fake: &FakeApi, log: &AccessLog, reads: &(Arc<RunCache>, Freshness)) -> kube::Client {
+        let client = fake.client();
         let target = Target {
             client: client.clone(),
             context: "infra".into(),
@@ -381,7 +362,7 @@ mod tests {
 
     #[tokio::test]
     async fn one_list_serves_every_read_until_a_retry_asks_for_newer() {
-        let (fake, log) = (Fake::default(), AccessLog::default());
+        let (fake, log) = (fake(), AccessLog::default());
         let reads = (RunCache::new(), Freshness::default());
         let client = recorded(&fake, &log, &reads);
         let in_x: Api<Deployment> = Api::namespaced(client.clone(), "x");
@@ -391,29 +372,29 @@ mod tests {
         assert_eq!(in_y.list(&ListParams::default()).await.unwrap().items.len(), 1);
         let all: Api<Deployment> = Api::all(client.clone());
         assert_eq!(all.list(&ListParams::default().labels("app in (a,b)")).await.unwrap().items.len(), 2);
-        assert_eq!(*fake.0.lock().unwrap(), ["/apis/apps/v1/deployments"], "one LIST answered four reads");
+        assert_eq!(fake.asked(), ["/apis/apps/v1/deployments"], "one LIST answered four reads");
         // Another unit of the same run shares the list.
         let other = recorded(&fake, &AccessLog::default(), &(reads.0.clone(), Freshness::default()));
         Api::<Deployment>::namespaced(other, "x").get("a").await.unwrap();
-        assert_eq!(fake.0.lock().unwrap().len(), 1);
+        assert_eq!(fake.asked().len(), 1);
         // A retry needs answers from its own attempt on: one new LIST.
         reads.1.require_since(Instant::now());
         in_y.get("b").await.unwrap();
         in_x.get("a").await.unwrap();
-        assert_eq!(fake.0.lock().unwrap().len(), 2);
+        assert_eq!(fake.asked().len(), 2);
         assert_eq!(log.requests().get("list apps/deployments on infra"), Some(&2), "{:?}", log.requests());
         assert!(log.entries().iter().any(|a| a.to_string() == "get apps/deployments on infra"), "reads are noted for the basis");
     }
 
     #[tokio::test]
     async fn a_refused_list_sends_the_reads_as_they_are() {
-        let (fake, log) = (Fake::default(), AccessLog::default());
+        let (fake, log) = (fake(), AccessLog::default());
         let client = recorded(&fake, &log, &(RunCache::new(), Freshness::default()));
         let pods: Api<Pod> = Api::namespaced(client, "x");
         for _ in 0..2 {
             assert_eq!(pods.list(&ListParams::default()).await.unwrap().items.len(), 1);
         }
-        assert_eq!(*fake.0.lock().unwrap(), ["/api/v1/pods", "/api/v1/namespaces/x/pods", "/api/v1/namespaces/x/pods"], "the refusal is remembered");
+        assert_eq!(fake.asked(), ["/api/v1/pods", "/api/v1/namespaces/x/pods", "/api/v1/namespaces/x/pods"], "the refusal is remembered");
         assert_eq!(log.requests().values().sum::<u64>(), 3);
     }
 

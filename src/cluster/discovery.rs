@@ -60,36 +60,13 @@ pub fn unknown_versions_message(group: &str, kind: &str, understood: &[&str], se
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
-    use std::task::{Context, Poll};
 
-    use futures::future::BoxFuture;
     use serde_json::{Value, json};
 
     use crate::cluster::objects::{resource, Kind};
     use crate::outcome::Verdict;
 
     const EXPORT: Kind = Kind::namespaced("multicluster.x-k8s.io", &["v1beta1", "v1alpha1"], "ServiceExport");
-
-    /// An API server that answers discovery from a fixed map of paths (404 otherwise).
-    #[derive(Clone)]
-    struct Canned(BTreeMap<String, Value>);
-
-    impl tower::Service<http::Request<kube::client::Body>> for Canned {
-        type Response = http::Response<kube::client::Body>;
-        type Error = std::convert::Infallible;
-        type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
-        fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-            Poll::Ready(Ok(()))
-        }
-        fn call(&mut self, req: http::Request<kube::client::Body>) -> Self::Future {
-            let (code, body) = match self.0.get(req.uri().path()) {
-                Some(v) => (200, v.clone()),
-                None => (404, json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404, "message": "the server could not find the requested resource"})),
-            };
-            let resp = http::Response::builder().status(code).header("content-type", "application/json").body(kube::client::Body::from(serde_json::to_vec(&body).unwrap())).unwrap();
-            Box::pin(async move { Ok(resp) })
-        }
-    }
 
     /// A cluster serving ServiceExport at `versions` (the group's discovery documents).
     fn serving(versions: &[&str]) -> kube::Client {
@@ -104,7 +81,7 @@ mod tests {
                        "resources": [{"name": "serviceexports", "singularName": "serviceexport", "namespaced": true, "kind": "ServiceExport", "verbs": ["get", "list", "watch"]}]}),
             );
         }
-        kube::Client::new(Canned(paths), "default")
+        crate::cluster::fake::FakeApi::new(move |path| paths.get(path).map(|v| (200, v.clone()))).client()
     }
 
     #[tokio::test]

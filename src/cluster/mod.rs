@@ -14,6 +14,8 @@
 pub mod access;
 pub mod cache;
 pub mod discovery;
+#[cfg(test)]
+mod fake;
 pub mod lease;
 pub mod nodes;
 pub mod objects;
