@@ -211,7 +211,7 @@ impl Freshness {
     }
 }
 
-/// One fetched answer: the raw body (discovery) or the parsed list.
+/// One fetched answer: the raw body (discovery) or the parsed list (a LIST).
 struct Entry {
     fetched: Instant,
     body: bytes::Bytes,
@@ -279,8 +279,12 @@ async fn fetch(cluster: &str, inner: &kube::Client, path: &str, discovery: bool,
         return None;
     }
     let body = resp.into_body().collect_bytes().await.ok()?;
-    let list = if discovery { None } else { Some(Arc::new(serde_json::from_slice::<Value>(&body).ok()?)) };
-    Some(Entry { fetched, body, list, refused: false })
+    if discovery {
+        return Some(Entry { fetched, body, list: None, refused: false });
+    }
+    // A list is kept parsed only (answers are built from it).
+    let list = Arc::new(serde_json::from_slice::<Value>(&body).ok()?);
+    Some(Entry { fetched, body: bytes::Bytes::new(), list: Some(list), refused: false })
 }
 
 fn in_scope(item: &Value, namespace: Option<&str>) -> bool {

@@ -1,0 +1,112 @@
+//! Benchmark at scale: the node and workload criteria on a simulated apps cluster grown to
+//! N kwok nodes and P pods, for each (N, P) given (default 100/1000 and 1000/10000): wall time
+//! of the criteria and the harness's peak RSS, with the run's read cache. Adds nodes
+//! `bench-NNNN` (kwok runs them) and a Deployment of P pods in namespace `pa-bench-scale` to
+//! the running simulation, removes them afterwards and applies `healthy` again. Prints
+//! figures; asserts nothing.
+//!
+//! `cargo run --release --example bench_scale [-- 100:1000 1000:10000]` (needs a running
+//! simulation: `platform-acceptance sim up`)
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use platform_acceptance::runner::RunConfig;
+use platform_acceptance::session::Session;
+use platform_acceptance::sim::{self, SimConfig};
+use serde_json::json;
+
+const DOC: &str = "fixtures/multi-cluster-epics.md";
+const GITOPS: &str = "fixtures/gitops";
+const NS: &str = "pa-bench-scale";
+const LABEL: &str = "platform-acceptance.io/bench";
+/// Node and workload criteria of the apps cluster and of both clusters.
+const CRITERIA: &str = "1.3.4,1.3.5,1.3.6,1.3.8,2.2.8,2.4.6,3.3.5,5.1.5,5.2.5,9.1.5,9.3.1";
+
+fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kib: f64 = status.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.split_whitespace().next()?.parse().ok()).unwrap_or(0.0);
+    kib / 1024.0
+}
+
+async fn grow(client: &kube::Client, nodes: usize, pods: usize) -> anyhow::Result<()> {
+    let api: Api<Node> = Api::all(client.clone());
+    let pp = PatchParams::apply("pa-bench").force();
+    let have = api.list(&ListParams::default()).await?.items.len();
+    for i in have..nodes {
+        let name = format!("bench-{i:04}");
+        let node = json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "labels": {LABEL: "scale", "kubernetes.io/hostname": name, "type": "kwok"},
+            "annotations": {sim::kwok::NODE_ANNOTATION: "fake", "node.alpha.kubernetes.io/ttl": "0"}},
+            "status": {"capacity": {"cpu": "16", "memory": "64Gi", "pods": "250"}, "allocatable": {"cpu": "16", "memory": "64Gi", "pods": "250"}}});
+        api.patch(&name, &pp, &Patch::Apply(node)).await?;
+    }
+    let ns: Api<Namespace> = Api::all(client.clone());
+    let _ = ns.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": NS, "labels": {LABEL: "scale"}}}))?).await;
+    let deploy = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "scale", "namespace": NS},
+        "spec": {"replicas": pods, "selector": {"matchLabels": {"app": "scale"}}, "template": {"metadata": {"labels": {"app": "scale"}},
+            "spec": {"containers": [{"name": "c", "image": "registry.invalid/pause:1"}], "tolerations": [{"operator": "Exists"}]}}}});
+    Api::<Deployment>::namespaced(client.clone(), NS).patch("scale", &pp, &Patch::Apply(deploy)).await?;
+    let pods_api: Api<Pod> = Api::namespaced(client.clone(), NS);
+    let deadline = Instant::now() + Duration::from_secs(900);
+    loop {
+        let running = pods_api.list(&ListParams::default()).await?.items.iter().filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")).count();
+        if running >= pods || Instant::now() > deadline {
+            println!("  grown to {nodes} nodes, {running}/{pods} pods Running");
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
+
+async fn shrink(client: &kube::Client) -> anyhow::Result<()> {
+    let ns: Api<Namespace> = Api::all(client.clone());
+    let _ = ns.delete(NS, &DeleteParams::default()).await;
+    // One node at a time: a single collection delete of a thousand nodes outlasts the request.
+    let nodes: Api<Node> = Api::all(client.clone());
+    for n in nodes.list(&ListParams::default().labels(&format!("{LABEL}=scale"))).await?.items {
+        let _ = nodes.delete(&n.metadata.name.unwrap_or_default(), &DeleteParams::default()).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while ns.get_opt(NS).await?.is_some() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let sizes: Vec<(usize, usize)> = {
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        let parsed: Vec<(usize, usize)> = args.iter().filter_map(|a| a.split_once(':')).filter_map(|(n, p)| Some((n.parse().ok()?, p.parse().ok()?))).collect();
+        if parsed.is_empty() { vec![(100, 1000), (1000, 10000)] } else { parsed }
+    };
+    let cfg = SimConfig::from_env();
+    let client = sim::client(&cfg, "apps").await?;
+    println!("cores: {}", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0));
+    println!("node and workload criteria ({CRITERIA}):");
+    let row = |what: String, (secs, requests, units): (f64, u64, usize)| println!("  {what} | {units} units | {secs:>5.2} s | {requests} requests | peak RSS {:.0} MiB", peak_rss_mib());
+    let run = || async {
+        let session = Session::new(DOC, Some(Path::new(GITOPS)))?;
+        let targets = sim::targets::targets(&session.coverage.clusters, &Default::default()).await.map_err(anyhow::Error::msg)?;
+        let session = session.with_targets(targets);
+        let only = session.selectors(&[CRITERIA.to_string()])?;
+        let t = Instant::now();
+        let report = session.run(&only, &[], RunConfig { retries: 0, ..RunConfig::default() }).await;
+        anyhow::Ok((t.elapsed().as_secs_f64(), report.summary.api_requests.total, report.results.len()))
+    };
+    row("apps as the repository declares it".into(), run().await?);
+    let outcome = async {
+        for (nodes, pods) in &sizes {
+            grow(&client, *nodes, *pods).await?;
+            row(format!("apps with {nodes} nodes, {pods} more pods"), run().await?);
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    shrink(&client).await?;
+    sim::scenario::apply(&cfg, "healthy").await?;
+    outcome
+}
