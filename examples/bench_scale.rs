@@ -38,9 +38,10 @@ async fn grow(client: &kube::Client, nodes: usize, pods: usize) -> anyhow::Resul
     let have = api.list(&ListParams::default()).await?.items.len();
     for i in have..nodes {
         let name = format!("bench-{i:04}");
+        let capacity: std::collections::BTreeMap<&str, &str> = sim::kwok::NODE_CAPACITY.into_iter().collect();
         let node = json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "labels": {LABEL: "scale", "kubernetes.io/hostname": name, "type": "kwok"},
             "annotations": {sim::kwok::NODE_ANNOTATION: "fake", "node.alpha.kubernetes.io/ttl": "0"}},
-            "status": {"capacity": {"cpu": "16", "memory": "64Gi", "pods": "250"}, "allocatable": {"cpu": "16", "memory": "64Gi", "pods": "250"}}});
+            "status": {"capacity": capacity, "allocatable": capacity}});
         api.patch(&name, &pp, &Patch::Apply(node)).await?;
     }
     let ns: Api<Namespace> = Api::all(client.clone());

@@ -27,7 +27,7 @@ use platform_acceptance::check::Verdict;
 use platform_acceptance::cluster::lease::RUN_LABEL;
 use platform_acceptance::sim;
 use support::ReportExt;
-use support::sim::{MANAGER, SimFixture, retries};
+use support::sim::{MANAGER, SimFixture, retries, wait_phase};
 
 const STORY_UNITS: &str = "8.1.3,8.1.4,8.2.4,9.1.5,9.1.6,9.2.5,9.3.1,9.3.4,10.1.4,10.1.6,10.2.1,10.2.2,10.3.4,10.3.6,10.4.1,10.4.2";
 const DOD_UNITS: &str = "dod.4,dod.5,dod.6,dod.7,dod.13,dod.14";
@@ -161,11 +161,7 @@ async fn epic08_10_and_dod_live_checks_on_the_simulation() {
     let pp = PatchParams { field_manager: Some(MANAGER.into()), ..Default::default() };
     let bucket = bsls.get("default").await.unwrap().data["spec"]["objectStorage"]["bucket"].clone();
     bsls.patch("default", &pp, &Patch::Merge(json!({"spec": {"objectStorage": {"bucket": "no-such-bucket"}}}))).await.unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while bsls.get("default").await.unwrap().data["status"]["phase"] != "Unavailable" {
-        assert!(std::time::Instant::now() < deadline, "Velero did not mark the storage location Unavailable within 60s");
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    }
+    wait_phase(&bsls, "default", Some("Unavailable"), std::time::Duration::from_secs(60), "Velero did not mark the storage location Unavailable within 60s").await;
     let r = fx.run("8.2.4,10.3.4,10.3.6,dod.6").await;
     r.expect_failing(&["8.2.4 [infra]", "10.3.4 [infra]", "10.3.6 [infra]", "dod.6 [infra]"])
         .expect_message("8.2.4 [infra]", &["HTTPRoute auth/keycloak (gateway.networking.k8s.io/v1) (cluster infra) parent networking/external (https): expected Accepted=True, observed Accepted=False (NotAllowedByListeners)"])
@@ -175,10 +171,7 @@ async fn epic08_10_and_dod_live_checks_on_the_simulation() {
     assert_eq!(r.verdict("dod.6 [apps]"), Verdict::Skip);
     route.restore().await;
     bsls.patch("default", &pp, &Patch::Merge(json!({"spec": {"objectStorage": {"bucket": bucket}}}))).await.unwrap();
-    while bsls.get("default").await.unwrap().data["status"]["phase"] != "Available" {
-        assert!(std::time::Instant::now() < deadline + std::time::Duration::from_secs(120), "Velero did not mark the storage location Available again");
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    }
+    wait_phase(&bsls, "default", Some("Available"), std::time::Duration::from_secs(120), "Velero did not mark the storage location Available again").await;
     // On apps a location in read-only mode (a restore-only location): Velero refuses new
     // backups there, while the disaster-recovery restore of infra's backup still works.
     let apps_bsls = fx.dynamic("apps", "velero.io/v1", "BackupStorageLocation", Some("velero")).await;

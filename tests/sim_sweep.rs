@@ -15,7 +15,7 @@ use platform_acceptance::cluster::lease::{self, DISPOSABLE_LABEL};
 use platform_acceptance::plan::Unit;
 use platform_acceptance::runner::{Environment, RunConfig, Runner};
 use support::ReportExt;
-use support::sim::SimFixture;
+use support::sim::{SimFixture, wait_phase};
 
 async fn exists(api: &Api<Namespace>, name: &str) -> bool {
     // A deleted namespace lingers while it terminates: count it as gone.
@@ -67,14 +67,7 @@ async fn sweep_removes_only_what_dead_runs_left() {
     }
     let r = serde_json::json!({"apiVersion": "velero.io/v1", "kind": "Restore", "metadata": {"name": dead, "labels": {lease::RUN_LABEL: dead_run}}, "spec": {"backupName": dead}});
     restores.create(&PostParams::default(), &serde_json::from_value(r).unwrap()).await.unwrap();
-    let phase = |o: kube::api::DynamicObject| o.data["status"]["phase"].as_str().unwrap_or("").to_string();
-    for _ in 0..120 {
-        if phase(backups.get(&dead).await.unwrap()) == "Completed" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    assert_eq!(phase(backups.get(&dead).await.unwrap()), "Completed", "the real Velero server took the dead run's Backup");
+    wait_phase(&backups, &dead, Some("Completed"), Duration::from_secs(60), "the real Velero server took the dead run's Backup").await;
     tokio::time::sleep(Duration::from_secs(3)).await;
 
     let swept = lease::sweep(&client).await.unwrap();
@@ -86,13 +79,7 @@ async fn sweep_removes_only_what_dead_runs_left() {
     assert!(swept.live.contains(&format!("Backup velero/{live} ({live_run})")), "{swept:?}");
     assert!(swept.failed.is_empty(), "{swept:?}");
     // Velero deletes the Backup (files first) as the DeleteBackupRequest asks.
-    for _ in 0..120 {
-        if backups.get_opt(&dead).await.unwrap().is_none() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    assert!(backups.get_opt(&dead).await.unwrap().is_none(), "Velero deleted the dead run's Backup");
+    wait_phase(&backups, &dead, None, Duration::from_secs(60), "Velero deleted the dead run's Backup").await;
     assert!(restores.get_opt(&dead).await.unwrap().is_none(), "the dead run's Restore is deleted");
     assert!(backups.get_opt(&live).await.unwrap().is_some(), "the live run's Backup stays");
     assert!(swept.live.contains(&format!("{live} ({live_run})")), "{swept:?}");

@@ -211,13 +211,19 @@ impl Freshness {
     }
 }
 
-/// One fetched answer: the raw body (discovery) or the parsed list (a LIST).
+/// What a fetch brought, and when.
 struct Entry {
     fetched: Instant,
-    body: bytes::Bytes,
-    list: Option<Arc<Value>>,
-    /// The LIST was refused or failed: the original requests are sent.
-    refused: bool,
+    answer: Fetched,
+}
+
+enum Fetched {
+    /// A discovery document, as the API server sent it.
+    Document(bytes::Bytes),
+    /// A LIST, parsed (answers are built from it).
+    List(Arc<Value>),
+    /// The request was refused or failed: the original requests are sent.
+    Refused,
 }
 
 type Slot = Arc<tokio::sync::Mutex<Option<Entry>>>;
@@ -251,40 +257,33 @@ impl RunCache {
         if entry.as_ref().is_none_or(|e| floor.is_some_and(|f| e.fetched < f)) {
             let fetched = Instant::now();
             // A refusal is remembered: later reads of the type go out as they are, at once.
-            let refused = Entry { fetched, body: bytes::Bytes::new(), list: None, refused: true };
-            *entry = Some(fetch(cluster, inner, key, matches!(read, Read::Discovery(_)), log).await.unwrap_or(refused));
+            let answer = fetch(cluster, inner, key, matches!(read, Read::Discovery(_)), log).await.unwrap_or(Fetched::Refused);
+            *entry = Some(Entry { fetched, answer });
         }
-        let e = entry.as_ref().expect("filled above");
-        if e.refused {
-            return None;
-        }
-        let (status, body) = match (read, &e.list) {
-            (Read::Discovery(_), _) => (200, e.body.clone()),
-            (Read::List { namespace, selector, .. }, Some(list)) => (200, list_body(list, namespace.as_deref(), selector.as_ref())),
-            (Read::Object { collection, namespace, name }, Some(list)) => object_body(list, collection, namespace.as_deref(), name),
+        let (status, body) = match (read, &entry.as_ref().expect("filled above").answer) {
+            (Read::Discovery(_), Fetched::Document(body)) => (200, body.clone()),
+            (Read::List { namespace, selector, .. }, Fetched::List(list)) => (200, list_body(list, namespace.as_deref(), selector.as_ref())),
+            (Read::Object { collection, namespace, name }, Fetched::List(list)) => object_body(list, collection, namespace.as_deref(), name),
             _ => return None,
         };
         http::Response::builder().status(status).header("content-type", "application/json").body(kube::client::Body::from(body)).ok()
     }
 }
 
-async fn fetch(cluster: &str, inner: &kube::Client, path: &str, discovery: bool, log: &AccessLog) -> Option<Entry> {
+async fn fetch(cluster: &str, inner: &kube::Client, path: &str, discovery: bool, log: &AccessLog) -> Option<Fetched> {
     if let Some(a) = api_access(cluster, "GET", path) {
         log.count(&a);
     }
     let req = http::Request::get(path).body(kube::client::Body::empty()).ok()?;
-    let fetched = Instant::now();
     let resp = inner.send(req).await.ok()?;
     if resp.status() != http::StatusCode::OK {
         return None;
     }
     let body = resp.into_body().collect_bytes().await.ok()?;
     if discovery {
-        return Some(Entry { fetched, body, list: None, refused: false });
+        return Some(Fetched::Document(body));
     }
-    // A list is kept parsed only (answers are built from it).
-    let list = Arc::new(serde_json::from_slice::<Value>(&body).ok()?);
-    Some(Entry { fetched, body: bytes::Bytes::new(), list: Some(list), refused: false })
+    Some(Fetched::List(Arc::new(serde_json::from_slice::<Value>(&body).ok()?)))
 }
 
 fn in_scope(item: &Value, namespace: Option<&str>) -> bool {

@@ -442,6 +442,19 @@ fn object(api_version: &str, kind: &str, ns: Option<&str>, name: &str, body: Val
 }
 
 /// A dynamic API through discovery (see [`SimFixture::dynamic`]).
+/// Waits (a watch) until object `name` of `api` is in `status.phase` `phase`, or, with `None`,
+/// gone; panics with `what` when `within` passes first.
+pub async fn wait_phase(api: &Api<DynamicObject>, name: &str, phase: Option<&str>, within: Duration, what: &str) {
+    let want = phase.map(str::to_string);
+    let cond = move |o: Option<&DynamicObject>| match (&want, o) {
+        (Some(p), Some(o)) => o.data["status"]["phase"] == p.as_str(),
+        (None, o) => o.is_none(),
+        (Some(_), None) => false,
+    };
+    let waited = tokio::time::timeout(within, kube::runtime::wait::await_condition(api.clone(), name, cond)).await;
+    assert!(matches!(waited, Ok(Ok(_))), "{what} ({waited:?})");
+}
+
 pub async fn dynamic(client: &kube::Client, api_version: &str, kind: &str, ns: Option<&str>) -> Api<DynamicObject> {
     let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
     let (ar, caps) = kube::discovery::pinned_kind(client, &GroupVersionKind::gvk(group, version, kind))

@@ -37,8 +37,8 @@ const RESTORE: Kind = Kind::namespaced("velero.io", &["v1"], "Restore");
 const SET_LABEL: &str = "platform-acceptance.io/set";
 /// How long Velero may take for each of the backup and the restore.
 const WAIT: Duration = Duration::from_secs(25);
-/// How long Velero may take to validate a new location and sync its Backups (every minute
-/// by default, `--backup-sync-period`; 10 s on the simulation).
+/// How long Velero may take to validate a new location and sync its Backups: its sync
+/// controller looks at the locations once a minute and skips one not yet validated (§21).
 const SYNC_WAIT: Duration = Duration::from_secs(150);
 
 /// Where a step runs: a cluster's client and Velero's namespace there.

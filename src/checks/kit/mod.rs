@@ -51,5 +51,5 @@ pub mod prelude {
     pub use super::secrets::*;
     pub use super::services::*;
     pub use super::storage::*;
-    pub use super::wait::{self, until};
+    pub use super::wait;
 }

@@ -1,56 +1,32 @@
-//! Waiting inside a round trip: the one place a check waits. Bounded by the caller's
-//! limit (kept inside the runner's per-check timeout) and by the run's cancellation.
-//! [`object`] waits for one object's condition through a watch (kube-runtime's
-//! `await_condition`: one LIST and one WATCH, however long the wait); [`until`] polls what
-//! a watch cannot express.
+//! Waiting inside a round trip: the one place a check waits for a controller. Bounded by
+//! the caller's limit (kept inside the runner's per-check timeout) and by the run's
+//! cancellation. [`object`] watches one object until its condition holds (kube-runtime's
+//! `await_condition`: one LIST and one WATCH, however long the wait).
 //!
 //! ```
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
 //! use std::time::Duration;
-//! use platform_acceptance::check::{CheckContext, Cleanup, Phase};
-//! use platform_acceptance::checks::kit::wait::until;
+//! use platform_acceptance::check::{CheckContext, Cleanup, Phase, Verdict};
+//! use platform_acceptance::checks::kit::wait;
+//! use platform_acceptance::cluster::objects::Kind;
+//! const BACKUP: Kind = Kind::namespaced("velero.io", &["v1"], "Backup");
 //! let ctx = CheckContext {
 //!     cluster: "infra".into(), repo: None, target: None, phase: Phase::default(),
 //!     cancel: Default::default(), cleanup: Cleanup::default(), run: "doc".into(),
 //! };
-//! let mut n = 0;
-//! let got = until(&ctx, Duration::from_secs(5), || { n += 1; let v = n; async move { Ok((v >= 2).then_some(v)) } }).await;
-//! assert_eq!(got.unwrap(), Some(2));
+//! // An API server that does not answer ends the wait at once as an Error, not a hang.
+//! let client = kube::Client::try_from(kube::Config::new("http://127.0.0.1:9".parse().unwrap())).unwrap();
+//! let waited = wait::object(&ctx, &client, &BACKUP, Some("velero"), "b", Duration::from_secs(60), |b| b.str("/status/phase") == Some("Completed")).await;
+//! assert_eq!(waited.unwrap_err().verdict(), Verdict::Error);
 //! # });
 //! ```
 
-use std::future::Future;
 use std::time::Duration;
 
 use kube::api::{Api, DynamicObject};
 
 use crate::check::{CheckContext, Outcome};
 use crate::cluster::objects::{self, Found, Kind};
-
-/// Time between two probes.
-pub const POLL: Duration = Duration::from_millis(500);
-
-/// Calls `probe` until it yields `Some`, an error, `within` has passed or the run is
-/// cancelled; `Ok(None)` means it never yielded (the caller builds the Fail).
-pub async fn until<T, F, Fut>(ctx: &CheckContext, within: Duration, mut probe: F) -> Result<Option<T>, Outcome>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<Option<T>, Outcome>>,
-{
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        if let Some(v) = probe().await? {
-            return Ok(Some(v));
-        }
-        if tokio::time::Instant::now() >= deadline || ctx.cancel.is_cancelled() {
-            return Ok(None);
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(POLL) => {}
-            _ = ctx.cancel.cancelled() => {}
-        }
-    }
-}
 
 /// Waits until object `name` of `kind` exists and satisfies `cond`, watching it; `Ok(None)`
 /// when `within` passed (or the run was cancelled) first: the caller reads the state it
