@@ -264,6 +264,30 @@ async fn down_leaves_no_process_and_no_port() {
     assert!(!cfg.state_dir.exists(), "state directory {} still exists", cfg.state_dir.display());
     // A second down is a no-op.
     sim::down(&cfg).await.expect("second sim down");
+
+    // The first cold start kept each cluster's etcd with its nodes and CRDs as a template;
+    // the next cold start begins from it and ends with the same control plane.
+    // (A simulation started before templates existed never wrote one: a cold start does.)
+    let fingerprint = sim::crds::fingerprint(&cfg.cache_dir);
+    let missing = |c: &sim::ClusterSpec| sim::template::find(&cfg, &sim::template::key(&cfg, c, &fingerprint)).is_none();
+    if specs.iter().any(missing) {
+        let st = sim::up(&cfg).await.expect("cold sim up");
+        assert!(st.from_template.is_empty(), "{st}");
+        sim::down(&cfg).await.expect("sim down");
+    }
+    for c in &specs {
+        assert!(!missing(c), "no template for {} after a cold start", c.name);
+    }
+    let st = sim::up(&cfg).await.expect("sim up from templates");
+    assert_eq!(st.from_template, ["infra", "apps"], "{st}");
+    assert!(st.is_healthy(), "{st}");
+    let crds = sim::crds::load(&cfg.cache_dir).expect("load cached CRDs");
+    for c in &specs {
+        let client = sim::client(&cfg, &c.name).await.expect("client");
+        let missing = sim::crds::not_established(&client, &crds).await.expect("list CRDs");
+        assert!(missing.is_empty(), "{}: CRDs not Established after a start from the template: {missing:?}", c.name);
+    }
+    sim::down(&cfg).await.expect("sim down after the start from templates");
 }
 
 /// Manual driver: `PA_SIM_CLI=up|down|status cargo test --test sim_control_plane cli_driver -- --ignored --nocapture`

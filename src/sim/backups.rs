@@ -22,8 +22,9 @@ pub async fn seed(cfg: &SimConfig) -> Result<()> {
         let endpoints = &endpoints;
         async move {
             let client = super::client(cfg, cluster).await?;
-            restic_snapshot(&client, cluster, endpoints).await.with_context(|| format!("VolSync restic data on {cluster}"))?;
-            velero_schedules(&client).await.with_context(|| format!("Velero on {cluster}"))
+            let restic = async { restic_snapshot(&client, cluster, endpoints).await.with_context(|| format!("VolSync restic data on {cluster}")) };
+            let velero = async { velero_schedules(&client).await.with_context(|| format!("Velero on {cluster}")) };
+            tokio::try_join!(restic, velero).map(|_| ())
         }
     };
     let (infra, apps) = tokio::join!(seed_one("infra"), seed_one("apps"));
@@ -52,26 +53,28 @@ async fn restic_snapshot(client: &kube::Client, cluster: &str, endpoints: &super
     let scratch = Scratch::new(cluster)?;
     let dir = scratch.0.clone();
     std::fs::write(dir.join("data.txt"), format!("volsync test data of {cluster}\n"))?;
-    let restic = |args: &[&str]| -> Result<std::process::Output> {
-        std::process::Command::new("restic")
+    let restic = async |args: &[&str]| -> Result<std::process::Output> {
+        tokio::process::Command::new("restic")
             .args(args)
             .env("RESTIC_REPOSITORY", &repository)
             .env("RESTIC_PASSWORD", s.get("RESTIC_PASSWORD").map(String::as_str).unwrap_or_default())
             .env("AWS_ACCESS_KEY_ID", s.get("AWS_ACCESS_KEY_ID").map(String::as_str).unwrap_or_default())
             .env("AWS_SECRET_ACCESS_KEY", s.get("AWS_SECRET_ACCESS_KEY").map(String::as_str).unwrap_or_default())
             .env("RESTIC_CACHE_DIR", dir.join(".cache"))
+            .kill_on_drop(true)
             .output()
+            .await
             .context("restic not installed: apt-get install -y restic")
     };
-    let snapshots = restic(&["snapshots", "--json"])?;
+    let snapshots = restic(&["snapshots", "--json"]).await?;
     if snapshots.status.success() && String::from_utf8_lossy(&snapshots.stdout).trim().starts_with("[{") {
         return Ok(()); // already seeded
     }
-    let init = restic(&["init"])?;
+    let init = restic(&["init"]).await?;
     if !init.status.success() && !String::from_utf8_lossy(&init.stderr).contains("already") {
         bail!("restic init failed (exit {:?})", init.status.code());
     }
-    let backup = restic(&["backup", "--host", &format!("sim-{cluster}"), dir.join("data.txt").to_str().unwrap_or("data.txt")])?;
+    let backup = restic(&["backup", "--host", &format!("sim-{cluster}"), dir.join("data.txt").to_str().unwrap_or("data.txt")]).await?;
     if !backup.status.success() {
         bail!("restic backup failed (exit {:?})", backup.status.code());
     }

@@ -101,9 +101,13 @@ pub async fn run(cmd: SimCommand) -> anyhow::Result<()> {
     let cfg = SimConfig::from_env();
     match cmd {
         SimCommand::Up { scenario } => {
-            super::up(&cfg).await?;
-            let _ = super::data::start(&cfg).await?;
-            super::scenario::apply(&cfg, &scenario).await?;
+            let t = std::time::Instant::now();
+            super::up_with(&cfg, async {
+                super::data::start(&cfg).await?;
+                super::scenario::apply(&cfg, &scenario).await
+            })
+            .await?;
+            println!("sim up: scenario {scenario} applied on a ready simulation {:.1}s after the start", t.elapsed().as_secs_f64());
         }
         SimCommand::Down => super::down(&cfg).await?,
         SimCommand::Status => {

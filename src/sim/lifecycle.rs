@@ -16,7 +16,7 @@ use super::components::{self, Probe};
 use super::pki::Pki;
 use super::process::{self, ProcessRecord, lookup, registered_processes, spawn_detached, stop_process, unregister_process};
 use super::status::{SimStatus, collect_status};
-use super::{SHARED_SCOPE, SimConfig, client, crds, kubeconfig, kubeconfig_path, kwok, state_lock};
+use super::{SHARED_SCOPE, SimConfig, client, crds, kubeconfig, kubeconfig_path, kwok, state_lock, template};
 
 const ETCD_TIMEOUT: Duration = Duration::from_secs(30);
 const APISERVER_TIMEOUT: Duration = Duration::from_secs(120);
@@ -44,6 +44,29 @@ fn read_crd_stamp(cfg: &SimConfig, c: &ClusterSpec) -> Option<CrdStamp> {
 /// healthy; a cluster with a crashed component is reported (with the tail of the
 /// component's log) and restarted cleanly (etcd data kept).
 pub async fn up(cfg: &SimConfig) -> anyhow::Result<SimStatus> {
+    Ok(up_with(cfg, async { Ok(()) }).await?.0)
+}
+
+/// [`up`], running `then` (e.g. the data services and a scenario) as soon as both API
+/// servers answer with their nodes and CRDs, while the controllers that need the CRDs
+/// ([`ADDONS`]) are still starting: what `then` applies waits for them as it would on a
+/// real cluster. Returns the status once both are done, and `then`'s value.
+///
+/// ```no_run
+/// # async fn f(cfg: &platform_acceptance::sim::SimConfig) -> anyhow::Result<()> {
+/// use platform_acceptance::sim;
+/// let (status, report) = sim::up_with(cfg, async {
+///     sim::data::start(cfg).await?;
+///     sim::scenario::apply_with_report(cfg, "healthy").await
+/// })
+/// .await?;
+/// println!("{status}\n{} objects applied", report.clusters.values().map(|c| c.applied).sum::<usize>());
+/// # Ok(()) }
+/// ```
+pub async fn up_with<T>(
+    cfg: &SimConfig,
+    then: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<(SimStatus, T)> {
     let t0 = Instant::now();
     components::check_binaries(cfg)?;
     let specs = cluster_specs(cfg)?;
@@ -53,7 +76,7 @@ pub async fn up(cfg: &SimConfig) -> anyhow::Result<SimStatus> {
     if let Some(mut st) = warm_status(cfg, &specs, &fingerprint).await {
         st.ready_after = Some(t0.elapsed());
         println!("sim up: both clusters already up and ready (checked in {:.1}s)", t0.elapsed().as_secs_f64());
-        return Ok(st);
+        return Ok((st, then.await?));
     }
 
     // The network namespace first: every other process starts inside it.
@@ -104,6 +127,18 @@ pub async fn up(cfg: &SimConfig) -> anyhow::Result<SimStatus> {
         std::fs::create_dir_all(c.dir(cfg).join("kwok-home"))?;
     }
 
+    // A cluster whose etcd never ran starts from the cached template with its CRDs, if any.
+    let keys: Vec<String> = specs.iter().map(|c| template::key(cfg, c, &fingerprint)).collect();
+    let mut from_template = vec![];
+    for (c, key) in specs.iter().zip(&keys) {
+        if let Some(dir) = template::find(cfg, key)
+            && template::restore(&dir, &c.dir(cfg))?
+        {
+            from_template.push(c.name.clone());
+            eprintln!("sim up: cluster {}: etcd starts from template {key} (nodes and CRDs installed)", c.name);
+        }
+    }
+
     let probe = Probe::new(cfg)?;
     futures::future::try_join_all(specs.iter().map(|c| ensure_control_plane(cfg, c, &probe))).await?;
 
@@ -121,16 +156,23 @@ pub async fn up(cfg: &SimConfig) -> anyhow::Result<SimStatus> {
     } else {
         vec![]
     };
-    futures::future::try_join_all(specs.iter().map(|c| finish_cluster(cfg, c, &docs, &fingerprint))).await?;
-    futures::future::try_join_all(specs.iter().map(|c| ensure_addons(cfg, c, &probe))).await?;
-
-    let elapsed = t0.elapsed();
+    let installed =
+        futures::future::try_join_all(specs.iter().map(|c| finish_cluster(cfg, c, &docs, &fingerprint))).await?;
+    let keep = specs.iter().zip(&keys).zip(installed).filter(|((_, key), installed)| *installed && template::find(cfg, key).is_none());
+    futures::future::try_join_all(keep.map(|((c, key), _)| keep_template(cfg, c, key, &probe))).await?;
     let names = specs.iter().map(|c| c.name.as_str()).collect::<Vec<_>>();
     let what = if names.len() == 2 { "both clusters".to_string() } else { format!("clusters {}", names.join(", ")) };
-    println!("sim up: {what} ready in {:.1}s (kubeconfig {})", elapsed.as_secs_f64(), kubeconfig_path(cfg).display());
+    let addons = async {
+        futures::future::try_join_all(specs.iter().map(|c| ensure_addons(cfg, c, &probe))).await?;
+        let elapsed = t0.elapsed();
+        println!("sim up: {what} ready in {:.1}s (kubeconfig {})", elapsed.as_secs_f64(), kubeconfig_path(cfg).display());
+        anyhow::Ok(elapsed)
+    };
+    let (elapsed, value) = tokio::try_join!(addons, then)?;
     let mut st = collect_status(cfg, &specs).await;
     st.ready_after = Some(elapsed);
-    Ok(st)
+    st.from_template = from_template;
+    Ok((st, value))
 }
 
 fn indent(text: &str) -> String {
@@ -229,31 +271,41 @@ async fn ensure_control_plane(cfg: &SimConfig, c: &ClusterSpec, probe: &Probe) -
     Ok(())
 }
 
-/// Starts the controllers that need the cluster's CRDs ([`ADDONS`]: cert-manager), or
-/// leaves each one that runs with the current command line and answers.
+/// Starts the controllers that need the cluster's CRDs ([`ADDONS`]: cert-manager, Velero)
+/// side by side, or leaves each one that runs with the current command line and answers.
 async fn ensure_addons(cfg: &SimConfig, c: &ClusterSpec, probe: &Probe) -> anyhow::Result<()> {
-    for name in ADDONS {
-        if let Some(rec) = lookup(&cfg.state_dir, &c.name, name) {
-            if is_current(cfg, c, &rec) && wait_healthy(probe, c, name, &rec, Duration::from_secs(15)).await.is_ok() {
-                continue;
-            }
-            if rec.is_alive() {
-                eprintln!("sim up: {}/{name} (pid {}) is not current or does not answer; restarting it", c.name, rec.pid);
-            }
-            stop_process(&rec, STOP_GRACE).await;
-            unregister_process(&cfg.state_dir, &rec.scope, &rec.name)?;
+    futures::future::try_join_all(ADDONS.iter().map(|name| ensure_addon(cfg, c, probe, name))).await?;
+    Ok(())
+}
+
+async fn ensure_addon(cfg: &SimConfig, c: &ClusterSpec, probe: &Probe, name: &str) -> anyhow::Result<()> {
+    if let Some(rec) = lookup(&cfg.state_dir, &c.name, name) {
+        if is_current(cfg, c, &rec) && wait_healthy(probe, c, name, &rec, Duration::from_secs(15)).await.is_ok() {
+            return Ok(());
         }
-        for port in c.ports.of(name) {
-            process::ensure_port_free(&cfg.state_dir, port, &format!("{} {name}", c.name))?;
+        if rec.is_alive() {
+            eprintln!("sim up: {}/{name} (pid {}) is not current or does not answer; restarting it", c.name, rec.pid);
         }
-        if name == "velero" {
-            prepare_velero(cfg, c).await?;
-        }
-        let mut cmd = components::command(cfg, c, name);
-        let rec = spawn_detached(&cfg.state_dir, &c.name, name, &mut cmd, &c.ports.of(name))?;
-        wait_healthy(probe, c, name, &rec, COMPONENT_TIMEOUT).await?;
-        eprintln!("sim up: cluster {}: {name} {} started (pid {})", c.name, components::version(cfg, name).unwrap_or_default(), rec.pid);
+        stop_process(&rec, STOP_GRACE).await;
+        unregister_process(&cfg.state_dir, &rec.scope, &rec.name)?;
     }
+    for port in c.ports.of(name) {
+        process::ensure_port_free(&cfg.state_dir, port, &format!("{} {name}", c.name))?;
+    }
+    if name == "velero" {
+        prepare_velero(cfg, c).await?;
+    }
+    let t = Instant::now();
+    let mut cmd = components::command(cfg, c, name);
+    let rec = spawn_detached(&cfg.state_dir, &c.name, name, &mut cmd, &c.ports.of(name))?;
+    wait_healthy(probe, c, name, &rec, COMPONENT_TIMEOUT).await?;
+    eprintln!(
+        "sim up: cluster {}: {name} {} started (pid {}, answering after {:.1}s)",
+        c.name,
+        components::version(cfg, name).unwrap_or_default(),
+        rec.pid,
+        t.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 
@@ -314,19 +366,50 @@ async fn wait_healthy(
     }
 }
 
-/// Nodes (created, Ready, podCIDR) and CRDs (applied, Established) of one cluster.
+/// Writes cluster `c`'s template ([`template`]): stops its etcd (the API server keeps
+/// running and reconnects), copies the data directory, starts etcd again and waits until
+/// etcd and the API server answer. Once per key; a failure to write only warns.
+async fn keep_template(cfg: &SimConfig, c: &ClusterSpec, key: &str, probe: &Probe) -> anyhow::Result<()> {
+    let t = Instant::now();
+    let Some(etcd) = lookup(&cfg.state_dir, &c.name, "etcd") else { return Ok(()) };
+    stop_process(&etcd, STOP_GRACE).await;
+    unregister_process(&cfg.state_dir, &etcd.scope, &etcd.name)?;
+    let saved = template::save(cfg, key, &c.dir(cfg));
+    let mut cmd = components::command(cfg, c, "etcd");
+    let etcd = spawn_detached(&cfg.state_dir, &c.name, "etcd", &mut cmd, &c.ports.of("etcd"))?;
+    wait_healthy(probe, c, "etcd", &etcd, ETCD_TIMEOUT).await?;
+    if let Some(api) = lookup(&cfg.state_dir, &c.name, "kube-apiserver") {
+        wait_healthy(probe, c, "kube-apiserver", &api, APISERVER_TIMEOUT).await?;
+    }
+    match saved {
+        Ok(_) => {
+            template::prune(cfg, key);
+            eprintln!(
+                "sim up: cluster {}: template {key} written to {} in {:.1}s; the next cold start begins from it",
+                c.name,
+                template::root(cfg).display(),
+                t.elapsed().as_secs_f64()
+            );
+        }
+        Err(e) => eprintln!("sim up: cluster {}: warning: template {key} not written: {e:#}", c.name),
+    }
+    Ok(())
+}
+
+/// Nodes (created, Ready, podCIDR) and CRDs (applied, Established) of one cluster; true
+/// if the CRDs were applied now.
 async fn finish_cluster(
     cfg: &SimConfig,
     c: &ClusterSpec,
     docs: &[crds::CrdDoc],
     fingerprint: &str,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<bool> {
     let client = client(cfg, &c.name).await?;
     kwok::ensure_nodes(&client, c).await?;
     let nodes = wait_nodes_ready(&client, c);
     let crds = async {
         if read_crd_stamp(cfg, c).is_some_and(|s| s.fingerprint == fingerprint) {
-            return Ok(());
+            return Ok(false);
         }
         let t = Instant::now();
         crds::install(&client, docs, CRDS_TIMEOUT).await.with_context(|| format!("cluster {}", c.name))?;
@@ -339,10 +422,10 @@ async fn finish_cluster(
             docs.len(),
             t.elapsed().as_secs_f64()
         );
-        anyhow::Ok(())
+        anyhow::Ok(true)
     };
-    tokio::try_join!(nodes, crds)?;
-    Ok(())
+    let ((), installed) = tokio::try_join!(nodes, crds)?;
+    Ok(installed)
 }
 
 async fn wait_nodes_ready(client: &kube::Client, c: &ClusterSpec) -> anyhow::Result<()> {

@@ -41,6 +41,7 @@ pub mod network;
 pub mod provisioner;
 pub mod scenario;
 pub mod targets;
+pub mod template;
 
 mod lifecycle;
 mod status;
@@ -52,7 +53,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 
 pub use cluster::{ADDONS, COMPONENTS, ClusterSpec, DEFAULT_PORT_BASE, Ports, cluster_specs};
-pub use lifecycle::{down, up};
+pub use lifecycle::{down, up, up_with};
 pub use process::{
     ProcessRecord, lookup, register_process, register_process_with, registered_processes, spawn_detached, stop_process,
     unregister_process,

@@ -82,6 +82,9 @@ pub struct SimStatus {
     pub network: Option<String>,
     /// Set by [`super::up`]: time from its start until both clusters were Ready.
     pub ready_after: Option<Duration>,
+    /// Set by [`super::up`]: clusters whose etcd started from a cached template with the
+    /// nodes and CRDs installed ([`super::template`]).
+    pub from_template: Vec<String>,
 }
 
 impl SimStatus {
@@ -227,6 +230,7 @@ pub(super) async fn collect_status(cfg: &SimConfig, specs: &[ClusterSpec]) -> Si
         other_processes,
         network: network_line(cfg),
         ready_after: None,
+        from_template: vec![],
     }
 }
 
