@@ -52,10 +52,11 @@ sim-down: build ## stop the simulation and remove its state
 sim-status: build ## processes, ports and memory of the running simulation
 	$(BIN) sim status
 
-bench: ## print timings: catalog parse, repository layer, sim build/up, RSS, whole suite with and without the read cache
+bench: ## print timings: catalog parse, repository layer, sim build/up, RSS, whole suite with and without the read cache, harness vs chainsaw (after `sim/build.sh chainsaw`)
 	cargo run --release --example bench_repo_layer
 	sim/bench.sh
 	cargo run --release --example bench_suite
+	cargo run --release --example bench_chainsaw
 
 FUZZ_SECONDS ?= 60
 fuzz: ## fuzz each parser of untrusted text for FUZZ_SECONDS (default 60) seconds; failures land in fuzz/regressions/

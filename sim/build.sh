@@ -5,7 +5,8 @@
 # usage: sim/build.sh [--force] [--lock] [--list] [NAME...]
 #   NAME     one or more of: kube-apiserver kube-controller-manager
 #            kube-scheduler etcd kwok minio cert-manager velero
-#            velero-plugin-for-aws actionlint (default: all)
+#            velero-plugin-for-aws actionlint (default: all of these);
+#            chainsaw (benchmark only: built when named)
 #   --force  rebuild even when the stamp says the pinned version is built
 #   --lock   after resolving, copy the tidied go.mod/go.sum back into
 #            sim/go/<wrapper>/ (use after changing a pin in versions.env)
@@ -60,7 +61,10 @@ BINARIES=(
   "velero|velero|platform-acceptance/sim/velero|$VELERO_VERSION"
   "velero-plugin-for-aws|velero-plugin-for-aws|github.com/vmware-tanzu/velero-plugin-for-aws/velero-plugin-for-aws|$VELERO_PLUGIN_AWS_VERSION"
   "actionlint|actionlint|github.com/rhysd/actionlint/cmd/actionlint|$ACTIONLINT_VERSION"
+  "chainsaw|chainsaw|github.com/kyverno/chainsaw|$CHAINSAW_VERSION"
 )
+# Built only when named on the command line.
+OPTIONAL=' chainsaw '
 
 if [[ $LIST == 1 ]]; then
   for b in "${BINARIES[@]}"; do IFS='|' read -r n _ p v <<<"$b"; echo "$n $v $p"; done
@@ -183,6 +187,9 @@ prepare_wrapper() {
         go mod edit -require="$VELERO_PLUGIN_AWS_MODULE@$VELERO_PLUGIN_AWS_VERSION"
         copy_replaces "$VELERO_PLUGIN_AWS_MODULE@$VELERO_PLUGIN_AWS_VERSION" ;;
       actionlint) go mod edit -require="$ACTIONLINT_MODULE@$ACTIONLINT_VERSION" ;;
+      chainsaw)
+        go mod edit -require="$CHAINSAW_MODULE@$CHAINSAW_VERSION"
+        copy_replaces "$CHAINSAW_MODULE@$CHAINSAW_VERSION" ;;
     esac
     if [[ $LOCK == 1 ]] || ! cmp -s go.mod "$src/go.mod" || [[ ! -f go.sum ]]; then
       [[ $LOCK == 1 ]] || log "WARNING: sim/go/$w/go.mod does not match versions.env; resolving (run 'sim/build.sh --lock' to update it)"
@@ -219,8 +226,17 @@ write_kwok_stages() {
   mv "$out" "$KWOK_STAGES"
 }
 
+# The Go toolchain a binary is compiled with: the machine's, unless versions.env pins
+# another (fetched by the go command from the module proxy).
+toolchain_for() { # name
+  case "$1" in
+    chainsaw) echo "$CHAINSAW_GO_TOOLCHAIN" ;;
+    *) echo local ;;
+  esac
+}
+
 wanted() { # name
-  [[ ${#WANT[@]} -eq 0 ]] && return 0
+  if [[ ${#WANT[@]} -eq 0 ]]; then [[ $OPTIONAL != *" $1 "* ]]; return; fi
   local w; for w in "${WANT[@]}"; do [[ $w == "$1" ]] && return 0; done
   return 1
 }
@@ -239,7 +255,8 @@ for b in "${BINARIES[@]}"; do
   wanted "$name" || continue
   FOUND=$((FOUND + 1))
   ldflags="-s -w$(extra_ldflags "$name" "$version")"
-  stamp_want="$name $version $GOVERSION wrapper=$(sha "$SIM_DIR/go/$wrapper/go.mod" "$SIM_DIR/go/$wrapper/go.sum") ldflags=$(sha <<<"$ldflags")"
+  toolchain=$(toolchain_for "$name")
+  stamp_want="$name $version $GOVERSION$([[ $toolchain == local ]] || echo " toolchain=$toolchain") wrapper=$(sha "$SIM_DIR/go/$wrapper/go.mod" "$SIM_DIR/go/$wrapper/go.sum") ldflags=$(sha <<<"$ldflags")"
   out=$BIN_DIR/$name
   if [[ $name == kwok && ( $FORCE == 1 || ! -f $KWOK_STAGES || "$(cat "$KWOK_STAGES.stamp" 2>/dev/null)" != "$KWOK_VERSION" ) ]]; then
     write_kwok_stages
@@ -253,7 +270,7 @@ for b in "${BINARIES[@]}"; do
   prepare_wrapper "$wrapper"
   log "building $name $version ($pkg) ..."
   rm -f "$out.stamp"
-  if ! (cd "$SRC_DIR/$wrapper" && nice -n 10 go build -p "$JOBS" -trimpath -ldflags="$ldflags" -o "$out.tmp" "$pkg"); then
+  if ! (cd "$SRC_DIR/$wrapper" && GOTOOLCHAIN=$toolchain nice -n 10 go build -p "$JOBS" -trimpath -ldflags="$ldflags" -o "$out.tmp" "$pkg"); then
     rm -f "$out.tmp"
     echo "build.sh: error: building $name $version failed after $((SECONDS - t))s (see the go output above)" >&2
     FAILED=$((FAILED + 1))

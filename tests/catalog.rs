@@ -90,3 +90,32 @@ fn extra_and_missing_stories_are_followed() {
     assert_eq!(c.stories.len(), 33);
     assert_eq!(c.items.len(), 215);
 }
+
+/// The chainsaw tests examples/bench_chainsaw.rs runs beside the harness: one per criterion
+/// and cluster, named `c<id with dashes>-<cluster>`, for a criterion of the document, and
+/// read-only (assert operations only), so they can run against any cluster.
+#[test]
+fn chainsaw_side_by_side_tests_name_real_criteria_and_only_assert() {
+    let c = Catalog::load(DOC).unwrap();
+    let mut n = 0;
+    for e in std::fs::read_dir("fixtures/chainsaw").unwrap() {
+        let dir = e.unwrap().path();
+        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        let (id, cluster) = name.strip_prefix('c').and_then(|n| n.rsplit_once('-')).unwrap_or_else(|| panic!("{name}: not c<id>-<cluster>"));
+        let id = id.replace('-', ".");
+        assert!(c.criteria().any(|i| i.id == id), "{name}: no criterion {id} in the document");
+        assert!(["infra", "apps"].contains(&cluster), "{name}: cluster {cluster}");
+        let test: serde_json::Value = serde_yaml_ng::from_str(&std::fs::read_to_string(dir.join("chainsaw-test.yaml")).unwrap()).unwrap();
+        assert_eq!(test["kind"], "Test", "{name}");
+        assert_eq!(test["metadata"]["name"], name.as_str());
+        assert_eq!(test["spec"]["cluster"], cluster, "{name}");
+        for step in test["spec"]["steps"].as_array().unwrap() {
+            for op in step["try"].as_array().unwrap() {
+                let kinds: Vec<&String> = op.as_object().unwrap().keys().collect();
+                assert_eq!(kinds, ["assert"], "{name}: only assert operations");
+            }
+        }
+        n += 1;
+    }
+    assert!(n >= 30, "{n} chainsaw tests (the comparison needs at least 30)");
+}
