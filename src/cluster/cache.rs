@@ -3,8 +3,10 @@
 //! Within one run, the first read of a resource type on a cluster — a GET of one object, or
 //! a LIST in one namespace or in all, with or without a label selector — LISTs that type
 //! in all namespaces once; every later read of the type is answered from that list. API
-//! discovery documents are fetched once per run. Concurrent first reads wait for the one
-//! LIST in flight.
+//! discovery documents (`/api`, `/apis`, each group and group version) are built from one
+//! aggregated discovery request per cluster and run (`apidiscovery.k8s.io/v2`, as kubectl
+//! reads it); on an API server without it each document is fetched once, its 404 too.
+//! Concurrent first reads wait for the one LIST in flight.
 //!
 //! A retry of a check must see the cluster as it is now, not as the first attempt saw it:
 //! each attempt carries a [`Freshness`], and a list fetched before the attempt started is
@@ -29,6 +31,7 @@
 //! assert_eq!(classify("GET", "/api/v1/namespaces/velero/secrets/cloud", None), None);
 //! assert_eq!(classify("GET", "/api/v1/pods", Some("fieldSelector=spec.nodeName%3Dn1")), None);
 //! assert_eq!(classify("GET", "/apis/velero.io/v1", None), Some(Read::Discovery("/apis/velero.io/v1".into())));
+//! assert_eq!(classify("GET", "/apis/velero.io", None), Some(Read::Discovery("/apis/velero.io".into())));
 //! ```
 
 use std::collections::{BTreeMap, HashMap};
@@ -62,7 +65,7 @@ pub fn classify(method: &str, path: &str, query: Option<&str>) -> Option<Read> {
     let params: Vec<(String, String)> = query.map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default();
     let parts: Vec<&str> = path.trim_matches('/').split('/').filter(|p| !p.is_empty()).collect();
     let (base, rest) = match parts.as_slice() {
-        ["version"] | ["api"] | ["apis"] => return params.is_empty().then(|| Read::Discovery(path.to_string())),
+        ["version"] | ["api"] | ["apis"] | ["apis", _] => return params.is_empty().then(|| Read::Discovery(path.to_string())),
         ["api", v, rest @ ..] => (format!("/api/{v}"), rest),
         ["apis", g, v, rest @ ..] => (format!("/apis/{g}/{v}"), rest),
         _ => return None,
@@ -218,8 +221,9 @@ struct Entry {
 }
 
 enum Fetched {
-    /// A discovery document, as the API server sent it.
-    Document(bytes::Bytes),
+    /// A discovery document, as the API server sent it, or its 404 (a group or version the
+    /// cluster does not serve: asked again by every check that resolves a kind there).
+    Document(http::StatusCode, bytes::Bytes),
     /// A LIST, parsed (answers are built from it).
     List(Arc<Value>),
     /// The request was refused or failed: the original requests are sent.
@@ -252,6 +256,11 @@ impl RunCache {
             _ if !freshness.objects => return None,
             Read::List { collection, .. } | Read::Object { collection, .. } => (collection.as_str(), freshness.floor()),
         };
+        if let Read::Discovery(path) = read
+            && let Some(body) = self.answer_from_aggregated(cluster, inner, path, log).await
+        {
+            return body;
+        }
         let slot = self.slot(cluster, key);
         let mut entry = slot.lock().await;
         if entry.as_ref().is_none_or(|e| floor.is_some_and(|f| e.fetched < f)) {
@@ -261,12 +270,126 @@ impl RunCache {
             *entry = Some(Entry { fetched, answer });
         }
         let (status, body) = match (read, &entry.as_ref().expect("filled above").answer) {
-            (Read::Discovery(_), Fetched::Document(body)) => (200, body.clone()),
+            (Read::Discovery(_), Fetched::Document(status, body)) => (status.as_u16(), body.clone()),
             (Read::List { namespace, selector, .. }, Fetched::List(list)) => (200, list_body(list, namespace.as_deref(), selector.as_ref())),
             (Read::Object { collection, namespace, name }, Fetched::List(list)) => object_body(list, collection, namespace.as_deref(), name),
             _ => return None,
         };
         http::Response::builder().status(status).header("content-type", "application/json").body(kube::client::Body::from(body)).ok()
+    }
+}
+
+impl RunCache {
+    /// A discovery document (`/apis`, `/apis/<group>`, `/apis/<group>/<version>`, `/api`,
+    /// `/api/v1`), built from the cluster's aggregated discovery
+    /// (`apidiscovery.k8s.io/v2`, one request per cluster and run for every group, as
+    /// kubectl reads it); a 404 for what the cluster does not serve. `None` for other paths
+    /// and for API servers without aggregated discovery (then each document is fetched).
+    async fn answer_from_aggregated(&self, cluster: &str, inner: &kube::Client, path: &str, log: &AccessLog) -> Option<Option<http::Response<kube::client::Body>>> {
+        let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+        let (root, group, version) = match parts.as_slice() {
+            ["api"] => ("/api", None, None),
+            ["api", v] => ("/api", Some(""), Some(*v)),
+            ["apis"] => ("/apis", None, None),
+            ["apis", g] => ("/apis", Some(*g), None),
+            ["apis", g, v] => ("/apis", Some(*g), Some(*v)),
+            _ => return None,
+        };
+        let slot = self.slot(cluster, &format!("{root} (aggregated)"));
+        let mut entry = slot.lock().await;
+        if entry.is_none() {
+            let fetched = Instant::now();
+            let answer = fetch_aggregated(cluster, inner, root, log).await.unwrap_or(Fetched::Refused);
+            *entry = Some(Entry { fetched, answer });
+        }
+        let Some(Entry { answer: Fetched::List(doc), .. }) = entry.as_ref() else { return None };
+        let document = match group {
+            Some(group) => aggregated::document(doc, group, version),
+            None => Some(aggregated::root(doc, root)),
+        };
+        let (status, body) = match document {
+            Some(d) => (200, d),
+            None => (404, json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "reason": "NotFound", "code": 404,
+                "message": "the server could not find the requested resource"})),
+        };
+        let body = serde_json::to_vec(&body).ok()?;
+        Some(http::Response::builder().status(status).header("content-type", "application/json").body(kube::client::Body::from(body)).ok())
+    }
+}
+
+/// Aggregated discovery (`GET /apis` or `/api` with `Accept: ...;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList`):
+/// the list of every group with its versions and resources, or `None` when the server
+/// answers with the older `APIGroupList`/`APIVersions` (no aggregated discovery).
+async fn fetch_aggregated(cluster: &str, inner: &kube::Client, root: &str, log: &AccessLog) -> Option<Fetched> {
+    if let Some(a) = api_access(cluster, "GET", root) {
+        log.count(&a);
+    }
+    let req = http::Request::get(root)
+        .header(http::header::ACCEPT, "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json;q=0.9")
+        .body(kube::client::Body::empty())
+        .ok()?;
+    let resp = inner.send(req).await.ok()?;
+    if resp.status() != http::StatusCode::OK {
+        return None;
+    }
+    let doc: Value = serde_json::from_slice(&resp.into_body().collect_bytes().await.ok()?).ok()?;
+    (doc["kind"] == "APIGroupDiscoveryList").then(|| Fetched::List(Arc::new(doc)))
+}
+
+/// Discovery documents as the API server serves them at `/apis/<group>` (`APIGroup`) and
+/// `/api/v1`, `/apis/<group>/<version>` (`APIResourceList`), built from an
+/// `apidiscovery.k8s.io/v2` `APIGroupDiscoveryList` (versions in preference order).
+mod aggregated {
+    use serde_json::{Value, json};
+
+    fn group_version(group: &str, version: &str) -> String {
+        if group.is_empty() { version.to_string() } else { format!("{group}/{version}") }
+    }
+
+    fn api_group(item: &Value) -> Option<Value> {
+        let group = item.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
+        let listed: Vec<Value> = item["versions"]
+            .as_array()?
+            .iter()
+            .filter_map(|v| v["version"].as_str())
+            .map(|v| json!({"groupVersion": group_version(group, v), "version": v}))
+            .collect();
+        Some(json!({"kind": "APIGroup", "apiVersion": "v1", "name": group, "versions": listed, "preferredVersion": listed.first()?}))
+    }
+
+    /// `/apis` (`APIGroupList`) or `/api` (`APIVersions`).
+    pub fn root(list: &Value, root: &str) -> Value {
+        let items = list["items"].as_array().cloned().unwrap_or_default();
+        if root == "/api" {
+            let versions: Vec<Value> = items.iter().flat_map(|i| i["versions"].as_array().cloned().unwrap_or_default()).map(|v| v["version"].clone()).collect();
+            return json!({"kind": "APIVersions", "versions": versions, "serverAddressByClientCIDRs": []});
+        }
+        json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": items.iter().filter_map(api_group).collect::<Vec<_>>()})
+    }
+
+    pub fn document(list: &Value, group: &str, version: Option<&str>) -> Option<Value> {
+        let item = list["items"].as_array()?.iter().find(|i| i.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("") == group)?;
+        let versions = item["versions"].as_array()?;
+        let Some(version) = version else { return api_group(item) };
+        let v = versions.iter().find(|v| v["version"] == version)?;
+        let mut resources = vec![];
+        for r in v["resources"].as_array().into_iter().flatten() {
+            let name = r["resource"].as_str().unwrap_or_default();
+            let namespaced = r["scope"] == "Namespaced";
+            let mut out = json!({"name": name, "singularName": r["singularResource"].as_str().unwrap_or_default(), "namespaced": namespaced,
+                "kind": r.pointer("/responseKind/kind").cloned().unwrap_or_default(), "verbs": r["verbs"].clone()});
+            for field in ["shortNames", "categories"] {
+                if r[field].is_array() {
+                    out[field] = r[field].clone();
+                }
+            }
+            resources.push(out);
+            for sub in r["subresources"].as_array().into_iter().flatten() {
+                resources.push(json!({"name": format!("{name}/{}", sub["subresource"].as_str().unwrap_or_default()), "singularName": "", "namespaced": namespaced,
+                    "kind": sub.pointer("/responseKind/kind").cloned().unwrap_or_default(), "verbs": sub["verbs"].clone()}));
+            }
+        }
+        Some(json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version(group, version), "resources": resources}))
     }
 }
 
@@ -276,12 +399,13 @@ async fn fetch(cluster: &str, inner: &kube::Client, path: &str, discovery: bool,
     }
     let req = http::Request::get(path).body(kube::client::Body::empty()).ok()?;
     let resp = inner.send(req).await.ok()?;
-    if resp.status() != http::StatusCode::OK {
+    let status = resp.status();
+    if status != http::StatusCode::OK && !(discovery && status == http::StatusCode::NOT_FOUND) {
         return None;
     }
     let body = resp.into_body().collect_bytes().await.ok()?;
     if discovery {
-        return Some(Fetched::Document(body));
+        return Some(Fetched::Document(status, body));
     }
     Some(Fetched::List(Arc::new(serde_json::from_slice::<Value>(&body).ok()?)))
 }
@@ -399,6 +523,59 @@ mod tests {
         }
         assert_eq!(fake.asked(), ["/api/v1/pods", "/api/v1/namespaces/x/pods", "/api/v1/namespaces/x/pods"], "the refusal is remembered");
         assert_eq!(log.requests().values().sum::<u64>(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_group_the_cluster_does_not_serve_is_asked_once() {
+        let (fake, log) = (fake(), AccessLog::default());
+        let reads = (RunCache::new(), Freshness::default());
+        for _ in 0..3 {
+            let client = recorded(&fake, &log, &reads);
+            let err = client.request_text(http::Request::get("/apis/multicluster.x-k8s.io/v1beta1").body(vec![]).unwrap()).await.unwrap_err();
+            assert!(matches!(err, kube::Error::Api(ref s) if s.code == 404), "{err}");
+        }
+        assert_eq!(fake.asked(), ["/apis", "/apis/multicluster.x-k8s.io/v1beta1"], "no aggregated discovery here; the 404 answers the later units");
+    }
+
+    /// An API server with aggregated discovery (velero.io v1 with Backups and their status)
+    /// or, when `aggregated` is false, only the older documents.
+    fn discovering(aggregated: bool) -> FakeApi {
+        FakeApi::new(move |path| match path {
+            "/apis" if aggregated => Some((200, json!({"kind": "APIGroupDiscoveryList", "apiVersion": "apidiscovery.k8s.io/v2", "items": [
+                {"metadata": {"name": "velero.io"}, "versions": [{"version": "v1", "resources": [
+                    {"resource": "backups", "singularResource": "backup", "scope": "Namespaced", "responseKind": {"group": "velero.io", "version": "v1", "kind": "Backup"},
+                     "verbs": ["get", "list"], "subresources": [{"subresource": "status", "responseKind": {"kind": "Backup"}, "verbs": ["get"]}]}]}]}]}))),
+            "/apis" => Some((200, json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": []}))),
+            "/apis/velero.io/v1" if !aggregated => Some((200, json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "velero.io/v1",
+                "resources": [{"name": "backups", "singularName": "backup", "namespaced": true, "kind": "Backup", "verbs": ["get", "list"]}]}))),
+            _ => None,
+        })
+    }
+
+    #[tokio::test]
+    async fn group_documents_come_from_one_aggregated_discovery_per_cluster() {
+        let gvk = |v: &str| kube::api::GroupVersionKind::gvk("velero.io", v, "Backup");
+        let (fake, log) = (discovering(true), AccessLog::default());
+        let reads = (RunCache::new(), Freshness::default());
+        for _ in 0..2 {
+            let client = recorded(&fake, &log, &reads);
+            let (ar, caps) = kube::discovery::pinned_kind(&client, &gvk("v1")).await.unwrap();
+            assert_eq!((ar.plural.as_str(), &caps.scope), ("backups", &kube::discovery::Scope::Namespaced));
+            assert!(caps.subresources.iter().any(|(s, _)| s.plural == "status"), "{caps:?}");
+            assert!(kube::discovery::pinned_kind(&client, &gvk("v2")).await.is_err(), "a version not served is the API server's 404");
+            let group = kube::discovery::group(&client, "velero.io").await.unwrap();
+            assert_eq!(group.preferred_version_or_latest(), "v1");
+        }
+        assert_eq!(fake.asked(), ["/apis"], "one request answered every discovery read");
+        assert_eq!(log.requests().get("get /apis on infra"), Some(&1));
+
+        // An API server without aggregated discovery: each document is fetched once.
+        let fake = discovering(false);
+        let client = recorded(&fake, &AccessLog::default(), &(RunCache::new(), Freshness::default()));
+        for _ in 0..2 {
+            kube::discovery::pinned_kind(&client, &gvk("v1")).await.unwrap();
+        }
+        assert_eq!(fake.asked(), ["/apis", "/apis/velero.io/v1"]);
     }
 
     fn list() -> Value {
