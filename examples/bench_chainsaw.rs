@@ -24,8 +24,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
-use kube::discovery::ApiResource;
+use k8s_openapi::api::flowcontrol::v1::FlowSchema;
+use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use platform_acceptance::sim::{self, SimConfig};
 use serde_json::{Value, json};
 
@@ -33,14 +34,17 @@ const TOOLS: [&str; 2] = ["harness", "chainsaw"];
 const RUNS: usize = 3;
 const MANAGER: &str = "pa-bench-chainsaw";
 
-/// `(criterion, cluster)` of every chainsaw test (`c<id with dashes>-<cluster>`).
+/// `(criterion, cluster)` of chainsaw test `c<id with dashes>-<cluster>`.
+fn unit_of(test: &str) -> Option<(String, String)> {
+    let (id, cluster) = test.strip_prefix('c')?.rsplit_once('-')?;
+    Some((id.replace('-', "."), cluster.to_string()))
+}
+
+/// `(criterion, cluster)` of every chainsaw test in `dir`.
 fn units(dir: &Path) -> anyhow::Result<BTreeSet<(String, String)>> {
     let mut out = BTreeSet::new();
     for e in std::fs::read_dir(dir)? {
-        let name = e?.file_name().to_string_lossy().into_owned();
-        if let Some((id, cluster)) = name.strip_prefix('c').and_then(|n| n.rsplit_once('-')) {
-            out.insert((id.replace('-', "."), cluster.to_string()));
-        }
+        out.extend(unit_of(&e?.file_name().to_string_lossy()));
     }
     Ok(out)
 }
@@ -62,32 +66,18 @@ fn kubeconfig_as(cfg: &SimConfig, tool: &str, dir: &Path) -> anyhow::Result<Path
     Ok(path)
 }
 
-fn resource(group: &str, version: &str, kind: &str, plural: &str) -> ApiResource {
-    ApiResource { group: group.into(), version: version.into(), api_version: format!("{group}/{version}"), kind: kind.into(), plural: plural.into() }
-}
-
-fn bindings() -> (ApiResource, ApiResource) {
-    (
-        resource("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings"),
-        resource("flowcontrol.apiserver.k8s.io", "v1", "FlowSchema", "flowschemas"),
-    )
-}
-
 /// Per tool: cluster-admin for its user and a FlowSchema that counts its requests.
 async fn set_up(client: &kube::Client) -> anyhow::Result<()> {
-    let (crb, fs) = bindings();
     let pp = PatchParams::apply(MANAGER).force();
     for tool in TOOLS {
         let name = user(tool);
-        let binding: DynamicObject = serde_json::from_value(json!({
-            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+        let binding: ClusterRoleBinding = serde_json::from_value(json!({
             "metadata": {"name": name, "labels": {"app.kubernetes.io/managed-by": MANAGER}},
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
             "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": name}],
         }))?;
-        Api::<DynamicObject>::all_with(client.clone(), &crb).patch(&name, &pp, &Patch::Apply(&binding)).await?;
-        let schema: DynamicObject = serde_json::from_value(json!({
-            "apiVersion": "flowcontrol.apiserver.k8s.io/v1", "kind": "FlowSchema",
+        Api::<ClusterRoleBinding>::all(client.clone()).patch(&name, &pp, &Patch::Apply(&binding)).await?;
+        let schema: FlowSchema = serde_json::from_value(json!({
             "metadata": {"name": name, "labels": {"app.kubernetes.io/managed-by": MANAGER}},
             "spec": {
                 "matchingPrecedence": 500,
@@ -99,17 +89,15 @@ async fn set_up(client: &kube::Client) -> anyhow::Result<()> {
                 }],
             },
         }))?;
-        Api::<DynamicObject>::all_with(client.clone(), &fs).patch(&name, &pp, &Patch::Apply(&schema)).await?;
+        Api::<FlowSchema>::all(client.clone()).patch(&name, &pp, &Patch::Apply(&schema)).await?;
     }
     Ok(())
 }
 
 async fn tear_down(client: &kube::Client) {
-    let (crb, fs) = bindings();
     for tool in TOOLS {
-        for ar in [&crb, &fs] {
-            let _ = Api::<DynamicObject>::all_with(client.clone(), ar).delete(&user(tool), &DeleteParams::default()).await;
-        }
+        let _ = Api::<ClusterRoleBinding>::all(client.clone()).delete(&user(tool), &DeleteParams::default()).await;
+        let _ = Api::<FlowSchema>::all(client.clone()).delete(&user(tool), &DeleteParams::default()).await;
     }
 }
 
@@ -181,9 +169,8 @@ fn run_tool(tool: &str, ctx: &Ctx, units: &BTreeSet<(String, String)>) -> anyhow
             .flatten()
             .flat_map(|s| s["operations"].as_array().into_iter().flatten())
             .any(|o| o.get("failure").is_some());
-        let name = test["name"].as_str().unwrap_or("");
-        if failure && let Some((id, cluster)) = name.strip_prefix('c').and_then(|n| n.rsplit_once('-')) {
-            failed.insert((id.replace('-', "."), cluster.to_string()));
+        if failure {
+            failed.extend(unit_of(test["name"].as_str().unwrap_or("")));
         }
     }
     Ok((failed, elapsed))

@@ -257,9 +257,9 @@ impl RunCache {
             Read::List { collection, .. } | Read::Object { collection, .. } => (collection.as_str(), freshness.floor()),
         };
         if let Read::Discovery(path) = read
-            && let Some(body) = self.answer_from_aggregated(cluster, inner, path, log).await
+            && let Some(response) = self.answer_from_aggregated(cluster, inner, path, log).await
         {
-            return body;
+            return Some(response);
         }
         let slot = self.slot(cluster, key);
         let mut entry = slot.lock().await;
@@ -275,17 +275,15 @@ impl RunCache {
             (Read::Object { collection, namespace, name }, Fetched::List(list)) => object_body(list, collection, namespace.as_deref(), name),
             _ => return None,
         };
-        http::Response::builder().status(status).header("content-type", "application/json").body(kube::client::Body::from(body)).ok()
+        json_response(status, body)
     }
-}
 
-impl RunCache {
     /// A discovery document (`/apis`, `/apis/<group>`, `/apis/<group>/<version>`, `/api`,
     /// `/api/v1`), built from the cluster's aggregated discovery
     /// (`apidiscovery.k8s.io/v2`, one request per cluster and run for every group, as
     /// kubectl reads it); a 404 for what the cluster does not serve. `None` for other paths
     /// and for API servers without aggregated discovery (then each document is fetched).
-    async fn answer_from_aggregated(&self, cluster: &str, inner: &kube::Client, path: &str, log: &AccessLog) -> Option<Option<http::Response<kube::client::Body>>> {
+    async fn answer_from_aggregated(&self, cluster: &str, inner: &kube::Client, path: &str, log: &AccessLog) -> Option<http::Response<kube::client::Body>> {
         let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
         let (root, group, version) = match parts.as_slice() {
             ["api"] => ("/api", None, None),
@@ -309,12 +307,19 @@ impl RunCache {
         };
         let (status, body) = match document {
             Some(d) => (200, d),
-            None => (404, json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "reason": "NotFound", "code": 404,
-                "message": "the server could not find the requested resource"})),
+            None => (404, not_found("the server could not find the requested resource".into(), json!({}))),
         };
-        let body = serde_json::to_vec(&body).ok()?;
-        Some(http::Response::builder().status(status).header("content-type", "application/json").body(kube::client::Body::from(body)).ok())
+        json_response(status, serde_json::to_vec(&body).ok()?.into())
     }
+}
+
+fn json_response(status: u16, body: bytes::Bytes) -> Option<http::Response<kube::client::Body>> {
+    http::Response::builder().status(status).header("content-type", "application/json").body(kube::client::Body::from(body)).ok()
+}
+
+/// The API server's 404 `Status`.
+fn not_found(message: String, details: Value) -> Value {
+    json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": message, "reason": "NotFound", "details": details, "code": 404})
 }
 
 /// Aggregated discovery (`GET /apis` or `/api` with `Accept: ...;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList`):
@@ -442,9 +447,7 @@ fn object_body(list: &Value, collection: &str, namespace: Option<&str>, name: &s
         }
         None => {
             let resource = collection.rsplit('/').next().unwrap_or_default();
-            let status = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                "message": format!("{resource} \"{name}\" not found"), "reason": "NotFound",
-                "details": {"name": name, "kind": resource}, "code": 404});
+            let status = not_found(format!("{resource} \"{name}\" not found"), json!({"name": name, "kind": resource}));
             return (404, serde_json::to_vec(&status).unwrap_or_default().into());
         }
     };
