@@ -98,7 +98,7 @@ async fn velero_schedules(client: &kube::Client) -> Result<()> {
             Some(p) if !ENDED.contains(&p) => {
                 wait_backup(&backups, newest.and_then(|b| b.metadata.name).as_deref().unwrap_or_default()).await?
             }
-            _ => run_schedule(client, &name).await?,
+            _ => run_schedule(client, &name, true).await?,
         }
     }
     Ok(())
@@ -113,11 +113,12 @@ fn phase(o: &DynamicObject) -> &str {
 }
 
 /// Makes Velero Schedule `name` due now and waits (up to 3 minutes) until the real Velero
-/// server has run it and completed the Backup. The cron does not fire during a test, so
+/// server has run it and completed the Backup (with `wait` false: until Velero has
+/// created the Backup, which then runs on its own). The cron does not fire during a test, so
 /// the simulation writes the history a running platform has (the previous run, two cron
 /// periods ago, as `status.lastBackup`); Velero's schedule controller then finds the
 /// Schedule due, creates `<schedule>-<yyyyMMddHHmmss>` and sets `lastBackup` itself.
-pub async fn run_schedule(client: &kube::Client, name: &str) -> Result<()> {
+pub async fn run_schedule(client: &kube::Client, name: &str, wait: bool) -> Result<()> {
     let schedules = Api::<DynamicObject>::namespaced_with(client.clone(), "velero", &velero_ar("Schedule"));
     let schedule = schedules.get(name).await.with_context(|| format!("Schedule velero/{name}"))?;
     let location = schedule.data.pointer("/spec/template/storageLocation").and_then(Value::as_str).unwrap_or("default").to_string();
@@ -160,6 +161,9 @@ pub async fn run_schedule(client: &kube::Client, name: &str) -> Result<()> {
         }
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     };
+    if !wait {
+        return Ok(());
+    }
     wait_backup(&backups, &backup).await
 }
 

@@ -70,6 +70,12 @@ platform-acceptance sim status && platform-acceptance sim down\n\n",
         #[arg(long = "address")]
         addresses: Vec<std::net::IpAddr>,
     },
+    /// The later breaks of a scenario (src/sim/scenario/later.rs); started by `sim scenario apply`.
+    #[command(hide = true)]
+    Later {
+        /// Scenario name.
+        scenario: String,
+    },
     /// The stand-in volume provisioner (src/sim/provisioner.rs); started by the data services.
     #[command(hide = true)]
     Provisioner {
@@ -122,6 +128,7 @@ pub async fn run(cmd: SimCommand) -> anyhow::Result<()> {
             super::scenario::apply(&cfg, &name).await?;
         }
         SimCommand::Provisioner { .. } => super::provisioner::run(&cfg).await?,
+        SimCommand::Later { scenario } => super::scenario::run_later(&cfg, &scenario).await?,
         SimCommand::Network { forwards, networks, addresses } => {
             tokio::task::spawn_blocking(move || super::network::serve(&cfg.state_dir, &forwards, &networks, &addresses))
                 .await??

@@ -71,7 +71,7 @@ impl ClusterSim {
             Op::Create { object, owner } => self.create_history(object, owner.as_ref()).await?,
             Op::RenewCertificate { namespace, name } => self.renew_certificate(namespace, name).await?,
             Op::DeleteBackups { label_selector } => self.delete_backups(label_selector).await?,
-            Op::RunSchedule { name } => crate::sim::backups::run_schedule(&self.client, name).await?,
+            Op::RunSchedule { name, wait } => crate::sim::backups::run_schedule(&self.client, name, *wait).await?,
             Op::Delete {
                 api_version,
                 kind,

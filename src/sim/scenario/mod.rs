@@ -42,6 +42,7 @@ mod controllers;
 mod faults;
 mod healthy;
 mod history;
+mod later;
 mod model;
 mod pods;
 mod workloads;
@@ -56,6 +57,7 @@ use serde_json::Value;
 pub use certmanager::{ACME_STAND_IN_NOTE, CLUSTER_RESOURCE_NAMESPACE, STAND_IN_ANNOTATION, ca_secret_name};
 pub use healthy::STANDIN_CRDS;
 pub use history::HISTORY_MANAGER;
+pub use later::{NAME as LATER_PROCESS, run as run_later};
 pub use model::{Action, ConditionIs, Op, Owner, Scenario, WaitFor, list, scenario};
 
 use super::SimConfig;
@@ -117,6 +119,8 @@ pub struct ApplyReport {
     pub scenario: String,
     pub clusters: BTreeMap<String, ClusterReport>,
     pub elapsed: Duration,
+    /// What the scenario does later, in the background (see `later`).
+    pub later: Option<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -162,6 +166,9 @@ pub async fn apply(cfg: &SimConfig, name: &str) -> Result<()> {
         report.scenario,
         report.elapsed.as_secs_f64()
     );
+    if let Some(later) = &report.later {
+        eprintln!("sim: scenario {}: {later}", report.scenario);
+    }
     Ok(())
 }
 
@@ -175,6 +182,8 @@ pub async fn apply_with_report(cfg: &SimConfig, name: &str) -> Result<ApplyRepor
     let vault = Mutex::new(Vault::load_or_create(cfg, &plan)?);
     let rules = model::status_rules()?;
     let clusters: Vec<String> = repo.clusters().to_vec();
+    // What an earlier scenario left to do later is cancelled.
+    later::cancel(cfg).await;
     let mut sims = vec![];
     for c in &clusters {
         sims.push(ClusterSim::connect(cfg, &repo, c).await?);
@@ -202,7 +211,7 @@ pub async fn apply_with_report(cfg: &SimConfig, name: &str) -> Result<ApplyRepor
     super::backups::seed(cfg)
         .await
         .context("seeding backup data")?;
-    for action in &sc.breaks {
+    for action in sc.breaks.iter().filter(|a| a.after.is_none()) {
         let sim = sims
             .iter()
             .find(|s| s.cluster == action.cluster)
@@ -216,7 +225,7 @@ pub async fn apply_with_report(cfg: &SimConfig, name: &str) -> Result<ApplyRepor
                 .with_context(|| format!("scenario {} on {}", sc.name, action.cluster))?;
         }
     }
-    for action in sc.breaks.iter().filter(|a| !a.wait_before_next) {
+    for action in sc.breaks.iter().filter(|a| !a.wait_before_next && a.after.is_none()) {
         if let Some(w) = &action.wait_for {
             let sim = sims
                 .iter()
@@ -226,6 +235,11 @@ pub async fn apply_with_report(cfg: &SimConfig, name: &str) -> Result<ApplyRepor
                 .await
                 .with_context(|| format!("scenario {} on {}", sc.name, action.cluster))?;
         }
+    }
+    let later = later::later(&sc.breaks);
+    if let Some(last) = later.last().and_then(|a| a.after) {
+        let log = later::start(cfg, &sc.name)?;
+        report.later = Some(format!("{} break(s) follow in the background within {last}s (log {})", later.len(), log.display()));
     }
     report.elapsed = start.elapsed();
     Ok(report)

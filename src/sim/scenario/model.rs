@@ -74,6 +74,11 @@ pub struct Action {
     /// break is made first, then every `waitFor` is awaited).
     #[serde(default)]
     pub wait_before_next: bool,
+    /// Made this many seconds after the scenario was applied, in the background (the
+    /// end of something the scenario leaves in flight, e.g. an upgrade that takes that
+    /// long): see [`super::later`]. Applying another scenario cancels it.
+    #[serde(default)]
+    pub after: Option<u64>,
 }
 
 /// The kinds of break.
@@ -122,8 +127,13 @@ pub enum Op {
         label_selector: String,
     },
     /// Velero Schedule `name` run once now (its template as a new Backup, as the cron
-    /// would), taken by the real Velero server; waits until it is Completed.
-    RunSchedule { name: String },
+    /// would), taken by the real Velero server; waits until it is Completed, or with
+    /// `wait: false` only until Velero has created the Backup (a run under way).
+    RunSchedule {
+        name: String,
+        #[serde(default = "yes")]
+        wait: bool,
+    },
     /// Objects deleted (by name or label selector).
     Delete {
         #[serde(rename = "apiVersion")]
@@ -136,6 +146,10 @@ pub enum Op {
         #[serde(default, rename = "labelSelector")]
         label_selector: Option<String>,
     },
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// The controller owner of a created object (`metadata.ownerReferences[]`, `controller: true`),
