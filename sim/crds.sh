@@ -10,6 +10,8 @@
 #   <component>/MANIFEST.tsv      crd-name, group, kind, file, module@version, source path
 #   <component>/.stamp            what was collected; a matching stamp skips the component
 #   manifest.tsv                  all components' MANIFEST.tsv rows, with the component first
+# and, the same way, under .../crds-next/: later releases of some CRDs that are not
+# installed at start (a scenario serves them, see sim/README.md).
 # Only documents with apiVersion apiextensions.k8s.io/v1 and kind
 # CustomResourceDefinition are kept. Needs: go (for `go mod download`), python3.
 set -euo pipefail
@@ -58,6 +60,10 @@ COMPONENTS=(
   "velero|$CRD_VELERO_MODULE|$CRD_VELERO_VERSION|config/crd/v1/bases config/crd/v2alpha1/bases"
   "mattermost|$CRD_MATTERMOST_MODULE|$CRD_MATTERMOST_VERSION|config/crd/bases"
 )
+# later releases, into $PA_CACHE/crds-next/<component> (not installed at start)
+NEXT=(
+  "mcs-api|$CRD_MCS_API_NEXT_MODULE|$CRD_MCS_API_NEXT_VERSION|config/crd"
+)
 UNAVAILABLE=(
   "dragonfly|github.com/dragonflydb/dragonfly-operator is refused by the Go module proxy"
   "keycloak|the Keycloak operator CRDs are not published to any reachable registry"
@@ -65,6 +71,7 @@ UNAVAILABLE=(
 
 if [[ $LIST == 1 ]]; then
   for c in "${COMPONENTS[@]}"; do IFS='|' read -r n m v p <<<"$c"; echo "$n $m@$v $p"; done
+  for c in "${NEXT[@]}"; do IFS='|' read -r n m v p <<<"$c"; echo "$n $m@$v $p (crds-next: not installed at start)"; done
   for u in "${UNAVAILABLE[@]}"; do echo "${u%%|*} unavailable: ${u#*|}"; done
   exit 0
 fi
@@ -75,7 +82,8 @@ export GOMODCACHE=$PA_CACHE/go/mod
 export GOFLAGS=-mod=mod
 export GOTOOLCHAIN=local
 export GOWORK=off
-mkdir -p "$OUT" "$GOMODCACHE" || die "cannot create $OUT (set PA_CACHE to a writable directory)"
+NEXT_OUT=$PA_CACHE/crds-next
+mkdir -p "$OUT" "$NEXT_OUT" "$GOMODCACHE" || die "cannot create $OUT (set PA_CACHE to a writable directory)"
 
 exec 9>"$PA_CACHE/.crds.lock"
 if ! flock -n 9; then log "another crds.sh holds $PA_CACHE/.crds.lock; waiting"; flock 9; fi
@@ -155,7 +163,9 @@ PY
 
 T0=$SECONDS
 FAILED=0 FOUND=0
-for c in "${COMPONENTS[@]}"; do
+for entry in "${COMPONENTS[@]/#/$OUT|}" "${NEXT[@]/#/$NEXT_OUT|}"; do
+  base=${entry%%|*} c=${entry#*|}
+  where=""; [[ $base == "$NEXT_OUT" ]] && where=" (crds-next)"
   IFS='|' read -r comp module version paths <<<"$c"
   if [[ ${#WANT[@]} -gt 0 ]]; then
     hit=0; for w in "${WANT[@]}"; do [[ $w == "$comp" ]] && hit=1; done
@@ -163,10 +173,10 @@ for c in "${COMPONENTS[@]}"; do
   fi
   FOUND=$((FOUND + 1))
   [[ -n $module && -n $version ]] || die "$comp: module/version missing in versions.env"
-  dir=$OUT/$comp
+  dir=$base/$comp
   stamp_want="$module@$version paths=$paths splitter=$(sed -n '/^split_crds()/,/^}/p' "${BASH_SOURCE[0]}" | sha256sum | cut -c1-12)"
   if [[ $FORCE == 0 && -f $dir/.stamp && "$(cat "$dir/.stamp")" == "$stamp_want" && -f $dir/MANIFEST.tsv ]]; then
-    log "$comp $version: $(wc -l <"$dir/MANIFEST.tsv") CRDs (cached)"
+    log "$comp $version$where: $(wc -l <"$dir/MANIFEST.tsv") CRDs (cached)"
     continue
   fi
   t=$SECONDS
@@ -177,7 +187,7 @@ for c in "${COMPONENTS[@]}"; do
   fi
   moddir=$(sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p' <<<"$json")
   [[ -d $moddir ]] || { echo "crds.sh: error: $comp: no module directory in go mod download output" >&2; FAILED=$((FAILED + 1)); continue; }
-  tmp=$OUT/.$comp.tmp
+  tmp=$base/.$comp.tmp
   rm -rf "$tmp"; mkdir -p "$tmp"
   # shellcheck disable=SC2086  # paths is a space-separated list
   if ! counts=$(split_crds "$tmp" "$module@$version" "$moddir" $paths); then
@@ -191,7 +201,7 @@ for c in "${COMPONENTS[@]}"; do
   echo "$stamp_want" >"$tmp/.stamp"
   rm -rf "$dir"; mv "$tmp" "$dir"
   note=""; [[ $skipped -gt 0 ]] && note=" ($skipped non-CRD documents skipped)"
-  log "$comp $version: $kept CRDs$note in $((SECONDS - t))s"
+  log "$comp $version$where: $kept CRDs$note in $((SECONDS - t))s"
 done
 [[ $FOUND -gt 0 ]] || die "no component named ${WANT[*]} (try --list)"
 for u in "${UNAVAILABLE[@]}"; do

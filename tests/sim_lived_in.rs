@@ -3,8 +3,8 @@
 //! leaves in flight is waited for, not failed: the Harbor HelmRelease mid-upgrade (its
 //! upgrade ends 20 s after the scenario) is reported in progress and re-checked until it is
 //! Ready, and Velero's round trip waits behind the scheduled run the real Velero server
-//! has under way.
-//! Switching back to `healthy` removes the history.
+//! has under way. The MCS API is served at v1beta1 only there, and read at that version.
+//! Switching back to `healthy` removes the history and puts the MCS CRDs back.
 //!
 //! Runs in the shared simulation fixture (lock held, healthy scenario restored at the end).
 
@@ -29,6 +29,19 @@ async fn weekly_backups(fx: &SimFixture) -> Vec<(String, String)> {
     let mut items = api.list(&kube::api::ListParams::default().labels("velero.io/schedule-name=weekly-backup")).await.unwrap().items;
     items.sort_by_key(|b| b.metadata.creation_timestamp.clone().map(|t| t.0));
     items.into_iter().map(|b| (b.metadata.name.unwrap_or_default(), b.data["status"]["phase"].as_str().unwrap_or("").to_string())).collect()
+}
+
+/// The versions of `multicluster.x-k8s.io` that `cluster` serves ServiceExports at.
+async fn mcs_served(fx: &SimFixture, cluster: &str) -> Vec<String> {
+    let client = fx.client(cluster);
+    let mut out = vec![];
+    for version in ["v1alpha1", "v1beta1"] {
+        let gvk = kube::api::GroupVersionKind::gvk("multicluster.x-k8s.io", version, "ServiceExport");
+        if kube::discovery::pinned_kind(&client, &gvk).await.is_ok() {
+            out.push(version.to_string());
+        }
+    }
+    out
 }
 
 async fn phase(fx: &SimFixture, cluster: &str, ns: &str, pod: &str) -> String {
@@ -63,6 +76,9 @@ async fn a_platform_with_history_is_judged_like_the_healthy_one() {
     assert_eq!((pg["status"]["timelineID"].as_i64(), pg["status"]["currentPrimary"].as_str()), (Some(2), Some("postgres-shared-1")));
     let cert = fx.get("infra", "cert-manager.io/v1", "Certificate", Some("networking"), "wildcard-infra").await;
     assert!(cert["status"]["revision"].as_i64().unwrap_or(0) >= 2, "renewed by cert-manager: {}", cert["status"]);
+    for cluster in ["infra", "apps"] {
+        assert_eq!(mcs_served(&fx, cluster).await, ["v1beta1"], "{cluster}: the MCS API moved to v1beta1");
+    }
 
     // The upgrade is reported in progress and looked at again until it has ended.
     let story = fx.run_with("9.2", config()).await;
@@ -78,6 +94,10 @@ async fn a_platform_with_history_is_judged_like_the_healthy_one() {
     assert_eq!(before.keys().collect::<Vec<_>>(), after.keys().collect::<Vec<_>>());
     let changed: Vec<String> = before.keys().filter(|u| before[*u] != after[*u]).map(|u| format!("{u}: {:?} -> {:?}: {}", before[u], after[u], lived.message(u))).collect();
     assert_eq!(changed, Vec::<String>::new(), "the platform with history is judged like the healthy one");
+    // The MCS API is read at the version each cluster serves, and the evidence says which.
+    assert!(healthy.message("2.3.5").contains("ServiceExport multicluster.x-k8s.io/v1alpha1 on infra"), "{}", healthy.message("2.3.5"));
+    assert!(lived.message("2.3.5").contains("ServiceExport multicluster.x-k8s.io/v1beta1 on infra"), "{}", lived.message("2.3.5"));
+    assert!(lived.message("2.3.5").contains("ServiceImport multicluster.x-k8s.io/v1beta1 on apps"), "{}", lived.message("2.3.5"));
 
     // On its own the Definition of Done reads the history as history: the failed and evicted pods (dod.5).
     let own = fx.run_with("dod.4,dod.5", config()).await;
@@ -92,5 +112,10 @@ async fn a_platform_with_history_is_judged_like_the_healthy_one() {
     let backups = fx.dynamic("infra", "velero.io/v1", "Backup", Some("velero")).await;
     let newest = backups.list(&kube::api::ListParams::default().labels("velero.io/schedule-name=weekly-backup")).await.unwrap().items.into_iter().max_by_key(|b| b.metadata.creation_timestamp.clone().map(|t| t.0)).unwrap();
     assert_eq!(newest.data["status"]["phase"], "Completed", "the newest Backup is the real Velero server's run of the Schedule");
-    assert_eq!(fx.run_with("9.2,10.4,dod.5", config()).await.failing(), Vec::<String>::new());
+    for cluster in ["infra", "apps"] {
+        assert_eq!(mcs_served(&fx, cluster).await, ["v1alpha1"], "{cluster}: the MCS CRDs installed at start are back");
+    }
+    // Velero, restarted with the CRDs put back, backs up without listing the retired version.
+    let back = fx.run_with("2.3,9.2,10.3,10.4,dod.5", config()).await;
+    assert_eq!(back.failing(), Vec::<String>::new(), "{}", back.text());
 }

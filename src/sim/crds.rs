@@ -23,7 +23,13 @@ pub struct CrdDoc {
 /// Every CRD under `$PA_CACHE/crds` (recursively, `*.yaml`/`*.yml`, multi-document
 /// files split), sorted by file.
 pub fn load(cache_dir: &Path) -> anyhow::Result<Vec<CrdDoc>> {
-    let root = cache_dir.join("crds");
+    load_from(&cache_dir.join("crds"))
+}
+
+/// Every CRD under `root`, as [`load`] reads `$PA_CACHE/crds` (e.g. the later releases
+/// in `$PA_CACHE/crds-next/<component>` that a scenario serves).
+pub fn load_from(root: &Path) -> anyhow::Result<Vec<CrdDoc>> {
+    let root = root.to_path_buf();
     let mut out = vec![];
     if !root.is_dir() {
         return Ok(out);

@@ -309,6 +309,22 @@ async fn ensure_addon(cfg: &SimConfig, c: &ClusterSpec, probe: &Probe, name: &st
     Ok(())
 }
 
+/// Restarts add-on `name` (`cert-manager` or `velero`) of `cluster` and waits until it
+/// answers again: what a scenario uses when time has passed for that add-on (e.g. Velero
+/// re-reading API discovery, which it does at start and then every 5 minutes).
+pub async fn restart_addon(cfg: &SimConfig, cluster: &str, name: &str) -> anyhow::Result<()> {
+    if !ADDONS.contains(&name) {
+        bail!("{name} is not an add-on of the simulation (add-ons: {})", ADDONS.join(", "));
+    }
+    let specs = cluster_specs(cfg)?;
+    let c = specs.iter().find(|c| c.name == cluster).ok_or_else(|| anyhow::anyhow!("no simulated cluster {cluster}"))?;
+    if let Some(rec) = lookup(&cfg.state_dir, &c.name, name) {
+        stop_process(&rec, STOP_GRACE).await;
+        unregister_process(&cfg.state_dir, &rec.scope, &rec.name)?;
+    }
+    ensure_addon(cfg, c, &Probe::new(cfg)?, name).await
+}
+
 /// What the Velero server needs before it starts: its namespace (the chart's release
 /// namespace; Velero exits without it), its plugin directory with the AWS plugin, and its
 /// own TMPDIR and HOME.

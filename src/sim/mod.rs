@@ -53,7 +53,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 
 pub use cluster::{ADDONS, COMPONENTS, ClusterSpec, DEFAULT_PORT_BASE, Ports, cluster_specs};
-pub use lifecycle::{down, up, up_with};
+pub use lifecycle::{down, restart_addon, up, up_with};
 pub use process::{
     ProcessRecord, lookup, register_process, register_process_with, registered_processes, spawn_detached, stop_process,
     unregister_process,

@@ -136,14 +136,14 @@ pub(super) async fn cross_cluster_services_served(ctx: Ctx) -> CheckResult<Outco
                 let conflict = e.condition("Conflict").is_some_and(|c| c.status == "True");
                 (valid && !conflict, e.condition("Conflict").map(|c| c.message).unwrap_or_default())
             });
-            let how = match (&export_ok, global) {
+            let how: String = match (&export_ok, global) {
                 // An export in conflict is broken whatever else the Service says (§2.4 [C6]).
                 (Some((false, why)), _) => {
                     problems.push(Finding::new(format!("ServiceExport {ns}/{svc} (cluster {cluster})"), "Valid=True and Conflict not True", format!("invalid or in conflict ({why})")));
                     continue;
                 }
-                (Some((true, _)), _) => "ServiceExport",
-                (None, true) => "global service",
+                (Some((true, _)), _) => format!("ServiceExport {}", export.as_ref().map(|e| e.api_version.as_str()).unwrap_or_default()),
+                (None, true) => "global service".into(),
                 (None, false) => {
                     problems.push(Finding::new(
                         format!("Service {ns}/{svc} (cluster {cluster})"),

@@ -63,7 +63,7 @@ async fn mon_reachable(ctx: &CheckContext, home: &(String, kube::Client), ns: &s
                     format!("Valid={} Conflict={}", valid.map(|c| c.status).unwrap_or_else(|| "unset".into()), conflict.map(|c| format!("{} ({})", c.status, c.message)).unwrap_or_else(|| "unset".into())),
                 ));
             }
-            how = "ServiceExport".into();
+            how = format!("ServiceExport ({})", e.api_version);
         }
         (None, Some(s)) if global(s) => how = "global Service".into(),
         (None, Some(_)) => findings.push(Finding::new(
@@ -76,7 +76,7 @@ async fn mon_reachable(ctx: &CheckContext, home: &(String, kube::Client), ns: &s
     if home_svc.is_some() && ready == 0 {
         findings.push(Finding::new(format!("Service {ns}/{mon} (cluster {home_name}) endpoints"), "at least one ready endpoint (a running mon)", "none ready"));
     }
-    if how == "ServiceExport" {
+    if how.starts_with("ServiceExport") {
         match objects::get(consumer, &SERVICE_IMPORT, Some(ns), mon).await? {
             Some(i) => {
                 let ports: Vec<u64> = i.get("/spec/ports").and_then(Value::as_array).into_iter().flatten().filter_map(|p| p.get("port").and_then(Value::as_u64)).collect();

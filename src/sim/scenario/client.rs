@@ -20,6 +20,10 @@ pub(super) struct ClusterSim {
     pub(super) client: kube::Client,
     /// The simulation's state directory (the PKI of stand-in issuers).
     pub(super) state_dir: std::path::PathBuf,
+    /// `$PA_CACHE`: the CRDs installed at start (`crds/`) and later releases (`crds-next/`).
+    pub(super) cache_dir: std::path::PathBuf,
+    /// The simulation (to restart an add-on).
+    pub(super) cfg: SimConfig,
     vars: BTreeMap<String, String>,
     /// What the simulated Flux reports as fetched and applied ([`super::served_revision`]).
     pub(super) revision: String,
@@ -66,6 +70,8 @@ impl ClusterSim {
             cluster: cluster.into(),
             client,
             state_dir: cfg.state_dir.clone(),
+            cache_dir: cfg.cache_dir.clone(),
+            cfg: cfg.clone(),
             vars,
             revision: super::served_revision(repo),
         })

@@ -72,6 +72,8 @@ impl ClusterSim {
             Op::RenewCertificate { namespace, name } => self.renew_certificate(namespace, name).await?,
             Op::DeleteBackups { label_selector } => self.delete_backups(label_selector).await?,
             Op::RunSchedule { name, wait } => crate::sim::backups::run_schedule(&self.client, name, *wait).await?,
+            Op::ServeCrd { name, release, served } => self.serve_crd(name, release, served).await?,
+            Op::Restart { component } => crate::sim::restart_addon(&self.cfg, &self.cluster, component).await?,
             Op::Delete {
                 api_version,
                 kind,

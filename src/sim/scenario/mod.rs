@@ -39,6 +39,7 @@
 mod certmanager;
 mod client;
 mod controllers;
+mod crdversions;
 mod faults;
 mod healthy;
 mod history;
@@ -193,6 +194,9 @@ pub async fn apply_with_report(cfg: &SimConfig, name: &str) -> Result<ApplyRepor
         s.remove_history()
             .await
             .with_context(|| format!("removing history on {}", s.cluster))?;
+        s.restore_crds()
+            .await
+            .with_context(|| format!("restoring the CRDs installed at start on {}", s.cluster))?;
     }
     let results =
         futures::future::join_all(sims.iter().map(|s| s.healthy(&repo, &vault, &rules))).await;

@@ -134,6 +134,20 @@ pub enum Op {
         #[serde(default = "yes")]
         wait: bool,
     },
+    /// CRD `name` replaced by the same CRD of a later upstream release
+    /// (`$PA_CACHE/crds-next/<release>/`, collected by `sim/crds.sh`), serving only the
+    /// versions in `served`; waits until API discovery shows them. The storage version
+    /// stays the one installed at start (a version in `status.storedVersions` can never
+    /// leave `spec.versions`), so every scenario can put the installed CRD back first;
+    /// a reader sees only the served versions.
+    ServeCrd {
+        name: String,
+        release: String,
+        served: Vec<String>,
+    },
+    /// Add-on `component` of the cluster (`velero`, `cert-manager`) restarted; waits until
+    /// it answers again.
+    Restart { component: String },
     /// Objects deleted (by name or label selector).
     Delete {
         #[serde(rename = "apiVersion")]
