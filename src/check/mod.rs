@@ -113,6 +113,10 @@ pub struct Check {
     /// Creates objects in the cluster (a round trip in a disposable namespace). Against
     /// targets that do not allow writes such a check is skipped, never run.
     pub writes: bool,
+    /// Runs read-only commands in containers through `pods/exec` (a privileged read; the
+    /// API server authorizes it as `create` on `pods/exec`): which pods, which command.
+    /// Without it the check's clients refuse exec.
+    pub execs: Option<&'static str>,
     /// A longer limit than the runner's per-check timeout, for round trips that wait on a
     /// controller's own period (see [`Check::within`]).
     pub timeout: Option<std::time::Duration>,
@@ -141,6 +145,7 @@ impl Check {
             manual_reason: None,
             aggregate: None,
             writes: false,
+            execs: None,
             timeout: None,
             run: Arc::new(move |ctx| {
                 let fut = f(ctx);
@@ -205,6 +210,15 @@ impl Check {
     /// targets that allow writes (`--allow-writes`, the simulation).
     pub fn writes(mut self) -> Self {
         self.writes = true;
+        self
+    }
+
+    /// Declares that the check runs a read-only command in containers through `pods/exec`
+    /// (a privileged read: roles for the harness must grant `create` on `pods/exec`);
+    /// `what` names the pods and the command, e.g. "kube-system/cilium-* (cilium-agent):
+    /// cilium-dbg bgp peers -o json". Without it the check's clients refuse exec.
+    pub fn execs(mut self, what: &'static str) -> Self {
+        self.execs = Some(what);
         self
     }
 

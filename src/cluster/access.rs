@@ -72,7 +72,13 @@ pub fn api_access(cluster: &str, method: &str, path: &str) -> Option<Access> {
         [resource, _name] => (resource.to_string(), true),
         [resource, _name, sub, ..] => (format!("{resource}/{sub}"), true),
     };
-    let verb = if watch { "watch".to_string() } else { verb(method, named) };
+    let verb = match () {
+        _ if watch => "watch".to_string(),
+        // The WebSocket upgrade is a GET, but the API server authorizes a command in a
+        // container as `create` (AuthorizePodWebsocketUpgradeCreatePermission).
+        _ if matches!(resource.as_str(), "pods/exec" | "pods/attach" | "pods/portforward") => "create".to_string(),
+        _ => verb(method, named),
+    };
     Some(Access::Api { cluster: cluster.into(), verb, group: group.into(), resource })
 }
 
@@ -234,6 +240,9 @@ struct Recording {
     log: AccessLog,
     /// When false, every request but a read is refused here, before it leaves the process.
     writable: bool,
+    /// When false, `pods/exec`, `attach` and `portforward` are refused here (the check did
+    /// not declare that it runs commands in containers: [`crate::check::Check::execs`]).
+    exec: bool,
     /// The run's read cache and how new this unit's answers must be; `None`: every read is sent.
     reads: Option<(Arc<RunCache>, Freshness)>,
 }
@@ -253,6 +262,12 @@ impl tower::Service<http::Request<kube::client::Body>> for Recording {
             self.log.note(a.clone());
         }
         let read = matches!(*req.method(), http::Method::GET | http::Method::HEAD | http::Method::OPTIONS);
+        if !self.exec && is_exec(req.uri().path()) {
+            let what = access.map(|a| a.to_string()).unwrap_or_else(|| req.uri().path().to_string());
+            let mut status = kube::core::Status::failure(&format!("{what} refused: the check does not declare that it runs commands in containers (Check::execs)"), "Forbidden");
+            status.code = 403;
+            return Box::pin(async move { Err(kube::Error::Api(status.boxed())) });
+        }
         if !self.writable && !read {
             let what = access.map(|a| a.to_string()).unwrap_or_else(|| format!("{} {}", req.method(), req.uri().path()));
             let mut status = kube::core::Status::failure(&format!("{what} refused: this run does not allow writes (give --allow-writes)"), "Forbidden");
@@ -277,9 +292,15 @@ impl tower::Service<http::Request<kube::client::Body>> for Recording {
     }
 }
 
-fn recording(client: &kube::Client, cluster: &str, log: &AccessLog, writable: bool, reads: Option<&(Arc<RunCache>, Freshness)>) -> kube::Client {
+fn recording(client: &kube::Client, cluster: &str, log: &AccessLog, writable: bool, exec: bool, reads: Option<&(Arc<RunCache>, Freshness)>) -> kube::Client {
     let ns = client.default_namespace().to_string();
-    kube::Client::new(Recording { inner: client.clone(), cluster: cluster.to_string(), log: log.clone(), writable, reads: reads.cloned() }, ns)
+    kube::Client::new(Recording { inner: client.clone(), cluster: cluster.to_string(), log: log.clone(), writable, exec, reads: reads.cloned() }, ns)
+}
+
+/// A request into a running container: `pods/<name>/exec`, `attach` or `portforward`.
+fn is_exec(path: &str) -> bool {
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    matches!(parts.as_slice(), [.., "pods", _, "exec" | "attach" | "portforward"])
 }
 
 /// A resolver that records each lookup, then asks `inner`.
@@ -303,9 +324,10 @@ impl Target {
     /// This target with every API request and name lookup recorded into `log`; `cluster`
     /// names this target's own cluster (peers are recorded under their names). Unless the
     /// target is writable, its clients refuse every write. With `reads`, reads are answered
-    /// from the run's cache ([`super::cache`]) as new as the [`Freshness`] asks.
-    pub fn recorded(&self, cluster: &str, log: &AccessLog, reads: Option<&(Arc<RunCache>, Freshness)>) -> Target {
-        let client = |c: &kube::Client, name: &str| recording(c, name, log, self.writable, reads);
+    /// from the run's cache ([`super::cache`]) as new as the [`Freshness`] asks. Unless
+    /// `exec`, its clients refuse `pods/exec` (and `attach`, `portforward`).
+    pub fn recorded(&self, cluster: &str, log: &AccessLog, exec: bool, reads: Option<&(Arc<RunCache>, Freshness)>) -> Target {
+        let client = |c: &kube::Client, name: &str| recording(c, name, log, self.writable, exec, reads);
         Target {
             client: client(&self.client, cluster),
             context: self.context.clone(),

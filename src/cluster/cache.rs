@@ -487,7 +487,7 @@ mod tests {
             provenance: Arc::new(crate::cluster::access::RealClusters),
             writable: false,
         };
-        target.recorded("infra", log, Some(reads)).client
+        target.recorded("infra", log, false, Some(reads)).client
     }
 
     #[tokio::test]

@@ -14,6 +14,7 @@
 pub mod access;
 pub mod cache;
 pub mod discovery;
+pub mod exec;
 #[cfg(test)]
 mod fake;
 pub mod lease;

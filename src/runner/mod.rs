@@ -393,7 +393,7 @@ async fn evaluate(
     let ctx = Arc::new(CheckContext {
         cluster: unit.cluster.clone(),
         repo: env.repo.clone(),
-        target: target.map(|t| t.recorded(&unit.cluster, &log, reads.as_ref())),
+        target: target.map(|t| t.recorded(&unit.cluster, &log, check.execs.is_some(), reads.as_ref())),
         phase: config.phase,
         cancel: cancel.child_token(),
         cleanup: cleanup.clone(),

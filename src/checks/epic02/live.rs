@@ -146,8 +146,9 @@ pub(super) async fn cilium_status_healthy(ctx: Ctx) -> CheckResult<Outcome> {
 
 /// Every node's BGPv2 CiliumBGPNodeConfig reports the session with the upstream router
 /// (CILIUM_BGP_PEER_ADDRESS when a repository is given) `established`
-/// (§2.3 [C5]). BGPv1 (CiliumBGPPeeringPolicy) publishes no status: then the
-/// outcome says what the policies declare (see [`super::bgp`]).
+/// (§2.3 [C5]). BGPv1 (CiliumBGPPeeringPolicy) publishes no status: then every Cilium
+/// agent is asked (`cilium-dbg bgp peers`), or, when none can be, the outcome says what
+/// the policies declare (see [`super::bgp`]).
 pub(super) async fn bgp_peering_established(ctx: Ctx) -> CheckResult<Outcome> {
     let client = client(&ctx)?;
     let peer = variable(&ctx, "CILIUM_BGP_PEER_ADDRESS").map(|a| strip_prefix_len(&a).to_string());
@@ -155,9 +156,10 @@ pub(super) async fn bgp_peering_established(ctx: Ctx) -> CheckResult<Outcome> {
     let configs = list_if_served(client, &BGP_NODE_CONFIG, None).await?;
     if configs.is_empty() {
         let policies = list_if_served(client, &BGP_PEERING_POLICY, None).await?;
-        return Err(match policies.is_empty() {
-            false => super::bgp::judge_bgp_v1(&policies, &BGP_PEERING_POLICY, peer.as_deref(), &ctx.cluster),
-            true => Outcome::fail(
+        return Err(match (policies.is_empty(), agent_reports(client).await) {
+            (false, Ok(reports)) => super::bgp::judge_agent_sessions(&reports, peer.as_deref(), &ctx.cluster),
+            (false, Err(why)) => super::bgp::judge_bgp_v1(&policies, &BGP_PEERING_POLICY, peer.as_deref(), &ctx.cluster, &why),
+            (true, _) => Outcome::fail(
                 format!("cluster {}: BGP control plane", ctx.cluster),
                 "a CiliumBGPNodeConfig per node (BGPv2) or a CiliumBGPPeeringPolicy (BGPv1)",
                 "neither found",
@@ -203,6 +205,36 @@ pub(super) async fn bgp_peering_established(ctx: Ctx) -> CheckResult<Outcome> {
         }
     }
     Ok(Outcome::from_findings(findings, format!("cluster {}: BGP sessions with {want}: {}", ctx.cluster, evidence.join(", "))))
+}
+
+/// The command that prints a Cilium agent's BGP peers, and where it runs (the chart's
+/// DaemonSet in `kube-system`, pods labelled `k8s-app=cilium`, container `cilium-agent`).
+pub(super) const AGENT_PEERS: [&str; 5] = ["cilium-dbg", "bgp", "peers", "-o", "json"];
+pub(super) const AGENT_PEERS_EXEC: &str = "kube-system pods k8s-app=cilium (container cilium-agent): cilium-dbg bgp peers -o json";
+
+/// Every running Cilium agent's BGP peers, or why they could not be read.
+async fn agent_reports(client: &kube::Client) -> Result<Vec<super::bgp::AgentReport>, String> {
+    use k8s_openapi::api::core::v1::Pod;
+    let pods = Api::<Pod>::namespaced(client.clone(), "kube-system")
+        .list(&ListParams::default().labels("k8s-app=cilium"))
+        .await
+        .map_err(|e| api_error("list Cilium agent pods", e).summary())?;
+    let running: Vec<Pod> = pods.items.into_iter().filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")).collect();
+    if running.is_empty() {
+        return Err("no running Cilium agent pod (kube-system, k8s-app=cilium)".into());
+    }
+    let mut reports = vec![];
+    for pod in running {
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        let node = pod.spec.as_ref().and_then(|s| s.node_name.clone()).unwrap_or_default();
+        let out = crate::cluster::exec::run(client, "kube-system", &name, "cilium-agent", &AGENT_PEERS, std::time::Duration::from_secs(15)).await.map_err(|o| o.summary())?;
+        if let Some(failure) = out.failure {
+            return Err(format!("{name}: {failure}: {}", out.stderr.lines().next().unwrap_or("").trim()));
+        }
+        let peers = super::bgp::parse_agent_peers(&out.stdout).map_err(|e| format!("{name}: {e}"))?;
+        reports.push((node, name, peers));
+    }
+    Ok(reports)
 }
 
 // ---------------------------------------------------------------------------

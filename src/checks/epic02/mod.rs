@@ -42,7 +42,7 @@ pub fn checks() -> Vec<Check> {
         ),
         Check::cluster("2.1", "Cilium deployed and all infra nodes transition to Ready state", "cilium_ready_and_nodes_ready", live::cilium_ready_and_nodes_ready),
         Check::cluster("2.1", "Cilium status shows healthy: `cilium status --wait`", "cilium_status_healthy", live::cilium_status_healthy),
-        Check::cluster("2.1", "BGP peering with upstream router verified", "bgp_peering_established", live::bgp_peering_established),
+        Check::cluster("2.1", "BGP peering with upstream router verified", "bgp_peering_established", live::bgp_peering_established).execs(live::AGENT_PEERS_EXEC),
         Check::cluster("2.1", LB_POOL_WORKING, "lb_ip_pool_working", |ctx| live::lb_pool_working(ctx, LB_POOL_WORKING)),
         // Story 2.2 (apps)
         Check::repo(
