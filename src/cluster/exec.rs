@@ -10,7 +10,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, AttachParams};
 use tokio::io::AsyncReadExt;
 
-use crate::check::Outcome;
+use crate::outcome::Outcome;
 
 /// Output kept per stream; more is cut (a check reads a short report).
 const MAX_OUTPUT: usize = 1 << 20;
@@ -62,7 +62,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::check::Verdict;
+    use crate::outcome::Verdict;
     use crate::cluster::Target;
     use crate::cluster::access::{AccessLog, RealClusters, api_access};
     use crate::cluster::fake::FakeApi;
