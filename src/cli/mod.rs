@@ -13,6 +13,7 @@ use crate::runner::RunConfig;
 use crate::session::{Session, SetupError};
 
 mod gate;
+mod rbac;
 mod render;
 
 const DEFAULT_DOC: &str = "fixtures/multi-cluster-epics.md";
@@ -83,6 +84,8 @@ Exit codes: 0 done (also when nothing changes), 2 unreadable report or document.
         #[arg(long)]
         write: bool,
     },
+    /// Print the least-privilege roles the harness needs (ServiceAccount, ClusterRoles, bindings).
+    Rbac(rbac::RbacArgs),
     /// Delete what runs that died left behind: disposable namespaces labelled with a run
     /// whose Lease expired or is gone. Objects of a run still renewing its Lease, and
     /// anything without the run label, are left alone.
@@ -174,6 +177,10 @@ pub struct TargetArgs {
     /// Kubeconfig context for a cluster, CLUSTER=CONTEXT (default: the context named like the cluster).
     #[arg(long = "context", value_name = "CLUSTER=CONTEXT")]
     pub contexts: Vec<String>,
+    /// Send every API request as this user (impersonation, like `kubectl --as`), e.g.
+    /// system:serviceaccount:platform-acceptance:harness to try the roles of `rbac`.
+    #[arg(long = "as", value_name = "USER")]
+    pub as_user: Option<String>,
     /// Platform phase: `bootstrap` (clusters up, no CNI yet) or `operate`.
     #[arg(long, value_enum, default_value_t = Phase::Operate)]
     pub phase: Phase,
@@ -268,6 +275,13 @@ async fn dispatch(cli: Cli) -> ExitCode {
         Command::Gate(args) => gate::run(args).await,
         Command::SyncDoc { report, doc, write } => match gate::sync_doc(&report, &doc, write) {
             Ok(()) => ExitCode::SUCCESS,
+            Err(e) => usage_error(e),
+        },
+        Command::Rbac(args) => match rbac::manifests(&args) {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
             Err(e) => usage_error(e),
         },
         Command::Sweep { kubeconfig, sim, contexts, repo } => match sweep(kubeconfig, sim, &contexts, repo).await {
@@ -394,9 +408,13 @@ async fn attach_targets(args: &TargetArgs, session: Session) -> Result<Session, 
         }
         (None, true) => session.with_targets(crate::sim::targets::targets(&clusters, &overrides).await?),
         (None, false) if !args.contexts.is_empty() => return Err("--context needs --kubeconfig FILE (or --sim)".into()),
+        (None, false) if args.as_user.is_some() => return Err("--as needs --kubeconfig FILE (or --sim)".into()),
         (None, false) => session,
     };
-    Ok(session)
+    Ok(match &args.as_user {
+        Some(user) => session.acting_as(user)?,
+        None => session,
+    })
 }
 
 async fn execute(args: &RunArgs, session: Session, only: &[crate::plan::Selector], skip: &[crate::plan::Selector], outputs: Outputs) -> ExitCode {

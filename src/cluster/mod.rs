@@ -15,6 +15,8 @@ pub mod access;
 pub mod cache;
 pub mod discovery;
 pub mod exec;
+mod impersonate;
+pub mod rbac;
 #[cfg(test)]
 mod fake;
 pub mod lease;
@@ -155,10 +157,38 @@ fn executable_exists(command: &str, kubeconfig_dir: &Path) -> bool {
     std::env::var_os("PATH").is_some_and(|paths| std::env::split_paths(&paths).any(|dir| runnable(&dir.join(command))))
 }
 
+/// The access an RBAC denial names, as [`rbac::RbacAccess`] writes it: from the API
+/// server's `... cannot list resource "daemonsets" in API group "apps" at the cluster scope`,
+/// `list apps/daemonsets`.
+///
+/// ```
+/// use platform_acceptance::cluster::needs;
+/// let m = r#"daemonsets.apps is forbidden: User "system:serviceaccount:pa:harness" cannot list resource "daemonsets" in API group "apps" at the cluster scope"#;
+/// assert_eq!(needs(m).as_deref(), Some("list apps/daemonsets"));
+/// let m = r#"pods "cilium-x" is forbidden: User "u" cannot create resource "pods/exec" in API group "" in the namespace "kube-system""#;
+/// assert_eq!(needs(m).as_deref(), Some("create pods/exec"));
+/// assert_eq!(needs("something else"), None);
+/// ```
+pub fn needs(message: &str) -> Option<String> {
+    let rest = &message[message.find(" cannot ")? + " cannot ".len()..];
+    let (verb, rest) = rest.split_once(' ')?;
+    let quoted = |text: &str, after: &str| -> Option<String> {
+        let start = text.find(after)? + after.len();
+        let body = &text[start..];
+        Some(body[..body.find('"')?].to_string())
+    };
+    let resource = quoted(rest, "resource \"")?;
+    let group = quoted(rest, "in API group \"").unwrap_or_default();
+    Some(rbac::RbacAccess { verb: verb.into(), group, resource, round_trip: false }.to_string())
+}
+
 /// A kube error as a check outcome: unreachable or forbidden is Error (could not evaluate).
 pub fn api_error(what: &str, e: kube::Error) -> Outcome {
     let reason = match &e {
-        kube::Error::Api(s) if s.code == 403 => format!("forbidden: {}", s.message),
+        kube::Error::Api(s) if s.code == 403 => match needs(&s.message) {
+            Some(needs) => format!("forbidden: needs {needs}: {}", s.message),
+            None => format!("forbidden: {}", s.message),
+        },
         kube::Error::Api(s) => format!("API error {}: {}", s.code, s.message),
         other => format!("unreachable: {}", crate::errline::kube(other)),
     };

@@ -92,6 +92,14 @@ impl Session {
         self
     }
 
+    /// These targets with every request sent as `user` ([`Target::acting_as`]).
+    pub fn acting_as(mut self, user: &str) -> Result<Self, String> {
+        for t in self.targets.values_mut() {
+            *t = t.acting_as(user)?;
+        }
+        Ok(self)
+    }
+
     /// Parses and validates selectors against this document and these clusters.
     pub fn selectors(&self, raw: &[String]) -> Result<Vec<Selector>, SetupError> {
         raw.iter()

@@ -202,6 +202,15 @@ impl SimFixture {
         self.run_full(selection, config, endpoints, false, true).await
     }
 
+    /// Runs `selection` with every request sent as `user` (impersonation, as `run --as`).
+    pub async fn run_as(&self, selection: &str, config: RunConfig, user: &str) -> RunReport {
+        let session = Session::new(DOC, Some(Path::new(GITOPS))).expect("session");
+        let targets = targets(&session.coverage.clusters).await;
+        let session = session.with_targets(targets).acting_as(user).expect("user name");
+        let only = session.selectors(&[selection.to_string()]).unwrap_or_else(|e| panic!("selection {selection}: {e}"));
+        session.run(&only, &[], config).await
+    }
+
     async fn run_full(&self, selection: &str, config: RunConfig, endpoints: Option<Endpoints>, constructed: bool, writable: bool) -> RunReport {
         let session = Session::new(DOC, Some(Path::new(GITOPS))).expect("session");
         let mut targets = targets(&session.coverage.clusters).await;
