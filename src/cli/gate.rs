@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use super::{attach_targets, create_output, drive, usage_error, write_output, Outputs, TargetArgs, DEFAULT_DOC};
+use super::{attach_targets, create_output, drive, interrupted_exit, usage_error, write_output, Outputs, TargetArgs, DEFAULT_DOC};
 use crate::catalog::Catalog;
 use crate::check::Phase;
 use crate::gate::{self, git, select::Selection, Labels};
@@ -27,7 +27,7 @@ platform-acceptance gate --doc docs/plan.md --base origin/main --repo . --kubeco
 platform-acceptance gate --doc fixtures/multi-cluster-epics.md --base HEAD~1 --repo fixtures/gitops --sim\n  \
 platform-acceptance gate --doc plan-new.md --base-doc plan-old.md --repo fixtures/gitops   # repository layer only\n\n\
 Exit codes: 0 every selected criterion passed (or nothing to prove), 1 any did not (failed, error, \
-not proven, unmapped or reworded), 2 usage or configuration error, 130 interrupted."
+not proven, unmapped or reworded), 2 usage or configuration error, 130 interrupted (SIGINT), 143 terminated (SIGTERM)."
 )]
 pub struct GateArgs {
     /// The planning document; head is this file as it is on disk, unless --head.
@@ -174,7 +174,7 @@ async fn execute(args: &GateArgs, p: Prepared) -> ExitCode {
     let proven = g.items.iter().filter(|i| i.verdict.ok()).count();
     println!("gate {}: {proven} of {} selected box(es) proven", if g.passed { "PASSED" } else { "FAILED" }, g.items.len());
     if g.interrupted {
-        ExitCode::from(130)
+        interrupted_exit()
     } else if !g.passed || !ok {
         ExitCode::from(1)
     } else {

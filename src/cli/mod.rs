@@ -34,7 +34,7 @@ platform-acceptance run --repo . --kubeconfig ~/.kube/config --only 7 --markdown
 platform-acceptance sim up && platform-acceptance run --repo fixtures/gitops --sim\n  \
 platform-acceptance gate --doc docs/plan.md --base origin/main --repo . --kubeconfig ~/.kube/config --markdown comment.md\n  \
 platform-acceptance sync-doc --report out/report.json --doc docs/plan.md --write\n\n\
-Exit codes: 0 all selected passed, 1 any failure or error, 2 usage or configuration error, 130 interrupted."
+Exit codes: 0 all selected passed, 1 any failure or error, 2 usage or configuration error, 130 interrupted (SIGINT), 143 terminated (SIGTERM); both stop the checks, run their cleanups and write the reports."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -423,7 +423,15 @@ async fn execute(args: &RunArgs, session: Session, only: &[crate::plan::Selector
     write_run_reports(args, &session, report, outputs)
 }
 
-/// Runs `units` with the terminal reporter and Ctrl-C handling of `run`.
+/// Set when a run was stopped by SIGTERM (exit 143) rather than SIGINT (exit 130).
+static TERMINATED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Exit status of a run stopped by a signal: 143 for SIGTERM, 130 for SIGINT.
+fn interrupted_exit() -> ExitCode {
+    ExitCode::from(if TERMINATED.load(std::sync::atomic::Ordering::SeqCst) { 143 } else { 130 })
+}
+
+/// Runs `units` with the terminal reporter and the SIGINT/SIGTERM handling of `run`.
 async fn drive(args: &TargetArgs, session: &Session, units: Vec<crate::plan::Unit>) -> crate::runner::RunReport {
     let config = RunConfig { concurrency: args.concurrency, timeout: args.timeout, retries: args.retries, in_progress_wait: args.in_progress_wait, phase: args.phase, read_cache: !args.no_read_cache, ..RunConfig::default() };
     let runner = session.runner(config);
@@ -438,12 +446,22 @@ async fn drive(args: &TargetArgs, session: &Session, units: Vec<crate::plan::Uni
     let printer = tokio::spawn(report::terminal::consume(rx, mode));
     let cancel = runner.cancel.clone();
     let interrupt = tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("\ninterrupted: stopping checks, running cleanups, writing reports (Ctrl-C again to abort)");
-            cancel.cancel();
-            if tokio::signal::ctrl_c().await.is_ok() {
-                std::process::exit(130);
+        // SIGINT (Ctrl-C) or SIGTERM (a CI job cancelled, `kill`): stop, clean up, report.
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let terminated = async {
+            match term.as_mut() {
+                Some(t) => t.recv().await,
+                None => std::future::pending().await,
             }
+        };
+        let signal = tokio::select! {
+            r = tokio::signal::ctrl_c() => if r.is_ok() { "interrupted" } else { return },
+            _ = terminated => { TERMINATED.store(true, std::sync::atomic::Ordering::SeqCst); "terminated" }
+        };
+        eprintln!("\n{signal}: stopping checks, running cleanups, writing reports (Ctrl-C again to abort)");
+        cancel.cancel();
+        if tokio::signal::ctrl_c().await.is_ok() {
+            std::process::exit(130);
         }
     });
     let report = runner.run(units, tx).await;
@@ -491,7 +509,7 @@ fn write_run_reports(args: &RunArgs, session: &Session, report: crate::runner::R
     }
     let s = &report.summary;
     if s.interrupted {
-        ExitCode::from(130)
+        interrupted_exit()
     } else if !s.success() || write_failed || (args.strict && (s.unmapped > 0 || !session.coverage.orphans.is_empty())) {
         ExitCode::from(1)
     } else {

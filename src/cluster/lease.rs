@@ -148,10 +148,17 @@ const VELERO_RESTORE: Kind = Kind::namespaced("velero.io", &["v1"], "Restore");
 const VELERO_LOCATION: Kind = Kind::namespaced("velero.io", &["v1"], "BackupStorageLocation");
 const SECRET: Kind = Kind::namespaced("", &["v1"], "Secret");
 
+/// Phases in which Velero is still taking a Backup (and refuses to delete it).
+const RUNNING: [&str; 6] = ["ReadyToStart", "InProgress", "WaitingForPluginOperations", "WaitingForPluginOperationsPartiallyFailed", "Finalizing", "FinalizingPartiallyFailed"];
+/// How long removing a Backup waits for Velero to finish taking it (within the runner's
+/// 30 s bound on cleanups).
+const RUNNING_BACKUP_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
+
 /// Removes a Velero Backup the run made (or synced). One that never reached the bucket
 /// (`FailedValidation`, or still waiting in Velero's queue), or whose location is read-only or gone, is deleted
 /// as an object; any other is handed to Velero with a `DeleteBackupRequest` labelled with
-/// the run, unless one is still pending.
+/// the run, unless one is still pending, once Velero has finished taking it (waited for up
+/// to 20 s).
 pub async fn remove_velero_backup(client: &kube::Client, backup: &objects::Found, run: &str) -> Result<(), crate::outcome::Outcome> {
     let (ns, name) = (backup.object.metadata.namespace.clone().unwrap_or_default(), backup.name().to_string());
     // Nothing of it in a bucket this cluster may write: delete the object. That is a Backup that
@@ -163,6 +170,16 @@ pub async fn remove_velero_backup(client: &kube::Client, backup: &objects::Found
         .is_some_and(|l| l.str("/spec/accessMode") != Some("ReadOnly"));
     if !writable || matches!(backup.str("/status/phase").unwrap_or(""), "" | "New" | "Queued" | "FailedValidation") {
         return objects::delete(client, &VELERO_BACKUP, Some(&ns), &name).await;
+    }
+    // Velero refuses to delete a Backup it is still taking ("backup is still in progress",
+    // pkg/controller/backup_deletion_controller.go): wait, bounded, until it has ended.
+    let deadline = tokio::time::Instant::now() + RUNNING_BACKUP_WAIT;
+    loop {
+        let phase = objects::get(client, &VELERO_BACKUP, Some(&ns), &name).await?.and_then(|b| b.str("/status/phase").map(str::to_string)).unwrap_or_default();
+        if !RUNNING.contains(&phase.as_str()) || tokio::time::Instant::now() >= deadline {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     }
     let requests = objects::list(client, &VELERO_REQUEST, Some(&ns), Some(&format!("velero.io/backup-name={name}"))).await?;
     if requests.iter().any(|r| r.str("/status/phase") != Some("Processed")) {
