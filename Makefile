@@ -7,7 +7,7 @@ BIN := $(CARGO_TARGET_DIR)/debug/platform-acceptance
 OUT ?= out
 say = @echo "make: $(1)"
 
-.PHONY: help deps build test run catalog sim-build ci-tools sim-up sim-down sim-status bench lint fuzz
+.PHONY: help deps build test run catalog sim-build ci-tools sim-up sim-down sim-status bench bench-interrupts lint fuzz
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 14
@@ -57,6 +57,10 @@ bench: ## print timings: catalog parse, repository layer, sim build/up, RSS, who
 	sim/bench.sh
 	cargo run --release --example bench_suite
 	cargo run --release --example bench_chainsaw
+
+INTERRUPT_RUNS ?= 50
+bench-interrupts: ## stop INTERRUPT_RUNS (default 50) whole-suite runs by SIGINT/SIGTERM at random points, then 3 by SIGKILL and sweep; prints exits, reports and leftovers (needs a running simulation, ~20 min)
+	cargo run --release --example bench_interrupts -- $(INTERRUPT_RUNS)
 
 FUZZ_SECONDS ?= 60
 fuzz: ## fuzz each parser of untrusted text for FUZZ_SECONDS (default 60) seconds; failures land in fuzz/regressions/

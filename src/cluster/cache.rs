@@ -461,7 +461,6 @@ mod tests {
     use kube::api::{Api, ListParams};
 
     use super::*;
-    use crate::cluster::Target;
     use crate::cluster::fake::FakeApi;
 
     /// An API server with two Deployments; a cluster-wide LIST of pods is forbidden (RBAC
@@ -478,15 +477,7 @@ mod tests {
     }
 
     fn recorded(fake: &FakeApi, log: &AccessLog, reads: &(Arc<RunCache>, Freshness)) -> kube::Client {
-        let client = fake.client();
-        let target = Target {
-            client: client.clone(),
-            context: "infra".into(),
-            peers: Arc::new(BTreeMap::from([("infra".to_string(), client)])),
-            resolver: Arc::new(crate::cluster::resolve::SystemDns),
-            provenance: Arc::new(crate::cluster::access::RealClusters),
-            writable: false,
-        };
+        let target = fake.target();
         target.recorded("infra", log, false, Some(reads)).client
     }
 

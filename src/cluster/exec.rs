@@ -56,28 +56,12 @@ pub async fn run(client: &kube::Client, ns: &str, pod: &str, container: &str, co
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-    use std::sync::Arc;
-
     use serde_json::json;
 
     use super::*;
     use crate::outcome::Verdict;
-    use crate::cluster::Target;
-    use crate::cluster::access::{AccessLog, RealClusters, api_access};
+    use crate::cluster::access::{AccessLog, api_access};
     use crate::cluster::fake::FakeApi;
-
-    fn target(fake: &FakeApi) -> Target {
-        let client = fake.client();
-        Target {
-            client: client.clone(),
-            context: "infra".into(),
-            peers: Arc::new(BTreeMap::from([("infra".to_string(), client)])),
-            resolver: Arc::new(crate::cluster::resolve::SystemDns),
-            provenance: Arc::new(RealClusters),
-            writable: false,
-        }
-    }
 
     const CMD: [&str; 3] = ["cilium-dbg", "bgp", "peers"];
 
@@ -85,7 +69,7 @@ mod tests {
     async fn exec_is_refused_unless_the_check_declares_it() {
         let fake = FakeApi::new(|_| None);
         let log = AccessLog::default();
-        let undeclared = target(&fake).recorded("infra", &log, false, None).client;
+        let undeclared = fake.target().recorded("infra", &log, false, None).client;
         let o = run(&undeclared, "kube-system", "cilium-x", "cilium-agent", &CMD, Duration::from_secs(5)).await.unwrap_err();
         assert_eq!(o.verdict(), Verdict::Error);
         assert!(o.summary().contains("create pods/exec on infra refused: the check does not declare that it runs commands in containers"), "{}", o.summary());
@@ -100,9 +84,9 @@ mod tests {
             })
         });
         let log = AccessLog::default();
-        let declared = target(&fake).recorded("infra", &log, true, None).client;
+        let declared = fake.target().recorded("infra", &log, true, None).client;
         let o = run(&declared, "kube-system", "cilium-x", "cilium-agent", &CMD, Duration::from_secs(5)).await.unwrap_err();
-        assert_eq!(o.summary(), "exec `cilium-dbg bgp peers` in kube-system/cilium-x (container cilium-agent): forbidden: pods \"cilium-x\" is forbidden: cannot create resource \"pods/exec\"");
+        assert_eq!(o.summary(), "exec `cilium-dbg bgp peers` in kube-system/cilium-x (container cilium-agent): forbidden: needs create pods/exec: pods \"cilium-x\" is forbidden: cannot create resource \"pods/exec\"");
         assert_eq!(fake.asked(), ["/api/v1/namespaces/kube-system/pods/cilium-x/exec"]);
         assert_eq!(log.entries(), [api_access("infra", "GET", "/api/v1/namespaces/kube-system/pods/cilium-x/exec?command=cilium-dbg").unwrap()]);
         assert_eq!(log.entries()[0].to_string(), "create pods/exec on infra", "authorized as create");

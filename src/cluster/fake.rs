@@ -25,6 +25,11 @@ impl FakeApi {
         kube::Client::new(self.clone(), "default")
     }
 
+    /// A read-only target of cluster `infra` whose client (and only peer) is this fake.
+    pub fn target(&self) -> super::Target {
+        target_of(self.client())
+    }
+
     /// The paths asked so far, in order.
     pub fn asked(&self) -> Vec<String> {
         self.asked.lock().expect("fake lock").clone()
@@ -52,5 +57,17 @@ impl tower::Service<http::Request<kube::client::Body>> for FakeApi {
             .body(kube::client::Body::from(serde_json::to_vec(&body).expect("JSON")))
             .expect("response");
         Box::pin(async move { Ok(resp) })
+    }
+}
+
+/// A read-only target of cluster `infra` whose client, and only peer, is `client`.
+pub(crate) fn target_of(client: kube::Client) -> super::Target {
+    super::Target {
+        client: client.clone(),
+        context: "infra".into(),
+        peers: Arc::new(std::collections::BTreeMap::from([("infra".to_string(), client)])),
+        resolver: Arc::new(super::resolve::SystemDns),
+        provenance: Arc::new(super::access::RealClusters),
+        writable: false,
     }
 }

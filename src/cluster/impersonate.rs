@@ -48,10 +48,7 @@ impl Target {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
     use std::sync::{Arc, Mutex};
-
-    use super::*;
 
     #[tokio::test]
     async fn every_request_carries_the_user_also_to_peers() {
@@ -62,17 +59,10 @@ mod tests {
             async { Ok::<_, std::convert::Infallible>(http::Response::builder().status(200).body(kube::client::Body::from(b"{\"major\":\"1\",\"minor\":\"36\",\"gitVersion\":\"v1.36.3\",\"gitCommit\":\"\",\"gitTreeState\":\"\",\"buildDate\":\"\",\"goVersion\":\"\",\"compiler\":\"\",\"platform\":\"\"}".to_vec())).unwrap()) }
         });
         let client = kube::Client::new(service, "default");
-        let target = Target {
-            client: client.clone(),
-            context: "infra".into(),
-            peers: Arc::new(BTreeMap::from([("apps".to_string(), client)])),
-            resolver: Arc::new(crate::cluster::resolve::SystemDns),
-            provenance: Arc::new(crate::cluster::access::RealClusters),
-            writable: false,
-        };
+        let target = crate::cluster::fake::target_of(client);
         let as_sa = target.acting_as("system:serviceaccount:platform-acceptance:harness").unwrap();
         as_sa.client.apiserver_version().await.unwrap();
-        as_sa.peers["apps"].apiserver_version().await.unwrap();
+        as_sa.peers["infra"].apiserver_version().await.unwrap();
         assert_eq!(*seen.lock().unwrap(), ["system:serviceaccount:platform-acceptance:harness"; 2]);
         assert!(target.acting_as("bad\nname").is_err());
     }
