@@ -325,3 +325,22 @@ fn gate_compares_two_files_with_base_doc() {
     assert!(out.contains("pass       2.4.1 External DNS base HelmRelease created"), "{out}");
     assert!(out.contains("gate PASSED: 1 of 1"), "{out}");
 }
+
+#[test]
+fn rbac_prints_the_roles_to_apply_and_grants_round_trips_only_when_asked() {
+    let docs = |args: &[&str]| -> Vec<serde_json::Value> {
+        let (code, out, err) = run(args);
+        assert_eq!(code, 0, "{err}");
+        serde_yaml_ng::Deserializer::from_str(&out).map(|d| serde::Deserialize::deserialize(d).unwrap()).filter(|v: &serde_json::Value| !v.is_null()).collect()
+    };
+    let kinds = |d: &[serde_json::Value]| d.iter().map(|v| format!("{} {}", v["kind"].as_str().unwrap(), v["metadata"]["name"].as_str().unwrap())).collect::<Vec<_>>();
+    let read = docs(&["rbac"]);
+    assert_eq!(kinds(&read), ["Namespace platform-acceptance", "ServiceAccount harness", "ClusterRole platform-acceptance-read", "ClusterRoleBinding platform-acceptance-read-platform-acceptance-harness"]);
+    assert!(!serde_json::to_string(&read).unwrap().contains("\"create\""), "the read-only role creates nothing");
+    let all = docs(&["rbac", "--allow-writes", "--service-account", "ops/acceptance"]);
+    assert_eq!(all.len(), 6);
+    assert_eq!(all[5]["subjects"][0], serde_json::json!({"kind": "ServiceAccount", "namespace": "ops", "name": "acceptance"}));
+    assert!(all[4]["rules"].as_array().unwrap().iter().any(|r| r["resources"].as_array().unwrap().iter().any(|x| x == "pods/exec")), "exec into agents is a round-trip grant");
+    assert_usage_error(&["rbac", "--service-account", "bad"], "expected NAMESPACE/NAME");
+    assert_usage_error(&["rbac", "--from", "/nonexistent/report.json"], "cannot read /nonexistent/report.json");
+}

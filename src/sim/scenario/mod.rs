@@ -27,9 +27,11 @@
 //! its `breaks` (pods not ready, a node NotReady, a status change merged over the
 //! healthy status, a deletion), then waits until the change is visible. `lived-in`
 //! is healthy with a past: its breaks create what controllers leave behind (finished
-//! Job pods, an evicted pod, older Backups) and renew a Certificate (`history`); every
-//! scenario first removes such objects.
-//! Switching scenarios never restarts the simulation.
+//! Job pods, an evicted pod, older Backups) and renew a Certificate (`history`), serve
+//! the MCS API from a later release (`crdversions`), and end an upgrade 20 s later
+//! (`later`); every scenario first removes such objects, puts the CRDs back and
+//! cancels what was left to do later.
+//! Switching scenarios never restarts the simulation (a scenario may restart an add-on).
 //!
 //! Layout: `model` (the scenario files), `client` (one cluster: discovery and
 //! server-side apply), `healthy` (the recipe above), `workloads` (step 3),
@@ -58,7 +60,7 @@ use serde_json::Value;
 pub use certmanager::{ACME_STAND_IN_NOTE, CLUSTER_RESOURCE_NAMESPACE, STAND_IN_ANNOTATION, ca_secret_name};
 pub use healthy::STANDIN_CRDS;
 pub use history::HISTORY_MANAGER;
-pub use later::{NAME as LATER_PROCESS, run as run_later};
+pub use later::run as run_later;
 pub use model::{Action, ConditionIs, Op, Owner, Scenario, WaitFor, list, scenario};
 
 use super::SimConfig;
