@@ -70,13 +70,20 @@ fn run(bin: &PathBuf, json: &PathBuf) -> Command {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() {
+    if let Err(e) = bench().await {
+        eprintln!("bench_interrupts: error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn bench() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let runs: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(50);
     let seed: u64 = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(0x9E37_79B9_7F4A_7C15);
     let cfg = SimConfig::from_env();
     let bin = sim::process::harness_binary().ok_or_else(|| anyhow::anyhow!("no platform-acceptance binary next to this example"))?;
-    let before = leftovers(&cfg).await?;
+    let before = settled(&cfg, Duration::from_secs(60)).await?;
     anyhow::ensure!(before.is_empty(), "the simulation has leftovers before the benchmark: {before:?} (run `platform-acceptance sweep --sim`)");
     let dir = tempfile::tempdir()?;
     let mut points = Points(seed);
