@@ -16,8 +16,7 @@ use crate::repo::str_at;
 
 // §6.1 [F1][F2][F3]: v1 / v1 / v2 today; older versions for older Flux.
 const GIT_REPOSITORY: Kind = Kind::namespaced("source.toolkit.fluxcd.io", &["v1", "v1beta2"], "GitRepository");
-const KUSTOMIZATION: Kind = Kind::namespaced("kustomize.toolkit.fluxcd.io", &["v1", "v1beta2"], "Kustomization");
-const HELMRELEASE: Kind = Kind::namespaced("helm.toolkit.fluxcd.io", &["v2", "v2beta2", "v2beta1"], "HelmRelease");
+use crate::checks::kit::live::{HELMRELEASE, KUSTOMIZATION};
 
 const FLUX_NS: &str = "flux-system";
 /// What `flux bootstrap` installs by default (§6.3 [F1][F2][F3]; notification-controller

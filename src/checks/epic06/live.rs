@@ -408,7 +408,7 @@ pub(super) async fn fluent_bit_ready(ctx: Ctx) -> CheckResult<Outcome> {
     let workload = objects::expect_workload_ready(client, &ctx.cluster, "DaemonSet", &ns, &name).await;
     // The tenant: what Flux applied here (variables substituted), not what the repo says.
     let tenant = variables(&ctx)?.require("OBSERVABILITY_LOG_TENANT")?.to_string();
-    const HR: Kind = Kind::namespaced("helm.toolkit.fluxcd.io", &["v2", "v2beta2", "v2beta1"], "HelmRelease");
+    const HR: Kind = HELMRELEASE;
     let live = objects::require(client, &HR, hr.namespace(), hr.name()).await?;
     let outputs = live.str("/spec/values/config/outputs").unwrap_or("");
     let header = outputs.lines().map(str::trim).find(|l| l.to_ascii_lowercase().starts_with("header") && l.split_whitespace().nth(2) == Some(tenant.as_str()));

@@ -16,7 +16,6 @@ use crate::cluster::api_error;
 use crate::cluster::objects::{self, Found, Kind};
 
 const PG_CLUSTER: Kind = Kind::namespaced(CNPG_GROUP, &["v1"], "Cluster");
-const HELMRELEASE: Kind = Kind::namespaced("helm.toolkit.fluxcd.io", &["v2", "v2beta2", "v2beta1"], "HelmRelease");
 const CRD: Kind = Kind::cluster_scoped("apiextensions.k8s.io", &["v1"], "CustomResourceDefinition");
 
 /// §14 [PG1] `PhaseHealthy`.
