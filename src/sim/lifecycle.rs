@@ -318,11 +318,24 @@ pub async fn restart_addon(cfg: &SimConfig, cluster: &str, name: &str) -> anyhow
     }
     let specs = cluster_specs(cfg)?;
     let c = specs.iter().find(|c| c.name == cluster).ok_or_else(|| anyhow::anyhow!("no simulated cluster {cluster}"))?;
+    let probe = Probe::new(cfg)?;
+    // `sim up --scenario` applies the scenario while the add-ons start: let that start
+    // finish (and be seen by `up`, which polls every 200 ms) before stopping the process.
+    let deadline = Instant::now() + COMPONENT_TIMEOUT;
+    while Instant::now() < deadline {
+        if let Some(rec) = lookup(&cfg.state_dir, &c.name, name).filter(ProcessRecord::is_alive)
+            && wait_healthy(&probe, c, name, &rec, COMPONENT_TIMEOUT).await.is_ok()
+        {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     if let Some(rec) = lookup(&cfg.state_dir, &c.name, name) {
         stop_process(&rec, STOP_GRACE).await;
         unregister_process(&cfg.state_dir, &rec.scope, &rec.name)?;
     }
-    ensure_addon(cfg, c, &Probe::new(cfg)?, name).await
+    ensure_addon(cfg, c, &probe, name).await
 }
 
 /// What the Velero server needs before it starts: its namespace (the chart's release
