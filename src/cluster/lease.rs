@@ -149,10 +149,34 @@ const VELERO_LOCATION: Kind = Kind::namespaced("velero.io", &["v1"], "BackupStor
 const SECRET: Kind = Kind::namespaced("", &["v1"], "Secret");
 
 /// Phases in which Velero is still taking a Backup (and refuses to delete it).
-const RUNNING: [&str; 6] = ["ReadyToStart", "InProgress", "WaitingForPluginOperations", "WaitingForPluginOperationsPartiallyFailed", "Finalizing", "FinalizingPartiallyFailed"];
-/// How long removing a Backup waits for Velero to finish taking it (within the runner's
-/// 30 s bound on cleanups).
-const RUNNING_BACKUP_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
+const BACKUP_RUNNING: [&str; 6] = ["ReadyToStart", "InProgress", "WaitingForPluginOperations", "WaitingForPluginOperationsPartiallyFailed", "Finalizing", "FinalizingPartiallyFailed"];
+/// Phases of a Restore Velero is still working on (velero `pkg/apis/velero/v1/restore_types.go`).
+const RESTORE_RUNNING: [&str; 7] = ["", "New", "InProgress", "WaitingForPluginOperations", "WaitingForPluginOperationsPartiallyFailed", "Finalizing", "FinalizingPartiallyFailed"];
+/// How long removing a Backup or Restore waits for Velero to finish it (within the
+/// runner's 30 s bound on cleanups).
+const VELERO_END_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// Waits, bounded by [`VELERO_END_WAIT`], while Velero is still working on object `name`
+/// of `kind` (its phase is one of `running`). Not tied to the run's cancellation: cleanups
+/// run after it.
+async fn until_velero_done(client: &kube::Client, kind: &Kind, ns: &str, name: &str, running: &[&str]) -> Result<(), crate::outcome::Outcome> {
+    let deadline = tokio::time::Instant::now() + VELERO_END_WAIT;
+    while tokio::time::Instant::now() < deadline {
+        match objects::get(client, kind, Some(ns), name).await? {
+            Some(o) if running.contains(&o.str("/status/phase").unwrap_or("")) => tokio::time::sleep(std::time::Duration::from_millis(500)).await,
+            _ => break,
+        }
+    }
+    Ok(())
+}
+
+/// Removes a Velero Restore the run made once Velero has finished it (waited for up to
+/// 20 s): a Restore still running would create its target namespace again after the
+/// run's cleanup deleted it.
+pub async fn remove_velero_restore(client: &kube::Client, ns: &str, name: &str) -> Result<(), crate::outcome::Outcome> {
+    until_velero_done(client, &VELERO_RESTORE, ns, name, &RESTORE_RUNNING).await?;
+    objects::delete(client, &VELERO_RESTORE, Some(ns), name).await
+}
 
 /// Removes a Velero Backup the run made (or synced). One that never reached the bucket
 /// (`FailedValidation`, or still waiting in Velero's queue), or whose location is read-only or gone, is deleted
@@ -173,14 +197,7 @@ pub async fn remove_velero_backup(client: &kube::Client, backup: &objects::Found
     }
     // Velero refuses to delete a Backup it is still taking ("backup is still in progress",
     // pkg/controller/backup_deletion_controller.go): wait, bounded, until it has ended.
-    let deadline = tokio::time::Instant::now() + RUNNING_BACKUP_WAIT;
-    loop {
-        let phase = objects::get(client, &VELERO_BACKUP, Some(&ns), &name).await?.and_then(|b| b.str("/status/phase").map(str::to_string)).unwrap_or_default();
-        if !RUNNING.contains(&phase.as_str()) || tokio::time::Instant::now() >= deadline {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    }
+    until_velero_done(client, &VELERO_BACKUP, &ns, &name, &BACKUP_RUNNING).await?;
     let requests = objects::list(client, &VELERO_REQUEST, Some(&ns), Some(&format!("velero.io/backup-name={name}"))).await?;
     if requests.iter().any(|r| r.str("/status/phase") != Some("Processed")) {
         return Ok(());

@@ -143,21 +143,21 @@ pub fn roles(accesses: &[RbacAccess]) -> [Value; 2] {
     ]
 }
 
-/// Whether `rules` (of a ClusterRole) grant `access`.
-pub fn grants(rules: &[Value], access: &RbacAccess) -> bool {
-    let has = |v: &Value, key: &str, want: &str| v.get(key).and_then(Value::as_array).is_some_and(|a| a.iter().any(|x| x == want || x == "*"));
-    rules.iter().any(|r| {
-        let verb = has(r, "verbs", &access.verb);
-        match access.resource.starts_with('/') {
-            true => verb && has(r, "nonResourceURLs", &access.resource),
-            false => verb && has(r, "apiGroups", &access.group) && has(r, "resources", &access.resource),
-        }
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Whether `rules` (of a ClusterRole) grant `access`.
+    fn grants(rules: &[Value], access: &RbacAccess) -> bool {
+        let has = |v: &Value, key: &str, want: &str| v.get(key).and_then(Value::as_array).is_some_and(|a| a.iter().any(|x| x == want || x == "*"));
+        rules.iter().any(|r| {
+            let verb = has(r, "verbs", &access.verb);
+            match access.resource.starts_with('/') {
+                true => verb && has(r, "nonResourceURLs", &access.resource),
+                false => verb && has(r, "apiGroups", &access.group) && has(r, "resources", &access.resource),
+            }
+        })
+    }
 
     #[test]
     fn accesses_read_as_the_report_writes_them() {

@@ -322,14 +322,17 @@ pub async fn restart_addon(cfg: &SimConfig, cluster: &str, name: &str) -> anyhow
     // `sim up --scenario` applies the scenario while the add-ons start: let that start
     // finish (and be seen by `up`, which polls every 200 ms) before stopping the process.
     let deadline = Instant::now() + COMPONENT_TIMEOUT;
-    while Instant::now() < deadline {
-        if let Some(rec) = lookup(&cfg.state_dir, &c.name, name).filter(ProcessRecord::is_alive)
-            && wait_healthy(&probe, c, name, &rec, COMPONENT_TIMEOUT).await.is_ok()
-        {
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            break;
+    let mut starting = None;
+    while starting.is_none() && Instant::now() < deadline {
+        starting = lookup(&cfg.state_dir, &c.name, name).filter(ProcessRecord::is_alive);
+        if starting.is_none() {
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    if let Some(rec) = starting
+        && wait_healthy(&probe, c, name, &rec, deadline.saturating_duration_since(Instant::now())).await.is_ok()
+    {
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
     if let Some(rec) = lookup(&cfg.state_dir, &c.name, name) {
         stop_process(&rec, STOP_GRACE).await;

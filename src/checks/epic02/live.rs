@@ -209,7 +209,7 @@ pub(super) async fn bgp_peering_established(ctx: Ctx) -> CheckResult<Outcome> {
 
 /// The command that prints a Cilium agent's BGP peers, and where it runs (the chart's
 /// DaemonSet in `kube-system`, pods labelled `k8s-app=cilium`, container `cilium-agent`).
-pub(super) const AGENT_PEERS: [&str; 5] = ["cilium-dbg", "bgp", "peers", "-o", "json"];
+const AGENT_PEERS: [&str; 5] = ["cilium-dbg", "bgp", "peers", "-o", "json"];
 pub(super) const AGENT_PEERS_EXEC: &str = "kube-system pods k8s-app=cilium (container cilium-agent): cilium-dbg bgp peers -o json";
 
 /// Every running Cilium agent's BGP peers, or why they could not be read.

@@ -149,11 +149,6 @@ async fn take_backup(ctx: &Ctx, side: Side<'_>) -> CheckResult<Taken> {
     Ok(Taken { src, sample, backup, stored })
 }
 
-/// Phases of a Restore Velero is still working on (velero `pkg/apis/velero/v1/restore_types.go`).
-const RESTORE_RUNNING: [&str; 7] = ["", "New", "InProgress", "WaitingForPluginOperations", "WaitingForPluginOperationsPartiallyFailed", "Finalizing", "FinalizingPartiallyFailed"];
-/// How long the cleanup lets a running Restore end (within the runner's 30 s for cleanups).
-const RESTORE_END_WAIT: Duration = Duration::from_secs(20);
-
 /// Restores `taken` on `side` into a new namespace (`namespaceMapping`) and compares it with the sample.
 async fn restore_and_compare(ctx: &Ctx, side: Side<'_>, taken: &Taken) -> CheckResult<String> {
     let dst = format!("{}-r", &taken.src[..taken.src.len().min(61)]);
@@ -168,17 +163,9 @@ async fn restore_and_compare(ctx: &Ctx, side: Side<'_>, taken: &Taken) -> CheckR
     }))
     .await?;
     let (c, ns, n) = (side.client.clone(), side.velero.to_string(), name.clone());
+    // Runs before the namespace's removal above (cleanups run last first).
     ctx.cleanup.defer(async move {
-        // A Restore still running would create the target namespace again after the
-        // cleanup below deleted it: let it end first (bounded), then remove it.
-        let deadline = tokio::time::Instant::now() + RESTORE_END_WAIT;
-        while tokio::time::Instant::now() < deadline {
-            match kobjects::get(&c, &RESTORE, Some(&ns), &n).await {
-                Ok(Some(r)) if RESTORE_RUNNING.contains(&r.str("/status/phase").unwrap_or("")) => tokio::time::sleep(Duration::from_millis(500)).await,
-                _ => break,
-            }
-        }
-        let _ = kobjects::delete(&c, &RESTORE, Some(&ns), &n).await;
+        let _ = crate::cluster::lease::remove_velero_restore(&c, &ns, &n).await;
     });
     let restore = finished(ctx, side, &RESTORE, &name).await?;
     let compared = taken.sample.compare(side.client, &dst, side.cluster).await?;

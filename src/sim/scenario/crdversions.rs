@@ -10,7 +10,7 @@ use kube::api::{Api, PostParams};
 use serde_json::Value;
 
 use super::client::ClusterSim;
-use super::model::{Op, list, scenario};
+use super::model::{Op, breaks_on};
 use crate::sim::crds;
 
 const SERVED_TIMEOUT: Duration = Duration::from_secs(30);
@@ -98,13 +98,11 @@ impl ClusterSim {
     /// many CRDs were changed.
     pub(super) async fn restore_crds(&self) -> Result<usize> {
         let mut names = vec![];
-        for sc in list() {
-            for b in scenario(sc)?.breaks.into_iter().filter(|b| b.cluster == self.cluster) {
-                if let Op::ServeCrd { name, .. } = b.op
-                    && !names.contains(&name)
-                {
-                    names.push(name);
-                }
+        for op in breaks_on(&self.cluster)? {
+            if let Op::ServeCrd { name, .. } = op
+                && !names.contains(&name)
+            {
+                names.push(name);
             }
         }
         let mut restored = 0;

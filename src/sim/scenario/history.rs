@@ -11,7 +11,7 @@ use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use serde_json::{Value, json};
 
 use super::client::ClusterSim;
-use super::model::{Op, Owner, scenario, list};
+use super::model::{Op, Owner, breaks_on};
 use super::str_at;
 
 /// Field manager of the objects a `create` break made.
@@ -22,13 +22,11 @@ const RUNNING_TIMEOUT: Duration = Duration::from_secs(30);
 /// `(apiVersion, kind, namespace)` of everything any scenario creates on `cluster`.
 fn created_kinds(cluster: &str) -> Result<Vec<(String, String, Option<String>)>> {
     let mut out = vec![];
-    for name in list() {
-        for b in scenario(name)?.breaks.into_iter().filter(|b| b.cluster == cluster) {
-            if let Op::Create { object, .. } = b.op {
-                let key = (str_at(&object, "/apiVersion").to_string(), str_at(&object, "/kind").to_string(), object.pointer("/metadata/namespace").and_then(Value::as_str).map(str::to_string));
-                if !out.contains(&key) {
-                    out.push(key);
-                }
+    for op in breaks_on(cluster)? {
+        if let Op::Create { object, .. } = op {
+            let key = (str_at(&object, "/apiVersion").to_string(), str_at(&object, "/kind").to_string(), object.pointer("/metadata/namespace").and_then(Value::as_str).map(str::to_string));
+            if !out.contains(&key) {
+                out.push(key);
             }
         }
     }

@@ -218,6 +218,15 @@ pub fn scenario(name: &str) -> Result<Scenario> {
     serde_yaml_ng::from_str(text).with_context(|| format!("sim/scenarios/{name}.yaml"))
 }
 
+/// The breaks any scenario makes on `cluster`: what every scenario undoes first.
+pub(super) fn breaks_on(cluster: &str) -> Result<Vec<Op>> {
+    let mut out = vec![];
+    for name in list() {
+        out.extend(scenario(name)?.breaks.into_iter().filter(|b| b.cluster == cluster).map(|b| b.op));
+    }
+    Ok(out)
+}
+
 /// The status a controller writes for every object of one kind (`status.yaml`).
 #[derive(Debug, Clone, Deserialize)]
 pub(super) struct StatusRule {
