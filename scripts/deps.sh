@@ -11,6 +11,7 @@
 #       git            the Definition-of-Done checks read the repository's history
 #       iproute2       `ip`: the simulation configures its own network namespace
 #       strace         records the harness's connections in tests/sim_secrets.rs
+#       nftables       drops traffic inside the simulation's network in tests/sim_faults.rs
 #   - stops the cluster the Debian postgresql package may have started (the simulation
 #     runs its own PostgreSQL instances);
 #   - checks that Go (>= 1.26, builds the pinned upstream binaries) and cargo are on PATH.
@@ -38,6 +39,7 @@ have python3                      || missing+=(python3)
 have git                          || missing+=(git)
 have ip                           || missing+=(iproute2)
 have strace                       || missing+=(strace)
+have nft                          || missing+=(nftables)
 
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then

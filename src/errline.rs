@@ -129,6 +129,93 @@ pub fn http(e: &reqwest::Error) -> String {
     one_line(&format!("HTTP {what}{status}{at}{cause}"))
 }
 
+/// A failed exchange with a service, as one line, and whether the service was **not
+/// reached** (connection refused, reset or dropped, no answer in time) rather than
+/// answering with an error (a status, an SQLSTATE, a Redis error reply). A check turns
+/// the first into an Error (nothing was evaluated) and the second into a Fail. `silent`:
+/// not reached because nothing answered in time (what costs a run its time).
+///
+/// ```
+/// use platform_acceptance::errline::Failure;
+/// let f = Failure::no_answer("connect timed out");
+/// assert!(f.unreachable && f.silent);
+/// assert!(!Failure::unreachable("connection refused").silent);
+/// assert!(!Failure::answer("28P01 password authentication failed").unreachable);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub line: String,
+    pub unreachable: bool,
+    pub silent: bool,
+}
+
+impl Failure {
+    /// The service answered, with an error.
+    pub fn answer(line: impl Into<String>) -> Failure {
+        Failure { line: line.into(), unreachable: false, silent: false }
+    }
+
+    /// The service was not reached: refused, reset, dropped.
+    pub fn unreachable(line: impl Into<String>) -> Failure {
+        Failure { line: line.into(), unreachable: true, silent: false }
+    }
+
+    /// Nothing answered in time.
+    pub fn no_answer(line: impl Into<String>) -> Failure {
+        Failure { line: line.into(), unreachable: true, silent: true }
+    }
+
+    /// The same failure with `secret` replaced by `***` in its line.
+    pub fn redacted(mut self, secret: &str) -> Failure {
+        if !secret.is_empty() {
+            self.line = self.line.replace(secret, "***");
+        }
+        self
+    }
+
+    /// An S3 SDK error ([`s3`]'s line): a timeout, a request that never got an answer or
+    /// an unreadable one is unreachable; a status with an error code is an answer.
+    pub fn s3<E>(operation: &str, endpoint: &str, e: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> Failure
+    where
+        E: aws_sdk_s3::error::ProvideErrorMetadata + Error + 'static,
+    {
+        use aws_sdk_s3::error::SdkError;
+        let unreachable = matches!(e, SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_));
+        let silent = match e {
+            SdkError::TimeoutError(_) => true,
+            SdkError::DispatchFailure(d) => d.as_connector_error().is_some_and(|c| c.is_timeout()),
+            _ => false,
+        };
+        Failure { line: s3(operation, endpoint, e), unreachable, silent }
+    }
+
+    /// A PostgreSQL client error: the server's SQLSTATE is an answer; a connection that
+    /// could not be made or was closed is unreachable.
+    pub fn postgres(e: &tokio_postgres::Error) -> Failure {
+        let io = std::iter::successors(e.source(), |c| (*c).source()).find_map(|c| c.downcast_ref::<std::io::Error>());
+        let silent = io.is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut);
+        Failure { line: postgres(e), unreachable: e.as_db_error().is_none() && (io.is_some() || e.is_closed()), silent }
+    }
+
+    /// An HTTP client error ([`http`]'s line): no response at all is unreachable (a
+    /// timeout silent); an error status is an answer.
+    pub fn http(e: &reqwest::Error) -> Failure {
+        Failure { line: http(e), unreachable: !e.is_status(), silent: e.is_timeout() }
+    }
+
+    /// A Redis client error: refused, dropped, timed out or any I/O error is unreachable.
+    pub fn redis(e: &redis::RedisError) -> Failure {
+        let unreachable = e.is_io_error() || e.is_connection_refusal() || e.is_connection_dropped() || e.is_timeout();
+        Failure { line: redis(e), unreachable, silent: e.is_timeout() }
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.line)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -210,6 +297,36 @@ mod tests {
         assert!(line.starts_with(&format!("S3 ListObjectsV2 on {url}/b: connection failed: ")), "{line}");
         assert!(line.to_lowercase().contains("refused"), "{line}");
         assert_clean(&line);
+    }
+
+    #[tokio::test]
+    async fn an_answer_is_a_finding_and_no_answer_is_not() {
+        // S3: a status with a code is an answer; a refused connection is not; silence is a timeout.
+        let url = fake_s3(403, "").await;
+        let e = client(&url).list_objects_v2().bucket("cnpg").send().await.unwrap_err();
+        assert!(!Failure::s3("ListObjectsV2", &url, &e).unreachable);
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let e = client(&format!("http://{closed}")).list_objects_v2().bucket("b").send().await.unwrap_err();
+        let f = Failure::s3("ListObjectsV2", "b", &e);
+        assert!(f.unreachable && !f.silent, "{f:?}");
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let quick = aws_sdk_s3::config::timeout::TimeoutConfig::builder().operation_timeout(std::time::Duration::from_millis(300)).build();
+        let conf = client(&format!("http://{}", silent.local_addr().unwrap())).config().to_builder().timeout_config(quick).build();
+        let e = aws_sdk_s3::Client::from_conf(conf).list_objects_v2().bucket("b").send().await.unwrap_err();
+        let f = Failure::s3("ListObjectsV2", "b", &e);
+        assert!(f.unreachable && f.silent, "{f:?}");
+        assert!(f.line.ends_with("timed out"), "{f:?}");
+
+        // PostgreSQL and Redis: nothing listening is unreachable, not silent.
+        let mut pg = tokio_postgres::Config::new();
+        pg.host("127.0.0.1").port(closed.port()).user("u").dbname("d");
+        let Err(e) = pg.connect(tokio_postgres::NoTls).await else { panic!("nothing listens on {closed}") };
+        let f = Failure::postgres(&e);
+        assert!(f.unreachable && !f.silent, "{f:?}");
+        let e = redis::Client::open(format!("redis://{closed}")).unwrap().get_multiplexed_async_connection().await.unwrap_err();
+        let f = Failure::redis(&e).redacted("pw");
+        assert!(f.unreachable && !f.silent, "{f:?}");
+        assert!(!Failure::answer("WRONGPASS invalid username-password pair").unreachable);
     }
 
     #[tokio::test]

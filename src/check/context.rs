@@ -73,6 +73,8 @@ pub struct CheckContext {
     /// This run's id: every object a check creates carries it as label
     /// `platform-acceptance.io/run` (see [`crate::cluster::lease`]).
     pub run: String,
+    /// Services this run found unreachable (shared by every unit of the run).
+    pub reach: super::Reach,
 }
 
 /// Checks take their context by shared pointer so their futures are `'static`.
@@ -90,10 +92,25 @@ impl CheckContext {
         let target = self.target.as_ref().ok_or_else(|| Outcome::skip("no cluster target"))?;
         let object = format!("{host}:{port}");
         let via = target.resolver.describe();
-        match target.resolver.lookup(host, port).await {
-            Ok(addrs) => addrs.into_iter().next().ok_or_else(|| Outcome::fail(object, "a reachable endpoint", format!("no endpoint serves it ({via})"))),
-            Err(e) => Err(Outcome::fail(object, "resolvable", format!("{e} ({via})"))),
-        }
+        let addr = match target.resolver.lookup(host, port).await {
+            Ok(addrs) => addrs.into_iter().next().ok_or_else(|| Outcome::fail(&object, "a reachable endpoint", format!("no endpoint serves it ({via})")))?,
+            Err(e) => return Err(Outcome::fail(object, "resolvable", format!("{e} ({via})"))),
+        };
+        self.reach.gate(&object, addr)?;
+        Ok(addr)
+    }
+
+    /// The verdict of a failed exchange with the service at `addr`: an Error when it was
+    /// not reached (and, when it did not answer in time, the run's next units that need it
+    /// end at once, see [`super::Reach`]), else a Fail naming `object`, `expected` and the
+    /// answer.
+    pub fn exchange_failed(&self, addr: std::net::SocketAddr, object: impl std::fmt::Display, expected: impl std::fmt::Display, failure: crate::errline::Failure) -> Outcome {
+        self.reach.verdict(addr, object, expected, failure)
+    }
+
+    /// The service at `addr` answered.
+    pub fn reached(&self, addr: std::net::SocketAddr) {
+        self.reach.reached(addr);
     }
 
     /// The cluster's API client, or a Skip outcome saying there is no cluster target.

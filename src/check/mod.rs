@@ -17,11 +17,13 @@
 
 mod context;
 mod prior;
+mod reach;
 
 pub use crate::cluster::Target;
 pub use crate::outcome::{CheckResult, Finding, Outcome, Verdict};
 pub use context::{CheckContext, Cleanup, Ctx, Phase};
 pub use prior::{Aggregate, Prior};
+pub use reach::{RETRY_AFTER, Reach};
 
 use std::future::Future;
 use std::sync::Arc;

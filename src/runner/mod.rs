@@ -72,6 +72,8 @@ pub struct Runner {
     health: health::Health,
     /// This run's read cache (every cluster's).
     reads: Arc<RunCache>,
+    /// Which data services answer (a dead one costs one timeout, see [`crate::check::Reach`]).
+    reach: crate::check::Reach,
 }
 
 #[derive(Default)]
@@ -85,7 +87,7 @@ struct StoryState {
 impl Runner {
     pub fn new(config: RunConfig, env: Environment, dependencies: Vec<(String, String)>) -> Self {
         let health = health::Health::new(config.probe_timeout);
-        Runner { config, env, dependencies, cancel: CancellationToken::new(), run: crate::random::token(10).to_ascii_lowercase(), health, reads: RunCache::new() }
+        Runner { config, env, dependencies, cancel: CancellationToken::new(), run: crate::random::token(10).to_ascii_lowercase(), health, reads: RunCache::new(), reach: crate::check::Reach::default() }
     }
 
     /// Runs every unit; events go to `events` as they happen (a closed receiver is fine).
@@ -272,13 +274,14 @@ impl Runner {
         let run = self.run.clone();
         let health = self.health.clone();
         let reads = self.config.read_cache.then(|| self.reads.clone());
+        let reach = self.reach.clone();
         async move {
             let _permit = semaphore.acquire_owned().await.expect("semaphore open");
             let start = Instant::now();
             let _ = events.send(Event::UnitStarted { title: unit.title() });
             let (outcome, attempts, seen) = match precondition(&unit, &config, &env, &cancel, blocked.as_deref()) {
                 Some(skip) => (skip, 0, None),
-                None => evaluate(&unit, &config, &env, &cancel, finished, &RunScope { id: &run, health: &health, reads: reads.as_ref() }).await,
+                None => evaluate(&unit, &config, &env, &cancel, finished, &RunScope { id: &run, health: &health, reads: reads.as_ref(), reach }).await,
             };
             let mut result = UnitResult::new(&unit, outcome, start.elapsed(), attempts, blocked);
             if let Some((basis, accesses, requests)) = seen {
@@ -354,6 +357,8 @@ struct RunScope<'a> {
     health: &'a health::Health,
     /// The run's read cache, unless `--no-read-cache`.
     reads: Option<&'a Arc<RunCache>>,
+    /// Services found unreachable.
+    reach: crate::check::Reach,
 }
 
 async fn evaluate(
@@ -398,6 +403,7 @@ async fn evaluate(
         cancel: cancel.child_token(),
         cleanup: cleanup.clone(),
         run: run.to_string(),
+        reach: scope.reach.clone(),
     });
     let max_attempts = if check.layer.is_live() { 1 + config.retries } else { 1 };
     let limit = check.timeout.map_or(config.timeout, |t| t.max(config.timeout));

@@ -341,6 +341,44 @@ pub async fn restart_addon(cfg: &SimConfig, cluster: &str, name: &str) -> anyhow
     ensure_addon(cfg, c, &probe, name).await
 }
 
+/// Starts control-plane component `name` (`etcd`, `kube-apiserver`, ...) of `cluster` again
+/// after it stopped, with its usual command line, and waits until it answers. Only that
+/// process starts (unlike [`up`], which restarts the whole cluster of a crashed
+/// component): the other components carry on, as they would on a real control plane
+/// whose API server or etcd was restarted.
+pub async fn start_component(cfg: &SimConfig, cluster: &str, name: &str) -> anyhow::Result<()> {
+    if !COMPONENTS.contains(&name) {
+        bail!("{name} is not a control-plane component of the simulation (components: {})", COMPONENTS.join(", "));
+    }
+    let specs = cluster_specs(cfg)?;
+    let c = specs.iter().find(|c| c.name == cluster).ok_or_else(|| anyhow::anyhow!("no simulated cluster {cluster}"))?;
+    if let Some(rec) = lookup(&cfg.state_dir, &c.name, name) {
+        if rec.is_alive() {
+            bail!("{cluster}/{name} (pid {}) still runs", rec.pid);
+        }
+        unregister_process(&cfg.state_dir, &rec.scope, &rec.name)?;
+    }
+    // A killed process's listening sockets close a moment after it is gone.
+    for port in c.ports.of(name) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while let Err(e) = process::ensure_port_free(&cfg.state_dir, port, &format!("{cluster} {name}")) {
+            if Instant::now() > deadline {
+                return Err(e);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let probe = Probe::new(cfg)?;
+    let mut cmd = components::command(cfg, c, name);
+    let rec = spawn_detached(&cfg.state_dir, &c.name, name, &mut cmd, &c.ports.of(name))?;
+    let timeout = match name {
+        "etcd" => ETCD_TIMEOUT,
+        "kube-apiserver" => APISERVER_TIMEOUT,
+        _ => COMPONENT_TIMEOUT,
+    };
+    wait_healthy(&probe, c, name, &rec, timeout).await
+}
+
 /// What the Velero server needs before it starts: its namespace (the chart's release
 /// namespace; Velero exits without it), its plugin directory with the AWS plugin, and its
 /// own TMPDIR and HOME.

@@ -35,6 +35,7 @@ pub mod data;
 pub mod kubeconfig;
 pub mod kwok;
 pub mod observability;
+pub mod outage;
 pub mod pki;
 pub mod process;
 pub mod network;
@@ -53,7 +54,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 
 pub use cluster::{ADDONS, COMPONENTS, ClusterSpec, DEFAULT_PORT_BASE, Ports, cluster_specs};
-pub use lifecycle::{down, restart_addon, up, up_with};
+pub use lifecycle::{down, restart_addon, start_component, up, up_with};
 pub use process::{
     ProcessRecord, lookup, register_process, register_process_with, registered_processes, spawn_detached, stop_process,
     unregister_process,

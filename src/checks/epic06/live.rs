@@ -103,13 +103,14 @@ struct Http {
     port: u16,
     addr: SocketAddr,
     client: reqwest::Client,
+    reach: crate::check::Reach,
 }
 
 impl Http {
     async fn to(ctx: &CheckContext, host: String, port: u16) -> CheckResult<Http> {
         let addr = ctx.resolve(&host, port).await?;
         let client = reqwest::Client::builder().timeout(TIMEOUT).build().map_err(Outcome::error)?;
-        Ok(Http { host, port, addr, client })
+        Ok(Http { host, port, addr, client, reach: ctx.reach.clone() })
     }
 
     fn url(&self, path: &str) -> String {
@@ -120,11 +121,14 @@ impl Http {
         format!("http://{}:{}{}", self.host, self.port, path.split('?').next().unwrap_or(path))
     }
 
-    /// Sends and returns (status, body); a transport error is a Fail naming the URL.
+    /// Sends and returns (status, body); no answer is an Error naming the URL.
     async fn send(&self, req: reqwest::RequestBuilder, path: &str) -> CheckResult<(u16, String)> {
-        let resp = req.header("Host", format!("{}:{}", self.host, self.port)).send().await.map_err(|e| {
-            Outcome::fail(self.object(path), "an HTTP answer", crate::errline::http(&e))
-        })?;
+        let resp = req
+            .header("Host", format!("{}:{}", self.host, self.port))
+            .send()
+            .await
+            .map_err(|e| self.reach.verdict(self.addr, self.object(path), "an HTTP answer", crate::errline::Failure::http(&e)))?;
+        self.reach.reached(self.addr);
         let status = resp.status().as_u16();
         let body = resp.text().await.unwrap_or_default();
         Ok((status, body))

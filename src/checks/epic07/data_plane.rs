@@ -16,6 +16,7 @@ use super::live::live_pg_clusters;
 use super::repo::{listed_databases, managed_roles};
 use super::DRAGONFLY;
 use crate::check::{CheckContext, CheckResult, Ctx, Finding, Outcome};
+use crate::errline::Failure;
 use crate::checks::kit::prelude::*;
 use crate::cluster::objects;
 use crate::repo::{GitopsRepo, Rendered, RenderedObject};
@@ -57,22 +58,19 @@ fn service_host(svc: &str, ns: &str, clusterset: bool) -> String {
 
 /// Connects as `user` to `db` at `addr` and returns `(current_user, current_database, extra)` where
 /// `extra` is the text of the first column of `probe` (or "" without one).
-async fn pg_probe(addr: SocketAddr, user: &str, password: &str, db: &str, probe: Option<&str>) -> Result<(String, String, String), String> {
+async fn pg_probe(addr: SocketAddr, user: &str, password: &str, db: &str, probe: Option<&str>) -> Result<(String, String, String), Failure> {
     let mut cfg = tokio_postgres::Config::new();
     cfg.host(addr.ip().to_string()).port(addr.port()).user(user).password(password).dbname(db).connect_timeout(TIMEOUT);
     cfg.application_name("platform-acceptance");
-    let redact = |e: tokio_postgres::Error| {
-        let text = crate::errline::postgres(&e);
-        if password.is_empty() { text } else { text.replace(password, "***") }
-    };
-    let (client, conn) = tokio::time::timeout(TIMEOUT, cfg.connect(tokio_postgres::NoTls)).await.map_err(|_| "connect timed out".to_string())?.map_err(redact)?;
+    let redact = |e: tokio_postgres::Error| Failure::postgres(&e).redacted(password);
+    let (client, conn) = tokio::time::timeout(TIMEOUT, cfg.connect(tokio_postgres::NoTls)).await.map_err(|_| Failure::no_answer("connect timed out"))?.map_err(redact)?;
     let task = tokio::spawn(async move {
         let _ = conn.await;
     });
     let row = client.query_one("SELECT current_user::text, current_database()::text, 1", &[]).await.map_err(redact)?;
     let one: i32 = row.get(2);
     if one != 1 {
-        return Err(format!("SELECT 1 answered {one}"));
+        return Err(Failure::answer(format!("SELECT 1 answered {one}")));
     }
     let extra = match probe {
         Some(sql) => client.query_one(sql, &[]).await.map_err(redact)?.get::<_, String>(0),
@@ -83,15 +81,15 @@ async fn pg_probe(addr: SocketAddr, user: &str, password: &str, db: &str, probe:
     Ok((row.get(0), row.get(1), extra))
 }
 
-async fn redis_conn(addr: SocketAddr, password: &str) -> Result<redis::aio::MultiplexedConnection, String> {
+async fn redis_conn(addr: SocketAddr, password: &str) -> Result<redis::aio::MultiplexedConnection, Failure> {
     use redis::IntoConnectionInfo;
-    let redact = |e: redis::RedisError| if password.is_empty() { crate::errline::redis(&e) } else { crate::errline::redis(&e).replace(password, "***") };
+    let redact = |e: redis::RedisError| Failure::redis(&e).redacted(password);
     let info = redis::ConnectionAddr::Tcp(addr.ip().to_string(), addr.port())
         .into_connection_info()
         .map_err(redact)?
         .set_redis_settings(redis::RedisConnectionInfo::default().set_password(password));
     let client = redis::Client::open(info).map_err(redact)?;
-    tokio::time::timeout(TIMEOUT, client.get_multiplexed_async_connection()).await.map_err(|_| "connect timed out".to_string())?.map_err(redact)
+    tokio::time::timeout(TIMEOUT, client.get_multiplexed_async_connection()).await.map_err(|_| Failure::no_answer("connect timed out"))?.map_err(redact)
 }
 
 // ---------------------------------------------------------------------------
@@ -114,8 +112,11 @@ pub(super) async fn postgres_app_connects(ctx: Ctx) -> CheckResult<Outcome> {
         let port = data.get("port").and_then(|p| p.parse().ok()).unwrap_or(PG_PORT);
         let addr = ctx.resolve(&host, port).await?;
         outcomes.push(match pg_probe(addr, &user, &password, &db, None).await {
-            Ok((u, d, _)) => Outcome::pass(format!("{host}:{port}: connected as {u} to {d} with {object}, SELECT 1 = 1")),
-            Err(e) => Outcome::fail(format!("{host}:{port} as {user} to {db} (credentials of {object})"), "connection and SELECT 1", e),
+            Ok((u, d, _)) => {
+                ctx.reached(addr);
+                Outcome::pass(format!("{host}:{port}: connected as {u} to {d} with {object}, SELECT 1 = 1"))
+            }
+            Err(e) => ctx.exchange_failed(addr, format!("{host}:{port} as {user} to {db} (credentials of {object})"), "connection and SELECT 1", e),
         });
     }
     Ok(Outcome::all(outcomes))
@@ -327,10 +328,14 @@ async fn connect_as(ctx: &CheckContext, db: &AppDatabase, consumer: &Consumer, p
     let host = service_host(&db.service, &db.namespace, true);
     let addr = ctx.resolve(&host, PG_PORT).await?;
     let object = format!("{host}:{PG_PORT} as {} to {} (credentials of {})", db.role, db.database, consumer.describe());
-    match pg_probe(addr, &db.role, &password, &db.database, probe).await {
+    let probed = pg_probe(addr, &db.role, &password, &db.database, probe).await;
+    if probed.is_ok() {
+        ctx.reached(addr);
+    }
+    match probed {
         Ok((u, d, missing)) if missing.is_empty() => Ok(format!("{d}: connected as {u} via {host} with {}", consumer.describe())),
         Ok((_, _, missing)) => Err(Outcome::fail(object, "CONNECT, CREATE, TEMP on its database and USAGE, CREATE on schema public", format!("missing {missing}"))),
-        Err(e) => Err(Outcome::fail(object, "connection and SELECT 1", e)),
+        Err(e) => Err(ctx.exchange_failed(addr, object, "connection and SELECT 1", e)),
     }
 }
 
@@ -356,9 +361,9 @@ fn dragonfly_of(repo: &GitopsRepo) -> Result<(String, Arc<Rendered>, RenderedObj
     Ok((cluster, r, ds[0].clone()))
 }
 
-async fn redis_ping(addr: SocketAddr, password: &str) -> Result<String, String> {
+async fn redis_ping(addr: SocketAddr, password: &str) -> Result<String, Failure> {
     let mut conn = redis_conn(addr, password).await?;
-    let pong: String = redis::cmd("PING").query_async(&mut conn).await.map_err(|e| crate::errline::redis(&e))?;
+    let pong: String = redis::cmd("PING").query_async(&mut conn).await.map_err(|e| Failure::redis(&e).redacted(password))?;
     Ok(pong)
 }
 
@@ -381,10 +386,14 @@ pub(super) async fn dragonfly_reachable_from_apps(ctx: Ctx) -> CheckResult<Outco
         };
         (format!("{host}:{REDIS_PORT} (password from {})", c.describe()), c.password(&ctx).await?)
     };
-    Ok(match redis_ping(addr, &password).await {
+    let pinged = redis_ping(addr, &password).await;
+    if pinged.is_ok() {
+        ctx.reached(addr);
+    }
+    Ok(match pinged {
         Ok(p) if p == "PONG" => Outcome::pass(format!("{object}: AUTH + PING -> PONG")),
         Ok(p) => Outcome::fail(object, "PING -> PONG", p),
-        Err(e) => Outcome::fail(object, "AUTH + PING -> PONG", e),
+        Err(e) => ctx.exchange_failed(addr, object, "AUTH + PING -> PONG", e),
     })
 }
 
@@ -412,20 +421,25 @@ pub(super) async fn dragonfly_redis_commands(ctx: Ctx) -> CheckResult<Outcome> {
     let object = format!("{host}:{REDIS_PORT} ({auth})");
     let key = format!("platform-acceptance:{}", crate::random::token(16));
     let value = crate::random::token(24);
-    let result: Result<(), String> = async {
+    let pw = password.as_str();
+    let command = |name: &'static str| move |e: redis::RedisError| Failure { line: format!("{name}: {}", crate::errline::redis(&e)), ..Failure::redis(&e) }.redacted(pw);
+    let result: Result<(), Failure> = async {
         let mut conn = redis_conn(addr, &password).await?;
-        let ok: String = redis::cmd("SET").arg(&key).arg(&value).arg("EX").arg(60).query_async(&mut conn).await.map_err(|e| format!("SET: {}", crate::errline::redis(&e)))?;
-        let got: Option<String> = redis::cmd("GET").arg(&key).query_async(&mut conn).await.map_err(|e| format!("GET: {}", crate::errline::redis(&e)))?;
-        let deleted: i64 = redis::cmd("DEL").arg(&key).query_async(&mut conn).await.map_err(|e| format!("DEL: {}", crate::errline::redis(&e)))?;
+        let ok: String = redis::cmd("SET").arg(&key).arg(&value).arg("EX").arg(60).query_async(&mut conn).await.map_err(command("SET"))?;
+        let got: Option<String> = redis::cmd("GET").arg(&key).query_async(&mut conn).await.map_err(command("GET"))?;
+        let deleted: i64 = redis::cmd("DEL").arg(&key).query_async(&mut conn).await.map_err(command("DEL"))?;
         if ok != "OK" || got.as_deref() != Some(value.as_str()) || deleted != 1 {
-            return Err(format!("SET -> {ok}, GET -> {}, DEL -> {deleted}", if got.as_deref() == Some(value.as_str()) { "the value set" } else { "another value" }));
+            return Err(Failure::answer(format!("SET -> {ok}, GET -> {}, DEL -> {deleted}", if got.as_deref() == Some(value.as_str()) { "the value set" } else { "another value" })));
         }
         Ok(())
     }
     .await;
+    if result.is_ok() {
+        ctx.reached(addr);
+    }
     Ok(match result {
         Ok(()) => Outcome::pass(format!("{object}: SET {key} EX 60 -> OK, GET -> the value, DEL -> 1")),
-        Err(e) => Outcome::fail(object, "AUTH, SET/GET/DEL of a unique key", e),
+        Err(e) => ctx.exchange_failed(addr, object, "AUTH, SET/GET/DEL of a unique key", e),
     })
 }
 

@@ -119,14 +119,14 @@ pub(super) async fn restic_snapshots(ctx: &Ctx, client: &kube::Client, ns: &str,
         return Err(Outcome::fail(format!("{object} RESTIC_REPOSITORY"), "s3:<endpoint>/<bucket>/<path>", "another backend (only S3 repositories are read)"));
     };
     let region = data.get("AWS_DEFAULT_REGION").map(String::as_str).unwrap_or("us-east-1");
-    let (s3, via) = s3_client(ctx, &endpoint, region, &id, &key_secret).await?;
+    let store = s3_client(ctx, &endpoint, region, &id, &key_secret).await?;
     let prefix = if path.is_empty() { String::new() } else { format!("{path}/") };
-    let where_ = format!("restic repository s3://{bucket}/{prefix} at {via}");
-    let config = list_keys(&s3, &bucket, &format!("{prefix}config"), 1).await.map_err(|e| Outcome::fail(&where_, "readable with the Secret's keys", e))?;
+    let where_ = format!("restic repository s3://{bucket}/{prefix} at {}", store.via);
+    let config = list_keys(ctx, &store, &bucket, &format!("{prefix}config"), 1, &where_, "readable with the Secret's keys").await?;
     if !config.iter().any(|(k, _)| *k == format!("{prefix}config")) {
         return Err(Outcome::fail(where_, "an initialised repository (object config)", "no config object"));
     }
-    let snapshots = list_keys(&s3, &bucket, &format!("{prefix}snapshots/"), 1000).await.map_err(|e| Outcome::fail(&where_, "readable with the Secret's keys", e))?;
+    let snapshots = list_keys(ctx, &store, &bucket, &format!("{prefix}snapshots/"), 1000, &where_, "readable with the Secret's keys").await?;
     Ok((snapshots, where_))
 }
 
@@ -189,8 +189,8 @@ fn backup_summary(b: &kobjects::Found, cluster: &str) -> Outcome {
 
 /// A BackupStorageLocation's bucket as Velero reaches it: an S3 client with the location's
 /// credential ([`location_credential`]), the bucket, the key prefix (`<prefix>/` or empty) and where it was reached.
-pub(super) struct Store {
-    pub s3: aws_sdk_s3::Client,
+pub(super) struct Location {
+    pub store: Store,
     pub bucket: String,
     pub prefix: String,
     pub via: String,
@@ -209,7 +209,7 @@ pub(super) fn location_credential(ctx: &Ctx, bsl: &kobjects::Found) -> (String, 
     }
 }
 
-pub(super) async fn location_store(ctx: &Ctx, client: &kube::Client, ns: &str, bsl: &kobjects::Found) -> CheckResult<Store> {
+pub(super) async fn location_store(ctx: &Ctx, client: &kube::Client, ns: &str, bsl: &kobjects::Found) -> CheckResult<Location> {
     let bucket = bsl.str("/spec/objectStorage/bucket").unwrap_or("").to_string();
     let prefix = bsl.str("/spec/objectStorage/prefix").map(|p| format!("{}/", p.trim_matches('/'))).unwrap_or_default();
     let endpoint = bsl.str("/spec/config/s3Url").unwrap_or("");
@@ -222,8 +222,9 @@ pub(super) async fn location_store(ctx: &Ctx, client: &kube::Client, ns: &str, b
     let Some((id, key_secret)) = data.get(&key).and_then(|t| aws_ini_keys(t)) else {
         return Err(Outcome::fail(format!("Secret {ns}/{secret} key {key} (cluster {})", ctx.cluster), "an AWS credentials file with [default] keys", "missing or unparsable"));
     };
-    let (s3, via) = s3_client(ctx, endpoint, region, &id, &key_secret).await?;
-    Ok(Store { s3, bucket, prefix, via: format!("{via}, with Secret {ns}/{secret}") })
+    let store = s3_client(ctx, endpoint, region, &id, &key_secret).await?;
+    let via = format!("{}, with Secret {ns}/{secret}", store.via);
+    Ok(Location { store, bucket, prefix, via })
 }
 
 /// The Backup's metadata object in its BackupStorageLocation's bucket.
@@ -233,8 +234,8 @@ async fn backup_in_store(ctx: &Ctx, client: &kube::Client, ns: &str, b: &kobject
     let store = location_store(ctx, client, ns, &bsl).await?;
     let dir = format!("{}backups/{}/", store.prefix, b.name());
     let where_ = format!("s3://{}/{dir} at {}", store.bucket, store.via);
-    Ok(match list_keys(&store.s3, &store.bucket, &dir, 100).await {
-        Err(e) => Outcome::fail(where_, "readable with the location's credential", e),
+    Ok(match list_keys(ctx, &store.store, &store.bucket, &dir, 100, &where_, "readable with the location's credential").await {
+        Err(o) => o,
         Ok(keys) => {
             let meta = format!("{dir}velero-backup.json");
             if keys.iter().any(|(k, _)| *k == meta) {

@@ -253,7 +253,7 @@ async fn backup_files(ctx: &Ctx, side: Side<'_>, b: &kobjects::Found) -> CheckRe
     let store = location_store(ctx, side.client, side.velero, &bsl).await?;
     let dir = format!("{}backups/{}/", store.prefix, b.name());
     let where_ = format!("s3://{}/{dir} at {}", store.bucket, store.via);
-    let keys = list_keys(&store.s3, &store.bucket, &dir, 100).await.map_err(|e| Outcome::fail(&where_, "readable with the location's credential", e))?;
+    let keys = list_keys(ctx, &store.store, &store.bucket, &dir, 100, &where_, "readable with the location's credential").await?;
     let missing: Vec<String> = [format!("{}.tar.gz", b.name()), "velero-backup.json".into()].into_iter().filter(|f| !keys.iter().any(|(k, _)| *k == format!("{dir}{f}"))).collect();
     if !missing.is_empty() {
         return Err(Outcome::fail(format!("{} in {where_}", b.describe(&BACKUP)), "the backup's tarball and metadata", format!("missing {} ({} object(s) there)", missing.join(", "), keys.len())));

@@ -18,9 +18,18 @@ pub fn endpoint_parts(url: &str) -> Option<(String, String, u16)> {
     Some((scheme.to_string(), host, port))
 }
 
+/// An object store as a check reaches it: the client, where it is reached (for evidence)
+/// and the address the connections go to.
+pub struct Store {
+    pub client: aws_sdk_s3::Client,
+    /// `http://host:port (via addr)`.
+    pub via: String,
+    pub addr: std::net::SocketAddr,
+}
+
 /// An S3 client for an object store reached through `ctx.resolve` (the simulation's
 /// endpoint map or DNS), path-style as MinIO wants. Credentials are used, never shown.
-pub async fn s3_client(ctx: &CheckContext, endpoint_url: &str, region: &str, access_key: &str, secret_key: &str) -> Live<(aws_sdk_s3::Client, String)> {
+pub async fn s3_client(ctx: &CheckContext, endpoint_url: &str, region: &str, access_key: &str, secret_key: &str) -> Live<Store> {
     let (scheme, host, port) = endpoint_parts(endpoint_url).ok_or_else(|| Outcome::fail("S3 endpoint", "a URL like http://host:port", format!("{endpoint_url:?}")))?;
     let addr = ctx.resolve(&host, port).await?;
     let creds = aws_sdk_s3::config::Credentials::new(access_key, secret_key, None, None, "platform-acceptance");
@@ -34,20 +43,21 @@ pub async fn s3_client(ctx: &CheckContext, endpoint_url: &str, region: &str, acc
         .force_path_style(true)
         .timeout_config(aws_sdk_s3::config::timeout::TimeoutConfig::builder().operation_timeout(Duration::from_secs(10)).build())
         .build();
-    Ok((aws_sdk_s3::Client::from_conf(conf), format!("{scheme}://{host}:{port} (via {addr})")))
+    Ok(Store { client: aws_sdk_s3::Client::from_conf(conf), via: format!("{scheme}://{host}:{port} (via {addr})"), addr })
 }
 
-/// Keys and last-modified times under `prefix` (at most `max` keys).
-pub async fn list_keys(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str, max: i32) -> Result<Vec<(String, i64)>, String> {
-    let out = s3
-        .list_objects_v2()
-        .bucket(bucket)
-        .prefix(prefix)
-        .max_keys(max)
-        .send()
-        .await
-        .map_err(|e| crate::errline::s3("ListObjectsV2", &format!("s3://{bucket}/{prefix}"), &e))?;
-    Ok(out.contents().iter().map(|o| (o.key().unwrap_or("").to_string(), o.last_modified().map(|t| t.secs()).unwrap_or(0))).collect())
+/// Keys and last-modified times under `prefix` (at most `max` keys). A store that refuses
+/// the listing is a Fail naming `object` and `expected`; one that cannot be reached an
+/// Error (see [`CheckContext::exchange_failed`]).
+pub async fn list_keys(ctx: &CheckContext, store: &Store, bucket: &str, prefix: &str, max: i32, object: &str, expected: &str) -> Live<Vec<(String, i64)>> {
+    let listed = store.client.list_objects_v2().bucket(bucket).prefix(prefix).max_keys(max).send().await;
+    match listed {
+        Ok(out) => {
+            ctx.reached(store.addr);
+            Ok(out.contents().iter().map(|o| (o.key().unwrap_or("").to_string(), o.last_modified().map(|t| t.secs()).unwrap_or(0))).collect())
+        }
+        Err(e) => Err(ctx.exchange_failed(store.addr, object, expected, crate::errline::Failure::s3("ListObjectsV2", &format!("s3://{bucket}/{prefix}"), &e))),
+    }
 }
 
 /// `[default]` access keys of an AWS shared-credentials file (Velero's `cloud` key).

@@ -12,7 +12,7 @@
 //! const BACKUP: Kind = Kind::namespaced("velero.io", &["v1"], "Backup");
 //! let ctx = CheckContext {
 //!     cluster: "infra".into(), repo: None, target: None, phase: Phase::default(),
-//!     cancel: Default::default(), cleanup: Cleanup::default(), run: "doc".into(),
+//!     cancel: Default::default(), cleanup: Cleanup::default(), run: "doc".into(), reach: Default::default(),
 //! };
 //! // An API server that does not answer ends the wait at once as an Error, not a hang.
 //! let client = kube::Client::try_from(kube::Config::new("http://127.0.0.1:9".parse().unwrap())).unwrap();
