@@ -134,13 +134,12 @@ pub(super) fn all_acceptance_criteria_met(_cluster: &str, results: &[Prior]) -> 
     if criteria.is_empty() {
         return Outcome::skip("no story criteria were selected in this run");
     }
-    let findings: Vec<Finding> = criteria
-        .iter()
-        .filter(|r| matches!(r.outcome.verdict(), Verdict::Fail | Verdict::Error))
-        .map(|r| Finding::new(r.title(), "met", format!("{}: {}", r.outcome.verdict().as_str(), r.outcome.summary())))
-        .collect();
-    if !findings.is_empty() {
-        return Outcome::Fail { findings };
+    let unmet: Vec<&&Prior> = criteria.iter().filter(|r| matches!(r.outcome.verdict(), Verdict::Fail | Verdict::Error)).collect();
+    if let Some(not_evaluated) = only_errors(&unmet) {
+        return not_evaluated;
+    }
+    if !unmet.is_empty() {
+        return Outcome::Fail { findings: unmet.iter().map(|r| Finding::new(r.title(), "met", format!("{}: {}", r.outcome.verdict().as_str(), r.outcome.summary()))).collect() };
     }
     let passed = criteria.iter().filter(|r| r.outcome.verdict() == Verdict::Pass).count();
     if passed < criteria.len() {
@@ -154,6 +153,22 @@ pub(super) fn all_acceptance_criteria_met(_cluster: &str, results: &[Prior]) -> 
     Outcome::pass(format!("all {} criterion evaluations passed", criteria.len()))
 }
 
+/// When nothing unmet is a Fail (only Errors, and units blocked behind them), the item could
+/// not be judged: an Error naming the first of them, not a finding.
+fn only_errors(unmet: &[&&Prior]) -> Option<Outcome> {
+    let errors: Vec<&&&Prior> = unmet.iter().filter(|r| r.outcome.verdict() == Verdict::Error).collect();
+    if errors.is_empty() || unmet.iter().any(|r| r.outcome.verdict() == Verdict::Fail) {
+        return None;
+    }
+    let first = errors[0];
+    Some(Outcome::error(format!(
+        "{} evaluation(s) could not be made and none failed, so this cannot be judged; first: {}: {}",
+        errors.len(),
+        first.title(),
+        first.outcome.summary()
+    )))
+}
+
 /// The automated tests are this run's cluster and data-plane checks of the stories: every
 /// one for this cluster (or run once for all) passed; one blocked by a failed prerequisite
 /// did not. Manual criteria are a person's part.
@@ -165,14 +180,39 @@ pub(super) fn live_checks_passed(cluster: &str, results: &[Prior]) -> Outcome {
     if mine.is_empty() {
         return Outcome::skip(format!("no cluster or data-plane check of a story ran for cluster {} in this run", cluster));
     }
-    let findings: Vec<Finding> = mine
-        .iter()
-        .filter(|r| matches!(r.outcome.verdict(), Verdict::Fail | Verdict::Error) || r.blocked)
-        .map(|r| Finding::new(r.title(), "passed", format!("{}: {}", r.outcome.verdict().as_str(), r.outcome.summary())))
-        .collect();
+    let unmet: Vec<&&Prior> = mine.iter().filter(|r| matches!(r.outcome.verdict(), Verdict::Fail | Verdict::Error) || r.blocked).collect();
+    if let Some(not_evaluated) = only_errors(&unmet) {
+        return not_evaluated;
+    }
+    let findings: Vec<Finding> = unmet.iter().map(|r| Finding::new(r.title(), "passed", format!("{}: {}", r.outcome.verdict().as_str(), r.outcome.summary()))).collect();
     let passed = mine.iter().filter(|r| r.outcome.verdict() == Verdict::Pass).count();
     if findings.is_empty() && passed == 0 {
         return Outcome::skip(format!("cluster {}: none of the {} live checks of this run could be evaluated (all skipped)", cluster, mine.len()));
     }
     Outcome::from_findings(findings, format!("cluster {}: {passed} of {} live checks passed, the rest skipped", cluster, mine.len()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn prior(id: &str, cluster: &str, outcome: Outcome, blocked: bool) -> Prior {
+        Prior { id: id.into(), story: id.rsplit_once('.').unwrap().0.into(), cluster: cluster.into(), criterion: "c".into(), layer: Some(Layer::Cluster), outcome, blocked }
+    }
+
+    #[test]
+    fn an_error_is_not_judged_a_finding_but_a_fail_is() {
+        let down = Outcome::error("cluster apps unreachable since 02:26:01 UTC (GET /version: no answer within 5s); not evaluated");
+        let errors = [prior("2.2.8", "apps", down.clone(), false), prior("2.3.1", "apps", Outcome::skip("blocked by 2.2"), true), prior("2.1.7", "infra", Outcome::pass("ok"), false)];
+        for o in [all_acceptance_criteria_met("all", &errors), live_checks_passed("apps", &errors)] {
+            assert_eq!(o.verdict(), Verdict::Error, "{o:?}");
+            assert!(o.summary().contains("2.2.8 [apps] c: cluster apps unreachable"), "{}", o.summary());
+        }
+        let mut failed = errors.to_vec();
+        failed.push(prior("2.2.7", "apps", Outcome::fail("DaemonSet cilium", "3 ready", "0 ready"), false));
+        for o in [all_acceptance_criteria_met("all", &failed), live_checks_passed("apps", &failed)] {
+            assert_eq!(o.verdict(), Verdict::Fail, "{o:?}");
+            assert!(o.details().join("\n").contains("2.2.7 [apps]"), "{o:?}");
+        }
+    }
 }
