@@ -2,7 +2,9 @@
 //! written by the simulation: `sim status` lists it per cluster (pid, version, health)
 //! with the stand-in CA ClusterIssuers; a deleted TLS Secret is re-issued by it; while it
 //! is stopped nothing re-issues, and 5.1.7's test Certificate is never issued (its
-//! ClusterIssuer still reads Ready, stale); `sim up` restarts it and it re-issues.
+//! ClusterIssuer still reads Ready, stale); `sim up` restarts it and it re-issues. An
+//! issuer whose CA Secret is gone is marked not Ready by cert-manager, and the checks quote
+//! its message.
 //!
 //! Runs in the shared simulation fixture (lock held; cert-manager restarted and the
 //! healthy scenario restored at the end, also when an assertion fails).
@@ -90,4 +92,21 @@ async fn cert_manager_is_the_real_controller() {
         .expect_all_pass()
         .expect_message("5.1.7 [apps]", &["Secret pa-cert-", "verified: SAN pa-", "anchored at the issuer's CA, key matches"]);
     fx.restore().await;
+}
+
+/// An issuer whose CA Secret is gone: cert-manager itself marks the ClusterIssuer not Ready,
+/// and 5.1.6 and 5.1.7 fail on infra with cert-manager's own message; apps (its own issuer)
+/// is untouched. The healthy scenario puts the Secret back and cert-manager verifies it again.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_issuer_without_its_ca_secret_fails_with_cert_managers_message() {
+    let Some(fx) = SimFixture::start("an_issuer_without_its_ca_secret_fails_with_cert_managers_message").await else { return };
+    fx.delete("infra", "v1", "Secret", Some("cert-manager"), "letsencrypt-staging-sim-ca").await;
+    let said = "Ready=False (ErrGetKeyPair: Error getting keypair for CA issuer: secrets \"letsencrypt-staging-sim-ca\" not found)";
+    fx.run_with("5.1.6,5.1.7", support::sim::retries(2))
+        .await
+        .expect_findings(&["5.1.6 [infra]", "5.1.7 [infra]"])
+        .expect_message("5.1.6 [infra]", &["ClusterIssuer letsencrypt-staging (cert-manager.io/v1): expected Ready=True, observed ", said])
+        .expect_message("5.1.7 [infra]", &[said]);
+    fx.restore().await;
+    fx.run_with("5.1.6,5.1.7", support::sim::retries(2)).await.expect_all_pass();
 }
