@@ -3,10 +3,11 @@
 //! health).
 //!
 //! When an exchange with a service gets no answer in time, the check marks its address
-//! down (a refused or dropped connection is not marked: meeting it again costs nothing). Until [`RETRY_AFTER`] has passed, every unit that
-//! resolves that address ends at once as Error "… unreachable since hh:mm:ss UTC (…); not
-//! evaluated"; then one unit at a time tries it again, and an answer (even an error
-//! answer) marks it up.
+//! down (a refused or dropped connection alone is not marked: meeting it again costs
+//! nothing). Until [`RETRY_AFTER`] has passed since the last try, every unit that resolves
+//! that address ends at once as Error "… unreachable since hh:mm:ss UTC (…); not
+//! evaluated"; then the next unit tries it again (at most one try per interval), and an
+//! answer (even an error answer) marks it up.
 //!
 //! ```
 //! use platform_acceptance::check::{Reach, Verdict};
@@ -35,8 +36,6 @@ struct Down {
     since: time::OffsetDateTime,
     why: String,
     last_try: Instant,
-    /// A unit is trying it again right now.
-    trying: bool,
 }
 
 /// The run's record of unreachable services, by address; shared by every unit.
@@ -47,12 +46,12 @@ pub struct Reach {
 
 impl Reach {
     /// Before an exchange with `service` at `addr`: an Error when it was found unreachable
-    /// and it is not yet time (or another unit's turn) to try it again.
+    /// and it is not yet time to try it again.
     pub fn gate(&self, service: &str, addr: SocketAddr) -> Result<(), Outcome> {
         let mut map = self.down.lock().expect("reach lock");
         let Some(d) = map.get_mut(&addr) else { return Ok(()) };
-        if !d.trying && d.last_try.elapsed() >= RETRY_AFTER {
-            d.trying = true;
+        if d.last_try.elapsed() >= RETRY_AFTER {
+            // This unit tries; the others wait for the next interval.
             d.last_try = Instant::now();
             return Ok(());
         }
@@ -63,17 +62,17 @@ impl Reach {
     /// An exchange with `addr` got no answer: `why`, one line.
     pub fn failed(&self, addr: SocketAddr, why: &str) {
         let mut map = self.down.lock().expect("reach lock");
-        let d = map.entry(addr).or_insert_with(|| Down { since: time::OffsetDateTime::now_utc(), why: why.to_string(), last_try: Instant::now(), trying: false });
+        let d = map.entry(addr).or_insert_with(|| Down { since: time::OffsetDateTime::now_utc(), why: why.to_string(), last_try: Instant::now() });
         d.last_try = Instant::now();
-        d.trying = false;
     }
 
     /// The verdict of a failed exchange with the service at `addr` (see
     /// [`crate::check::CheckContext::exchange_failed`]).
     pub fn verdict(&self, addr: SocketAddr, object: impl std::fmt::Display, expected: impl std::fmt::Display, failure: Failure) -> Outcome {
         if failure.unreachable {
-            // Only silence costs the next units a timeout each; a refusal is quick to meet again.
-            if failure.silent {
+            // Only silence costs the next units a timeout each; a refusal is quick to meet
+            // again, and keeps down a service already found silent.
+            if failure.silent || self.down.lock().expect("reach lock").contains_key(&addr) {
                 self.failed(addr, &failure.line);
             }
             return Outcome::error(format!("{object}: {failure}; not evaluated"));
