@@ -5,7 +5,7 @@
 //! | outage | how | what it stands for |
 //! |---|---|---|
 //! | [`kill`] + [`super::start_component`] | SIGKILL to the registered process, then its usual command line again | an API server or etcd crashing and its supervisor (kubelet, systemd) restarting it |
-//! | [`stop_data_service`], [`restart_data_service`] | PostgreSQL: SIGINT (fast shutdown: sessions are ended); Redis, MinIO: SIGTERM; then started again | `pg_ctl restart -m fast`, a database pod replaced |
+//! | [`stop_data_service`] + [`super::data::start`] | PostgreSQL: SIGINT (fast shutdown: sessions are ended); Redis, MinIO: SIGTERM; then started again | `pg_ctl restart -m fast`, a database pod replaced |
 //! | [`blackhole`] | an nftables rule inside the simulation's network namespace dropping every packet to the address | a firewall or a dead link that drops traffic: connections hang instead of being refused |
 //!
 //! The nftables table lives in the simulation's own namespace only (the host's ruleset is
@@ -58,7 +58,8 @@ async fn signal_and_wait(cfg: &SimConfig, scope: &str, name: &str, sig: i32, wit
 }
 
 /// Stops data service `service` (`postgres`, `redis` or `minio`) the way an operator's
-/// restart does; [`super::data::start`] starts it again with its data.
+/// restart does; [`super::data::start`] starts it again with its data and waits until it
+/// serves.
 pub async fn stop_data_service(cfg: &SimConfig, service: &str) -> anyhow::Result<()> {
     if !super::data::SERVICES.contains(&service) {
         bail!("{service} is not a data service of the simulation (services: {})", super::data::SERVICES.join(", "));
@@ -67,12 +68,6 @@ pub async fn stop_data_service(cfg: &SimConfig, service: &str) -> anyhow::Result
     let sig = if service == "postgres" { libc::SIGINT } else { libc::SIGTERM };
     signal_and_wait(cfg, super::SHARED_SCOPE, service, sig, Duration::from_secs(30)).await?;
     process::unregister_process(&cfg.state_dir, super::SHARED_SCOPE, service)
-}
-
-/// [`stop_data_service`], then started again and waited for until it serves.
-pub async fn restart_data_service(cfg: &SimConfig, service: &str) -> anyhow::Result<()> {
-    stop_data_service(cfg, service).await?;
-    super::data::start(cfg).await.map(drop)
 }
 
 /// Every packet to `addr` inside the simulation's network is dropped until the returned

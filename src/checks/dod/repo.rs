@@ -134,7 +134,7 @@ pub(super) fn all_acceptance_criteria_met(_cluster: &str, results: &[Prior]) -> 
     if criteria.is_empty() {
         return Outcome::skip("no story criteria were selected in this run");
     }
-    let unmet: Vec<&&Prior> = criteria.iter().filter(|r| matches!(r.outcome.verdict(), Verdict::Fail | Verdict::Error)).collect();
+    let unmet: Vec<&Prior> = criteria.iter().copied().filter(|r| matches!(r.outcome.verdict(), Verdict::Fail | Verdict::Error)).collect();
     if let Some(not_evaluated) = only_errors(&unmet) {
         return not_evaluated;
     }
@@ -155,8 +155,8 @@ pub(super) fn all_acceptance_criteria_met(_cluster: &str, results: &[Prior]) -> 
 
 /// When nothing unmet is a Fail (only Errors, and units blocked behind them), the item could
 /// not be judged: an Error naming the first of them, not a finding.
-fn only_errors(unmet: &[&&Prior]) -> Option<Outcome> {
-    let errors: Vec<&&&Prior> = unmet.iter().filter(|r| r.outcome.verdict() == Verdict::Error).collect();
+fn only_errors(unmet: &[&Prior]) -> Option<Outcome> {
+    let errors: Vec<&Prior> = unmet.iter().copied().filter(|r| r.outcome.verdict() == Verdict::Error).collect();
     if errors.is_empty() || unmet.iter().any(|r| r.outcome.verdict() == Verdict::Fail) {
         return None;
     }
@@ -180,7 +180,7 @@ pub(super) fn live_checks_passed(cluster: &str, results: &[Prior]) -> Outcome {
     if mine.is_empty() {
         return Outcome::skip(format!("no cluster or data-plane check of a story ran for cluster {} in this run", cluster));
     }
-    let unmet: Vec<&&Prior> = mine.iter().filter(|r| matches!(r.outcome.verdict(), Verdict::Fail | Verdict::Error) || r.blocked).collect();
+    let unmet: Vec<&Prior> = mine.iter().copied().filter(|r| matches!(r.outcome.verdict(), Verdict::Fail | Verdict::Error) || r.blocked).collect();
     if let Some(not_evaluated) = only_errors(&unmet) {
         return not_evaluated;
     }

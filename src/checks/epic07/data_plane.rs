@@ -422,7 +422,12 @@ pub(super) async fn dragonfly_redis_commands(ctx: Ctx) -> CheckResult<Outcome> {
     let key = format!("platform-acceptance:{}", crate::random::token(16));
     let value = crate::random::token(24);
     let pw = password.as_str();
-    let command = |name: &'static str| move |e: redis::RedisError| Failure { line: format!("{name}: {}", crate::errline::redis(&e)), ..Failure::redis(&e) }.redacted(pw);
+    let command = |name: &'static str| {
+        move |e: redis::RedisError| {
+            let f = Failure::redis(&e);
+            Failure { line: format!("{name}: {}", f.line), ..f }.redacted(pw)
+        }
+    };
     let result: Result<(), Failure> = async {
         let mut conn = redis_conn(addr, &password).await?;
         let ok: String = redis::cmd("SET").arg(&key).arg(&value).arg("EX").arg(60).query_async(&mut conn).await.map_err(command("SET"))?;
