@@ -16,8 +16,12 @@
 //! round trip polls objects it created; it reads discovery from the cache); requests with a
 //! field selector, `watch`, `limit`, `resourceVersion` or a label selector this module
 //! cannot parse; metadata-only and table reads (`Accept: …;as=…`); subresources
-//! (`/status`, `/log`); Secrets and ConfigMaps (data, read one by one: a run never lists
-//! every Secret of a cluster); Events; CustomResourceDefinitions (a list of every schema).
+//! (`/status`, `/log`); ConfigMaps and Events. Secrets are never listed (the harness's
+//! role may only `get` them): a Secret read by name is fetched once and its answer, or its
+//! 404, serves every later read of it in the run ([`Read::Secret`]).
+//! CustomResourceDefinitions are listed once and kept without their OpenAPI schemas
+//! (`spec.versions[].schema`, megabytes the checks never read): a check that needs a
+//! schema must not read it through the cache.
 //! When the cluster-wide LIST is refused (RBAC that allows some namespaces only) or fails,
 //! the original request is sent instead, and so is every later read of that type.
 //!
@@ -28,7 +32,9 @@
 //! let r = classify("GET", "/api/v1/namespaces/velero/pods", Some("labelSelector=app%3Dvelero")).unwrap();
 //! assert_eq!(r, Read::List { collection: "/api/v1/pods".into(), namespace: Some("velero".into()), selector: Selector::parse("app=velero") });
 //! assert_eq!(classify("GET", "/api/v1/namespaces/velero/pods/velero-0/log", None), None);
-//! assert_eq!(classify("GET", "/api/v1/namespaces/velero/secrets/cloud", None), None);
+//! let r = classify("GET", "/api/v1/namespaces/velero/secrets/cloud", None).unwrap();
+//! assert_eq!(r, Read::Secret("/api/v1/namespaces/velero/secrets/cloud".into()));
+//! assert_eq!(classify("GET", "/api/v1/namespaces/velero/secrets", None), None);
 //! assert_eq!(classify("GET", "/api/v1/pods", Some("fieldSelector=spec.nodeName%3Dn1")), None);
 //! assert_eq!(classify("GET", "/apis/velero.io/v1", None), Some(Read::Discovery("/apis/velero.io/v1".into())));
 //! assert_eq!(classify("GET", "/apis/velero.io", None), Some(Read::Discovery("/apis/velero.io".into())));
@@ -42,9 +48,12 @@ use serde_json::{Value, json};
 
 use super::access::{AccessLog, api_access};
 
-/// Resource types read one object at a time, never listed cluster-wide for the cache:
-/// data (Secrets, ConfigMaps), Events, and CRDs (every schema of the cluster: megabytes).
-const NOT_LISTED: [&str; 4] = ["secrets", "configmaps", "events", "customresourcedefinitions"];
+/// Resource types read one object at a time, never listed for the cache: ConfigMaps
+/// (data), Events.
+const NOT_LISTED: [&str; 2] = ["configmaps", "events"];
+
+/// The CRD collection, whose list is kept without schemas ([`without_schemas`]).
+const CRDS: &str = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions";
 
 /// What a read asks for, in the terms the cache answers it in.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,6 +64,8 @@ pub enum Read {
     List { collection: String, namespace: Option<String>, selector: Option<Selector> },
     /// One object of `collection` by name.
     Object { collection: String, namespace: Option<String>, name: String },
+    /// One Secret by its path, kept by name (Secrets are never listed).
+    Secret(String),
 }
 
 /// The cacheable read a request is, if it is one.
@@ -81,6 +92,9 @@ pub fn classify(method: &str, path: &str, query: Option<&str>) -> Option<Read> {
     };
     if NOT_LISTED.contains(&resource) {
         return None;
+    }
+    if resource == "secrets" {
+        return (name.is_some() && namespace.is_some() && params.is_empty()).then(|| Read::Secret(path.to_string()));
     }
     let collection = format!("{base}/{resource}");
     match name {
@@ -224,8 +238,10 @@ enum Fetched {
     /// A discovery document, as the API server sent it, or its 404 (a group or version the
     /// cluster does not serve: asked again by every check that resolves a kind there).
     Document(http::StatusCode, bytes::Bytes),
-    /// A LIST, parsed (answers are built from it).
-    List(Arc<Value>),
+    /// The aggregated discovery document, parsed (group documents are built from it).
+    Aggregated(Arc<Value>),
+    /// A LIST, as its items' JSON text and what reads select them by.
+    List(Arc<Listed>),
     /// The request was refused or failed: the original requests are sent.
     Refused,
 }
@@ -254,7 +270,7 @@ impl RunCache {
         let (key, floor) = match read {
             Read::Discovery(path) => (path.as_str(), None),
             _ if !freshness.objects => return None,
-            Read::List { collection, .. } | Read::Object { collection, .. } => (collection.as_str(), freshness.floor()),
+            Read::List { collection, .. } | Read::Object { collection, .. } | Read::Secret(collection) => (collection.as_str(), freshness.floor()),
         };
         if let Read::Discovery(path) = read
             && let Some(response) = self.answer_from_aggregated(cluster, inner, path, log).await
@@ -266,11 +282,11 @@ impl RunCache {
         if entry.as_ref().is_none_or(|e| floor.is_some_and(|f| e.fetched < f)) {
             let fetched = Instant::now();
             // A refusal is remembered: later reads of the type go out as they are, at once.
-            let answer = fetch(cluster, inner, key, matches!(read, Read::Discovery(_)), log).await.unwrap_or(Fetched::Refused);
+            let answer = fetch(cluster, inner, key, matches!(read, Read::Discovery(_) | Read::Secret(_)), log).await.unwrap_or(Fetched::Refused);
             *entry = Some(Entry { fetched, answer });
         }
         let (status, body) = match (read, &entry.as_ref().expect("filled above").answer) {
-            (Read::Discovery(_), Fetched::Document(status, body)) => (status.as_u16(), body.clone()),
+            (Read::Discovery(_) | Read::Secret(_), Fetched::Document(status, body)) => (status.as_u16(), body.clone()),
             (Read::List { namespace, selector, .. }, Fetched::List(list)) => (200, list_body(list, namespace.as_deref(), selector.as_ref())),
             (Read::Object { collection, namespace, name }, Fetched::List(list)) => object_body(list, collection, namespace.as_deref(), name),
             _ => return None,
@@ -300,7 +316,7 @@ impl RunCache {
             let answer = fetch_aggregated(cluster, inner, root, log).await.unwrap_or(Fetched::Refused);
             *entry = Some(Entry { fetched, answer });
         }
-        let Some(Entry { answer: Fetched::List(doc), .. }) = entry.as_ref() else { return None };
+        let Some(Entry { answer: Fetched::Aggregated(doc), .. }) = entry.as_ref() else { return None };
         let document = match group {
             Some(group) => aggregated::document(doc, group, version),
             None => Some(aggregated::root(doc, root)),
@@ -338,7 +354,7 @@ async fn fetch_aggregated(cluster: &str, inner: &kube::Client, root: &str, log: 
         return None;
     }
     let doc: Value = serde_json::from_slice(&resp.into_body().collect_bytes().await.ok()?).ok()?;
-    (doc["kind"] == "APIGroupDiscoveryList").then(|| Fetched::List(Arc::new(doc)))
+    (doc["kind"] == "APIGroupDiscoveryList").then(|| Fetched::Aggregated(Arc::new(doc)))
 }
 
 /// Discovery documents as the API server serves them at `/apis/<group>` (`APIGroup`) and
@@ -398,60 +414,154 @@ mod aggregated {
     }
 }
 
-async fn fetch(cluster: &str, inner: &kube::Client, path: &str, discovery: bool, log: &AccessLog) -> Option<Fetched> {
+/// A LIST, or with `document` one document kept as it came (its 404 too).
+async fn fetch(cluster: &str, inner: &kube::Client, path: &str, document: bool, log: &AccessLog) -> Option<Fetched> {
     if let Some(a) = api_access(cluster, "GET", path) {
         log.count(&a);
     }
     let req = http::Request::get(path).body(kube::client::Body::empty()).ok()?;
     let resp = inner.send(req).await.ok()?;
     let status = resp.status();
-    if status != http::StatusCode::OK && !(discovery && status == http::StatusCode::NOT_FOUND) {
+    if status != http::StatusCode::OK && !(document && status == http::StatusCode::NOT_FOUND) {
         return None;
     }
     let body = resp.into_body().collect_bytes().await.ok()?;
-    if discovery {
+    if document {
         return Some(Fetched::Document(status, body));
     }
-    Some(Fetched::List(Arc::new(serde_json::from_slice::<Value>(&body).ok()?)))
+    let body = if path == CRDS {
+        let mut list = serde_json::from_slice::<Value>(&body).ok()?;
+        without_schemas(&mut list);
+        serde_json::to_vec(&list).ok()?.into()
+    } else {
+        body
+    };
+    Some(Fetched::List(Arc::new(Listed::parse(body)?)))
 }
 
-fn in_scope(item: &Value, namespace: Option<&str>) -> bool {
-    namespace.is_none_or(|ns| item.pointer("/metadata/namespace").and_then(Value::as_str) == Some(ns))
+/// A LIST as the API server sent it, with an index of its items: each item's namespace,
+/// name and labels, and where its JSON text is in the body. Answers are cut from the body,
+/// so the cache holds the list's bytes once and no parsed tree of it (a LIST of 10 000 pods
+/// is tens of megabytes as text, several times that as a `serde_json::Value`).
+pub(crate) struct Listed {
+    body: bytes::Bytes,
+    kind: String,
+    api_version: String,
+    resource_version: Option<String>,
+    items: Vec<Item>,
 }
 
-fn labels(item: &Value) -> BTreeMap<String, String> {
-    serde_json::from_value(item.pointer("/metadata/labels").cloned().unwrap_or(Value::Null)).unwrap_or_default()
+struct Item {
+    namespace: Option<String>,
+    name: String,
+    labels: BTreeMap<String, String>,
+    /// The item names its kind itself (custom resources do; built-in types in a list do not).
+    has_kind: bool,
+    span: std::ops::Range<usize>,
 }
 
-fn list_body(list: &Value, namespace: Option<&str>, selector: Option<&Selector>) -> bytes::Bytes {
-    let items: Vec<&Value> = list["items"]
-        .as_array()
-        .map(|items| items.iter().filter(|i| in_scope(i, namespace) && selector.is_none_or(|s| s.matches(&labels(i)))).collect())
-        .unwrap_or_default();
-    let body = json!({"kind": list["kind"], "apiVersion": list["apiVersion"], "metadata": {"resourceVersion": list.pointer("/metadata/resourceVersion")}, "items": items});
-    serde_json::to_vec(&body).unwrap_or_default().into()
+impl Listed {
+    fn parse(body: bytes::Bytes) -> Option<Listed> {
+        #[derive(serde::Deserialize)]
+        struct List<'a> {
+            #[serde(default)]
+            kind: String,
+            #[serde(default, rename = "apiVersion")]
+            api_version: String,
+            #[serde(default)]
+            metadata: ListMeta,
+            #[serde(borrow, default)]
+            items: Option<Vec<&'a serde_json::value::RawValue>>,
+        }
+        #[derive(serde::Deserialize, Default)]
+        struct ListMeta {
+            #[serde(rename = "resourceVersion")]
+            resource_version: Option<String>,
+        }
+        #[derive(serde::Deserialize)]
+        struct One {
+            kind: Option<String>,
+            #[serde(default)]
+            metadata: Meta,
+        }
+        #[derive(serde::Deserialize, Default)]
+        struct Meta {
+            #[serde(default)]
+            name: String,
+            namespace: Option<String>,
+            #[serde(default)]
+            labels: Option<BTreeMap<String, String>>,
+        }
+        let list: List = serde_json::from_slice(&body).ok()?;
+        let base = body.as_ptr() as usize;
+        let mut items = vec![];
+        for raw in list.items.unwrap_or_default() {
+            let one: One = serde_json::from_str(raw.get()).ok()?;
+            let start = raw.get().as_ptr() as usize - base;
+            items.push(Item {
+                namespace: one.metadata.namespace,
+                name: one.metadata.name,
+                labels: one.metadata.labels.unwrap_or_default(),
+                has_kind: one.kind.is_some(),
+                span: start..start + raw.get().len(),
+            });
+        }
+        Some(Listed { kind: list.kind, api_version: list.api_version, resource_version: list.metadata.resource_version, items, body: body.clone() })
+    }
+
+    fn text(&self, item: &Item) -> &str {
+        std::str::from_utf8(&self.body[item.span.clone()]).unwrap_or("{}")
+    }
+}
+
+/// Removes the OpenAPI schema of every version of every CRD in `list`.
+fn without_schemas(list: &mut Value) {
+    for crd in list["items"].as_array_mut().into_iter().flatten() {
+        for version in crd.pointer_mut("/spec/versions").and_then(Value::as_array_mut).into_iter().flatten() {
+            if let Some(v) = version.as_object_mut() {
+                v.remove("schema");
+            }
+        }
+    }
+}
+
+fn in_scope(item: &Item, namespace: Option<&str>) -> bool {
+    namespace.is_none_or(|ns| item.namespace.as_deref() == Some(ns))
+}
+
+fn list_body(list: &Listed, namespace: Option<&str>, selector: Option<&Selector>) -> bytes::Bytes {
+    let head = json!({"kind": list.kind, "apiVersion": list.api_version, "metadata": {"resourceVersion": list.resource_version}}).to_string();
+    let mut body = Vec::with_capacity(head.len() + 16);
+    body.extend_from_slice(head.strip_suffix('}').unwrap_or(&head).as_bytes());
+    body.extend_from_slice(b",\"items\":[");
+    let mut first = true;
+    for item in list.items.iter().filter(|i| in_scope(i, namespace) && selector.is_none_or(|s| s.matches(&i.labels))) {
+        if !std::mem::take(&mut first) {
+            body.push(b',');
+        }
+        body.extend_from_slice(list.text(item).as_bytes());
+    }
+    body.extend_from_slice(b"]}");
+    body.into()
 }
 
 /// The object as a GET returns it (with apiVersion and kind), or the API server's 404.
-fn object_body(list: &Value, collection: &str, namespace: Option<&str>, name: &str) -> (u16, bytes::Bytes) {
-    let found = list["items"].as_array().and_then(|items| {
-        items.iter().find(|i| in_scope(i, namespace) && i.pointer("/metadata/name").and_then(Value::as_str) == Some(name))
-    });
-    let body = match found {
-        Some(item) => {
-            let mut item = item.clone();
-            let kind = list["kind"].as_str().unwrap_or_default();
-            item["apiVersion"] = list["apiVersion"].clone();
-            item["kind"] = Value::from(kind.strip_suffix("List").unwrap_or(kind));
-            item
-        }
-        None => {
-            let resource = collection.rsplit('/').next().unwrap_or_default();
-            let status = not_found(format!("{resource} \"{name}\" not found"), json!({"name": name, "kind": resource}));
-            return (404, serde_json::to_vec(&status).unwrap_or_default().into());
-        }
+fn object_body(list: &Listed, collection: &str, namespace: Option<&str>, name: &str) -> (u16, bytes::Bytes) {
+    let Some(item) = list.items.iter().find(|i| in_scope(i, namespace) && i.name == name) else {
+        let resource = collection.rsplit('/').next().unwrap_or_default();
+        let status = not_found(format!("{resource} \"{name}\" not found"), json!({"name": name, "kind": resource}));
+        return (404, serde_json::to_vec(&status).unwrap_or_default().into());
     };
-    (200, serde_json::to_vec(&body).unwrap_or_default().into())
+    let text = list.text(item);
+    if item.has_kind {
+        return (200, bytes::Bytes::copy_from_slice(text.as_bytes()));
+    }
+    // `{…}` of a list item without apiVersion and kind: both go in front.
+    let kind = list.kind.strip_suffix("List").unwrap_or(&list.kind);
+    let head = format!("{{\"apiVersion\":{},\"kind\":{}", json!(list.api_version), json!(kind));
+    let rest = text.trim_start().strip_prefix('{').unwrap_or("}").trim_start();
+    let separator = if rest.starts_with('}') { "" } else { "," };
+    (200, format!("{head}{separator}{rest}").into_bytes().into())
 }
 
 #[cfg(test)]
@@ -505,6 +615,41 @@ mod tests {
         assert_eq!(fake.asked().len(), 2);
         assert_eq!(log.requests().get("list apps/deployments on infra"), Some(&2), "{:?}", log.requests());
         assert!(log.entries().iter().any(|a| a.to_string() == "get apps/deployments on infra"), "reads are noted for the basis");
+    }
+
+    #[tokio::test]
+    async fn a_secret_is_read_once_by_name_and_crds_are_kept_without_schemas() {
+        use k8s_openapi::api::core::v1::Secret;
+        use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+        let fake = FakeApi::new(|path| match path {
+            "/api/v1/namespaces/x/secrets/s1" => Some((200, json!({"kind": "Secret", "apiVersion": "v1", "metadata": {"name": "s1", "namespace": "x"}}))),
+            "/api/v1/namespaces/x/secrets" => Some((200, json!({"kind": "SecretList", "apiVersion": "v1", "metadata": {}, "items": []}))),
+            CRDS => Some((200, json!({"kind": "CustomResourceDefinitionList", "apiVersion": "apiextensions.k8s.io/v1", "metadata": {}, "items": [
+                {"metadata": {"name": "backups.velero.io"}, "spec": {"group": "velero.io", "scope": "Namespaced", "names": {"kind": "Backup", "plural": "backups"},
+                 "versions": [{"name": "v1", "served": true, "storage": true, "schema": {"openAPIV3Schema": {"type": "object"}}}]},
+                 "status": {"conditions": [{"type": "Established", "status": "True"}]}}]}))),
+            _ => None,
+        });
+        let log = AccessLog::default();
+        let reads = (RunCache::new(), Freshness::default());
+        let client = recorded(&fake, &log, &reads);
+        let in_x: Api<Secret> = Api::namespaced(client.clone(), "x");
+        for _ in 0..2 {
+            assert!(in_x.get_opt("s1").await.unwrap().is_some());
+            assert!(in_x.get_opt("s2").await.unwrap().is_none(), "the 404 is kept too");
+        }
+        in_x.list(&ListParams::default()).await.unwrap();
+        assert_eq!(fake.asked(), ["/api/v1/namespaces/x/secrets/s1", "/api/v1/namespaces/x/secrets/s2", "/api/v1/namespaces/x/secrets"], "each Secret once; never listed by the cache");
+        reads.1.require_since(Instant::now());
+        in_x.get("s1").await.unwrap();
+        assert_eq!(fake.asked().len(), 4, "a retry reads the Secret again");
+        let crds: Api<CustomResourceDefinition> = Api::all(client);
+        let crd = crds.get("backups.velero.io").await.unwrap();
+        assert_eq!(crd.spec.versions[0].name, "v1");
+        assert!(crd.spec.versions[0].schema.is_none(), "kept without its schema");
+        assert_eq!(crd.status.and_then(|s| s.conditions).map(|c| c.len()), Some(1));
+        assert!(crds.get_opt("schedules.velero.io").await.unwrap().is_none());
+        assert_eq!(fake.asked().len(), 5, "one LIST answered both CRD reads");
     }
 
     #[tokio::test]
@@ -572,12 +717,15 @@ mod tests {
         assert_eq!(fake.asked(), ["/apis", "/apis/velero.io/v1"]);
     }
 
-    fn list() -> Value {
-        json!({"kind": "DeploymentList", "apiVersion": "apps/v1", "metadata": {"resourceVersion": "42"}, "items": [
+    fn list() -> Listed {
+        let text = json!({"kind": "DeploymentList", "apiVersion": "apps/v1", "metadata": {"resourceVersion": "42"}, "items": [
             {"metadata": {"name": "a", "namespace": "x", "labels": {"app": "a"}}},
-            {"metadata": {"name": "b", "namespace": "y", "labels": {"app": "b"}}},
+            {"metadata": {"name": "b", "namespace": "y", "labels": {"app": "b"}}, "spec": {"replicas": 2}},
             {"metadata": {"name": "a", "namespace": "y"}},
         ]})
+        .to_string();
+        // As an API server writes it: whitespace between tokens.
+        Listed::parse(text.replace(",\"", ", \"").replace(":{", ": {").into()).unwrap()
     }
 
     #[test]
@@ -595,6 +743,13 @@ mod tests {
         let (code, body) = object_body(&list(), "/apis/apps/v1/deployments", Some("y"), "a");
         let obj: Value = serde_json::from_slice(&body).unwrap();
         assert_eq!((code, obj["kind"].as_str(), obj["apiVersion"].as_str(), obj.pointer("/metadata/namespace").and_then(Value::as_str)), (200, Some("Deployment"), Some("apps/v1"), Some("y")));
+        let (_, body) = object_body(&list(), "/apis/apps/v1/deployments", Some("y"), "b");
+        let obj: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!((obj["kind"].as_str(), obj["spec"]["replicas"].as_i64()), (Some("Deployment"), Some(2)), "the item's own fields follow");
+        let custom = Listed::parse(r#"{"kind": "BackupList", "apiVersion": "velero.io/v1", "items": [{"apiVersion": "velero.io/v1", "kind": "Backup", "metadata": {"name": "b", "namespace": "velero"}}]}"#.into()).unwrap();
+        let (_, body) = object_body(&custom, "/apis/velero.io/v1/backups", Some("velero"), "b");
+        let text = String::from_utf8(body.to_vec()).unwrap();
+        assert_eq!(text.matches("\"kind\"").count(), 1, "a custom resource names its kind once: {text}");
         let (code, body) = object_body(&list(), "/apis/apps/v1/deployments", Some("z"), "a");
         let status: Value = serde_json::from_slice(&body).unwrap();
         assert_eq!((code, status["reason"].as_str()), (404, Some("NotFound")));

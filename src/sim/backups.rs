@@ -15,20 +15,13 @@ use serde_json::Value;
 
 use super::SimConfig;
 
-/// Seeds both clusters' backup data; idempotent (restic init tolerates an existing repository).
-pub async fn seed(cfg: &SimConfig) -> Result<()> {
+/// Seeds `cluster`'s backup data; idempotent (restic init tolerates an existing repository).
+pub async fn seed(cfg: &SimConfig, cluster: &str) -> Result<()> {
     let endpoints = super::data::endpoints(cfg)?;
-    let seed_one = |cluster: &'static str| {
-        let endpoints = &endpoints;
-        async move {
-            let client = super::client(cfg, cluster).await?;
-            let restic = async { restic_snapshot(&client, cluster, endpoints).await.with_context(|| format!("VolSync restic data on {cluster}")) };
-            let velero = async { velero_schedules(&client).await.with_context(|| format!("Velero on {cluster}")) };
-            tokio::try_join!(restic, velero).map(|_| ())
-        }
-    };
-    let (infra, apps) = tokio::join!(seed_one("infra"), seed_one("apps"));
-    infra.and(apps)
+    let client = super::client(cfg, cluster).await?;
+    let restic = async { restic_snapshot(&client, cluster, &endpoints).await.with_context(|| format!("VolSync restic data on {cluster}")) };
+    let velero = async { velero_schedules(&client).await.with_context(|| format!("Velero on {cluster}")) };
+    tokio::try_join!(restic, velero).map(|_| ())
 }
 
 async fn secret(client: &kube::Client, ns: &str, name: &str) -> Result<BTreeMap<String, String>> {

@@ -108,11 +108,7 @@ pub async fn run(cmd: SimCommand) -> anyhow::Result<()> {
     match cmd {
         SimCommand::Up { scenario } => {
             let t = std::time::Instant::now();
-            super::up_with(&cfg, async {
-                super::data::start(&cfg).await?;
-                super::scenario::apply(&cfg, &scenario).await
-            })
-            .await?;
+            super::up_with(&cfg, super::scenario::apply(&cfg, &scenario)).await?;
             println!("sim up: scenario {scenario} applied on a ready simulation {:.1}s after the start", t.elapsed().as_secs_f64());
         }
         SimCommand::Down => super::down(&cfg).await?,

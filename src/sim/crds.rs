@@ -29,32 +29,57 @@ pub fn load(cache_dir: &Path) -> anyhow::Result<Vec<CrdDoc>> {
 /// Every CRD under `root`, as [`load`] reads `$PA_CACHE/crds` (e.g. the later releases
 /// in `$PA_CACHE/crds-next/<component>` that a scenario serves).
 pub fn load_from(root: &Path) -> anyhow::Result<Vec<CrdDoc>> {
-    let root = root.to_path_buf();
     let mut out = vec![];
-    if !root.is_dir() {
-        return Ok(out);
-    }
-    for entry in walkdir::WalkDir::new(&root).sort_by_file_name() {
-        let entry = entry?;
-        let p = entry.path();
-        if !entry.file_type().is_file() || !p.extension().is_some_and(|x| x == "yaml" || x == "yml") {
-            continue;
-        }
-        let text = std::fs::read_to_string(p).with_context(|| format!("read {}", p.display()))?;
-        for doc in serde_yaml_ng::Deserializer::from_str(&text) {
-            let value: serde_json::Value =
-                serde::Deserialize::deserialize(doc).with_context(|| format!("parse {}", p.display()))?;
-            if value.get("kind").and_then(|k| k.as_str()) != Some("CustomResourceDefinition") {
-                continue;
-            }
-            let name = value.pointer("/metadata/name").and_then(|n| n.as_str()).unwrap_or_default().to_string();
-            if name.is_empty() {
-                bail!("{}: CRD without metadata.name", p.display());
-            }
-            out.push(CrdDoc { name, file: p.to_path_buf(), value });
-        }
+    for p in yaml_files(root)? {
+        parse_file(&p, &mut out)?;
     }
     Ok(out)
+}
+
+/// CRD `name` under `root`, as [`load_from`] would find it: only the file `<name>.yaml`
+/// (as `sim/crds.sh` names them) is parsed when there is one, every file otherwise.
+pub fn find_in(root: &Path, name: &str) -> anyhow::Result<Option<CrdDoc>> {
+    let files = yaml_files(root)?;
+    let file_name = format!("{name}.yaml");
+    let mut out = vec![];
+    for p in files.iter().filter(|p| p.file_name().is_some_and(|f| *f == *file_name)) {
+        parse_file(p, &mut out)?;
+    }
+    if !out.iter().any(|d| d.name == name) {
+        out = load_from(root)?;
+    }
+    Ok(out.into_iter().find(|d| d.name == name))
+}
+
+fn yaml_files(root: &Path) -> anyhow::Result<Vec<std::path::PathBuf>> {
+    let mut files = vec![];
+    if !root.is_dir() {
+        return Ok(files);
+    }
+    for entry in walkdir::WalkDir::new(root).sort_by_file_name() {
+        let entry = entry?;
+        let p = entry.path();
+        if entry.file_type().is_file() && p.extension().is_some_and(|x| x == "yaml" || x == "yml") {
+            files.push(p.to_path_buf());
+        }
+    }
+    Ok(files)
+}
+
+fn parse_file(p: &Path, out: &mut Vec<CrdDoc>) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(p).with_context(|| format!("read {}", p.display()))?;
+    for doc in serde_yaml_ng::Deserializer::from_str(&text) {
+        let value: serde_json::Value = serde::Deserialize::deserialize(doc).with_context(|| format!("parse {}", p.display()))?;
+        if value.get("kind").and_then(|k| k.as_str()) != Some("CustomResourceDefinition") {
+            continue;
+        }
+        let name = value.pointer("/metadata/name").and_then(|n| n.as_str()).unwrap_or_default().to_string();
+        if name.is_empty() {
+            bail!("{}: CRD without metadata.name", p.display());
+        }
+        out.push(CrdDoc { name, file: p.to_path_buf(), value });
+    }
+    Ok(())
 }
 
 /// Fingerprint of the CRD set (paths, sizes, modification times): `up` skips the
@@ -191,4 +216,28 @@ pub async fn not_established(client: &kube::Client, crds: &[CrdDoc]) -> anyhow::
 pub async fn present(client: &kube::Client) -> anyhow::Result<BTreeSet<String>> {
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
     Ok(api.list_metadata(&ListParams::default()).await?.items.into_iter().filter_map(|c| c.metadata.name).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CRD: &str = "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: NAME\n";
+
+    #[test]
+    fn a_crd_is_found_by_its_file_name_or_by_reading_every_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("velero")).unwrap();
+        std::fs::write(dir.path().join("velero/backups.velero.io.yaml"), CRD.replace("NAME", "backups.velero.io")).unwrap();
+        std::fs::write(dir.path().join("velero/all.yaml"), CRD.replace("NAME", "restores.velero.io")).unwrap();
+        std::fs::write(dir.path().join("velero/broken.yaml"), "kind: [").unwrap();
+        // Found through its own file: the broken one is never read.
+        assert_eq!(find_in(dir.path(), "backups.velero.io").unwrap().unwrap().file, dir.path().join("velero/backups.velero.io.yaml"));
+        // Not named after its CRD: every file is read, and the broken one is reported.
+        let err = find_in(dir.path(), "restores.velero.io").unwrap_err();
+        assert!(format!("{err:#}").contains("broken.yaml"), "{err:#}");
+        std::fs::remove_file(dir.path().join("velero/broken.yaml")).unwrap();
+        assert_eq!(find_in(dir.path(), "restores.velero.io").unwrap().unwrap().name, "restores.velero.io");
+        assert!(find_in(dir.path(), "schedules.velero.io").unwrap().is_none());
+    }
 }

@@ -1,8 +1,9 @@
 //! `sim up` and `sim down`: starting both clusters' control planes in order (etcd,
 //! kube-apiserver, then the controller-manager, scheduler and kwok), their nodes and
 //! CRDs, then the controllers that need the CRDs ([`ADDONS`]: cert-manager, Velero),
-//! idempotently and with a clean restart of a cluster that crashed; and
-//! stopping every registered process, then removing the state directory.
+//! idempotently and with a clean restart of a cluster that crashed ([`up_with`] also starts
+//! the data services, beside the control planes); and stopping every registered process,
+//! then removing the state directory.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -44,27 +45,34 @@ fn read_crd_stamp(cfg: &SimConfig, c: &ClusterSpec) -> Option<CrdStamp> {
 /// healthy; a cluster with a crashed component is reported (with the tail of the
 /// component's log) and restarted cleanly (etcd data kept).
 pub async fn up(cfg: &SimConfig) -> anyhow::Result<SimStatus> {
-    Ok(up_with(cfg, async { Ok(()) }).await?.0)
+    Ok(start(cfg, false, async { Ok(()) }).await?.0)
 }
 
-/// [`up`], running `then` (e.g. the data services and a scenario) as soon as both API
-/// servers answer with their nodes and CRDs, while the controllers that need the CRDs
-/// ([`ADDONS`]) are still starting: what `then` applies waits for them as it would on a
-/// real cluster. Returns the status once both are done, and `then`'s value.
+/// [`up`] with the data services ([`super::data::start`], started with the control planes:
+/// they need only the network namespace), running `then` (e.g. a scenario) as soon as both
+/// API servers answer with their nodes and CRDs and the data services run, while the
+/// controllers that need the CRDs ([`ADDONS`]) are still starting: what `then` applies
+/// waits for them as it would on a real cluster. Returns the status once both are done,
+/// and `then`'s value. When everything already runs, the data services are started again
+/// only if one has died.
 ///
 /// ```no_run
 /// # async fn f(cfg: &platform_acceptance::sim::SimConfig) -> anyhow::Result<()> {
 /// use platform_acceptance::sim;
-/// let (status, report) = sim::up_with(cfg, async {
-///     sim::data::start(cfg).await?;
-///     sim::scenario::apply_with_report(cfg, "healthy").await
-/// })
-/// .await?;
+/// let (status, report) = sim::up_with(cfg, sim::scenario::apply_with_report(cfg, "healthy")).await?;
 /// println!("{status}\n{} objects applied", report.clusters.values().map(|c| c.applied).sum::<usize>());
 /// # Ok(()) }
 /// ```
 pub async fn up_with<T>(
     cfg: &SimConfig,
+    then: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<(SimStatus, T)> {
+    start(cfg, true, then).await
+}
+
+async fn start<T>(
+    cfg: &SimConfig,
+    data: bool,
     then: impl std::future::Future<Output = anyhow::Result<T>>,
 ) -> anyhow::Result<(SimStatus, T)> {
     let t0 = Instant::now();
@@ -76,6 +84,9 @@ pub async fn up_with<T>(
     if let Some(mut st) = warm_status(cfg, &specs, &fingerprint).await {
         st.ready_after = Some(t0.elapsed());
         println!("sim up: both clusters already up and ready (checked in {:.1}s)", t0.elapsed().as_secs_f64());
+        if data {
+            super::data::start(cfg).await.context("data services")?;
+        }
         return Ok((st, then.await?));
     }
 
@@ -140,7 +151,15 @@ pub async fn up_with<T>(
     }
 
     let probe = Probe::new(cfg)?;
-    futures::future::try_join_all(specs.iter().map(|c| ensure_control_plane(cfg, c, &probe))).await?;
+    // The data services need only the network namespace: they start while the control planes do.
+    let control_planes = futures::future::try_join_all(specs.iter().map(|c| ensure_control_plane(cfg, c, &probe)));
+    let data_services = async {
+        if data {
+            super::data::start(cfg).await.context("data services")?;
+        }
+        anyhow::Ok(())
+    };
+    tokio::try_join!(control_planes, data_services)?;
 
     // CRD documents are parsed only if some cluster needs them.
     let need_crds = specs.iter().any(|c| read_crd_stamp(cfg, c).is_none_or(|s| s.fingerprint != fingerprint));

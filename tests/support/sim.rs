@@ -127,12 +127,7 @@ impl SimFixture {
     pub async fn start(test: &str) -> Option<SimFixture> {
         let (cfg, lock) = lock_only(test).await?;
         let t = Instant::now();
-        sim::up_with(&cfg, async {
-            sim::data::start(&cfg).await?;
-            sim::scenario::apply(&cfg, "healthy").await
-        })
-        .await
-        .expect("sim up, data services, scenario healthy");
+        sim::up_with(&cfg, sim::scenario::apply(&cfg, "healthy")).await.expect("sim up, data services, scenario healthy");
         let mut clients = BTreeMap::new();
         for spec in sim::cluster_specs(&cfg).expect("cluster specs") {
             let client = sim::client(&cfg, &spec.name).await.unwrap_or_else(|e| panic!("client {}: {e:#}", spec.name));

@@ -68,8 +68,8 @@ impl ClusterSim {
     /// Serves CRD `name` from release `release` at the `served` versions only.
     pub(super) async fn serve_crd(&self, name: &str, release: &str, served: &[String]) -> Result<()> {
         let dir = self.cache_dir.join("crds-next").join(release);
-        let later = crds::load_from(&dir)?.into_iter().find(|d| d.name == name).ok_or_else(|| anyhow!("CRD {name} not in {} (run sim/crds.sh)", dir.display()))?;
-        let installed = crds::load(&self.cache_dir)?.into_iter().find(|d| d.name == name).ok_or_else(|| anyhow!("CRD {name} is not installed by the simulation"))?;
+        let later = crds::find_in(&dir, name)?.ok_or_else(|| anyhow!("CRD {name} not in {} (run sim/crds.sh)", dir.display()))?;
+        let installed = crds::find_in(&self.cache_dir.join("crds"), name)?.ok_or_else(|| anyhow!("CRD {name} is not installed by the simulation"))?;
         let spec = served_spec(&later.value["spec"], &installed.value["spec"], served).with_context(|| format!("CRD {name} of {}", later.file.display()))?;
         let group = spec["group"].as_str().unwrap_or("").to_string();
         let plural = spec.pointer("/names/plural").and_then(Value::as_str).unwrap_or("").to_string();
@@ -107,7 +107,7 @@ impl ClusterSim {
         }
         let mut restored = 0;
         for name in names {
-            let Some(installed) = crds::load(&self.cache_dir)?.into_iter().find(|d| d.name == name) else { continue };
+            let Some(installed) = crds::find_in(&self.cache_dir.join("crds"), &name)? else { continue };
             let current = serde_json::to_value(self.crds().get(&name).await.with_context(|| format!("CRD {name}"))?)?;
             if versions(&current["spec"]) != versions(&installed.value["spec"]) {
                 self.replace_crd_spec(&name, installed.value["spec"].clone()).await?;

@@ -84,6 +84,15 @@ impl ClusterSim {
         for o in &first {
             self.apply_object(&kinds, o).await?;
         }
+        // Secrets written by external-secrets and CNPG, before what reads them: a settled
+        // platform has them, and a controller that starts meanwhile (Velero validating its
+        // storage location) finds them at once instead of on its next period.
+        let secrets = controllers::written_secrets(&objects, &mut vault.lock().expect("vault"))?;
+        futures::stream::iter(secrets.iter().map(|s| self.apply_object(&kinds, s)))
+            .buffered(8)
+            .try_collect::<Vec<_>>()
+            .await?;
+        report.secrets = secrets.len();
         objects.retain(|o| str_at(o, "/kind") != "Namespace");
         objects.sort_by_key(|o| {
             match kinds.get(&(
@@ -101,34 +110,33 @@ impl ClusterSim {
                 .await?;
         report.applied = first.len() + applied.iter().filter(|a| **a).count();
 
-        // Secrets written by external-secrets and CNPG.
-        let secrets = controllers::written_secrets(&objects, &mut vault.lock().expect("vault"))?;
-        futures::stream::iter(secrets.iter().map(|s| self.apply_object(&kinds, s)))
+        // What the platform's backup jobs would have written by now (crate::sim::backups),
+        // while statuses are written and pods settle.
+        let seed = async { crate::sim::backups::seed(&self.cfg, &self.cluster).await.context("seeding backup data") };
+        let settle = async {
+            // Undo earlier faults on nodes before waiting for pods.
+            self.restore_nodes().await?;
+
+            // Status of every applied object that has a rule.
+            let jobs: Vec<_> = objects
+                .iter()
+                .filter_map(|o| self.status_job(&kinds, rules, o))
+                .collect();
+            report.statuses = jobs.len();
+            futures::stream::iter(jobs.into_iter().map(|(kind, ns, name, status)| async move {
+                self.apply_status(&kind, ns.as_deref(), &name, status).await
+            }))
             .buffered(8)
             .try_collect::<Vec<_>>()
             .await?;
-        report.secrets = secrets.len();
+            self.apply_load_balancer_status(&kinds, &objects).await?;
 
-        // Undo earlier faults on nodes before waiting for pods.
-        self.restore_nodes().await?;
-
-        // Status of every applied object that has a rule.
-        let jobs: Vec<_> = objects
-            .iter()
-            .filter_map(|o| self.status_job(&kinds, rules, o))
-            .collect();
-        report.statuses = jobs.len();
-        futures::stream::iter(jobs.into_iter().map(|(kind, ns, name, status)| async move {
-            self.apply_status(&kind, ns.as_deref(), &name, status).await
-        }))
-        .buffered(8)
-        .try_collect::<Vec<_>>()
-        .await?;
-        self.apply_load_balancer_status(&kinds, &objects).await?;
-
-        report.pods_ready = self.settle_pods(&objects).await?;
-        // Issued by the real cert-manager controller (not by status.yaml).
-        report.certificates = self.wait_certificates_ready(&kinds, &objects).await?;
+            report.pods_ready = self.settle_pods(&objects).await?;
+            // Issued by the real cert-manager controller (not by status.yaml).
+            report.certificates = self.wait_certificates_ready(&kinds, &objects).await?;
+            anyhow::Ok(())
+        };
+        tokio::try_join!(settle, seed)?;
         Ok(report)
     }
 

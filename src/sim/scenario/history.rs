@@ -2,7 +2,10 @@
 //! created with their status (`create`), and a Certificate renewal asked for the way
 //! `cmctl renew` asks (`renewCertificate`). Whatever `create` made carries the field
 //! manager [`HISTORY_MANAGER`]; every scenario first deletes such objects, so switching
-//! back to `healthy` leaves no history behind.
+//! back to `healthy` leaves no history behind. A marker file in the cluster's state
+//! directory, written before the first `create`, tells whether there can be any: a cluster
+//! that never had history is not searched (a first read of a CRD's objects on a cold API
+//! server can take seconds).
 
 use std::time::{Duration, Instant};
 
@@ -37,6 +40,9 @@ impl ClusterSim {
     /// Deletes what `create` breaks made on this cluster (objects managed by [`HISTORY_MANAGER`]).
     pub(super) async fn remove_history(&self) -> Result<usize> {
         let mut removed = 0;
+        if !self.history_marker().exists() {
+            return Ok(0);
+        }
         for (api_version, kind, ns) in created_kinds(&self.cluster)? {
             let Ok(k) = self.resolve(&api_version, &kind).await else { continue };
             let api = self.api(&k, ns.as_deref());
@@ -48,13 +54,20 @@ impl ClusterSim {
                 }
             }
         }
+        std::fs::remove_file(self.history_marker()).with_context(|| format!("remove {}", self.history_marker().display()))?;
         Ok(removed)
+    }
+
+    /// Present from before the first `create` on this cluster until its history is removed.
+    fn history_marker(&self) -> std::path::PathBuf {
+        self.state_dir.join(&self.cluster).join("history-created")
     }
 
     /// Creates `object` with its status (see [`Op::Create`]). Objects are created at least a
     /// second apart, so their creationTimestamps keep the order of the scenario file.
     pub(super) async fn create_history(&self, object: &Value, owner: Option<&Owner>) -> Result<()> {
         let second = Instant::now();
+        std::fs::write(self.history_marker(), "").with_context(|| format!("write {}", self.history_marker().display()))?;
         let mut obj = object.clone();
         let (api_version, kind) = (str_at(&obj, "/apiVersion").to_string(), str_at(&obj, "/kind").to_string());
         let ns = obj.pointer("/metadata/namespace").and_then(Value::as_str).map(str::to_string);

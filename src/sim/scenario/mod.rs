@@ -7,21 +7,24 @@
 //! 2. `fixtures/gitops` rendered per cluster ([`GitopsRepo::render`], the shared-base
 //!    pattern with each cluster's Flux variables), only what the cluster's own
 //!    Flux Kustomizations apply (sourceRef `flux-system`), only kinds the
-//!    cluster serves (a kind without a CRD here is skipped and reported);
-//! 3. what the charts/operators create (`sim/scenarios/workloads.yaml`), a bound
-//!    PersistentVolume per fixture PVC;
-//! 4. the Secrets external-secrets writes for every ExternalSecret (values from
+//!    cluster serves (a kind without a CRD here is skipped and reported), plus what
+//!    the charts/operators create (`sim/scenarios/workloads.yaml`) and a bound
+//!    PersistentVolume per fixture PVC; applied after the namespaces and
+//!    3. the Secrets external-secrets writes for every ExternalSecret (values from
 //!    the 1Password stand-in [`Vault`], i.e. the real data-service credentials)
-//!    and CNPG's `<cluster>-app` Secret;
-//! 5. the status every controller writes (`sim/scenarios/status.yaml`), through
+//!    and CNPG's `<cluster>-app` Secret (first, as on a settled platform: a controller
+//!    that starts meanwhile finds what it reads);
+//! 4. the status every controller writes (`sim/scenarios/status.yaml`), through
 //!    the status subresource (server-side apply, manager [`STATUS_MANAGER`]) —
 //!    except cert-manager's: the real cert-manager controller runs per cluster and
 //!    issues the Certificates; the repository's ACME ClusterIssuers are applied as CA
 //!    issuers of the same names (stand-ins, annotated [`STAND_IN_ANNOTATION`]), see
 //!    `certmanager`;
-//! 6. undoes any earlier fault (nodes Ready again, pods Ready again) and waits
+//! 5. undoes any earlier fault (nodes Ready again, pods Ready again) and waits
 //!    until every pod is Running and Ready and every workload is available, and
-//!    every Certificate Ready (issued by cert-manager; bounded wait).
+//!    every Certificate Ready (issued by cert-manager; bounded wait);
+//! 6. meanwhile (once step 2 is applied), the backup data a running platform has
+//!    ([`super::backups::seed`]: the real Velero runs each Schedule once).
 //!
 //! A fault scenario (`sim/scenarios/<name>.yaml`) first applies `healthy`, then
 //! its `breaks` (pods not ready, a node NotReady, a status change merged over the
@@ -34,9 +37,9 @@
 //! Switching scenarios never restarts the simulation (a scenario may restart an add-on).
 //!
 //! Layout: `model` (the scenario files), `client` (one cluster: discovery and
-//! server-side apply), `healthy` (the recipe above), `workloads` (step 3),
-//! `controllers` (steps 4 and 5: what the controllers write), `pods` (nodes, pods
-//! and the wait of step 6), `faults` (the breaks and their waits).
+//! server-side apply), `healthy` (the recipe above), `workloads` (step 2),
+//! `controllers` (steps 3 and 4: what the controllers write), `pods` (nodes, pods
+//! and the wait of step 5), `faults` (the breaks and their waits).
 
 mod certmanager;
 mod client;
@@ -213,10 +216,6 @@ pub async fn apply_with_report(cfg: &SimConfig, name: &str) -> Result<ApplyRepor
         );
     }
     vault.lock().expect("vault").save(cfg)?;
-    // What the healthy platform's backup jobs would have written by now.
-    super::backups::seed(cfg)
-        .await
-        .context("seeding backup data")?;
     for action in sc.breaks.iter().filter(|a| a.after.is_none()) {
         let sim = sims
             .iter()
