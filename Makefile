@@ -52,11 +52,8 @@ sim-down: build ## stop the simulation and remove its state
 sim-status: build ## processes, ports and memory of the running simulation
 	$(BIN) sim status
 
-bench: ## print timings: catalog parse, repository layer, sim build/up, RSS, whole suite with and without the read cache, harness vs chainsaw (after `sim/build.sh chainsaw`)
-	cargo run --release --example bench_repo_layer
-	sim/bench.sh
-	cargo run --release --example bench_suite
-	cargo run --release --example bench_chainsaw
+bench: sim-build ## every benchmark, then one table of figures and goals: catalog, repository layer, sim start, RSS, requests, suite time, frozen API server, chainsaw (after `sim/build.sh chainsaw`), 1000 nodes (BENCH_SCALE=none leaves that out); ~30 min
+	scripts/bench.sh
 
 INTERRUPT_RUNS ?= 50
 bench-interrupts: ## stop INTERRUPT_RUNS (default 50) whole-suite runs by SIGINT/SIGTERM at random points, then 3 by SIGKILL and sweep; prints exits, reports and leftovers (needs a running simulation, ~20 min)

@@ -19,6 +19,9 @@
 //! Fault scenarios are applied to the running simulation and `healthy` is applied again
 //! at the end.
 
+#[path = "common/table.rs"]
+mod table;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -255,10 +258,18 @@ async fn bench(ctx: &Ctx, clients: &[kube::Client], units: &BTreeSet<(String, St
         );
     }
     let (h, c) = (&figures["harness"], &figures["chainsaw"]);
-    println!(
-        "  ratio   : chainsaw/harness wall {:.1}x (goal ≥ 5x), requests {:.1}x (goal ≥ 5x)",
-        median(&c.0) / median(&h.0),
-        c.1.iter().sum::<u64>() as f64 / h.1.iter().sum::<u64>().max(1) as f64
+    let (wall_ratio, request_ratio) = (median(&c.0) / median(&h.0), c.1.iter().sum::<u64>() as f64 / h.1.iter().sum::<u64>().max(1) as f64);
+    println!("  ratio   : chainsaw/harness wall {wall_ratio:.1}x (goal ≥ 5x), requests {request_ratio:.1}x (goal ≥ 5x)");
+    let per_run = |v: &[u64]| v.iter().sum::<u64>() / v.len().max(1) as u64;
+    table::row(
+        &format!("harness vs chainsaw, {} read-only criteria: wall time", ids.len()),
+        format!("{:.2} s vs {:.2} s ({wall_ratio:.1}x)", median(&h.0), median(&c.0)),
+        "chainsaw ≥ 5x",
+    );
+    table::row(
+        &format!("harness vs chainsaw, {} read-only criteria: API requests per run", ids.len()),
+        format!("{} vs {} ({request_ratio:.1}x)", per_run(&h.1), per_run(&c.1)),
+        "chainsaw ≥ 5x",
     );
 
     let scenarios: Vec<String> = std::env::args().skip(1).collect();
@@ -269,6 +280,7 @@ async fn bench(ctx: &Ctx, clients: &[kube::Client], units: &BTreeSet<(String, St
         let (cf, _) = run_tool("chainsaw", ctx, units)?;
         let same = hf == cf;
         println!("  scenario {name}: harness fails {}; chainsaw fails {}{}", show(&hf), show(&cf), if same { " (same)" } else { "" });
+        table::row(&format!("harness vs chainsaw, scenario {name}: same failing units"), if same { "yes".to_string() } else { "no".to_string() }, "yes");
         if !same {
             println!("    only the harness: {}", show(&hf.difference(&cf).cloned().collect()));
             println!("    only chainsaw   : {}", show(&cf.difference(&hf).cloned().collect()));
