@@ -357,7 +357,24 @@ pub async fn restart_addon(cfg: &SimConfig, cluster: &str, name: &str) -> anyhow
         stop_process(&rec, STOP_GRACE).await;
         unregister_process(&cfg.state_dir, &rec.scope, &rec.name)?;
     }
+    wait_ports_free(cfg, c, name).await?;
     ensure_addon(cfg, c, &probe, name).await
+}
+
+/// Waits (10 s at most) until no process holds a port of component `name`: a stopped
+/// process's listening sockets (and those of the children it started, e.g. Velero's plugin
+/// processes) close a moment after it is gone.
+async fn wait_ports_free(cfg: &SimConfig, c: &ClusterSpec, name: &str) -> anyhow::Result<()> {
+    for port in c.ports.of(name) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while let Err(e) = process::ensure_port_free(&cfg.state_dir, port, &format!("{} {name}", c.name)) {
+            if Instant::now() > deadline {
+                return Err(e);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    Ok(())
 }
 
 /// Starts control-plane component `name` (`etcd`, `kube-apiserver`, ...) of `cluster` again
@@ -377,16 +394,7 @@ pub async fn start_component(cfg: &SimConfig, cluster: &str, name: &str) -> anyh
         }
         unregister_process(&cfg.state_dir, &rec.scope, &rec.name)?;
     }
-    // A killed process's listening sockets close a moment after it is gone.
-    for port in c.ports.of(name) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while let Err(e) = process::ensure_port_free(&cfg.state_dir, port, &format!("{cluster} {name}")) {
-            if Instant::now() > deadline {
-                return Err(e);
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
+    wait_ports_free(cfg, c, name).await?;
     let probe = Probe::new(cfg)?;
     let mut cmd = components::command(cfg, c, name);
     let rec = spawn_detached(&cfg.state_dir, &c.name, name, &mut cmd, &c.ports.of(name))?;
