@@ -31,9 +31,9 @@ const HANG: Duration = Duration::from_secs(240);
 
 /// Cluster and data-plane units of several epics on both clusters, two at a time: enough
 /// units that a fault lands while some are still to run. The certificate round trip (5.1.7)
-/// is left out: it waits for cert-manager, which itself takes a while to recover.
-/// With every read sent: with the read cache, the lists taken before a fault answer the
-/// later units, which then never meet a dead API server.
+/// is left out: it waits for cert-manager, which itself takes a while to recover. Every read
+/// is sent (`--no-read-cache`): with the read cache, the lists taken before a fault answer
+/// the later units, which then never meet a dead API server.
 const CLUSTER_UNITS_EVERY_READ: &[&str] = &["--only", "2,4,5,6,7.1,7.2", "--skip", "layer=repo,layer=manual,5.1.7", "--concurrency", "2", "--no-read-cache"];
 
 type Fault = Pin<Box<dyn Future<Output = ()> + Send>>;

@@ -443,7 +443,7 @@ async fn fetch(cluster: &str, inner: &kube::Client, path: &str, document: bool, 
 /// name and labels, and where its JSON text is in the body. Answers are cut from the body,
 /// so the cache holds the list's bytes once and no parsed tree of it (a LIST of 10 000 pods
 /// is tens of megabytes as text, several times that as a `serde_json::Value`).
-pub(crate) struct Listed {
+struct Listed {
     body: bytes::Bytes,
     kind: String,
     api_version: String,
@@ -506,7 +506,7 @@ impl Listed {
                 span: start..start + raw.get().len(),
             });
         }
-        Some(Listed { kind: list.kind, api_version: list.api_version, resource_version: list.metadata.resource_version, items, body: body.clone() })
+        Some(Listed { kind: list.kind, api_version: list.api_version, resource_version: list.metadata.resource_version, items, body })
     }
 
     fn text(&self, item: &Item) -> &str {

@@ -45,7 +45,7 @@ fn read_crd_stamp(cfg: &SimConfig, c: &ClusterSpec) -> Option<CrdStamp> {
 /// healthy; a cluster with a crashed component is reported (with the tail of the
 /// component's log) and restarted cleanly (etcd data kept).
 pub async fn up(cfg: &SimConfig) -> anyhow::Result<SimStatus> {
-    Ok(start(cfg, false, async { Ok(()) }).await?.0)
+    Ok(bring_up(cfg, false, async { Ok(()) }).await?.0)
 }
 
 /// [`up`] with the data services ([`super::data::start`], started with the control planes:
@@ -67,10 +67,11 @@ pub async fn up_with<T>(
     cfg: &SimConfig,
     then: impl std::future::Future<Output = anyhow::Result<T>>,
 ) -> anyhow::Result<(SimStatus, T)> {
-    start(cfg, true, then).await
+    bring_up(cfg, true, then).await
 }
 
-async fn start<T>(
+/// [`up`] (`data` false) or [`up_with`] (`data` true).
+async fn bring_up<T>(
     cfg: &SimConfig,
     data: bool,
     then: impl std::future::Future<Output = anyhow::Result<T>>,

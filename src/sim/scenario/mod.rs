@@ -9,11 +9,12 @@
 //!    Flux Kustomizations apply (sourceRef `flux-system`), only kinds the
 //!    cluster serves (a kind without a CRD here is skipped and reported), plus what
 //!    the charts/operators create (`sim/scenarios/workloads.yaml`) and a bound
-//!    PersistentVolume per fixture PVC; applied after the namespaces and
-//!    3. the Secrets external-secrets writes for every ExternalSecret (values from
+//!    PersistentVolume per fixture PVC;
+//! 3. the Secrets external-secrets writes for every ExternalSecret (values from
 //!    the 1Password stand-in [`Vault`], i.e. the real data-service credentials)
-//!    and CNPG's `<cluster>-app` Secret (first, as on a settled platform: a controller
-//!    that starts meanwhile finds what it reads);
+//!    and CNPG's `<cluster>-app` Secret, applied right after the namespaces and before
+//!    the objects of step 2, as on a settled platform: a controller that starts
+//!    meanwhile finds what it reads;
 //! 4. the status every controller writes (`sim/scenarios/status.yaml`), through
 //!    the status subresource (server-side apply, manager [`STATUS_MANAGER`]) —
 //!    except cert-manager's: the real cert-manager controller runs per cluster and
