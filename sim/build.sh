@@ -5,7 +5,8 @@
 # usage: sim/build.sh [--force] [--lock] [--list] [NAME...]
 #   NAME     one or more of: kube-apiserver kube-controller-manager
 #            kube-scheduler etcd kwok minio cert-manager velero
-#            velero-plugin-for-aws actionlint (default: all of these);
+#            velero-plugin-for-aws flux-render actionlint (default: all of
+#            these);
 #            chainsaw (benchmark only: built when named)
 #   --force  rebuild even when the stamp says the pinned version is built
 #   --lock   after resolving, copy the tidied go.mod/go.sum back into
@@ -60,6 +61,7 @@ BINARIES=(
   "cert-manager|cert-manager|platform-acceptance/sim/cert-manager|$CERT_MANAGER_VERSION"
   "velero|velero|platform-acceptance/sim/velero|$VELERO_VERSION"
   "velero-plugin-for-aws|velero-plugin-for-aws|github.com/vmware-tanzu/velero-plugin-for-aws/velero-plugin-for-aws|$VELERO_PLUGIN_AWS_VERSION"
+  "flux-render|flux-render|platform-acceptance/sim/flux-render|$FLUX_KUSTOMIZE_VERSION"
   "actionlint|actionlint|github.com/rhysd/actionlint/cmd/actionlint|$ACTIONLINT_VERSION"
   "chainsaw|chainsaw|github.com/kyverno/chainsaw|$CHAINSAW_VERSION"
 )
@@ -186,6 +188,10 @@ prepare_wrapper() {
       velero-plugin-for-aws)
         go mod edit -require="$VELERO_PLUGIN_AWS_MODULE@$VELERO_PLUGIN_AWS_VERSION"
         copy_replaces "$VELERO_PLUGIN_AWS_MODULE@$VELERO_PLUGIN_AWS_VERSION" ;;
+      flux-render)
+        local m args=(-require="$FLUX_KUSTOMIZE_MODULE@$FLUX_KUSTOMIZE_VERSION")
+        for m in api apimachinery client-go apiextensions-apiserver; do args+=(-require="k8s.io/$m@$K8S_STAGING_VERSION"); done
+        go mod edit "${args[@]}" ;;
       actionlint) go mod edit -require="$ACTIONLINT_MODULE@$ACTIONLINT_VERSION" ;;
       chainsaw)
         go mod edit -require="$CHAINSAW_MODULE@$CHAINSAW_VERSION"
@@ -256,7 +262,7 @@ for b in "${BINARIES[@]}"; do
   FOUND=$((FOUND + 1))
   ldflags="-s -w$(extra_ldflags "$name" "$version")"
   toolchain=$(toolchain_for "$name")
-  stamp_want="$name $version $GOVERSION$([[ $toolchain == local ]] || echo " toolchain=$toolchain") wrapper=$(sha "$SIM_DIR/go/$wrapper/go.mod" "$SIM_DIR/go/$wrapper/go.sum") ldflags=$(sha <<<"$ldflags")"
+  stamp_want="$name $version $GOVERSION$([[ $toolchain == local ]] || echo " toolchain=$toolchain") wrapper=$(sha "$SIM_DIR/go/$wrapper/go.mod" "$SIM_DIR/go/$wrapper/go.sum" "$SIM_DIR/go/$wrapper/"*.go) ldflags=$(sha <<<"$ldflags")"
   out=$BIN_DIR/$name
   if [[ $name == kwok && ( $FORCE == 1 || ! -f $KWOK_STAGES || "$(cat "$KWOK_STAGES.stamp" 2>/dev/null)" != "$KWOK_VERSION" ) ]]; then
     write_kwok_stages

@@ -16,6 +16,8 @@ const FLUX_KUSTOMIZE_GROUP: &str = "kustomize.toolkit.fluxcd.io/";
 #[derive(Debug, Clone, Serialize)]
 pub struct FluxKustomization {
     pub name: String,
+    /// `metadata.namespace`: where Flux looks up its `substituteFrom` ConfigMaps and Secrets.
+    pub namespace: String,
     pub api_version: String,
     /// File that defines it, relative to the root.
     pub file: PathBuf,
@@ -141,6 +143,7 @@ fn parse_kustomization(d: &Document) -> FluxKustomization {
         .unwrap_or_default();
     FluxKustomization {
         name: d.name().to_string(),
+        namespace: str_at(v, "/metadata/namespace").unwrap_or_default().to_string(),
         api_version: d.api_version().to_string(),
         file: d.file.clone(),
         path: str_at(v, "/spec/path").unwrap_or_default().to_string(),
@@ -179,15 +182,17 @@ pub(super) fn main_kustomization<'a>(all: &'a [FluxKustomization], cluster_dir: 
 /// Resolves variables the way kustomize-controller does: every `substituteFrom`
 /// source in order (later wins), then inline `substitute` on top. ConfigMaps and
 /// Secrets are looked up in the cluster's own entry directory, which is what
-/// Flux applies to that cluster before it substitutes.
+/// Flux applies to that cluster before it substitutes, in the Kustomization's namespace.
 pub(super) fn variables(repo: &GitopsRepo, cluster: &str, k: &FluxKustomization) -> Variables {
     let mut entries = BTreeMap::new();
     let mut problems = vec![];
     let cluster_dir = repo.cluster_dir(cluster);
     for r in &k.substitute_from {
-        let found = repo
-            .documents_under(&cluster_dir)
-            .find(|d| d.kind() == r.kind && d.name() == r.name && d.api_version() == "v1");
+        // In the Kustomization's own namespace (a document without one is taken to be there).
+        let found = repo.documents_under(&cluster_dir).find(|d| {
+            let ns = str_at(&d.value, "/metadata/namespace").unwrap_or_default();
+            d.kind() == r.kind && d.name() == r.name && d.api_version() == "v1" && (ns.is_empty() || ns == k.namespace)
+        });
         match found {
             Some(doc) => {
                 let (data, source) = if r.kind == "Secret" {
@@ -202,7 +207,7 @@ pub(super) fn variables(repo: &GitopsRepo, cluster: &str, k: &FluxKustomization)
             None if r.optional => {}
             None => problems.push(Finding::new(
                 format!("{}: Kustomization {} substituteFrom {} {}", k.file.display(), k.name, r.kind, r.name),
-                format!("{} {} in {}", r.kind, r.name, cluster_dir.display()),
+                format!("{} {}/{} in {}", r.kind, k.namespace, r.name, cluster_dir.display()),
                 "not found (and not optional)",
             )),
         }

@@ -11,8 +11,10 @@
 //! ```
 
 pub mod envsubst;
+pub mod generate;
 mod flux;
 pub mod patch;
+pub mod replace;
 mod render;
 
 pub use flux::{FluxKustomization, SubstituteRef, VarSource, Variable, Variables};
@@ -290,21 +292,25 @@ impl GitopsRepo {
         Ok(outcome)
     }
 
-    /// Problems of the repository that decide no criterion: malformed YAML files that no
-    /// cluster's Flux Kustomizations reach (Flux never parses them). One line each.
+    /// Problems of the repository that decide no criterion, one line each: malformed YAML
+    /// files that no cluster's Flux Kustomizations reach (Flux never parses them), and
+    /// what the rendering does not model where the repository uses it.
     pub fn warnings(&self) -> Vec<String> {
         let mut reached: BTreeSet<PathBuf> = BTreeSet::new();
+        let mut notes: BTreeSet<String> = BTreeSet::new();
         for c in &self.clusters {
             let dir = self.cluster_dir(c);
             reached.extend(self.malformed.iter().filter(|m| m.file.starts_with(&dir)).map(|m| m.file.clone()));
             if let Ok(o) = self.render_outcome(c) {
                 reached.extend(o.reached.iter().cloned());
+                notes.extend(o.notes.iter().cloned());
             }
         }
         self.malformed
             .iter()
             .filter(|m| !reached.contains(&m.file))
             .map(|m| format!("malformed YAML in {m} (no Flux Kustomization of any cluster reaches it, so Flux never parses it)"))
+            .chain(notes)
             .collect()
     }
 
@@ -325,7 +331,8 @@ fn is_yaml(path: &Path) -> bool {
 /// Files kustomize loads as data rather than as manifests: what the kustomization files
 /// among `docs` name in `configMapGenerator`/`secretGenerator` (`files:` as `path` or
 /// `key=path`, `envs:`, `env:`), patch files (`patches`/`patchesJson6902` `path:`,
-/// `patchesStrategicMerge` entries) and `helmCharts` (`valuesFile`), relative to the root.
+/// `patchesStrategicMerge` entries), `replacements` `path:` files and `helmCharts`
+/// (`valuesFile`), relative to the root.
 fn data_files<'a>(docs: impl Iterator<Item = &'a Document>) -> BTreeSet<PathBuf> {
     let mut out = BTreeSet::new();
     for d in docs.filter(|d| render::is_kustomization_file(&d.file)) {
@@ -357,6 +364,11 @@ fn data_files<'a>(docs: impl Iterator<Item = &'a Document>) -> BTreeSet<PathBuf>
                 add(p);
             }
         }
+        for r in d.value.get("replacements").and_then(Value::as_array).into_iter().flatten() {
+            if let Some(path) = r.get("path").and_then(Value::as_str) {
+                add(path);
+            }
+        }
         for chart in d.value.get("helmCharts").and_then(Value::as_array).into_iter().flatten() {
             if let Some(values) = chart.get("valuesFile").and_then(Value::as_str) {
                 add(values);
@@ -364,6 +376,17 @@ fn data_files<'a>(docs: impl Iterator<Item = &'a Document>) -> BTreeSet<PathBuf>
         }
     }
     out
+}
+
+/// Parses one YAML document as kustomize reads it: merge keys (`<<: *anchor`) are
+/// merged into the map that holds them.
+pub(crate) fn parse_yaml(text: &str) -> Result<Value, serde_yaml_ng::Error> {
+    if !text.contains("<<") {
+        return serde_yaml_ng::from_str(text);
+    }
+    let mut v: serde_yaml_ng::Value = serde_yaml_ng::from_str(text)?;
+    v.apply_merge()?;
+    serde_json::to_value(v).map_err(serde::de::Error::custom)
 }
 
 /// Splits a file into documents at `---` lines and parses each one.
@@ -374,7 +397,7 @@ fn parse_documents(file: &Path, text: &str) -> Result<Vec<Document>, Malformed> 
     let mut index = 0usize;
     let mut flush = |chunk: &mut String, start_line: usize, docs: &mut Vec<Document>| -> Result<(), Malformed> {
         let raw = std::mem::take(chunk);
-        let value: Value = serde_yaml_ng::from_str(&raw).map_err(|e| Malformed {
+        let value: Value = parse_yaml(&raw).map_err(|e| Malformed {
             file: file.to_path_buf(),
             line: Some(e.location().map_or(start_line, |l| l.line() + start_line - 1)),
             message: e.to_string().split(" at line ").next().unwrap_or_default().to_string(),

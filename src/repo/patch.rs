@@ -93,7 +93,7 @@ pub struct Patch {
 impl Patch {
     /// Parses patch text (YAML or JSON): a list is JSON 6902, a map a strategic-merge patch.
     pub fn parse(text: &str, target: Option<Target>) -> Result<Patch, String> {
-        let v: Value = serde_yaml_ng::from_str(text).map_err(|e| e.to_string())?;
+        let v: Value = super::parse_yaml(text).map_err(|e| e.to_string())?;
         match v {
             Value::Array(ops) => Ok(Patch { target, body: Body::Json(ops) }),
             Value::Object(_) => Ok(Patch { target, body: Body::Merge(v) }),

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde_json::Value;
 
+use super::replace::Replacement;
 use super::{envsubst, flux, patch, str_at, Document, FluxKustomization, GitopsRepo};
 use crate::outcome::Finding;
 
@@ -93,14 +94,23 @@ pub(super) struct Outcome {
     pub reached: BTreeSet<PathBuf>,
     /// The first malformed file rendering needed (Flux fails that Kustomization).
     pub malformed: Option<super::Malformed>,
+    /// What rendering does not model where the repository uses it, one line each.
+    pub notes: Vec<String>,
 }
 
 pub(super) fn render(repo: &GitopsRepo, cluster: &str, entry: &[FluxKustomization]) -> Outcome {
     let mut out = Rendered { cluster: cluster.into(), objects: vec![], problems: vec![], kustomizations: vec![] };
-    let mut builder = Builder { repo, reached: BTreeSet::new(), malformed: None, problems: vec![] };
+    let mut builder = Builder { repo, reached: BTreeSet::new(), malformed: None, problems: vec![], notes: vec![] };
     let mut queue: VecDeque<FluxKustomization> = entry.iter().cloned().collect();
     // The sources that are this repository: those the cluster's entry Kustomizations use.
     let own_sources: BTreeSet<String> = entry.iter().map(|k| k.source_ref.clone()).collect();
+    // Flux applies the cluster's directory itself through the Kustomization `flux bootstrap`
+    // (gotk-sync.yaml) or the Flux Operator's FluxInstance (spec.sync.path) creates; when the
+    // repository does not hold it, it is added as Flux names it.
+    let dir = repo.cluster_dir(cluster);
+    if !entry.iter().any(|k| normalize(Path::new(k.path.trim_start_matches("./"))) == dir) {
+        queue.push_front(bootstrap_kustomization(&dir, entry));
+    }
     let mut seen = BTreeSet::new();
     let mut applied: Vec<FluxKustomization> = vec![];
     let mut unresolved = Unresolved::new();
@@ -114,7 +124,19 @@ pub(super) fn render(repo: &GitopsRepo, cluster: &str, entry: &[FluxKustomizatio
         let values = if k.post_build {
             let vars = flux::variables(repo, cluster, &k);
             out.problems.extend(vars.problems.iter().map(|f| Problem { category: "substitute-from", finding: f.clone() }));
-            Some(vars.values())
+            let values = flux_values(&vars.values());
+            if let Some(bad) = values.keys().find(|name| !VAR_NAME.is_match(name)) {
+                out.problems.push(Problem {
+                    category: "substitute-from",
+                    finding: Finding::new(
+                        format!("{}: Kustomization {} variable {bad:?}", k.file.display(), k.name),
+                        format!("a name matching {}", VAR_NAME.as_str()),
+                        "invalid, so Flux fails the Kustomization",
+                    ),
+                });
+            }
+            // kustomize-controller substitutes only when there is a variable.
+            (!values.is_empty()).then_some(values)
         } else {
             None
         };
@@ -154,7 +176,7 @@ pub(super) fn render(repo: &GitopsRepo, cluster: &str, entry: &[FluxKustomizatio
         let mut flux_level: Vec<Arc<Transform>> = patches.into_iter().map(Arc::new).collect();
         flux_level.extend(k.target_namespace.clone().map(|ns| Arc::new(Transform::Namespace(ns))));
         for b in built {
-            let Some(mut obj) = substitute(b.doc, &k, values.as_ref(), &mut unresolved, &mut out.problems) else { continue };
+            let Some(mut obj) = substitute(&b.doc, &k, values.as_ref(), &mut unresolved, &mut out.problems) else { continue };
             // Each kustomization level in turn, the outermost last; then Flux's own
             // spec.patches and spec.targetNamespace, which it writes into the kustomization
             // it builds the path with.
@@ -223,7 +245,27 @@ pub(super) fn render(repo: &GitopsRepo, cluster: &str, entry: &[FluxKustomizatio
     for (o, chart) in out.objects.iter_mut().zip(charts) {
         o.chart = chart;
     }
-    Outcome { rendered: Arc::new(out), reached: builder.reached, malformed: builder.malformed }
+    Outcome { rendered: Arc::new(out), reached: builder.reached, malformed: builder.malformed, notes: builder.notes }
+}
+
+/// The Kustomization flux-system/flux-system that applies the cluster's directory, from
+/// the same source as the cluster's own Kustomizations.
+fn bootstrap_kustomization(dir: &Path, entry: &[FluxKustomization]) -> FluxKustomization {
+    FluxKustomization {
+        name: "flux-system".into(),
+        namespace: "flux-system".into(),
+        api_version: "kustomize.toolkit.fluxcd.io/v1".into(),
+        file: dir.to_path_buf(),
+        path: format!("./{}", dir.display()),
+        post_build: false,
+        substitute: BTreeMap::new(),
+        substitute_from: vec![],
+        depends_on: vec![],
+        target_namespace: None,
+        patches: vec![],
+        components: vec![],
+        source_ref: entry.first().map_or_else(|| "GitRepository/flux-system/flux-system".into(), |k| k.source_ref.clone()),
+    }
 }
 
 /// Each dependsOn cycle (of two or more Kustomizations) among `applied` once, as the names along it (starting at the
@@ -299,6 +341,15 @@ fn substitute_sources(k: &FluxKustomization) -> String {
     format!("its substituteFrom sources ({})", refs.join(", "))
 }
 
+/// Variable names Flux accepts (kustomize-controller's `varsubRegex`).
+static VAR_NAME: std::sync::LazyLock<regex::Regex> =
+    std::sync::LazyLock::new(|| regex::Regex::new("^[_[:alpha:]][_[:alpha:][:digit:]]*$").expect("static regex"));
+
+/// Variable values as Flux substitutes them: with every newline removed.
+fn flux_values(values: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    values.iter().map(|(k, v)| (k.clone(), v.replace('\n', ""))).collect()
+}
+
 /// Manifests listed in one finding before "and N more".
 const LISTED: usize = 5;
 
@@ -314,14 +365,27 @@ fn substitute(
     let Some(vars) = vars.filter(|_| !disabled) else {
         return Some(RenderedObject { file: doc.file.clone(), applied_by: k.name.clone(), value: doc.value.clone(), chart: None });
     };
-    let result = envsubst::substitute(&doc.raw, vars);
+    let mut result = envsubst::substitute(&doc.raw, vars);
+    if result.error.is_some() {
+        // The text Flux substitutes is kustomize's output, without comments: an expression
+        // it cannot parse may sit in a comment only.
+        result = envsubst::substitute(&serde_yaml_ng::to_string(&doc.value).unwrap_or_default(), vars);
+    }
+    if let Some(e) = result.error {
+        // Flux fails the whole Kustomization with this error.
+        problems.push(Problem {
+            category: "invalid-after-substitution",
+            finding: Finding::new(format!("{} (applied by {})", doc.describe(), k.name), "text Flux can substitute", e),
+        });
+        return Some(RenderedObject { file: doc.file.clone(), applied_by: k.name.clone(), value: doc.value.clone(), chart: None });
+    }
     // `kustomize build` drops comments before Flux substitutes: a reference that only a
     // comment holds is never substituted, so it is no problem. Keep those in the document's values.
     let in_values = references_in_values(&doc.value);
     for name in result.unresolved.iter().filter(|n| in_values.contains(*n)) {
         unresolved.entry((k.name.clone(), name.clone())).or_insert_with(|| (k.file.clone(), substitute_sources(k), vec![])).2.push(doc.describe());
     }
-    match serde_yaml_ng::from_str::<Value>(&result.text) {
+    match super::parse_yaml(&result.text) {
         Ok(value) => Some(RenderedObject { file: doc.file.clone(), applied_by: k.name.clone(), value, chart: None }),
         Err(e) => {
             problems.push(Problem {
@@ -333,7 +397,9 @@ fn substitute(
     }
 }
 
-/// Kinds kustomize's namespace transformer leaves without a namespace (cluster-scoped).
+/// Cluster-scoped kinds, rendered without a namespace. kustomize leaves the built-in ones
+/// alone; on a custom kind (ClusterIssuer) it sets one, which the API server clears when
+/// the object is applied, so the rendering shows what the cluster stores.
 const CLUSTER_SCOPED: [&str; 26] = [
     "APIService",
     "CSIDriver",
@@ -363,19 +429,45 @@ const CLUSTER_SCOPED: [&str; 26] = [
     "Node",
 ];
 
+/// kustomize's namespace transformer: `metadata.namespace` of namespaced objects, the
+/// name of a `v1` Namespace, (Cluster)RoleBinding subjects named `default`, and the
+/// service namespaces of APIServices and CRD conversion webhooks.
 fn set_namespace(obj: &mut Value, ns: &str) {
-    let kind = str_at(obj, "/kind").unwrap_or_default();
-    if CLUSTER_SCOPED.contains(&kind) {
+    let kind = str_at(obj, "/kind").unwrap_or_default().to_string();
+    let api_version = str_at(obj, "/apiVersion").unwrap_or_default().to_string();
+    let ns_value = Value::String(ns.to_string());
+    if kind == "Namespace" && api_version == "v1" && let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.insert("name".into(), ns_value.clone());
+    }
+    if kind == "RoleBinding" || kind == "ClusterRoleBinding" {
+        for s in obj.get_mut("subjects").and_then(Value::as_array_mut).into_iter().flatten() {
+            if s.get("name").and_then(Value::as_str) == Some("default") && let Some(s) = s.as_object_mut() {
+                s.insert("namespace".into(), ns_value.clone());
+            }
+        }
+    }
+    if kind == "APIService"
+        && api_version.starts_with("apiregistration.k8s.io/")
+        && let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut)
+        && let Some(service) = spec.entry("service").or_insert_with(|| serde_json::json!({})).as_object_mut()
+    {
+        service.insert("namespace".into(), ns_value.clone());
+    }
+    if kind == "CustomResourceDefinition" && let Some(Value::Object(service)) = obj.pointer_mut("/spec/conversion/webhook/clientConfig/service") {
+        service.insert("namespace".into(), ns_value.clone());
+    }
+    if CLUSTER_SCOPED.contains(&kind.as_str()) {
         return;
     }
     if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
-        meta.insert("namespace".into(), Value::String(ns.to_string()));
+        meta.insert("namespace".into(), ns_value);
     }
 }
 
 /// A manifest document and what each kustomization it passed through does to it, innermost first.
 struct Built<'a> {
-    doc: &'a Document,
+    /// A document of the repository, or one a generator made.
+    doc: std::borrow::Cow<'a, Document>,
     transforms: Vec<Arc<Transform>>,
 }
 
@@ -387,6 +479,33 @@ enum Transform {
     /// A patch: its text (substituted with the Flux Kustomization's variables before it is
     /// parsed, as Flux substitutes after kustomize applied it), target, and declaring file.
     Patch { text: String, target: Option<patch::Target>, source: PathBuf },
+    /// A replacement with the value its source had when the kustomization was built.
+    Replace { replacement: Replacement, value: Value, source: PathBuf },
+}
+
+impl Transform {
+    /// Applies this transform to one object; an error is kustomize's (the build fails).
+    fn apply(&self, obj: &mut Value, subst: &dyn Fn(&str) -> String) -> Result<(), String> {
+        match self {
+            Transform::Namespace(ns) => {
+                set_namespace(obj, &subst(ns));
+                Ok(())
+            }
+            Transform::Patch { text, target, .. } => {
+                if target.as_ref().is_some_and(|t| !t.matches(obj)) {
+                    return Ok(());
+                }
+                patch::Patch::parse(&subst(text), target.clone()).and_then(|p| p.apply(obj)).map(|_| ())
+            }
+            Transform::Replace { replacement, value, .. } => {
+                let value = match value {
+                    Value::String(s) => Value::String(subst(s)),
+                    other => other.clone(),
+                };
+                replacement.apply(obj, &value).map(|_| ())
+            }
+        }
+    }
 }
 
 /// The patches a kustomization file (or a Flux Kustomization's `spec`) declares, in the
@@ -431,20 +550,13 @@ fn patches_of(repo: &GitopsRepo, v: &Value, dir: &Path, source: &Path) -> (Vec<T
 fn transform(obj: &mut RenderedObject, transforms: &[Arc<Transform>], vars: Option<&BTreeMap<String, String>>, problems: &mut Vec<Problem>) {
     let subst = |t: &str| vars.map_or_else(|| t.to_string(), |v| envsubst::substitute(t, v).text);
     for t in transforms {
-        match t.as_ref() {
-            Transform::Namespace(ns) => set_namespace(&mut obj.value, &subst(ns)),
-            Transform::Patch { text, target, source } => {
-                if target.as_ref().is_some_and(|t| !t.matches(&obj.value)) {
-                    continue;
-                }
-                let result = patch::Patch::parse(&subst(text), target.clone()).and_then(|p| p.apply(&mut obj.value));
-                if let Err(e) = result {
-                    problems.push(Problem {
-                        category: "patch",
-                        finding: Finding::new(format!("{}: patch of {}", source.display(), obj.describe()), "a patch kustomize can apply", e),
-                    });
-                }
-            }
+        if let Err(e) = t.apply(&mut obj.value, &subst) {
+            let (category, source, what, expected) = match t.as_ref() {
+                Transform::Patch { source, .. } => ("patch", source, "patch", "a patch kustomize can apply"),
+                Transform::Replace { source, .. } => ("kustomize", source, "replacement", "a replacement kustomize can apply"),
+                Transform::Namespace(_) => continue,
+            };
+            problems.push(Problem { category, finding: Finding::new(format!("{}: {what} of {}", source.display(), obj.describe()), expected, e) });
         }
     }
 }
@@ -455,6 +567,8 @@ struct Builder<'a> {
     reached: BTreeSet<PathBuf>,
     malformed: Option<super::Malformed>,
     problems: Vec<Problem>,
+    /// What the rendering does not model, one line each (reported as warnings).
+    notes: Vec<String>,
 }
 
 impl<'a> Builder<'a> {
@@ -465,7 +579,7 @@ impl<'a> Builder<'a> {
             self.malformed.get_or_insert_with(|| m.clone());
         }
         let repo = self.repo;
-        out.extend(repo.documents.iter().filter(|d| d.file == file).map(|doc| Built { doc, transforms: vec![] }));
+        out.extend(repo.documents.iter().filter(|d| d.file == file).map(|doc| Built { doc: std::borrow::Cow::Borrowed(doc), transforms: vec![] }));
     }
 
     fn build(&mut self, dir: &Path, stack: &mut Vec<PathBuf>, out: &mut Vec<Built<'a>>) {
@@ -537,17 +651,111 @@ impl<'a> Builder<'a> {
             }
         }
         if let Some(v) = value {
+            self.generate(v, dir, config, here);
             let (patches, problems) = patches_of(repo, v, dir, config);
             self.problems.extend(problems);
             let mut level: Vec<Arc<Transform>> = patches.into_iter().map(Arc::new).collect();
             if let Some(ns) = str_at(v, "/namespace").filter(|ns| !ns.is_empty()) {
                 level.push(Arc::new(Transform::Namespace(ns.to_string())));
             }
+            // Replacements run last, reading their source from the objects as every other
+            // transformer of this level left them.
+            let replacements = self.replacements(v, dir, config);
+            if !replacements.is_empty() {
+                let mut current: Vec<Value> = here
+                    .iter()
+                    .map(|b| {
+                        let mut v = b.doc.value.clone();
+                        for t in b.transforms.iter().chain(&level) {
+                            let _ = t.apply(&mut v, &|s: &str| s.to_string());
+                        }
+                        v
+                    })
+                    .collect();
+                for (i, replacement) in replacements {
+                    match replacement.source_value(&current) {
+                        Ok(value) => {
+                            current.iter_mut().for_each(|o| drop(replacement.apply(o, &value)));
+                            level.push(Arc::new(Transform::Replace { replacement, value, source: config.to_path_buf() }));
+                        }
+                        Err(e) => self.problems.push(Problem {
+                            category: "kustomize",
+                            finding: Finding::new(format!("{}: replacements[{i}]", config.display()), "a replacement kustomize can apply", e),
+                        }),
+                    }
+                }
+            }
             if !level.is_empty() {
                 here.iter_mut().for_each(|b| b.transforms.extend(level.iter().cloned()));
             }
         }
         stack.pop();
+    }
+
+    /// The ConfigMaps and Secrets a kustomization file's generators make, added to `here`.
+    fn generate(&mut self, v: &Value, dir: &Path, config: &Path, here: &mut Vec<Built<'a>>) {
+        let root = self.repo.root.clone();
+        let read = |p: &str| {
+            let file = normalize(&dir.join(p));
+            (!file.starts_with("..")).then(|| std::fs::read(root.join(&file)).ok()).flatten()
+        };
+        for (field, kind) in [("configMapGenerator", "ConfigMap"), ("secretGenerator", "Secret")] {
+            for (i, g) in v.get(field).and_then(Value::as_array).into_iter().flatten().enumerate() {
+                match super::generate::generate(kind, g, v.get("generatorOptions"), &read) {
+                    Ok(out) => {
+                        if out.hashed {
+                            self.notes.push(format!(
+                                "{}: {field}[{i}] names {kind} {} with kustomize's hash suffix; references to it in other objects are not rewritten here",
+                                config.display(),
+                                out.value["metadata"]["name"].as_str().unwrap_or_default()
+                            ));
+                        }
+                        let raw = serde_yaml_ng::to_string(&out.value).unwrap_or_default();
+                        let doc = Document { file: config.to_path_buf(), index: 0, raw, value: out.value };
+                        here.push(Built { doc: std::borrow::Cow::Owned(doc), transforms: vec![] });
+                    }
+                    Err(e) => self.problems.push(Problem {
+                        category: "kustomize",
+                        finding: Finding::new(format!("{}: {field}[{i}]", config.display()), "a generator kustomize can build", e),
+                    }),
+                }
+            }
+        }
+    }
+
+    /// A kustomization's `replacements:`, inline or read from `path:` files (a list or one
+    /// replacement each), numbered as written; one that cannot be read is a problem.
+    fn replacements(&mut self, v: &Value, dir: &Path, config: &Path) -> Vec<(usize, Replacement)> {
+        let mut out = vec![];
+        for (i, entry) in v.get("replacements").and_then(Value::as_array).into_iter().flatten().enumerate() {
+            let fail = |e: String| Problem {
+                category: "kustomize",
+                finding: Finding::new(format!("{}: replacements[{i}]", config.display()), "a replacement kustomize can apply", e),
+            };
+            let entries: Vec<Value> = match str_at(entry, "/path") {
+                None => vec![entry.clone()],
+                Some(path) => {
+                    let file = normalize(&dir.join(path));
+                    self.reached.insert(file.clone());
+                    let text = std::fs::read_to_string(self.repo.root.join(&file)).map_err(|e| format!("{}: {e}", file.display()));
+                    match text.and_then(|t| super::parse_yaml(&t).map_err(|e| format!("{}: {e}", file.display()))) {
+                        Ok(Value::Array(items)) => items,
+                        Ok(one) => vec![one],
+                        Err(e) => {
+                            self.problems.push(fail(e));
+                            continue;
+                        }
+                    }
+                }
+            };
+            for e in entries {
+                match Replacement::parse(&e) {
+                    Ok(r) => out.push((i, r)),
+                    Err(msg) => self.problems.push(fail(msg)),
+                }
+            }
+        }
+        out
     }
 
     fn generated(&mut self, dir: &Path, stack: &mut Vec<PathBuf>, out: &mut Vec<Built<'a>>) {
@@ -570,7 +778,7 @@ impl<'a> Builder<'a> {
             } else if kind.is_file() && matches!(rel.extension().and_then(|x| x.to_str()), Some("yaml" | "yml")) {
                 let mut here = vec![];
                 self.file(&rel, &mut here);
-                out.extend(here.into_iter().filter(|b| !is_kustomize_config(b.doc)));
+                out.extend(here.into_iter().filter(|b| !is_kustomize_config(&b.doc)));
             }
         }
     }
@@ -654,7 +862,7 @@ mod tests {
         let unresolved: Vec<&str> = r.problems_of("unresolved-variable").map(|p| p.finding.object.as_str()).collect();
         assert_eq!(unresolved.len(), 1, "{unresolved:?}");
         assert!(unresolved[0].starts_with("${MISSING}"), "{unresolved:?}");
-        assert_eq!(r.objects[0].name(), "cm-c1");
+        assert_eq!(applied(&r)[0].name(), "cm-c1");
     }
 
     const FLUX_KS: &str = "apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\n";
@@ -676,8 +884,14 @@ mod tests {
         format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n")
     }
 
+    /// The objects the cluster's own Kustomizations apply (not the cluster directory itself,
+    /// which the bootstrap Kustomization flux-system applies).
+    fn applied(r: &super::Rendered) -> Vec<&super::RenderedObject> {
+        r.objects.iter().filter(|o| o.applied_by != "flux-system").collect()
+    }
+
     fn names(r: &super::Rendered) -> Vec<String> {
-        r.objects.iter().map(|o| format!("{}/{}", o.namespace().unwrap_or("-"), o.name())).collect()
+        applied(r).iter().map(|o| format!("{}/{}", o.namespace().unwrap_or("-"), o.name())).collect()
     }
 
     #[test]
@@ -707,7 +921,7 @@ mod tests {
         assert_eq!(names(&r), ["inner/a", "-/inner"], "kustomize namespace: overrides the written one");
         cluster(root, "./apps", "  targetNamespace: outer\n");
         let r = GitopsRepo::load(root).unwrap().render("c1").unwrap();
-        assert_eq!(names(&r), ["outer/a", "-/inner"], "targetNamespace is applied last");
+        assert_eq!(names(&r), ["outer/a", "-/outer"], "targetNamespace is applied last; kustomize names a Namespace after it");
     }
 
     #[test]
@@ -717,11 +931,11 @@ mod tests {
         write(root, "apps/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm\ndata:\n  zone: ${ZONE}\n  cluster: ${CLUSTER}\n");
         cluster(root, "./apps", "");
         let r = GitopsRepo::load(root).unwrap().render("c1").unwrap();
-        assert_eq!(r.objects[0].str("/data/zone"), Some("${ZONE}"), "without postBuild Flux leaves the text literal");
+        assert_eq!(applied(&r)[0].str("/data/zone"), Some("${ZONE}"), "without postBuild Flux leaves the text literal");
         assert!(r.problems.is_empty(), "{:?}", r.problems);
         cluster(root, "./apps", "  postBuild:\n    substitute:\n      CLUSTER: c1\n");
         let r = GitopsRepo::load(root).unwrap().render("c1").unwrap();
-        assert_eq!(r.objects[0].str("/data/cluster"), Some("c1"));
+        assert_eq!(applied(&r)[0].str("/data/cluster"), Some("c1"));
         let unresolved: Vec<&str> = r.problems_of("unresolved-variable").map(|p| p.finding.object.as_str()).collect();
         assert!(unresolved.len() == 1 && unresolved[0].starts_with("${ZONE}"), "{unresolved:?}");
     }
@@ -789,12 +1003,12 @@ mod tests {
         write(root, "apps/cm.yaml", &cm("a"));
         write(root, "components/label/kustomization.yaml", "apiVersion: kustomize.config.k8s.io/v1alpha1\nkind: Component\npatches:\n  - target:\n      kind: ConfigMap\n    patch: |-\n      - op: add\n        path: /metadata/labels\n        value: {tier: shared}\n");
         let r = GitopsRepo::load(root).unwrap().render("c1").unwrap();
-        assert_eq!(r.objects[0].str("/metadata/labels/tier"), Some("shared"));
+        assert_eq!(applied(&r)[0].str("/metadata/labels/tier"), Some("shared"));
         assert!(r.problems.is_empty(), "{:?}", r.problems);
         // A patch path that does not exist is named with the file that declares it.
         write(root, "apps/kustomization.yaml", &format!("{KZ}resources:\n  - cm.yaml\npatches:\n  - path: gone.yaml\n"));
         let r = GitopsRepo::load(root).unwrap().render("c1").unwrap();
-        assert!(r.objects[0].get("/metadata/labels").is_none());
+        assert!(applied(&r)[0].get("/metadata/labels").is_none());
         let p: Vec<_> = r.problems_of("dangling-path").map(|p| p.finding.object.as_str()).collect();
         assert_eq!(p, ["apps/kustomization.yaml: patch path \"gone.yaml\""]);
     }
@@ -811,8 +1025,77 @@ mod tests {
         write(root, "apps/app/app/kustomization.yaml", &format!("{KZ}resources:\n  - cm.yaml\n"));
         write(root, "apps/app/app/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app-${CLUSTER}\n");
         let r = GitopsRepo::load(root).unwrap().render("c1").unwrap();
-        assert_eq!(r.kustomizations, ["main", "app"]);
+        assert_eq!(r.kustomizations, ["flux-system", "main", "app"], "flux-system applies the cluster directory");
         assert_eq!(names(&r), ["flux-system/app", "media/app-main"]);
+        assert!(r.problems.is_empty(), "{:?}", r.problems);
+    }
+
+    #[test]
+    fn substitute_from_reads_the_kustomizations_own_namespace() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let settings = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  namespace: flux-system\ndata:\n  ZONE: a\n";
+        write(root, "kubernetes/clusters/c1/settings.yaml", settings);
+        write(root, "apps/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm\ndata:\n  zone: ${ZONE}\n");
+        let post_build = "  postBuild:\n    substituteFrom:\n      - kind: ConfigMap\n        name: settings\n";
+        cluster(root, "./apps", post_build);
+        let r = GitopsRepo::load(root).unwrap().render("c1").unwrap();
+        assert_eq!(applied(&r)[0].str("/data/zone"), Some("a"));
+        // The same Kustomization in another namespace: Flux finds no ConfigMap there.
+        let ks = root.join("kubernetes/clusters/c1/ks.yaml");
+        std::fs::write(&ks, std::fs::read_to_string(&ks).unwrap().replace("namespace: flux-system", "namespace: media")).unwrap();
+        let r = GitopsRepo::load(root).unwrap().render("c1").unwrap();
+        let p: Vec<String> = r.problems_of("substitute-from").map(|p| p.finding.to_string()).collect();
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(p[0].contains("ConfigMap media/settings in kubernetes/clusters/c1"), "{p:?}");
+    }
+
+    #[test]
+    fn what_flux_cannot_substitute_is_a_problem_naming_object_and_variable() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        // `${VAR-default}` does not parse in Flux's envsubst (only `=` and the colon forms do).
+        write(root, "apps/cm.yaml", "# a comment Flux never sees: ${NOT-PARSED}\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm\ndata:\n  a: ${ZONE-a}\n");
+        write(root, "apps/ok.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ok\ndata:\n  a: ${ZONE}\n  b: \"# ${ZONE^^}\"\n");
+        cluster(root, "./apps", "  postBuild:\n    substitute:\n      ZONE: a\n      cluster.name: c1\n");
+        let r = GitopsRepo::load(root).unwrap().render("c1").unwrap();
+        let invalid: Vec<String> = r.problems_of("invalid-after-substitution").map(|p| p.finding.to_string()).collect();
+        assert_eq!(invalid.len(), 1, "{invalid:?}");
+        assert!(invalid[0].contains("apps/cm.yaml (ConfigMap/cm) (applied by main)") && invalid[0].contains("variable substitution failed"), "{invalid:?}");
+        let ok = r.objects.iter().find(|o| o.name() == "ok").unwrap();
+        assert_eq!((ok.str("/data/a"), ok.str("/data/b")), (Some("a"), Some("# A")));
+        let names: Vec<String> = r.problems_of("substitute-from").map(|p| p.finding.to_string()).collect();
+        assert!(names.iter().any(|n| n.contains("variable \"cluster.name\"") && n.contains("Flux fails the Kustomization")), "{names:?}");
+    }
+
+    #[test]
+    fn post_build_without_any_variable_substitutes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        write(root, "apps/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm\ndata:\n  a: ${LEFT}\n");
+        cluster(root, "./apps", "  postBuild:\n    substituteFrom:\n      - kind: Secret\n        name: absent\n        optional: true\n");
+        let r = GitopsRepo::load(root).unwrap().render("c1").unwrap();
+        assert_eq!(applied(&r)[0].str("/data/a"), Some("${LEFT}"));
+        assert!(r.problems.is_empty(), "{:?}", r.problems);
+    }
+
+    #[test]
+    fn a_replacement_kustomize_cannot_apply_is_a_problem_naming_the_kustomization_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        cluster(root, "./apps", "");
+        write(root, "apps/cm.yaml", &cm("a"));
+        let replacement = "replacements:\n  - source:\n      kind: Namespace\n    targets:\n      - select:\n          kind: ConfigMap\n        fieldPaths:\n          - data.ns\n";
+        write(root, "apps/kustomization.yaml", &format!("{KZ}resources:\n  - cm.yaml\n{replacement}"));
+        let r = GitopsRepo::load(root).unwrap().render("c1").unwrap();
+        let p: Vec<String> = r.problems_of("kustomize").map(|p| p.finding.to_string()).collect();
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(p[0].contains("apps/kustomization.yaml: replacements[0]") && p[0].contains("nothing selected by Namespace.[noVer].[noGrp]/[noName].[noNs]"), "{p:?}");
+        // With a Namespace to read, the value lands where the target asks (created there).
+        write(root, "apps/ns.yaml", "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: media\n");
+        write(root, "apps/kustomization.yaml", &format!("{KZ}resources:\n  - cm.yaml\n  - ns.yaml\n{}", replacement.replace("data.ns\n", "data.ns\n        options:\n          create: true\n")));
+        let r = GitopsRepo::load(root).unwrap().render("c1").unwrap();
+        assert_eq!(applied(&r)[0].str("/data/ns"), Some("media"));
         assert!(r.problems.is_empty(), "{:?}", r.problems);
     }
 
@@ -854,7 +1137,7 @@ mod tests {
         write(root, "apps/cm.yaml", &cm("a"));
         write(root, "attic/old.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n data: [\n");
         let repo = GitopsRepo::load(root).unwrap();
-        assert_eq!(repo.render("c1").unwrap().objects.len(), 1);
+        assert_eq!(applied(&repo.render("c1").unwrap()).len(), 1);
         let warnings = repo.warnings();
         assert_eq!(warnings.len(), 1, "{warnings:?}");
         assert!(warnings[0].starts_with("malformed YAML in attic/old.yaml:5: "), "{}", warnings[0]);
@@ -888,8 +1171,13 @@ mod tests {
         let repo = GitopsRepo::load(root).unwrap();
         assert!(repo.malformed.is_empty(), "{:?}", repo.malformed);
         assert!(repo.data_files.contains(std::path::Path::new("apps/config/recyclarr.yml")), "{:?}", repo.data_files);
-        assert_eq!(repo.render("c1").unwrap().objects.len(), 1);
-        assert!(repo.warnings().is_empty());
+        let r = repo.render("c1").unwrap();
+        assert_eq!(names(&r), ["-/a", "-/recyclarr-dft9f28d84", "-/values-mh57gkb758"], "the generators' ConfigMaps hold the files as text");
+        assert_eq!(applied(&r)[1].str("/data/recyclarr.yml"), Some(config));
+        // kustomize would also rewrite references to the hashed names: said, not modelled.
+        let warnings = repo.warnings();
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(warnings[0].starts_with("apps/kustomization.yaml: configMapGenerator[0] names ConfigMap recyclarr-dft9f28d84 with kustomize's hash suffix"), "{warnings:?}");
         // The same file, named by no generator, is YAML the harness cannot parse: a warning.
         write(root, "apps/kustomization.yaml", &format!("{KZ}resources:\n  - cm.yaml\n"));
         let repo = GitopsRepo::load(root).unwrap();
@@ -910,7 +1198,7 @@ mod tests {
         write(root, "kubernetes/extra/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: extra\n");
         let repo = GitopsRepo::load(root).unwrap();
         let r = repo.render("c1").unwrap();
-        assert_eq!(r.kustomizations, ["main", "local"]);
+        assert_eq!(r.kustomizations, ["flux-system", "main", "local"]);
         assert!(r.problems.is_empty(), "{:?}", r.problems);
         assert_eq!(r.of_kind("ConfigMap").count(), 1, "the same-source nested Kustomization is still built");
     }

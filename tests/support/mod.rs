@@ -2,6 +2,7 @@
 //! report assertions ([`ReportExt`]) and the simulation fixture ([`sim::SimFixture`]).
 #![allow(dead_code)]
 
+pub mod oracle;
 pub mod report;
 pub mod sim;
 

@@ -232,11 +232,11 @@ pub(super) async fn cluster_layer_kustomizations(ctx: Ctx) -> CheckResult<Outcom
         evidence.push(format!("{}: {}", file.display(), here.iter().map(|k| format!("{} → {}", k.name, k.path)).collect::<Vec<_>>().join(", ")));
     }
     let r = rendered(&ctx)?;
-    // Every spec.path and resources entry exists, and every dependsOn names a Flux
-    // Kustomization of the cluster (else Flux never reconciles the dependent).
-    findings.extend(
-        r.problems_of("missing-flux-path").chain(r.problems_of("dangling-path")).chain(r.problems_of("depends-on")).map(|p| p.finding.clone()),
-    );
+    // Every spec.path and resources entry exists, every dependsOn names a Flux
+    // Kustomization of the cluster (else Flux never reconciles the dependent), and kustomize
+    // can apply every patch, replacement and generator (else Flux fails the build).
+    let problems = ["missing-flux-path", "dangling-path", "depends-on", "patch", "kustomize"];
+    findings.extend(problems.iter().flat_map(|c| r.problems_of(c)).map(|p| p.finding.clone()));
     Ok(Outcome::from_findings(findings, evidence.join("; ")))
 }
 
