@@ -34,6 +34,8 @@ pub struct FluxKustomization {
     pub patches: Vec<Value>,
     /// `spec.components`: component directories relative to `spec.path`.
     pub components: Vec<String>,
+    /// `spec` fields set that the rendering does not apply (`namePrefix`, `nameSuffix`, `images`).
+    pub unsupported: Vec<String>,
     /// `spec.sourceRef` as `Kind/namespace/name` (namespace defaults to the Kustomization's own).
     pub source_ref: String,
 }
@@ -54,6 +56,9 @@ pub enum VarSource {
     ConfigMap(String),
     /// Values from Secrets are never printed.
     Secret(String),
+    /// A SOPS-encrypted Secret of the repository (it has a `sops` block): Flux decrypts it
+    /// with a key the harness does not have, so the value is unknown, not missing.
+    Encrypted(String),
     /// Replaced by a target profile (`run --profile`): the value Flux substitutes on that
     /// target because the profile's deploy step patches it in; names the profile.
     Profile(String),
@@ -68,7 +73,11 @@ pub struct Variable {
 
 impl Variable {
     fn is_secret(&self) -> bool {
-        matches!(self.source, VarSource::Secret(_))
+        matches!(self.source, VarSource::Secret(_) | VarSource::Encrypted(_))
+    }
+    /// Whether the value is unknown here (from a SOPS-encrypted Secret).
+    pub fn is_unknown(&self) -> bool {
+        matches!(self.source, VarSource::Encrypted(_))
     }
     /// The value for messages: Secret-sourced values are redacted.
     pub fn shown(&self) -> String {
@@ -90,13 +99,27 @@ pub struct Variables {
 }
 
 impl Variables {
+    /// A variable's value; `None` when it is not defined or its value is unknown (from a
+    /// SOPS-encrypted Secret).
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.entries.get(name).map(|v| v.value.as_str())
+        self.entries.get(name).filter(|v| !v.is_unknown()).map(|v| v.value.as_str())
     }
 
-    /// Plain map for substitution.
+    /// Plain map for substitution. A variable whose value is unknown renders as its own
+    /// reference (`${NAME}`), so the text shows what Flux fills in, not a guess.
     pub fn values(&self) -> BTreeMap<String, String> {
-        self.entries.iter().map(|(k, v)| (k.clone(), v.value.clone())).collect()
+        self.entries.iter().map(|(k, v)| (k.clone(), if v.is_unknown() { format!("${{{k}}}") } else { v.value.clone() })).collect()
+    }
+
+    /// Why a variable cannot be compared: it comes from a SOPS-encrypted Secret.
+    fn unknown(&self, name: &str) -> Option<Outcome> {
+        match &self.entries.get(name)?.source {
+            VarSource::Encrypted(secret) => Some(Outcome::skip(format!(
+                "{} comes from the SOPS-encrypted Secret {secret}; Flux decrypts it, its value is unknown without the key",
+                self.object(name)
+            ))),
+            _ => None,
+        }
     }
 
     /// `file: VAR` for messages.
@@ -106,11 +129,17 @@ impl Variables {
 
     /// Looks a variable up, or fails naming the file and the variable.
     pub fn require(&self, name: &str) -> Result<&str, Outcome> {
+        if let Some(skip) = self.unknown(name) {
+            return Err(skip);
+        }
         self.get(name).ok_or_else(|| Outcome::fail(self.object(name), "defined", "not defined"))
     }
 
     /// Passes when `name` is defined with exactly `expected`.
     pub fn expect_eq(&self, name: &str, expected: &str) -> Outcome {
+        if let Some(skip) = self.unknown(name) {
+            return skip;
+        }
         match self.entries.get(name) {
             Some(v) if v.value == expected => Outcome::pass(format!("{} = {}", self.object(name), v.shown())),
             Some(v) => Outcome::fail(self.object(name), format!("{expected:?}"), v.shown()),
@@ -156,6 +185,11 @@ fn parse_kustomization(d: &Document) -> FluxKustomization {
             .map(|a| a.iter().filter_map(Value::as_str).map(String::from).collect())
             .unwrap_or_default(),
         substitute: string_map(v.pointer("/spec/postBuild/substitute")),
+        unsupported: ["namePrefix", "nameSuffix", "images"]
+            .iter()
+            .filter(|f| v.pointer(&format!("/spec/{f}")).is_some_and(|x| !x.is_null()))
+            .map(|f| f.to_string())
+            .collect(),
         substitute_from,
         depends_on: v
             .pointer("/spec/dependsOn")
@@ -195,7 +229,9 @@ pub(super) fn variables(repo: &GitopsRepo, cluster: &str, k: &FluxKustomization)
         });
         match found {
             Some(doc) => {
-                let (data, source) = if r.kind == "Secret" {
+                let (data, source) = if r.kind == "Secret" && doc.value.get("sops").is_some_and(Value::is_object) {
+                    (secret_data(&doc.value).into_keys().map(|k| (k, String::new())).collect(), VarSource::Encrypted(r.name.clone()))
+                } else if r.kind == "Secret" {
                     (secret_data(&doc.value), VarSource::Secret(r.name.clone()))
                 } else {
                     (string_map(doc.value.get("data")), VarSource::ConfigMap(r.name.clone()))

@@ -170,6 +170,9 @@ pub(super) fn render(repo: &GitopsRepo, cluster: &str, entry: &[FluxKustomizatio
                 }),
             }
         }
+        for field in ["namePrefix", "nameSuffix", "images"].iter().filter(|f| k.unsupported.iter().any(|u| u == **f)) {
+            builder.notes.push(format!("{}: Kustomization {} `spec.{field}` is not applied by the harness's rendering; the objects it would change are read as written", k.file.display(), k.name));
+        }
         let spec = serde_json::json!({ "patches": k.patches });
         let (patches, problems) = patches_of(repo, &spec, &dir, &k.file);
         out.problems.extend(problems);
@@ -264,6 +267,7 @@ fn bootstrap_kustomization(dir: &Path, entry: &[FluxKustomization]) -> FluxKusto
         target_namespace: None,
         patches: vec![],
         components: vec![],
+        unsupported: vec![],
         source_ref: entry.first().map_or_else(|| "GitRepository/flux-system/flux-system".into(), |k| k.source_ref.clone()),
     }
 }
@@ -561,6 +565,24 @@ fn transform(obj: &mut RenderedObject, transforms: &[Arc<Transform>], vars: Opti
     }
 }
 
+/// kustomization fields the rendering does not apply; each use is a warning naming the file.
+const UNSUPPORTED: [&str; 14] = [
+    "namePrefix",
+    "nameSuffix",
+    "commonLabels",
+    "labels",
+    "commonAnnotations",
+    "images",
+    "replicas",
+    "helmCharts",
+    "vars",
+    "generators",
+    "transformers",
+    "validators",
+    "openapi",
+    "configurations",
+];
+
 /// kustomize build, reduced to what decides which manifests are included and their namespace.
 struct Builder<'a> {
     repo: &'a GitopsRepo,
@@ -651,6 +673,9 @@ impl<'a> Builder<'a> {
             }
         }
         if let Some(v) = value {
+            for field in UNSUPPORTED.iter().filter(|f| v.get(**f).is_some_and(|x| !x.is_null())) {
+                self.notes.push(format!("{}: `{field}` is not applied by the harness's rendering; the objects it would change are read as written", config.display()));
+            }
             self.generate(v, dir, config, here);
             let (patches, problems) = patches_of(repo, v, dir, config);
             self.problems.extend(problems);
@@ -1069,6 +1094,27 @@ mod tests {
     }
 
     #[test]
+    fn variables_from_a_sops_encrypted_secret_are_unknown_not_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let sops = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: cluster-secrets\n  namespace: flux-system\nstringData:\n  SECRET_DOMAIN: ENC[AES256_GCM,data:q2Vz,iv:aa,tag:bb,type:str]\nsops:\n  age:\n    - recipient: age1example\n  mac: ENC[AES256_GCM,data:cc,iv:dd,tag:ee,type:str]\n  version: 3.9.0\n";
+        write(root, "kubernetes/clusters/c1/cluster-secrets.sops.yaml", sops);
+        write(root, "apps/route.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: route\ndata:\n  host: grafana.${SECRET_DOMAIN}\n");
+        cluster(root, "./apps", "  postBuild:\n    substituteFrom:\n      - kind: Secret\n        name: cluster-secrets\n");
+        let repo = GitopsRepo::load(root).unwrap();
+        let r = repo.render("c1").unwrap();
+        // Neither the ciphertext nor an empty value: the reference Flux fills in, and no problem.
+        assert_eq!(applied(&r)[0].str("/data/host"), Some("grafana.${SECRET_DOMAIN}"));
+        assert!(r.problems.is_empty(), "{:?}", r.problems);
+        let vars = repo.variables("c1").unwrap();
+        assert_eq!(vars.get("SECRET_DOMAIN"), None);
+        let skip = vars.expect_eq("SECRET_DOMAIN", "example.org");
+        assert_eq!(skip.verdict(), crate::check::Verdict::Skip);
+        assert!(skip.summary().contains("SOPS-encrypted Secret cluster-secrets"), "{}", skip.summary());
+        assert!(!skip.summary().contains("ENC["), "{}", skip.summary());
+    }
+
+    #[test]
     fn post_build_without_any_variable_substitutes_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
@@ -1097,6 +1143,21 @@ mod tests {
         let r = GitopsRepo::load(root).unwrap().render("c1").unwrap();
         assert_eq!(applied(&r)[0].str("/data/ns"), Some("media"));
         assert!(r.problems.is_empty(), "{:?}", r.problems);
+    }
+
+    #[test]
+    fn kustomize_fields_the_rendering_does_not_apply_are_warnings_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        cluster(root, "./apps", "  images:\n    - name: app\n      newTag: \"2\"\n");
+        write(root, "apps/kustomization.yaml", &format!("{KZ}namePrefix: staging-\nresources:\n  - cm.yaml\n"));
+        write(root, "apps/cm.yaml", &cm("a"));
+        let repo = GitopsRepo::load(root).unwrap();
+        assert_eq!(names(&repo.render("c1").unwrap()), ["-/a"], "read as written");
+        let w = repo.warnings();
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(w.iter().any(|l| l.starts_with("apps/kustomization.yaml: `namePrefix` is not applied")), "{w:?}");
+        assert!(w.iter().any(|l| l.starts_with("kubernetes/clusters/c1/ks.yaml: Kustomization main `spec.images` is not applied")), "{w:?}");
     }
 
     #[test]
