@@ -378,6 +378,41 @@ spec:
             text += "components:\n" + "".join(f"  - ../../../apps/{c}\n" for c in comps)
         write(f"{cdir}/apps/kustomization.yaml", text)
 
+    # Installed before Flux by the bootstrap task (helmfile, read statically by the harness):
+    # the CNI and DNS the cluster needs to run Flux at all, and cert-manager for its CRDs.
+    # Flux's HelmReleases of the same charts take them over afterwards.
+    write(f"{DST}/bootstrap/helmfile.d/01-apps.yaml.gotmpl", """\
+---
+# yaml-language-server: $schema=https://json.schemastore.org/helmfile
+helmDefaults:
+  cleanupOnFail: true
+  wait: true
+  waitForJobs: true
+
+releases:
+  - name: cilium
+    namespace: kube-system
+    chart: oci://ghcr.io/home-operations/charts-mirror/cilium
+    version: 1.18.4
+    values: ['{{ requiredEnv "ROOT_DIR" }}/bootstrap/values/cilium.yaml']
+
+  - name: coredns
+    namespace: kube-system
+    chart: oci://ghcr.io/coredns/charts/coredns
+    version: 1.46.2
+    needs: ['kube-system/cilium']
+
+  - name: cert-manager
+    namespace: cert-manager
+    chart: oci://quay.io/jetstack/charts/cert-manager
+    version: v1.21.1
+    values:
+      - crds:
+          enabled: true
+    needs: ['kube-system/coredns']
+""")
+    write(f"{DST}/bootstrap/values/cilium.yaml", "---\n# values for the bootstrap install; Flux's HelmRelease takes over with its own\nipam:\n  mode: kubernetes\nkubeProxyReplacement: true\n")
+
 
 if __name__ == "__main__":
     main()

@@ -140,3 +140,24 @@ fn bgp_v2_configures_the_bgp_control_plane_and_its_peer_is_checked() {
     let u = broken.results.iter().find(|u| unit_name(u) == "2.1.3 [infra]").unwrap();
     assert!(u.outcome.summary().contains("expected a CiliumBGPPeeringPolicy, or a CiliumBGPClusterConfig (BGPv2) (cilium.io), observed none"), "{}", u.outcome.summary());
 }
+
+#[test]
+fn a_component_only_the_bootstrap_helmfile_installs_is_a_deviation_naming_the_helmfile() {
+    let base = run_repo_layer(committed().path());
+    // cert-manager left out of Flux on both clusters: only bootstrap/helmfile.d installs it.
+    let copy = RepoCopy::of(GITOPS_COMMUNITY);
+    for cluster in ["infra", "apps"] {
+        copy.replace(&format!("kubernetes/clusters/{cluster}/apps/kustomization.yaml"), "  - ../../../apps/cert-manager\n", "");
+    }
+    copy.commit_all();
+    let diff = changed(&base, &run_repo_layer(copy.path()));
+    let units: Vec<&str> = diff.keys().map(String::as_str).collect();
+    assert_eq!(units, ["3.1.6 [apps]", "3.1.6 [infra]", "5.1.1 [apps]", "5.1.1 [infra]", "5.1.2 [apps]", "5.1.2 [infra]", "5.1.3 [apps]", "5.1.3 [infra]"], "{diff:#?}");
+    let helmfile = "deviates from the plan's layout: helmfile release cert-manager (chart cert-manager) found at bootstrap/helmfile.d/01-apps.yaml.gotmpl (installed by a bootstrap helmfile, outside Flux), the plan expects";
+    assert!(diff["5.1.1 [infra]"].contains(&format!("{helmfile} kubernetes/bases/cert-manager/helmrelease.yaml")), "{}", diff["5.1.1 [infra]"]);
+    assert!(diff["5.1.2 [apps]"].contains(helmfile), "{}", diff["5.1.2 [apps]"]);
+    // A ClusterIssuer is not something a helmfile release stands in for.
+    assert!(!diff["5.1.3 [infra]"].contains("helmfile"), "{}", diff["5.1.3 [infra]"]);
+    // Flux waits for a dependency that no longer exists.
+    assert!(diff["3.1.6 [infra]"].contains("Kustomization gateway dependsOn: expected a Flux Kustomization of cluster infra, observed \"cert-manager\" is not defined"), "{}", diff["3.1.6 [infra]"]);
+}

@@ -12,6 +12,7 @@
 
 pub mod envsubst;
 pub mod generate;
+pub mod helmfile;
 mod flux;
 pub mod patch;
 pub mod replace;
@@ -292,6 +293,21 @@ impl GitopsRepo {
         Ok(outcome)
     }
 
+    /// The releases bootstrap helmfiles install outside Flux (see [`helmfile`]), and a
+    /// note for each helmfile that cannot be read.
+    pub fn helmfile_releases(&self) -> (Vec<helmfile::Release>, Vec<String>) {
+        let mut releases = vec![];
+        let mut notes = vec![];
+        for file in self.files.iter().filter(|f| helmfile::is_helmfile(f)) {
+            let parsed = self.read_text(file).ok_or_else(|| format!("{}: cannot be read", file.display())).and_then(|t| helmfile::parse(file, &t));
+            match parsed {
+                Ok(r) => releases.extend(r),
+                Err(e) => notes.push(format!("helmfile not read: {e}")),
+            }
+        }
+        (releases, notes)
+    }
+
     /// Problems of the repository that decide no criterion, one line each: malformed YAML
     /// files that no cluster's Flux Kustomizations reach (Flux never parses them), and
     /// what the rendering does not model where the repository uses it.
@@ -311,6 +327,7 @@ impl GitopsRepo {
             .filter(|m| !reached.contains(&m.file))
             .map(|m| format!("malformed YAML in {m} (no Flux Kustomization of any cluster reaches it, so Flux never parses it)"))
             .chain(notes)
+            .chain(self.helmfile_releases().1)
             .collect()
     }
 

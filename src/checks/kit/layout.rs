@@ -55,7 +55,7 @@ pub fn deviation(repo: &GitopsRepo, doc_path: &str) -> Option<Finding> {
     // component folder of the same role is the better match.
     let role = dirs.last().filter(|s| ROLE_FOLDERS.contains(s)).copied();
     let in_role = |o: &&RenderedObject| role.is_none_or(|r| o.file.parent().and_then(Path::file_name).and_then(|n| n.to_str()) == Some(r));
-    let pick: &RenderedObject = match (stem, &token) {
+    let pick: Option<&RenderedObject> = match (stem, &token) {
         // A file: the same file name, else the kind it names; the component's name decides
         // between several, a single one needs none.
         (Some(stem), _) => {
@@ -91,7 +91,11 @@ pub fn deviation(repo: &GitopsRepo, doc_path: &str) -> Option<Finding> {
             }
         }
         (None, None) => None,
-    }?;
+    };
+    // Nothing Flux applies: a helmfile release can stand in for a folder or a HelmRelease,
+    // not for another kind of object.
+    let release_like = stem.is_none_or(|s| squash(s) == "helmrelease");
+    let Some(pick) = pick else { return token.filter(|_| release_like).and_then(|t| installed_by_helmfile(repo, doc_path, &t)) };
     let found: PathBuf = if file.is_some() && stem.is_some() { pick.file.clone() } else { pick.file.parent().map(Path::to_path_buf).unwrap_or_default() };
     let clusters: Vec<String> = renders
         .iter()
@@ -100,6 +104,16 @@ pub fn deviation(repo: &GitopsRepo, doc_path: &str) -> Option<Finding> {
         .collect();
     let shown = if found == pick.file { found.display().to_string() } else { format!("{}/", found.display()) };
     Some(Finding::deviation(format!("{} {}", pick.kind(), pick.name()), doc_path, shown, &clusters))
+}
+
+/// The deviation of a component no Flux Kustomization applies but a bootstrap helmfile
+/// installs (before Flux, outside it).
+fn installed_by_helmfile(repo: &GitopsRepo, doc_path: &str, token: &str) -> Option<Finding> {
+    let (releases, _) = repo.helmfile_releases();
+    let r = releases.iter().find(|r| squash(&r.name).contains(token) || squash(&r.chart).contains(token))?;
+    let mut f = Finding::deviation(format!("helmfile release {} (chart {})", r.name, r.chart), doc_path, r.file.display().to_string(), &[]);
+    f.observed = format!("found at {} (installed by a bootstrap helmfile, outside Flux)", r.file.display());
+    Some(f)
 }
 
 /// The Fail for a path the plan names that the repository lacks: the deviation when the
@@ -192,6 +206,15 @@ mod tests {
         assert!(deviation(&without, "infrastructure/networking/cilium/").is_some(), "a config folder is any of its objects");
         std::fs::write(&hr, text).unwrap();
         write(dir.path(), "kubernetes/apps/kube-system/cilium/app/kustomization.yaml", "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - helmrelease.yaml\n  - ocirepository.yaml\n");
+        // Installed only by a bootstrap helmfile: a deviation naming the helmfile.
+        let helmfile = "releases:\n  - name: cert-manager\n    namespace: cert-manager\n    chart: oci://quay.io/jetstack/charts/cert-manager\n    values: ['{{ requiredEnv \"ROOT_DIR\" }}/values.yaml']\n";
+        write(dir.path(), "bootstrap/helmfile.d/00-crds.yaml.gotmpl", helmfile);
+        let repo = GitopsRepo::load(dir.path()).unwrap();
+        let f = deviation(&repo, "bases/cert-manager/").expect("cert-manager comes from the helmfile");
+        assert_eq!(
+            f.to_string(),
+            "deviates from the plan's layout: helmfile release cert-manager (chart cert-manager) found at bootstrap/helmfile.d/00-crds.yaml.gotmpl (installed by a bootstrap helmfile, outside Flux), the plan expects bases/cert-manager/"
+        );
         // Not rendered: the files exist but no Flux Kustomization applies them.
         std::fs::create_dir_all(dir.path().join("unused")).unwrap();
         std::fs::rename(dir.path().join("kubernetes/apps/kube-system"), dir.path().join("unused/kube-system")).unwrap();
