@@ -30,7 +30,8 @@ pub(super) async fn configuration_committed_to_git(ctx: Ctx) -> CheckResult<Outc
         if err.contains("dubious ownership") {
             return Ok(Outcome::error(format!("git refuses {}: {}", root.display(), err.trim())));
         }
-        return Ok(Outcome::fail(root.display().to_string(), "a git work tree with every configuration file committed", "not a git repository"));
+        // An export of the repository (no .git): whether it is committed cannot be told here.
+        return Ok(Outcome::skip(format!("{} is not a git repository (an export?): whether every configuration file is committed cannot be told from it", root.display())));
     }
     let head = git(&root, &["rev-parse", "--verify", "-q", "--short", "HEAD"]).await?;
     if !head.status.success() {
@@ -75,8 +76,10 @@ pub(super) async fn readme_documents_repository(ctx: Ctx) -> CheckResult<Outcome
         .filter(|l| repo.root.join(&repo.kubernetes_dir).join(l).is_dir())
         .map(|l| l.to_string())
         .collect();
-    let words: Vec<&str> = text.split(|c: char| !(c.is_alphanumeric() || c == '-' || c == '_')).collect();
-    let missing: Vec<String> = repo.clusters().iter().chain(layers.iter()).filter(|n| !words.contains(&n.as_str())).cloned().collect();
+    // Whole words, in any case ("the Infra cluster").
+    let lower = text.to_lowercase();
+    let words: Vec<&str> = lower.split(|c: char| !(c.is_alphanumeric() || c == '-' || c == '_')).collect();
+    let missing: Vec<String> = repo.clusters().iter().chain(layers.iter()).filter(|n| !words.contains(&n.to_lowercase().as_str())).cloned().collect();
     if !missing.is_empty() {
         return Ok(Outcome::fail(readme.display().to_string(), format!("mentions every cluster and layer ({})", repo.clusters().iter().chain(layers.iter()).cloned().collect::<Vec<_>>().join(", ")), format!("does not mention {}", missing.join(", "))));
     }
