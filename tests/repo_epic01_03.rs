@@ -427,6 +427,30 @@ fn broken_copy_fails_exactly_the_right_criteria(#[case] variant: Variant) {
     assert_eq!(report.results.len(), REPO_UNITS.len(), "{}", report.summary());
 }
 
+/// Talos 1.12 multi-document node patches: the hostname in a `HostnameConfig` document of
+/// its own (the other documents lack `machine:`) is still the node's hostname.
+#[test]
+fn a_hostname_in_a_hostnameconfig_document_of_a_multi_document_patch_counts() {
+    let moved = Variant {
+        edits: &[
+            Replace("talos/infra/10.25.11.12.yaml", "    hostname: infra-02\n", ""),
+            Replace("talos/infra/10.25.11.12.yaml", "machine:\n", "apiVersion: v1alpha1\nkind: HostnameConfig\nhostname: infra-02\nauto: \"off\"\n---\nmachine:\n"),
+        ],
+        fails: &[],
+        needles: &[],
+    };
+    apply(&moved).expect_failing(&[]);
+    let wrong = Variant {
+        edits: &[
+            Replace("talos/infra/10.25.11.12.yaml", "    hostname: infra-02\n", ""),
+            Replace("talos/infra/10.25.11.12.yaml", "machine:\n", "apiVersion: v1alpha1\nkind: HostnameConfig\nhostname: infra-2\n---\nmachine:\n"),
+        ],
+        fails: &["1.1.3 [all]"],
+        needles: &["talos/infra/10.25.11.12.yaml: machine.network.hostname", "infra-02"],
+    };
+    apply(&wrong).expect_failing(wrong.fails).expect_failing_mention(wrong.needles);
+}
+
 /// Variables from a Secret are never printed, even in a failure.
 #[test]
 fn secret_sourced_values_are_redacted_in_messages() {

@@ -23,9 +23,19 @@ fn node_file(cluster: &str, ip: Ipv4Addr) -> PathBuf {
     PathBuf::from(format!("talos/{cluster}/{ip}.yaml"))
 }
 
-/// The node patch's single document, if the file exists and parses.
+/// The node patch's machine configuration: of a multi-document patch, the document with
+/// `machine:` (the others are Talos documents of their own kinds), else the first.
 fn node_doc(repo: &GitopsRepo, file: &PathBuf) -> Option<Value> {
-    repo.documents.iter().find(|d| &d.file == file).map(|d| d.value.clone())
+    let docs: Vec<&Value> = repo.documents.iter().filter(|d| &d.file == file).map(|d| &d.value).collect();
+    docs.iter().find(|v| v.get("machine").is_some()).or(docs.first()).map(|v| (*v).clone())
+}
+
+/// The hostname a node patch sets: `machine.network.hostname`, or a `HostnameConfig`
+/// document's `hostname` (Talos 1.12 multi-document configuration).
+fn patch_hostname<'a>(docs: &[&'a Value]) -> Option<&'a str> {
+    docs.iter()
+        .find_map(|v| str_at(v, "/machine/network/hostname"))
+        .or_else(|| docs.iter().filter(|v| str_at(v, "/kind") == Some("HostnameConfig")).find_map(|v| str_at(v, "/hostname")))
 }
 
 pub(super) async fn talos_conversion_done(ctx: Ctx) -> CheckResult<Outcome> {
@@ -110,9 +120,13 @@ pub(super) async fn talos_hostnames(ctx: Ctx) -> CheckResult<Outcome> {
     for (cluster, want) in &expected {
         let dir = PathBuf::from(format!("talos/{cluster}"));
         let mut seen: BTreeMap<String, String> = BTreeMap::new();
+        let mut files: BTreeMap<&Path, Vec<&Value>> = BTreeMap::new();
         for d in repo.documents.iter().filter(|d| d.file.parent() == Some(dir.as_path())) {
-            let file = d.file.display().to_string();
-            match str_at(&d.value, "/machine/network/hostname") {
+            files.entry(d.file.as_path()).or_default().push(&d.value);
+        }
+        for (path, docs) in &files {
+            let file = path.display().to_string();
+            match patch_hostname(docs) {
                 None => findings.push(Finding::new(format!("{file}: machine.network.hostname"), format!("one of {want:?}"), "not set")),
                 Some(h) if !want.contains(h) => findings.push(Finding::new(format!("{file}: machine.network.hostname"), format!("one of {want:?}"), h)),
                 Some(h) => {
