@@ -23,7 +23,7 @@ pub use render::{normalize as normalize_path, Problem, RenderedObject, Rendered}
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 
 use serde::Serialize;
 use serde_json::Value;
@@ -395,15 +395,53 @@ fn data_files<'a>(docs: impl Iterator<Item = &'a Document>) -> BTreeSet<PathBuf>
     out
 }
 
-/// Parses one YAML document as kustomize reads it: merge keys (`<<: *anchor`) are
-/// merged into the map that holds them.
+/// Parses one YAML document as kustomize reads it: merge keys (`<<: *anchor`) are merged
+/// into the map that holds them, and a plain (unquoted) `key: 0755` is the octal number
+/// YAML 1.1 and Go's YAML libraries read (493), not the text YAML 1.2 readers keep.
 pub(crate) fn parse_yaml(text: &str) -> Result<Value, serde_yaml_ng::Error> {
-    if !text.contains("<<") {
-        return serde_yaml_ng::from_str(text);
+    let mut value: Value = if text.contains("<<") {
+        let mut v: serde_yaml_ng::Value = serde_yaml_ng::from_str(text)?;
+        v.apply_merge()?;
+        serde_json::to_value(v).map_err(<serde_yaml_ng::Error as serde::de::Error>::custom)?
+    } else {
+        serde_yaml_ng::from_str(text)?
+    };
+    let octal = plain_octals(text);
+    if !octal.is_empty() {
+        octal_numbers(&mut value, &octal);
     }
-    let mut v: serde_yaml_ng::Value = serde_yaml_ng::from_str(text)?;
-    v.apply_merge()?;
-    serde_json::to_value(v).map_err(serde::de::Error::custom)
+    Ok(value)
+}
+
+static PLAIN_OCTAL: LazyLock<regex::Regex> =
+    LazyLock::new(|| regex::Regex::new(r"(?m)^[ \t]*(?:- )?([A-Za-z0-9_.-]+):[ \t]+(0[0-7]+)[ \t]*(?:#.*)?$").expect("static regex"));
+
+/// `(key, digits)` of every line that writes an unquoted octal value.
+fn plain_octals(text: &str) -> BTreeSet<(String, String)> {
+    if !text.contains(": 0") {
+        return BTreeSet::new();
+    }
+    PLAIN_OCTAL.captures_iter(text).map(|c| (c[1].to_string(), c[2].to_string())).collect()
+}
+
+/// Turns the string values of those keys back into the numbers they were written as.
+fn octal_numbers(v: &mut Value, octal: &BTreeSet<(String, String)>) {
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m.iter_mut() {
+                if let Value::String(s) = x
+                    && octal.contains(&(k.clone(), s.clone()))
+                    && let Ok(n) = i64::from_str_radix(&s[1..], 8)
+                {
+                    *x = Value::from(n);
+                } else {
+                    octal_numbers(x, octal);
+                }
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(|x| octal_numbers(x, octal)),
+        _ => {}
+    }
 }
 
 /// Splits a file into documents at `---` lines and parses each one.

@@ -401,36 +401,66 @@ fn substitute(
     }
 }
 
-/// Cluster-scoped kinds, rendered without a namespace. kustomize leaves the built-in ones
-/// alone; on a custom kind (ClusterIssuer) it sets one, which the API server clears when
-/// the object is applied, so the rendering shows what the cluster stores.
-const CLUSTER_SCOPED: [&str; 26] = [
+/// Cluster-scoped kinds, rendered without a namespace: the built-in ones, which kustomize
+/// leaves alone, and those of the platform's CRDs (`scope: Cluster`), on which kustomize sets
+/// one that the API server clears when the object is applied; the rendering shows what the
+/// cluster stores.
+const CLUSTER_SCOPED: [&str; 55] = [
     "APIService",
     "CSIDriver",
+    "CSINode",
+    "CertificateSigningRequest",
     "CiliumBGPAdvertisement",
     "CiliumBGPClusterConfig",
+    "CiliumBGPNodeConfig",
+    "CiliumBGPNodeConfigOverride",
     "CiliumBGPPeerConfig",
     "CiliumBGPPeeringPolicy",
+    "CiliumCIDRGroup",
+    "CiliumClusterwideEnvoyConfig",
     "CiliumClusterwideNetworkPolicy",
+    "CiliumEgressGatewayPolicy",
+    "CiliumEndpointSlice",
+    "CiliumIdentity",
     "CiliumL2AnnouncementPolicy",
     "CiliumLoadBalancerIPPool",
+    "CiliumNode",
+    "CiliumPodIPPool",
     "ClusterExternalSecret",
+    "ClusterGenerator",
+    "ClusterImageCatalog",
     "ClusterIssuer",
+    "ClusterPushSecret",
     "ClusterRole",
     "ClusterRoleBinding",
     "ClusterSecretStore",
+    "ClusterTrustBundle",
     "CustomResourceDefinition",
+    "DeviceClass",
+    "FlowSchema",
     "GatewayClass",
+    "IPAddress",
     "IngressClass",
+    "MutatingAdmissionPolicy",
+    "MutatingAdmissionPolicyBinding",
     "MutatingWebhookConfiguration",
     "Namespace",
+    "Node",
+    "ObjectBucket",
     "PersistentVolume",
     "PriorityClass",
+    "PriorityLevelConfiguration",
+    "ResourceSlice",
     "RuntimeClass",
+    "ServiceCIDR",
     "StorageClass",
+    "StorageVersionMigration",
+    "ValidatingAdmissionPolicy",
+    "ValidatingAdmissionPolicyBinding",
     "ValidatingWebhookConfiguration",
+    "VolumeAttachment",
+    "VolumeAttributesClass",
     "VolumeSnapshotClass",
-    "Node",
 ];
 
 /// kustomize's namespace transformer: `metadata.namespace` of namespaced objects, the

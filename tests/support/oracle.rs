@@ -8,8 +8,10 @@
 //! renders what the cluster stores: kustomize sets `metadata.namespace` on every custom
 //! resource it is told to namespace (it does not know their scope), and the API server
 //! clears it on a cluster-scoped kind. Scopes come from the upstream CRDs `sim/crds.sh`
-//! collects, not from the harness. VolumeSnapshotClass is added by hand: its CRD
-//! (kubernetes-csi/external-snapshotter, `scope: Cluster`) is not among those collected.
+//! collects, not from the harness. Added by hand: VolumeSnapshotClass, whose CRD
+//! (kubernetes-csi/external-snapshotter, `scope: Cluster`) is not among those collected, and
+//! MutatingAdmissionPolicy(Binding), built-in cluster-scoped kinds newer than the Kubernetes
+//! schema kustomize embeds.
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -36,7 +38,7 @@ fn cluster_scoped_custom_kinds() -> BTreeSet<String> {
     crds.iter()
         .filter(|c| c.value.pointer("/spec/scope").and_then(Value::as_str) == Some("Cluster"))
         .filter_map(|c| c.value.pointer("/spec/names/kind").and_then(Value::as_str).map(String::from))
-        .chain(["VolumeSnapshotClass".to_string()])
+        .chain(["VolumeSnapshotClass", "MutatingAdmissionPolicy", "MutatingAdmissionPolicyBinding"].map(String::from))
         .collect()
 }
 
