@@ -1139,7 +1139,7 @@ mod tests {
         let vars = repo.variables("c1").unwrap();
         assert_eq!(vars.get("SECRET_DOMAIN"), None);
         let skip = vars.expect_eq("SECRET_DOMAIN", "example.org");
-        assert_eq!(skip.verdict(), crate::check::Verdict::Skip);
+        assert_eq!(skip.verdict(), crate::outcome::Verdict::Skip);
         assert!(skip.summary().contains("SOPS-encrypted Secret cluster-secrets"), "{}", skip.summary());
         assert!(!skip.summary().contains("ENC["), "{}", skip.summary());
     }
