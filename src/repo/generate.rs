@@ -54,9 +54,13 @@ pub fn generate(kind: &str, g: &Value, global: Option<&Value>, read: &ReadFile<'
         };
         let bytes = read(path).ok_or_else(|| format!("{kind} generator {name}: file {path:?} cannot be read"))?;
         match String::from_utf8(bytes) {
-            Ok(s) => text.insert(key, s),
-            Err(e) => binary.insert(key, e.into_bytes()).map(|_| String::new()),
-        };
+            Ok(s) => {
+                text.insert(key, s);
+            }
+            Err(e) => {
+                binary.insert(key, e.into_bytes());
+            }
+        }
     }
     let env_files = strings(g, "envs").into_iter().chain(g.get("env").and_then(Value::as_str));
     for path in env_files {

@@ -43,10 +43,7 @@ impl Target {
 
     pub fn matches(&self, obj: &Value) -> bool {
         let at = |p: &str| obj.pointer(p).and_then(Value::as_str).unwrap_or("");
-        let (group, version) = match at("/apiVersion").rsplit_once('/') {
-            Some((g, v)) => (g, v),
-            None => ("", at("/apiVersion")),
-        };
+        let (group, version) = group_version(obj);
         let exact = |want: &Option<String>, have: &str| want.as_deref().is_none_or(|w| w == have);
         let regex = |want: &Option<String>, have: &str| {
             want.as_deref().is_none_or(|w| Regex::new(&format!("^(?:{w})$")).is_ok_and(|r| r.is_match(have)))
@@ -59,6 +56,12 @@ impl Target {
             && selector(&self.label_selector, obj.pointer("/metadata/labels"))
             && selector(&self.annotation_selector, obj.pointer("/metadata/annotations"))
     }
+}
+
+/// An object's API group and version (`apps/v1` → `apps`, `v1`; core `v1` → ``, `v1`).
+pub(super) fn group_version(obj: &Value) -> (&str, &str) {
+    let api_version = obj.pointer("/apiVersion").and_then(Value::as_str).unwrap_or("");
+    api_version.rsplit_once('/').unwrap_or(("", api_version))
 }
 
 /// `a=b,c=d` (also `a==b`, `a!=b`, bare `a` for "has the key") against a string map.

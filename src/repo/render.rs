@@ -730,7 +730,10 @@ impl<'a> Builder<'a> {
                 for (i, replacement) in replacements {
                     match replacement.source_value(&current) {
                         Ok(value) => {
-                            current.iter_mut().for_each(|o| drop(replacement.apply(o, &value)));
+                            for o in current.iter_mut() {
+                                // A target kustomize cannot write is reported when the object is rendered.
+                                let _ = replacement.apply(o, &value);
+                            }
                             level.push(Arc::new(Transform::Replace { replacement, value, source: config.to_path_buf() }));
                         }
                         Err(e) => self.problems.push(Problem {

@@ -159,7 +159,7 @@ fn select_text(s: &[Option<String>; 5]) -> String {
 /// kustomize's `ResId.IsSelectedBy`: every part the selector names matches exactly.
 fn selected_by(obj: &Value, s: &[Option<String>; 5]) -> bool {
     let at = |p: &str| obj.pointer(p).and_then(Value::as_str).unwrap_or("");
-    let (group, version) = at("/apiVersion").rsplit_once('/').unwrap_or(("", at("/apiVersion")));
+    let (group, version) = super::patch::group_version(obj);
     let have = [group, version, at("/kind"), at("/metadata/name"), at("/metadata/namespace")];
     s.iter().zip(have).all(|(want, have)| want.as_deref().is_none_or(|w| w == have))
 }
@@ -174,13 +174,9 @@ fn is_empty(v: &Value) -> bool {
     }
 }
 
+/// A scalar's text ([`super::scalar_text`]); `None` for null, lists and maps.
 fn scalar_text(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        _ => None,
-    }
+    matches!(v, Value::String(_) | Value::Number(_) | Value::Bool(_)).then(|| super::scalar_text(v))
 }
 
 /// Splits a field path at dots outside `[...]` (kyaml's `SmarterPathSplitter`).

@@ -22,7 +22,7 @@ use platform_acceptance::repo::GitopsRepo;
 use serde_json::Value;
 
 fn cache() -> PathBuf {
-    PathBuf::from(std::env::var("PA_CACHE").unwrap_or_else(|_| "/var/cache/platform-acceptance".into()))
+    platform_acceptance::sim::SimConfig::from_env().cache_dir
 }
 
 fn oracle() -> PathBuf {
