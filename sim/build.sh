@@ -4,8 +4,8 @@
 #
 # usage: sim/build.sh [--force] [--lock] [--list] [NAME...]
 #   NAME     one or more of: kube-apiserver kube-controller-manager
-#            kube-scheduler etcd kwok minio cert-manager velero
-#            velero-plugin-for-aws flux-render actionlint (default: all of
+#            kube-scheduler etcd kwok minio minio-admin cert-manager velero
+#            velero-plugin-for-aws coredns flux-render actionlint (default: all of
 #            these);
 #            chainsaw (benchmark only: built when named)
 #   --force  rebuild even when the stamp says the pinned version is built
@@ -58,9 +58,11 @@ BINARIES=(
   "kube-scheduler|kubernetes|k8s.io/kubernetes/cmd/kube-scheduler|$K8S_VERSION"
   "kwok|kwok|sigs.k8s.io/kwok/cmd/kwok|$KWOK_VERSION"
   "minio|minio|github.com/minio/minio|$MINIO_VERSION"
+  "minio-admin|minio-admin|platform-acceptance/sim/minio-admin|$MINIO_ADMIN_VERSION"
   "cert-manager|cert-manager|platform-acceptance/sim/cert-manager|$CERT_MANAGER_VERSION"
   "velero|velero|platform-acceptance/sim/velero|$VELERO_VERSION"
   "velero-plugin-for-aws|velero-plugin-for-aws|github.com/vmware-tanzu/velero-plugin-for-aws/velero-plugin-for-aws|$VELERO_PLUGIN_AWS_VERSION"
+  "coredns|coredns|platform-acceptance/sim/coredns|$COREDNS_VERSION"
   "flux-render|flux-render|platform-acceptance/sim/flux-render|$FLUX_KUSTOMIZE_VERSION"
   "actionlint|actionlint|github.com/rhysd/actionlint/cmd/actionlint|$ACTIONLINT_VERSION"
   "chainsaw|chainsaw|github.com/kyverno/chainsaw|$CHAINSAW_VERSION"
@@ -92,6 +94,8 @@ extra_ldflags() { # name version
            "-X github.com/minio/minio/cmd.CopyrightYear=${ts:0:4}" ;;
     cert-manager)
       echo " -X github.com/cert-manager/cert-manager/pkg/util.AppVersion=$2" ;;
+    coredns)
+      echo " -X github.com/coredns/coredns/coremain.GitCommit=$2" ;;
     velero)
       # as velero's hack/build.sh, minus GitSHA (the module proxy does not say
       # which commit a version is) and ImageRegistry (its default, "velero", is
@@ -181,6 +185,7 @@ prepare_wrapper() {
       etcd)  go mod edit -require="$ETCD_MODULE@$ETCD_VERSION" ;;
       kwok)  go mod edit -require="$KWOK_MODULE@$KWOK_VERSION" ;;
       minio) go mod edit -require="$MINIO_MODULE@$MINIO_VERSION" ;;
+      minio-admin) go mod edit -require="$MINIO_ADMIN_MODULE@$MINIO_ADMIN_VERSION" ;;
       cert-manager) go mod edit -require="$CERT_MANAGER_MODULE@$CERT_MANAGER_VERSION" ;;
       velero)
         go mod edit -require="$VELERO_MODULE@$VELERO_VERSION"
@@ -188,6 +193,10 @@ prepare_wrapper() {
       velero-plugin-for-aws)
         go mod edit -require="$VELERO_PLUGIN_AWS_MODULE@$VELERO_PLUGIN_AWS_VERSION"
         copy_replaces "$VELERO_PLUGIN_AWS_MODULE@$VELERO_PLUGIN_AWS_VERSION" ;;
+      coredns)
+        local m args=(-require="$COREDNS_MODULE@$COREDNS_VERSION")
+        for m in api apimachinery client-go; do args+=(-require="k8s.io/$m@$K8S_STAGING_VERSION"); done
+        go mod edit "${args[@]}" ;;
       flux-render)
         local m args=(-require="$FLUX_KUSTOMIZE_MODULE@$FLUX_KUSTOMIZE_VERSION")
         for m in api apimachinery client-go apiextensions-apiserver; do args+=(-require="k8s.io/$m@$K8S_STAGING_VERSION"); done

@@ -22,7 +22,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use platform_acceptance::check::Verdict;
 use platform_acceptance::runner::{RunConfig, RunReport};
 use platform_acceptance::sim::data::{Endpoint, Endpoints};
@@ -49,9 +49,8 @@ struct Env<'a> {
 }
 
 impl Env<'_> {
-    /// The sim's endpoint map plus the mock; `mesh` false drops every
-    /// `*.svc.clusterset.local` name (ClusterMesh down).
-    fn endpoints(&self, mesh: bool) -> Endpoints {
+    /// The sim's endpoint map plus the mock.
+    fn endpoints(&self) -> Endpoints {
         let mut e = self.endpoints.clone();
         for (host, port) in [
             ("victoria-metrics-stack-grafana.observability.svc.cluster.local", 80),
@@ -61,23 +60,20 @@ impl Env<'_> {
             // This run's own mock comes first, ahead of the sim's.
             e.endpoints.insert(0, Endpoint { service: "mock-observability".into(), host: host.into(), port, addr: self.mock });
         }
-        if !mesh {
-            e.endpoints.retain(|x| !x.host.ends_with(".svc.clusterset.local"));
-        }
         e
     }
 
-    async fn run(&self, selection: &str, mesh: bool, retries: u32) -> RunReport {
+    async fn run(&self, selection: &str, retries: u32) -> RunReport {
         let config = RunConfig { retries, timeout: Duration::from_secs(40), ..RunConfig::default() };
-        self.fx.run_resolving(selection, config, self.endpoints(mesh)).await
+        self.fx.run_resolving(selection, config, self.endpoints()).await
     }
 
     /// Each story's criteria in a run of its own, so that one story's failure does not block another.
-    async fn run_per_story(&self, mesh: bool) -> Vec<RunReport> {
+    async fn run_per_story(&self) -> Vec<RunReport> {
         let mut out = vec![];
         for story in ["6.1", "6.2", "6.3", "7.1", "7.2", "7.3", "7.4"] {
             let ids: Vec<&str> = ALL.split(',').filter(|id| id.starts_with(&format!("{story}."))).collect();
-            out.push(self.run(&ids.join(","), mesh, 0).await);
+            out.push(self.run(&ids.join(","), 0).await);
         }
         out
     }
@@ -127,7 +123,7 @@ async fn observability_and_database_criteria_on_the_simulation() {
     let env = Env { fx: &fx, endpoints: fx.endpoints(), mock: mock.addr };
 
     // ---- healthy: every unit passes
-    let r = env.run(ALL, true, 2).await;
+    let r = env.run(ALL, 2).await;
     assert_eq!(r.results.len(), 24, "units: {:?}", r.verdicts().keys().collect::<Vec<_>>());
     r.expect_none_failing();
     // Nobody performed a failover here: the simulation does not claim one.
@@ -135,17 +131,36 @@ async fn observability_and_database_criteria_on_the_simulation() {
     assert_eq!(r.with_verdict(Verdict::Pass).len(), 23, "{}", r.summary());
     eprintln!("[{:.0}s] healthy: {} units pass", t0.elapsed().as_secs_f64(), r.results.len());
 
-    // ---- ClusterMesh down: only the criteria that go through *.svc.clusterset.local fail
-    let rs = env.run_per_story(false).await;
+    // ---- ClusterMesh down as apps sees it: its ServiceImports of `databases` are gone (what
+    // Cilium's MCS controller does when the exporting cluster leaves the mesh). apps' CoreDNS
+    // stops answering the clusterset names, and only the criteria that use them fail.
+    let imports = fx.dynamic("apps", "multicluster.x-k8s.io/v1alpha1", "ServiceImport", Some("databases")).await;
+    let saved = imports.list(&ListParams::default()).await.unwrap().items;
+    assert!(saved.len() >= 2, "ServiceImports of databases on apps: {}", saved.len());
+    for i in &saved {
+        imports.delete(i.metadata.name.as_deref().unwrap(), &DeleteParams::default()).await.unwrap();
+    }
+    fx.wait_dns("apps", "dragonfly.databases.svc.clusterset.local", false).await;
+    let rs = env.run_per_story().await;
     let reports = rs.as_slice();
     reports.expect_findings(&["7.2.10 [apps]", "7.3.3 [apps]", "7.3.4 [apps]", "7.4.5 [apps]"]);
-    reports.expect_message("7.2.10 [apps]", &["postgres-shared-rw.databases.svc.clusterset.local:5432: expected a reachable endpoint, observed no endpoint serves it"]);
-    reports.expect_message("7.4.5 [apps]", &["dragonfly.databases.svc.clusterset.local:6379: expected a reachable endpoint"]);
+    reports.expect_message("7.2.10 [apps]", &["postgres-shared-rw.databases.svc.clusterset.local:5432: expected resolvable, observed postgres-shared-rw.databases.svc.clusterset.local does not resolve on cluster apps (NXDOMAIN from its DNS at 10.247.0.10: no such ServiceImport)"]);
+    reports.expect_message("7.4.5 [apps]", &["dragonfly.databases.svc.clusterset.local:6379: expected resolvable", "(CoreDNS of cluster apps in the simulation)"]);
+    // The clusterset names of infra's own CoreDNS are untouched.
+    assert!(fx.dns("infra", "dragonfly.databases.svc.clusterset.local").await.is_ok_and(|a| !a.is_empty()));
+    for mut i in saved {
+        i.metadata.resource_version = None;
+        i.metadata.uid = None;
+        i.metadata.managed_fields = None;
+        i.metadata.creation_timestamp = None;
+        imports.create(&PostParams::default(), &i).await.unwrap();
+    }
+    fx.wait_dns("apps", "dragonfly.databases.svc.clusterset.local", true).await;
     eprintln!("[{:.0}s] mesh down checked", t0.elapsed().as_secs_f64());
 
     // ---- Grafana without the VictoriaMetrics datasource; then nothing scraped
     mock.set(|s| s.datasources.retain(|d| d["type"] != "prometheus"));
-    let r = env.run("6.1", true, 0).await;
+    let r = env.run("6.1", 0).await;
     r.expect_findings(&["6.1.7 [infra]", "6.1.8 [infra]"]);
     r.expect_message("6.1.7 [infra]", &[
         "http://victoria-metrics-stack-grafana.observability.svc.cluster.local:80/api/datasources datasources (as the admin of Secret observability/grafana-admin (cluster infra))",
@@ -157,7 +172,7 @@ async fn observability_and_database_criteria_on_the_simulation() {
         *s = healthy_mock.clone();
         s.up = vec![];
     });
-    let r = env.run("6.1", true, 0).await;
+    let r = env.run("6.1", 0).await;
     r.expect_findings(&["6.1.6 [infra]", "6.1.8 [infra]"]);
     r.expect_message("6.1.6 [infra]", &[
         "http://vmselect-victoria-metrics-stack.observability.svc.cluster.local:8481/select/0/prometheus/api/v1/query up{cluster=\"infra\"}: expected series with value 1 (scrape targets up), observed no series (nothing scraped)",
@@ -166,7 +181,7 @@ async fn observability_and_database_criteria_on_the_simulation() {
     // Wrong Grafana admin password in the Secret: 6.1.7/6.1.8 see 401, and no password is printed.
     mock.set(|s| *s = healthy_mock.clone());
     fx.set_secret_key("infra", "observability", "grafana-admin", "admin-password", "wrong-password-by-test").await;
-    let r = env.run("6.1", true, 0).await;
+    let r = env.run("6.1", 0).await;
     r.expect_findings(&["6.1.7 [infra]", "6.1.8 [infra]"]);
     r.expect_message("6.1.7 [infra]", &["/api/datasources: expected HTTP 200, observed HTTP 401"]);
     assert!(!r.text().contains("wrong-password-by-test") && !r.text().contains(&admin.1));
@@ -208,7 +223,7 @@ async fn observability_and_database_criteria_on_the_simulation() {
     // A stopped service: the Redis behind Dragonfly.
     fx.stop_data_service("redis").await;
 
-    let rs = env.run_per_story(true).await;
+    let rs = env.run_per_story().await;
     let reports = rs.as_slice();
     let findings = [
         "6.1.5 [infra]", "6.2.3 [infra]", "6.3.6 [apps]", "6.3.7 [apps]", "6.3.8 [apps]", "7.1.3 [infra]", "7.2.8 [infra]",
@@ -245,14 +260,14 @@ async fn observability_and_database_criteria_on_the_simulation() {
     // ---- a wrong Dragonfly password (Redis back up): AUTH fails, named, password not shown
     fx.start_data_services().await;
     fx.set_secret_key("infra", "databases", "dragonfly-auth", "password", "wrong-password-by-test").await;
-    let r = env.run("7.4.6", true, 0).await;
+    let r = env.run("7.4.6", 0).await;
     r.expect_findings(&["7.4.6 [infra]"]);
     r.expect_message("7.4.6 [infra]", &["(password from Secret databases/dragonfly-auth (cluster infra))", "observed Password authentication failed"]);
     assert!(!r.text().contains("wrong-password-by-test"));
 
     // ---- pg-replica-lost: only "Cluster healthy and ready" of the database criteria fails
     fx.scenario("pg-replica-lost").await;
-    let rs = env.run_per_story(true).await;
+    let rs = env.run_per_story().await;
     let reports: Vec<&RunReport> = rs.iter().filter(|r| r.results.iter().any(|x| x.id.starts_with('7'))).collect();
     reports.expect_findings(&["7.2.7 [infra]"]);
     reports.expect_message("7.2.7 [infra]", &[
@@ -264,7 +279,7 @@ async fn observability_and_database_criteria_on_the_simulation() {
     fx.restore().await;
     mock.set(|s| *s = healthy_mock.clone());
     observe(&mock, &clients).await;
-    let r = env.run(ALL, true, 2).await;
+    let r = env.run(ALL, 2).await;
     r.expect_all_pass();
     let seen: BTreeSet<&str> = r.results.iter().map(|x| x.id.as_str()).collect();
     assert_eq!(seen.len(), ALL.split(',').count());

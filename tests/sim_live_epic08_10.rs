@@ -172,6 +172,19 @@ async fn epic08_10_and_dod_live_checks_on_the_simulation() {
     route.restore().await;
     bsls.patch("default", &pp, &Patch::Merge(json!({"spec": {"objectStorage": {"bucket": bucket}}}))).await.unwrap();
     wait_phase(&bsls, "default", Some("Available"), std::time::Duration::from_secs(120), "Velero did not mark the storage location Available again").await;
+    // A bucket that denies writes to Velero: MinIO decides by the policies of the user a
+    // request logs in as (it applies bucket policies to anonymous requests only), and
+    // Velero logs in as a user of its own (Secret velero/velero-minio). A policy denying
+    // PutObject in the bucket, beside readwrite: the location still validates (reads are
+    // allowed), and Velero's upload of the test backup is refused, in MinIO's and Velero's
+    // own words.
+    let bucket_name = bucket.as_str().unwrap().to_string();
+    let deny = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": ["s3:PutObject"], "Resource": [format!("arn:aws:s3:::{bucket_name}/*")]}]});
+    sim::data::set_minio_policy(fx.cfg(), "deny-writes-velero", &deny.to_string()).await.unwrap();
+    sim::data::set_minio_user_policies(fx.cfg(), "velero-minio-infra", &["readwrite", "deny-writes-velero"]).await.unwrap();
+    let r = fx.run("10.3.6").await;
+    sim::data::set_minio_user_policies(fx.cfg(), "velero-minio-infra", &["readwrite"]).await.unwrap();
+    r.expect_failing(&["10.3.6 [infra]"]).expect_message("10.3.6 [infra]", &["(cluster infra): expected Completed, observed Failed", "Access Denied"]);
     // On apps a location in read-only mode (a restore-only location): Velero refuses new
     // backups there, while the disaster-recovery restore of infra's backup still works.
     let apps_bsls = fx.dynamic("apps", "velero.io/v1", "BackupStorageLocation", Some("velero")).await;

@@ -1,6 +1,7 @@
 //! The simulation runs in a network namespace of its own: every process but the network
 //! process is inside it, the repository's addresses exist only there, anything else is
-//! unreachable at once, the host sees nothing but loopback forwards, and a namespace whose
+//! unreachable at once, the host sees nothing but loopback forwards, each cluster's names are
+//! answered by its own CoreDNS inside, and a namespace whose
 //! holder was killed is replaced, with every process in it, by the next `sim up`.
 
 mod support;
@@ -108,6 +109,16 @@ async fn the_simulation_lives_in_its_own_network() {
         .map(|(_, port, _)| port)
         .collect();
     assert!(forwarded.contains(&sim::data::MINIO_PORT), "MinIO is forwarded to the host's loopback: {forwarded:?}");
+
+    // Names: each cluster's real CoreDNS, at its cluster DNS address inside, answers from
+    // that cluster's own Services (the API server's `kubernetes` Service at the first
+    // address of the cluster's range), and nothing for a Service that does not exist.
+    for c in sim::cluster_specs(fx.cfg()).unwrap() {
+        assert!(connect_from_inside(&state, &[&format!("{}:53", c.dns_ip)])[0].1.is_ok(), "{}: CoreDNS at {}:53 inside", c.name, c.dns_ip);
+        assert_eq!(fx.dns(&c.name, "kubernetes.default.svc.cluster.local").await, Ok(vec![c.service_ip]), "{}", c.name);
+        let missing = fx.dns(&c.name, "no-such-service.default.svc.cluster.local").await;
+        assert_eq!(missing, Err("NXDOMAIN".to_string()), "{}", c.name);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

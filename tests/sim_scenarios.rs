@@ -170,9 +170,12 @@ async fn check_data_plane(fx: &SimFixture) {
     for db in ["gitlab", "harbor", "keycloak", "grafana", "mattermost"] {
         assert!(dbs.iter().any(|d| d == db), "database {db} exists ({dbs:?})");
     }
-    // clusterset name, as the apps use it
-    let cs = endpoints.resolve("postgres-shared-rw.databases.svc.clusterset.local", 5432).unwrap();
-    assert_eq!(cs, addr);
+    // clusterset name, as the apps use it: apps' CoreDNS answers it from the ServiceImport
+    // (its address, the derived Service's, is in apps' service range), and its cluster
+    // name's data path leads to the same PostgreSQL
+    let cs = fx.dns("apps", "postgres-shared-rw.databases.svc.clusterset.local").await.expect("clusterset name resolves on apps");
+    assert!(cs.iter().all(|ip| "10.247.0.0/16".parse::<ipnet::IpNet>().unwrap().contains(ip)), "{cs:?}");
+    assert_eq!(endpoints.resolve("postgres-shared-rw.databases.svc.cluster.local", 5432), Some(addr));
     for (cluster, ns, name, user) in [
         ("apps", "gitlab", "gitlab-postgres", "gitlab"),
         ("apps", "harbor", "harbor-db", "harbor"),
@@ -187,7 +190,7 @@ async fn check_data_plane(fx: &SimFixture) {
 
     // Redis (Dragonfly stand-in) with the password the Dragonfly spec references.
     let auth = fx.secret("infra", "databases", "dragonfly-auth").await;
-    let raddr = endpoints.resolve("dragonfly.databases.svc.clusterset.local", 6379).unwrap();
+    let raddr = endpoints.resolve("dragonfly.databases.svc.cluster.local", 6379).unwrap();
     let mut conn = data::redis_client(raddr, &auth["password"]).unwrap().get_multiplexed_async_connection().await.unwrap();
     let pong: String = redis::cmd("PING").query_async(&mut conn).await.unwrap();
     assert_eq!(pong, "PONG");

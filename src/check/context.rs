@@ -89,10 +89,17 @@ impl CheckContext {
     /// Where a service named as the cluster names it is reachable from here, or a Fail
     /// naming the host when nothing serves it.
     pub async fn resolve(&self, host: &str, port: u16) -> Result<std::net::SocketAddr, Outcome> {
+        self.resolve_in(&self.cluster, host, port).await
+    }
+
+    /// As [`resolve`](Self::resolve), with the name as cluster `cluster` resolves it: for a
+    /// service of another cluster, named the way that cluster names it.
+    pub async fn resolve_in(&self, cluster: &str, host: &str, port: u16) -> Result<std::net::SocketAddr, Outcome> {
         let target = self.target.as_ref().ok_or_else(|| Outcome::skip("no cluster target"))?;
         let object = format!("{host}:{port}");
         let via = target.resolver.describe();
-        let addr = match target.resolver.lookup(host, port).await {
+        let lookup = if cluster == self.cluster { target.resolver.lookup(host, port) } else { target.resolver.lookup_in(cluster, host, port) };
+        let addr = match lookup.await {
             Ok(addrs) => addrs.into_iter().next().ok_or_else(|| Outcome::fail(&object, "a reachable endpoint", format!("no endpoint serves it ({via})")))?,
             Err(e) => return Err(Outcome::fail(object, "resolvable", format!("{e} ({via})"))),
         };

@@ -315,6 +315,11 @@ impl Resolve for RecordingResolver {
         self.inner.lookup(host, port)
     }
 
+    fn lookup_in<'a>(&'a self, cluster: &'a str, host: &'a str, port: u16) -> BoxFuture<'a, Result<Vec<SocketAddr>, String>> {
+        self.log.record(Access::Service { host: host.trim_end_matches('.').to_ascii_lowercase(), port });
+        self.inner.lookup_in(cluster, host, port)
+    }
+
     fn describe(&self) -> &str {
         self.inner.describe()
     }

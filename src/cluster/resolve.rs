@@ -25,6 +25,15 @@ pub trait Resolve: Send + Sync {
     /// `Err` with one readable line when the lookup itself failed.
     fn lookup<'a>(&'a self, host: &'a str, port: u16) -> BoxFuture<'a, Result<Vec<SocketAddr>, String>>;
 
+    /// Every address `host:port` is reachable at, as cluster `cluster` resolves the name:
+    /// for a service that lives in another cluster than the target's (VictoriaLogs on the
+    /// cluster that runs it). A resolver that cannot tell clusters apart (the system
+    /// resolver) answers as [`lookup`](Self::lookup).
+    fn lookup_in<'a>(&'a self, cluster: &'a str, host: &'a str, port: u16) -> BoxFuture<'a, Result<Vec<SocketAddr>, String>> {
+        let _ = cluster;
+        self.lookup(host, port)
+    }
+
     /// How names are resolved, for evidence: "system resolver".
     fn describe(&self) -> &str;
 }

@@ -133,7 +133,9 @@ impl Simulation {
     fn service_basis(&self, host: &str, port: u16) -> (BasisKind, Option<&'static str>) {
         let served = self.endpoints.endpoints.iter().find(|e| e.host == host && e.port == port).map(|e| e.service.as_str());
         match served {
-            _ if host.ends_with(".svc.clusterset.local") => (BasisKind::StandIn, Some("name map in place of ClusterMesh")),
+            // Resolved by the real CoreDNS, from a ServiceImport the simulation writes in place
+            // of Cilium's MCS controller, and reached through the simulation's data path.
+            _ if host.ends_with(".svc.clusterset.local") => (BasisKind::StandIn, Some("ServiceImport and data path in place of ClusterMesh")),
             Some("postgres" | "redis" | "minio") => (BasisKind::Real, None),
             Some("mock-observability") => (BasisKind::StandIn, Some("observability mock")),
             Some(_) | None => (BasisKind::StandIn, Some("name map in place of DNS")),
@@ -176,7 +178,7 @@ mod tests {
         assert_eq!(sim.basis(&[svc("pg-rw.db.svc.cluster.local"), api("apps", "deployments")]).kind, BasisKind::RealOverSimulated);
         let b = sim.basis(&[api("apps", "deployments"), api("postgresql.cnpg.io", "clusters"), svc("pg-rw.db.svc.clusterset.local")]);
         assert_eq!(b.kind, BasisKind::StandIn);
-        assert_eq!(b.stand_in, vec!["cloudnative-pg".to_string(), "name map in place of ClusterMesh".to_string()]);
+        assert_eq!(b.stand_in, vec!["ServiceImport and data path in place of ClusterMesh".to_string(), "cloudnative-pg".to_string()]);
         assert_eq!(sim.basis(&[api("", "configmaps")]).stand_in, vec![APPLIED.to_string()]);
         assert_eq!(sim.basis(&[]).kind, BasisKind::Real);
     }

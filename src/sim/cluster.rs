@@ -14,12 +14,14 @@ use super::SimConfig;
 pub const COMPONENTS: [&str; 5] = ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"];
 
 /// Controllers of a cluster started once its CRDs are installed (after
-/// [`COMPONENTS`]): the real cert-manager controller (`sim/go/cert-manager`) and the real
-/// Velero server (`sim/go/velero`, with velero-plugin-for-aws).
-pub const ADDONS: [&str; 2] = ["cert-manager", "velero"];
+/// [`COMPONENTS`]): the real cert-manager controller (`sim/go/cert-manager`), the real
+/// Velero server (`sim/go/velero`, with velero-plugin-for-aws) and the cluster's DNS, a
+/// real CoreDNS (`sim/go/coredns`, [`super::dns`]) that reads ServiceImports, so it
+/// starts once their CRD is installed.
+pub const ADDONS: [&str; 3] = ["cert-manager", "velero", "coredns"];
 
 /// Default first port; `PA_SIM_PORT_BASE` overrides. Cluster *i* (0 = infra,
-/// 1 = apps) uses `base + 100*i + 0..=8`. Below the kernel's ephemeral range
+/// 1 = apps) uses `base + 100*i + 0..=10`. Below the kernel's ephemeral range
 /// (32768+), so outgoing connections never take them.
 pub const DEFAULT_PORT_BASE: u16 = 32100;
 
@@ -38,6 +40,10 @@ pub struct Ports {
     pub velero: u16,
     /// Velero's controller-runtime metrics (`--controller-metrics-address`, sim/go/velero).
     pub velero_controllers: u16,
+    /// CoreDNS's `health` endpoint (inside, on loopback).
+    pub coredns: u16,
+    /// The host's way to the cluster's DNS: forwarded to `<dns_ip>:53` inside (DNS over TCP).
+    pub dns: u16,
 }
 
 impl Ports {
@@ -53,6 +59,8 @@ impl Ports {
             cert_manager: b + 6,
             velero: b + 7,
             velero_controllers: b + 8,
+            coredns: b + 9,
+            dns: b + 10,
         }
     }
     /// Ports of one component (etcd has two).
@@ -65,6 +73,7 @@ impl Ports {
             "kwok" => vec![self.kwok],
             "cert-manager" => vec![self.cert_manager],
             "velero" => vec![self.velero, self.velero_controllers],
+            "coredns" => vec![self.coredns],
             _ => vec![],
         }
     }
@@ -94,6 +103,10 @@ pub struct ClusterSpec {
     pub service_cidr: ipnet::IpNet,
     /// First address of the service range (the `kubernetes` Service).
     pub service_ip: IpAddr,
+    /// The cluster DNS address: `CLUSTER_DNS_IP` from the repository, else the tenth
+    /// address of the service range (the kubelet's `clusterDNS` on Talos and kubeadm).
+    /// CoreDNS listens there inside the simulation's network.
+    pub dns_ip: IpAddr,
     pub ports: Ports,
     pub nodes: Vec<NodeSpec>,
 }
@@ -175,6 +188,10 @@ pub fn cluster_specs(cfg: &SimConfig) -> anyhow::Result<Vec<ClusterSpec>> {
         let pod_cidr = get("POD_CIDR")?;
         let service_cidr = get("SERVICE_CIDR")?;
         let service_ip = first_host(&service_cidr)?;
+        let dns_ip = match vars.get("CLUSTER_DNS_IP") {
+            Some(v) => v.trim().parse().with_context(|| format!("cluster {name}: CLUSTER_DNS_IP {v:?} is not an address"))?,
+            None => nth_host(&service_cidr, 10)?,
+        };
         out.push(ClusterSpec {
             ports: Ports::for_index(base, index),
             nodes: nodes_of(&repo, &name, index),
@@ -183,6 +200,7 @@ pub fn cluster_specs(cfg: &SimConfig) -> anyhow::Result<Vec<ClusterSpec>> {
             pod_cidr,
             service_cidr,
             service_ip,
+            dns_ip,
         });
     }
     Ok(out)
@@ -202,7 +220,12 @@ fn port_base() -> anyhow::Result<u16> {
 }
 
 fn first_host(net: &ipnet::IpNet) -> anyhow::Result<IpAddr> {
-    net.hosts().next().with_context(|| format!("{net} has no host address"))
+    nth_host(net, 1)
+}
+
+/// The `n`th address of `net` (1 = the first host address).
+fn nth_host(net: &ipnet::IpNet, n: usize) -> anyhow::Result<IpAddr> {
+    net.hosts().nth(n - 1).with_context(|| format!("{net} has fewer than {n} host addresses"))
 }
 
 #[cfg(test)]

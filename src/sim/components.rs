@@ -1,6 +1,6 @@
 //! The control-plane processes of a simulated cluster: where their binaries are, the
 //! command line of each component (etcd, kube-apiserver, kube-controller-manager,
-//! kube-scheduler, kwok; the cert-manager controller and the Velero server started after the CRDs), and the
+//! kube-scheduler, kwok; the cert-manager controller, the Velero server and CoreDNS started after the CRDs), and the
 //! health probe of each.
 
 use std::path::{Path, PathBuf};
@@ -24,7 +24,7 @@ pub fn check_binaries(cfg: &SimConfig) -> anyhow::Result<()> {
     let missing: Vec<&str> = COMPONENTS
         .iter()
         .chain(ADDONS.iter())
-        .chain([VELERO_PLUGIN].iter())
+        .chain([VELERO_PLUGIN, "minio-admin"].iter())
         .copied()
         .filter(|b| !is_executable(&binary(cfg, b)))
         .collect();
@@ -193,6 +193,11 @@ pub fn command(cfg: &SimConfig, c: &ClusterSpec, component: &str) -> Command {
                 "--log-level=info".into(),
             ]);
         }
+        "coredns" => {
+            // The Corefile ([`super::dns::corefile`]) is written by `sim up` before the start.
+            cmd.env("GOMEMLIMIT", "64MiB");
+            cmd.args(["-conf".to_string(), s(&dir.join(super::dns::COREFILE)), "-quiet".into()]);
+        }
         other => unreachable!("unknown component {other}"),
     }
     cmd
@@ -234,6 +239,8 @@ impl Probe {
             "kwok" => (&self.insecure, format!("http://127.0.0.1:{}/healthz", p.kwok)),
             "cert-manager" => (&self.insecure, format!("http://127.0.0.1:{}/healthz", p.cert_manager)),
             "velero" => (&self.insecure, format!("http://127.0.0.1:{}/metrics", p.velero)),
+            // Liveness (the scenarios wait for the answers they need, crate::sim::dns).
+            "coredns" => (&self.insecure, format!("http://127.0.0.1:{}/health", p.coredns)),
             other => return Err(format!("unknown component {other}")),
         };
         let resp = client.get(&url).send().await.map_err(|e| format!("{url}: {}", short_error(&e)))?;

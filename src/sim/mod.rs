@@ -32,6 +32,7 @@ pub mod cluster;
 pub mod components;
 pub mod crds;
 pub mod data;
+pub mod dns;
 pub mod kubeconfig;
 pub mod kwok;
 pub mod observability;

@@ -80,14 +80,16 @@ impl Plan {
 }
 
 /// The namespace for these clusters: a forward for every port of every cluster, of the
-/// data services and of the stand-ins; the site networks of the Talos node addresses
-/// and the MinIO address.
+/// data services and of the stand-ins, and one to each cluster's DNS; the site networks
+/// of the Talos node addresses, the MinIO address and the cluster DNS addresses.
 pub fn plan(cfg: &SimConfig, specs: &[ClusterSpec]) -> anyhow::Result<Plan> {
     let lo = |p: u16| Forward { host_port: p, inside: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), p) };
     let mut forwards: Vec<Forward> = specs.iter().flat_map(|c| c.ports.all()).map(lo).collect();
     let data = super::data::DataPlan::from_repo(&cfg.repo)?;
     forwards.extend(super::data::inside_forwards(&data));
     forwards.push(lo(super::observability::OBSERVABILITY_PORT));
+    // Each cluster's DNS (CoreDNS at its cluster DNS address), for the harness's resolver.
+    forwards.extend(specs.iter().map(|c| Forward { host_port: c.ports.dns, inside: SocketAddr::new(c.dns_ip, 53) }));
     forwards.sort_by_key(|f| f.host_port);
     forwards.dedup_by_key(|f| f.host_port);
 
@@ -317,8 +319,11 @@ mod tests {
         }
         let minio = p.forwards.iter().find(|f| f.host_port == super::super::data::MINIO_PORT).unwrap();
         assert_eq!(minio.inside, "10.25.11.3:9000".parse().unwrap(), "MinIO listens where MINIO_ENDPOINT says");
+        // Each cluster's DNS at its CLUSTER_DNS_IP, reached from the host over TCP.
+        let dns: Vec<String> = specs.iter().map(|c| p.forwards.iter().find(|f| f.host_port == c.ports.dns).unwrap().inside.to_string()).collect();
+        assert_eq!(dns, ["10.245.0.10:53", "10.247.0.10:53"]);
         assert_eq!(p.networks, ["10.25.11.0/24".parse::<ipnet::IpNet>().unwrap()]);
         let addresses: Vec<String> = p.addresses.iter().map(ToString::to_string).collect();
-        assert_eq!(addresses, ["10.25.11.3", "10.25.11.11", "10.25.11.12", "10.25.11.13", "10.25.11.14", "10.25.11.15", "10.25.11.16"]);
+        assert_eq!(addresses, ["10.25.11.3", "10.25.11.11", "10.25.11.12", "10.25.11.13", "10.25.11.14", "10.25.11.15", "10.25.11.16", "10.245.0.10", "10.247.0.10"]);
     }
 }

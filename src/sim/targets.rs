@@ -1,5 +1,6 @@
-//! The simulation as a run target: its kubeconfig, and its endpoint map as the
-//! resolver for data-plane traffic (names as the clusters write them → loopback services).
+//! The simulation as a run target: its kubeconfig, and per cluster a resolver for
+//! data-plane traffic: cluster names through that cluster's real CoreDNS, then to the
+//! process the simulation runs behind the Service ([`super::dns::ClusterDns`]).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -24,8 +25,8 @@ impl Resolve for Endpoints {
     }
 }
 
-/// Targets of the running simulation, one per cluster, resolving service names through
-/// its endpoint map. Errors are one line saying how to start it.
+/// Targets of the running simulation, one per cluster, each resolving service names
+/// through its cluster's DNS. Errors are one line saying how to start it.
 pub async fn targets(clusters: &[String], overrides: &BTreeMap<String, String>) -> Result<BTreeMap<String, Target>, String> {
     let cfg = SimConfig::from_env();
     let path = super::kubeconfig_path(&cfg);
@@ -35,12 +36,24 @@ pub async fn targets(clusters: &[String], overrides: &BTreeMap<String, String>) 
     let mut targets = crate::cluster::targets(&path, clusters, overrides).await.map_err(|e| e.to_string())?;
     let endpoints = super::data::endpoints(&cfg).map_err(|e| format!("--sim: no endpoint map ({e:#}); run `platform-acceptance sim up`"))?;
     let provenance: Arc<dyn Provenance> = Arc::new(super::basis::Simulation { endpoints: endpoints.clone() });
-    let resolver: Arc<dyn Resolve> = Arc::new(endpoints);
-    for t in targets.values_mut() {
-        t.resolver = resolver.clone();
+    let resolvers = resolvers(&cfg, &endpoints).map_err(|e| format!("--sim: {e:#}"))?;
+    for (name, t) in targets.iter_mut() {
+        if let Some(r) = resolvers.get(name) {
+            t.resolver = r.clone();
+        }
         t.provenance = provenance.clone();
         // The simulation is ours: round trips may create (and remove) their objects.
         t.writable = true;
     }
     Ok(targets)
+}
+
+/// One resolver per simulated cluster: names through its CoreDNS, addresses then
+/// through `endpoints` (the simulation's map, or a test's).
+pub fn resolvers(cfg: &SimConfig, endpoints: &Endpoints) -> anyhow::Result<BTreeMap<String, Arc<dyn Resolve>>> {
+    let specs = super::cluster::cluster_specs(cfg)?;
+    Ok(specs
+        .iter()
+        .map(|c| (c.name.clone(), Arc::new(super::dns::ClusterDns::new(&c.name, &specs, endpoints.clone())) as Arc<dyn Resolve>))
+        .collect())
 }

@@ -33,7 +33,6 @@ use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
 use kube::core::GroupVersionKind;
 use platform_acceptance::check::Target;
 use platform_acceptance::cluster::access::{Access, Basis, Provenance};
-use platform_acceptance::cluster::resolve::Resolver;
 use platform_acceptance::runner::{RunConfig, RunReport};
 use platform_acceptance::session::Session;
 use platform_acceptance::sim::data::Endpoints;
@@ -161,6 +160,27 @@ impl SimFixture {
         sim::data::endpoints(&self.cfg).expect("endpoint map")
     }
 
+    /// What `cluster`'s CoreDNS answers for `name` (addresses, or the response code).
+    pub async fn dns(&self, cluster: &str, name: &str) -> Result<Vec<std::net::IpAddr>, String> {
+        let specs = sim::cluster::cluster_specs(&self.cfg).expect("cluster specs");
+        let c = specs.iter().find(|c| c.name == cluster).unwrap_or_else(|| panic!("no simulated cluster {cluster}"));
+        sim::dns::query(std::net::SocketAddr::from(([127, 0, 0, 1], c.ports.dns)), name).await
+    }
+
+    /// Waits (15 s at most) until `cluster`'s CoreDNS has (`resolves`) or has not an
+    /// address for `name`: it follows the API server by watch, a moment behind.
+    pub async fn wait_dns(&self, cluster: &str, name: &str, resolves: bool) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let answer = self.dns(cluster, name).await;
+            if answer.as_ref().is_ok_and(|a| !a.is_empty()) == resolves {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{cluster}: {name} still answers {answer:?} after 15 s");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     // ---- runs -------------------------------------------------------------------------
 
     /// Runs `selection` (`"2.1.7,2.2"`) on the simulation without retries: the state is
@@ -174,8 +194,8 @@ impl SimFixture {
         self.run_inner(selection, config, None).await
     }
 
-    /// Runs `selection` with `endpoints` as every target's resolver instead of the
-    /// simulation's endpoint map (a test's own DNS records, a mock, ClusterMesh down).
+    /// Runs `selection` with `endpoints` in place of the simulation's endpoint map (a test's
+    /// own DNS records, a mock): cluster names still resolve through each cluster's CoreDNS.
     pub async fn run_resolving(&self, selection: &str, config: RunConfig, endpoints: Endpoints) -> RunReport {
         self.run_inner(selection, config, Some(endpoints)).await
     }
@@ -210,9 +230,9 @@ impl SimFixture {
         let session = Session::new(DOC, Some(Path::new(GITOPS))).expect("session");
         let mut targets = targets(&session.coverage.clusters).await;
         if let Some(e) = endpoints {
-            let resolver: Resolver = Arc::new(e);
-            for t in targets.values_mut() {
-                t.resolver = resolver.clone();
+            let resolvers = sim::targets::resolvers(&self.cfg, &e).expect("the clusters' resolvers");
+            for (name, t) in targets.iter_mut() {
+                t.resolver = resolvers[name].clone();
             }
         }
         for t in targets.values_mut() {

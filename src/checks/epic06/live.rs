@@ -96,8 +96,8 @@ fn client_of<'a>(ctx: &'a CheckContext, cluster: &str) -> CheckResult<&'a kube::
 // HTTP
 // ---------------------------------------------------------------------------
 
-/// A GET/POST to an in-cluster name: sent to the address `ctx.resolve` gives, with the
-/// in-cluster name as Host header.
+/// A GET/POST to an in-cluster name of cluster `home` (the one that runs the service):
+/// sent to the address `ctx.resolve_in` gives, with the in-cluster name as Host header.
 struct Http {
     host: String,
     port: u16,
@@ -107,8 +107,8 @@ struct Http {
 }
 
 impl Http {
-    async fn to(ctx: &CheckContext, host: String, port: u16) -> CheckResult<Http> {
-        let addr = ctx.resolve(&host, port).await?;
+    async fn to(ctx: &CheckContext, home: &str, host: String, port: u16) -> CheckResult<Http> {
+        let addr = ctx.resolve_in(home, &host, port).await?;
         let client = reqwest::Client::builder().timeout(TIMEOUT).build().map_err(Outcome::error)?;
         Ok(Http { host, port, addr, client, reach: ctx.reach.clone() })
     }
@@ -230,7 +230,7 @@ pub(super) async fn vmagent_scrapes_cluster(ctx: Ctx) -> CheckResult<Outcome> {
         Some((k, v)) => format!("up{{{k}=\"{v}\"}}"),
         None => "up".to_string(),
     };
-    let http = Http::to(&ctx, vmselect_host(&stack), VMSELECT_PORT).await?;
+    let http = Http::to(&ctx, &stack.cluster, vmselect_host(&stack), VMSELECT_PORT).await?;
     let path = format!("/select/0/prometheus/api/v1/query?query={}", query_escape(&query));
     let body = http.json(&path, http.get(&path, None, &[]).await?)?;
     Ok(judge_up(&http.object(&path), &query, &body))
@@ -283,7 +283,7 @@ async fn grafana(ctx: &CheckContext, stack: &Stack) -> CheckResult<Grafana> {
     let object = format!("Secret {}/{secret} (cluster {})", stack.namespace, stack.cluster);
     let get = |k: &str| data.get(k).cloned().ok_or_else(|| Outcome::fail(&object, format!("a key {k:?}"), format!("keys {:?}", data.keys().collect::<Vec<_>>())));
     let auth = (get(&user_key)?, get(&pass_key)?);
-    let http = Http::to(ctx, format!("{name}.{}.svc.cluster.local", stack.namespace), GRAFANA_PORT).await?;
+    let http = Http::to(ctx, &stack.cluster, format!("{name}.{}.svc.cluster.local", stack.namespace), GRAFANA_PORT).await?;
     Ok(Grafana { http, auth, secret: object })
 }
 
@@ -472,7 +472,7 @@ fn tenant_of(repo: &GitopsRepo, ctx: &CheckContext) -> CheckResult<Tenant> {
 pub(super) async fn logs_in_victoria_logs(ctx: Ctx) -> CheckResult<Outcome> {
     let repo = ctx.repo()?;
     let t = tenant_of(repo, &ctx)?;
-    let http = Http::to(&ctx, t.host.clone(), t.port).await?;
+    let http = Http::to(&ctx, &t.home, t.host.clone(), t.port).await?;
     let query = format!("_time:{LOGS_WINDOW}");
     let path = format!("/select/logsql/query?query={}&limit=5", query_escape(&query));
     let (status, body) = http.get(&path, None, &[("AccountID", t.account.clone()), ("ProjectID", "0".into())]).await?;

@@ -1,6 +1,11 @@
-//! The endpoint map `$STATE/endpoints.json`: every in-cluster DNS name (and port)
-//! of a data service, of the observability mock and of the API server DNS records,
-//! with the loopback socket that serves it here. Holds no secret.
+//! The endpoint map `$STATE/endpoints.json`: every in-cluster name (and port) of a data
+//! service and of the observability mock, the MinIO address and the API server DNS
+//! records, with the loopback socket that serves it here. Holds no secret.
+//!
+//! It is the simulation's stand-in for the service data path (kube-proxy, Cilium), not for
+//! name resolution: whether a cluster name resolves at all, on which cluster, and whether
+//! a `…svc.clusterset.local` name exists, is asked of the cluster's CoreDNS first
+//! ([`crate::sim::dns`]), so the map holds only `…svc.cluster.local` names.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -57,7 +62,6 @@ impl Endpoints {
             format!("{svc}.{ns}"),
             format!("{svc}.{ns}.svc"),
             format!("{svc}.{ns}.svc.cluster.local"),
-            format!("{svc}.{ns}.svc.clusterset.local"),
         ] {
             self.add(service, &host, port, addr);
         }
@@ -128,11 +132,13 @@ mod tests {
             api_records: vec![],
         };
         let e = Endpoints::for_plan(&plan);
-        let pg = e.resolve("postgres-shared-rw.databases.svc.clusterset.local", 5432).unwrap();
+        let pg = e.resolve("postgres-shared-rw.databases.svc.cluster.local", 5432).unwrap();
         assert_eq!(pg.port(), POSTGRES_PORT);
         assert_eq!(e.resolve("POSTGRES-SHARED-RO.databases.svc.cluster.local.", 5432), Some(pg));
         assert_eq!(e.resolve("dragonfly.databases.svc.cluster.local", 6379).unwrap().port(), REDIS_PORT);
         assert_eq!(e.resolve("10.25.11.3", 9000).unwrap().port(), MINIO_PORT);
+        // ClusterMesh names are the clusters' DNS to answer (crate::sim::dns), never the map's.
+        assert_eq!(e.resolve("postgres-shared-rw.databases.svc.clusterset.local", 5432), None);
         assert_eq!(e.resolve("postgres-shared-rw.databases.svc.cluster.local", 6379), None);
     }
 }

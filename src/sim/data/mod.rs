@@ -36,7 +36,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 
 pub use endpoints::{Endpoint, Endpoints, endpoints};
-pub use minio::{minio_address, s3_client};
+pub use minio::{ensure_users as ensure_minio_users, minio_address, s3_client, set_policy as set_minio_policy, set_user_policies as set_minio_user_policies};
 pub use plan::DataPlan;
 pub use postgres::postgres_bin_dir;
 pub use redis::redis_client;

@@ -54,6 +54,9 @@ impl Vault {
         vault.ensure("dragonfly", "password", || random_token(32));
         vault.ensure(ITEM_MINIO_ROOT, "access_key_id", || format!("sim{}", random_token(13).to_lowercase()));
         vault.ensure(ITEM_MINIO_ROOT, "secret_access_key", || random_token(40));
+        // A vault of an older simulation gave MinIO items the root credentials: they get users.
+        let root = vault.items.get(ITEM_MINIO_ROOT).and_then(|m| m.get("access_key_id")).cloned();
+        vault.items.retain(|name, m| name == ITEM_MINIO_ROOT || m.get("access_key_id") != root.as_ref());
         vault.save(cfg)?;
         Ok(vault)
     }
@@ -87,15 +90,19 @@ impl Vault {
     }
 
     /// One property of an item, as ESO's 1Password provider returns it.
-    /// MinIO items (`*minio*`) resolve to the sim's MinIO credentials plus a
-    /// generated restic password; any other unknown property is generated once
-    /// and kept, so every Secret the fixture declares gets a stable value.
+    /// MinIO items (`*minio*`) are the credentials of a MinIO user of their own (an access
+    /// key `u<random>`; [`Vault::minio_users`] lists them, and `sim` creates them in MinIO
+    /// with the `readwrite` policy), never the root user's, which bucket policies do not
+    /// bind. Any other unknown property is generated once and kept, so every Secret the
+    /// fixture declares gets a stable value.
     pub fn property(&mut self, item: &str, prop: &str) -> String {
         if let Some(v) = self.items.get(item).and_then(|m| m.get(prop)) {
             return v.clone();
         }
-        let value = if item.contains("minio") && (prop == "access_key_id" || prop == "secret_access_key") {
-            self.items.get(ITEM_MINIO_ROOT).and_then(|m| m.get(prop)).cloned().unwrap_or_else(|| random_token(32))
+        let value = if item.contains("minio") && prop == "access_key_id" {
+            format!("u{}", random_token(15).to_lowercase())
+        } else if item.contains("minio") && prop == "secret_access_key" {
+            random_token(40)
         } else if item.starts_with("postgres-") && prop == "username" {
             item.trim_start_matches("postgres-").to_string()
         } else {
@@ -124,6 +131,16 @@ impl Vault {
     pub fn redis_password(&self) -> Result<&str> {
         self.get("dragonfly", "password")
     }
+    /// `(item, access key, secret key)` of every MinIO item handed out so far: the MinIO
+    /// users the simulation creates.
+    pub fn minio_users(&self) -> Vec<(String, String, String)> {
+        self.items
+            .iter()
+            .filter(|(name, _)| name.contains("minio") && name.as_str() != ITEM_MINIO_ROOT)
+            .filter_map(|(name, m)| Some((name.clone(), m.get("access_key_id")?.clone(), m.get("secret_access_key")?.clone())))
+            .collect()
+    }
+
     /// (access key, secret key) of MinIO's root user.
     pub fn minio_root(&self) -> Result<(&str, &str)> {
         Ok((self.get(ITEM_MINIO_ROOT, "access_key_id")?, self.get(ITEM_MINIO_ROOT, "secret_access_key")?))

@@ -1,8 +1,8 @@
 //! What the platform's controllers would write, played by the simulation: the status
 //! of every object whose kind has a rule in `sim/scenarios/status.yaml` (placeholders
 //! filled per object; HTTPRoute parents from the route), Cilium LB IPAM's
-//! LoadBalancer addresses, the Secrets external-secrets renders from the 1Password
-//! stand-in, and CNPG's `<cluster>-app` Secret.
+//! LoadBalancer addresses, Cilium's MCS-API ServiceImport addresses, the Secrets
+//! external-secrets renders from the 1Password stand-in, and CNPG's `<cluster>-app` Secret.
 
 use std::collections::BTreeMap;
 
@@ -126,6 +126,89 @@ impl ClusterSim {
         }
         Ok(())
     }
+}
+
+impl ClusterSim {
+    /// What Cilium's MCS-API controller does for each `ClusterSetIP` ServiceImport
+    /// (cilium `pkg/clustermesh/mcsapi`): a derived Service `derived-<hash>` in the
+    /// import's namespace with the import's ports, and the import's `spec.ips` set to that
+    /// Service's ClusterIP, which the API server allocates. CoreDNS's `multicluster`
+    /// answers `<svc>.<ns>.svc.clusterset.local` from those addresses.
+    pub(super) async fn apply_service_import_ips(&self, kinds: &Kinds, objects: &[Value]) -> Result<usize> {
+        let service = ("v1".to_string(), "Service".to_string());
+        let Some(svc_kind) = kinds.get(&service) else { return Ok(0) };
+        let mut names = vec![];
+        for import in objects.iter().filter(|o| str_at(o, "/kind") == "ServiceImport" && str_at(o, "/spec/type") == "ClusterSetIP") {
+            let key = (str_at(import, "/apiVersion").to_string(), "ServiceImport".to_string());
+            if !kinds.contains_key(&key) {
+                continue;
+            }
+            let (ns, name) = (str_at(import, "/metadata/namespace"), str_at(import, "/metadata/name"));
+            let derived = derived_name(ns, name);
+            let ports: Vec<Value> = import
+                .pointer("/spec/ports")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .map(|p| json!({"name": p["name"], "port": p["port"], "protocol": p.get("protocol").cloned().unwrap_or(json!("TCP"))}))
+                .collect();
+            let svc = json!({
+                "apiVersion": "v1", "kind": "Service",
+                "metadata": {"name": derived, "namespace": ns,
+                             "annotations": {"service.cilium.io/global": "true"},
+                             "labels": {"multicluster.kubernetes.io/service-name": name}},
+                "spec": {"type": "ClusterIP", "ports": ports},
+            });
+            self.apply_object(kinds, &svc).await?;
+            let got = self.api(svc_kind, Some(ns)).get(&derived).await?;
+            let Some(ip) = got.data.pointer("/spec/clusterIP").and_then(Value::as_str).filter(|ip| !ip.is_empty() && *ip != "None") else {
+                continue;
+            };
+            let mut with_ips = import.clone();
+            with_ips["spec"]["ips"] = json!([ip]);
+            with_ips["metadata"]["annotations"]["multicluster.kubernetes.io/derived-service"] = json!(derived);
+            self.apply_object(kinds, &with_ips).await?;
+            names.push(format!("{name}.{ns}.svc.clusterset.local"));
+        }
+        self.wait_dns_answers(&names).await?;
+        Ok(names.len())
+    }
+
+    /// Waits (60 s at most) until the cluster's CoreDNS answers every name in `names`: it
+    /// follows the API server by watch, and after its ServiceImport list failed (a CRD
+    /// version it reads was not served) it retries with a back-off of up to 30 s.
+    async fn wait_dns_answers(&self, names: &[String]) -> Result<()> {
+        let specs = crate::sim::cluster::cluster_specs(&self.cfg)?;
+        let Some(c) = specs.iter().find(|c| c.name == self.cluster) else { return Ok(()) };
+        let server = std::net::SocketAddr::from(([127, 0, 0, 1], c.ports.dns));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        for name in names {
+            loop {
+                let answer = crate::sim::dns::query(server, name).await;
+                if answer.as_ref().is_ok_and(|a| !a.is_empty()) {
+                    break;
+                }
+                if std::time::Instant::now() > deadline {
+                    anyhow::bail!("cluster {}: its CoreDNS does not answer {name} after 60 s ({answer:?})", self.cluster);
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The derived Service's name (sigs.k8s.io/mcs-api `derivedName`, as Cilium uses it):
+/// `derived-` and the first 10 characters of the lower-case, unpadded base32hex
+/// SHA-256 of `<namespace>/<name>`.
+fn derived_name(namespace: &str, name: &str) -> String {
+    use sha2::Digest;
+    const ALPHABET: &[u8; 32] = b"0123456789abcdefghijklmnopqrstuv";
+    let sum = sha2::Sha256::digest(format!("{namespace}/{name}").as_bytes());
+    // 10 base32 characters are the first 50 bits.
+    let bits = sum[..7].iter().fold(0u64, |acc, b| acc << 8 | u64::from(*b)) >> 6;
+    let tail: String = (0..10).rev().map(|i| ALPHABET[(bits >> (5 * i) & 31) as usize] as char).collect();
+    format!("derived-{tail}")
 }
 
 /// Replaces placeholders in every string; `"{{generation}}"` alone becomes a number.
@@ -330,6 +413,12 @@ fn cnpg_app_secret(cluster: &Value, vault: &Vault) -> Result<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn derived_service_name_is_mcs_apis() {
+        // Python: base64.b32hexencode(sha256(b"databases/postgres-shared-rw")).lower()[:10]
+        assert_eq!(derived_name("databases", "postgres-shared-rw"), "derived-gsmlrmb0ml");
+    }
 
     #[test]
     fn eso_template_and_data() {

@@ -88,6 +88,9 @@ impl ClusterSim {
         // platform has them, and a controller that starts meanwhile (Velero validating its
         // storage location) finds them at once instead of on its next period.
         let secrets = controllers::written_secrets(&objects, &mut vault.lock().expect("vault"))?;
+        // The MinIO users those Secrets name exist before anything logs in with them.
+        let users = vault.lock().expect("vault").clone();
+        crate::sim::data::ensure_minio_users(&self.cfg, &users).await.context("creating the MinIO users")?;
         futures::stream::iter(secrets.iter().map(|s| self.apply_object(&kinds, s)))
             .buffered(8)
             .try_collect::<Vec<_>>()
@@ -130,6 +133,7 @@ impl ClusterSim {
             .try_collect::<Vec<_>>()
             .await?;
             self.apply_load_balancer_status(&kinds, &objects).await?;
+            self.apply_service_import_ips(&kinds, &objects).await?;
 
             report.pods_ready = self.settle_pods(&objects).await?;
             // Issued by the real cert-manager controller (not by status.yaml).
