@@ -105,7 +105,7 @@ async fn the_generated_roles_are_enough_and_each_rule_is_needed() {
         apply_all(&fx, &docs).await;
         let before = fx.run_as(selection, retries(0), USER).await;
         let hit: Vec<String> = before.verdicts().keys().filter(|u| before.message(u).contains("forbidden")).cloned().collect();
-        assert!(!hit.is_empty(), "without {resource} in {role}, nothing in {selection} is forbidden");
+        assert!(!hit.is_empty(), "without {resource} in {role}, nothing in {selection} is forbidden:\n{}", before.text());
         for unit in &hit {
             assert_eq!(before.verdict(unit), Verdict::Error, "{unit}: {}", before.message(unit));
             let message = before.message(unit);

@@ -81,6 +81,10 @@ async fn restic_snapshot(client: &kube::Client, cluster: &str, endpoints: &super
 async fn velero_schedules(client: &kube::Client) -> Result<()> {
     let schedules = Api::<DynamicObject>::namespaced_with(client.clone(), "velero", &velero_ar("Schedule"));
     for s in schedules.list(&ListParams::default()).await? {
+        // Settled means the location validated too, also when the Schedule has run (a Velero
+        // just restarted validates it again before it takes a backup there).
+        let location = s.data.pointer("/spec/template/storageLocation").and_then(Value::as_str).unwrap_or("default");
+        location_available(client, location).await?;
         let name = s.metadata.name.clone().unwrap_or_default();
         let backups = Api::<DynamicObject>::namespaced_with(client.clone(), "velero", &velero_ar("Backup"));
         let lp = ListParams::default().labels(&format!("velero.io/schedule-name={name}"));
@@ -101,6 +105,22 @@ fn velero_ar(kind: &str) -> ApiResource {
     ApiResource::from_gvk(&GroupVersionKind::gvk("velero.io", "v1", kind))
 }
 
+/// Waits (60 s at most) until Velero reports BackupStorageLocation `location` Available.
+async fn location_available(client: &kube::Client, location: &str) -> Result<()> {
+    let bsls = Api::<DynamicObject>::namespaced_with(client.clone(), "velero", &velero_ar("BackupStorageLocation"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let bsl = bsls.get(location).await.with_context(|| format!("BackupStorageLocation velero/{location}"))?;
+        if phase(&bsl) == "Available" {
+            return Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            bail!("BackupStorageLocation velero/{location} is {:?} after 60s: {}", phase(&bsl), bsl.data.pointer("/status/message").and_then(Value::as_str).unwrap_or("no message"));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+}
+
 fn phase(o: &DynamicObject) -> &str {
     o.data.pointer("/status/phase").and_then(Value::as_str).unwrap_or("")
 }
@@ -115,18 +135,7 @@ pub async fn run_schedule(client: &kube::Client, name: &str, wait: bool) -> Resu
     let schedules = Api::<DynamicObject>::namespaced_with(client.clone(), "velero", &velero_ar("Schedule"));
     let schedule = schedules.get(name).await.with_context(|| format!("Schedule velero/{name}"))?;
     let location = schedule.data.pointer("/spec/template/storageLocation").and_then(Value::as_str).unwrap_or("default").to_string();
-    let bsls = Api::<DynamicObject>::namespaced_with(client.clone(), "velero", &velero_ar("BackupStorageLocation"));
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
-        let bsl = bsls.get(&location).await.with_context(|| format!("BackupStorageLocation velero/{location}"))?;
-        if phase(&bsl) == "Available" {
-            break;
-        }
-        if std::time::Instant::now() > deadline {
-            bail!("BackupStorageLocation velero/{location} is {:?} after 60s: {}", phase(&bsl), bsl.data.pointer("/status/message").and_then(Value::as_str).unwrap_or("no message"));
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    }
+    location_available(client, &location).await?;
     let backups = Api::<DynamicObject>::namespaced_with(client.clone(), "velero", &velero_ar("Backup"));
     let lp = ListParams::default().labels(&format!("velero.io/schedule-name={name}"));
     let before: Vec<String> = backups.list(&lp).await?.items.into_iter().filter_map(|b| b.metadata.name).collect();
