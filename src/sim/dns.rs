@@ -201,16 +201,7 @@ mod tests {
     #[test]
     fn corefile_serves_both_zones_at_the_cluster_dns_address() {
         let cfg = SimConfig::from_env();
-        let spec = ClusterSpec {
-            name: "infra".into(),
-            index: 0,
-            pod_cidr: "10.244.0.0/16".parse().unwrap(),
-            service_cidr: "10.245.0.0/16".parse().unwrap(),
-            service_ip: "10.245.0.1".parse().unwrap(),
-            dns_ip: "10.245.0.10".parse().unwrap(),
-            ports: super::super::cluster::Ports::for_index(32100, 0),
-            nodes: vec![],
-        };
+        let spec = spec("infra", "127.0.0.1:32110".parse().unwrap());
         let text = corefile(&spec, &spec.dir(&cfg).join("admin.kubeconfig"));
         assert!(text.contains("bind 10.245.0.10\n"), "{text}");
         assert!(text.contains("health 127.0.0.1:32109\n"), "{text}");
