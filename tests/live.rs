@@ -2,8 +2,9 @@
 //! cluster, against the clusters of `KUBECONFIG` (contexts `infra`/`apps`, or
 //! `PA_CONTEXT_INFRA`/`PA_CONTEXT_APPS`) and the GitOps repository in `PA_REPO`
 //! (default: fixtures/gitops). Nothing is written unless `PA_ALLOW_WRITES=1` (as
-//! `--allow-writes`): round trips are skipped without it, and then write only to the
-//! disposable namespaces they create. Without the feature this file compiles to nothing.
+//! `--allow-writes`): round trips and data-plane checks (which reach services through a relay
+//! pod, `PA_RELAY_IMAGE`; `PA_NETWORK=direct` connects from this machine instead) are skipped
+//! without it, and then write only to the disposable namespaces they create. Without the feature this file compiles to nothing.
 #![cfg(feature = "live")]
 
 use std::collections::BTreeMap;
@@ -38,6 +39,11 @@ fn evaluate(id: &str, cluster: &str) {
     let writable = std::env::var("PA_ALLOW_WRITES").as_deref() == Ok("1");
     for t in targets.values_mut() {
         t.writable = writable;
+    }
+    // As `--network`: the relay unless PA_NETWORK=direct.
+    if std::env::var("PA_NETWORK").as_deref() != Ok("direct") {
+        let image = std::env::var("PA_RELAY_IMAGE").unwrap_or_else(|_| platform_acceptance::cluster::relay::DEFAULT_IMAGE.into());
+        platform_acceptance::cluster::relay::attach(&mut targets, &image);
     }
     let session = session.with_targets(targets);
     let only = [Selector::Criterion(id.to_string())];

@@ -35,7 +35,7 @@ const RECORDS: Records = &[("infra-k8s.monosense.io", "10.25.11.11"), ("apps-k8s
 /// Runs `selection` with `records` replacing the sim's modelled DNS zone (so a record can be
 /// wrong or missing). State is settled before each run: no retries, so a failure shows at once.
 async fn run(fx: &SimFixture, selection: &str, records: Records<'_>) -> RunReport {
-    fx.run_resolving(selection, RunConfig { retries: 0, ..RunConfig::default() }, endpoints_with(fx, records)).await
+    fx.run_with_records(selection, RunConfig { retries: 0, ..RunConfig::default() }, endpoints_with(fx, records)).await
 }
 
 /// The simulation's endpoint map with `records` as the only DNS records.

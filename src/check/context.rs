@@ -98,6 +98,11 @@ impl CheckContext {
         let target = self.target.as_ref().ok_or_else(|| Outcome::skip("no cluster target"))?;
         let object = format!("{host}:{port}");
         let via = target.resolver.describe();
+        if target.resolver.writes() && !target.writable {
+            return Err(Outcome::skip(format!(
+                "needs --allow-writes: {object} is reached through a relay pod on cluster {cluster} (or give --network direct where cluster names resolve)"
+            )));
+        }
         let lookup = if cluster == self.cluster { target.resolver.lookup(host, port) } else { target.resolver.lookup_in(cluster, host, port) };
         let addr = match lookup.await {
             Ok(addrs) => addrs.into_iter().next().ok_or_else(|| Outcome::fail(&object, "a reachable endpoint", format!("no endpoint serves it ({via})")))?,

@@ -174,6 +174,16 @@ pub struct TargetArgs {
     /// is refused before it leaves the process. The simulation always allows writes.
     #[arg(long)]
     pub allow_writes: bool,
+    /// How data-plane checks reach services: `relay` (default) starts one SOCKS5 relay pod per
+    /// cluster (needs --allow-writes) and connects through API-server port-forwards, so names
+    /// resolve and connections start inside the cluster; `direct` connects from this machine
+    /// (run inside the cluster, or where cluster names resolve and service ranges route).
+    #[arg(long, value_enum, default_value_t = crate::cluster::relay::Network::Relay)]
+    pub network: crate::cluster::relay::Network,
+    /// Image of the relay pod: a SOCKS5 server on port 1080 without authentication (e.g. a
+    /// mirror in the platform's own registry for air-gapped clusters).
+    #[arg(long, value_name = "IMAGE", default_value = crate::cluster::relay::DEFAULT_IMAGE)]
+    pub relay_image: String,
     /// Kubeconfig context for a cluster, CLUSTER=CONTEXT (default: the context named like the cluster).
     #[arg(long = "context", value_name = "CLUSTER=CONTEXT")]
     pub contexts: Vec<String>,
@@ -313,7 +323,7 @@ async fn sweep(kubeconfig: Option<PathBuf>, sim: bool, contexts: &[String], repo
     let overrides = crate::cluster::parse_overrides(contexts, &clusters).map_err(|e| e.to_string())?;
     let targets = match (kubeconfig, sim) {
         (Some(k), _) => crate::cluster::targets(&k, &clusters, &overrides).await.map_err(|e| e.to_string())?,
-        (None, _) => crate::sim::targets::targets(&clusters, &overrides).await?,
+        (None, _) => crate::sim::targets::targets(&clusters, &overrides, crate::cluster::relay::Network::Direct, "").await?,
     };
     let mut failed = false;
     for (cluster, target) in &targets {
@@ -398,23 +408,29 @@ async fn attach_targets(args: &TargetArgs, session: Session) -> Result<Session, 
     };
     let clusters = session.coverage.clusters.clone();
     let overrides = crate::cluster::parse_overrides(&args.contexts, &clusters).map_err(|e| e.to_string())?;
-    let session = match (&args.kubeconfig, args.sim) {
+    let mut targets = match (&args.kubeconfig, args.sim) {
         (Some(k), _) => {
             let mut targets = crate::cluster::targets(k, &clusters, &overrides).await.map_err(|e| e.to_string())?;
             for t in targets.values_mut() {
                 t.writable = args.allow_writes;
             }
-            session.with_targets(targets)
+            targets
         }
-        (None, true) => session.with_targets(crate::sim::targets::targets(&clusters, &overrides).await?),
+        (None, true) => crate::sim::targets::targets(&clusters, &overrides, crate::cluster::relay::Network::Direct, "").await?,
         (None, false) if !args.contexts.is_empty() => return Err("--context needs --kubeconfig FILE (or --sim)".into()),
         (None, false) if args.as_user.is_some() => return Err("--as needs --kubeconfig FILE (or --sim)".into()),
-        (None, false) => session,
+        (None, false) => return Ok(session),
     };
-    Ok(match &args.as_user {
-        Some(user) => session.acting_as(user)?,
-        None => session,
-    })
+    if let Some(user) = &args.as_user {
+        for t in targets.values_mut() {
+            *t = t.acting_as(user)?;
+        }
+    }
+    // After --as: the relay's pods and port-forwards are requested as that user too.
+    if args.network == crate::cluster::relay::Network::Relay {
+        crate::cluster::relay::attach(&mut targets, &args.relay_image);
+    }
+    Ok(session.with_targets(targets))
 }
 
 async fn execute(args: &RunArgs, session: Session, only: &[crate::plan::Selector], skip: &[crate::plan::Selector], outputs: Outputs) -> ExitCode {

@@ -13,7 +13,7 @@ use crate::cluster::rbac::{self, RbacAccess};
 ServiceAccount, the ClusterRole platform-acceptance-read (what the cluster and data-plane checks read, \
 Secrets included) bound to it, and with --allow-writes the ClusterRole platform-acceptance-round-trips \
 (creating and deleting the round trips' objects, Velero Backups and Restores, commands in Cilium agent \
-pods: close to cluster-admin) bound to it as well. Apply them to every cluster, then try them from an \
+pods, the data-plane relay's pods and port-forwards: close to cluster-admin) bound to it as well. Apply them to every cluster, then try them from an \
 admin kubeconfig with `run --as system:serviceaccount:NAMESPACE:NAME` before handing out a token.\n\n\
 The accesses come from a table recorded from runs on the simulation (a test runs the whole suite as \
 this ServiceAccount and fails on any Forbidden); with --from, from the `api_requests` of JSON reports \

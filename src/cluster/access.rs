@@ -323,6 +323,19 @@ impl Resolve for RecordingResolver {
     fn describe(&self) -> &str {
         self.inner.describe()
     }
+
+    fn addresses<'a>(&'a self, host: &'a str) -> BoxFuture<'a, Result<Vec<std::net::IpAddr>, String>> {
+        self.log.record(Access::Service { host: host.trim_end_matches('.').to_ascii_lowercase(), port: 53 });
+        self.inner.addresses(host)
+    }
+
+    fn writes(&self) -> bool {
+        self.inner.writes()
+    }
+
+    fn relay_image(&self) -> Option<&str> {
+        self.inner.relay_image()
+    }
 }
 
 impl Target {

@@ -14,9 +14,11 @@
 pub mod access;
 pub mod cache;
 pub mod discovery;
+pub mod dns;
 pub mod exec;
 mod impersonate;
 pub mod rbac;
+pub mod relay;
 #[cfg(test)]
 mod fake;
 pub mod lease;

@@ -34,8 +34,38 @@ pub trait Resolve: Send + Sync {
         self.lookup(host, port)
     }
 
+    /// What DNS answers for `host`, without connecting anywhere (a DNS record check).
+    /// By default the addresses [`lookup`](Self::lookup) finds.
+    fn addresses<'a>(&'a self, host: &'a str) -> BoxFuture<'a, Result<Vec<std::net::IpAddr>, String>> {
+        Box::pin(async move { self.lookup(host, 0).await.map(|a| a.iter().map(SocketAddr::ip).collect()) })
+    }
+
     /// How names are resolved, for evidence: "system resolver".
     fn describe(&self) -> &str;
+
+    /// Whether resolving writes to the cluster (the relay starts a pod): such a resolver is
+    /// used only on targets that may be written to (`--allow-writes`).
+    fn writes(&self) -> bool {
+        false
+    }
+
+    /// The image of the relay's SOCKS5 server, when data-plane traffic goes through relay
+    /// pods (a round trip may run it as a backend of its own: it answers a SOCKS5 greeting).
+    fn relay_image(&self) -> Option<&str> {
+        None
+    }
+
+    /// The run that starts now (its id labels what the resolver creates); called by the
+    /// runner before any check.
+    fn begin_run(&self, run: &str) {
+        let _ = run;
+    }
+
+    /// Removes what the resolver created for the run; called by the runner when the run
+    /// ends (also when interrupted).
+    fn end_run(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
 }
 
 /// A shared resolver, as held by a target.

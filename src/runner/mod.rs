@@ -93,7 +93,15 @@ impl Runner {
     /// Runs every unit; events go to `events` as they happen (a closed receiver is fine).
     pub async fn run(&self, units: Vec<Unit>, events: mpsc::UnboundedSender<Event>) -> RunReport {
         let lease = self.hold_lease().await;
+        let resolvers = self.resolvers();
+        for r in &resolvers {
+            r.begin_run(&self.run);
+        }
         let report = self.run_units(units, events).await;
+        for r in &resolvers {
+            // Bounded as a cleanup is; what is left is `sweep`'s.
+            let _ = tokio::time::timeout(Duration::from_secs(30), r.end_run()).await;
+        }
         if let Some((renewer, clients)) = lease {
             renewer.abort();
             for c in &clients {
@@ -101,6 +109,17 @@ impl Runner {
             }
         }
         report
+    }
+
+    /// Every target's resolver, each once (targets may share one).
+    fn resolvers(&self) -> Vec<crate::cluster::resolve::Resolver> {
+        let mut out: Vec<crate::cluster::resolve::Resolver> = vec![];
+        for t in self.env.targets.values() {
+            if !out.iter().any(|r| Arc::ptr_eq(r, &t.resolver)) {
+                out.push(t.resolver.clone());
+            }
+        }
+        out
     }
 
     /// Takes this run's Lease on every writable target before any check runs, and keeps

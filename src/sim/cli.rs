@@ -76,6 +76,17 @@ platform-acceptance sim status && platform-acceptance sim down\n\n",
         /// Scenario name.
         scenario: String,
     },
+    /// The relay container's stand-in (src/sim/relay.rs): one SOCKS5 connection on
+    /// stdin/stdout; run by kwok for port-forwards to a relay pod.
+    #[command(hide = true)]
+    Relay {
+        /// The cluster whose network the connection enters.
+        #[arg(long)]
+        cluster: String,
+        /// The simulation's state directory.
+        #[arg(long)]
+        state_dir: std::path::PathBuf,
+    },
     /// The stand-in volume provisioner (src/sim/provisioner.rs); started by the data services.
     #[command(hide = true)]
     Provisioner {
@@ -122,6 +133,10 @@ pub async fn run(cmd: SimCommand) -> anyhow::Result<()> {
         SimCommand::Scenario { cmd: ScenarioCommand::Apply { name } } => {
             let _ = super::data::start(&cfg).await?;
             super::scenario::apply(&cfg, &name).await?;
+        }
+        SimCommand::Relay { cluster, state_dir } => {
+            let cfg = super::SimConfig { state_dir: state_dir.clone(), ..cfg };
+            super::relay::serve_stdio(&cfg, &cluster).await?
         }
         SimCommand::Provisioner { .. } => super::provisioner::run(&cfg).await?,
         SimCommand::Later { scenario } => super::scenario::run_later(&cfg, &scenario).await?,

@@ -107,9 +107,9 @@ pub fn command(cfg: &SimConfig, c: &ClusterSpec, component: &str) -> Command {
                 "--requestheader-extra-headers-prefix=X-Remote-Extra-".into(),
                 format!("--proxy-client-cert-file={}", s(&fp.cert)),
                 format!("--proxy-client-key-file={}", s(&fp.key)),
-                // Nodes' addresses (10.25.11.x) are not on this machine: the API server
-                // must never dial them (logs/exec/port-forward fail instead).
-                "--kubelet-preferred-address-types=Hostname".into(),
+                // Nodes' addresses (10.25.11.x) exist inside the simulation's network only,
+                // where this API server runs: logs, exec and port-forward reach kwok there.
+                "--kubelet-preferred-address-types=InternalIP".into(),
                 "--profiling=false".into(),
             ]);
         }
@@ -154,8 +154,10 @@ pub fn command(cfg: &SimConfig, c: &ClusterSpec, component: &str) -> Command {
                 format!("--config={}", s(&dir.join("kwok-stages.yaml"))),
                 format!("--manage-nodes-with-annotation-selector={}=fake", kwok::NODE_ANNOTATION),
                 "--node-lease-duration-seconds=40".into(),
-                // health endpoint only; no --node-port, so nodes advertise no kubelet port
-                format!("--server-address=127.0.0.1:{}", p.kwok),
+                // The nodes' kubelet endpoint (exec, logs, port-forward through the API server):
+                // every node address exists inside the simulation's network only.
+                format!("--server-address=0.0.0.0:{}", p.kwok),
+                format!("--node-port={}", p.kwok),
             ]);
             // kwok also reads ~/.kwok/kwok.yaml: keep it to our config.
             cmd.env("HOME", dir.join("kwok-home"));

@@ -31,9 +31,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use futures::future::BoxFuture;
-use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
-use hickory_proto::rr::{Name, RData, RecordType};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::SimConfig;
 use super::cluster::ClusterSpec;
@@ -67,60 +64,17 @@ pub fn write_corefile(cfg: &SimConfig, c: &ClusterSpec) -> anyhow::Result<()> {
     std::fs::write(&path, corefile(c, &dir.join("admin.kubeconfig"))).with_context(|| format!("write {}", path.display()))
 }
 
-/// The fully qualified cluster name of `host`, if it is one: `…svc.cluster.local` and
-/// `…svc.clusterset.local` as written, `<svc>.<ns>.svc` completed with `cluster.local`
-/// (a pod's search path). Case and a trailing dot are normalised.
-pub fn cluster_name(host: &str) -> Option<String> {
-    let h = host.trim_end_matches('.').to_ascii_lowercase();
-    if h.ends_with(".svc.cluster.local") || h.ends_with(".svc.clusterset.local") {
-        Some(h)
-    } else if h.ends_with(".svc") && h.matches('.').count() == 2 {
-        Some(format!("{h}.cluster.local"))
-    } else {
-        None
-    }
-}
+pub use crate::cluster::dns::cluster_name;
 
 /// One A query for `name` to the DNS server at `server`, over TCP. `Ok(addresses)`
 /// (empty for NODATA), or `Err` with the response code (`NXDOMAIN`, `Server Failure`, …)
 /// or the transport error.
 pub async fn query(server: SocketAddr, name: &str) -> Result<Vec<IpAddr>, String> {
-    let qname = Name::from_ascii(format!("{name}.")).map_err(|e| format!("{name}: not a DNS name ({e})"))?;
-    let mut msg = Message::new();
-    // One query per TCP connection: the id only has to differ from the last one.
-    static NEXT_ID: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(1);
-    msg.set_id(NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
-        .set_message_type(MessageType::Query)
-        .set_op_code(OpCode::Query)
-        .set_recursion_desired(true)
-        .add_query(Query::query(qname, RecordType::A));
-    let bytes = msg.to_vec().map_err(|e| format!("encoding the query: {e}"))?;
     let exchange = async {
-        let mut s = tokio::net::TcpStream::connect(server).await?;
-        s.write_all(&(bytes.len() as u16).to_be_bytes()).await?;
-        s.write_all(&bytes).await?;
-        let len = s.read_u16().await?;
-        let mut buf = vec![0; usize::from(len)];
-        s.read_exact(&mut buf).await?;
-        std::io::Result::Ok(buf)
+        let mut s = tokio::net::TcpStream::connect(server).await.map_err(|e| format!("DNS server {server}: {e}"))?;
+        crate::cluster::dns::query_over(&mut s, name).await.map_err(|e| e.into_line(server))
     };
-    let buf = tokio::time::timeout(TIMEOUT, exchange)
-        .await
-        .map_err(|_| format!("no DNS answer from {server} within {}s", TIMEOUT.as_secs()))?
-        .map_err(|e| format!("DNS server {server}: {e}"))?;
-    let answer = Message::from_vec(&buf).map_err(|e| format!("DNS server {server}: unreadable answer ({e})"))?;
-    match answer.response_code() {
-        ResponseCode::NoError => Ok(answer
-            .answers()
-            .iter()
-            .filter_map(|r| match r.data() {
-                RData::A(a) => Some(IpAddr::V4(a.0)),
-                _ => None,
-            })
-            .collect()),
-        ResponseCode::NXDomain => Err("NXDOMAIN".into()),
-        code => Err(code.to_string()),
-    }
+    tokio::time::timeout(TIMEOUT, exchange).await.map_err(|_| format!("no DNS answer from {server} within {}s", TIMEOUT.as_secs()))?
 }
 
 /// One cluster's DNS as the harness reaches it.
@@ -158,16 +112,9 @@ impl ClusterDns {
 
     async fn lookup_cluster_name(&self, cluster: &str, name: &str, port: u16) -> Result<Vec<SocketAddr>, String> {
         let server = self.servers.get(cluster).ok_or_else(|| format!("{name}: no simulated cluster {cluster}"))?;
-        let ips = query(server.forward, name).await.map_err(|e| match e.as_str() {
-            "NXDOMAIN" => format!(
-                "{name} does not resolve on cluster {cluster} (NXDOMAIN from its DNS at {}: no such Service{})",
-                server.dns_ip,
-                if name.ends_with(".svc.clusterset.local") { "Import" } else { "" }
-            ),
-            other => format!("{name}: the DNS of cluster {cluster} at {} answered {other}", server.dns_ip),
-        })?;
-        if ips.is_empty() {
-            return Err(format!("{name}: no address on cluster {cluster} (its DNS at {} has the name but no A record)", server.dns_ip));
+        let answer = query(server.forward, name).await;
+        if let Some(why) = crate::cluster::dns::unresolved(name, cluster, server.dns_ip, &answer) {
+            return Err(why);
         }
         // Service address -> the process the simulation runs behind it.
         let local = name.replace(".svc.clusterset.local", ".svc.cluster.local");
@@ -189,6 +136,22 @@ impl Resolve for ClusterDns {
         })
     }
 
+    fn addresses<'a>(&'a self, host: &'a str) -> BoxFuture<'a, Result<Vec<IpAddr>, String>> {
+        Box::pin(async move {
+            match cluster_name(host) {
+                Some(name) => {
+                    let server = self.servers.get(&self.cluster).ok_or_else(|| format!("{name}: no simulated cluster {}", self.cluster))?;
+                    let answer = query(server.forward, &name).await;
+                    match crate::cluster::dns::unresolved(&name, &self.cluster, server.dns_ip, &answer) {
+                        Some(why) => Err(why),
+                        None => answer,
+                    }
+                }
+                None => Ok(self.endpoints.addresses(host)),
+            }
+        })
+    }
+
     fn describe(&self) -> &str {
         &self.describe
     }
@@ -196,6 +159,10 @@ impl Resolve for ClusterDns {
 
 #[cfg(test)]
 mod tests {
+    use hickory_proto::op::{Message, MessageType, ResponseCode};
+    use hickory_proto::rr::RData;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
     use super::*;
 
     #[test]
@@ -207,14 +174,6 @@ mod tests {
         assert!(text.contains("health 127.0.0.1:32109\n"), "{text}");
         assert!(text.contains("kubernetes cluster.local clusterset.local {"), "{text}");
         assert!(text.contains("multicluster clusterset.local\n"), "{text}");
-    }
-
-    #[test]
-    fn only_service_names_are_cluster_names() {
-        assert_eq!(cluster_name("A.B.svc.Cluster.Local").as_deref(), Some("a.b.svc.cluster.local"));
-        assert_eq!(cluster_name("minio.example.com"), None);
-        assert_eq!(cluster_name("infra-k8s.example.com"), None);
-        assert_eq!(cluster_name("a.svc"), None);
     }
 
     /// A DNS server on loopback that answers one query with `code` and `ips`.

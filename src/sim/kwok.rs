@@ -57,12 +57,15 @@ pub fn node_manifest(c: &ClusterSpec, n: &NodeSpec) -> serde_json::Value {
             },
         },
         "spec": {},
-        "status": node_status(n, &capacity),
+        "status": node_status(c, n, &capacity),
     })
 }
 
-fn node_status(n: &NodeSpec, capacity: &BTreeMap<&str, &str>) -> serde_json::Value {
+/// A node's status as the simulation sets it: addresses, capacity, and kwok's server as
+/// its kubelet endpoint (where the API server sends exec, logs and port-forward).
+fn node_status(c: &ClusterSpec, n: &NodeSpec, capacity: &BTreeMap<&str, &str>) -> serde_json::Value {
     json!({
+        "daemonEndpoints": {"kubeletEndpoint": {"Port": c.ports.kwok}},
         "addresses": [
             {"type": "InternalIP", "address": n.internal_ip},
             {"type": "Hostname", "address": n.name},
@@ -86,14 +89,12 @@ pub async fn ensure_nodes(client: &kube::Client, c: &ClusterSpec) -> anyhow::Res
                 .with_context(|| format!("create node {}", n.name))?;
         }
         let node = api.get(&n.name).await?;
-        let has_ip = node
-            .status
-            .as_ref()
-            .and_then(|s| s.addresses.as_ref())
-            .is_some_and(|a| a.iter().any(|a| a.type_ == "InternalIP" && a.address == n.internal_ip));
-        if !has_ip {
+        let status = node.status.as_ref();
+        let has_ip = status.and_then(|s| s.addresses.as_ref()).is_some_and(|a| a.iter().any(|a| a.type_ == "InternalIP" && a.address == n.internal_ip));
+        let kubelet_port = status.and_then(|s| s.daemon_endpoints.as_ref()).and_then(|d| d.kubelet_endpoint.as_ref()).map(|k| k.port);
+        if !has_ip || kubelet_port != Some(i32::from(c.ports.kwok)) {
             let capacity: BTreeMap<&str, &str> = NODE_CAPACITY.into_iter().collect();
-            let body = json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": n.name}, "status": node_status(n, &capacity)});
+            let body = json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": n.name}, "status": node_status(c, n, &capacity)});
             api.patch_status(&n.name, &pp, &Patch::Apply(body))
                 .await
                 .with_context(|| format!("set addresses of node {}", n.name))?;

@@ -135,7 +135,8 @@ async fn bring_up<T>(
     kubeconfig::write_user_kubeconfig(cfg, &specs)?;
     for c in &specs {
         kubeconfig::write_component_kubeconfigs(cfg, c)?;
-        std::fs::write(c.dir(cfg).join("kwok-stages.yaml"), kwok::STAGES_YAML)?;
+        let harness = super::process::harness_binary().context("the platform-acceptance binary (kwok runs it as the relay stand-in); set PA_BIN")?;
+        std::fs::write(c.dir(cfg).join("kwok-stages.yaml"), super::relay::kwok_config(cfg, c, &harness))?;
         std::fs::create_dir_all(c.dir(cfg).join("kwok-home"))?;
     }
 

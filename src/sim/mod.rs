@@ -41,6 +41,7 @@ pub mod pki;
 pub mod process;
 pub mod network;
 pub mod provisioner;
+pub mod relay;
 pub mod scenario;
 pub mod targets;
 pub mod template;

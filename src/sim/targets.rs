@@ -1,5 +1,8 @@
-//! The simulation as a run target: its kubeconfig, and per cluster a resolver for
-//! data-plane traffic: cluster names through that cluster's real CoreDNS, then to the
+//! The simulation as a run target: its kubeconfig, and per cluster how data-plane traffic
+//! reaches services. By default (`--network relay`) exactly as on real clusters: a relay pod
+//! per cluster and API-server port-forwards ([`crate::cluster::relay`]); kwok hands each
+//! forward to the simulation's relay stand-in ([`super::relay`]). With `--network direct`,
+//! cluster names are asked of that cluster's real CoreDNS from the host, then reach the
 //! process the simulation runs behind the Service ([`super::dns::ClusterDns`]).
 
 use std::collections::BTreeMap;
@@ -10,6 +13,7 @@ use futures::future::BoxFuture;
 
 use crate::cluster::Target;
 use crate::cluster::access::Provenance;
+use crate::cluster::relay::Network;
 use crate::cluster::resolve::Resolve;
 
 use super::SimConfig;
@@ -20,6 +24,10 @@ impl Resolve for Endpoints {
         Box::pin(async move { Ok(self.resolve(host, port).into_iter().collect()) })
     }
 
+    fn addresses<'a>(&'a self, host: &'a str) -> BoxFuture<'a, Result<Vec<std::net::IpAddr>, String>> {
+        Box::pin(async move { Ok(Endpoints::addresses(self, host)) })
+    }
+
     fn describe(&self) -> &str {
         "the simulation's name map"
     }
@@ -27,7 +35,7 @@ impl Resolve for Endpoints {
 
 /// Targets of the running simulation, one per cluster, each resolving service names
 /// through its cluster's DNS. Errors are one line saying how to start it.
-pub async fn targets(clusters: &[String], overrides: &BTreeMap<String, String>) -> Result<BTreeMap<String, Target>, String> {
+pub async fn targets(clusters: &[String], overrides: &BTreeMap<String, String>, network: Network, relay_image: &str) -> Result<BTreeMap<String, Target>, String> {
     let cfg = SimConfig::from_env();
     let path = super::kubeconfig_path(&cfg);
     if !path.exists() {
@@ -44,6 +52,9 @@ pub async fn targets(clusters: &[String], overrides: &BTreeMap<String, String>) 
         t.provenance = provenance.clone();
         // The simulation is ours: round trips may create (and remove) their objects.
         t.writable = true;
+    }
+    if network == Network::Relay {
+        crate::cluster::relay::attach(&mut targets, relay_image);
     }
     Ok(targets)
 }

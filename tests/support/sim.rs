@@ -65,13 +65,36 @@ pub async fn lock_only(test: &str) -> Option<(SimConfig, FileLock)> {
     Some((cfg, lock))
 }
 
-/// The simulation's cluster targets (clients, peers, the endpoint map as resolver).
-/// The only call of the library's target function in the tests.
+/// The simulation's cluster targets (clients, peers, and the relay as the data path, as
+/// `run --sim`). The only call of the library's target function in the tests.
 pub async fn targets(clusters: &[String]) -> BTreeMap<String, Target> {
-    platform_acceptance::sim::targets::targets(clusters, &BTreeMap::new()).await.expect("simulation targets")
+    targets_as(clusters, None).await
+}
+
+/// As [`targets`], every request (the relay's included) sent as `user` when given (`run --as`).
+pub async fn targets_as(clusters: &[String], user: Option<&str>) -> BTreeMap<String, Target> {
+    use platform_acceptance::cluster::relay::{self, DEFAULT_IMAGE, Network};
+    let mut targets = platform_acceptance::sim::targets::targets(clusters, &BTreeMap::new(), Network::Direct, "").await.expect("simulation targets");
+    if let Some(user) = user {
+        for t in targets.values_mut() {
+            *t = t.acting_as(user).expect("user name");
+        }
+    }
+    relay::attach(&mut targets, DEFAULT_IMAGE);
+    targets
 }
 
 /// The default run configuration with `n` retries.
+/// How a run on the simulation reaches names.
+enum Names {
+    /// As `run --sim`: the relay, the simulation's own records.
+    Sim,
+    /// `--network direct` with a test's endpoint map (its mock behind cluster names).
+    Direct(Endpoints),
+    /// The relay, with a test's map for the DNS records of names outside the clusters.
+    SiteRecords(Endpoints),
+}
+
 /// A state a test constructed on the simulation: bases as the simulation judges them,
 /// but nothing is "not provable" (the test wrote what the check reads).
 struct Constructed(Arc<dyn Provenance>);
@@ -195,46 +218,61 @@ impl SimFixture {
     }
 
     /// Runs `selection` with `endpoints` in place of the simulation's endpoint map (a test's
-    /// own DNS records, a mock): cluster names still resolve through each cluster's CoreDNS.
+    /// own mock behind cluster names): `--network direct`, cluster names through each
+    /// cluster's CoreDNS from the host, then the test's map.
     pub async fn run_resolving(&self, selection: &str, config: RunConfig, endpoints: Endpoints) -> RunReport {
-        self.run_inner(selection, config, Some(endpoints)).await
+        self.run_full(selection, config, Names::Direct(endpoints), false, true).await
+    }
+
+    /// Runs `selection` through the relay, as `run --sim`, with the DNS records of names
+    /// outside the clusters (story 1.3) taken from `records` (so a record can be wrong or missing).
+    pub async fn run_with_records(&self, selection: &str, config: RunConfig, records: Endpoints) -> RunReport {
+        self.run_full(selection, config, Names::SiteRecords(records), false, true).await
     }
 
     /// Runs `selection` on a state the test constructed, so criteria the simulation
     /// itself cannot prove (2.1.9, 7.2.9, ...) are evaluated instead of skipped: the
     /// test, not the simulation, wrote what they read.
-    pub async fn run_constructed(&self, selection: &str, endpoints: Option<Endpoints>) -> RunReport {
-        self.run_full(selection, retries(0), endpoints, true, true).await
+    pub async fn run_constructed(&self, selection: &str, records: Option<Endpoints>) -> RunReport {
+        self.run_full(selection, retries(0), records.map_or(Names::Sim, Names::SiteRecords), true, true).await
     }
 
     /// Runs `selection` as a run without `--allow-writes` would: checks that write are
     /// skipped, every other write is refused before it leaves the process.
     pub async fn run_read_only(&self, selection: &str, config: RunConfig) -> RunReport {
-        self.run_full(selection, config, None, false, false).await
+        self.run_full(selection, config, Names::Sim, false, false).await
     }
 
     async fn run_inner(&self, selection: &str, config: RunConfig, endpoints: Option<Endpoints>) -> RunReport {
-        self.run_full(selection, config, endpoints, false, true).await
+        self.run_full(selection, config, endpoints.map_or(Names::Sim, Names::Direct), false, true).await
     }
 
     /// Runs `selection` with every request sent as `user` (impersonation, as `run --as`).
     pub async fn run_as(&self, selection: &str, config: RunConfig, user: &str) -> RunReport {
         let session = Session::new(DOC, Some(Path::new(GITOPS))).expect("session");
-        let targets = targets(&session.coverage.clusters).await;
-        let session = session.with_targets(targets).acting_as(user).expect("user name");
+        let targets = targets_as(&session.coverage.clusters, Some(user)).await;
+        let session = session.with_targets(targets);
         let only = session.selectors(&[selection.to_string()]).unwrap_or_else(|e| panic!("selection {selection}: {e}"));
         session.run(&only, &[], config).await
     }
 
-    async fn run_full(&self, selection: &str, config: RunConfig, endpoints: Option<Endpoints>, constructed: bool, writable: bool) -> RunReport {
+    async fn run_full(&self, selection: &str, config: RunConfig, names: Names, constructed: bool, writable: bool) -> RunReport {
         let session = Session::new(DOC, Some(Path::new(GITOPS))).expect("session");
-        let mut targets = targets(&session.coverage.clusters).await;
-        if let Some(e) = endpoints {
-            let resolvers = sim::targets::resolvers(&self.cfg, &e).expect("the clusters' resolvers");
-            for (name, t) in targets.iter_mut() {
-                t.resolver = resolvers[name].clone();
+        let relay = matches!(names, Names::SiteRecords(_));
+        let mut targets = match names {
+            Names::Sim => targets(&session.coverage.clusters).await,
+            Names::Direct(e) | Names::SiteRecords(e) => {
+                let mut targets = platform_acceptance::sim::targets::targets(&session.coverage.clusters, &BTreeMap::new(), platform_acceptance::cluster::relay::Network::Direct, "").await.expect("simulation targets");
+                let resolvers = sim::targets::resolvers(&self.cfg, &e).expect("the clusters' resolvers");
+                for (name, t) in targets.iter_mut() {
+                    t.resolver = resolvers[name].clone();
+                }
+                if relay {
+                    platform_acceptance::cluster::relay::attach(&mut targets, platform_acceptance::cluster::relay::DEFAULT_IMAGE);
+                }
+                targets
             }
-        }
+        };
         for t in targets.values_mut() {
             t.writable &= writable;
         }

@@ -8,10 +8,6 @@ use super::ALL_NOT_READY;
 use crate::check::{CheckResult, Ctx, Outcome};
 use crate::cluster::{api_error, nodes};
 
-/// Port of the Kubernetes API behind the record: Talos' cluster endpoint is
-/// `https://<cluster>-k8s.monosense.io:6443` (talos/machineconfig.yaml.j2).
-const API_PORT: u16 = 6443;
-
 /// `name → address` as the criterion writes it.
 fn dns_record_of(criterion: &str) -> Option<(String, IpAddr)> {
     let inner = criterion.split_once('(')?.1.rsplit_once(')')?.0;
@@ -28,12 +24,9 @@ pub(super) async fn dns_record_resolves(ctx: Ctx, criterion: &'static str) -> Ch
     let via = target.resolver.describe();
     let observed: Vec<IpAddr> = target
         .resolver
-        .lookup(&name, API_PORT)
+        .addresses(&name)
         .await
-        .map_err(|e| Outcome::fail(object.clone(), format!("resolves to {want}"), format!("lookup failed: {e} ({via})")))?
-        .iter()
-        .map(|a| a.ip())
-        .collect();
+        .map_err(|e| Outcome::fail(object.clone(), format!("resolves to {want}"), format!("lookup failed: {e} ({via})")))?;
     let shown = || observed.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
     if observed.contains(&want) {
         Ok(Outcome::pass(format!("{name} resolves to {} ({via})", shown())))

@@ -8,7 +8,7 @@ use std::net::Ipv4Addr;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::core::v1::{Secret, Service};
-use kube::api::{Api, ListParams, PostParams};
+use kube::api::{Api, ListParams};
 use serde_json::Value;
 
 use crate::check::{CheckResult, Ctx, Finding, Outcome};
@@ -472,47 +472,6 @@ pub(super) async fn peer_exports_imported(ctx: Ctx) -> CheckResult<Outcome> {
     }
     let read: Vec<String> = versions.into_iter().collect();
     Ok(Outcome::from_findings(findings, format!("{exports_total} ServiceExports, {imported} imports on the peer clusters (read {})", read.join(", "))))
-}
-
-/// Creates the same Service, annotated `service.cilium.io/global: "true"`, in a disposable
-/// namespace of the same name on every cluster (a global service is the same-named
-/// Service in every cluster, §2.4 [C7]) and reads it back.
-pub(super) async fn global_service_created(ctx: Ctx) -> CheckResult<Outcome> {
-    let target = ctx.target.as_ref().ok_or_else(|| Outcome::skip("no cluster target"))?;
-    let clients: Vec<(String, kube::Client)> = target.peers.iter().map(|(c, k)| (c.clone(), k.clone())).collect();
-    let ns = disposable_namespace_everywhere(&ctx, &clients, "global-svc").await?;
-    let name = "pa-global-echo";
-    let svc: Service = serde_json::from_value(serde_json::json!({
-        "metadata": {"name": name, "namespace": ns, "annotations": {GLOBAL_ANNOTATION: "true", "service.cilium.io/shared": "true"}},
-        "spec": {"selector": {"app.kubernetes.io/name": name}, "ports": [{"name": "http", "port": 80, "protocol": "TCP"}]},
-    }))
-    .map_err(Outcome::error)?;
-    let mut findings = vec![];
-    let mut evidence = vec![];
-    for (cluster, client) in &clients {
-        let api: Api<Service> = Api::namespaced(client.clone(), &ns);
-        let object = format!("Service {ns}/{name} (cluster {cluster})");
-        match api.create(&PostParams::default(), &svc).await {
-            Ok(created) => {
-                let annotated = created.metadata.annotations.as_ref().and_then(|a| a.get(GLOBAL_ANNOTATION)).map(String::as_str);
-                let ip = created.spec.as_ref().and_then(|s| s.cluster_ip.clone()).unwrap_or_default();
-                if annotated != Some("true") {
-                    findings.push(Finding::new(object, format!("{GLOBAL_ANNOTATION}: \"true\" kept"), format!("{annotated:?} (changed by admission)")));
-                } else if ip.is_empty() || ip == "None" {
-                    findings.push(Finding::new(object, "a ClusterIP", format!("{ip:?}")));
-                } else {
-                    evidence.push(format!("{cluster}: {ip}"));
-                }
-            }
-            // Rejected by admission (policy, webhook, quota): the global service cannot be created.
-            // RBAC ("cannot create resource") means the harness may not try: Error below.
-            Err(kube::Error::Api(s)) if (400..500).contains(&s.code) && !s.message.contains("cannot create resource") => {
-                findings.push(Finding::new(object, "created (global service accepted)", format!("rejected {}: {}", s.code, s.message)));
-            }
-            Err(e) => return Err(api_error(&format!("create {object}"), e)),
-        }
-    }
-    Ok(Outcome::from_findings(findings, format!("global Service {ns}/{name} ({GLOBAL_ANNOTATION}=true) created on {} clusters: {}", clients.len(), evidence.join(", "))))
 }
 
 // ---------------------------------------------------------------------------

@@ -12,6 +12,7 @@
 //! Citations `§n [ID]` refer to docs/reference/components.md.
 
 mod bgp;
+mod global;
 mod live;
 mod repo;
 mod variables;
@@ -74,7 +75,7 @@ pub fn checks() -> Vec<Check> {
         Check::cluster("2.3", "ClusterMesh enabled on apps cluster", "clustermesh_enabled_apps", live::clustermesh_enabled),
         Check::cluster("2.3", "Clusters connected via ClusterMesh", "clustermesh_connected", live::clustermesh_connected),
         Check::cluster("2.3", "Cross-cluster connectivity verified", "peer_exports_imported", live::peer_exports_imported).once(),
-        Check::data_plane("2.3", "Global services can be created", "global_service_created", live::global_service_created).once().writes(),
+        Check::data_plane("2.3", "Global services can be created", "global_service_created", global::global_service_created).once().writes(),
         Check::manual(
             "2.3",
             "Network policies tested",

@@ -51,6 +51,14 @@ impl Endpoints {
         self.endpoints.iter().find(|e| e.port == port && e.host == h).map(|e| e.addr)
     }
 
+    /// Every address the map gives `host`, on any port (its DNS records).
+    pub fn addresses(&self, host: &str) -> Vec<IpAddr> {
+        let h = host.trim_end_matches('.').to_ascii_lowercase();
+        let mut out: Vec<IpAddr> = self.endpoints.iter().filter(|e| e.host == h).map(|e| e.addr.ip()).collect();
+        out.dedup();
+        out
+    }
+
     /// The first endpoint of a service (`postgres`, `redis`, `minio`).
     pub fn of(&self, service: &str) -> Option<SocketAddr> {
         self.endpoints.iter().find(|e| e.service == service).map(|e| e.addr)
