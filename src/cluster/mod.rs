@@ -1,5 +1,6 @@
-//! Live cluster access: one [`Target`] per cluster from a kubeconfig, name resolution
-//! for data-plane traffic ([`resolve`]), and small read-only lookups the checks share
+//! Live cluster access: one [`Target`] per cluster from a kubeconfig, how data-plane
+//! traffic reaches services ([`resolve`]; by default through a relay pod per cluster,
+//! [`relay`]; cluster names and DNS questions, [`dns`]), and small read-only lookups the checks share
 //! ([`objects`], [`nodes`], [`pods`]: finished pods judged by their owner).
 //!
 //! ```

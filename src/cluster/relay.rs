@@ -197,8 +197,8 @@ impl Relay {
     }
 
     /// A new stream to `dest` through `cluster`'s relay.
-    async fn dial(&self, cluster: &str, dest: &Dest) -> Result<impl AsyncRead + AsyncWrite + Unpin + use<>, String> {
-        let pod = self.pod(cluster).await?;
+    async fn dial(&self, cluster: &str, dest: &Dest) -> Result<impl AsyncRead + AsyncWrite + Unpin + use<>, DialError> {
+        let pod = self.pod(cluster).await.map_err(DialError::said)?;
         dial(&pod, cluster, dest).await
     }
 
@@ -220,7 +220,7 @@ impl Relay {
     /// never empty.
     async fn cluster_dns(&self, cluster: &str, name: &str) -> Result<Vec<IpAddr>, String> {
         let dns = self.dns_ip(cluster).await?;
-        let mut stream = self.dial(cluster, &Dest::Addr(SocketAddr::new(dns, 53))).await.map_err(|e| format!("{name}: asking the DNS of cluster {cluster}: {e}"))?;
+        let mut stream = self.dial(cluster, &Dest::Addr(SocketAddr::new(dns, 53))).await.map_err(|e| format!("{name}: asking the DNS of cluster {cluster}: {}", e.line))?;
         let answer = tokio::time::timeout(STEP, query_over(&mut stream, name))
             .await
             .map_err(|_| format!("{name}: no answer from the DNS of cluster {cluster} at {dns} within {}s", STEP.as_secs()))?
@@ -240,8 +240,14 @@ impl Relay {
                 Err(_) => Dest::Name(host.trim_end_matches('.').to_ascii_lowercase(), port),
             },
         };
-        // The connect hop: a probe, so refused or unreachable is said here, naming it.
-        drop(self.dial(cluster, &dest).await.map_err(|e| if dest.to_string() == format!("{host}:{port}") { e } else { format!("{host}:{port} (at {dest}): {e}") })?);
+        // The connect hop: a probe, so refused or unreachable is said here, naming it. Silence
+        // is the check's exchange to meet (an Error, "not evaluated", as without the relay).
+        match self.dial(cluster, &dest).await {
+            Ok(probe) => drop(probe),
+            Err(e) if e.silent => {}
+            Err(e) if dest.to_string() == format!("{host}:{port}") => return Err(e.line),
+            Err(e) => return Err(format!("{host}:{port} (at {dest}): {}", e.line)),
+        }
         Ok(vec![self.listener(cluster, dest).await?])
     }
 
@@ -312,13 +318,30 @@ fn waiting_reason(status: &k8s_openapi::api::core::v1::PodStatus) -> Option<Stri
     Some(format!("{}{}", w.reason.clone().unwrap_or_default(), w.message.as_ref().map(|m| format!(": {m}")).unwrap_or_default()))
 }
 
+/// Why no stream through the relay could be opened.
+struct DialError {
+    /// One readable line naming the hop.
+    line: String,
+    /// Nothing answered in time (as opposed to a refusal or an unreachable address).
+    silent: bool,
+}
+
+impl DialError {
+    fn said(line: String) -> DialError {
+        DialError { line, silent: false }
+    }
+}
+
 /// One port-forward stream to the relay pod, then a SOCKS5 CONNECT to `dest`.
-async fn dial(pod: &Pod1, cluster: &str, dest: &Dest) -> Result<impl AsyncRead + AsyncWrite + Unpin + use<>, String> {
+async fn dial(pod: &Pod1, cluster: &str, dest: &Dest) -> Result<impl AsyncRead + AsyncWrite + Unpin + use<>, DialError> {
     let via = format!("relay pod {}/{POD} on cluster {cluster}", pod.ns);
     let step = async {
         let api: Api<Pod> = Api::namespaced(pod.client.clone(), &pod.ns);
-        let mut pf = api.portforward(POD, &[PORT]).await.map_err(|e| format!("port-forward to the {via}: {}", super::api_error("", e).summary().trim_start_matches(": ")))?;
-        let stream = pf.take_stream(PORT).ok_or_else(|| format!("port-forward to the {via}: no stream"))?;
+        let mut pf = api
+            .portforward(POD, &[PORT])
+            .await
+            .map_err(|e| DialError::said(format!("port-forward to the {via}: {}", super::api_error("", e).summary().trim_start_matches(": "))))?;
+        let stream = pf.take_stream(PORT).ok_or_else(|| DialError::said(format!("port-forward to the {via}: no stream")))?;
         let kubelet_error = pf.take_error(PORT);
         // The forwarder runs as long as the stream is open.
         tokio::spawn(async move {
@@ -336,15 +359,17 @@ async fn dial(pod: &Pod1, cluster: &str, dest: &Dest) -> Result<impl AsyncRead +
                     Some(f) => tokio::time::timeout(Duration::from_secs(1), f).await.ok().flatten(),
                     None => None,
                 };
-                Err(match (node, &e) {
+                let silent = matches!(e, tokio_socks::Error::TtlExpired);
+                let line = match (node, &e) {
                     (Some(why), _) => format!("port-forward to the {via} failed: {why}"),
                     (None, tokio_socks::Error::Io(_)) => format!("the {via} closed the connection ({e})"),
                     _ => format!("connecting to {dest} from the {via}: {}", socks_reply(&e)),
-                })
+                };
+                Err(DialError { line, silent })
             }
         }
     };
-    tokio::time::timeout(STEP, step).await.map_err(|_| format!("no answer through the {via} within {}s", STEP.as_secs()))?
+    tokio::time::timeout(STEP, step).await.map_err(|_| DialError { line: format!("no answer through the {via} within {}s", STEP.as_secs()), silent: true })?
 }
 
 /// The relay's SOCKS5 reply, as a hop failure.
@@ -354,7 +379,7 @@ fn socks_reply(e: &tokio_socks::Error) -> String {
         E::ConnectionRefused => "connection refused (nothing listens there, or the Service has no ready endpoint)".into(),
         E::HostUnreachable => "host unreachable (the name does not resolve there, or no route to it)".into(),
         E::NetworkUnreachable => "network unreachable from inside the cluster".into(),
-        E::TtlExpired => "timed out (TTL expired)".into(),
+        E::TtlExpired => "no answer in time".into(),
         other => other.to_string(),
     }
 }
