@@ -137,13 +137,13 @@ impl std::fmt::Display for Dest {
 
 /// One cluster's relay pod, once running.
 #[derive(Clone)]
-struct Pod1 {
+struct RelayPod {
     client: kube::Client,
     ns: String,
 }
 
-/// Data-plane traffic through relay pods (see the module docs); one per run, shared by
-/// every cluster's target.
+/// Data-plane traffic through relay pods (see the module docs), as one cluster's target
+/// resolves names; the relays of all clusters of a run share their pods and listeners.
 pub struct Relay {
     clients: BTreeMap<String, kube::Client>,
     /// Answers DNS record questions about names outside the clusters (the site's DNS as
@@ -157,7 +157,7 @@ pub struct Relay {
 }
 
 /// A cluster's relay pod, started once per run (or why it could not be).
-type PodCell = Arc<OnceCell<Result<Pod1, String>>>;
+type PodCell = Arc<OnceCell<Result<RelayPod, String>>>;
 
 #[derive(Default)]
 struct Shared {
@@ -189,7 +189,7 @@ impl Relay {
     }
 
     /// The cluster's relay pod, started on first use (and once per run).
-    async fn pod(&self, cluster: &str) -> Result<Pod1, String> {
+    async fn pod(&self, cluster: &str) -> Result<RelayPod, String> {
         let client = self.clients.get(cluster).ok_or_else(|| format!("no cluster {cluster} among the targets"))?.clone();
         let run = self.shared.run.get().cloned().ok_or("the relay was used outside a run")?;
         let cell = self.shared.pods.lock().expect("relay lock").entry(cluster.to_string()).or_default().clone();
@@ -281,7 +281,7 @@ impl Relay {
 }
 
 /// Creates the run's relay namespace and pod on `cluster` and waits until the pod runs.
-async fn start_pod(client: kube::Client, cluster: String, image: String, run: String) -> Result<Pod1, String> {
+async fn start_pod(client: kube::Client, cluster: String, image: String, run: String) -> Result<RelayPod, String> {
     let ns = namespace(&run);
     match lease::create_namespace(&client, &ns, &run).await {
         Ok(()) => {}
@@ -302,7 +302,7 @@ async fn start_pod(client: kube::Client, cluster: String, image: String, run: St
             let status = p.status.unwrap_or_default();
             let ready = status.conditions.iter().flatten().any(|c| c.type_ == "Ready" && c.status == "True");
             if ready {
-                return Ok(Pod1 { client, ns });
+                return Ok(RelayPod { client, ns });
             }
             last = waiting_reason(&status).unwrap_or_else(|| format!("phase {}", status.phase.unwrap_or_else(|| "unknown".into())));
         }
@@ -333,7 +333,7 @@ impl DialError {
 }
 
 /// One port-forward stream to the relay pod, then a SOCKS5 CONNECT to `dest`.
-async fn dial(pod: &Pod1, cluster: &str, dest: &Dest) -> Result<impl AsyncRead + AsyncWrite + Unpin + use<>, DialError> {
+async fn dial(pod: &RelayPod, cluster: &str, dest: &Dest) -> Result<impl AsyncRead + AsyncWrite + Unpin + use<>, DialError> {
     let via = format!("relay pod {}/{POD} on cluster {cluster}", pod.ns);
     let step = async {
         let api: Api<Pod> = Api::namespaced(pod.client.clone(), &pod.ns);
@@ -424,7 +424,7 @@ impl Resolve for Relay {
                 t.abort();
             }
             self.shared.listeners.lock().expect("relay lock").clear();
-            let started: Vec<Pod1> = {
+            let started: Vec<RelayPod> = {
                 let mut pods = self.shared.pods.lock().expect("relay lock");
                 pods.drain().filter_map(|(_, cell)| cell.get().and_then(|r| r.as_ref().ok()).cloned()).collect()
             };
