@@ -144,7 +144,8 @@ async fn main() -> anyhow::Result<()> {
     };
     let run = || async {
         let session = Session::new(DOC, Some(Path::new(GITOPS)))?;
-        let targets = sim::targets::targets(&session.coverage.clusters, &Default::default(), platform_acceptance::cluster::relay::Network::Relay, platform_acceptance::cluster::relay::DEFAULT_IMAGE).await.map_err(anyhow::Error::msg)?;
+        let mut targets = sim::targets::targets(&session.coverage.clusters, &Default::default()).await.map_err(anyhow::Error::msg)?;
+        platform_acceptance::cluster::relay::attach(&mut targets, platform_acceptance::cluster::relay::DEFAULT_IMAGE);
         let session = session.with_targets(targets);
         let only = session.selectors(&[CRITERIA.to_string()])?;
         let t = Instant::now();

@@ -25,7 +25,8 @@ const GITOPS: &str = "fixtures/gitops";
 
 async fn suite(read_cache: bool, writes: bool) -> anyhow::Result<(RunReport, f64)> {
     let session = Session::new(DOC, Some(Path::new(GITOPS)))?;
-    let mut targets = sim::targets::targets(&session.coverage.clusters, &Default::default(), platform_acceptance::cluster::relay::Network::Relay, platform_acceptance::cluster::relay::DEFAULT_IMAGE).await.map_err(anyhow::Error::msg)?;
+    let mut targets = sim::targets::targets(&session.coverage.clusters, &Default::default()).await.map_err(anyhow::Error::msg)?;
+    platform_acceptance::cluster::relay::attach(&mut targets, platform_acceptance::cluster::relay::DEFAULT_IMAGE);
     for t in targets.values_mut() {
         t.writable &= writes;
     }

@@ -22,7 +22,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use platform_acceptance::check::Verdict;
 use platform_acceptance::runner::{RunConfig, RunReport};
 use platform_acceptance::sim::data::{Endpoint, Endpoints};
@@ -148,12 +148,8 @@ async fn observability_and_database_criteria_on_the_simulation() {
     reports.expect_message("7.4.5 [apps]", &["dragonfly.databases.svc.clusterset.local:6379: expected resolvable", "(CoreDNS of cluster apps in the simulation)"]);
     // The clusterset names of infra's own CoreDNS are untouched.
     assert!(fx.dns("infra", "dragonfly.databases.svc.clusterset.local").await.is_ok_and(|a| !a.is_empty()));
-    for mut i in saved {
-        i.metadata.resource_version = None;
-        i.metadata.uid = None;
-        i.metadata.managed_fields = None;
-        i.metadata.creation_timestamp = None;
-        imports.create(&PostParams::default(), &i).await.unwrap();
+    for i in saved {
+        support::sim::recreate(&imports, i).await;
     }
     fx.wait_dns("apps", "dragonfly.databases.svc.clusterset.local", true).await;
     eprintln!("[{:.0}s] mesh down checked", t0.elapsed().as_secs_f64());

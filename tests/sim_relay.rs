@@ -18,7 +18,7 @@ use kube::core::Resource;
 use platform_acceptance::check::Verdict;
 use serde_json::json;
 use support::ReportExt;
-use support::sim::{SimFixture, retries};
+use support::sim::{SimFixture, recreate, retries};
 
 const CLUSTERSET: &str = "7.2.10,7.3.3,7.4.5";
 
@@ -74,12 +74,7 @@ async fn data_plane_traffic_goes_through_the_relay() {
         "postgres-shared-rw.databases.svc.clusterset.local does not resolve on cluster apps (NXDOMAIN from its DNS at 10.247.0.10: no such ServiceImport)",
         "relay pod on cluster apps",
     ]);
-    let mut back = saved.clone();
-    back.metadata.resource_version = None;
-    back.metadata.uid = None;
-    back.metadata.managed_fields = None;
-    back.metadata.creation_timestamp = None;
-    imports.create(&Default::default(), &back).await.unwrap();
+    recreate(&imports, saved).await;
     fx.wait_dns("apps", "postgres-shared-rw.databases.svc.clusterset.local", true).await;
 
     // ---- connect hop: the exported Service on infra selects no pod, so it has no endpoint;

@@ -323,7 +323,7 @@ async fn sweep(kubeconfig: Option<PathBuf>, sim: bool, contexts: &[String], repo
     let overrides = crate::cluster::parse_overrides(contexts, &clusters).map_err(|e| e.to_string())?;
     let targets = match (kubeconfig, sim) {
         (Some(k), _) => crate::cluster::targets(&k, &clusters, &overrides).await.map_err(|e| e.to_string())?,
-        (None, _) => crate::sim::targets::targets(&clusters, &overrides, crate::cluster::relay::Network::Direct, "").await?,
+        (None, _) => crate::sim::targets::targets(&clusters, &overrides).await?,
     };
     let mut failed = false;
     for (cluster, target) in &targets {
@@ -416,7 +416,7 @@ async fn attach_targets(args: &TargetArgs, session: Session) -> Result<Session, 
             }
             targets
         }
-        (None, true) => crate::sim::targets::targets(&clusters, &overrides, crate::cluster::relay::Network::Direct, "").await?,
+        (None, true) => crate::sim::targets::targets(&clusters, &overrides).await?,
         (None, false) if !args.contexts.is_empty() => return Err("--context needs --kubeconfig FILE (or --sim)".into()),
         (None, false) if args.as_user.is_some() => return Err("--as needs --kubeconfig FILE (or --sim)".into()),
         (None, false) => return Ok(session),

@@ -110,12 +110,18 @@ impl ClusterDns {
         }
     }
 
-    async fn lookup_cluster_name(&self, cluster: &str, name: &str, port: u16) -> Result<Vec<SocketAddr>, String> {
+    /// The addresses cluster `cluster`'s CoreDNS gives cluster name `name`; never empty.
+    async fn cluster_ips(&self, cluster: &str, name: &str) -> Result<Vec<IpAddr>, String> {
         let server = self.servers.get(cluster).ok_or_else(|| format!("{name}: no simulated cluster {cluster}"))?;
         let answer = query(server.forward, name).await;
-        if let Some(why) = crate::cluster::dns::unresolved(name, cluster, server.dns_ip, &answer) {
-            return Err(why);
+        match crate::cluster::dns::unresolved(name, cluster, server.dns_ip, &answer) {
+            Some(why) => Err(why),
+            None => answer,
         }
+    }
+
+    async fn lookup_cluster_name(&self, cluster: &str, name: &str, port: u16) -> Result<Vec<SocketAddr>, String> {
+        self.cluster_ips(cluster, name).await?;
         // Service address -> the process the simulation runs behind it.
         let local = name.replace(".svc.clusterset.local", ".svc.cluster.local");
         Ok(self.endpoints.resolve(&local, port).into_iter().collect())
@@ -139,14 +145,7 @@ impl Resolve for ClusterDns {
     fn addresses<'a>(&'a self, host: &'a str) -> BoxFuture<'a, Result<Vec<IpAddr>, String>> {
         Box::pin(async move {
             match cluster_name(host) {
-                Some(name) => {
-                    let server = self.servers.get(&self.cluster).ok_or_else(|| format!("{name}: no simulated cluster {}", self.cluster))?;
-                    let answer = query(server.forward, &name).await;
-                    match crate::cluster::dns::unresolved(&name, &self.cluster, server.dns_ip, &answer) {
-                        Some(why) => Err(why),
-                        None => answer,
-                    }
-                }
+                Some(name) => self.cluster_ips(&self.cluster, &name).await,
                 None => Ok(self.endpoints.addresses(host)),
             }
         })

@@ -161,7 +161,7 @@ async fn destination(cfg: &SimConfig, cluster: &str, target: &TargetAddr) -> Res
     let Some(process) = endpoints.resolve(&format!("{base}.{ns}.svc.cluster.local"), addr.port()) else {
         // Nothing the simulation runs for it: a Service whose backends are relay-image pods
         // (served by this stand-in), or a real listener at that address (CoreDNS), or nothing.
-        let on = if global { global_backends(cfg, cluster, &ns, &name).await } else { relay_backends(&client, &ns, &name).await.then(|| cluster.to_string()) };
+        let on = if global { global_backends(cfg, cluster, &ns, &name).await } else { has_ready_endpoints(&client, &ns, &name, Some(PORT)).await.then(|| cluster.to_string()) };
         return match on {
             Some(on) => Ok(Dest::Relay(on)),
             None if global => Err(ReplyError::ConnectionRefused),
@@ -169,22 +169,10 @@ async fn destination(cfg: &SimConfig, cluster: &str, target: &TargetAddr) -> Res
         };
     };
     let ready = match derived {
-        None => has_ready_endpoints(&client, &ns, &name).await,
+        None => has_ready_endpoints(&client, &ns, &name, None).await,
         Some(base) => exported_anywhere_with_endpoints(cfg, &ns, &base).await,
     };
     if ready { Ok(Dest::Socket(process)) } else { Err(ReplyError::ConnectionRefused) }
-}
-
-/// Whether Service `ns/name`'s ready endpoints serve the relay port (pods kwok forwards to
-/// this stand-in).
-async fn relay_backends(client: &kube::Client, ns: &str, name: &str) -> bool {
-    let slices = Api::<EndpointSlice>::namespaced(client.clone(), ns).list(&ListParams::default().labels(&format!("kubernetes.io/service-name={name}"))).await;
-    slices.is_ok_and(|l| {
-        l.items.iter().any(|s| {
-            s.ports.iter().flatten().any(|p| p.port == Some(i32::from(PORT)))
-                && s.endpoints.iter().flatten().any(|e| e.conditions.as_ref().and_then(|c| c.ready) != Some(false))
-        })
-    })
 }
 
 /// A Cilium global Service (`service.cilium.io/global: "true"`) seen from cluster `from`:
@@ -204,7 +192,7 @@ async fn global_backends(cfg: &SimConfig, from: &str, ns: &str, name: &str) -> O
         let Ok(client) = super::client(cfg, &c.name).await else { continue };
         let shared = Api::<Service>::namespaced(client.clone(), ns).get_opt(name).await.ok().flatten();
         let global = shared.and_then(|s| s.metadata.annotations).and_then(|a| a.get(GLOBAL_ANNOTATION).cloned()).is_some_and(|v| v == "true");
-        if global && relay_backends(&client, ns, name).await {
+        if global && has_ready_endpoints(&client, ns, name, Some(PORT)).await {
             return Some(c.name);
         }
     }
@@ -234,10 +222,16 @@ async fn pod_address(client: &kube::Client, cluster: &str, endpoints: &super::da
     Ok(Dest::Socket(addr))
 }
 
-/// Whether Service `ns/name` has a ready endpoint in its EndpointSlices.
-async fn has_ready_endpoints(client: &kube::Client, ns: &str, name: &str) -> bool {
+/// Whether Service `ns/name` has a ready endpoint in its EndpointSlices (on `port`, when
+/// given: the port the endpoints serve).
+async fn has_ready_endpoints(client: &kube::Client, ns: &str, name: &str, port: Option<u16>) -> bool {
     let slices = Api::<EndpointSlice>::namespaced(client.clone(), ns).list(&ListParams::default().labels(&format!("kubernetes.io/service-name={name}"))).await;
-    slices.is_ok_and(|l| l.items.iter().flat_map(|s| s.endpoints.iter().flatten()).any(|e| e.conditions.as_ref().and_then(|c| c.ready) != Some(false)))
+    slices.is_ok_and(|l| {
+        l.items.iter().any(|s| {
+            port.is_none_or(|p| s.ports.iter().flatten().any(|sp| sp.port == Some(i32::from(p))))
+                && s.endpoints.iter().flatten().any(|e| e.conditions.as_ref().and_then(|c| c.ready) != Some(false))
+        })
+    })
 }
 
 /// Whether any simulated cluster exports `ns/name` (a ServiceExport) and has ready
@@ -246,7 +240,7 @@ async fn exported_anywhere_with_endpoints(cfg: &SimConfig, ns: &str, name: &str)
     let Ok(specs) = super::cluster::cluster_specs(cfg) else { return false };
     for c in &specs {
         let Ok(client) = super::client(cfg, &c.name).await else { continue };
-        if matches!(objects::get(&client, &SERVICE_EXPORT, Some(ns), name).await, Ok(Some(_))) && has_ready_endpoints(&client, ns, name).await {
+        if matches!(objects::get(&client, &SERVICE_EXPORT, Some(ns), name).await, Ok(Some(_))) && has_ready_endpoints(&client, ns, name, None).await {
             return true;
         }
     }

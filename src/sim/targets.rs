@@ -6,36 +6,20 @@
 //! process the simulation runs behind the Service ([`super::dns::ClusterDns`]).
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
-
-use futures::future::BoxFuture;
 
 use crate::cluster::Target;
 use crate::cluster::access::Provenance;
-use crate::cluster::relay::Network;
 use crate::cluster::resolve::Resolve;
 
 use super::SimConfig;
 use super::data::Endpoints;
 
-impl Resolve for Endpoints {
-    fn lookup<'a>(&'a self, host: &'a str, port: u16) -> BoxFuture<'a, Result<Vec<SocketAddr>, String>> {
-        Box::pin(async move { Ok(self.resolve(host, port).into_iter().collect()) })
-    }
-
-    fn addresses<'a>(&'a self, host: &'a str) -> BoxFuture<'a, Result<Vec<std::net::IpAddr>, String>> {
-        Box::pin(async move { Ok(Endpoints::addresses(self, host)) })
-    }
-
-    fn describe(&self) -> &str {
-        "the simulation's name map"
-    }
-}
-
 /// Targets of the running simulation, one per cluster, each resolving service names
-/// through its cluster's DNS. Errors are one line saying how to start it.
-pub async fn targets(clusters: &[String], overrides: &BTreeMap<String, String>, network: Network, relay_image: &str) -> Result<BTreeMap<String, Target>, String> {
+/// through its cluster's DNS from this machine (`--network direct`; the relay is attached
+/// by the caller, [`crate::cluster::relay::attach`]). Errors are one line saying how to
+/// start it.
+pub async fn targets(clusters: &[String], overrides: &BTreeMap<String, String>) -> Result<BTreeMap<String, Target>, String> {
     let cfg = SimConfig::from_env();
     let path = super::kubeconfig_path(&cfg);
     if !path.exists() {
@@ -52,9 +36,6 @@ pub async fn targets(clusters: &[String], overrides: &BTreeMap<String, String>, 
         t.provenance = provenance.clone();
         // The simulation is ours: round trips may create (and remove) their objects.
         t.writable = true;
-    }
-    if network == Network::Relay {
-        crate::cluster::relay::attach(&mut targets, relay_image);
     }
     Ok(targets)
 }

@@ -73,8 +73,8 @@ pub async fn targets(clusters: &[String]) -> BTreeMap<String, Target> {
 
 /// As [`targets`], every request (the relay's included) sent as `user` when given (`run --as`).
 pub async fn targets_as(clusters: &[String], user: Option<&str>) -> BTreeMap<String, Target> {
-    use platform_acceptance::cluster::relay::{self, DEFAULT_IMAGE, Network};
-    let mut targets = platform_acceptance::sim::targets::targets(clusters, &BTreeMap::new(), Network::Direct, "").await.expect("simulation targets");
+    use platform_acceptance::cluster::relay::{self, DEFAULT_IMAGE};
+    let mut targets = platform_acceptance::sim::targets::targets(clusters, &BTreeMap::new()).await.expect("simulation targets");
     if let Some(user) = user {
         for t in targets.values_mut() {
             *t = t.acting_as(user).expect("user name");
@@ -262,7 +262,7 @@ impl SimFixture {
         let mut targets = match names {
             Names::Sim => targets(&session.coverage.clusters).await,
             Names::Direct(e) | Names::SiteRecords(e) => {
-                let mut targets = platform_acceptance::sim::targets::targets(&session.coverage.clusters, &BTreeMap::new(), platform_acceptance::cluster::relay::Network::Direct, "").await.expect("simulation targets");
+                let mut targets = platform_acceptance::sim::targets::targets(&session.coverage.clusters, &BTreeMap::new()).await.expect("simulation targets");
                 let resolvers = sim::targets::resolvers(&self.cfg, &e).expect("the clusters' resolvers");
                 for (name, t) in targets.iter_mut() {
                     t.resolver = resolvers[name].clone();
@@ -518,6 +518,15 @@ pub async fn wait_phase(api: &Api<DynamicObject>, name: &str, phase: Option<&str
     };
     let waited = tokio::time::timeout(within, kube::runtime::wait::await_condition(api.clone(), name, cond)).await;
     assert!(matches!(waited, Ok(Ok(_))), "{what} ({waited:?})");
+}
+
+/// Creates again an object a test deleted, from its copy read before (server-set metadata dropped).
+pub async fn recreate(api: &Api<DynamicObject>, mut object: DynamicObject) {
+    object.metadata.resource_version = None;
+    object.metadata.uid = None;
+    object.metadata.managed_fields = None;
+    object.metadata.creation_timestamp = None;
+    api.create(&kube::api::PostParams::default(), &object).await.unwrap();
 }
 
 pub async fn dynamic(client: &kube::Client, api_version: &str, kind: &str, ns: Option<&str>) -> Api<DynamicObject> {

@@ -55,6 +55,7 @@ impl Endpoints {
     pub fn addresses(&self, host: &str) -> Vec<IpAddr> {
         let h = host.trim_end_matches('.').to_ascii_lowercase();
         let mut out: Vec<IpAddr> = self.endpoints.iter().filter(|e| e.host == h).map(|e| e.addr.ip()).collect();
+        out.sort();
         out.dedup();
         out
     }
