@@ -5,7 +5,8 @@
 # usage: sim/build.sh [--force] [--lock] [--list] [NAME...]
 #   NAME     one or more of: kube-apiserver kube-controller-manager
 #            kube-scheduler etcd kwok minio minio-admin cert-manager velero
-#            velero-plugin-for-aws coredns flux-render actionlint (default: all of
+#            velero-plugin-for-aws coredns flux-render victoria-metrics vmauth
+#            victoria-logs actionlint (default: all of
 #            these);
 #            chainsaw (benchmark only: built when named)
 #   --force  rebuild even when the stamp says the pinned version is built
@@ -40,7 +41,7 @@ for a in "$@"; do
     --force) FORCE=1 ;;
     --lock) LOCK=1 ;;
     --list) LIST=1 ;;
-    -h|--help) sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) die "unknown option $a (see --help)" ;;
     *) WANT+=("$a") ;;
   esac
@@ -64,6 +65,9 @@ BINARIES=(
   "velero-plugin-for-aws|velero-plugin-for-aws|github.com/vmware-tanzu/velero-plugin-for-aws/velero-plugin-for-aws|$VELERO_PLUGIN_AWS_VERSION"
   "coredns|coredns|platform-acceptance/sim/coredns|$COREDNS_VERSION"
   "flux-render|flux-render|platform-acceptance/sim/flux-render|$FLUX_KUSTOMIZE_VERSION"
+  "victoria-metrics|victoria-metrics|github.com/VictoriaMetrics/VictoriaMetrics/app/victoria-metrics|$VICTORIA_METRICS_VERSION"
+  "vmauth|victoria-metrics|github.com/VictoriaMetrics/VictoriaMetrics/app/vmauth|$VICTORIA_METRICS_VERSION"
+  "victoria-logs|victoria-logs|github.com/VictoriaMetrics/VictoriaLogs/app/victoria-logs|$VICTORIA_LOGS_VERSION"
   "actionlint|actionlint|github.com/rhysd/actionlint/cmd/actionlint|$ACTIONLINT_VERSION"
   "chainsaw|chainsaw|github.com/kyverno/chainsaw|$CHAINSAW_VERSION"
 )
@@ -102,6 +106,9 @@ extra_ldflags() { # name version
       # what the Makefile passes)
       echo " -X github.com/vmware-tanzu/velero/pkg/buildinfo.Version=$2" \
            "-X github.com/vmware-tanzu/velero/pkg/buildinfo.GitTreeState=clean" ;;
+    victoria-metrics|vmauth|victoria-logs)
+      # as VictoriaMetrics' Makefile (<app>-<tag>); ShortVersion() finds the vX.Y.Z in it
+      echo " -X github.com/VictoriaMetrics/VictoriaMetrics/lib/buildinfo.Version=$1-$2" ;;
     *) echo "" ;;
   esac
 }
@@ -201,6 +208,8 @@ prepare_wrapper() {
         local m args=(-require="$FLUX_KUSTOMIZE_MODULE@$FLUX_KUSTOMIZE_VERSION")
         for m in api apimachinery client-go apiextensions-apiserver; do args+=(-require="k8s.io/$m@$K8S_STAGING_VERSION"); done
         go mod edit "${args[@]}" ;;
+      victoria-metrics) go mod edit -require="$VICTORIA_METRICS_MODULE@$VICTORIA_METRICS_VERSION" ;;
+      victoria-logs) go mod edit -require="$VICTORIA_LOGS_MODULE@$VICTORIA_LOGS_VERSION" ;;
       actionlint) go mod edit -require="$ACTIONLINT_MODULE@$ACTIONLINT_VERSION" ;;
       chainsaw)
         go mod edit -require="$CHAINSAW_MODULE@$CHAINSAW_VERSION"

@@ -106,6 +106,8 @@ async fn epic01_03_live_criteria_on_the_simulation() {
         assert_eq!(r.verdict(unit), Verdict::Skip, "{unit}");
     }
     assert!(r.message("2.1.9 [infra]").starts_with("not provable in the simulation: no upstream BGP router"), "{}", r.message("2.1.9 [infra]"));
+    // 2.3.5 connects from inside apps to what infra exports, by its clusterset.local name.
+    assert!(r.message("2.3.5 [all]").contains("from apps: dragonfly.databases.svc.clusterset.local:6379 of infra answered"), "{}", r.message("2.3.5 [all]"));
     assert_eq!(r.with_verdict(Verdict::Pass).len(), 23, "{:?}\n{}", r.with_verdict(Verdict::Pass), r.summary());
     eprintln!("healthy run ok {:.1}s", t0.elapsed().as_secs_f64());
 
@@ -163,6 +165,19 @@ async fn epic01_03_live_criteria_on_the_simulation() {
         .expect_failing(&["2.3.2 [infra]", "2.3.4 [apps]"])
         .expect_message("2.3.2 [infra]", &["Service kube-system/clustermesh-apiserver (cluster infra): expected status.loadBalancer.ingress 10.25.11.100 (CLUSTERMESH_IP), observed 10.25.11.200"])
         .expect_message("2.3.4 [apps]", &["Secret kube-system/cilium-clustermesh (cluster apps) key infra endpoints: expected the address of Service kube-system/clustermesh-apiserver on cluster infra (10.25.11.200), observed 10.25.11.100:2379"]);
+
+    // 2.3.5: the imports are there, but nothing infra exports answers from inside apps (the
+    // processes behind its databases stopped; nothing serves the other exports here): the
+    // connect hop fails for every one.
+    fx.stop_data_service("postgres").await;
+    fx.stop_data_service("redis").await;
+    let r = run(&fx, "2.3.5", RECORDS).await;
+    fx.start_data_services().await;
+    r.expect_failing(&["2.3.5 [all]"]).expect_message("2.3.5 [all]", &[
+        "services exported by infra, from inside cluster apps: expected at least one answers a TCP connection by its clusterset.local name",
+        "dragonfly.databases.svc.clusterset.local:6379",
+        "connection refused",
+    ]);
 
     // 2.3.5: apps lost the import of infra's dragonfly export.
     fx.delete("apps", "multicluster.x-k8s.io/v1alpha1", "ServiceImport", Some("databases"), "dragonfly").await;

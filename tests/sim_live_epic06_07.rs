@@ -2,16 +2,14 @@
 //! criterion passes on the healthy platform, and targeted breakages fail exactly the
 //! right units, naming object, expected and observed value (never a password).
 //!
-//! Real peers: PostgreSQL and Redis of the sim (`sim::data`), the kube-apiservers.
-//! No Grafana, vmselect or VictoriaLogs binary can run here, so [`MockObservability`]
-//! (a named mock, one loopback HTTP server in this test) answers their documented API
-//! shapes: Grafana `/api/health`, `/api/datasources`, `/api/ds/query`
-//! (docs/reference/components.md §11.4 [GR2]; grafana.com HTTP API docs), vmselect's Prometheus
-//! `/select/0/prometheus/api/v1/query` (§11.3), VictoriaLogs `/select/logsql/query`
-//! with `AccountID` (§12 [VL3][VL4]). It is added to the endpoint map of this run only, and
-//! what it answers is what [`observe`] saw in the clusters (VMAgent and fluent-bit pods);
-//! where a step needs a state the clusters cannot produce quickly (nothing scraped at all;
-//! fluent-bit stopped 20 minutes ago), the test sets it on the mock and says so.
+//! Real peers: PostgreSQL and Redis of the sim (`sim::data`), the kube-apiservers, and the
+//! sim's VictoriaMetrics (behind vmauth as vmselect) and VictoriaLogs, which evaluate the
+//! checks' queries over what the sim's vmagent and fluent-bit stand-ins wrote from the
+//! clusters. Grafana is the stand-in [`Grafana`] (its API shapes, queries forwarded to the
+//! engines); this test runs its own, added to the endpoint map of its runs only, so it can
+//! change the datasources. Where a step needs a state the clusters cannot produce quickly
+//! (an agent stopped five minutes ago; fluent-bit stopped twenty minutes ago), the test
+//! takes data away through the engines' own delete APIs and says so.
 //! Runs in the shared simulation fixture: lock held; the stopped data service and the
 //! healthy scenario are restored at the end, also when an assertion fails.
 
@@ -32,11 +30,8 @@ use support::sim::{MANAGER, SimFixture};
 
 const ALL: &str = "6.1.5,6.1.6,6.1.7,6.1.8,6.2.3,6.3.5,6.3.6,6.3.7,6.3.8,7.1.2,7.1.3,7.1.4,7.2.6,7.2.7,7.2.8,7.2.9,7.2.10,7.3.3,7.3.4,7.4.4,7.4.5,7.4.6";
 
-// ---------------------------------------------------------------------------
-// The mock: Grafana + vmselect + VictoriaLogs on one loopback port, routed by path
-// ---------------------------------------------------------------------------
-
-use platform_acceptance::sim::observability::{MockObservability, observe};
+use platform_acceptance::sim::data::Engines;
+use platform_acceptance::sim::observability::{GRAFANA, Grafana, GrafanaState};
 
 // ---------------------------------------------------------------------------
 // Running selections
@@ -45,21 +40,14 @@ use platform_acceptance::sim::observability::{MockObservability, observe};
 struct Env<'a> {
     fx: &'a SimFixture,
     endpoints: Endpoints,
-    mock: SocketAddr,
+    grafana: SocketAddr,
 }
 
 impl Env<'_> {
-    /// The sim's endpoint map plus the mock.
+    /// The sim's endpoint map, Grafana being this test's stand-in.
     fn endpoints(&self) -> Endpoints {
         let mut e = self.endpoints.clone();
-        for (host, port) in [
-            ("victoria-metrics-stack-grafana.observability.svc.cluster.local", 80),
-            ("vmselect-victoria-metrics-stack.observability.svc.cluster.local", 8481),
-            ("victoria-logs-server.observability.svc.cluster.local", 9428),
-        ] {
-            // This run's own mock comes first, ahead of the sim's.
-            e.endpoints.insert(0, Endpoint { service: "mock-observability".into(), host: host.into(), port, addr: self.mock });
-        }
+        e.endpoints.insert(0, Endpoint { service: "grafana-stand-in".into(), host: GRAFANA.0.into(), port: GRAFANA.1, addr: self.grafana });
         e
     }
 
@@ -85,6 +73,11 @@ impl Env<'_> {
 
 /// Marks the pods `-l selector` not ready (what the kubelet writes when containers fail).
 async fn pods_not_ready(fx: &SimFixture, cluster: &str, ns: &str, selector: &str) {
+    set_pods_ready(fx, cluster, ns, selector, false).await
+}
+
+/// Sets the pods' Ready and ContainersReady conditions (what the kubelet writes).
+async fn set_pods_ready(fx: &SimFixture, cluster: &str, ns: &str, selector: &str, ready: bool) {
     let api: Api<Pod> = Api::namespaced(fx.client(cluster), ns);
     let pods = api.list(&ListParams::default().labels(selector)).await.unwrap();
     assert!(!pods.items.is_empty(), "no pods {ns} -l {selector}");
@@ -93,14 +86,51 @@ async fn pods_not_ready(fx: &SimFixture, cluster: &str, ns: &str, selector: &str
         let mut conditions: Vec<Value> = status["conditions"].as_array().cloned().unwrap_or_default();
         conditions.retain(|c| c["type"] != "Ready" && c["type"] != "ContainersReady");
         for t in ["Ready", "ContainersReady"] {
-            conditions.push(json!({"type": t, "status": "False", "reason": "ContainersNotReady", "message": "broken by test", "lastTransitionTime": "2026-01-01T00:00:00Z"}));
+            conditions.push(if ready {
+                json!({"type": t, "status": "True", "lastTransitionTime": "2026-01-01T00:00:00Z"})
+            } else {
+                json!({"type": t, "status": "False", "reason": "ContainersNotReady", "message": "broken by test", "lastTransitionTime": "2026-01-01T00:00:00Z"})
+            });
         }
         let mut containers: Vec<Value> = status["containerStatuses"].as_array().cloned().unwrap_or_default();
         for c in containers.iter_mut() {
-            c["ready"] = json!(false);
+            c["ready"] = json!(ready);
         }
         let patch = json!({"status": {"conditions": conditions, "containerStatuses": containers}});
         api.patch_status(p.metadata.name.as_deref().unwrap(), &PatchParams { field_manager: Some(MANAGER.into()), ..PatchParams::default() }, &Patch::Merge(&patch)).await.unwrap();
+    }
+}
+
+/// Series of `query` in the sim's VictoriaMetrics (through vmselect, as the checks ask).
+async fn series(query: &str) -> usize {
+    let url = reqwest::Url::parse_with_params(&format!("http://{}/select/0/prometheus/api/v1/query", Engines::sim().vmselect), &[("query", query)]).unwrap();
+    let v: Value = reqwest::Client::new().get(url).send().await.unwrap().json().await.unwrap();
+    assert_eq!(v["status"], "success", "{v}");
+    v.pointer("/data/result").and_then(Value::as_array).map_or(0, Vec::len)
+}
+
+/// Lines of tenant `account` in the sim's VictoriaLogs matching `query`.
+async fn log_lines(account: &str, query: &str) -> usize {
+    let url = reqwest::Url::parse_with_params(&format!("http://{}/select/logsql/query", Engines::sim().logs), &[("query", query)]).unwrap();
+    let r = reqwest::Client::new().get(url).header("AccountID", account).send().await.unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    r.text().await.unwrap().lines().count()
+}
+
+/// Polls `f` every half second until it returns `want` (60 s at most).
+async fn wait_for<F, Fut>(what: &str, want: usize, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = usize>,
+{
+    let start = Instant::now();
+    loop {
+        let n = f().await;
+        if (want == 0) == (n == 0) {
+            return;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "{what}: still {n} after 60 s");
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
 
@@ -114,13 +144,14 @@ async fn observability_and_database_criteria_on_the_simulation() {
         let s = fx.secret("infra", "observability", "grafana-admin").await;
         (s["admin-user"].clone(), s["admin-password"].clone())
     };
-    let mock = MockObservability::start(admin.clone(), "127.0.0.1:0".parse().unwrap()).await.unwrap();
-    let clients = vec![("infra".to_string(), fx.client("infra")), ("apps".to_string(), fx.client("apps"))];
-    observe(&mock, &clients).await;
-    let healthy_mock = mock.state.lock().unwrap().clone();
-    assert!(healthy_mock.up.iter().any(|x| x.cluster == "infra"), "infra's VMAgent runs: up series");
-    assert!(["1", "2"].iter().all(|a| healthy_mock.logs.get(*a).is_some_and(|l| !l.is_empty())), "both clusters' fluent-bit ship logs");
-    let env = Env { fx: &fx, endpoints: fx.endpoints(), mock: mock.addr };
+    let grafana = Grafana::start(admin.clone(), "127.0.0.1:0".parse().unwrap(), Engines::sim()).await.unwrap();
+    let healthy: GrafanaState = grafana.state.lock().unwrap().clone();
+    // The sim's agents write what runs: infra's VMAgent its `up` series, both fluent-bits their lines.
+    wait_for("up series of infra", 1, || series(r#"up{cluster="infra"}"#)).await;
+    for account in ["1", "2"] {
+        wait_for(&format!("lines of tenant {account}"), 1, || log_lines(account, "_time:15m")).await;
+    }
+    let env = Env { fx: &fx, endpoints: fx.endpoints(), grafana: grafana.addr };
 
     // ---- healthy: every unit passes
     let r = env.run(ALL, 2).await;
@@ -155,7 +186,7 @@ async fn observability_and_database_criteria_on_the_simulation() {
     eprintln!("[{:.0}s] mesh down checked", t0.elapsed().as_secs_f64());
 
     // ---- Grafana without the VictoriaMetrics datasource; then nothing scraped
-    mock.set(|s| s.datasources.retain(|d| d["type"] != "prometheus"));
+    grafana.set(|s| s.datasources.retain(|d| d["type"] != "prometheus"));
     let r = env.run("6.1", 0).await;
     r.expect_findings(&["6.1.7 [infra]", "6.1.8 [infra]"]);
     r.expect_message("6.1.7 [infra]", &[
@@ -163,19 +194,26 @@ async fn observability_and_database_criteria_on_the_simulation() {
         "expected a prometheus/victoriametrics-metrics-datasource datasource with url at vmselect-victoria-metrics-stack.observability",
         "observed [VictoriaLogs (infra) (victoriametrics-logs-datasource",
     ]);
-    // Constructed: a vmselect that holds no series at all (nothing was ever scraped).
-    mock.set(|s| {
-        *s = healthy_mock.clone();
-        s.up = vec![];
-    });
+    // infra's vmagent stops; VictoriaMetrics would show its last samples for five more
+    // minutes, so the test deletes its series (VictoriaMetrics' delete API): the engine then
+    // holds no series for the cluster label, as if nothing had ever been scraped.
+    grafana.set(|s| *s = healthy.clone());
+    pods_not_ready(&fx, "infra", "observability", "app.kubernetes.io/name=vmagent").await;
+    tokio::time::sleep(Duration::from_secs(5)).await; // the agent stand-in's last write is done
+    let url = reqwest::Url::parse_with_params(&format!("http://{}/api/v1/admin/tsdb/delete_series", Engines::sim().metrics), &[("match[]", r#"up{cluster="infra"}"#)]).unwrap();
+    let r = reqwest::Client::new().post(url).send().await.unwrap();
+    assert!(r.status().is_success(), "delete_series: {}", r.status());
+    wait_for("up series of infra after the delete", 0, || series(r#"up{cluster="infra"}"#)).await;
     let r = env.run("6.1", 0).await;
     r.expect_findings(&["6.1.6 [infra]", "6.1.8 [infra]"]);
     r.expect_message("6.1.6 [infra]", &[
         "http://vmselect-victoria-metrics-stack.observability.svc.cluster.local:8481/select/0/prometheus/api/v1/query up{cluster=\"infra\"}: expected series with value 1 (scrape targets up), observed no series (nothing scraped)",
     ]);
     r.expect_message("6.1.8 [infra]", &["datasource uid P4169E866C3094E38: up{cluster=\"infra\"}: expected rows (metrics visible), observed no rows"]);
+    // The agent back: its samples are the engine's again.
+    set_pods_ready(&fx, "infra", "observability", "app.kubernetes.io/name=vmagent", true).await;
+    wait_for("up series of infra after the agent is back", 1, || series(r#"up{cluster="infra"}"#)).await;
     // Wrong Grafana admin password in the Secret: 6.1.7/6.1.8 see 401, and no password is printed.
-    mock.set(|s| *s = healthy_mock.clone());
     fx.set_secret_key("infra", "observability", "grafana-admin", "admin-password", "wrong-password-by-test").await;
     let r = env.run("6.1", 0).await;
     r.expect_findings(&["6.1.7 [infra]", "6.1.8 [infra]"]);
@@ -211,10 +249,22 @@ async fn observability_and_database_criteria_on_the_simulation() {
     fx.set_secret_key("infra", "databases", "postgres-shared-app", "password", "wrong-password-by-test").await;
     fx.set_secret_key("apps", "harbor", "harbor-db", "password", "wrong-password-by-test").await;
     fx.wait_not_ready("apps", "DaemonSet", "observability", "fluent-bit").await;
-    // fluent-bit on apps is down: nothing refreshes its tenant's lines. Constructed: it
-    // stopped 20 minutes ago, so nothing is left inside the checks' 15-minute window.
-    observe(&mock, &clients).await;
-    mock.set(|s| s.logs.get_mut("2").into_iter().flatten().for_each(|l| l.time -= time::Duration::minutes(20)));
+    // fluent-bit on apps is down: nothing new reaches its tenant. Constructed: it stopped
+    // twenty minutes ago. The test deletes the tenant's lines (VictoriaLogs' delete API) and
+    // ships the backlog a fluent-bit would have flushed then, stamped twenty minutes ago.
+    tokio::time::sleep(Duration::from_secs(5)).await; // the fluent-bit stand-in's last write is done
+    let logs = Engines::sim().logs;
+    let url = reqwest::Url::parse_with_params(&format!("http://{logs}/delete/run_task"), &[("filter", "*")]).unwrap();
+    let r = reqwest::Client::new().post(url).header("AccountID", "2").send().await.unwrap();
+    assert!(r.status().is_success(), "delete/run_task: {}", r.status());
+    wait_for("lines of tenant 2 after the delete", 0, || log_lines("2", "*")).await;
+    let then = time::OffsetDateTime::now_utc() - time::Duration::minutes(20);
+    let backlog = platform_acceptance::sim::observability::log_lines("apps", &["observability", "databases"], then);
+    let url = format!("http://{logs}{}", platform_acceptance::sim::observability::FLUENT_BIT_URI);
+    let r = reqwest::Client::new().post(url).header("AccountID", "2").body(backlog).send().await.unwrap();
+    assert!(r.status().is_success(), "insert: {}", r.status());
+    wait_for("the backlog of tenant 2", 1, || log_lines("2", "_time:1h")).await;
+    assert_eq!(log_lines("2", "_time:15m").await, 0, "nothing of tenant 2 inside the window");
     fx.wait_not_ready("infra", "Deployment", "cnpg-system", "cloudnative-pg").await;
     // A stopped service: the Redis behind Dragonfly.
     fx.stop_data_service("redis").await;
@@ -273,8 +323,8 @@ async fn observability_and_database_criteria_on_the_simulation() {
     ]);
 
     fx.restore().await;
-    mock.set(|s| *s = healthy_mock.clone());
-    observe(&mock, &clients).await;
+    grafana.set(|s| *s = healthy.clone());
+    wait_for("lines of tenant 2 after the restore", 1, || log_lines("2", "_time:15m")).await;
     let r = env.run(ALL, 2).await;
     r.expect_all_pass();
     let seen: BTreeSet<&str> = r.results.iter().map(|x| x.id.as_str()).collect();

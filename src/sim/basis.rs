@@ -137,7 +137,10 @@ impl Simulation {
             // of Cilium's MCS controller, and reached through the simulation's data path.
             _ if host.ends_with(".svc.clusterset.local") => (BasisKind::StandIn, Some("ServiceImport and data path in place of ClusterMesh")),
             Some("postgres" | "redis" | "minio") => (BasisKind::Real, None),
-            Some("mock-observability") => (BasisKind::StandIn, Some("observability mock")),
+            // Real engines evaluating the query, over samples and lines the agent stand-ins wrote.
+            Some("victoria-metrics") => (BasisKind::RealOverSimulated, Some("vmagent stand-in")),
+            Some("victoria-logs") => (BasisKind::RealOverSimulated, Some("fluent-bit stand-in")),
+            Some("grafana-stand-in") => (BasisKind::StandIn, Some("Grafana API stand-in")),
             Some(_) | None => (BasisKind::StandIn, Some("name map in place of DNS")),
         }
     }

@@ -24,7 +24,7 @@ pub fn check_binaries(cfg: &SimConfig) -> anyhow::Result<()> {
     let missing: Vec<&str> = COMPONENTS
         .iter()
         .chain(ADDONS.iter())
-        .chain([VELERO_PLUGIN, "minio-admin"].iter())
+        .chain([VELERO_PLUGIN, "minio-admin", "minio", "victoria-metrics", "vmauth", "victoria-logs"].iter())
         .copied()
         .filter(|b| !is_executable(&binary(cfg, b)))
         .collect();

@@ -1,36 +1,48 @@
-//! A named MOCK of Grafana, vmselect and VictoriaLogs for the local simulation: no
-//! binary of theirs can run here. One loopback HTTP server answers their documented
-//! response shapes: Grafana `/api/health`, `/api/datasources`, `/api/ds/query`
-//! (docs/reference/components.md §11.4 [GR2]; Grafana HTTP API docs), vmselect's Prometheus
-//! `/select/0/prometheus/api/v1/query` (§11.3), VictoriaLogs `/select/logsql/query`
-//! with `AccountID` (§12 [VL3][VL4]). It runs inside the sim's stand-in process
-//! (`sim provisioner`) on [`OBSERVABILITY_PORT`]; the endpoint map routes the three
-//! in-cluster service names here. Grafana's admin is the sim's `grafana-admin` Secret.
+//! Observability in the simulation: the real engines ([`crate::sim::data::Engines`]:
+//! VictoriaMetrics single-node behind vmauth, VictoriaLogs) fed by two named stand-ins,
+//! and a Grafana API stand-in. They run inside the sim's stand-in process (`sim
+//! provisioner`).
 //!
-//! What it answers follows the clusters ([`follow`]), not a script: `up` series exist for
-//! a cluster only while pods of its VMAgent are Ready (labelled with the VMAgent's own
-//! `externalLabels.cluster`; the jobs are the k8s-stack chart's default scrapes), and a
-//! tenant receives log lines (stamped with the time they were seen) only while the
-//! cluster's fluent-bit pods are Ready. Queries are honoured: label matchers of an
-//! instant query, `_time:<duration>` of a LogsQL query, `limit`. So metrics vanish when
-//! the agent stops, and logs go stale when fluent-bit stops.
+//! - **vmagent stand-in** ([`observe`]): while pods of a `VMAgent` are Ready, it writes one
+//!   `up` sample (value 1, time now) per scrape job of the k8s-stack chart's defaults,
+//!   labelled with the VMAgent's own `externalLabels.cluster`, to VictoriaMetrics' import
+//!   API: what vmagent's remote write would deliver. When the agent stops, nothing is
+//!   written and the series go stale by VictoriaMetrics' own rules.
+//! - **fluent-bit stand-in** ([`observe`]): while the cluster's fluent-bit pods are Ready,
+//!   it ships one line per namespace (the first five that are not the harness's own),
+//!   stamped with the current time and shaped as the fixture's fluent-bit output sends
+//!   them ([`FLUENT_BIT_URI`]), to VictoriaLogs' JSON-lines API under the cluster's tenant
+//!   (`AccountID`, as the platform's vmauth sets it per tenant user). When fluent-bit stops, the newest line only gets older.
+//! - **Grafana stand-in** ([`Grafana`]; Grafana is AGPL-licensed and is not built here):
+//!   `/api/health`, `/api/datasources` (the k8s-stack chart's default VictoriaMetrics
+//!   datasource and the fixture's VictoriaLogs ones) and `/api/ds/query`, which forwards
+//!   each query to the engine behind its datasource (MetricsQL to vmselect's
+//!   `/select/0/prometheus/api/v1/query`, LogsQL to VictoriaLogs' `/select/logsql/query`
+//!   with the datasource's `AccountID`) and returns the engine's answer as frames, or its
+//!   error. Its shapes follow docs/reference/components.md §11.4 [GR2] and Grafana's HTTP
+//!   API docs; Grafana's admin is the sim's `grafana-admin` Secret.
+//!
+//! So what a check reads through vmselect, VictoriaLogs or Grafana is evaluated by the
+//! real engines over data the stand-ins wrote from what runs in the clusters.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// Loopback port of the mock (fixed, like the other data services).
+use crate::sim::data::Engines;
+
+/// Loopback port of the Grafana stand-in (fixed, like the data services).
 pub const OBSERVABILITY_PORT: u16 = 19090;
 
-/// In-cluster names (chart defaults, as the fixture renders them) the mock answers for.
-pub const HOSTS: [(&str, u16); 3] = [
-    ("victoria-metrics-stack-grafana.observability.svc.cluster.local", 80),
-    ("vmselect-victoria-metrics-stack.observability.svc.cluster.local", 8481),
-    ("victoria-logs-server.observability.svc.cluster.local", 9428),
-];
+/// In-cluster name and port of Grafana (chart default, as the fixture renders it).
+pub const GRAFANA: (&str, u16) = ("victoria-metrics-stack-grafana.observability.svc.cluster.local", 80);
+/// In-cluster name and port of vmselect, served by vmauth in front of VictoriaMetrics.
+pub const VMSELECT: (&str, u16) = ("vmselect-victoria-metrics-stack.observability.svc.cluster.local", 8481);
+/// In-cluster name and port of VictoriaLogs.
+pub const VICTORIA_LOGS: (&str, u16) = ("victoria-logs-server.observability.svc.cluster.local", 9428);
 
 /// Scrape jobs of the k8s-stack chart's default scrape objects (kubelet, apiserver,
 /// node-exporter), reported up while the cluster's VMAgent runs.
@@ -38,43 +50,26 @@ pub const DEFAULT_JOBS: [&str; 3] = ["kubelet", "apiserver", "node-exporter"];
 /// Tenants of the fixture's vmauth users and fluent-bit outputs: cluster -> AccountID.
 pub const ACCOUNTS: [(&str, &str); 2] = [("infra", "1"), ("apps", "2")];
 
-/// One `up` series.
-#[derive(Debug, Clone, PartialEq)]
-pub struct UpSeries {
-    pub job: String,
-    pub cluster: String,
-    pub value: String,
-}
-
-/// One log stream of a tenant and when its latest line was seen.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LogLine {
-    pub stream: String,
-    pub time: time::OffsetDateTime,
-}
-
+/// What Grafana is configured with.
 #[derive(Clone)]
-pub struct MockState {
-    /// Grafana admin (user, password), from the sim's grafana-admin Secret.
+pub struct GrafanaState {
+    /// Admin (user, password), from the sim's grafana-admin Secret.
     pub admin: (String, String),
     pub datasources: Vec<Value>,
-    /// vmselect `up` series.
-    pub up: Vec<UpSeries>,
-    /// VictoriaLogs lines per AccountID.
-    pub logs: BTreeMap<String, Vec<LogLine>>,
-    /// Grafana datasource uid -> AccountID of its header.
+    /// Datasource uid -> AccountID of its header (the VictoriaLogs datasources).
     pub logs_uids: BTreeMap<String, String>,
 }
 
-pub struct MockObservability {
+/// The Grafana API stand-in, serving on `addr`.
+pub struct Grafana {
     pub addr: SocketAddr,
-    pub state: Arc<Mutex<MockState>>,
+    pub state: Arc<Mutex<GrafanaState>>,
 }
 
-impl MockObservability {
-    /// Serves on `bind` (port 0: any free port).
-    pub async fn start(admin: (String, String), bind: SocketAddr) -> std::io::Result<MockObservability> {
-        let state = MockState {
+impl Grafana {
+    /// Serves on `bind` (port 0: any free port), forwarding queries to `engines`.
+    pub async fn start(admin: (String, String), bind: SocketAddr, engines: Engines) -> std::io::Result<Grafana> {
+        let state = GrafanaState {
             admin,
             // The k8s-stack chart's default datasource, plus the fixture's VictoriaLogs ones.
             datasources: vec![
@@ -85,32 +80,30 @@ impl MockObservability {
                 json!({"id": 3, "uid": "victorialogs-apps", "name": "VictoriaLogs (apps)", "type": "victoriametrics-logs-datasource", "access": "proxy",
                        "url": "http://victoria-logs-server.observability.svc.cluster.local:9428", "isDefault": false}),
             ],
-            // Filled by [`follow`] from what runs in the clusters.
-            up: vec![],
-            logs: BTreeMap::new(),
             logs_uids: BTreeMap::from([("victorialogs-infra".to_string(), "1".to_string()), ("victorialogs-apps".to_string(), "2".to_string())]),
         };
         let state = Arc::new(Mutex::new(state));
         let listener = tokio::net::TcpListener::bind(bind).await?;
         let addr = listener.local_addr()?;
         let shared = state.clone();
+        let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(10)).build().map_err(std::io::Error::other)?;
         tokio::spawn(async move {
             while let Ok((mut sock, _)) = listener.accept().await {
-                let state = shared.clone();
+                let (state, http) = (shared.clone(), http.clone());
                 tokio::spawn(async move {
                     let Some((method, path, headers, body)) = read_request(&mut sock).await else { return };
-                    let snapshot = state.lock().expect("mock state").clone();
-                    let (status, ctype, text) = route(&snapshot, &method, &path, &headers, &body);
+                    let snapshot = state.lock().expect("grafana state").clone();
+                    let (status, ctype, text) = route(&snapshot, &http, &engines, &method, &path, &headers, &body).await;
                     let resp = format!("HTTP/1.1 {status} X\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}", text.len());
                     let _ = sock.write_all(resp.as_bytes()).await;
                 });
             }
         });
-        Ok(MockObservability { addr, state })
+        Ok(Grafana { addr, state })
     }
 
-    pub fn set(&self, f: impl FnOnce(&mut MockState)) {
-        f(&mut self.state.lock().expect("mock state"));
+    pub fn set(&self, f: impl FnOnce(&mut GrafanaState)) {
+        f(&mut self.state.lock().expect("grafana state"));
     }
 }
 
@@ -144,128 +137,112 @@ async fn read_request(sock: &mut tokio::net::TcpStream) -> Option<(String, Strin
     Some((method, path, headers, String::from_utf8_lossy(&buf[head_end..]).into_owned()))
 }
 
-/// `up{cluster="infra",job="kubelet"}` -> ("up", [(cluster, infra), (job, kubelet)]).
-fn matchers(query: &str) -> (String, Vec<(String, String)>) {
-    let (name, rest) = query.split_once('{').unwrap_or((query, ""));
-    let pairs = rest
-        .trim_end_matches('}')
-        .split(',')
-        .filter_map(|m| m.split_once('='))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().trim_matches('"').to_string()))
-        .collect();
-    (name.trim().to_string(), pairs)
-}
-
-fn series_matching<'a>(s: &'a MockState, query: &str) -> Vec<&'a UpSeries> {
-    let (name, pairs) = matchers(query);
-    if name != "up" {
-        return vec![];
-    }
-    s.up.iter()
-        .filter(|x| pairs.iter().all(|(k, v)| match k.as_str() {
-            "job" => &x.job == v,
-            "cluster" => &x.cluster == v,
-            "__name__" => v == "up",
-            _ => false,
-        }))
-        .collect()
-}
-
-/// `_time:15m` (s, m, h, d) -> the window; `None` for no time filter.
-fn time_window(query: &str) -> Option<time::Duration> {
-    let d = query.split_whitespace().find_map(|t| t.strip_prefix("_time:"))?;
-    let (n, unit) = d.split_at(d.find(|c: char| !c.is_ascii_digit())?);
-    let n: i64 = n.parse().ok()?;
-    Some(match unit {
-        "s" => time::Duration::seconds(n),
-        "m" => time::Duration::minutes(n),
-        "h" => time::Duration::hours(n),
-        "d" => time::Duration::days(n),
-        _ => return None,
-    })
-}
-
-fn lines_within<'a>(s: &'a MockState, account: &str, query: &str, now: time::OffsetDateTime) -> Vec<&'a LogLine> {
-    let window = time_window(query);
-    s.logs.get(account).into_iter().flatten().filter(|l| window.is_none_or(|w| l.time >= now - w)).collect()
-}
-
-/// Percent-decoding of a query string value (`+` is a space).
-fn decode(v: &str) -> String {
-    let bytes = v.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = (bytes[i] == b'%').then(|| v.get(i + 1..i + 3)).flatten().and_then(|h| u8::from_str_radix(h, 16).ok());
-        match (hex, bytes[i]) {
-            (Some(b), _) => {
-                out.push(b);
-                i += 3;
-                continue;
-            }
-            (None, b'+') => out.push(b' '),
-            (None, b) => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn param(path: &str, key: &str) -> Option<String> {
-    path.split_once('?')?.1.split('&').filter_map(|kv| kv.split_once('=')).find(|(k, _)| *k == key).map(|(_, v)| decode(v))
-}
-
-fn route(s: &MockState, method: &str, path: &str, headers: &BTreeMap<String, String>, body: &str) -> (u16, &'static str, String) {
+/// Grafana's routes: health is public, the rest needs the admin.
+async fn route(
+    s: &GrafanaState,
+    http: &reqwest::Client,
+    engines: &Engines,
+    method: &str,
+    path: &str,
+    headers: &BTreeMap<String, String>,
+    body: &str,
+) -> (u16, &'static str, String) {
     use base64::Engine;
-    let now = time::OffsetDateTime::now_utc();
     let authorized = headers.get("authorization").and_then(|a| a.strip_prefix("Basic ")).and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
         == Some(format!("{}:{}", s.admin.0, s.admin.1).into_bytes());
-    let unauthorized = (401, "application/json", json!({"message": "Unauthorized"}).to_string());
-    let frames = |rows: usize| json!({"results": {"A": {"status": 200, "frames": [{"schema": {"fields": [{"name": "Time"}, {"name": "Value"}]}, "data": {"values": [vec![0; rows], vec![1; rows]]}}]}}});
     let route = path.split('?').next().unwrap_or(path);
+    let known = |uid: &str| s.datasources.iter().any(|d| d["uid"] == uid);
+    let not_found = (404, "application/json", json!({"message": "Data source not found"}).to_string());
     match (method, route) {
-        // Grafana: health is public; the rest needs the admin.
-        ("GET", "/api/health") => (200, "application/json", json!({"commit": "mock", "database": "ok", "version": "12.2.0"}).to_string()),
+        ("GET", "/api/health") => (200, "application/json", json!({"commit": "stand-in", "database": "ok", "version": "12.2.0"}).to_string()),
         ("GET", "/api/datasources") if authorized => (200, "application/json", Value::Array(s.datasources.clone()).to_string()),
         ("POST", "/api/ds/query") if authorized => {
             let req: Value = serde_json::from_str(body).unwrap_or(Value::Null);
-            let uid = req.pointer("/queries/0/datasource/uid").and_then(Value::as_str).unwrap_or("");
-            let expr = req.pointer("/queries/0/expr").and_then(Value::as_str).unwrap_or("");
-            if !s.datasources.iter().any(|d| d["uid"] == uid) {
-                return (404, "application/json", json!({"message": "Data source not found"}).to_string());
+            let q = req.pointer("/queries/0").cloned().unwrap_or(Value::Null);
+            let ref_id = q["refId"].as_str().unwrap_or("A").to_string();
+            let uid = q.pointer("/datasource/uid").and_then(Value::as_str).unwrap_or("");
+            let expr = q["expr"].as_str().unwrap_or("");
+            if !known(uid) {
+                return not_found;
             }
-            let rows = match s.logs_uids.get(uid) {
-                Some(account) => lines_within(s, account, expr, now).len(),
-                None => series_matching(s, expr).iter().filter(|x| x.value == "1").count(),
+            let frames = match s.logs_uids.get(uid) {
+                Some(account) => query_logs(http, engines.logs, account, expr, q["maxLines"].as_u64().unwrap_or(1000)).await,
+                None => query_metrics(http, engines.vmselect, expr).await,
             };
-            (200, "application/json", frames(rows).to_string())
+            match frames {
+                Ok(frames) => (200, "application/json", json!({"results": {ref_id: {"status": 200, "frames": frames}}}).to_string()),
+                Err(e) => (400, "application/json", json!({"results": {ref_id: {"status": 400, "error": e}}}).to_string()),
+            }
         }
-        (_, "/api/datasources") | (_, "/api/ds/query") => unauthorized,
-        // vmselect (Prometheus querying API).
-        ("GET", "/select/0/prometheus/api/v1/query") => {
-            let query = param(path, "query").unwrap_or_default();
-            let t = now.unix_timestamp() as f64;
-            let result: Vec<Value> = series_matching(s, &query)
-                .into_iter()
-                .map(|x| json!({"metric": {"__name__": "up", "job": x.job, "cluster": x.cluster}, "value": [t, x.value]}))
-                .collect();
-            (200, "application/json", json!({"status": "success", "data": {"resultType": "vector", "result": result}}).to_string())
+        // Datasource health: the query Grafana's own health check sends, to the engine behind it.
+        ("GET", r) if authorized && r.starts_with("/api/datasources/uid/") && r.ends_with("/health") => {
+            let uid = r.trim_start_matches("/api/datasources/uid/").trim_end_matches("/health");
+            if !known(uid) {
+                return not_found;
+            }
+            let probe = match s.logs_uids.get(uid) {
+                Some(account) => query_logs(http, engines.logs, account, "_time:1m", 1).await.map(|_| "Successfully queried VictoriaLogs"),
+                None => query_metrics(http, engines.vmselect, "1+1").await.map(|_| "Successfully queried the Prometheus API."),
+            };
+            match probe {
+                Ok(m) => (200, "application/json", json!({"status": "OK", "message": m}).to_string()),
+                Err(e) => (400, "application/json", json!({"status": "ERROR", "message": e}).to_string()),
+            }
         }
-        // VictoriaLogs: JSON lines of the AccountID's tenant (default 0) within the query's _time window.
-        ("GET" | "POST", "/select/logsql/query") => {
-            let account = headers.get("accountid").cloned().unwrap_or_else(|| "0".into());
-            let query = param(path, "query").unwrap_or_default();
-            let limit = param(path, "limit").and_then(|l| l.parse().ok()).unwrap_or(usize::MAX);
-            let rfc3339 = |t: time::OffsetDateTime| t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
-            let text: String = lines_within(s, &account, &query, now)
-                .into_iter()
-                .take(limit)
-                .map(|l| format!("{}\n", json!({"_msg": "log line", "_stream": l.stream, "_time": rfc3339(l.time)})))
-                .collect();
-            (200, "application/stream+json", text)
-        }
+        (_, r) if r.starts_with("/api/") => (401, "application/json", json!({"message": "Unauthorized"}).to_string()),
         _ => (404, "text/plain", "404 page not found".into()),
     }
+}
+
+/// A MetricsQL instant query through vmselect (`/select/0/prometheus/api/v1/query`): one
+/// frame per series, or the engine's error.
+async fn query_metrics(http: &reqwest::Client, vmselect: SocketAddr, expr: &str) -> Result<Vec<Value>, String> {
+    let url = reqwest::Url::parse_with_params(&format!("http://{vmselect}/select/0/prometheus/api/v1/query"), &[("query", expr)]).map_err(|e| e.to_string())?;
+    let r = http.get(url).send().await.map_err(|e| format!("vmselect {vmselect}: {}", crate::errline::http(&e)))?;
+    let status = r.status();
+    let body: Value = r.json().await.map_err(|e| format!("vmselect answered HTTP {status}, not JSON: {e}"))?;
+    metric_frames(&body)
+}
+
+/// Prometheus API answer -> Grafana frames (one per series: Time, Value with the labels).
+pub fn metric_frames(body: &Value) -> Result<Vec<Value>, String> {
+    if body["status"] != "success" {
+        return Err(body["error"].as_str().unwrap_or("query failed").to_string());
+    }
+    let series = body.pointer("/data/result").and_then(Value::as_array).cloned().unwrap_or_default();
+    Ok(series
+        .iter()
+        .map(|x| {
+            let (t, v) = (x.pointer("/value/0").cloned().unwrap_or(Value::Null), x.pointer("/value/1").cloned().unwrap_or(Value::Null));
+            let t_ms = t.as_f64().map(|t| (t * 1000.0) as i64);
+            json!({"schema": {"fields": [{"name": "Time"}, {"name": "Value", "labels": x["metric"]}]}, "data": {"values": [[t_ms], [v]]}})
+        })
+        .collect())
+}
+
+/// A LogsQL query to VictoriaLogs as tenant `account`: one frame of lines, or the engine's error.
+async fn query_logs(http: &reqwest::Client, logs: SocketAddr, account: &str, expr: &str, limit: u64) -> Result<Vec<Value>, String> {
+    let url = reqwest::Url::parse_with_params(&format!("http://{logs}/select/logsql/query"), &[("query", expr), ("limit", &limit.to_string())]).map_err(|e| e.to_string())?;
+    let r = http
+        .get(url)
+        .header("AccountID", account)
+        .send()
+        .await
+        .map_err(|e| format!("VictoriaLogs {logs}: {}", crate::errline::http(&e)))?;
+    let status = r.status();
+    let text = r.text().await.map_err(|e| format!("VictoriaLogs {logs}: {e}"))?;
+    if !status.is_success() {
+        return Err(format!("VictoriaLogs answered HTTP {status}: {}", text.lines().next().unwrap_or("").chars().take(200).collect::<String>()));
+    }
+    Ok(vec![log_frame(&text)])
+}
+
+/// VictoriaLogs' JSON lines -> one Grafana frame (Time, Line).
+pub fn log_frame(text: &str) -> Value {
+    let lines: Vec<Value> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let times: Vec<&Value> = lines.iter().map(|l| &l["_time"]).collect();
+    let msgs: Vec<&Value> = lines.iter().map(|l| &l["_msg"]).collect();
+    json!({"schema": {"fields": [{"name": "Time"}, {"name": "Line"}]}, "data": {"values": [times, msgs]}})
 }
 
 /// Pods of `ns` (all namespaces when `None`) matching `labels` that are Ready.
@@ -281,12 +258,45 @@ async fn ready_pods(client: &kube::Client, ns: Option<&str>, labels: &str) -> us
         .count()
 }
 
-/// One look at the clusters: which `up` series exist, which tenants' log streams are fresh.
-pub async fn observe(mock: &MockObservability, clients: &[(String, kube::Client)]) {
+/// What the stand-in agents saw in one look at the clusters.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Seen {
+    /// `cluster` labels of VMAgents with a Ready pod.
+    pub agents: Vec<String>,
+    /// (AccountID, cluster, namespace) of every line fluent-bit ships.
+    pub streams: Vec<(String, String, String)>,
+}
+
+/// `up` samples in Prometheus' text format, as vmagent's remote write would deliver them.
+pub fn up_samples(labels: &[String], at: time::OffsetDateTime) -> String {
+    let ms = (at.unix_timestamp_nanos() / 1_000_000) as i64;
+    labels.iter().flat_map(|c| DEFAULT_JOBS.iter().map(move |j| format!("up{{job=\"{j}\",cluster=\"{c}\"}} 1 {ms}\n"))).collect()
+}
+
+/// The query string of the fixture's fluent-bit output (`bases/fluent-bit`): stream fields,
+/// message and time fields of its records.
+pub const FLUENT_BIT_URI: &str =
+    "/insert/jsonline?_stream_fields=cluster,kubernetes_namespace_name,kubernetes_pod_name,kubernetes_container_name&_msg_field=log&_time_field=date";
+
+/// One record per namespace of `cluster`, shaped as the fixture's fluent-bit sends them
+/// (`json_lines`, ISO 8601 `date`, the nest filter's `kubernetes_` prefix, the
+/// record_modifier's `cluster`).
+pub fn log_lines(cluster: &str, namespaces: &[&str], at: time::OffsetDateTime) -> String {
+    let t = at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+    namespaces
+        .iter()
+        .map(|n| {
+            let record = json!({"date": t, "log": format!("log line of a container in {n}"), "cluster": cluster,
+                                "kubernetes_namespace_name": n, "kubernetes_pod_name": "pod", "kubernetes_container_name": "container"});
+            format!("{record}\n")
+        })
+        .collect()
+}
+
+/// One look at the clusters: which VMAgents run and which tenants fluent-bit ships to.
+pub async fn look(clients: &[(String, kube::Client)]) -> Seen {
     use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
-    let now = time::OffsetDateTime::now_utc();
-    let mut up = vec![];
-    let mut fresh: Vec<(String, String)> = vec![];
+    let mut seen = Seen::default();
     for (cluster, client) in clients {
         // §11.3 [VM3]: the operator labels VMAgent pods name=vmagent, instance=<CR name>.
         let ar = ApiResource::from_gvk(&GroupVersionKind::gvk("operator.victoriametrics.com", "v1beta1", "VMAgent"));
@@ -295,7 +305,7 @@ pub async fn observe(mock: &MockObservability, clients: &[(String, kube::Client)
             let (name, ns) = (a.metadata.name.clone().unwrap_or_default(), a.metadata.namespace.clone().unwrap_or_default());
             let label = a.data.pointer("/spec/externalLabels/cluster").and_then(Value::as_str).unwrap_or(cluster).to_string();
             if ready_pods(client, Some(&ns), &format!("app.kubernetes.io/name=vmagent,app.kubernetes.io/instance={name}")).await > 0 {
-                up.extend(DEFAULT_JOBS.iter().map(|j| UpSeries { job: j.to_string(), cluster: label.clone(), value: "1".into() }));
+                seen.agents.push(label);
             }
         }
         // §13 [FB1]: fluent-bit pods ship the node's container logs of every namespace.
@@ -304,52 +314,72 @@ pub async fn observe(mock: &MockObservability, clients: &[(String, kube::Client)
             use k8s_openapi::api::core::v1::Namespace;
             let namespaces = kube::Api::<Namespace>::all(client.clone()).list(&Default::default()).await.map(|l| l.items).unwrap_or_default();
             for n in namespaces.iter().filter_map(|n| n.metadata.name.clone()).filter(|n| !n.starts_with("pa-")).take(5) {
-                fresh.push((account.to_string(), format!("{{kubernetes.namespace_name=\"{n}\"}}")));
+                seen.streams.push((account.to_string(), cluster.clone(), n));
             }
         }
     }
-    mock.set(|m| {
-        m.up = up;
-        for (account, stream) in fresh {
-            let lines = m.logs.entry(account).or_default();
-            match lines.iter_mut().find(|l| l.stream == stream) {
-                Some(l) => l.time = now,
-                None => lines.push(LogLine { stream, time: now }),
-            }
-        }
-        for lines in m.logs.values_mut() {
-            lines.retain(|l| l.time >= now - time::Duration::hours(1));
-        }
-    });
+    seen
 }
 
-/// [`observe`] every two seconds, forever.
-pub async fn follow(mock: &MockObservability, clients: Vec<(String, kube::Client)>) {
+/// Writes what the agents saw to the engines, stamped `at`.
+pub async fn ship(http: &reqwest::Client, engines: &Engines, seen: &Seen, at: time::OffsetDateTime) -> anyhow::Result<()> {
+    use anyhow::Context;
+    if !seen.agents.is_empty() {
+        let url = format!("http://{}/api/v1/import/prometheus", engines.metrics);
+        http.post(&url).body(up_samples(&seen.agents, at)).send().await.and_then(|r| r.error_for_status()).with_context(|| format!("POST {url}"))?;
+    }
+    let mut by_tenant: BTreeMap<(&str, &str), Vec<&str>> = BTreeMap::new();
+    for (account, cluster, ns) in &seen.streams {
+        by_tenant.entry((account, cluster)).or_default().push(ns);
+    }
+    for ((account, cluster), namespaces) in by_tenant {
+        let url = format!("http://{}{FLUENT_BIT_URI}", engines.logs);
+        http.post(&url)
+            .header("AccountID", account)
+            .body(log_lines(cluster, &namespaces, at))
+            .send()
+            .await
+            .and_then(|r| r.error_for_status())
+            .with_context(|| format!("POST {url} (AccountID {account})"))?;
+    }
+    Ok(())
+}
+
+/// [`look`] and [`ship`] every two seconds, forever (the agents' scrape/flush interval).
+pub async fn follow(engines: Engines, clients: Vec<(String, kube::Client)>) {
+    let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(5)).build().expect("reqwest client");
+    let mut last_error = String::new();
     loop {
-        observe(mock, &clients).await;
+        let seen = look(&clients).await;
+        match ship(&http, &engines, &seen, time::OffsetDateTime::now_utc()).await {
+            Err(e) if format!("{e:#}") != last_error => {
+                last_error = format!("{e:#}");
+                eprintln!("vmagent/fluent-bit stand-in: {last_error}");
+            }
+            _ => {}
+        }
         tokio::time::sleep(std::time::Duration::from_secs(2)).await;
     }
 }
 
-/// Serves the mock for the simulation: Grafana's admin from infra's `observability/grafana-admin`
-/// Secret (re-read until the healthy scenario has created it).
+/// Serves Grafana for the simulation and runs the agents: Grafana's admin from infra's
+/// `observability/grafana-admin` Secret (re-read until the healthy scenario has created it).
 pub async fn serve(cfg: &super::SimConfig) -> anyhow::Result<()> {
     use k8s_openapi::api::core::v1::Secret;
     let bind: SocketAddr = ([127, 0, 0, 1], OBSERVABILITY_PORT).into();
-    let mock = Arc::new(MockObservability::start((String::new(), String::new()), bind).await?);
+    let grafana = Grafana::start((String::new(), String::new()), bind, Engines::sim()).await?;
     let client = super::client(cfg, "infra").await?;
     let mut clients = vec![];
     for (name, _) in ACCOUNTS {
         clients.push((name.to_string(), super::client(cfg, name).await?));
     }
-    let follower = mock.clone();
-    tokio::spawn(async move { follow(&follower, clients).await });
+    tokio::spawn(follow(Engines::sim(), clients));
     loop {
         if let Ok(s) = kube::Api::<Secret>::namespaced(client.clone(), "observability").get("grafana-admin").await {
             let d = s.data.unwrap_or_default();
             let get = |k: &str| d.get(k).map(|v| String::from_utf8_lossy(&v.0).into_owned()).unwrap_or_default();
             let admin = (get("admin-user"), get("admin-password"));
-            mock.set(|m| m.admin = admin);
+            grafana.set(|m| m.admin = admin);
         }
         tokio::time::sleep(std::time::Duration::from_secs(5)).await;
     }
@@ -359,46 +389,52 @@ pub async fn serve(cfg: &super::SimConfig) -> anyhow::Result<()> {
 mod tests {
     use super::*;
 
-    fn state(lines: &[(&str, i64)]) -> MockState {
-        let now = time::OffsetDateTime::now_utc();
-        MockState {
-            admin: ("admin".into(), "pw".into()),
-            datasources: vec![],
-            up: vec![
-                UpSeries { job: "kubelet".into(), cluster: "infra".into(), value: "1".into() },
-                UpSeries { job: "kubelet".into(), cluster: "apps".into(), value: "0".into() },
-            ],
-            logs: BTreeMap::from([("2".to_string(), lines.iter().map(|(s, age)| LogLine { stream: s.to_string(), time: now - time::Duration::minutes(*age) }).collect())]),
-            logs_uids: BTreeMap::new(),
-        }
+    #[test]
+    fn agents_write_what_they_saw_stamped_now() {
+        let at = time::OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
+        let up = up_samples(&["infra".to_string()], at);
+        assert_eq!(up.lines().count(), 3);
+        assert!(up.starts_with("up{job=\"kubelet\",cluster=\"infra\"} 1 1700000000000\n"), "{up}");
+        let logs = log_lines("infra", &["flux-system"], at);
+        let line: Value = serde_json::from_str(logs.trim()).unwrap();
+        assert_eq!(line["date"], "2023-11-14T22:13:20Z");
+        assert_eq!(line["kubernetes_namespace_name"], "flux-system");
+        assert_eq!(line["cluster"], "infra");
     }
 
     #[test]
-    fn instant_queries_honour_label_matchers() {
-        let s = state(&[]);
-        let q = |query: &str| series_matching(&s, query).iter().map(|x| x.cluster.clone()).collect::<Vec<_>>();
-        assert_eq!(q(r#"up{cluster="infra"}"#), vec!["infra"]);
-        assert_eq!(q(r#"up{cluster="staging"}"#), Vec::<String>::new());
-        assert_eq!(q("up"), vec!["infra", "apps"]);
-        assert_eq!(q("node_load1"), Vec::<String>::new());
-        let (_, _, body) = route(&s, "GET", "/select/0/prometheus/api/v1/query?query=up%7Bcluster%3D%22apps%22%7D", &BTreeMap::new(), "");
-        let v: Value = serde_json::from_str(&body).unwrap();
-        assert_eq!(v.pointer("/data/result/0/metric/cluster"), Some(&json!("apps")));
-        assert_eq!(v.pointer("/data/result/1"), None);
+    fn engine_answers_become_frames_or_errors() {
+        let ok = json!({"status": "success", "data": {"resultType": "vector", "result": [
+            {"metric": {"__name__": "up", "job": "kubelet"}, "value": [1700000000.5, "1"]},
+            {"metric": {"__name__": "up", "job": "apiserver"}, "value": [1700000000.5, "1"]}]}});
+        let frames = metric_frames(&ok).unwrap();
+        assert_eq!(frames.len(), 2);
+        assert_eq!(frames[0].pointer("/data/values/0/0"), Some(&json!(1700000000500_i64)));
+        let bad = json!({"status": "error", "errorType": "422", "error": "cannot parse query"});
+        assert_eq!(metric_frames(&bad).unwrap_err(), "cannot parse query");
+        let frame = log_frame("{\"_time\":\"t1\",\"_msg\":\"a\"}\n{\"_time\":\"t2\",\"_msg\":\"b\"}\n");
+        assert_eq!(frame.pointer("/data/values/1"), Some(&json!(["a", "b"])));
+        assert_eq!(log_frame("").pointer("/data/values/0"), Some(&json!([])));
     }
 
-    #[test]
-    fn logs_queries_honour_the_time_window_and_tenant() {
-        let s = state(&[("{a}", 1), ("{b}", 20)]);
-        let h = |acct: &str| BTreeMap::from([("accountid".to_string(), acct.to_string())]);
-        let (_, _, body) = route(&s, "GET", "/select/logsql/query?query=_time%3A15m&limit=5", &h("2"), "");
-        assert_eq!(body.lines().count(), 1, "{body}");
-        assert!(body.contains("{a}"));
-        let (_, _, body) = route(&s, "GET", "/select/logsql/query?query=_time%3A1h", &h("2"), "");
-        assert_eq!(body.lines().count(), 2);
-        let (_, _, body) = route(&s, "GET", "/select/logsql/query?query=_time%3A1h", &h("1"), "");
-        assert_eq!(body, "", "another tenant sees nothing");
-        assert_eq!(time_window("_time:15m"), Some(time::Duration::minutes(15)));
-        assert_eq!(decode("a%3Ab+c%zz"), "a:b c%zz");
+    #[tokio::test]
+    async fn grafana_needs_its_admin_and_knows_its_datasources() {
+        // Engines nobody listens on: only routes that do not query are exercised here.
+        let dead = Engines { metrics: "127.0.0.1:9".parse().unwrap(), vmselect: "127.0.0.1:9".parse().unwrap(), logs: "127.0.0.1:9".parse().unwrap() };
+        let g = Grafana::start(("admin".into(), "pw".into()), "127.0.0.1:0".parse().unwrap(), dead).await.unwrap();
+        let http = reqwest::Client::new();
+        let url = |p: &str| format!("http://{}{p}", g.addr);
+        assert_eq!(http.get(url("/api/health")).send().await.unwrap().status(), 200);
+        assert_eq!(http.get(url("/api/datasources")).send().await.unwrap().status(), 401);
+        let list: Value = http.get(url("/api/datasources")).basic_auth("admin", Some("pw")).send().await.unwrap().json().await.unwrap();
+        assert_eq!(list.as_array().map(Vec::len), Some(3));
+        let q = json!({"queries": [{"refId": "A", "datasource": {"uid": "nope"}, "expr": "up"}]});
+        assert_eq!(http.post(url("/api/ds/query")).basic_auth("admin", Some("pw")).json(&q).send().await.unwrap().status(), 404);
+        // An engine that does not answer is the query's error, named.
+        let q = json!({"queries": [{"refId": "A", "datasource": {"uid": "P4169E866C3094E38"}, "expr": "up"}]});
+        let r = http.post(url("/api/ds/query")).basic_auth("admin", Some("pw")).json(&q).send().await.unwrap();
+        assert_eq!(r.status(), 400);
+        let body: Value = r.json().await.unwrap();
+        assert!(body.pointer("/results/A/error").and_then(Value::as_str).is_some_and(|e| e.contains("vmselect 127.0.0.1:9")), "{body}");
     }
 }

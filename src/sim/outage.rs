@@ -57,7 +57,7 @@ async fn signal_and_wait(cfg: &SimConfig, scope: &str, name: &str, sig: i32, wit
     Ok(rec.pid)
 }
 
-/// Stops data service `service` (`postgres`, `redis` or `minio`) the way an operator's
+/// Stops data service `service` (one of [`super::data::SERVICES`]) the way an operator's
 /// restart does; [`super::data::start`] starts it again with its data and waits until it
 /// serves.
 pub async fn stop_data_service(cfg: &SimConfig, service: &str) -> anyhow::Result<()> {

@@ -77,11 +77,12 @@ pub async fn run(cfg: &SimConfig) -> Result<()> {
         clients.push((ctx.name.clone(), super::client(cfg, &ctx.name).await?));
     }
     eprintln!("sim provisioner stand-in: watching {} clusters", clients.len());
-    // The same long-running process serves the observability mock (see observability.rs).
+    // The same long-running process serves the Grafana stand-in and runs the vmagent and
+    // fluent-bit stand-ins (see observability.rs).
     let mock_cfg = cfg.clone();
     tokio::spawn(async move {
         if let Err(e) = super::observability::serve(&mock_cfg).await {
-            eprintln!("observability mock: {e:#}");
+            eprintln!("observability stand-ins: {e:#}");
         }
     });
     loop {

@@ -425,55 +425,6 @@ pub(super) async fn clustermesh_connected(ctx: Ctx) -> CheckResult<Outcome> {
     Ok(Outcome::from_findings(findings, format!("{object} connects to {}", evidence.join("; "))))
 }
 
-/// Every ServiceExport of one cluster is imported by every other cluster: Cilium's MCS
-/// controller creates the ServiceImport only from state it reads from the peer over
-/// ClusterMesh, so an import proves the clusters exchange service state (§2.4 [C6]).
-pub(super) async fn peer_exports_imported(ctx: Ctx) -> CheckResult<Outcome> {
-    let target = ctx.target.as_ref().ok_or_else(|| Outcome::skip("no cluster target"))?;
-    let mut findings = vec![];
-    let mut imported = 0;
-    let mut exports_total = 0;
-    // The API versions read, for the evidence (the MCS API moves: v1alpha1, v1beta1).
-    let mut versions = std::collections::BTreeSet::new();
-    for (cluster, client) in target.peers.iter() {
-        let exports = match objects::list(client, &SERVICE_EXPORT, None, None).await {
-            Ok(e) => e,
-            Err(Outcome::Fail { findings: f }) => {
-                findings.extend(f.into_iter().map(|f| Finding::new(format!("{} (cluster {cluster})", f.object), f.expected, f.observed)));
-                continue;
-            }
-            Err(o) => return Err(o),
-        };
-        for export in exports.iter().filter(|e| e.condition("Valid").is_none_or(|c| c.status != "False")) {
-            exports_total += 1;
-            versions.insert(format!("ServiceExport {} on {cluster}", export.api_version));
-            let ns = export.namespace().unwrap_or("default");
-            for (other, other_client) in target.peers.iter().filter(|(c, _)| *c != cluster) {
-                let object = format!("ServiceImport {ns}/{} (cluster {other})", export.name());
-                match objects::get(other_client, &SERVICE_IMPORT, Some(ns), export.name()).await {
-                    Ok(Some(import)) => {
-                        versions.insert(format!("ServiceImport {} on {other}", import.api_version));
-                        let from: Vec<String> = import.get("/status/clusters").and_then(Value::as_array).into_iter().flatten().filter_map(|c| c.get("cluster").map(scalar_text)).collect();
-                        if !from.is_empty() && !from.contains(cluster) {
-                            findings.push(Finding::new(object, format!("status.clusters to include {cluster}"), format!("{from:?}")));
-                        } else {
-                            imported += 1;
-                        }
-                    }
-                    Ok(None) => findings.push(Finding::new(object, format!("imported from the ServiceExport on cluster {cluster} (ClusterMesh MCS sync)"), "not found")),
-                    Err(Outcome::Fail { findings: f }) => findings.extend(f.into_iter().map(|f| Finding::new(format!("{} (cluster {other})", f.object), f.expected, f.observed))),
-                    Err(o) => return Err(o),
-                }
-            }
-        }
-    }
-    if exports_total == 0 && findings.is_empty() {
-        return Err(Outcome::fail("ServiceExports (all clusters)", "at least one exported service whose import shows the mesh syncs", "none"));
-    }
-    let read: Vec<String> = versions.into_iter().collect();
-    Ok(Outcome::from_findings(findings, format!("{exports_total} ServiceExports, {imported} imports on the peer clusters (read {})", read.join(", "))))
-}
-
 // ---------------------------------------------------------------------------
 // 2.4 / 2.5 shared-base components
 // ---------------------------------------------------------------------------

@@ -7,11 +7,12 @@
 //! healthy on every node, BGP sessions are established, LB addresses come from the pool,
 //! the clusters are meshed and exchange services, and both components run. Repository
 //! checks are in [`repo`] and [`variables`] (Stories 2.1.6 and 2.2), cluster and
-//! data-plane checks in [`live`].
+//! data-plane checks in [`live`], [`bgp`], [`connectivity`] (2.3.5) and [`global`] (2.3.6).
 //!
 //! Citations `§n [ID]` refer to docs/reference/components.md.
 
 mod bgp;
+mod connectivity;
 mod global;
 mod live;
 mod repo;
@@ -74,7 +75,7 @@ pub fn checks() -> Vec<Check> {
         Check::cluster("2.3", "ClusterMesh enabled on infra cluster", "clustermesh_enabled_infra", live::clustermesh_enabled),
         Check::cluster("2.3", "ClusterMesh enabled on apps cluster", "clustermesh_enabled_apps", live::clustermesh_enabled),
         Check::cluster("2.3", "Clusters connected via ClusterMesh", "clustermesh_connected", live::clustermesh_connected),
-        Check::cluster("2.3", "Cross-cluster connectivity verified", "peer_exports_imported", live::peer_exports_imported).once(),
+        Check::data_plane("2.3", "Cross-cluster connectivity verified", "peer_exports_reached", connectivity::peer_exports_reached).once(),
         Check::data_plane("2.3", "Global services can be created", "global_service_created", global::global_service_created).once().writes(),
         Check::manual(
             "2.3",

@@ -1,5 +1,5 @@
 //! The endpoint map `$STATE/endpoints.json`: every in-cluster name (and port) of a data
-//! service and of the observability mock, the MinIO address and the API server DNS
+//! service, of the observability engines and the Grafana stand-in, the MinIO address and the API server DNS
 //! records, with the loopback socket that serves it here. Holds no secret.
 //!
 //! It is the simulation's stand-in for the service data path (kube-proxy, Cilium), not for
@@ -19,7 +19,7 @@ use crate::sim::{SimConfig, observability};
 /// One in-cluster name and the loopback socket that serves it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Endpoint {
-    /// `postgres`, `redis`, `minio`, or `dns` (an API endpoint record; nothing local serves it).
+    /// `postgres`, `redis`, `minio`, `victoria-metrics`, `victoria-logs`, `grafana-stand-in`, or `dns` (an API endpoint record; nothing local serves it).
     pub service: String,
     pub host: String,
     pub port: u16,
@@ -99,9 +99,11 @@ impl Endpoints {
         for (h, p) in &plan.minio_endpoints {
             e.add("minio", h, *p, SocketAddr::new(LOOPBACK, MINIO_PORT));
         }
-        for (host, port) in observability::HOSTS {
-            e.add("mock-observability", host, port, SocketAddr::new(LOOPBACK, observability::OBSERVABILITY_PORT));
-        }
+        // The observability engines (real) and the Grafana stand-in.
+        let engines = super::Engines::sim();
+        e.add("grafana-stand-in", observability::GRAFANA.0, observability::GRAFANA.1, SocketAddr::new(LOOPBACK, observability::OBSERVABILITY_PORT));
+        e.add("victoria-metrics", observability::VMSELECT.0, observability::VMSELECT.1, engines.vmselect);
+        e.add("victoria-logs", observability::VICTORIA_LOGS.0, observability::VICTORIA_LOGS.1, engines.logs);
         for (host, addr) in &plan.api_records {
             e.add("dns", host, addr.port(), *addr);
         }

@@ -6,6 +6,9 @@
 //! | CNPG `Cluster` `postgres-shared` (ns `databases`)        | PostgreSQL (Debian `postgresql`), run as `postgres` | 15432 |
 //! | `Dragonfly` `dragonfly` (ns `databases`, Redis protocol) | `redis-server` (Debian `redis-server`)          | 16379 |
 //! | MinIO at `${MINIO_ENDPOINT}` (velero/volsync/cnpg buckets) | MinIO (`$PA_CACHE/bin/minio`)                 | 19000 |
+//! | VictoriaMetrics stack's metrics storage                  | VictoriaMetrics single-node                     | 18428 |
+//! | its `vmselect` Service (`/select/0/prometheus/…`)         | vmauth in front of the single node              | 18481 |
+//! | `victoria-logs-server` (tenants by `AccountID`)          | VictoriaLogs single-node                        | 19428 |
 //!
 //! State lives in `$STATE/shared/`: `postgres/` (data directory, owned by
 //! `postgres`), `redis/`, `minio/`, `<service>.log` and `vault.json` (mode 0600) —
@@ -17,7 +20,8 @@
 //!
 //! What the fixture says the data plane holds: [`DataPlan`] (`plan`); the vault:
 //! `vault`; the endpoint map: `endpoints`; process state, logs, stop: `supervise`;
-//! one launcher per service: `postgres`, `redis`, `minio`.
+//! one launcher per service: `postgres`, `redis`, `minio`, `victoria` (the three
+//! observability engines).
 //!
 //! No secret value is ever printed: [`Vault`] has a redacting `Debug`, and log
 //! tails quoted in errors have every known secret value replaced by `***`.
@@ -29,6 +33,7 @@ mod postgres;
 mod redis;
 mod supervise;
 mod vault;
+mod victoria;
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
@@ -42,6 +47,7 @@ pub use postgres::postgres_bin_dir;
 pub use redis::redis_client;
 pub use supervise::{SERVICES, ServiceState, ServiceStatus, log_file, log_tail, status, stop, tree_rss_kib};
 pub use vault::{Vault, random_token};
+pub use victoria::{Engines, VICTORIA_LOGS_PORT, VICTORIA_METRICS_PORT, VMAUTH_PORT, commands as victoria_commands, vmauth_config};
 
 use super::SimConfig;
 
@@ -61,6 +67,9 @@ pub fn inside_forwards(plan: &DataPlan) -> Vec<super::network::Forward> {
         lo(REDIS_PORT),
         super::network::Forward { host_port: MINIO_PORT, inside: minio_address(plan) },
         lo(MINIO_PORT + 1),
+        lo(VICTORIA_METRICS_PORT),
+        lo(VMAUTH_PORT),
+        lo(VICTORIA_LOGS_PORT),
     ]
 }
 
@@ -71,7 +80,7 @@ fn shared_dir(cfg: &SimConfig) -> PathBuf {
     cfg.state_dir.join("shared")
 }
 
-/// Starts PostgreSQL, Redis and MinIO (idempotent: running services are kept,
+/// Starts PostgreSQL, Redis, MinIO and the observability engines (idempotent: running services are kept,
 /// crashed ones are restarted after their log tail is reported on stderr),
 /// provisions roles/databases and buckets, writes `$STATE/endpoints.json`.
 pub async fn start(cfg: &SimConfig) -> Result<Endpoints> {
@@ -87,11 +96,16 @@ pub async fn start(cfg: &SimConfig) -> Result<Endpoints> {
             super::process::unregister_process(&cfg.state_dir, supervise::SCOPE, s.name)?;
         }
     }
-    let (pg, redis, minio) =
-        tokio::join!(postgres::start_postgres(cfg, &plan, &vault), redis::start_redis(cfg, &vault), minio::start_minio(cfg, &plan, &vault));
+    let (pg, redis, minio, victoria) = tokio::join!(
+        postgres::start_postgres(cfg, &plan, &vault),
+        redis::start_redis(cfg, &vault),
+        minio::start_minio(cfg, &plan, &vault),
+        victoria::start_victoria(cfg)
+    );
     pg?;
     redis?;
     minio?;
+    victoria?;
     let endpoints = Endpoints::for_plan(&plan);
     endpoints.write(cfg)?;
     if let Err(e) = super::provisioner::ensure(cfg).await {

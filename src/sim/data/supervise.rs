@@ -8,11 +8,11 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, anyhow};
 use serde::Serialize;
 
-use super::{MINIO_PORT, POSTGRES_PORT, REDIS_PORT, Vault};
+use super::{MINIO_PORT, POSTGRES_PORT, REDIS_PORT, VICTORIA_LOGS_PORT, VICTORIA_METRICS_PORT, VMAUTH_PORT, Vault};
 use crate::sim::{SimConfig, process};
 
-/// The three data services.
-pub const SERVICES: [&str; 3] = ["postgres", "redis", "minio"];
+/// The data services.
+pub const SERVICES: [&str; 6] = ["postgres", "redis", "minio", "victoria-metrics", "vmauth", "victoria-logs"];
 
 /// Registry scope of the data services (`$STATE/pids/shared--<service>.json`).
 pub(super) const SCOPE: &str = crate::sim::SHARED_SCOPE;
@@ -45,6 +45,9 @@ fn port_of(service: &str) -> u16 {
     match service {
         "postgres" => POSTGRES_PORT,
         "redis" => REDIS_PORT,
+        "victoria-metrics" => VICTORIA_METRICS_PORT,
+        "vmauth" => VMAUTH_PORT,
+        "victoria-logs" => VICTORIA_LOGS_PORT,
         _ => MINIO_PORT,
     }
 }
