@@ -143,6 +143,11 @@ async fn epic08_10_and_dod_live_checks_on_the_simulation() {
     let r = fx.run_with(&all, retries(1)).await;
     r.expect_all_pass();
     assert_eq!(r.verdicts().len(), 16 + 12, "{:?}", r.verdicts());
+    // The applications' pages answered through the Gateways, over their listeners' certificates.
+    for (unit, get) in [("8.2.4 [infra]", "GET https://keycloak."), ("9.1.6 [apps]", "GET https://gitlab.")] {
+        let m = r.message(unit);
+        assert!(m.contains(get) && m.contains("through Gateway networking/external at 10.25.11.") && m.contains(": 200, the page names"), "{unit}: {m}");
+    }
     eprintln!("A healthy {:.1}s", t0.elapsed().as_secs_f64());
 
     // ---- B: infra Velero and the Keycloak route (scenario backup-missing + patches).
@@ -164,7 +169,11 @@ async fn epic08_10_and_dod_live_checks_on_the_simulation() {
     wait_phase(&bsls, "default", Some("Unavailable"), std::time::Duration::from_secs(60), "Velero did not mark the storage location Unavailable within 60s").await;
     let r = fx.run("8.2.4,10.3.4,10.3.6,dod.6").await;
     r.expect_failing(&["8.2.4 [infra]", "10.3.4 [infra]", "10.3.6 [infra]", "dod.6 [infra]"])
-        .expect_message("8.2.4 [infra]", &["HTTPRoute auth/keycloak (gateway.networking.k8s.io/v1) (cluster infra) parent networking/external (https): expected Accepted=True, observed Accepted=False (NotAllowedByListeners)"])
+        .expect_message("8.2.4 [infra]", &[
+            "HTTPRoute auth/keycloak (gateway.networking.k8s.io/v1) (cluster infra) parent networking/external (https): expected Accepted=True, observed Accepted=False (NotAllowedByListeners)",
+            // The Gateway does not serve a route it did not accept: no route for the host.
+            "/admin/master/console/ through Gateway networking/external at 10.25.11.120:443 (from cluster infra): expected 200 and a page naming Keycloak, observed 404",
+        ])
         .expect_message("10.3.4 [infra]", &["BackupStorageLocation velero/default (velero.io/v1) (cluster infra) status.phase: expected Available, observed \"Unavailable\"", "NoSuchBucket: The specified bucket does not exist"])
         .expect_message("10.3.6 [infra]", &["(cluster infra): expected Completed, observed FailedValidation (backup can't be created because BackupStorageLocation default is in Unavailable status.); storage location default Unavailable", "NoSuchBucket"])
         .expect_message("dod.6 [infra]", &["10.3.6 [infra] Test backup created successfully: expected passed, observed fail"]);
@@ -245,12 +254,18 @@ async fn epic08_10_and_dod_live_checks_on_the_simulation() {
         .await,
     );
     broken.push(breakage(&fx, "apps", ("installation.mattermost.com/v1beta1", "Mattermost"), "mattermost", "mattermost", true, |o| o["status"]["state"] = json!("reconciling")).await);
+    // GitLab's web UI without a pod: the Gateway has no healthy upstream for the route.
+    fx.scale("apps", "gitlab", "gitlab-webservice-default", 0).await;
+    fx.wait_not_ready("apps", "Deployment", "gitlab", "gitlab-webservice-default").await;
     // Velero on apps is the real server: its storage-location fault is exercised on infra (part B).
     // (10.2.2 is not provable here; its failures are shown on constructed states below.)
     let r = fx.run("9.1.5,9.1.6,9.2.5,9.3.1,9.3.4,10.2.1,dod.6").await;
     r.expect_failing(&["9.1.5 [apps]", "9.1.6 [apps]", "9.2.5 [apps]", "9.3.1 [apps]", "9.3.4 [apps]", "10.2.1 [apps]", "dod.6 [apps]"])
         .expect_message("9.1.5 [apps]", &["HelmRelease gitlab/gitlab (helm.toolkit.fluxcd.io/v2) (cluster apps): expected Ready=True, observed Ready=False"])
-        .expect_message("9.1.6 [apps]", &["HTTPRoute gitlab/gitlab-kas (gateway.networking.k8s.io/v1) (cluster apps) parent networking/external (https): expected ResolvedRefs=True, observed ResolvedRefs=False (BackendNotFound)"])
+        .expect_message("9.1.6 [apps]", &[
+            "HTTPRoute gitlab/gitlab-kas (gateway.networking.k8s.io/v1) (cluster apps) parent networking/external (https): expected ResolvedRefs=True, observed ResolvedRefs=False (BackendNotFound)",
+            "/users/sign_in through Gateway networking/external at 10.25.11.170:443 (from cluster apps): expected 200 and a page naming GitLab, observed 503 no healthy upstream",
+        ])
         .expect_message("9.2.5 [apps]", &["HelmRelease harbor/harbor"])
         .expect_message("9.3.1 [apps]", &["HelmRelease mattermost-operator/mattermost-operator"])
         .expect_message("9.3.4 [apps]", &["Mattermost mattermost/mattermost (installation.mattermost.com/v1beta1) (cluster apps) status.state: expected stable, observed \"reconciling\""])
@@ -260,6 +275,8 @@ async fn epic08_10_and_dod_live_checks_on_the_simulation() {
     for b in broken {
         b.restore().await;
     }
+    fx.scale("apps", "gitlab", "gitlab-webservice-default", 2).await;
+    fx.wait_ready("apps", "Deployment", "gitlab", "gitlab-webservice-default").await;
     eprintln!("E {:.1}s", t0.elapsed().as_secs_f64());
 
     // ---- F: the Definition of Done's live items (no story selected, so nothing blocks them).

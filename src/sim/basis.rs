@@ -141,6 +141,7 @@ impl Simulation {
             Some("victoria-metrics") => (BasisKind::RealOverSimulated, Some("vmagent stand-in")),
             Some("victoria-logs") => (BasisKind::RealOverSimulated, Some("fluent-bit stand-in")),
             Some("grafana-stand-in") => (BasisKind::StandIn, Some("Grafana API stand-in")),
+            Some("gateway-stand-in") => (BasisKind::StandIn, Some("Gateway data plane and application stand-in")),
             Some(_) | None => (BasisKind::StandIn, Some("name map in place of DNS")),
         }
     }

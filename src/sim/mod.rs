@@ -20,7 +20,7 @@
 //! lines, health probes) on top of it; [`process`] (the pid registry); `lifecycle`
 //! (`up`/`down`) and `status`. Above the control plane: [`crds`], [`data`] (data
 //! services, vault, endpoint map), [`scenario`] (the platform's state in the
-//! clusters), [`backups`], [`provisioner`] and [`observability`] (stand-ins), [`cli`].
+//! clusters), [`backups`], [`provisioner`], [`observability`] and [`gateway`] (stand-ins), [`cli`].
 //!
 //! Citations of the form `§n [ID]` in these modules and in `sim/scenarios/` are
 //! sections and source ids of `docs/reference/components.md`.
@@ -40,6 +40,7 @@ pub mod outage;
 pub mod pki;
 pub mod process;
 pub mod network;
+pub mod gateway;
 pub mod provisioner;
 pub mod relay;
 pub mod scenario;

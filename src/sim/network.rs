@@ -324,6 +324,10 @@ mod tests {
         assert_eq!(dns, ["10.245.0.10:53", "10.247.0.10:53"]);
         assert_eq!(p.networks, ["10.25.11.0/24".parse::<ipnet::IpNet>().unwrap()]);
         let addresses: Vec<String> = p.addresses.iter().map(ToString::to_string).collect();
-        assert_eq!(addresses, ["10.25.11.3", "10.25.11.11", "10.25.11.12", "10.25.11.13", "10.25.11.14", "10.25.11.15", "10.25.11.16", "10.245.0.10", "10.247.0.10"]);
+        // MinIO, the nodes, each cluster's Gateway (CILIUM_GATEWAY_LB_IP), the cluster DNS addresses.
+        assert_eq!(addresses, ["10.25.11.3", "10.25.11.11", "10.25.11.12", "10.25.11.13", "10.25.11.14", "10.25.11.15", "10.25.11.16", "10.25.11.120", "10.25.11.170", "10.245.0.10", "10.247.0.10"]);
+        let mut gateways: Vec<String> = p.forwards.iter().filter(|f| f.inside.port() == 80 || f.inside.port() == 443).map(|f| f.inside.to_string()).collect();
+        gateways.sort();
+        assert_eq!(gateways, ["10.25.11.120:443", "10.25.11.120:80", "10.25.11.170:443", "10.25.11.170:80"]);
     }
 }

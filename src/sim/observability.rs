@@ -107,7 +107,8 @@ impl Grafana {
     }
 }
 
-async fn read_request(sock: &mut tokio::net::TcpStream) -> Option<(String, String, BTreeMap<String, String>, String)> {
+/// One HTTP/1.1 request: method, path, headers (lower-case names) and body.
+pub(super) async fn read_request<S: tokio::io::AsyncRead + Unpin>(sock: &mut S) -> Option<(String, String, BTreeMap<String, String>, String)> {
     let mut buf = vec![];
     let mut chunk = [0u8; 4096];
     let head_end = loop {

@@ -85,6 +85,13 @@ pub async fn run(cfg: &SimConfig) -> Result<()> {
             eprintln!("observability stand-ins: {e:#}");
         }
     });
+    // And the Gateways' data plane with the applications behind the routes (gateway.rs).
+    let gateway_cfg = cfg.clone();
+    tokio::spawn(async move {
+        if let Err(e) = super::gateway::serve(&gateway_cfg).await {
+            eprintln!("gateway stand-in: {e:#}");
+        }
+    });
     loop {
         for (cluster, client) in &clients {
             match reconcile(client).await {

@@ -1,5 +1,5 @@
 //! EPIC-8, cluster layer: the Keycloak operator and instance on the cluster, and the admin
-//! console's HTTPRoute accepted by the Gateway.
+//! console reached through its HTTPRoute and the Gateway.
 
 use serde_json::Value;
 
@@ -47,11 +47,16 @@ async fn keycloak_ready(client: &kube::Client, cluster: &str, ns: &str, name: &s
     Ok(Outcome::all([ready, errors]))
 }
 
-/// The admin console's route: the HTTPRoute in the Keycloak's namespace that serves its
-/// host name is Accepted (and its references resolved) by the Gateway, points at the
-/// operator's `<name>-service` (§16 [KC2]) and that Keycloak is Ready. The HTTP GET of the
-/// console itself is not made: it needs the Gateway's data path and a real Keycloak.
-pub(super) async fn keycloak_console_route_accepted(ctx: Ctx) -> CheckResult<Outcome> {
+/// The admin console of the master realm, as a person opens it: Keycloak serves it at
+/// `/admin/master/console/` with a page titled after Keycloak.
+const CONSOLE: Page = Page { path: "/admin/master/console/", marker: "Keycloak" };
+
+/// The admin console through its route: the HTTPRoute in the Keycloak's namespace that
+/// serves its host name is Accepted (and its references resolved) by the Gateway, points
+/// at the operator's `<name>-service` (§16 [KC2]), that Keycloak is Ready, and
+/// `GET https://<host>/admin/master/console/` through the Gateway's address answers with
+/// the console's page.
+pub(super) async fn keycloak_console_reachable(ctx: Ctx) -> CheckResult<Outcome> {
     let client = ctx.kube()?;
     let ks = keycloaks(&ctx)?;
     let mut outcomes = vec![];
@@ -78,8 +83,10 @@ pub(super) async fn keycloak_console_route_accepted(ctx: Ctx) -> CheckResult<Out
             outcomes.push(Outcome::fail(format!("HTTPRoute {} backendRefs", serving[0].describe()), format!("Service {service} (the operator's service for {})", k.name()), "not referenced"));
             continue;
         }
-        outcomes.push(httproutes_accepted(client, &ctx.cluster, &serving).await);
-        outcomes.push(keycloak_ready(client, &ctx.cluster, ns, k.name()).await.into_outcome());
+        let accepted = httproutes_accepted(client, &ctx.cluster, &serving).await;
+        let ready = keycloak_ready(client, &ctx.cluster, ns, k.name()).await.into_outcome();
+        let answered = route_answers(&ctx, &serving[0], &host, CONSOLE).await.into_outcome();
+        outcomes.extend([accepted, ready, answered]);
     }
     Ok(Outcome::all(outcomes))
 }

@@ -4,8 +4,8 @@
 //! instance on the shared PostgreSQL, with its admin credentials from 1Password, a
 //! cert-manager certificate for its host name and backups through its database cluster, and
 //! that Grafana, GitLab and Harbor sign in through a client of that Keycloak; and that on the
-//! cluster the operator is deployed and healthy and the admin console's HTTPRoute is accepted
-//! by the Gateway with a ready Keycloak behind it. Test logins (8.3.4) are left to a person.
+//! cluster the operator is deployed and healthy and the admin console answers through its HTTPRoute
+//! and the Gateway, with a ready Keycloak behind it. Test logins (8.3.4) are left to a person.
 //!
 //! `repo` reads the GitOps repository, `live` the Kubernetes API. Citations `§n [ID]` refer
 //! to docs/reference/components.md.
@@ -30,7 +30,7 @@ pub fn checks() -> Vec<Check> {
         Check::repo("8.2", "Keycloak instance manifest created", "keycloak_instance_manifest", repo::keycloak_instance_manifest),
         Check::repo("8.2", "Connected to shared PostgreSQL (CloudNativePG)", "keycloak_uses_shared_postgres", repo::keycloak_uses_shared_postgres),
         Check::repo("8.2", "Admin credentials in 1Password", "keycloak_admin_from_1password", repo::keycloak_admin_from_1password),
-        Check::cluster("8.2", "Admin console accessible via HTTPRoute", "keycloak_console_route_accepted", live::keycloak_console_route_accepted),
+        Check::data_plane("8.2", "Admin console accessible via HTTPRoute", "keycloak_console_reachable", live::keycloak_console_reachable),
         Check::repo("8.2", "TLS certificate configured (cert-manager)", "keycloak_tls_certificate", repo::keycloak_tls_certificate),
         Check::repo("8.2", "Backup configured", "keycloak_backup_configured", repo::keycloak_backup_configured),
         // 8.3

@@ -1,10 +1,10 @@
 //! EPIC-9, cluster layer: GitLab, Harbor, the Mattermost operator and instance deployed on
-//! the apps cluster, GitLab's HTTPRoutes accepted by the Gateway.
+//! the apps cluster, GitLab's sign-in page reached through its HTTPRoute and the Gateway.
 
 use serde_json::Value;
 
 use super::repo::mattermosts;
-use crate::check::{CheckResult, Ctx, Outcome};
+use crate::check::{CheckResult, Ctx, IntoOutcome, Outcome};
 use crate::checks::kit::prelude::*;
 use crate::cluster::objects::{self, Kind};
 
@@ -16,13 +16,31 @@ pub(super) async fn gitlab_deployed(ctx: Ctx) -> CheckResult<Outcome> {
     Ok(component_deployed(&ctx, "gitlab", |release| format!("release={release}")).await)
 }
 
-/// Every HTTPRoute of GitLab's namespace Accepted/ResolvedRefs, backends present.
-pub(super) async fn gitlab_routes_accepted(ctx: Ctx) -> CheckResult<Outcome> {
+/// GitLab's sign-in page, what a person sees first (`/users/sign_in`, titled "Sign in · GitLab").
+const SIGN_IN: Page = Page { path: "/users/sign_in", marker: "GitLab" };
+
+/// Every HTTPRoute of GitLab's namespace Accepted/ResolvedRefs with its backends present,
+/// and the sign-in page answers through the route to the chart's webservice
+/// (`<release>-webservice-default`, §17) and the Gateway.
+pub(super) async fn gitlab_reachable(ctx: Ctx) -> CheckResult<Outcome> {
     let client = ctx.kube()?;
     let hr = rendered_release(&ctx, "gitlab")?;
-    let ns = Release::of(&hr).namespace;
-    let routes = routes_in(&ctx, &ns)?;
-    Ok(httproutes_accepted(client, &ctx.cluster, &routes).await)
+    let release = Release::of(&hr);
+    let routes = routes_in(&ctx, &release.namespace)?;
+    let accepted = httproutes_accepted(client, &ctx.cluster, &routes).await;
+    let webservice = format!("{}-webservice-default", release.name);
+    let to_webservice = |r: &&crate::repo::RenderedObject| {
+        r.get("/spec/rules").and_then(Value::as_array).into_iter().flatten().flat_map(|x| x.get("backendRefs").and_then(Value::as_array).cloned().unwrap_or_default()).any(|b| b.get("name").and_then(Value::as_str) == Some(webservice.as_str()))
+    };
+    let Some(route) = routes.iter().find(to_webservice) else {
+        let object = format!("HTTPRoutes in namespace {} (cluster {})", release.namespace, ctx.cluster);
+        return Ok(Outcome::all([accepted, Outcome::fail(object, format!("one to Service {webservice} (GitLab's web UI)"), "none")]));
+    };
+    let Some(host) = route.get("/spec/hostnames/0").and_then(Value::as_str) else {
+        return Ok(Outcome::all([accepted, Outcome::fail(format!("{} spec.hostnames", route.describe()), "GitLab's host name", "none")]));
+    };
+    let answered = route_answers(&ctx, route, host, SIGN_IN).await.into_outcome();
+    Ok(Outcome::all([accepted, answered]))
 }
 
 /// §18 [HB1]: selector `release=<release>,app=harbor`.

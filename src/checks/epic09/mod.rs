@@ -4,7 +4,7 @@
 //! databases on the shared PostgreSQL, their caches on Dragonfly, object storage on MinIO (or
 //! Ceph RGW for Harbor) and sign-in through Keycloak; and that on the apps cluster GitLab,
 //! Harbor, the Mattermost operator and its instance are deployed and ready and GitLab's
-//! HTTPRoutes are accepted by the Gateway. Using the applications (a repository and pipeline,
+//! sign-in page answers through its HTTPRoute and the Gateway. Using the applications (a repository and pipeline,
 //! an image push and pull, a message) is left to a person: see the reasons.
 //!
 //! `repo` reads the GitOps repository, `live` the Kubernetes API. Citations `§n [ID]` refer
@@ -37,7 +37,7 @@ pub fn checks() -> Vec<Check> {
         Check::repo("9.1", "Connected to Dragonfly (via ClusterMesh)", "gitlab_uses_dragonfly", repo::gitlab_uses_dragonfly),
         Check::repo("9.1", "MinIO object storage configured", "gitlab_object_storage_minio", repo::gitlab_object_storage_minio),
         Check::cluster("9.1", "GitLab deployed on apps cluster", "gitlab_deployed", live::gitlab_deployed),
-        Check::cluster("9.1", "GitLab accessible via HTTPRoute", "gitlab_routes_accepted", live::gitlab_routes_accepted),
+        Check::data_plane("9.1", "GitLab accessible via HTTPRoute", "gitlab_reachable", live::gitlab_reachable),
         Check::repo("9.1", "SSO configured (pending EPIC-8)", "gitlab_sso_configured", repo::gitlab_sso_configured),
         Check::manual(
             "9.1",

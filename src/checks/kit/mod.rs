@@ -16,6 +16,7 @@
 //! | [`storage`] | the Rook Ceph RBD StorageClass and CephCluster |
 //! | [`cron`] | schedules, timestamps, ages |
 //! | [`live`] | readiness on a cluster: HelmRelease, workloads, routes, endpoints |
+//! | [`gateway`] | a page requested through the Gateway a route attaches to |
 //! | [`s3`] | the object store through the target's resolver |
 //! | [`disposable`] | disposable namespaces, the only place a check writes |
 //! | [`mcs`] | the MCS-API kinds (ServiceExport, ServiceImport) at the versions the checks read |
@@ -24,6 +25,7 @@ pub mod components;
 pub mod cron;
 pub mod disposable;
 pub mod flux;
+pub mod gateway;
 pub mod helm;
 pub mod layout;
 pub mod live;
@@ -42,6 +44,7 @@ pub mod prelude {
     pub use super::cron::*;
     pub use super::disposable::{disposable_namespace_everywhere, namespace as disposable_namespace};
     pub use super::flux::*;
+    pub use super::gateway::{route_answers, Page};
     pub use super::helm::*;
     pub use super::layout::{deviation, missing_outcome, variables_deviation};
     pub use super::live::*;

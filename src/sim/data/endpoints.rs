@@ -104,6 +104,10 @@ impl Endpoints {
         e.add("grafana-stand-in", observability::GRAFANA.0, observability::GRAFANA.1, SocketAddr::new(LOOPBACK, observability::OBSERVABILITY_PORT));
         e.add("victoria-metrics", observability::VMSELECT.0, observability::VMSELECT.1, engines.vmselect);
         e.add("victoria-logs", observability::VICTORIA_LOGS.0, observability::VICTORIA_LOGS.1, engines.logs);
+        // The Gateways' listeners, where the Gateway stand-in answers (src/sim/gateway.rs).
+        for f in super::gateway_forwards(plan) {
+            e.add("gateway-stand-in", &f.inside.ip().to_string(), f.inside.port(), SocketAddr::new(LOOPBACK, f.host_port));
+        }
         for (host, addr) in &plan.api_records {
             e.add("dns", host, addr.port(), *addr);
         }
@@ -140,6 +144,7 @@ mod tests {
             dragonfly: Some(("dragonfly".into(), "databases".into())),
             buckets: vec![],
             minio_endpoints: vec![("10.25.11.3".into(), 9000)],
+            gateways: vec![],
             api_records: vec![],
         };
         let e = Endpoints::for_plan(&plan);

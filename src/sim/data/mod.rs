@@ -59,7 +59,8 @@ const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
 /// Where each data-service port of the host (`127.0.0.1:<port>`) is served inside the
 /// simulation's network ([`super::network`]): PostgreSQL, Redis and MinIO's console on the
-/// namespace's loopback, MinIO at the address `MINIO_ENDPOINT` names.
+/// namespace's loopback, MinIO at the address `MINIO_ENDPOINT` names, the observability
+/// engines, and every Gateway listener ([`gateway_forwards`]).
 pub fn inside_forwards(plan: &DataPlan) -> Vec<super::network::Forward> {
     let lo = |p: u16| super::network::Forward { host_port: p, inside: std::net::SocketAddr::new(LOOPBACK, p) };
     vec![
@@ -71,6 +72,18 @@ pub fn inside_forwards(plan: &DataPlan) -> Vec<super::network::Forward> {
         lo(VMAUTH_PORT),
         lo(VICTORIA_LOGS_PORT),
     ]
+    .into_iter()
+    .chain(gateway_forwards(plan))
+    .collect()
+}
+
+/// First host port of the forwards to the Gateways' listeners (one per address and port,
+/// in the plan's order), for the endpoint map of `--network direct`.
+pub const GATEWAY_PORT_BASE: u16 = 19500;
+
+/// The host forwards to every Gateway listener inside the simulation's network.
+pub fn gateway_forwards(plan: &DataPlan) -> Vec<super::network::Forward> {
+    plan.gateways.iter().zip(GATEWAY_PORT_BASE..).map(|(inside, host_port)| super::network::Forward { host_port, inside: *inside }).collect()
 }
 
 /// How to install the Debian packages the data services need.

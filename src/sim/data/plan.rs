@@ -35,6 +35,9 @@ pub struct DataPlan {
     /// → the cluster's first control-plane node (the lowest address under `talos/<cluster>/`),
     /// the records story 1.3 creates at the DNS provider.
     pub api_records: Vec<(String, SocketAddr)>,
+    /// Every listener address of every Gateway (`spec.addresses` × listener ports), where
+    /// the Gateway stand-in answers inside the simulation's network.
+    pub gateways: Vec<SocketAddr>,
 }
 
 impl DataPlan {
@@ -51,6 +54,7 @@ impl DataPlan {
             buckets: vec![],
             minio_endpoints: vec![],
             api_records: vec![],
+            gateways: vec![],
         };
         for cluster in repo.clusters().to_vec() {
             let vars = repo.variables(&cluster)?;
@@ -100,6 +104,15 @@ impl DataPlan {
                         let owner = o.str("/spec/owner").unwrap_or("postgres").to_string();
                         if !plan.databases.iter().any(|(d, _)| *d == name) {
                             plan.databases.push((name, owner));
+                        }
+                    }
+                    ("gateway.networking.k8s.io", "Gateway") => {
+                        let ips = o.get("/spec/addresses").and_then(Value::as_array).into_iter().flatten().filter_map(|a| a.get("value")?.as_str()?.parse::<std::net::IpAddr>().ok());
+                        let ports: Vec<u16> = o.get("/spec/listeners").and_then(Value::as_array).into_iter().flatten().filter_map(|l| u16::try_from(l.get("port")?.as_u64()?).ok()).collect();
+                        for a in ips.flat_map(|ip| ports.iter().map(move |p| SocketAddr::new(ip, *p))) {
+                            if !plan.gateways.contains(&a) {
+                                plan.gateways.push(a);
+                            }
                         }
                     }
                     ("dragonflydb.io", "Dragonfly") => {
