@@ -211,6 +211,20 @@ async fn epic08_10_and_dod_live_checks_on_the_simulation() {
         let restores = fx.dynamic(c, "velero.io/v1", "Restore", Some("velero")).await;
         assert!(restores.list(&Default::default()).await.unwrap().items.iter().all(|o| !o.labels().contains_key(RUN_LABEL)), "Restores of runs left on {c}");
     }
+    // The Gateway's certificate from an issuer the check does not trust: the listener
+    // Secret's `ca.crt` (what the check trusts besides the system roots) names another CA.
+    let tls = fx.secret("infra", "networking", "wildcard-infra-tls").await;
+    let other_key = rcgen::KeyPair::generate().unwrap();
+    let mut other = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    other.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    other.distinguished_name.push(rcgen::DnType::CommonName, "some other CA");
+    fx.set_secret_key("infra", "networking", "wildcard-infra-tls", "ca.crt", &other.self_signed(&other_key).unwrap().pem()).await;
+    let r = fx.run("8.2.4").await;
+    fx.set_secret_key("infra", "networking", "wildcard-infra-tls", "ca.crt", &tls["ca.crt"]).await;
+    r.expect_failing(&["8.2.4 [infra]"]).expect_message("8.2.4 [infra]", &[
+        "https://keycloak.monosense.io/admin/master/console/ through Gateway networking/external at 10.25.11.120:443 (from cluster infra): expected a certificate valid for keycloak.monosense.io, from a trusted issuer",
+        "UnknownIssuer",
+    ]);
     eprintln!("B {:.1}s", t0.elapsed().as_secs_f64());
 
     // ---- C: the Keycloak operator (alone: a failed 8.1 blocks 8.2 and EPIC-9).

@@ -95,14 +95,10 @@ impl CheckContext {
     /// As [`resolve`](Self::resolve), with the name as cluster `cluster` resolves it: for a
     /// service of another cluster, named the way that cluster names it.
     pub async fn resolve_in(&self, cluster: &str, host: &str, port: u16) -> Result<std::net::SocketAddr, Outcome> {
-        let target = self.target.as_ref().ok_or_else(|| Outcome::skip("no cluster target"))?;
         let object = format!("{host}:{port}");
+        self.data_path(cluster, &object)?;
+        let target = self.target.as_ref().ok_or_else(|| Outcome::skip("no cluster target"))?;
         let via = target.resolver.describe();
-        if target.resolver.writes() && !target.writable {
-            return Err(Outcome::skip(format!(
-                "needs --allow-writes: {object} is reached through a relay pod on cluster {cluster} (or give --network direct where cluster names resolve)"
-            )));
-        }
         let lookup = if cluster == self.cluster { target.resolver.lookup(host, port) } else { target.resolver.lookup_in(cluster, host, port) };
         let addr = match lookup.await {
             Ok(addrs) => addrs.into_iter().next().ok_or_else(|| Outcome::fail(&object, "a reachable endpoint", format!("no endpoint serves it ({via})")))?,
@@ -110,6 +106,20 @@ impl CheckContext {
         };
         self.reach.gate(&object, addr)?;
         Ok(addr)
+    }
+
+    /// Whether this run may send data-plane traffic from cluster `cluster` (to `what`): a
+    /// Skip when there is no target, or when the traffic would need a relay pod on a target
+    /// that may not be written to. A check calls it before reading what only the exchange
+    /// needs, so a run without `--allow-writes` does not read it.
+    pub fn data_path(&self, cluster: &str, what: &str) -> Result<(), Outcome> {
+        let target = self.target.as_ref().ok_or_else(|| Outcome::skip("no cluster target"))?;
+        if target.resolver.writes() && !target.writable {
+            return Err(Outcome::skip(format!(
+                "needs --allow-writes: {what} is reached through a relay pod on cluster {cluster} (or give --network direct where cluster names resolve)"
+            )));
+        }
+        Ok(())
     }
 
     /// The verdict of a failed exchange with the service at `addr`: an Error when it was

@@ -38,6 +38,7 @@ pub struct Page {
 /// status or page.
 pub async fn route_answers(ctx: &CheckContext, route: &RenderedObject, host: &str, page: Page) -> Result<Outcome, Outcome> {
     let client = ctx.kube()?;
+    ctx.data_path(&ctx.cluster, &format!("https://{host}{}", page.path))?;
     let route_ns = route.namespace().unwrap_or("default");
     let parent = route.get("/spec/parentRefs/0").cloned().unwrap_or(Value::Null);
     let gw_name = parent.get("name").and_then(Value::as_str).unwrap_or("");
