@@ -6,7 +6,7 @@
 //! | apps kube-apiserver killed (SIGKILL), started again | a third into the run | apps units Pass (on a retry once it is back) or Error, infra units as on a healthy run |
 //! | infra etcd killed, started again 3 s later | after the first units finished | infra units Pass or Error, apps units as on a healthy run |
 //! | every packet to MinIO dropped (nftables in the simulation's network) | the whole run | the S3 unit an Error within one timeout, every other unit as on a healthy run |
-//! | PostgreSQL stopped (fast shutdown) and started again | as the run starts | the PostgreSQL units Pass on a retry or are Errors (and the stories after 7.2 then blocked) |
+//! | PostgreSQL stopped (fast shutdown) and started again | once a relay had a connection to it refused | the PostgreSQL units Pass on a retry or are Errors (and the stories after 7.2 then blocked) |
 //!
 //! In every case: exit status 0 or 1, no panic, a complete JSON report (every unit of the
 //! healthy run, each with a one-line message), no unit that passes on the healthy platform
@@ -159,6 +159,23 @@ fn met(ran: &Ran, hit: &str) -> Vec<String> {
     ran.units.iter().filter(|(n, u)| n.contains(hit) && (u.verdict == "error" || u.attempts > 1)).map(|(n, _)| n.clone()).collect()
 }
 
+/// Waits (30 s at most) until one of the relays' connection logs has, past `seen` bytes, a
+/// refused connection to a destination containing `to`.
+async fn refused_on(logs: &[std::path::PathBuf], seen: &[u64], to: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        for (log, from) in logs.iter().zip(seen) {
+            let text = std::fs::read(log).unwrap_or_default();
+            let new = String::from_utf8_lossy(text.get(*from as usize..).unwrap_or_default());
+            if new.lines().any(|l| l.contains(to) && l.contains("refused")) {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no relay had a connection to {to} refused within 30 s");
+}
+
 /// A fault: what it does, run once its time comes.
 fn fault<F: Future<Output = ()> + Send + 'static>(cfg: &SimConfig, f: impl FnOnce(SimConfig) -> F) -> Option<Fault> {
     Some(Box::pin(f(cfg.clone())))
@@ -236,20 +253,23 @@ async fn a_run_survives_a_blocked_object_store_and_a_restarted_database() {
     survived("after MinIO was unblocked", &healthy, &again, &[]);
 
     // PostgreSQL is restarted while the run's checks meet it: stopped (fast shutdown: open
-    // sessions end) before the run, started again 1 s into it; with three retries (0.5, 1 and
-    // 2 s apart) its units can Pass once it is back, else they are Errors.
+    // sessions end) before the run, started again as soon as a relay has had a connection to
+    // it refused (the relays' connection log says so); with five retries (0.5, 1, 2, 4 and
+    // 8 s apart) its units can Pass once it is back, else they are Errors.
     outage::stop_data_service(cfg, "postgres").await.unwrap();
-    let retries: Vec<&str> = data.iter().copied().chain(["--retries", "3"]).collect();
+    let retries: Vec<&str> = data.iter().copied().chain(["--retries", "5"]).collect();
+    let pg = ["7.2.8 [infra]", "7.2.10 [apps]", "7.3.3 [apps]", "7.3.4 [apps]"];
+    let logs: Vec<_> = ["infra", "apps"].iter().map(|c| sim::relay::connect_log(cfg, c)).collect();
+    let seen: Vec<u64> = logs.iter().map(|l| std::fs::metadata(l).map_or(0, |m| m.len())).collect();
     let restarted = run(
         &retries,
         0,
         fault(cfg, |cfg| async move {
-            tokio::time::sleep(Duration::from_secs(1)).await;
+            refused_on(&logs, &seen, ":5432").await;
             sim::data::start(&cfg).await.map(drop).unwrap()
         }),
     )
     .await;
-    let pg = ["7.2.8 [infra]", "7.2.10 [apps]", "7.3.3 [apps]", "7.3.4 [apps]"];
     survived("PostgreSQL restarted", &healthy, &restarted, &["7.2.", "7.3.", "7.4."]);
     let hit: Vec<String> = pg.iter().flat_map(|u| met(&restarted, u)).collect();
     assert!(!hit.is_empty(), "some PostgreSQL unit met the restart (an Error or a pass on a retry):\n{}", restarted.output);

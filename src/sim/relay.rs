@@ -28,7 +28,8 @@
 //! - a DNS name is looked up in the endpoint map (names outside the clusters).
 //!
 //! So whether a connection works is decided by cluster objects (Services, EndpointSlices,
-//! ServiceExports) and by the real CoreDNS, not by the harness.
+//! ServiceExports) and by the real CoreDNS, not by the harness. Every CONNECT and what
+//! served it is a line of `$STATE/<cluster>/relay-connections.log` ([`connect_log`]).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -106,10 +107,12 @@ where
         let dest = match destination(&cfg, &cluster, &target).await {
             Ok(Dest::Socket(d)) => d,
             Ok(Dest::Relay(on)) => {
+                log_connect(&cfg, &cluster, &target, &format!("relay on {on}"));
                 let stream = proto.reply_success(SocketAddr::from(([0, 0, 0, 0], 0))).await?;
                 return serve(cfg, on, stream).await;
             }
             Err(reply) => {
+                log_connect(&cfg, &cluster, &target, &reply.to_string());
                 proto.reply_error(&reply).await?;
                 return Ok(());
             }
@@ -117,19 +120,37 @@ where
         let mut upstream = match tokio::time::timeout(CONNECT, tokio::net::TcpStream::connect(dest)).await {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => {
+                log_connect(&cfg, &cluster, &target, &format!("{dest}: {e}"));
                 proto.reply_error(&io_reply(&e)).await?;
                 return Ok(());
             }
             Err(_) => {
+                log_connect(&cfg, &cluster, &target, &format!("{dest}: no answer within {}s", CONNECT.as_secs()));
                 proto.reply_error(&ReplyError::ConnectionTimeout).await?;
                 return Ok(());
             }
         };
+        log_connect(&cfg, &cluster, &target, &format!("{dest}: connected"));
         let bound = upstream.local_addr()?;
         let mut stream = proto.reply_success(bound).await?;
         let _ = tokio::io::copy_bidirectional(&mut stream, &mut upstream).await;
         Ok(())
     })
+}
+
+/// The connection log of cluster `cluster`'s relays: one line per CONNECT, what it was
+/// served by (a socket, and whether it connected; a relay; or the SOCKS5 error reply).
+pub fn connect_log(cfg: &SimConfig, cluster: &str) -> std::path::PathBuf {
+    cfg.state_dir.join(cluster).join("relay-connections.log")
+}
+
+fn log_connect(cfg: &SimConfig, cluster: &str, target: &TargetAddr, what: &str) {
+    use std::io::Write;
+    let at = time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+    // One short write per line with O_APPEND: the relay processes of a cluster share the file.
+    if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(connect_log(cfg, cluster)) {
+        let _ = f.write_all(format!("{at} CONNECT {target} -> {what}\n").as_bytes());
+    }
 }
 
 fn io_reply(e: &std::io::Error) -> ReplyError {
