@@ -102,7 +102,7 @@ impl CheckContext {
         let lookup = if cluster == self.cluster { target.resolver.lookup(host, port) } else { target.resolver.lookup_in(cluster, host, port) };
         let addr = match lookup.await {
             Ok(addrs) => addrs.into_iter().next().ok_or_else(|| Outcome::fail(&object, "a reachable endpoint", format!("no endpoint serves it ({via})")))?,
-            Err(e) => return Err(Outcome::fail(object, "resolvable and accepting connections", format!("{e} ({via})"))),
+            Err(e) => return Err(Outcome::fail(object, "resolvable", format!("{e} ({via})"))),
         };
         self.reach.gate(&object, addr)?;
         Ok(addr)
