@@ -28,8 +28,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Secret, Service};
-use k8s_openapi::api::discovery::v1::EndpointSlice;
-use kube::api::{Api, ListParams};
+use kube::api::Api;
 use kube::core::DynamicObject;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -207,9 +206,7 @@ async fn respond(client: &kube::Client, l: &Listener, host: &str, path: &str) ->
     let ns = backend.get("namespace").and_then(Value::as_str).or(route.metadata.namespace.as_deref()).unwrap_or("default");
     let name = backend.get("name").and_then(Value::as_str).unwrap_or("");
     let Ok(Some(svc)) = Api::<Service>::namespaced(client.clone(), ns).get_opt(name).await else { return Answer::plain(500, "") };
-    let slices = Api::<EndpointSlice>::namespaced(client.clone(), ns).list(&ListParams::default().labels(&format!("kubernetes.io/service-name={name}"))).await;
-    let ready = slices.is_ok_and(|s| s.items.iter().flat_map(|s| s.endpoints.iter().flatten()).any(|e| e.conditions.as_ref().and_then(|c| c.ready) != Some(false)));
-    if !ready {
+    if !super::relay::has_ready_endpoints(client, ns, name, None).await {
         return Answer::plain(503, "no healthy upstream");
     }
     page(&svc, path)

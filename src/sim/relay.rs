@@ -245,7 +245,7 @@ async fn pod_address(client: &kube::Client, cluster: &str, endpoints: &super::da
 
 /// Whether Service `ns/name` has a ready endpoint in its EndpointSlices (on `port`, when
 /// given: the port the endpoints serve).
-async fn has_ready_endpoints(client: &kube::Client, ns: &str, name: &str, port: Option<u16>) -> bool {
+pub(super) async fn has_ready_endpoints(client: &kube::Client, ns: &str, name: &str, port: Option<u16>) -> bool {
     let slices = Api::<EndpointSlice>::namespaced(client.clone(), ns).list(&ListParams::default().labels(&format!("kubernetes.io/service-name={name}"))).await;
     slices.is_ok_and(|l| {
         l.items.iter().any(|s| {

@@ -76,10 +76,7 @@ pub(super) async fn keycloak_console_reachable(ctx: Ctx) -> CheckResult<Outcome>
             outcomes.push(Outcome::fail(format!("HTTPRoutes in namespace {ns} (cluster {})", ctx.cluster), format!("one serving {host}"), "none in the repository's manifests"));
             continue;
         }
-        let to_keycloak = serving.iter().any(|r| {
-            r.get("/spec/rules").and_then(Value::as_array).into_iter().flatten().flat_map(|x| x.get("backendRefs").and_then(Value::as_array).cloned().unwrap_or_default()).any(|b| b.get("name").and_then(Value::as_str) == Some(service.as_str()))
-        });
-        if !to_keycloak {
+        if !serving.iter().any(|r| routes_to(r, &service)) {
             outcomes.push(Outcome::fail(format!("HTTPRoute {} backendRefs", serving[0].describe()), format!("Service {service} (the operator's service for {})", k.name()), "not referenced"));
             continue;
         }

@@ -29,10 +29,7 @@ pub(super) async fn gitlab_reachable(ctx: Ctx) -> CheckResult<Outcome> {
     let routes = routes_in(&ctx, &release.namespace)?;
     let accepted = httproutes_accepted(client, &ctx.cluster, &routes).await;
     let webservice = format!("{}-webservice-default", release.name);
-    let to_webservice = |r: &&crate::repo::RenderedObject| {
-        r.get("/spec/rules").and_then(Value::as_array).into_iter().flatten().flat_map(|x| x.get("backendRefs").and_then(Value::as_array).cloned().unwrap_or_default()).any(|b| b.get("name").and_then(Value::as_str) == Some(webservice.as_str()))
-    };
-    let Some(route) = routes.iter().find(to_webservice) else {
+    let Some(route) = routes.iter().find(|r| routes_to(r, &webservice)) else {
         let object = format!("HTTPRoutes in namespace {} (cluster {})", release.namespace, ctx.cluster);
         return Ok(Outcome::all([accepted, Outcome::fail(object, format!("one to Service {webservice} (GitLab's web UI)"), "none")]));
     };

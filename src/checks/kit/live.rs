@@ -199,7 +199,7 @@ pub async fn httproutes_accepted(client: &kube::Client, cluster: &str, routes: &
             }
         }
         // Backends: Services (the default backendRef kind) that exist with the port.
-        for b in route.get("/spec/rules").and_then(Value::as_array).into_iter().flatten().flat_map(|r| r.get("backendRefs").and_then(Value::as_array).cloned().unwrap_or_default()) {
+        for b in backend_refs(route) {
             if b.get("kind").and_then(Value::as_str).is_some_and(|k| k != "Service") {
                 continue;
             }
@@ -221,6 +221,16 @@ pub async fn httproutes_accepted(client: &kube::Client, cluster: &str, routes: &
         outcomes.push(Outcome::from_findings(findings, format!("{object} hosts [{}]: Accepted and ResolvedRefs by {} parent(s), backends present", hosts.join(", "), refs.len())));
     }
     Outcome::all(outcomes)
+}
+
+/// Every `backendRefs` entry of every rule of an HTTPRoute.
+pub fn backend_refs(route: &RenderedObject) -> Vec<Value> {
+    route.get("/spec/rules").and_then(Value::as_array).into_iter().flatten().flat_map(|r| r.get("backendRefs").and_then(Value::as_array).cloned().unwrap_or_default()).collect()
+}
+
+/// Whether a rule of the HTTPRoute sends to Service `service` (by name).
+pub fn routes_to(route: &RenderedObject, service: &str) -> bool {
+    backend_refs(route).iter().any(|b| b.get("name").and_then(Value::as_str) == Some(service))
 }
 
 /// Rendered HTTPRoutes of the cluster in namespace `ns`.
