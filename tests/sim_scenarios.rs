@@ -191,7 +191,7 @@ async fn check_data_plane(fx: &SimFixture) {
     // Redis (Dragonfly stand-in) with the password the Dragonfly spec references.
     let auth = fx.secret("infra", "databases", "dragonfly-auth").await;
     let raddr = endpoints.resolve("dragonfly.databases.svc.cluster.local", 6379).unwrap();
-    let mut conn = data::redis_client(raddr, &auth["password"]).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let mut conn = data::redis_connection(raddr, &auth["password"]).await.unwrap();
     let pong: String = redis::cmd("PING").query_async(&mut conn).await.unwrap();
     assert_eq!(pong, "PONG");
     let _: () = redis::cmd("SET").arg("sim-test-key").arg("value-1").query_async(&mut conn).await.unwrap();

@@ -89,7 +89,10 @@ async fn redis_conn(addr: SocketAddr, password: &str) -> Result<redis::aio::Mult
         .map_err(redact)?
         .set_redis_settings(redis::RedisConnectionInfo::default().set_password(password));
     let client = redis::Client::open(info).map_err(redact)?;
-    tokio::time::timeout(TIMEOUT, client.get_multiplexed_async_connection()).await.map_err(|_| Failure::no_answer("connect timed out"))?.map_err(redact)
+    // redis-rs bounds a connection by 1 s and each response by 500 ms unless told: too short for
+    // a path through a relay pod and the API server, where the first answer waits for the dial.
+    let config = redis::AsyncConnectionConfig::new().set_connection_timeout(Some(TIMEOUT)).set_response_timeout(Some(TIMEOUT));
+    tokio::time::timeout(TIMEOUT, client.get_multiplexed_async_connection_with_config(&config)).await.map_err(|_| Failure::no_answer("connect timed out"))?.map_err(redact)
 }
 
 // ---------------------------------------------------------------------------
@@ -456,5 +459,42 @@ mod tests {
     fn passwords_come_out_of_connection_uris() {
         assert_eq!(uri_password("postgres://mattermost:a%2Fb%3Dc@h:5432/db?x=1").as_deref(), Some("a/b=c"));
         assert_eq!(uri_password("postgres://h:5432/db"), None);
+    }
+
+    /// A Redis server that answers every command (AUTH, HELLO, CLIENT SETINFO, PING) after
+    /// `delay`, as one reached through a relay that is still dialling does.
+    async fn slow_redis(delay: Duration) -> SocketAddr {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            let mut buf = vec![0u8; 4096];
+            while let Ok(n @ 1..) = s.read(&mut buf).await {
+                tokio::time::sleep(delay).await;
+                let text = String::from_utf8_lossy(&buf[..n]).to_ascii_uppercase();
+                let commands = text.matches("*").count().max(1);
+                let reply = if text.contains("PING") { "+PONG\r\n" } else { "+OK\r\n" };
+                for _ in 0..commands {
+                    if s.write_all(reply.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn a_slow_first_answer_within_the_timeout_is_an_answer() {
+        let addr = slow_redis(Duration::from_millis(1500)).await;
+        assert_eq!(redis_ping(addr, "secret").await.map_err(|e| e.line).as_deref(), Ok("PONG"));
+    }
+
+    #[tokio::test]
+    async fn silence_beyond_the_timeout_is_no_answer() {
+        let addr = slow_redis(TIMEOUT + Duration::from_secs(2)).await;
+        let e = redis_ping(addr, "secret").await.unwrap_err();
+        assert!(e.unreachable && e.silent, "{}", e.line);
     }
 }

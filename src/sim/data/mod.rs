@@ -44,7 +44,7 @@ pub use endpoints::{Endpoint, Endpoints, endpoints};
 pub use minio::{ensure_users as ensure_minio_users, minio_address, s3_client, set_policy as set_minio_policy, set_user_policies as set_minio_user_policies};
 pub use plan::DataPlan;
 pub use postgres::postgres_bin_dir;
-pub use redis::redis_client;
+pub use redis::redis_connection;
 pub use supervise::{SERVICES, ServiceState, ServiceStatus, log_file, log_tail, status, stop, tree_rss_kib};
 pub use vault::{Vault, random_token};
 pub use victoria::{Engines, VICTORIA_LOGS_PORT, VICTORIA_METRICS_PORT, VMAUTH_PORT, commands as victoria_commands, vmauth_config};

@@ -12,18 +12,21 @@ use super::supervise::{SCOPE, running, wait_ready};
 use super::{INSTALL_HINT, LOOPBACK, REDIS_PORT, Vault, shared_dir};
 use crate::sim::{SimConfig, process, write_private};
 
-/// A Redis client for `addr` authenticating with `password` (default user).
-pub fn redis_client(addr: SocketAddr, password: &str) -> Result<redis::Client> {
+/// A connection to the Redis at `addr`, authenticated with `password` (default user). Its
+/// connect and each answer are bounded by 3 s (redis-rs' own defaults, 1 s and 500 ms, are
+/// shorter than a loaded machine's pauses).
+pub async fn redis_connection(addr: SocketAddr, password: &str) -> Result<redis::aio::MultiplexedConnection> {
     use redis::IntoConnectionInfo;
     let info = redis::ConnectionAddr::Tcp(addr.ip().to_string(), addr.port())
         .into_connection_info()?
         .set_redis_settings(redis::RedisConnectionInfo::default().set_password(password));
-    Ok(redis::Client::open(info)?)
+    let bound = Some(Duration::from_secs(3));
+    let config = redis::AsyncConnectionConfig::new().set_connection_timeout(bound).set_response_timeout(bound);
+    Ok(redis::Client::open(info)?.get_multiplexed_async_connection_with_config(&config).await?)
 }
 
 async fn redis_ping(password: &str) -> Result<()> {
-    let client = redis_client(SocketAddr::new(LOOPBACK, REDIS_PORT), password)?;
-    let mut conn = tokio::time::timeout(Duration::from_secs(3), client.get_multiplexed_async_connection()).await??;
+    let mut conn = redis_connection(SocketAddr::new(LOOPBACK, REDIS_PORT), password).await?;
     let pong: String = redis::cmd("PING").query_async(&mut conn).await?;
     if pong != "PONG" {
         bail!("PING answered {pong:?}");
