@@ -19,9 +19,11 @@
 //! (`/status`, `/log`); ConfigMaps and Events. Secrets are never listed (the harness's
 //! role may only `get` them): a Secret read by name is fetched once and its answer, or its
 //! 404, serves every later read of it in the run ([`Read::Secret`]).
-//! CustomResourceDefinitions are listed once and kept without their OpenAPI schemas
-//! (`spec.versions[].schema`, megabytes the checks never read): a check that needs a
-//! schema must not read it through the cache.
+//! The cache LISTs in pages of 2000 items (`limit`, `continue`: one request for any list of
+//! a platform, a few megabytes at a time for tens of thousands of pods) and keeps every item
+//! without `metadata.managedFields` (the field owners' records, often a third of an object);
+//! CustomResourceDefinitions also without their OpenAPI schemas (`spec.versions[].schema`,
+//! megabytes). No check reads either: a check that needs them must not read through the cache.
 //! When the cluster-wide LIST is refused (RBAC that allows some namespaces only) or fails,
 //! the original request is sent instead, and so is every later read of that type.
 //!
@@ -52,7 +54,7 @@ use super::access::{AccessLog, api_access};
 /// (data), Events.
 const NOT_LISTED: [&str; 2] = ["configmaps", "events"];
 
-/// The CRD collection, whose list is kept without schemas ([`without_schemas`]).
+/// The CRD collection, whose list is kept without schemas ([`slim`]).
 const CRDS: &str = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions";
 
 /// What a read asks for, in the terms the cache answers it in.
@@ -416,27 +418,96 @@ mod aggregated {
 
 /// A LIST, or with `document` one document kept as it came (its 404 too).
 async fn fetch(cluster: &str, inner: &kube::Client, path: &str, document: bool, log: &AccessLog) -> Option<Fetched> {
-    if let Some(a) = api_access(cluster, "GET", path) {
+    if !document {
+        return fetch_list(cluster, inner, path, log).await.map(|l| Fetched::List(Arc::new(l)));
+    }
+    let (status, body) = get(cluster, inner, path, log).await?;
+    (status == http::StatusCode::OK || status == http::StatusCode::NOT_FOUND).then_some(Fetched::Document(status, body))
+}
+
+/// One GET of `path` (with its query), counted in `log`: the status and the body.
+async fn get(cluster: &str, inner: &kube::Client, path: &str, log: &AccessLog) -> Option<(http::StatusCode, bytes::Bytes)> {
+    if let Some(a) = api_access(cluster, "GET", path.split('?').next().unwrap_or(path)) {
         log.count(&a);
     }
     let req = http::Request::get(path).body(kube::client::Body::empty()).ok()?;
     let resp = inner.send(req).await.ok()?;
     let status = resp.status();
-    if status != http::StatusCode::OK && !(document && status == http::StatusCode::NOT_FOUND) {
-        return None;
+    Some((status, resp.into_body().collect_bytes().await.ok()?))
+}
+
+/// Items per page of the cache's LISTs: one request for the lists of a platform, and no
+/// more than a few megabytes in flight for a cluster with tens of thousands of pods.
+const PAGE: usize = 2000;
+
+/// The LIST of `collection`, in pages of [`PAGE`] items (`limit` and `continue`, one
+/// consistent snapshot), each item kept without `metadata.managedFields` (and a CRD without
+/// its schemas): the field owners' records, often a third of an object, which no check reads.
+async fn fetch_list(cluster: &str, inner: &kube::Client, collection: &str, log: &AccessLog) -> Option<Listed> {
+    #[derive(serde::Deserialize)]
+    struct Page<'a> {
+        #[serde(default)]
+        kind: String,
+        #[serde(default, rename = "apiVersion")]
+        api_version: String,
+        #[serde(default)]
+        metadata: PageMeta,
+        #[serde(borrow, default)]
+        items: Option<Vec<&'a serde_json::value::RawValue>>,
     }
-    let body = resp.into_body().collect_bytes().await.ok()?;
-    if document {
-        return Some(Fetched::Document(status, body));
+    #[derive(serde::Deserialize, Default)]
+    struct PageMeta {
+        #[serde(rename = "resourceVersion")]
+        resource_version: Option<String>,
+        #[serde(rename = "continue")]
+        next: Option<String>,
     }
-    let body = if path == CRDS {
-        let mut list = serde_json::from_slice::<Value>(&body).ok()?;
-        without_schemas(&mut list);
-        serde_json::to_vec(&list).ok()?.into()
-    } else {
-        body
-    };
-    Some(Fetched::List(Arc::new(Listed::parse(body)?)))
+    let mut items: Vec<u8> = vec![];
+    let mut head: Option<Value> = None;
+    let mut next: Option<String> = None;
+    loop {
+        let token = next.as_deref().map(|t| format!("&continue={}", form_urlencoded::byte_serialize(t.as_bytes()).collect::<String>())).unwrap_or_default();
+        let (status, body) = get(cluster, inner, &format!("{collection}?limit={PAGE}{token}"), log).await?;
+        if status != http::StatusCode::OK {
+            return None;
+        }
+        let page: Page = serde_json::from_slice(&body).ok()?;
+        head.get_or_insert_with(|| json!({"kind": page.kind, "apiVersion": page.api_version, "metadata": {"resourceVersion": page.metadata.resource_version}}));
+        for raw in page.items.unwrap_or_default() {
+            if !items.is_empty() {
+                items.push(b',');
+            }
+            items.extend_from_slice(slim(raw.get(), collection == CRDS)?.as_bytes());
+        }
+        next = page.metadata.next.filter(|t| !t.is_empty());
+        if next.is_none() {
+            break;
+        }
+    }
+    let head = head?.to_string();
+    let mut body = Vec::with_capacity(head.len() + items.len() + 16);
+    body.extend_from_slice(head.strip_suffix('}').unwrap_or(&head).as_bytes());
+    body.extend_from_slice(b",\"items\":[");
+    body.append(&mut items);
+    body.extend_from_slice(b"]}");
+    Listed::parse(body.into())
+}
+
+/// An item of a LIST without `metadata.managedFields` (and, for a CRD, without the OpenAPI
+/// schema of each version: megabytes the checks never read).
+fn slim(item: &str, crd: bool) -> Option<String> {
+    let mut v: Value = serde_json::from_str(item).ok()?;
+    if let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.remove("managedFields");
+    }
+    if crd {
+        for version in v.pointer_mut("/spec/versions").and_then(Value::as_array_mut).into_iter().flatten() {
+            if let Some(version) = version.as_object_mut() {
+                version.remove("schema");
+            }
+        }
+    }
+    serde_json::to_string(&v).ok()
 }
 
 /// A LIST as the API server sent it, with an index of its items: each item's namespace,
@@ -511,17 +582,6 @@ impl Listed {
 
     fn text(&self, item: &Item) -> &str {
         std::str::from_utf8(&self.body[item.span.clone()]).unwrap_or("{}")
-    }
-}
-
-/// Removes the OpenAPI schema of every version of every CRD in `list`.
-fn without_schemas(list: &mut Value) {
-    for crd in list["items"].as_array_mut().into_iter().flatten() {
-        for version in crd.pointer_mut("/spec/versions").and_then(Value::as_array_mut).into_iter().flatten() {
-            if let Some(v) = version.as_object_mut() {
-                v.remove("schema");
-            }
-        }
     }
 }
 
@@ -615,6 +675,27 @@ mod tests {
         assert_eq!(fake.asked().len(), 2);
         assert_eq!(log.requests().get("list apps/deployments on infra"), Some(&2), "{:?}", log.requests());
         assert!(log.entries().iter().any(|a| a.to_string() == "get apps/deployments on infra"), "reads are noted for the basis");
+    }
+
+    #[tokio::test]
+    async fn a_long_list_is_fetched_in_pages_and_kept_without_field_owners() {
+        let fake = FakeApi::with_query(|path, query| {
+            let item = |name: &str| json!({"metadata": {"name": name, "namespace": "x", "managedFields": [{"manager": "kubelet", "fieldsV1": {"f:status": {}}}]}, "status": {"phase": "Running"}});
+            match (path, query) {
+                ("/api/v1/pods", Some(q)) if q.contains("continue=next%2Fpage") => Some((200, json!({"kind": "PodList", "apiVersion": "v1", "metadata": {"resourceVersion": "9"}, "items": [item("p2")]}))),
+                ("/api/v1/pods", Some(q)) if q.contains("limit=") => Some((200, json!({"kind": "PodList", "apiVersion": "v1", "metadata": {"resourceVersion": "9", "continue": "next/page"}, "items": [item("p1")]}))),
+                _ => None,
+            }
+        });
+        let (log, reads) = (AccessLog::default(), (RunCache::new(), Freshness::default()));
+        let pods: Api<Pod> = Api::namespaced(recorded(&fake, &log, &reads), "x");
+        let names: Vec<String> = pods.list(&ListParams::default()).await.unwrap().items.into_iter().filter_map(|p| p.metadata.name).collect();
+        assert_eq!(names, ["p1", "p2"]);
+        let p2 = pods.get("p2").await.unwrap();
+        assert_eq!(p2.metadata.managed_fields, None, "field owners are dropped");
+        assert_eq!(p2.status.and_then(|s| s.phase).as_deref(), Some("Running"), "the rest is kept");
+        assert_eq!(fake.asked(), ["/api/v1/pods", "/api/v1/pods"], "two pages, then every read from them");
+        assert_eq!(log.requests().get("list pods on infra"), Some(&2));
     }
 
     #[tokio::test]

@@ -7,7 +7,7 @@ use std::task::{Context, Poll};
 use futures::future::BoxFuture;
 use serde_json::{Value, json};
 
-type Answer = dyn Fn(&str) -> Option<(u16, Value)> + Send + Sync;
+type Answer = dyn Fn(&str, Option<&str>) -> Option<(u16, Value)> + Send + Sync;
 
 /// `None` from the function is the API server's 404.
 #[derive(Clone)]
@@ -18,6 +18,11 @@ pub(crate) struct FakeApi {
 
 impl FakeApi {
     pub fn new(answer: impl Fn(&str) -> Option<(u16, Value)> + Send + Sync + 'static) -> Self {
+        FakeApi::with_query(move |path, _| answer(path))
+    }
+
+    /// A fake whose answers also depend on the query string (`limit`, `continue`).
+    pub fn with_query(answer: impl Fn(&str, Option<&str>) -> Option<(u16, Value)> + Send + Sync + 'static) -> Self {
         FakeApi { answer: Arc::new(answer), asked: Arc::default() }
     }
 
@@ -48,7 +53,7 @@ impl tower::Service<http::Request<kube::client::Body>> for FakeApi {
     fn call(&mut self, req: http::Request<kube::client::Body>) -> Self::Future {
         let path = req.uri().path().to_string();
         self.asked.lock().expect("fake lock").push(path.clone());
-        let (code, body) = (self.answer)(&path).unwrap_or_else(|| {
+        let (code, body) = (self.answer)(&path, req.uri().query()).unwrap_or_else(|| {
             (404, json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404, "message": "the server could not find the requested resource"}))
         });
         let resp = http::Response::builder()
