@@ -7,7 +7,8 @@
 //! them. Prints figures; asserts nothing.
 //!
 //! `cargo run --release --example bench_scale [-- 100:1000 1000:10000]` (needs a running
-//! simulation: `platform-acceptance sim up`)
+//! simulation, `platform-acceptance sim up`, and the release binary beside the example,
+//! `cargo build --release --bin platform-acceptance`, for the restart)
 
 #[path = "common/table.rs"]
 mod table;
@@ -142,6 +143,8 @@ async fn main() -> anyhow::Result<()> {
         let parsed: Vec<(usize, usize)> = args.iter().filter_map(|a| a.split_once(':')).filter_map(|(n, p)| Some((n.parse().ok()?, p.parse().ok()?))).collect();
         if parsed.is_empty() { vec![(100, 1000), (1000, 10000)] } else { parsed }
     };
+    // Checked before the cluster grows: restarting the simulation afterwards needs it.
+    sim::process::harness_binary().ok_or_else(|| anyhow::anyhow!("no platform-acceptance binary next to this example (cargo build --release --bin platform-acceptance, or set PA_BIN)"))?;
     let cfg = SimConfig::from_env();
     let client = sim::client(&cfg, "apps").await?;
     println!("cores: {}", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0));

@@ -462,33 +462,30 @@ async fn fetch_list(cluster: &str, inner: &kube::Client, collection: &str, log: 
         #[serde(rename = "continue")]
         next: Option<String>,
     }
-    let mut items: Vec<u8> = vec![];
-    let mut head: Option<Value> = None;
+    let mut body: Vec<u8> = vec![];
     let mut next: Option<String> = None;
     loop {
         let token = next.as_deref().map(|t| format!("&continue={}", form_urlencoded::byte_serialize(t.as_bytes()).collect::<String>())).unwrap_or_default();
-        let (status, body) = get(cluster, inner, &format!("{collection}?limit={PAGE}{token}"), log).await?;
+        let (status, bytes) = get(cluster, inner, &format!("{collection}?limit={PAGE}{token}"), log).await?;
         if status != http::StatusCode::OK {
             return None;
         }
-        let page: Page = serde_json::from_slice(&body).ok()?;
-        head.get_or_insert_with(|| json!({"kind": page.kind, "apiVersion": page.api_version, "metadata": {"resourceVersion": page.metadata.resource_version}}));
+        let page: Page = serde_json::from_slice(&bytes).ok()?;
+        if body.is_empty() {
+            body = list_open(&page.kind, &page.api_version, page.metadata.resource_version.as_deref());
+        }
         for raw in page.items.unwrap_or_default() {
-            if !items.is_empty() {
-                items.push(b',');
+            // An item ends with `}`: anything but the opening `[` before it is an item.
+            if body.last() != Some(&b'[') {
+                body.push(b',');
             }
-            items.extend_from_slice(slim(raw.get(), collection == CRDS)?.as_bytes());
+            body.extend_from_slice(slim(raw.get(), collection == CRDS)?.as_bytes());
         }
         next = page.metadata.next.filter(|t| !t.is_empty());
         if next.is_none() {
             break;
         }
     }
-    let head = head?.to_string();
-    let mut body = Vec::with_capacity(head.len() + items.len() + 16);
-    body.extend_from_slice(head.strip_suffix('}').unwrap_or(&head).as_bytes());
-    body.extend_from_slice(b",\"items\":[");
-    body.append(&mut items);
     body.extend_from_slice(b"]}");
     Listed::parse(body.into())
 }
@@ -589,11 +586,17 @@ fn in_scope(item: &Item, namespace: Option<&str>) -> bool {
     namespace.is_none_or(|ns| item.namespace.as_deref() == Some(ns))
 }
 
-fn list_body(list: &Listed, namespace: Option<&str>, selector: Option<&Selector>) -> bytes::Bytes {
-    let head = json!({"kind": list.kind, "apiVersion": list.api_version, "metadata": {"resourceVersion": list.resource_version}}).to_string();
+/// A list's JSON up to its first item: `{"kind":…,"apiVersion":…,"metadata":{…},"items":[`.
+fn list_open(kind: &str, api_version: &str, resource_version: Option<&str>) -> Vec<u8> {
+    let head = json!({"kind": kind, "apiVersion": api_version, "metadata": {"resourceVersion": resource_version}}).to_string();
     let mut body = Vec::with_capacity(head.len() + 16);
     body.extend_from_slice(head.strip_suffix('}').unwrap_or(&head).as_bytes());
     body.extend_from_slice(b",\"items\":[");
+    body
+}
+
+fn list_body(list: &Listed, namespace: Option<&str>, selector: Option<&Selector>) -> bytes::Bytes {
+    let mut body = list_open(&list.kind, &list.api_version, list.resource_version.as_deref());
     let mut first = true;
     for item in list.items.iter().filter(|i| in_scope(i, namespace) && selector.is_none_or(|s| s.matches(&i.labels))) {
         if !std::mem::take(&mut first) {
