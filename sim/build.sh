@@ -62,6 +62,7 @@ BINARIES=(
   "minio-admin|minio-admin|platform-acceptance/sim/minio-admin|$MINIO_ADMIN_VERSION"
   "cert-manager|cert-manager|platform-acceptance/sim/cert-manager|$CERT_MANAGER_VERSION"
   "velero|velero|platform-acceptance/sim/velero|$VELERO_VERSION"
+  "external-secrets|external-secrets|platform-acceptance/sim/external-secrets|$EXTERNAL_SECRETS_VERSION"
   "velero-plugin-for-aws|velero-plugin-for-aws|github.com/vmware-tanzu/velero-plugin-for-aws/velero-plugin-for-aws|$VELERO_PLUGIN_AWS_VERSION"
   "coredns|coredns|platform-acceptance/sim/coredns|$COREDNS_VERSION"
   "flux-render|flux-render|platform-acceptance/sim/flux-render|$FLUX_KUSTOMIZE_VERSION"
@@ -161,6 +162,28 @@ copy_replaces() {
   log "$1: ${#args[@]} replace(s) copied into the wrapper"
 }
 
+# overlay_upstream WRAPPER MODULE@VERSION (in the wrapper's build directory): copy the
+# module (checksum-verified by the go command, without its docs/) to ./upstream, lay the
+# files of sim/go/WRAPPER/overlay/ over it at the same relative paths, and build the
+# module from that copy (replace MODULE => ./upstream). The go command refuses
+# `go build -overlay` for files in the module cache, hence the copy.
+overlay_upstream() {
+  local w=$1 dir f n=0
+  dir=$(go mod download -json "$2" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+  [[ -d $dir ]] || die "could not download $2"
+  rm -rf upstream
+  cp -r "$dir" upstream
+  chmod -R u+w upstream
+  rm -rf upstream/docs
+  while IFS= read -r f; do
+    [[ -f upstream/$f ]] || die "sim/go/$w/overlay/$f has no counterpart in $2"
+    cp "$SIM_DIR/go/$w/overlay/$f" "upstream/$f"
+    n=$((n + 1))
+  done < <(cd "$SIM_DIR/go/$w/overlay" && find . -type f | sed 's#^\./##' | sort)
+  go mod edit -replace="${2%@*}=./upstream"
+  log "$2: copied to $PWD/upstream with $n file(s) of sim/go/$w/overlay laid over it"
+}
+
 # prepare_wrapper DIR: copy sim/go/DIR into $SRC_DIR/DIR and apply the pins
 declare -A PREPARED=()
 prepare_wrapper() {
@@ -194,6 +217,10 @@ prepare_wrapper() {
       minio) go mod edit -require="$MINIO_MODULE@$MINIO_VERSION" ;;
       minio-admin) go mod edit -require="$MINIO_ADMIN_MODULE@$MINIO_ADMIN_VERSION" ;;
       cert-manager) go mod edit -require="$CERT_MANAGER_MODULE@$CERT_MANAGER_VERSION" ;;
+      external-secrets)
+        go mod edit -require="$EXTERNAL_SECRETS_MODULE@$EXTERNAL_SECRETS_VERSION"
+        copy_replaces "$EXTERNAL_SECRETS_MODULE@$EXTERNAL_SECRETS_VERSION"
+        overlay_upstream "$w" "$EXTERNAL_SECRETS_MODULE@$EXTERNAL_SECRETS_VERSION" ;;
       velero)
         go mod edit -require="$VELERO_MODULE@$VELERO_VERSION"
         copy_replaces "$VELERO_MODULE@$VELERO_VERSION" ;;
@@ -280,7 +307,7 @@ for b in "${BINARIES[@]}"; do
   FOUND=$((FOUND + 1))
   ldflags="-s -w$(extra_ldflags "$name" "$version")"
   toolchain=$(toolchain_for "$name")
-  stamp_want="$name $version $GOVERSION$([[ $toolchain == local ]] || echo " toolchain=$toolchain") wrapper=$(sha "$SIM_DIR/go/$wrapper/go.mod" "$SIM_DIR/go/$wrapper/go.sum" "$SIM_DIR/go/$wrapper/"*.go) ldflags=$(sha <<<"$ldflags")"
+  stamp_want="$name $version $GOVERSION$([[ $toolchain == local ]] || echo " toolchain=$toolchain") wrapper=$(sha "$SIM_DIR/go/$wrapper/go.mod" "$SIM_DIR/go/$wrapper/go.sum" "$SIM_DIR/go/$wrapper/"*.go $(find "$SIM_DIR/go/$wrapper/overlay" -type f 2>/dev/null | sort)) ldflags=$(sha <<<"$ldflags")"
   out=$BIN_DIR/$name
   if [[ $name == kwok && ( $FORCE == 1 || ! -f $KWOK_STAGES || "$(cat "$KWOK_STAGES.stamp" 2>/dev/null)" != "$KWOK_VERSION" ) ]]; then
     write_kwok_stages

@@ -72,13 +72,19 @@ async fn storage_and_security_criteria_on_the_simulation() {
     // A real issuer fault on apps: the CA Secret of the stand-in letsencrypt-staging is
     // deleted; cert-manager itself sets Ready=False (a status patch would be undone by it).
     fx.delete("apps", "v1", "Secret", Some("cert-manager"), "letsencrypt-staging-sim-ca").await;
-    wait_condition(&fx, "apps", "ClusterIssuer", None, "letsencrypt-staging", "Ready", "False").await;
+    wait_condition(&fx, "apps", ("cert-manager.io/v1", "ClusterIssuer"), None, "letsencrypt-staging", ("Ready", "False")).await;
     fx.scale("infra", "external-secrets", "external-secrets-cert-controller", 0).await;
     // a stale Ready: observedGeneration behind metadata.generation
     fx.patch_status("apps", HR, "HelmRelease", Some("external-secrets"), "external-secrets", json!({"observedGeneration": 0, "conditions": [
         condition("Ready", "True", "InstallSucceeded", "Helm install succeeded", Some(0))]})).await;
     fx.scale("infra", "external-secrets", "onepassword-connect", 0).await;
+    // A real sync fault on apps: the 1Password item csi-rbd-secret reads is deleted, then the
+    // synced Secret; the real external-secrets controller cannot sync it again.
+    let mut vault = platform_acceptance::sim::data::Vault::load(fx.cfg()).expect("the simulation's vault");
+    assert!(vault.remove_item("ceph-csi-rbd-apps"), "the vault holds the item the ExternalSecret reads");
+    vault.save(fx.cfg()).expect("saving the vault");
     fx.delete("apps", "v1", "Secret", Some("ceph-csi-rbd"), "csi-rbd-secret").await;
+    wait_condition(&fx, "apps", ("external-secrets.io/v1", "ExternalSecret"), Some("ceph-csi-rbd"), "csi-rbd-secret", ("Ready", "False")).await;
     for (c, ns, n) in [("apps", "cert-manager", "cert-manager-webhook"), ("infra", "external-secrets", "external-secrets-cert-controller"), ("infra", "external-secrets", "onepassword-connect")] {
         fx.wait_not_ready(c, "Deployment", ns, n).await;
     }
@@ -98,8 +104,25 @@ async fn storage_and_security_criteria_on_the_simulation() {
         .expect_message("5.2.4 [infra]", &["Deployment external-secrets/external-secrets-cert-controller (cluster infra)"])
         .expect_message("5.2.5 [apps]", &["HelmRelease external-secrets/external-secrets (helm.toolkit.fluxcd.io/v2) (cluster apps): expected Ready=True for generation", "observed stale: observedGeneration 0"])
         .expect_message("5.2.6 [infra]", &["Service external-secrets/onepassword-connect (cluster infra; connectHost http://onepassword-connect.external-secrets.svc.cluster.local:8080): expected at least one ready endpoint"])
-        .expect_message("5.2.7 [apps]", &["Secret ceph-csi-rbd/csi-rbd-secret (target of ExternalSecret ceph-csi-rbd/csi-rbd-secret (external-secrets.io/v1) (cluster apps)): expected present, observed not found"]);
+        // external-secrets' own condition, and its event naming the missing item
+        .expect_message("5.2.7 [apps]", &[
+            "ExternalSecret ceph-csi-rbd/csi-rbd-secret (external-secrets.io/v1) (cluster apps): expected Ready=True (SecretSynced), observed Ready=False (SecretSyncedError: could not get secret data from provider)",
+            "key not found in 1Password Vaults: ceph-csi-rbd-apps",
+        ]);
     println!("epic-5 breakages {:?}", t.elapsed());
+
+    // connect-token-revoked: the Connect token both clusters hold is revoked; the real
+    // external-secrets controller validates each cluster's store again and reports
+    // Connect's 401. What it synced before stays synced until its next refresh.
+    let t = Instant::now();
+    fx.scenario("connect-token-revoked").await;
+    let revoked = "expected Ready=True (Valid: Connect answered), observed Ready=False (ValidationFailed: unable to validate store: status 401: Invalid bearer token)";
+    fx.run("5.2.4,5.2.5,5.2.6,5.2.7")
+        .await
+        .expect_findings(&["5.2.6 [apps]", "5.2.6 [infra]"])
+        .expect_message("5.2.6 [infra]", &[&format!("ClusterSecretStore onepassword (external-secrets.io/v1) (cluster infra): {revoked}")])
+        .expect_message("5.2.6 [apps]", &[&format!("ClusterSecretStore onepassword (external-secrets.io/v1) (cluster apps): {revoked}")]);
+    println!("connect-token-revoked {:?}", t.elapsed());
 
     // EPIC-4 breakages on a fresh healthy platform; one run per story group (4.2 waits for
     // 4.1 and 4.3/4.5 for 4.2, so a failure upstream would skip them).
@@ -178,10 +201,11 @@ async fn storage_and_security_criteria_on_the_simulation() {
 
 /// Waits (60 s at most) until cert-manager set condition `type_` of a cert-manager.io/v1
 /// object to `status`.
-async fn wait_condition(fx: &SimFixture, cluster: &str, kind: &str, ns: Option<&str>, name: &str, type_: &str, status: &str) {
+/// Waits (60 s at most) until `kind` `name` on `cluster` has condition `(type, status)`.
+async fn wait_condition(fx: &SimFixture, cluster: &str, (api_version, kind): (&str, &str), ns: Option<&str>, name: &str, (type_, status): (&str, &str)) {
     let t = Instant::now();
     loop {
-        let o = fx.get(cluster, "cert-manager.io/v1", kind, ns, name).await;
+        let o = fx.get(cluster, api_version, kind, ns, name).await;
         let found = o.pointer("/status/conditions").and_then(|c| c.as_array()).is_some_and(|cs| cs.iter().any(|c| c["type"] == type_ && c["status"] == status));
         if found {
             return;

@@ -59,6 +59,12 @@ async fn indicators(fx: &SimFixture) -> BTreeMap<&'static str, bool> {
             && sched["status"]["phase"] == "Enabled"
             && sched.pointer("/status/lastBackup").is_some(),
     );
+    // The real external-secrets controller's validation of each cluster's 1Password store.
+    let mut stores_valid = true;
+    for cluster in ["infra", "apps"] {
+        stores_valid &= cond_is(&fx.get(cluster, "external-secrets.io/v1", "ClusterSecretStore", None, "onepassword").await, "Ready", "True");
+    }
+    m.insert("connect-token-revoked", stores_valid);
     let ks = fx.get("apps", "kustomize.toolkit.fluxcd.io/v1", "Kustomization", Some("flux-system"), "cluster-apps-workloads").await;
     m.insert(
         "kustomization-failed",

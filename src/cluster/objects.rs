@@ -113,6 +113,30 @@ pub async fn get(client: &kube::Client, kind: &Kind, ns: Option<&str>, name: &st
     }
 }
 
+/// The newest Warning event about `found` as `reason: message` (at most 300 characters),
+/// if its controller recorded one whose message `known` (what the caller already reports,
+/// e.g. the condition's message) does not contain: the detail behind a terse condition
+/// (external-secrets' "could not get secret data from provider" names the missing item
+/// only in its event). Events of a cluster-scoped object are in namespace `default`. A
+/// failed read is no event.
+pub async fn last_warning(client: &kube::Client, found: &Found, known: &str) -> Option<String> {
+    use k8s_openapi::api::core::v1::Event;
+    let api: Api<Event> = Api::namespaced(client.clone(), found.namespace().unwrap_or("default"));
+    let uid = found.object.metadata.uid.as_deref();
+    let lp = ListParams::default().fields(&format!("involvedObject.name={},type=Warning", found.name()));
+    let events = api.list(&lp).await.ok()?.items;
+    let newest = events
+        .into_iter()
+        .filter(|e| uid.is_none() || e.involved_object.uid.as_deref() == uid)
+        .max_by_key(|e| e.last_timestamp.as_ref().map(|t| t.0).or(e.event_time.as_ref().map(|t| t.0)).or(e.metadata.creation_timestamp.as_ref().map(|t| t.0)))?;
+    let message = newest.message.unwrap_or_default();
+    if known.contains(message.trim()) {
+        return None;
+    }
+    let line = format!("{}: {}", newest.reason.unwrap_or_default(), message.trim());
+    Some(line.chars().take(300).collect())
+}
+
 /// Creates an object of `kind` from its JSON body (apiVersion and kind are set from the
 /// served version): the writes of a round trip, always into a namespace the check owns.
 pub async fn create(client: &kube::Client, kind: &Kind, ns: Option<&str>, mut body: Value) -> Result<Found, Outcome> {
@@ -351,6 +375,31 @@ mod tests {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
     use super::*;
+
+    #[tokio::test]
+    async fn the_newest_warning_adds_what_the_condition_does_not_say() {
+        let event = |name: &str, uid: &str, at: &str, message: &str| {
+            serde_json::json!({"metadata": {"name": name, "namespace": "default"}, "involvedObject": {"name": "onepassword", "uid": uid},
+                "type": "Warning", "reason": "ValidationFailed", "message": message, "lastTimestamp": at})
+        };
+        let fake = crate::cluster::fake::FakeApi::with_query(move |path, query| {
+            assert_eq!(path, "/api/v1/namespaces/default/events");
+            assert!(query.is_some_and(|q| q.contains("fieldSelector=involvedObject.name%3Donepassword%2Ctype%3DWarning")), "{query:?}");
+            Some((200, serde_json::json!({"kind": "EventList", "apiVersion": "v1", "metadata": {}, "items": [
+                event("a", "u1", "2026-12-01T10:00:00Z", "status 500: older"),
+                event("b", "u1", "2026-12-01T10:05:00Z", "status 401: Invalid bearer token"),
+                event("c", "u0", "2026-12-01T10:09:00Z", "an earlier object of the same name"),
+            ]})))
+        });
+        let mut object = DynamicObject::new("onepassword", &ApiResource::from_gvk(&GroupVersionKind::gvk("external-secrets.io", "v1", "ClusterSecretStore")));
+        object.metadata.uid = Some("u1".into());
+        let found = Found { object, api_version: "external-secrets.io/v1".into() };
+        let client = fake.client();
+        assert_eq!(last_warning(&client, &found, "unable to validate store").await.as_deref(), Some("ValidationFailed: status 401: Invalid bearer token"));
+        assert_eq!(last_warning(&client, &found, "unable to validate store: status 401: Invalid bearer token").await, None, "said already");
+        let none = crate::cluster::fake::FakeApi::new(|_| None);
+        assert_eq!(last_warning(&none.client(), &found, "").await, None, "no events to read is no event");
+    }
 
     fn deployment(replicas: Option<i32>, ready: Option<i32>, generation: i64, observed: i64) -> Deployment {
         Deployment {

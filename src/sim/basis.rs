@@ -20,6 +20,8 @@
 //! assert_eq!(api_basis("create", "", "namespaces").0, BasisKind::Real);
 //! // Velero runs for real: its Backups are its own work over the simulated clusters
 //! assert_eq!(api_basis("list", "velero.io", "backups").0, BasisKind::RealOverSimulated);
+//! // external-secrets runs for real, over the 1Password Connect stand-in
+//! assert_eq!(api_basis("get", "external-secrets.io", "externalsecrets").0, BasisKind::RealOverSimulated);
 //! ```
 
 use std::collections::BTreeMap;
@@ -88,6 +90,12 @@ const REAL_OVER_SIMULATED: &[(&str, &str)] = &[
     ("velero.io", "restores"),
     ("velero.io", "schedules"),
     ("velero.io", "deletebackuprequests"),
+    // The real external-secrets controller validates the stores and syncs every
+    // ExternalSecret, from the 1Password Connect stand-in (src/sim/onepassword.rs).
+    ("external-secrets.io", "clustersecretstores"),
+    ("external-secrets.io", "secretstores"),
+    ("external-secrets.io", "externalsecrets"),
+    ("external-secrets.io", "clusterexternalsecrets"),
 ];
 
 /// Stand-in name of objects the simulation applied in place of Flux and Helm.
@@ -142,6 +150,7 @@ impl Simulation {
             Some("victoria-logs") => (BasisKind::RealOverSimulated, Some("fluent-bit stand-in")),
             Some("grafana-stand-in") => (BasisKind::StandIn, Some("Grafana API stand-in")),
             Some("gateway-stand-in") => (BasisKind::StandIn, Some("Gateway data plane and application stand-in")),
+            Some("onepassword-connect-stand-in") => (BasisKind::StandIn, Some("1Password Connect stand-in")),
             Some(_) | None => (BasisKind::StandIn, Some("name map in place of DNS")),
         }
     }

@@ -17,11 +17,13 @@ pub const COMPONENTS: [&str; 5] = ["etcd", "kube-apiserver", "kube-controller-ma
 /// [`COMPONENTS`]): the real cert-manager controller (`sim/go/cert-manager`), the real
 /// Velero server (`sim/go/velero`, with velero-plugin-for-aws) and the cluster's DNS, a
 /// real CoreDNS (`sim/go/coredns`, [`super::dns`]) that reads ServiceImports, so it
-/// starts once their CRD is installed.
-pub const ADDONS: [&str; 3] = ["cert-manager", "velero", "coredns"];
+/// starts once their CRD is installed, and the real external-secrets controller
+/// (`sim/go/external-secrets`), which syncs the platform's ExternalSecrets from the
+/// 1Password Connect stand-in ([`super::onepassword`]).
+pub const ADDONS: [&str; 4] = ["cert-manager", "velero", "coredns", "external-secrets"];
 
 /// Default first port; `PA_SIM_PORT_BASE` overrides. Cluster *i* (0 = infra,
-/// 1 = apps) uses `base + 100*i + 0..=10`. Below the kernel's ephemeral range
+/// 1 = apps) uses `base + 100*i + 0..=12`. Below the kernel's ephemeral range
 /// (32768+), so outgoing connections never take them.
 pub const DEFAULT_PORT_BASE: u16 = 32100;
 
@@ -44,6 +46,12 @@ pub struct Ports {
     pub coredns: u16,
     /// The host's way to the cluster's DNS: forwarded to `<dns_ip>:53` inside (DNS over TCP).
     pub dns: u16,
+    /// external-secrets' controller-runtime metrics (`--metrics-addr`; its health probe here).
+    pub external_secrets: u16,
+    /// The cluster's Service data path for the real controllers that dial in-cluster names
+    /// (a SOCKS5 listener inside, [`super::relay::serve_listener`]; their `HTTP_PROXY`).
+    /// Not forwarded to the host.
+    pub service_proxy: u16,
 }
 
 impl Ports {
@@ -61,6 +69,8 @@ impl Ports {
             velero_controllers: b + 8,
             coredns: b + 9,
             dns: b + 10,
+            external_secrets: b + 11,
+            service_proxy: b + 12,
         }
     }
     /// Ports of one component (etcd has two).
@@ -74,6 +84,7 @@ impl Ports {
             "cert-manager" => vec![self.cert_manager],
             "velero" => vec![self.velero, self.velero_controllers],
             "coredns" => vec![self.coredns],
+            "external-secrets" => vec![self.external_secrets],
             _ => vec![],
         }
     }

@@ -195,6 +195,28 @@ pub fn command(cfg: &SimConfig, c: &ClusterSpec, component: &str) -> Command {
                 "--log-level=info".into(),
             ]);
         }
+        "external-secrets" => {
+            // Upstream's controller with only the 1Password provider compiled in (see
+            // sim/go/external-secrets). In-cluster names (the store's connectHost) are dialled
+            // through the cluster's Service data path: Go's HTTP client sends them to the
+            // SOCKS5 proxy its environment names (never the API server on loopback), which
+            // resolves them with the cluster's CoreDNS and follows Services and EndpointSlices.
+            // Stores are re-validated every 10 s (default 5 min), so a revoked token or a
+            // Connect that went away shows within seconds.
+            cmd.env("GOMEMLIMIT", "128MiB")
+                .env("KUBECONFIG", dir.join("admin.kubeconfig"))
+                .env("HTTP_PROXY", format!("socks5://127.0.0.1:{}", p.service_proxy))
+                .env("HTTPS_PROXY", format!("socks5://127.0.0.1:{}", p.service_proxy))
+                .env("NO_PROXY", "127.0.0.1,localhost");
+            cmd.args([
+                format!("--metrics-addr=127.0.0.1:{}", p.external_secrets),
+                "--enable-leader-election=false".into(),
+                "--store-requeue-interval=10s".into(),
+                "--concurrent=2".into(),
+                "--zap-time-encoding=iso8601".into(),
+                "--loglevel=info".into(),
+            ]);
+        }
         "coredns" => {
             // The Corefile ([`super::dns::corefile`]) is written by `sim up` before the start.
             cmd.env("GOMEMLIMIT", "64MiB");
@@ -241,6 +263,7 @@ impl Probe {
             "kwok" => (&self.insecure, format!("http://127.0.0.1:{}/healthz", p.kwok)),
             "cert-manager" => (&self.insecure, format!("http://127.0.0.1:{}/healthz", p.cert_manager)),
             "velero" => (&self.insecure, format!("http://127.0.0.1:{}/metrics", p.velero)),
+            "external-secrets" => (&self.insecure, format!("http://127.0.0.1:{}/metrics", p.external_secrets)),
             // Liveness (the scenarios wait for the answers they need, crate::sim::dns).
             "coredns" => (&self.insecure, format!("http://127.0.0.1:{}/health", p.coredns)),
             other => return Err(format!("unknown component {other}")),

@@ -36,6 +36,7 @@ pub mod dns;
 pub mod kubeconfig;
 pub mod kwok;
 pub mod observability;
+pub mod onepassword;
 pub mod outage;
 pub mod pki;
 pub mod process;

@@ -19,6 +19,8 @@
 //!
 //! Runs as the detached process `shared/provisioner` (`platform-acceptance sim
 //! provisioner`, hidden), started by [`ensure`] from `data::start`; `sim down` stops it.
+//! The same process serves the simulation's other stand-ins (observability, Gateways,
+//! 1Password Connect) and each cluster's Service data path for the real controllers.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -64,7 +66,7 @@ pub async fn ensure(cfg: &SimConfig) -> Result<()> {
         .env("PA_CACHE", abs(&cfg.cache_dir))
         .env("PA_SIM_STATE", abs(&cfg.state_dir))
         .env("PA_SIM_REPO", abs(&cfg.repo));
-    super::spawn_detached(&cfg.state_dir, super::SHARED_SCOPE, NAME, &mut cmd, &[super::observability::OBSERVABILITY_PORT])?;
+    super::spawn_detached(&cfg.state_dir, super::SHARED_SCOPE, NAME, &mut cmd, &[super::observability::OBSERVABILITY_PORT, super::onepassword::CONNECT_PORT])?;
     Ok(())
 }
 
@@ -92,6 +94,23 @@ pub async fn run(cfg: &SimConfig) -> Result<()> {
             eprintln!("gateway stand-in: {e:#}");
         }
     });
+    // 1Password Connect (onepassword.rs), and each cluster's Service data path for the
+    // real controllers that dial in-cluster names (external-secrets; relay.rs).
+    let connect_cfg = cfg.clone();
+    tokio::spawn(async move {
+        if let Err(e) = super::onepassword::serve(&connect_cfg).await {
+            eprintln!("1Password Connect stand-in: {e:#}");
+        }
+    });
+    for c in super::cluster::cluster_specs(cfg)? {
+        let bind = std::net::SocketAddr::from(([127, 0, 0, 1], c.ports.service_proxy));
+        let proxy_cfg = cfg.clone();
+        tokio::spawn(async move {
+            if let Err(e) = super::relay::serve_listener(proxy_cfg, c.name.clone(), bind).await {
+                eprintln!("[{}] Service data path: {e:#}", c.name);
+            }
+        });
+    }
     loop {
         for (cluster, client) in &clients {
             match reconcile(client).await {

@@ -82,6 +82,24 @@ pub async fn serve_stdio(cfg: &SimConfig, cluster: &str) -> anyhow::Result<()> {
     serve(cfg.clone(), cluster.to_string(), tokio::io::join(rx, tx)).await
 }
 
+/// Serves cluster `cluster`'s Service data path as a SOCKS5 listener on `bind` (inside the
+/// simulation's network), for the real controllers the simulation runs that dial
+/// in-cluster names: external-secrets reaching 1Password Connect has it as its
+/// `HTTP_PROXY`. Each connection is decided as a relay pod's is (see the module docs): the
+/// name through the cluster's CoreDNS, then Services and EndpointSlices.
+pub async fn serve_listener(cfg: SimConfig, cluster: String, bind: SocketAddr) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(bind).await.with_context(|| format!("cluster {cluster}: Service data path on {bind}"))?;
+    loop {
+        let (sock, _) = listener.accept().await.context("accepting")?;
+        let (cfg, cluster) = (cfg.clone(), cluster.clone());
+        tokio::spawn(async move {
+            if let Err(e) = serve(cfg, cluster.clone(), sock).await {
+                eprintln!("[{cluster}] Service data path: {e:#}");
+            }
+        });
+    }
+}
+
 /// Where a CONNECT goes inside the simulation's network.
 enum Dest {
     /// A socket inside the simulation's network.
@@ -166,7 +184,11 @@ fn io_reply(e: &std::io::Error) -> ReplyError {
 async fn destination(cfg: &SimConfig, cluster: &str, target: &TargetAddr) -> Result<Dest, ReplyError> {
     let endpoints = super::data::endpoints(cfg).map_err(|_| ReplyError::GeneralFailure)?;
     let addr = match target {
-        TargetAddr::Domain(host, port) => return endpoints.resolve(host, *port).map(Dest::Socket).ok_or(ReplyError::HostUnreachable),
+        // A cluster name is the cluster's DNS's to answer (a pod's resolver asks it).
+        TargetAddr::Domain(host, port) => match crate::cluster::dns::cluster_name(host) {
+            Some(name) => SocketAddr::new(cluster_dns(cfg, cluster, &name).await?, *port),
+            None => return endpoints.resolve(host, *port).map(Dest::Socket).ok_or(ReplyError::HostUnreachable),
+        },
         TargetAddr::Ip(a) => *a,
     };
     let client = super::client(cfg, cluster).await.map_err(|_| ReplyError::GeneralFailure)?;
@@ -194,6 +216,21 @@ async fn destination(cfg: &SimConfig, cluster: &str, target: &TargetAddr) -> Res
         Some(base) => exported_anywhere_with_endpoints(cfg, &ns, &base).await,
     };
     if ready { Ok(Dest::Socket(process)) } else { Err(ReplyError::ConnectionRefused) }
+}
+
+/// The first address cluster `cluster`'s CoreDNS answers for `name` (over TCP at the
+/// cluster DNS address); a name it does not resolve is an unreachable host.
+async fn cluster_dns(cfg: &SimConfig, cluster: &str, name: &str) -> Result<std::net::IpAddr, ReplyError> {
+    let specs = super::cluster::cluster_specs(cfg).map_err(|_| ReplyError::GeneralFailure)?;
+    let dns = specs.iter().find(|c| c.name == cluster).ok_or(ReplyError::GeneralFailure)?.dns_ip;
+    let ask = async {
+        let mut sock = tokio::net::TcpStream::connect((dns, 53)).await.map_err(|e| crate::cluster::dns::DnsError::Transport(e.to_string()))?;
+        crate::cluster::dns::query_over(&mut sock, name).await
+    };
+    match tokio::time::timeout(CONNECT, ask).await {
+        Ok(Ok(ips)) => ips.first().copied().ok_or(ReplyError::HostUnreachable),
+        _ => Err(ReplyError::HostUnreachable),
+    }
 }
 
 /// A Cilium global Service (`service.cilium.io/global: "true"`) seen from cluster `from`:

@@ -100,7 +100,10 @@ pub(super) async fn onepassword_connect_accessible(ctx: Ctx) -> CheckResult<Outc
         let obj = format!("{} (cluster {})", found.describe(&CLUSTER_SECRET_STORE), ctx.cluster);
         match found.condition("Ready") {
             Some(c) if c.status == "True" => outcomes.push(Outcome::pass(format!("{obj}: Ready ({})", c.reason))),
-            Some(c) => outcomes.push(Outcome::fail(obj.clone(), "Ready=True (Valid: Connect answered)", format!("Ready={} ({}: {})", c.status, c.reason, c.message))),
+            Some(c) => {
+                let why = objects::last_warning(client, &found, &c.message).await.map(|w| format!("; last warning event {w}")).unwrap_or_default();
+                outcomes.push(Outcome::fail(obj.clone(), "Ready=True (Valid: Connect answered)", format!("Ready={} ({}: {}){why}", c.status, c.reason, c.message)));
+            }
             None => outcomes.push(Outcome::fail(obj.clone(), "Ready=True (Valid: Connect answered)", "no Ready condition")),
         }
         let host = found.str("/spec/provider/onepassword/connectHost").unwrap_or("").to_string();
@@ -150,7 +153,8 @@ pub(super) async fn external_secrets_synced(ctx: Ctx) -> CheckResult<Outcome> {
         match found.condition("Ready") {
             Some(c) if c.status == "True" && c.reason == "SecretSynced" => {}
             Some(c) => {
-                findings.push(Finding::new(obj, "Ready=True (SecretSynced)", format!("Ready={} ({}: {})", c.status, c.reason, c.message)));
+                let why = objects::last_warning(client, &found, &c.message).await.map(|w| format!("; last warning event {w}")).unwrap_or_default();
+                findings.push(Finding::new(obj, "Ready=True (SecretSynced)", format!("Ready={} ({}: {}){why}", c.status, c.reason, c.message)));
                 continue;
             }
             None => {

@@ -104,6 +104,10 @@ impl Endpoints {
         e.add("grafana-stand-in", observability::GRAFANA.0, observability::GRAFANA.1, SocketAddr::new(LOOPBACK, observability::OBSERVABILITY_PORT));
         e.add("victoria-metrics", observability::VMSELECT.0, observability::VMSELECT.1, engines.vmselect);
         e.add("victoria-logs", observability::VICTORIA_LOGS.0, observability::VICTORIA_LOGS.1, engines.logs);
+        // 1Password Connect (stand-in, src/sim/onepassword.rs) at every store's connectHost.
+        for (h, p) in &plan.onepassword_connect {
+            e.add("onepassword-connect-stand-in", h, *p, SocketAddr::new(LOOPBACK, crate::sim::onepassword::CONNECT_PORT));
+        }
         // The Gateways' listeners, where the Gateway stand-in answers (src/sim/gateway.rs).
         for f in super::gateway_forwards(plan) {
             e.add("gateway-stand-in", &f.inside.ip().to_string(), f.inside.port(), SocketAddr::new(LOOPBACK, f.host_port));
@@ -146,6 +150,8 @@ mod tests {
             minio_endpoints: vec![("10.25.11.3".into(), 9000)],
             gateways: vec![],
             api_records: vec![],
+            onepassword_connect: vec![("onepassword-connect.external-secrets.svc.cluster.local".into(), 8080)],
+            onepassword_vaults: vec!["Prod".into()],
         };
         let e = Endpoints::for_plan(&plan);
         let pg = e.resolve("postgres-shared-rw.databases.svc.cluster.local", 5432).unwrap();
@@ -153,6 +159,7 @@ mod tests {
         assert_eq!(e.resolve("POSTGRES-SHARED-RO.databases.svc.cluster.local.", 5432), Some(pg));
         assert_eq!(e.resolve("dragonfly.databases.svc.cluster.local", 6379).unwrap().port(), REDIS_PORT);
         assert_eq!(e.resolve("10.25.11.3", 9000).unwrap().port(), MINIO_PORT);
+        assert_eq!(e.resolve("onepassword-connect.external-secrets.svc.cluster.local", 8080).unwrap().port(), crate::sim::onepassword::CONNECT_PORT);
         // ClusterMesh names are the clusters' DNS to answer (crate::sim::dns), never the map's.
         assert_eq!(e.resolve("postgres-shared-rw.databases.svc.clusterset.local", 5432), None);
         assert_eq!(e.resolve("postgres-shared-rw.databases.svc.cluster.local", 6379), None);

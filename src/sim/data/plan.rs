@@ -38,6 +38,10 @@ pub struct DataPlan {
     /// Every listener address of every Gateway (`spec.addresses` × listener ports), where
     /// the Gateway stand-in answers inside the simulation's network.
     pub gateways: Vec<SocketAddr>,
+    /// `host:port` of every 1Password store's `connectHost` (where the Connect stand-in answers).
+    pub onepassword_connect: Vec<(String, u16)>,
+    /// The vaults the 1Password stores name (`spec.provider.onepassword.vaults`).
+    pub onepassword_vaults: Vec<String>,
 }
 
 impl DataPlan {
@@ -55,6 +59,8 @@ impl DataPlan {
             minio_endpoints: vec![],
             api_records: vec![],
             gateways: vec![],
+            onepassword_connect: vec![],
+            onepassword_vaults: vec![],
         };
         for cluster in repo.clusters().to_vec() {
             let vars = repo.variables(&cluster)?;
@@ -112,6 +118,19 @@ impl DataPlan {
                         for a in ips.flat_map(|ip| ports.iter().map(move |p| SocketAddr::new(ip, *p))) {
                             if !plan.gateways.contains(&a) {
                                 plan.gateways.push(a);
+                            }
+                        }
+                    }
+                    ("external-secrets.io", "ClusterSecretStore" | "SecretStore") if o.get("/spec/provider/onepassword").is_some() => {
+                        if let Some(hp) = o.str("/spec/provider/onepassword/connectHost").and_then(host_port_of_url)
+                            && !plan.onepassword_connect.contains(&hp)
+                        {
+                            plan.onepassword_connect.push(hp);
+                        }
+                        let vaults = o.get("/spec/provider/onepassword/vaults").and_then(Value::as_object).into_iter().flatten();
+                        for v in vaults.map(|(name, _)| name.clone()) {
+                            if !plan.onepassword_vaults.contains(&v) {
+                                plan.onepassword_vaults.push(v);
                             }
                         }
                     }

@@ -33,6 +33,11 @@ impl fmt::Debug for Vault {
 /// Internal item names (not referenced by the fixture).
 const ITEM_PG_SUPERUSER: &str = "sim-postgres-superuser";
 const ITEM_MINIO_ROOT: &str = "sim-minio-root";
+/// The access token 1Password Connect accepts (what `op connect token create` hands out;
+/// the bootstrap puts it into the clusters' token Secret).
+const ITEM_CONNECT: &str = "sim-onepassword-connect";
+/// Items whose name starts with this are the simulation's own, not the platform's vault's.
+const INTERNAL: &str = "sim-";
 
 impl Vault {
     pub fn path(cfg: &SimConfig) -> PathBuf {
@@ -54,6 +59,7 @@ impl Vault {
         vault.ensure("dragonfly", "password", || random_token(32));
         vault.ensure(ITEM_MINIO_ROOT, "access_key_id", || format!("sim{}", random_token(13).to_lowercase()));
         vault.ensure(ITEM_MINIO_ROOT, "secret_access_key", || random_token(40));
+        vault.ensure(ITEM_CONNECT, "token", || random_token(64));
         // A vault of an older simulation gave MinIO items the root credentials: they get users.
         let root = vault.items.get(ITEM_MINIO_ROOT).and_then(|m| m.get("access_key_id")).cloned();
         vault.items.retain(|name, m| name == ITEM_MINIO_ROOT || m.get("access_key_id") != root.as_ref());
@@ -139,6 +145,30 @@ impl Vault {
             .filter(|(name, _)| name.contains("minio") && name.as_str() != ITEM_MINIO_ROOT)
             .filter_map(|(name, m)| Some((name.clone(), m.get("access_key_id")?.clone(), m.get("secret_access_key")?.clone())))
             .collect()
+    }
+
+    /// The token 1Password Connect accepts.
+    pub fn connect_token(&self) -> Result<&str> {
+        self.get(ITEM_CONNECT, "token")
+    }
+
+    /// Revokes the Connect token the clusters hold: Connect accepts a new one from now on,
+    /// which only a new bootstrap hands to the clusters.
+    pub fn revoke_connect_token(&mut self) {
+        self.items.entry(ITEM_CONNECT.into()).or_default().insert("token".into(), random_token(64));
+        self.dirty = true;
+    }
+
+    /// The platform's items (item -> field label -> value), as 1Password holds them.
+    pub fn platform_items(&self) -> impl Iterator<Item = (&str, &BTreeMap<String, String>)> {
+        self.items.iter().filter(|(name, _)| !name.starts_with(INTERNAL)).map(|(n, m)| (n.as_str(), m))
+    }
+
+    /// Removes item `item` (as deleting it in 1Password would); whether it was there.
+    pub fn remove_item(&mut self, item: &str) -> bool {
+        let removed = self.items.remove(item).is_some();
+        self.dirty |= removed;
+        removed
     }
 
     /// (access key, secret key) of MinIO's root user.

@@ -85,7 +85,7 @@ pub(super) fn replace_acme_issuers(objects: &mut [Value], state_dir: &Path, clus
     Ok(secrets)
 }
 
-fn conditions(o: &Value) -> &[Value] {
+pub(super) fn conditions(o: &Value) -> &[Value] {
     o.pointer("/status/conditions").and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[])
 }
 

@@ -1,8 +1,8 @@
 //! What the platform's controllers would write, played by the simulation: the status
 //! of every object whose kind has a rule in `sim/scenarios/status.yaml` (placeholders
 //! filled per object; HTTPRoute parents from the route), Cilium LB IPAM's
-//! LoadBalancer addresses, Cilium's MCS-API ServiceImport addresses, the Secrets
-//! external-secrets renders from the 1Password stand-in, and CNPG's `<cluster>-app` Secret.
+//! LoadBalancer addresses, Cilium's MCS-API ServiceImport addresses and CNPG's
+//! `<cluster>-app` Secret.
 
 use std::collections::BTreeMap;
 
@@ -228,116 +228,15 @@ fn fill(v: &mut Value, generation: i64, vars: &[(&str, String)]) {
     }
 }
 
-/// The Secrets external-secrets writes for every ExternalSecret of `objects` and
-/// CNPG writes for every CNPG Cluster (`<cluster>-app`), values from `vault`.
-pub(super) fn written_secrets(objects: &[Value], vault: &mut Vault) -> Result<Vec<Value>> {
-    let mut secrets: Vec<Value> = objects
+/// The Secret CNPG writes for every CNPG Cluster of `objects` (`<cluster>-app`), values
+/// from `vault`. (The ExternalSecrets' Secrets are the real external-secrets controller's
+/// work: [`super::externalsecrets`].)
+pub(super) fn written_secrets(objects: &[Value], vault: &Vault) -> Result<Vec<Value>> {
+    objects
         .iter()
-        .filter(|o| {
-            str_at(o, "/kind") == "ExternalSecret"
-                && str_at(o, "/apiVersion").starts_with("external-secrets.io/")
-        })
-        .map(|es| eso_secret(es, vault))
-        .collect();
-    for c in objects.iter().filter(|o| {
-        str_at(o, "/kind") == "Cluster"
-            && str_at(o, "/apiVersion").starts_with("postgresql.cnpg.io/")
-    }) {
-        secrets.push(cnpg_app_secret(c, vault)?);
-    }
-    Ok(secrets)
-}
-
-/// The Secret external-secrets writes for one ExternalSecret (§10.2 [ES4]):
-/// `spec.data[]` and `spec.dataFrom[].extract` read from the vault, then
-/// `spec.target.template` (type, metadata, data with `{{ .key }}` references).
-fn eso_secret(es: &Value, vault: &mut Vault) -> Value {
-    let ns = str_at(es, "/metadata/namespace");
-    let target = es
-        .pointer("/spec/target/name")
-        .and_then(Value::as_str)
-        .unwrap_or(str_at(es, "/metadata/name"));
-    let template = es.pointer("/spec/target/template");
-    let template_data: Map<String, Value> = template
-        .and_then(|t| t.get("data"))
-        .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default();
-    let reference = regex::Regex::new(r"\{\{\s*\.([A-Za-z0-9_]+)\s*(?:\|\s*([A-Za-z]+)\s*)?\}\}")
-        .expect("regex");
-    let wanted: Vec<String> = template_data
-        .values()
-        .filter_map(Value::as_str)
-        .flat_map(|t| {
-            reference
-                .captures_iter(t)
-                .map(|c| c[1].to_string())
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    let mut values: BTreeMap<String, String> = BTreeMap::new();
-    for d in es
-        .pointer("/spec/data")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let key = str_at(d, "/secretKey");
-        let item = str_at(d, "/remoteRef/key");
-        let prop = d
-            .pointer("/remoteRef/property")
-            .and_then(Value::as_str)
-            .unwrap_or("password");
-        values.insert(key.into(), vault.property(item, prop));
-    }
-    for d in es
-        .pointer("/spec/dataFrom")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        if let Some(item) = d.pointer("/extract/key").and_then(Value::as_str) {
-            values.extend(vault.extract(item, &wanted));
-        }
-    }
-    let data: BTreeMap<String, String> = if template_data.is_empty() {
-        values
-    } else {
-        template_data
-            .iter()
-            .map(|(k, t)| {
-                let t = t.as_str().unwrap_or("");
-                let out = reference.replace_all(t, |c: &regex::Captures| {
-                    let v = values.get(&c[1]).cloned().unwrap_or_default();
-                    if c.get(2).is_some_and(|f| f.as_str() == "urlquery") {
-                        urlquery(&v)
-                    } else {
-                        v
-                    }
-                });
-                (k.clone(), out.into_owned())
-            })
-            .collect()
-    };
-    let b64 = base64::engine::general_purpose::STANDARD;
-    let encoded: Map<String, Value> = data
-        .into_iter()
-        .map(|(k, v)| (k, json!(b64.encode(v))))
-        .collect();
-    let mut labels = template
-        .and_then(|t| t.pointer("/metadata/labels"))
-        .cloned()
-        .unwrap_or(json!({}));
-    labels["reconcile.external-secrets.io/managed"] = json!("true");
-    json!({
-        "apiVersion": "v1", "kind": "Secret",
-        "metadata": {
-            "name": target, "namespace": ns, "labels": labels,
-            "annotations": template.and_then(|t| t.pointer("/metadata/annotations")).cloned().unwrap_or(json!({})),
-        },
-        "type": template.and_then(|t| t.get("type")).and_then(Value::as_str).unwrap_or("Opaque"),
-        "data": encoded,
-    })
+        .filter(|o| str_at(o, "/kind") == "Cluster" && str_at(o, "/apiVersion").starts_with("postgresql.cnpg.io/"))
+        .map(|c| cnpg_app_secret(c, vault))
+        .collect()
 }
 
 fn urlquery(s: &str) -> String {
@@ -418,35 +317,5 @@ mod tests {
     fn derived_service_name_is_mcs_apis() {
         // Python: base64.b32hexencode(sha256(b"databases/postgres-shared-rw")).lower()[:10]
         assert_eq!(derived_name("databases", "postgres-shared-rw"), "derived-gsmlrmb0ml");
-    }
-
-    #[test]
-    fn eso_template_and_data() {
-        let mut v = Vault::default();
-        let es: Value = serde_yaml_ng::from_str(
-            r#"
-metadata: {name: mattermost-db, namespace: mattermost}
-spec:
-  target:
-    name: mattermost-db
-    template:
-      data:
-        DB: "postgres://mattermost:{{ .password | urlquery }}@h:5432/mattermost"
-  data:
-    - secretKey: password
-      remoteRef: {key: postgres-mattermost, property: password}
-"#,
-        )
-        .unwrap();
-        let s = eso_secret(&es, &mut v);
-        let pw = v.property("postgres-mattermost", "password");
-        let db = base64::engine::general_purpose::STANDARD
-            .decode(s["data"]["DB"].as_str().unwrap())
-            .unwrap();
-        assert_eq!(
-            String::from_utf8(db).unwrap(),
-            format!("postgres://mattermost:{pw}@h:5432/mattermost")
-        );
-        assert!(s["data"].get("password").is_none());
     }
 }

@@ -71,6 +71,11 @@ impl ClusterSim {
             Op::Create { object, owner } => self.create_history(object, owner.as_ref()).await?,
             Op::RenewCertificate { namespace, name } => self.renew_certificate(namespace, name).await?,
             Op::DeleteBackups { label_selector } => self.delete_backups(label_selector).await?,
+            Op::RevokeConnectToken {} => {
+                let mut vault = crate::sim::data::Vault::load(&self.cfg)?;
+                vault.revoke_connect_token();
+                vault.save(&self.cfg)?;
+            }
             Op::RunSchedule { name, wait } => crate::sim::backups::run_schedule(&self.client, name, *wait).await?,
             Op::ServeCrd { name, release, served } => self.serve_crd(name, release, served).await?,
             Op::Restart { component } => crate::sim::restart_addon(&self.cfg, &self.cluster, component).await?,

@@ -18,7 +18,7 @@ use super::client::ClusterSim;
 use super::certmanager::replace_acme_issuers;
 use super::model::StatusRule;
 use super::workloads::{bound_volumes, fill_chart_values};
-use super::{ClusterReport, controllers, str_at};
+use super::{ClusterReport, controllers, externalsecrets, str_at};
 use crate::repo::GitopsRepo;
 use crate::sim::FIELD_MANAGER;
 use crate::sim::data::Vault;
@@ -84,10 +84,18 @@ impl ClusterSim {
         for o in &first {
             self.apply_object(&kinds, o).await?;
         }
-        // Secrets written by external-secrets and CNPG, before what reads them: a settled
-        // platform has them, and a controller that starts meanwhile (Velero validating its
-        // storage location) finds them at once instead of on its next period.
-        let secrets = controllers::written_secrets(&objects, &mut vault.lock().expect("vault"))?;
+        // The bootstrap: 1Password holds what the ExternalSecrets read (saved before the
+        // real external-secrets asks the Connect stand-in for it), the stores' Connect token
+        // Secrets exist, and CNPG's Secret (CNPG does not run here) is written before what
+        // reads it.
+        let secrets = {
+            let mut v = vault.lock().expect("vault");
+            externalsecrets::seed_vault(&objects, &mut v);
+            v.save(&self.cfg)?;
+            let mut s = externalsecrets::connect_token_secrets(&objects, &v)?;
+            s.extend(controllers::written_secrets(&objects, &v)?);
+            s
+        };
         // The MinIO users those Secrets name exist before anything logs in with them.
         let users = vault.lock().expect("vault").clone();
         crate::sim::data::ensure_minio_users(&self.cfg, &users).await.context("creating the MinIO users")?;
@@ -138,6 +146,8 @@ impl ClusterSim {
             report.pods_ready = self.settle_pods(&objects).await?;
             // Issued by the real cert-manager controller (not by status.yaml).
             report.certificates = self.wait_certificates_ready(&kinds, &objects).await?;
+            // Synced by the real external-secrets controller (not by status.yaml).
+            report.external_secrets = self.wait_external_secrets_synced(&kinds, &objects).await?;
             anyhow::Ok(())
         };
         tokio::try_join!(settle, seed)?;

@@ -10,11 +10,12 @@
 //!    cluster serves (a kind without a CRD here is skipped and reported), plus what
 //!    the charts/operators create (`sim/scenarios/workloads.yaml`) and a bound
 //!    PersistentVolume per fixture PVC;
-//! 3. the Secrets external-secrets writes for every ExternalSecret (values from
-//!    the 1Password stand-in [`Vault`], i.e. the real data-service credentials)
-//!    and CNPG's `<cluster>-app` Secret, applied right after the namespaces and before
-//!    the objects of step 2, as on a settled platform: a controller that starts
-//!    meanwhile finds what it reads;
+//! 3. the bootstrap's part: every item and field the ExternalSecrets read is put into
+//!    the 1Password stand-in's [`Vault`] (where the real data-service credentials are),
+//!    each 1Password store's Connect token Secret is created, and CNPG's
+//!    `<cluster>-app` Secret (CNPG does not run here) is written, right after the
+//!    namespaces and before the objects of step 2; the real external-secrets
+//!    controller then syncs every ExternalSecret from Connect (`externalsecrets`);
 //! 4. the status every controller writes (`sim/scenarios/status.yaml`), through
 //!    the status subresource (server-side apply, manager [`STATUS_MANAGER`]) —
 //!    except cert-manager's: the real cert-manager controller runs per cluster and
@@ -23,7 +24,8 @@
 //!    `certmanager`;
 //! 5. undoes any earlier fault (nodes Ready again, pods Ready again) and waits
 //!    until every pod is Running and Ready and every workload is available, and
-//!    every Certificate Ready (issued by cert-manager; bounded wait);
+//!    every Certificate Ready (issued by cert-manager) and every ExternalSecret synced
+//!    (by external-secrets; bounded waits);
 //! 6. meanwhile (once step 2 is applied), the backup data a running platform has
 //!    ([`super::backups::seed`]: the real Velero runs each Schedule once).
 //!
@@ -46,6 +48,7 @@ mod certmanager;
 mod client;
 mod controllers;
 mod crdversions;
+mod externalsecrets;
 mod faults;
 mod healthy;
 mod history;
@@ -140,6 +143,8 @@ pub struct ClusterReport {
     pub pods_ready: usize,
     /// Certificates Ready (issued by cert-manager).
     pub certificates: usize,
+    /// ExternalSecrets synced (by external-secrets).
+    pub external_secrets: usize,
 }
 
 /// Switches the simulation to scenario `name` (no restart).
@@ -147,13 +152,14 @@ pub async fn apply(cfg: &SimConfig, name: &str) -> Result<()> {
     let report = apply_with_report(cfg, name).await?;
     for (c, r) in &report.clusters {
         eprintln!(
-            "sim: scenario {} on {c}: {} objects, {} secrets, {} statuses, {} pods ready, {} certificates issued by cert-manager{}",
+            "sim: scenario {} on {c}: {} objects, {} secrets, {} statuses, {} pods ready, {} certificates issued by cert-manager, {} ExternalSecrets synced by external-secrets{}",
             report.scenario,
             r.applied,
             r.secrets,
             r.statuses,
             r.pods_ready,
             r.certificates,
+            r.external_secrets,
             if r.skipped_kinds.is_empty() {
                 String::new()
             } else {

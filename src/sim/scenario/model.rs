@@ -6,7 +6,7 @@ use anyhow::{Context, Result, anyhow};
 use serde::Deserialize;
 use serde_json::Value;
 
-const SCENARIOS: [(&str, &str); 9] = [
+const SCENARIOS: [(&str, &str); 10] = [
     (
         "healthy",
         include_str!("../../../sim/scenarios/healthy.yaml"),
@@ -38,6 +38,10 @@ const SCENARIOS: [(&str, &str); 9] = [
     (
         "kustomization-failed",
         include_str!("../../../sim/scenarios/kustomization-failed.yaml"),
+    ),
+    (
+        "connect-token-revoked",
+        include_str!("../../../sim/scenarios/connect-token-revoked.yaml"),
     ),
     (
         "lived-in",
@@ -120,6 +124,10 @@ pub enum Op {
     /// A Certificate re-issued the way `cmctl renew` asks for it (condition
     /// `Issuing=True`, reason `ManuallyTriggered`); the real cert-manager controller renews it.
     RenewCertificate { namespace: String, name: String },
+    /// The 1Password Connect token the clusters hold is revoked: the Connect stand-in
+    /// accepts only a new one, which the clusters do not have (the real external-secrets
+    /// controller then fails to validate the stores with Connect's 401).
+    RevokeConnectToken {},
     /// Velero Backups matching `labelSelector` deleted with their data by the real Velero
     /// server (a `DeleteBackupRequest` each, as `velero backup delete` makes).
     DeleteBackups {
