@@ -307,7 +307,8 @@ for b in "${BINARIES[@]}"; do
   FOUND=$((FOUND + 1))
   ldflags="-s -w$(extra_ldflags "$name" "$version")"
   toolchain=$(toolchain_for "$name")
-  stamp_want="$name $version $GOVERSION$([[ $toolchain == local ]] || echo " toolchain=$toolchain") wrapper=$(sha "$SIM_DIR/go/$wrapper/go.mod" "$SIM_DIR/go/$wrapper/go.sum" "$SIM_DIR/go/$wrapper/"*.go $(find "$SIM_DIR/go/$wrapper/overlay" -type f 2>/dev/null | sort)) ldflags=$(sha <<<"$ldflags")"
+  mapfile -t overlay_files < <(find "$SIM_DIR/go/$wrapper/overlay" -type f 2>/dev/null | sort)
+  stamp_want="$name $version $GOVERSION$([[ $toolchain == local ]] || echo " toolchain=$toolchain") wrapper=$(sha "$SIM_DIR/go/$wrapper/go.mod" "$SIM_DIR/go/$wrapper/go.sum" "$SIM_DIR/go/$wrapper/"*.go "${overlay_files[@]}") ldflags=$(sha <<<"$ldflags")"
   out=$BIN_DIR/$name
   if [[ $name == kwok && ( $FORCE == 1 || ! -f $KWOK_STAGES || "$(cat "$KWOK_STAGES.stamp" 2>/dev/null)" != "$KWOK_VERSION" ) ]]; then
     write_kwok_stages
