@@ -213,13 +213,15 @@ async fn observability_and_database_criteria_on_the_simulation() {
     // The agent back: its samples are the engine's again.
     set_pods_ready(&fx, "infra", "observability", "app.kubernetes.io/name=vmagent", true).await;
     wait_for("up series of infra after the agent is back", 1, || series(r#"up{cluster="infra"}"#)).await;
-    // Wrong Grafana admin password in the Secret: 6.1.7/6.1.8 see 401, and no password is printed.
-    fx.set_secret_key("infra", "observability", "grafana-admin", "admin-password", "wrong-password-by-test").await;
+    // Wrong Grafana admin password in the Secret (rotated in 1Password, synced by the real
+    // external-secrets; Grafana keeps its admin): 6.1.7/6.1.8 see 401, and no password is printed.
+    const GRAFANA_ADMIN: (&str, &str, &str, &str) = ("infra", "observability", "grafana-admin", "admin-password");
+    let kept = fx.rotate_in_1password(("grafana", "admin_password"), "wrong-password-by-test", GRAFANA_ADMIN).await;
     let r = env.run("6.1", 0).await;
     r.expect_findings(&["6.1.7 [infra]", "6.1.8 [infra]"]);
     r.expect_message("6.1.7 [infra]", &["/api/datasources: expected HTTP 200, observed HTTP 401"]);
     assert!(!r.text().contains("wrong-password-by-test") && !r.text().contains(&admin.1));
-    fx.set_secret_key("infra", "observability", "grafana-admin", "admin-password", &admin.1).await;
+    fx.rotate_in_1password(("grafana", "admin_password"), &kept, GRAFANA_ADMIN).await;
     eprintln!("[{:.0}s] grafana/vmselect breakages checked", t0.elapsed().as_secs_f64());
 
     // ---- 7.2.9 on states the test constructs: the simulation's CloudNativePG stand-in
@@ -247,7 +249,8 @@ async fn observability_and_database_criteria_on_the_simulation() {
     pods_not_ready(&fx, "infra", "cnpg-system", "app.kubernetes.io/name=cloudnative-pg").await;
     fx.patch_status("infra", "dragonflydb.io/v1alpha1", "Dragonfly", Some("databases"), "dragonfly", json!({"phase": "Configuring"})).await;
     fx.set_secret_key("infra", "databases", "postgres-shared-app", "password", "wrong-password-by-test").await;
-    fx.set_secret_key("apps", "harbor", "harbor-db", "password", "wrong-password-by-test").await;
+    const HARBOR_DB: (&str, &str, &str, &str) = ("apps", "harbor", "harbor-db", "password");
+    let harbor_db = fx.rotate_in_1password(("postgres-harbor", "password"), "wrong-password-by-test", HARBOR_DB).await;
     fx.wait_not_ready("apps", "DaemonSet", "observability", "fluent-bit").await;
     // fluent-bit on apps is down: nothing new reaches its tenant. Constructed: it stopped
     // twenty minutes ago. The test deletes the tenant's lines (VictoriaLogs' delete API) and
@@ -301,12 +304,15 @@ async fn observability_and_database_criteria_on_the_simulation() {
     reports.expect_message("7.4.6 [infra]", &["dragonfly.databases.svc.cluster.local:6379 (password from Secret databases/dragonfly-auth (cluster infra)): ", "; not evaluated"]);
     let text = reports.text();
     assert!(!text.contains("wrong-password-by-test"), "a password leaked:\n{text}");
+    fx.rotate_in_1password(("postgres-harbor", "password"), &harbor_db, HARBOR_DB).await;
     eprintln!("[{:.0}s] per-criterion breakages checked", t0.elapsed().as_secs_f64());
 
     // ---- a wrong Dragonfly password (Redis back up): AUTH fails, named, password not shown
     fx.start_data_services().await;
-    fx.set_secret_key("infra", "databases", "dragonfly-auth", "password", "wrong-password-by-test").await;
+    const DRAGONFLY_AUTH: (&str, &str, &str, &str) = ("infra", "databases", "dragonfly-auth", "password");
+    let dragonfly = fx.rotate_in_1password(("dragonfly", "password"), "wrong-password-by-test", DRAGONFLY_AUTH).await;
     let r = env.run("7.4.6", 0).await;
+    fx.rotate_in_1password(("dragonfly", "password"), &dragonfly, DRAGONFLY_AUTH).await;
     r.expect_findings(&["7.4.6 [infra]"]);
     r.expect_message("7.4.6 [infra]", &["(password from Secret databases/dragonfly-auth (cluster infra))", "observed Password authentication failed"]);
     assert!(!r.text().contains("wrong-password-by-test"));

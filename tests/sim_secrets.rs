@@ -34,9 +34,11 @@ fn secret_pieces(value: &str, origin: &str, out: &mut BTreeMap<String, String>) 
 #[tokio::test(flavor = "multi_thread")]
 async fn no_output_holds_a_secret() {
     let Some(fx) = SimFixture::start("no_output_holds_a_secret").await else { return };
-    // A planted password in the Secret 7.4.6 reads: Dragonfly refuses it, the check fails and says so.
+    // A planted password in the Secret 7.4.6 reads (put into 1Password, synced by the real
+    // external-secrets): Dragonfly refuses it, the check fails and says so.
+    const DRAGONFLY_AUTH: (&str, &str, &str, &str) = ("infra", "databases", "dragonfly-auth", "password");
     let planted = format!("Planted{}Value9", platform_acceptance::random::token(16));
-    fx.set_secret_key("infra", "databases", "dragonfly-auth", "password", &planted).await;
+    let kept = fx.rotate_in_1password(("dragonfly", "password"), &planted, DRAGONFLY_AUTH).await;
 
     let mut secrets = BTreeMap::from([(planted.clone(), "the planted password".to_string())]);
     for cluster in ["infra", "apps"] {
@@ -72,6 +74,7 @@ async fn no_output_holds_a_secret() {
         .args(["run", "--repo", "fixtures/gitops", "--sim", "--junit", junit.to_str().unwrap(), "--json", json.to_str().unwrap(), "--markdown", markdown.to_str().unwrap()])
         .output()
         .expect("strace (scripts/deps.sh installs it)");
+    fx.rotate_in_1password(("dragonfly", "password"), &kept, DRAGONFLY_AUTH).await;
     let report = std::fs::read_to_string(&json).unwrap();
     assert!(report.contains("Password authentication failed") || report.contains("WRONGPASS"), "7.4.6 fails on the planted password:\n{}", String::from_utf8_lossy(&run.stdout));
 

@@ -349,6 +349,30 @@ impl SimFixture {
     }
 
     /// A Secret's data, decoded.
+    /// A value rotated in 1Password: sets field `field` of item `item` in the simulation's
+    /// vault (what the 1Password Connect stand-in serves) to `value`, has the real
+    /// external-secrets controller sync ExternalSecret `ns/name` on `cluster` at once (the
+    /// `force-sync` annotation), and waits (60 s at most) until its target Secret holds
+    /// `value` under `key`. Returns the field's previous value: the vault outlives scenarios
+    /// (`healthy` keeps what it holds), so a test puts it back the same way.
+    pub async fn rotate_in_1password(&self, (item, field): (&str, &str), value: &str, (cluster, ns, name, key): (&str, &str, &str, &str)) -> String {
+        self.touch();
+        let mut vault = sim::data::Vault::load(&self.cfg).expect("the simulation's vault");
+        let before = vault.value(item, field).unwrap_or_else(|| panic!("1Password item {item} has no field {field}")).to_string();
+        vault.set(item, field, value);
+        vault.save(&self.cfg).expect("saving the vault");
+        let es = self.dynamic(cluster, "external-secrets.io/v1", "ExternalSecret", Some(ns)).await;
+        let target = es.get(name).await.unwrap_or_else(|e| panic!("{cluster}: ExternalSecret {ns}/{name}: {e}")).data["spec"]["target"]["name"].as_str().unwrap_or(name).to_string();
+        let stamp = json!({"metadata": {"annotations": {"force-sync": format!("{:?}", std::time::SystemTime::now())}}});
+        es.patch(name, &PatchParams::default(), &Patch::Merge(&stamp)).await.unwrap_or_else(|e| panic!("{cluster}: force-sync ExternalSecret {ns}/{name}: {e}"));
+        let t = Instant::now();
+        while self.secret(cluster, ns, &target).await.get(key).map(String::as_str) != Some(value) {
+            assert!(t.elapsed() < Duration::from_secs(60), "{cluster}: external-secrets did not sync {item}/{field} into Secret {ns}/{target} within 60s");
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        before
+    }
+
     pub async fn secret(&self, cluster: &str, ns: &str, name: &str) -> BTreeMap<String, String> {
         let s = Api::<Secret>::namespaced(self.kube(cluster), ns).get(name).await.unwrap_or_else(|e| panic!("{cluster}: Secret {ns}/{name}: {e}"));
         s.data.unwrap_or_default().into_iter().map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned())).collect()

@@ -164,6 +164,17 @@ impl Vault {
         self.items.iter().filter(|(name, _)| !name.starts_with(INTERNAL)).map(|(n, m)| (n.as_str(), m))
     }
 
+    /// Field `prop` of item `item`, if the vault holds it.
+    pub fn value(&self, item: &str, prop: &str) -> Option<&str> {
+        self.items.get(item).and_then(|m| m.get(prop)).map(String::as_str)
+    }
+
+    /// Sets field `prop` of item `item` (as editing it in 1Password would).
+    pub fn set(&mut self, item: &str, prop: &str, value: &str) {
+        self.items.entry(item.into()).or_default().insert(prop.into(), value.into());
+        self.dirty = true;
+    }
+
     /// Removes item `item` (as deleting it in 1Password would); whether it was there.
     pub fn remove_item(&mut self, item: &str) -> bool {
         let removed = self.items.remove(item).is_some();
