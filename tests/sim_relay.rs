@@ -107,10 +107,24 @@ async fn a_global_service_is_reached_from_the_other_cluster() {
     let r = fx.run("2.3.6").await;
     r.expect_all_pass();
     assert!(r.text().contains("backend on apps; from infra: answered by the backend on apps"), "{}", r.text());
-    // infra's agents no longer know apps (its ClusterMesh configuration lost the key): the
-    // name still resolves on infra, the connection is refused.
-    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(fx.client("infra"), "kube-system");
-    secrets.patch("cilium-clustermesh", &PatchParams::default(), &Patch::Merge(json!({"data": {"apps": null}}))).await.unwrap();
+    // infra's agents no longer know apps: its ClusterMesh configuration (Secret
+    // kube-system/cilium-clustermesh, which the real external-secrets syncs from 1Password item
+    // cilium-clustermesh-apps) is gone with the item, so external-secrets cannot write it again.
+    // The name still resolves on infra, the connection is refused.
+    let mut vault = platform_acceptance::sim::data::Vault::load(fx.cfg()).expect("the simulation's vault");
+    assert!(vault.remove_item("cilium-clustermesh-apps"), "the vault holds infra's ClusterMesh item");
+    vault.save(fx.cfg()).expect("saving the vault");
+    fx.delete("infra", "v1", "Secret", Some("kube-system"), "cilium-clustermesh").await;
+    let t = std::time::Instant::now();
+    loop {
+        let es = fx.get("infra", "external-secrets.io/v1", "ExternalSecret", Some("kube-system"), "cilium-clustermesh").await;
+        let failed = es["status"]["conditions"].as_array().into_iter().flatten().any(|c| c["type"] == "Ready" && c["status"] == "False");
+        if failed && fx.get_opt("infra", "v1", "Secret", Some("kube-system"), "cilium-clustermesh").await.is_none() {
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(60), "external-secrets did not report the missing item within 60s: {}", es["status"]);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
     let r = fx.run("2.3.6").await;
     fx.restore().await;
     r.expect_findings(&["2.3.6 [all]"]);
