@@ -48,35 +48,11 @@ pub fn id(kind: &str, name: &str) -> String {
     digest.iter().take(26).map(|b| ALPHABET[usize::from(b % 32)] as char).collect()
 }
 
-/// The value of a SCIM `eq` filter on `attr` (`title eq "x"`), URL-decoded.
+/// The value of a SCIM `eq` filter on one of `attrs` (`title eq "x"`) in `query`.
 fn filter_value(query: &str, attrs: &[&str]) -> Option<String> {
-    let raw = query.split('&').find_map(|kv| kv.strip_prefix("filter="))?;
-    let decoded = url_decode(raw);
-    let (attr, rest) = decoded.split_once(" eq ")?;
+    let (_, filter) = form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "filter")?;
+    let (attr, rest) = filter.split_once(" eq ")?;
     attrs.contains(&attr.trim()).then(|| rest.trim().trim_matches('"').to_string())
-}
-
-fn url_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                match u8::from_str_radix(std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or(""), 16) {
-                    Ok(b) => {
-                        out.push(b);
-                        i += 2;
-                    }
-                    Err(_) => out.push(b'%'),
-                }
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn error(status: u16, message: &str) -> (u16, Value) {
