@@ -38,6 +38,25 @@ async fn run(fx: &SimFixture, selection: &str, records: Records<'_>) -> RunRepor
     fx.run_with_records(selection, RunConfig { retries: 0, ..RunConfig::default() }, endpoints_with(fx, records)).await
 }
 
+/// The simulation's Git host no longer accepts the clusters' deploy key (its
+/// authorized_keys emptied; `healthy` registers the key again), and apps' source-controller
+/// is asked to fetch now, as `flux reconcile source git` does; returns once it has failed.
+async fn revoke_deploy_key(fx: &SimFixture) {
+    let keys = platform_acceptance::sim::gitssh::Keys::ensure(&platform_acceptance::sim::scenario::git_dir(fx.cfg()).join("ssh")).unwrap();
+    std::fs::write(keys.authorized_keys(), "").unwrap();
+    let at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs().to_string();
+    fx.apply("apps", "source.toolkit.fluxcd.io/v1", "GitRepository", Some("flux-system"), "flux-system", json!({"metadata": {"name": "flux-system", "namespace": "flux-system", "annotations": {"reconcile.fluxcd.io/requestedAt": at}}})).await;
+    for _ in 0..120 {
+        let git = fx.get("apps", "source.toolkit.fluxcd.io/v1", "GitRepository", Some("flux-system"), "flux-system").await;
+        let conditions = git.pointer("/status/conditions").and_then(|c| c.as_array()).cloned().unwrap_or_default();
+        if conditions.iter().any(|c| c["type"] == "Ready" && c["status"] == "False" && c["reason"] == "GitOperationFailed") {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    panic!("source-controller on apps still fetches with the deploy key revoked");
+}
+
 /// The simulation's endpoint map with `records` as the only DNS records.
 fn endpoints_with(fx: &SimFixture, records: Records<'_>) -> Endpoints {
     let mut map = fx.endpoints();
@@ -216,15 +235,18 @@ async fn epic01_03_live_criteria_on_the_simulation() {
         .expect_message("3.2.5 [infra]", &["Deployment flux-system/helm-controller (cluster infra): expected 0 ready (> 0)"])
         .expect_message("3.2.6 [infra]", &["Kustomization flux-system/cluster-infra-storage-ceph (kustomize.toolkit.fluxcd.io/v1) (cluster infra): expected Ready=True, observed Ready=False (HealthCheckFailed"]);
 
-    // 3.3: apps cannot fetch from GitHub; source-controller is gone.
-    fx.patch_status("apps", "source.toolkit.fluxcd.io/v1", "GitRepository", Some("flux-system"), "flux-system", json!({"conditions": [
-        condition("Ready", "False", "GitOperationFailed", "failed to checkout and determine revision: unable to clone: authentication required", None)]})).await;
+    // 3.3: the Git host no longer accepts the clusters' deploy key, so the real
+    // source-controller on apps cannot fetch; source-controller's Deployment is gone.
+    revoke_deploy_key(&fx).await;
     fx.delete("apps", "apps/v1", "Deployment", Some("flux-system"), "source-controller").await;
     run(&fx, "3.3.2,3.3.3,3.3.4,3.3.5", RECORDS)
         .await
         .expect_failing(&["3.3.2 [apps]", "3.3.3 [apps]", "3.3.5 [apps]"])
         .expect_message("3.3.2 [apps]", &["Deployment flux-system/source-controller (cluster apps): expected present (flux bootstrap installs it), observed not found"])
-        .expect_message("3.3.3 [apps]", &["GitRepository flux-system/flux-system (source.toolkit.fluxcd.io/v1) (cluster apps): expected Ready=True, observed Ready=False (GitOperationFailed"])
+        .expect_message("3.3.3 [apps]", &[
+            "GitRepository flux-system/flux-system (source.toolkit.fluxcd.io/v1) (cluster apps): expected Ready=True, observed Ready=False (GitOperationFailed",
+            "ssh://git@github.com/monosense-io/k8s-gitops': ssh: handshake failed: ssh: unable to authenticate",
+        ])
         .expect_message("3.3.5 [apps]", &["Deployment flux-system/source-controller (cluster apps): expected present, observed not found"]);
     eprintln!("targeted breakages ok {:.1}s", t0.elapsed().as_secs_f64());
 
@@ -236,10 +258,18 @@ async fn epic01_03_live_criteria_on_the_simulation() {
         .expect_message("2.1.8 [infra]", &["DaemonSet kube-system/cilium (cluster infra): expected 3 ready (> 0), observed 0/3 ready"]);
     eprintln!("cni-down ok {:.1}s", t0.elapsed().as_secs_f64());
 
-    // kustomization-failed (cluster-apps-workloads on apps): none of the bootstrap
-    // criteria of 3.3 covers that Kustomization, so they keep passing.
+    // kustomization-failed: a real commit on the served branch lists a tenants directory
+    // that does not exist; the real kustomize-controller fails cluster-apps-workloads on apps
+    // with its own message. None of the bootstrap criteria of 3.3 covers that Kustomization
+    // (the bootstrap Kustomization applied the new commit), so only dod.4 on apps fails.
     fx.scenario("kustomization-failed").await;
-    run(&fx, "3.3.2,3.3.3,3.3.4,3.3.5", RECORDS).await.expect_none_failing();
+    run(&fx, "3.3.2,3.3.3,3.3.4,3.3.5,dod.4", RECORDS)
+        .await
+        .expect_failing(&["dod.4 [apps]"])
+        .expect_message("dod.4 [apps]", &[
+            "Kustomization flux-system/cluster-apps-workloads (kustomize.toolkit.fluxcd.io/v1) (cluster apps): expected Ready=True, observed Ready=False (BuildFailed: kustomize build failed: accumulating resources",
+            "kubernetes/workloads/tenants/keycloak: no such file or directory",
+        ]);
 
     fx.restore().await;
     run(&fx, ALL, RECORDS).await.expect_none_failing();

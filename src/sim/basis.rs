@@ -96,6 +96,12 @@ const REAL_OVER_SIMULATED: &[(&str, &str)] = &[
     ("external-secrets.io", "secretstores"),
     ("external-secrets.io", "externalsecrets"),
     ("external-secrets.io", "clusterexternalsecrets"),
+    // The real source-controller fetches the sync GitRepository from the simulation's Git
+    // server (the repository's commit plus the simulation overlay commit), and the real
+    // kustomize-controller applies and health-checks it; Kustomizations built from sources
+    // the simulation cannot serve are stand-ins labelled in the overlay (scenario::flux).
+    ("source.toolkit.fluxcd.io", "gitrepositories"),
+    ("kustomize.toolkit.fluxcd.io", "kustomizations"),
 ];
 
 /// Stand-in name of objects the simulation applied in place of Flux and Helm.

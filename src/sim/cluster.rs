@@ -20,7 +20,7 @@ pub const COMPONENTS: [&str; 5] = ["etcd", "kube-apiserver", "kube-controller-ma
 /// starts once their CRD is installed, and the real external-secrets controller
 /// (`sim/go/external-secrets`), which syncs the platform's ExternalSecrets from the
 /// 1Password Connect stand-in ([`super::onepassword`]).
-pub const ADDONS: [&str; 4] = ["cert-manager", "velero", "coredns", "external-secrets"];
+pub const ADDONS: [&str; 6] = ["cert-manager", "velero", "coredns", "external-secrets", "source-controller", "kustomize-controller"];
 
 /// Default first port; `PA_SIM_PORT_BASE` overrides. Cluster *i* (0 = infra,
 /// 1 = apps) uses `base + 100*i + 0..=12`. Below the kernel's ephemeral range
@@ -48,6 +48,14 @@ pub struct Ports {
     pub dns: u16,
     /// external-secrets' controller-runtime metrics (`--metrics-addr`; its health probe here).
     pub external_secrets: u16,
+    /// Flux source-controller's artifact server (`--storage-addr`, advertised to
+    /// kustomize-controller), metrics and health probe.
+    pub source_storage: u16,
+    pub source_metrics: u16,
+    pub source_health: u16,
+    /// Flux kustomize-controller's metrics and health probe.
+    pub kustomize_metrics: u16,
+    pub kustomize_health: u16,
     /// The cluster's Service data path for the real controllers that dial in-cluster names
     /// (a SOCKS5 listener inside, [`super::relay::serve_listener`]; their `HTTP_PROXY`).
     /// Not forwarded to the host.
@@ -71,6 +79,11 @@ impl Ports {
             dns: b + 10,
             external_secrets: b + 11,
             service_proxy: b + 12,
+            source_storage: b + 13,
+            source_metrics: b + 14,
+            source_health: b + 15,
+            kustomize_metrics: b + 16,
+            kustomize_health: b + 17,
         }
     }
     /// Ports of one component (etcd has two).
@@ -85,6 +98,8 @@ impl Ports {
             "velero" => vec![self.velero, self.velero_controllers],
             "coredns" => vec![self.coredns],
             "external-secrets" => vec![self.external_secrets],
+            "source-controller" => vec![self.source_storage, self.source_metrics, self.source_health],
+            "kustomize-controller" => vec![self.kustomize_metrics, self.kustomize_health],
             _ => vec![],
         }
     }

@@ -217,6 +217,56 @@ pub fn command(cfg: &SimConfig, c: &ClusterSpec, component: &str) -> Command {
                 "--loglevel=info".into(),
             ]);
         }
+        "source-controller" => {
+            // Flux's source-controller (sim/go/flux), only for the objects the simulation does
+            // not stand in for (scenario::WATCH_SELECTOR). It fetches the sync GitRepository's
+            // ssh:// URL through the cluster's Service data path: go-git dials SSH through the
+            // SOCKS5 proxy ALL_PROXY names, which plays the Git host with the simulation's Git
+            // server. Its artifacts are served on loopback, where kustomize-controller fetches them.
+            let storage = format!("127.0.0.1:{}", p.source_storage);
+            let proxy = format!("socks5://127.0.0.1:{}", p.service_proxy);
+            cmd.env("GOMEMLIMIT", "192MiB")
+                .env("KUBECONFIG", dir.join("admin.kubeconfig"))
+                .env("RUNTIME_NAMESPACE", super::scenario::SYNC)
+                .env("ALL_PROXY", &proxy)
+                .env("HTTPS_PROXY", &proxy)
+                .env("HTTP_PROXY", &proxy)
+                .env("NO_PROXY", "127.0.0.1,localhost");
+            cmd.args([
+                format!("--storage-path={}", s(&dir.join("flux-artifacts"))),
+                format!("--storage-addr={storage}"),
+                format!("--storage-adv-addr={storage}"),
+                format!("--metrics-addr=127.0.0.1:{}", p.source_metrics),
+                format!("--health-addr=127.0.0.1:{}", p.source_health),
+                format!("--watch-label-selector={}", super::scenario::WATCH_SELECTOR),
+                "--watch-all-namespaces=true".into(),
+                "--enable-leader-election=false".into(),
+                "--events-addr=".into(),
+                "--log-level=info".into(),
+                "--log-encoding=json".into(),
+            ]);
+        }
+        "kustomize-controller" => {
+            // Flux's kustomize-controller (sim/go/flux): applies the fetched revision, prunes,
+            // orders by dependsOn and health-checks, for the Kustomizations the simulation does
+            // not stand in for. A failing dependency is looked at again after 5 s (default 30 s).
+            cmd.env("GOMEMLIMIT", "192MiB")
+                .env("KUBECONFIG", dir.join("admin.kubeconfig"))
+                .env("RUNTIME_NAMESPACE", super::scenario::SYNC)
+                .env("NO_PROXY", "127.0.0.1,localhost");
+            cmd.args([
+                format!("--metrics-addr=127.0.0.1:{}", p.kustomize_metrics),
+                format!("--health-addr=127.0.0.1:{}", p.kustomize_health),
+                format!("--watch-label-selector={}", super::scenario::WATCH_SELECTOR),
+                "--watch-all-namespaces=true".into(),
+                "--enable-leader-election=false".into(),
+                "--events-addr=".into(),
+                "--requeue-dependency=5s".into(),
+                "--no-remote-bases=true".into(),
+                "--log-level=info".into(),
+                "--log-encoding=json".into(),
+            ]);
+        }
         "coredns" => {
             // The Corefile ([`super::dns::corefile`]) is written by `sim up` before the start.
             cmd.env("GOMEMLIMIT", "64MiB");
@@ -264,6 +314,8 @@ impl Probe {
             "cert-manager" => (&self.insecure, format!("http://127.0.0.1:{}/healthz", p.cert_manager)),
             "velero" => (&self.insecure, format!("http://127.0.0.1:{}/metrics", p.velero)),
             "external-secrets" => (&self.insecure, format!("http://127.0.0.1:{}/metrics", p.external_secrets)),
+            "source-controller" => (&self.insecure, format!("http://127.0.0.1:{}/readyz", p.source_health)),
+            "kustomize-controller" => (&self.insecure, format!("http://127.0.0.1:{}/readyz", p.kustomize_health)),
             // Liveness (the scenarios wait for the answers they need, crate::sim::dns).
             "coredns" => (&self.insecure, format!("http://127.0.0.1:{}/health", p.coredns)),
             other => return Err(format!("unknown component {other}")),

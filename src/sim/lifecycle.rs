@@ -319,6 +319,10 @@ async fn ensure_addon(cfg: &SimConfig, c: &ClusterSpec, probe: &Probe, name: &st
     if name == "coredns" {
         super::dns::write_corefile(cfg, c)?;
     }
+    if name == "source-controller" {
+        // Its artifact storage (--storage-path) must exist.
+        std::fs::create_dir_all(c.dir(cfg).join("flux-artifacts"))?;
+    }
     let t = Instant::now();
     let mut cmd = components::command(cfg, c, name);
     let rec = spawn_detached(&cfg.state_dir, &c.name, name, &mut cmd, &c.ports.of(name))?;

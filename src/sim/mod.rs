@@ -33,6 +33,8 @@ pub mod components;
 pub mod crds;
 pub mod data;
 pub mod dns;
+pub mod git;
+pub mod gitssh;
 pub mod kubeconfig;
 pub mod kwok;
 pub mod observability;

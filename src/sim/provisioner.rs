@@ -66,7 +66,7 @@ pub async fn ensure(cfg: &SimConfig) -> Result<()> {
         .env("PA_CACHE", abs(&cfg.cache_dir))
         .env("PA_SIM_STATE", abs(&cfg.state_dir))
         .env("PA_SIM_REPO", abs(&cfg.repo));
-    super::spawn_detached(&cfg.state_dir, super::SHARED_SCOPE, NAME, &mut cmd, &[super::observability::OBSERVABILITY_PORT, super::onepassword::CONNECT_PORT])?;
+    super::spawn_detached(&cfg.state_dir, super::SHARED_SCOPE, NAME, &mut cmd, &[super::observability::OBSERVABILITY_PORT, super::onepassword::CONNECT_PORT, super::scenario::GIT_SSH_PORT])?;
     Ok(())
 }
 
@@ -100,6 +100,21 @@ pub async fn run(cfg: &SimConfig) -> Result<()> {
     tokio::spawn(async move {
         if let Err(e) = super::onepassword::serve(&connect_cfg).await {
             eprintln!("1Password Connect stand-in: {e:#}");
+        }
+    });
+    // The Git host Flux fetches the repository from (gitssh.rs; the scenarios write the
+    // repositories and the keys).
+    let git_cfg = cfg.clone();
+    tokio::spawn(async move {
+        let serve = async {
+            let keys = super::gitssh::Keys::ensure(&super::scenario::git_dir(&git_cfg).join("ssh"))?;
+            // The scenarios write the repositories into it, maybe after this starts.
+            std::fs::create_dir_all(super::scenario::repos_dir(&git_cfg))?;
+            let listener = tokio::net::TcpListener::bind(("127.0.0.1", super::scenario::GIT_SSH_PORT)).await?;
+            super::gitssh::serve(listener, super::scenario::repos_dir(&git_cfg), &keys).await
+        };
+        if let Err(e) = serve.await {
+            eprintln!("Git server: {e:#}");
         }
     });
     for c in super::cluster::cluster_specs(cfg)? {

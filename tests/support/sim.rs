@@ -111,8 +111,7 @@ impl Provenance for Constructed {
 
 /// The revision the simulated Flux reports for the fixture repository.
 pub fn served_revision() -> String {
-    let repo = platform_acceptance::repo::GitopsRepo::load(GITOPS).expect("fixture repository");
-    sim::scenario::served_revision(&repo)
+    sim::scenario::served_revision(&SimConfig::from_env()).expect("the served revision")
 }
 
 pub fn retries(n: u32) -> RunConfig {

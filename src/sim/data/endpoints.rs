@@ -108,6 +108,10 @@ impl Endpoints {
         for (h, p) in &plan.onepassword_connect {
             e.add("onepassword-connect-stand-in", h, *p, SocketAddr::new(LOOPBACK, crate::sim::onepassword::CONNECT_PORT));
         }
+        // The Git host of the sync GitRepository: the simulation's Git server (gitssh.rs).
+        for (h, p) in &plan.git_ssh {
+            e.add("git-server", h, *p, SocketAddr::new(LOOPBACK, crate::sim::scenario::GIT_SSH_PORT));
+        }
         // The Gateways' listeners, where the Gateway stand-in answers (src/sim/gateway.rs).
         for f in super::gateway_forwards(plan) {
             e.add("gateway-stand-in", &f.inside.ip().to_string(), f.inside.port(), SocketAddr::new(LOOPBACK, f.host_port));
@@ -152,6 +156,7 @@ mod tests {
             api_records: vec![],
             onepassword_connect: vec![("onepassword-connect.external-secrets.svc.cluster.local".into(), 8080)],
             onepassword_vaults: vec!["Prod".into()],
+            git_ssh: vec![("github.com".into(), 22)],
         };
         let e = Endpoints::for_plan(&plan);
         let pg = e.resolve("postgres-shared-rw.databases.svc.cluster.local", 5432).unwrap();
@@ -160,6 +165,7 @@ mod tests {
         assert_eq!(e.resolve("dragonfly.databases.svc.cluster.local", 6379).unwrap().port(), REDIS_PORT);
         assert_eq!(e.resolve("10.25.11.3", 9000).unwrap().port(), MINIO_PORT);
         assert_eq!(e.resolve("onepassword-connect.external-secrets.svc.cluster.local", 8080).unwrap().port(), crate::sim::onepassword::CONNECT_PORT);
+        assert_eq!(e.resolve("github.com", 22).unwrap().port(), crate::sim::scenario::GIT_SSH_PORT);
         // ClusterMesh names are the clusters' DNS to answer (crate::sim::dns), never the map's.
         assert_eq!(e.resolve("postgres-shared-rw.databases.svc.clusterset.local", 5432), None);
         assert_eq!(e.resolve("postgres-shared-rw.databases.svc.cluster.local", 6379), None);

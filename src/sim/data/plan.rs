@@ -42,6 +42,9 @@ pub struct DataPlan {
     pub onepassword_connect: Vec<(String, u16)>,
     /// The vaults the 1Password stores name (`spec.provider.onepassword.vaults`).
     pub onepassword_vaults: Vec<String>,
+    /// `host:port` of the Git host the clusters' Flux syncs from (`ssh://` URL of
+    /// GitRepository `flux-system`), played by the simulation's Git server.
+    pub git_ssh: Vec<(String, u16)>,
 }
 
 impl DataPlan {
@@ -61,7 +64,11 @@ impl DataPlan {
             gateways: vec![],
             onepassword_connect: vec![],
             onepassword_vaults: vec![],
+            git_ssh: vec![],
         };
+        if let Some(((host, port), _)) = crate::sim::scenario::sync_source(&repo).and_then(|(url, _)| crate::sim::scenario::ssh_url_parts(&url)) {
+            plan.git_ssh.push((host, port));
+        }
         for cluster in repo.clusters().to_vec() {
             let vars = repo.variables(&cluster)?;
             for (k, v) in vars.values() {

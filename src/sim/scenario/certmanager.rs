@@ -43,15 +43,36 @@ fn is_cert_manager(o: &Value, kind: &str) -> bool {
     str_at(o, "/kind") == kind && str_at(o, "/apiVersion").starts_with("cert-manager.io/")
 }
 
+/// Makes ACME issuer `o` (a ClusterIssuer or Issuer with `spec.acme`) a CA issuer of the
+/// same name, annotated as a stand-in with the ACME server it replaces. Returns whether it
+/// changed anything. The simulation overlay commit of the served repository applies it to
+/// the repository's documents (`flux`), so Flux applies the CA issuer too.
+pub(super) fn acme_to_ca(o: &mut Value) -> bool {
+    if !(is_cert_manager(o, "ClusterIssuer") || is_cert_manager(o, "Issuer")) || o.pointer("/spec/acme").is_none() {
+        return false;
+    }
+    let server = str_at(o, "/spec/acme/server").to_string();
+    o["spec"] = json!({"ca": {"secretName": ca_secret_name(str_at(o, "/metadata/name"))}});
+    let meta = o["metadata"].as_object_mut().expect("metadata");
+    let ann = meta.entry("annotations").or_insert_with(|| json!({}));
+    ann[STAND_IN_ANNOTATION] = json!(ACME_STAND_IN_NOTE);
+    ann[REPLACED_ACME_SERVER_ANNOTATION] = json!(server);
+    true
+}
+
 /// Replaces every ACME ClusterIssuer/Issuer in `objects` by a CA issuer of the same
-/// name and returns the CA Secrets to apply with them.
+/// name ([`acme_to_ca`]) and returns the signing CA Secrets of every such stand-in issuer
+/// (also of those the served repository's overlay commit already replaced).
 pub(super) fn replace_acme_issuers(objects: &mut [Value], state_dir: &Path, cluster: &str) -> Result<Vec<Value>> {
     let pki = Pki::at(state_dir);
     let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s.as_bytes());
     let mut secrets = vec![];
     for o in objects.iter_mut() {
+        acme_to_ca(o);
         let cluster_scoped = is_cert_manager(o, "ClusterIssuer");
-        if !(cluster_scoped || is_cert_manager(o, "Issuer")) || o.pointer("/spec/acme").is_none() {
+        if !(cluster_scoped || is_cert_manager(o, "Issuer"))
+            || o.pointer(&format!("/metadata/annotations/{}", STAND_IN_ANNOTATION.replace('/', "~1"))).and_then(Value::as_str) != Some(ACME_STAND_IN_NOTE)
+        {
             continue;
         }
         let name = str_at(o, "/metadata/name").to_string();
@@ -60,15 +81,9 @@ pub(super) fn replace_acme_issuers(objects: &mut [Value], state_dir: &Path, clus
         } else {
             str_at(o, "/metadata/namespace").to_string()
         };
-        let server = str_at(o, "/spec/acme/server").to_string();
         let secret = ca_secret_name(&name);
         let key = if cluster_scoped { name.clone() } else { format!("{ns}-{name}") };
         let (cert, key) = pki.issuer_ca(cluster, &key)?;
-        o["spec"] = json!({"ca": {"secretName": secret}});
-        let meta = o["metadata"].as_object_mut().expect("metadata");
-        let ann = meta.entry("annotations").or_insert_with(|| json!({}));
-        ann[STAND_IN_ANNOTATION] = json!(ACME_STAND_IN_NOTE);
-        ann[REPLACED_ACME_SERVER_ANNOTATION] = json!(server);
         secrets.push(json!({
             "apiVersion": "v1",
             "kind": "Secret",

@@ -25,7 +25,8 @@ pub(super) struct ClusterSim {
     /// The simulation (to restart an add-on).
     pub(super) cfg: SimConfig,
     vars: BTreeMap<String, String>,
-    /// What the simulated Flux reports as fetched and applied ([`super::served_revision`]).
+    /// The served revision (the simulation overlay commit), which the stand-in Flux
+    /// objects report as fetched and applied; set by the scenario after [`Self::connect`].
     pub(super) revision: String,
 }
 
@@ -73,7 +74,7 @@ impl ClusterSim {
             cache_dir: cfg.cache_dir.clone(),
             cfg: cfg.clone(),
             vars,
-            revision: super::served_revision(repo),
+            revision: String::new(),
         })
     }
 

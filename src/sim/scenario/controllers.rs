@@ -24,6 +24,10 @@ impl ClusterSim {
         obj: &Value,
     ) -> Option<(Kind, Option<String>, String, Value)> {
         let (av, k) = (str_at(obj, "/apiVersion"), str_at(obj, "/kind"));
+        // The real source-controller and kustomize-controller write their objects' status.
+        if super::flux::reconciled_by_flux(obj) {
+            return None;
+        }
         let rule = rules.iter().find(|r| r.kind == k && r.api_version == av)?;
         let kind = kinds.get(&(av.to_string(), k.to_string()))?.clone();
         let status = self.render_status(&rule.status, obj);

@@ -76,6 +76,12 @@ impl ClusterSim {
                 vault.revoke_connect_token();
                 vault.save(&self.cfg)?;
             }
+            Op::Commit { message, file, append } => {
+                let given = crate::repo::GitopsRepo::load(&self.cfg.repo)?;
+                let revision = super::flux::commit_on_top(&self.cfg, &given, message, file, append)?;
+                self.fetch_now(&self.discover().await?).await?;
+                eprintln!("sim: {}: committed {revision} ({message}) on top of the served branch", self.cluster);
+            }
             Op::RunSchedule { name, wait } => crate::sim::backups::run_schedule(&self.client, name, *wait).await?,
             Op::ServeCrd { name, release, served } => self.serve_crd(name, release, served).await?,
             Op::Restart { component } => crate::sim::restart_addon(&self.cfg, &self.cluster, component).await?,
@@ -148,7 +154,9 @@ impl ClusterSim {
                     .and_then(Value::as_array)
                     .is_some_and(|cs| {
                         cs.iter().any(|x| {
-                            x["type"] == c.type_.as_str() && x["status"] == c.status.as_str()
+                            x["type"] == c.type_.as_str()
+                                && x["status"] == c.status.as_str()
+                                && c.reason.as_ref().is_none_or(|r| x["reason"] == r.as_str())
                         })
                     })
             } else if let Some(p) = &w.pointer {

@@ -18,7 +18,7 @@ use super::client::ClusterSim;
 use super::certmanager::replace_acme_issuers;
 use super::model::StatusRule;
 use super::workloads::{bound_volumes, fill_chart_values};
-use super::{ClusterReport, controllers, externalsecrets, str_at};
+use super::{ClusterReport, controllers, externalsecrets, flux, str_at};
 use crate::repo::GitopsRepo;
 use crate::sim::FIELD_MANAGER;
 use crate::sim::data::Vault;
@@ -93,6 +93,7 @@ impl ClusterSim {
             externalsecrets::seed_vault(&objects, &mut v);
             v.save(&self.cfg)?;
             let mut s = externalsecrets::connect_token_secrets(&objects, &v)?;
+            s.push(flux::bootstrap_secret(&self.cfg)?);
             s.extend(controllers::written_secrets(&objects, &v)?);
             s
         };
@@ -148,6 +149,8 @@ impl ClusterSim {
             report.certificates = self.wait_certificates_ready(&kinds, &objects).await?;
             // Synced by the real external-secrets controller (not by status.yaml).
             report.external_secrets = self.wait_external_secrets_synced(&kinds, &objects).await?;
+            // Fetched and applied by the real source-controller and kustomize-controller.
+            report.flux = self.wait_flux(&kinds, &objects).await?;
             anyhow::Ok(())
         };
         tokio::try_join!(settle, seed)?;
@@ -159,7 +162,7 @@ impl ClusterSim {
     /// minutes (velero pkg/cmd/server/server.go), and a backup it takes meanwhile lists the
     /// new kinds without being able to read them, and ends PartiallyFailed ("no matches for
     /// k8s.keycloak.org/, Resource=keycloaks"). A settled platform's Velero has long seen them.
-    async fn install_standin_crds(&self) -> Result<()> {
+    pub(super) async fn install_standin_crds(&self) -> Result<()> {
         let api: Api<DynamicObject> = Api::all_with(
             self.client.clone(),
             &ApiResource::from_gvk_with_plural(

@@ -50,6 +50,7 @@ mod controllers;
 mod crdversions;
 mod externalsecrets;
 mod faults;
+mod flux;
 mod healthy;
 mod history;
 mod later;
@@ -64,6 +65,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow};
 use serde_json::Value;
 
+pub use flux::{GIT_SSH_PORT, STAND_IN_LABEL, SYNC, WATCH_SELECTOR, git_dir, repos_dir, ssh_url_parts, sync_source};
 pub use certmanager::{ACME_STAND_IN_NOTE, CLUSTER_RESOURCE_NAMESPACE, STAND_IN_ANNOTATION, ca_secret_name};
 pub use healthy::STANDIN_CRDS;
 pub use history::HISTORY_MANAGER;
@@ -78,49 +80,11 @@ use client::ClusterSim;
 /// Field manager of the status the simulated controllers write.
 pub const STATUS_MANAGER: &str = "platform-acceptance-sim-status";
 
-/// The revision the simulated Flux reports as fetched and applied, in Flux's
-/// `<branch>@sha1:<commit>` form: the branch the repository's own GitRepository names
-/// (`main` when it names none) and the last commit that touched the repository's tree.
-/// A tree outside Git gets a digest of its files in place of the commit.
-pub fn served_revision(repo: &GitopsRepo) -> String {
-    let branch = repo
-        .documents
-        .iter()
-        .filter(|d| d.kind() == "GitRepository")
-        .find_map(|d| d.value.pointer("/spec/ref/branch").and_then(Value::as_str).map(str::to_string))
-        .unwrap_or_else(|| "main".into());
-    let commit = std::process::Command::new("git")
-        .args(["log", "-1", "--format=%H", "--", "."])
-        .current_dir(&repo.root)
-        .stderr(std::process::Stdio::null())
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .filter(|c| c.len() == 40)
-        .unwrap_or_else(|| tree_digest(repo));
-    format!("{branch}@sha1:{commit}")
-}
-
-/// 40 hex digits over every file's path and content (not a Git hash): three
-/// differently seeded hashes of one pass over the files.
-fn tree_digest(repo: &GitopsRepo) -> String {
-    use std::hash::{Hash, Hasher};
-    let mut parts: Vec<std::collections::hash_map::DefaultHasher> = (0u8..3)
-        .map(|seed| {
-            let mut h = std::collections::hash_map::DefaultHasher::new();
-            seed.hash(&mut h);
-            h
-        })
-        .collect();
-    for f in repo.files_under(std::path::Path::new("")) {
-        let text = repo.read_text(f);
-        for h in &mut parts {
-            f.hash(h);
-            text.hash(h);
-        }
-    }
-    format!("{:016x}{:016x}{:08x}", parts[0].finish(), parts[1].finish(), parts[2].finish() as u32)
+/// The revision the served repository's branch had when a scenario last served it, in
+/// Flux's `<branch>@sha1:<commit>` form: the simulation overlay commit ([`flux`] module).
+pub fn served_revision(cfg: &SimConfig) -> Result<String> {
+    let path = flux::git_dir(cfg).join("served-revision");
+    std::fs::read_to_string(&path).with_context(|| format!("reading {} (has a scenario been applied?)", path.display()))
 }
 
 /// What one `apply` did, per cluster.
@@ -131,6 +95,8 @@ pub struct ApplyReport {
     pub elapsed: Duration,
     /// What the scenario does later, in the background (see `later`).
     pub later: Option<String>,
+    /// The revision served to Flux (the simulation overlay commit).
+    pub revision: String,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -145,6 +111,8 @@ pub struct ClusterReport {
     pub certificates: usize,
     /// ExternalSecrets synced (by external-secrets).
     pub external_secrets: usize,
+    /// GitRepositories and Kustomizations at the served revision (by Flux).
+    pub flux: usize,
 }
 
 /// Switches the simulation to scenario `name` (no restart).
@@ -152,7 +120,7 @@ pub async fn apply(cfg: &SimConfig, name: &str) -> Result<()> {
     let report = apply_with_report(cfg, name).await?;
     for (c, r) in &report.clusters {
         eprintln!(
-            "sim: scenario {} on {c}: {} objects, {} secrets, {} statuses, {} pods ready, {} certificates issued by cert-manager, {} ExternalSecrets synced by external-secrets{}",
+            "sim: scenario {} on {c}: {} objects, {} secrets, {} statuses, {} pods ready, {} certificates issued by cert-manager, {} ExternalSecrets synced by external-secrets, {} GitRepositories and Kustomizations at {} by Flux{}",
             report.scenario,
             r.applied,
             r.secrets,
@@ -160,6 +128,8 @@ pub async fn apply(cfg: &SimConfig, name: &str) -> Result<()> {
             r.pods_ready,
             r.certificates,
             r.external_secrets,
+            r.flux,
+            report.revision,
             if r.skipped_kinds.is_empty() {
                 String::new()
             } else {
@@ -189,17 +159,37 @@ pub async fn apply(cfg: &SimConfig, name: &str) -> Result<()> {
 pub async fn apply_with_report(cfg: &SimConfig, name: &str) -> Result<ApplyReport> {
     let sc = scenario(name)?;
     let start = Instant::now();
-    let repo =
+    let given =
         GitopsRepo::load(&cfg.repo).with_context(|| format!("loading {}", cfg.repo.display()))?;
     let plan = DataPlan::from_repo(&cfg.repo)?;
     let vault = Mutex::new(Vault::load_or_create(cfg, &plan)?);
     let rules = model::status_rules()?;
-    let clusters: Vec<String> = repo.clusters().to_vec();
+    let clusters: Vec<String> = given.clusters().to_vec();
     // What an earlier scenario left to do later is cancelled.
     later::cancel(cfg).await;
     let mut sims = vec![];
     for c in &clusters {
-        sims.push(ClusterSim::connect(cfg, &repo, c).await?);
+        sims.push(ClusterSim::connect(cfg, &given, c).await?);
+    }
+    // Served to the real Flux with the simulation overlay commit, which leaves out kinds
+    // the clusters do not serve (the stand-in CRDs installed first); its tree is what the
+    // scenario applies.
+    let mut kinds: Option<client::Kinds> = None;
+    for s in &sims {
+        s.install_standin_crds().await?;
+        let k = s.discover().await?;
+        kinds = Some(match kinds {
+            None => k,
+            Some(mut all) => {
+                all.retain(|key, _| k.contains_key(key));
+                all
+            }
+        });
+    }
+    let served = flux::serve(cfg, &given, &kinds.unwrap_or_default()).context("serving the GitOps repository to Flux")?;
+    let repo = served.repo;
+    for s in &mut sims {
+        s.revision = served.revision.clone();
     }
     // History an earlier scenario created goes first (its finished pods would never settle).
     for s in &sims {
@@ -214,6 +204,7 @@ pub async fn apply_with_report(cfg: &SimConfig, name: &str) -> Result<ApplyRepor
         futures::future::join_all(sims.iter().map(|s| s.healthy(&repo, &vault, &rules))).await;
     let mut report = ApplyReport {
         scenario: sc.name.clone(),
+        revision: served.revision.clone(),
         ..Default::default()
     };
     for (s, r) in sims.iter().zip(results) {
@@ -314,20 +305,3 @@ mod duration_tests {
     }
 }
 
-#[cfg(test)]
-mod revision_tests {
-    use super::*;
-
-    #[test]
-    fn a_tree_outside_git_gets_a_stable_digest_of_its_files() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(dir.path().join("clusters/infra")).unwrap();
-        std::fs::write(dir.path().join("clusters/infra/a.yaml"), "a: 1\n").unwrap();
-        let rev = served_revision(&GitopsRepo::load(dir.path()).unwrap());
-        let commit = rev.strip_prefix("main@sha1:").expect("Flux's revision form");
-        assert!(commit.len() == 40 && commit.chars().all(|c| c.is_ascii_hexdigit()), "{rev}");
-        assert_eq!(rev, served_revision(&GitopsRepo::load(dir.path()).unwrap()));
-        std::fs::write(dir.path().join("clusters/infra/a.yaml"), "a: 2\n").unwrap();
-        assert_ne!(rev, served_revision(&GitopsRepo::load(dir.path()).unwrap()), "content changes the digest");
-    }
-}

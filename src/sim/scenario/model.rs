@@ -124,6 +124,10 @@ pub enum Op {
     /// A Certificate re-issued the way `cmctl renew` asks for it (condition
     /// `Issuing=True`, reason `ManuallyTriggered`); the real cert-manager controller renews it.
     RenewCertificate { namespace: String, name: String },
+    /// A commit on top of the branch the simulation serves to Flux: `append` added to the end
+    /// of `file` (e.g. a Kustomize resource path that does not exist). Flux is asked to fetch
+    /// it at once; the real kustomize-controller then applies it, or fails with its own message.
+    Commit { message: String, file: String, append: String },
     /// The 1Password Connect token the clusters hold is revoked: the Connect stand-in
     /// accepts only a new one, which the clusters do not have (the real external-secrets
     /// controller then fails to validate the stores with Connect's 401).
@@ -213,6 +217,10 @@ pub struct ConditionIs {
     #[serde(rename = "type")]
     pub type_: String,
     pub status: String,
+    /// The condition's reason too, when given (a controller may pass through other
+    /// reasons first, e.g. Flux's DependencyNotReady before BuildFailed).
+    #[serde(default)]
+    pub reason: Option<String>,
 }
 
 /// The parsed scenario `name` (error lists the known names).

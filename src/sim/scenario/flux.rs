@@ -1,0 +1,385 @@
+//! Flux in the scenarios. The real source-controller and kustomize-controller run per
+//! cluster (`sim/go/flux`) and reconcile the GitOps repository from the simulation's Git
+//! server, which plays the Git host the repository's sync `GitRepository` names (e.g.
+//! `ssh://git@github.com/<owner>/<repo>`, unchanged): inside the simulation's network
+//! that host is the simulation's SSH server ([`crate::sim::gitssh`]), and the
+//! `flux-system` Secret holds the deploy key and the server's host key, as `flux bootstrap`
+//! writes them. The served branch has two commits:
+//!
+//! 1. **as given**: the repository's files;
+//! 2. **simulation overlay**: what the simulation must change for Flux to reconcile the
+//!    repository here, and nothing else:
+//!    - ACME issuers become CA issuers of the same name (`certmanager`);
+//!    - sources the simulation cannot serve (other Git repositories, Helm and OCI
+//!      repositories) and the Kustomizations built from them are labelled
+//!      [`STAND_IN_LABEL`]: the controllers do not watch them (`--watch-label-selector`,
+//!      [`WATCH_SELECTOR`]) and the simulation writes their status (`status.yaml`).
+//!
+//! The simulation renders and applies the overlay commit's tree, so what it applies is what
+//! Flux applies, Flux never puts back what the simulation replaced, and
+//! `lastAppliedRevision` is the served overlay commit. A scenario may add a commit on top
+//! ([`commit_on_top`]: `kustomization-failed` commits a dangling path); `healthy` serves
+//! the overlay commit again.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use serde_json::{Value, json};
+
+use super::certmanager::acme_to_ca;
+use super::client::{ClusterSim, Kinds};
+use super::{STAND_IN_ANNOTATION, str_at};
+use crate::repo::GitopsRepo;
+use crate::sim::{SimConfig, git};
+
+/// Label of a Flux object the simulation reconciles in place of Flux (its status comes
+/// from `status.yaml`); the annotation of the same key says why.
+pub const STAND_IN_LABEL: &str = STAND_IN_ANNOTATION;
+/// The Flux controllers' `--watch-label-selector`: every object but the stand-ins.
+pub const WATCH_SELECTOR: &str = "!sim.platform-acceptance.io/stand-in";
+/// Where the simulation's Git server listens (inside its network namespace); the Git host
+/// of the sync URL (e.g. `github.com:22`) leads there ([`crate::sim::data::Endpoints`]).
+pub const GIT_SSH_PORT: u16 = 19092;
+/// Name of the bootstrap's GitRepository, Kustomization and Secret (`flux bootstrap`).
+pub const SYNC: &str = "flux-system";
+/// Author of the commits the simulation writes.
+const BASE_MESSAGE: &str = "The GitOps repository as given";
+const OVERLAY_MESSAGE: &str = "Simulation overlay: ACME issuers as CA issuers; sources the simulation cannot serve (and what is built from them) labelled sim.platform-acceptance.io/stand-in";
+/// How long `healthy` waits for Flux to fetch and apply the served revision.
+const FLUX_TIMEOUT: Duration = Duration::from_secs(240);
+/// Flux's annotation asking for a reconciliation now (`flux reconcile`).
+const REQUESTED_AT: &str = "reconcile.fluxcd.io/requestedAt";
+
+/// What the simulation serves: the overlay commit's tree (rendered and applied by the
+/// scenarios) and the revision Flux reports for it.
+pub(super) struct Served {
+    pub(super) repo: GitopsRepo,
+    /// `<branch>@sha1:<overlay commit>`, Flux's form.
+    pub(super) revision: String,
+}
+
+/// `$STATE/git`: the served repositories (`repos/`), the SSH keys (`ssh/`) and the overlay
+/// commit's tree (`worktree/`).
+pub fn git_dir(cfg: &SimConfig) -> PathBuf {
+    cfg.state_dir.join("git")
+}
+
+/// Root of the bare repositories the Git server serves.
+pub fn repos_dir(cfg: &SimConfig) -> PathBuf {
+    git_dir(cfg).join("repos")
+}
+
+/// The sync source of `repo`: URL and branch of GitRepository `flux-system` (the first one;
+/// every cluster's bootstrap names the same repository).
+pub fn sync_source(repo: &GitopsRepo) -> Option<(String, String)> {
+    repo.documents
+        .iter()
+        .find(|d| d.kind() == "GitRepository" && d.name() == SYNC && d.api_version().starts_with("source.toolkit.fluxcd.io/"))
+        .and_then(|d| {
+            let url = d.value.pointer("/spec/url")?.as_str()?.to_string();
+            let branch = d.value.pointer("/spec/ref/branch").and_then(Value::as_str).unwrap_or("main").to_string();
+            Some((url, branch))
+        })
+}
+
+/// `(host, port)` and repository path of an `ssh://[user@]host[:port]/path` URL.
+///
+/// ```
+/// use platform_acceptance::sim::scenario::ssh_url_parts;
+/// assert_eq!(ssh_url_parts("ssh://git@github.com/o/r"), Some((("github.com".into(), 22), "o/r".into())));
+/// assert_eq!(ssh_url_parts("ssh://git@git.example:2222/o/r.git"), Some((("git.example".into(), 2222), "o/r".into())));
+/// assert_eq!(ssh_url_parts("https://github.com/o/r"), None);
+/// ```
+pub fn ssh_url_parts(url: &str) -> Option<((String, u16), String)> {
+    let rest = url.strip_prefix("ssh://")?;
+    let (authority, path) = rest.split_once('/')?;
+    let hostport = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let (host, port) = match hostport.rsplit_once(':') {
+        Some((h, p)) => (h, p.parse().ok()?),
+        None => (hostport, 22),
+    };
+    let path = path.trim_matches('/').trim_end_matches(".git");
+    (!host.is_empty() && !path.is_empty() && !path.split('/').any(|p| p == "..")).then(|| ((host.to_string(), port), path.to_string()))
+}
+
+/// Serves `given` (see the module docs): writes the two commits (the same input gives the
+/// same commits, so a served repository that already holds them is left as it is, and one
+/// with a scenario's commit on top is put back), and checks the overlay's tree out.
+pub(super) fn serve(cfg: &SimConfig, given: &GitopsRepo, kinds: &Kinds) -> Result<Served> {
+    let (url, branch) = sync_source(given).context("the repository has no GitRepository flux-system (gotk-sync.yaml) to serve")?;
+    let (_, path) = ssh_url_parts(&url)
+        .with_context(|| format!("GitRepository flux-system: {url} is not an ssh:// URL; the simulation serves Git over SSH only"))?;
+    let bare = repos_dir(cfg).join(format!("{path}.git"));
+    let changes = overlay_changes(given, &|api_version, kind| kinds.contains_key(&(api_version.to_string(), kind.to_string())))?;
+    let fresh = bare.with_extension("git.new");
+    let commits = git::create(&fresh, &branch, &given.root, BASE_MESSAGE, OVERLAY_MESSAGE, &changes)?;
+    if git::head(&bare, &branch).ok().as_deref() == Some(commits.overlay.as_str()) {
+        std::fs::remove_dir_all(&fresh).ok();
+    } else {
+        if bare.exists() {
+            std::fs::remove_dir_all(&bare).with_context(|| format!("removing {}", bare.display()))?;
+        }
+        std::fs::rename(&fresh, &bare).with_context(|| format!("moving {} to {}", fresh.display(), bare.display()))?;
+    }
+    // The bootstrap registered the clusters' deploy key with the Git host.
+    let keys = crate::sim::gitssh::Keys::ensure(&git_dir(cfg).join("ssh"))?;
+    std::fs::write(keys.authorized_keys(), keys.identity_pub()?)?;
+    let worktree = git_dir(cfg).join("worktree");
+    let stamp = git_dir(cfg).join("worktree.commit");
+    if std::fs::read_to_string(&stamp).ok().as_deref() != Some(commits.overlay.as_str()) {
+        git::checkout(&bare, &commits.overlay, &worktree)?;
+        std::fs::write(&stamp, &commits.overlay)?;
+    }
+    let repo = GitopsRepo::load(&worktree).with_context(|| format!("loading the overlay commit's tree {}", worktree.display()))?;
+    let revision = format!("{branch}@sha1:{}", commits.overlay);
+    std::fs::write(git_dir(cfg).join("served-revision"), &revision)?;
+    Ok(Served { repo, revision })
+}
+
+/// Secret `flux-system/flux-system` as `flux bootstrap` writes it for an SSH URL: the deploy
+/// key (`identity`, `identity.pub`) the Git server accepts and the server's host key under
+/// the host the URL names (`known_hosts`).
+pub(super) fn bootstrap_secret(cfg: &SimConfig) -> Result<Value> {
+    let given = GitopsRepo::load(&cfg.repo)?;
+    let (url, _) = sync_source(&given).context("no GitRepository flux-system")?;
+    let ((host, port), _) = ssh_url_parts(&url).context("not an ssh:// URL")?;
+    let keys = crate::sim::gitssh::Keys::ensure(&git_dir(cfg).join("ssh"))?;
+    let known = if port == 22 { host } else { format!("[{host}]:{port}") };
+    Ok(json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": SYNC, "namespace": SYNC},
+        "type": "Opaque",
+        "stringData": {"identity": keys.identity()?, "identity.pub": keys.identity_pub()?, "known_hosts": keys.known_hosts(&known)?},
+    }))
+}
+
+/// Adds a commit to the served repository that appends `append` to file `file` of the
+/// overlay's tree; returns the new revision in Flux's form.
+pub(super) fn commit_on_top(cfg: &SimConfig, given: &GitopsRepo, message: &str, file: &str, append: &str) -> Result<String> {
+    let (url, branch) = sync_source(given).context("no GitRepository flux-system")?;
+    let (_, path) = ssh_url_parts(&url).context("not an ssh:// URL")?;
+    let bare = repos_dir(cfg).join(format!("{path}.git"));
+    let current = std::fs::read_to_string(git_dir(cfg).join("worktree").join(file)).with_context(|| format!("{file} is not in the served repository"))?;
+    let changes = BTreeMap::from([(file.to_string(), Some(format!("{current}{append}").into_bytes()))]);
+    let commit = git::commit_on_top(&bare, &branch, message, &changes)?;
+    Ok(format!("{branch}@sha1:{commit}"))
+}
+
+/// The overlay commit's changes: every file with a document the simulation changes,
+/// rewritten (its other documents kept as written). A document of a kind the clusters do
+/// not serve (`served` says no; e.g. Flux's notification kinds, whose controller and CRDs
+/// are not obtainable here) is left out with a comment saying so, since Flux would fail
+/// the whole Kustomization on it ("no matches for kind").
+fn overlay_changes(given: &GitopsRepo, served: &dyn Fn(&str, &str) -> bool) -> Result<BTreeMap<String, Option<Vec<u8>>>> {
+    let served_repos: BTreeSet<String> = given
+        .documents
+        .iter()
+        .filter(|d| d.kind() == "GitRepository" && d.name() == SYNC)
+        .map(|d| d.name().to_string())
+        .collect();
+    let mut by_file: BTreeMap<&Path, Vec<&crate::repo::Document>> = BTreeMap::new();
+    for d in &given.documents {
+        by_file.entry(d.file.as_path()).or_default().push(d);
+    }
+    let mut changes = BTreeMap::new();
+    for (file, docs) in by_file {
+        let mut changed = false;
+        let mut text = String::new();
+        for d in docs {
+            let mut v = d.value.clone();
+            let (av, kind) = (str_at(&v, "/apiVersion"), str_at(&v, "/kind"));
+            if !av.is_empty() && !kind.is_empty() && !av.starts_with("kustomize.config.k8s.io/") && !served(av, kind) {
+                changed = true;
+                text.push_str(&format!("---\n# {kind} {} ({av}) left out by the simulation overlay: the simulated clusters do not serve {kind}\n", d.name()));
+                continue;
+            }
+            let part = if overlay(&mut v, &served_repos) {
+                changed = true;
+                serde_yaml_ng::to_string(&v)?
+            } else {
+                d.raw.clone()
+            };
+            text.push_str("---\n");
+            text.push_str(part.trim_end_matches('\n'));
+            text.push('\n');
+        }
+        if changed {
+            changes.insert(file.to_string_lossy().replace('\\', "/"), Some(text.into_bytes()));
+        }
+    }
+    Ok(changes)
+}
+
+/// The overlay's change of one document (see the module docs); whether it changed.
+fn overlay(v: &mut Value, served: &BTreeSet<String>) -> bool {
+    let group = str_at(v, "/apiVersion").split('/').next().unwrap_or("").to_string();
+    let kind = str_at(v, "/kind").to_string();
+    let why = match (group.as_str(), kind.as_str()) {
+        ("source.toolkit.fluxcd.io", "GitRepository") if served.contains(str_at(v, "/metadata/name")) => None,
+        ("source.toolkit.fluxcd.io", _) => {
+            Some(format!("Flux source not served in the simulation ({}); its status is the simulation's", str_at(v, "/spec/url")))
+        }
+        ("kustomize.toolkit.fluxcd.io", "Kustomization")
+            if str_at(v, "/spec/sourceRef/kind") != "GitRepository" || !served.contains(str_at(v, "/spec/sourceRef/name")) =>
+        {
+            Some(format!(
+                "built from {} {}, which the simulation does not serve; its status is the simulation's",
+                str_at(v, "/spec/sourceRef/kind"),
+                str_at(v, "/spec/sourceRef/name")
+            ))
+        }
+        _ => None,
+    };
+    match why {
+        Some(why) => {
+            let meta = v["metadata"].as_object_mut().expect("metadata");
+            meta.entry("labels").or_insert_with(|| json!({}))[STAND_IN_LABEL] = json!("true");
+            meta.entry("annotations").or_insert_with(|| json!({}))[STAND_IN_ANNOTATION] = json!(why);
+            true
+        }
+        None => acme_to_ca(v),
+    }
+}
+
+/// Whether `o` is a Flux object the real controllers reconcile (not a stand-in).
+pub(super) fn reconciled_by_flux(o: &Value) -> bool {
+    let av = str_at(o, "/apiVersion");
+    let flux = (av.starts_with("source.toolkit.fluxcd.io/") && str_at(o, "/kind") != "HelmChart")
+        || (av.starts_with("kustomize.toolkit.fluxcd.io/") && str_at(o, "/kind") == "Kustomization");
+    flux && o.pointer(&format!("/metadata/labels/{}", STAND_IN_LABEL.replace('/', "~1"))).is_none()
+}
+
+/// Why a Flux object is not done yet at `revision`, or None when it is.
+fn pending(o: &Value, revision: &str) -> Option<String> {
+    let generation = o.pointer("/metadata/generation").and_then(Value::as_i64);
+    let observed = o.pointer("/status/observedGeneration").and_then(Value::as_i64);
+    let ready = super::certmanager::conditions(o).iter().find(|c| c["type"] == "Ready");
+    let have = if str_at(o, "/kind") == "Kustomization" { str_at(o, "/status/lastAppliedRevision") } else { str_at(o, "/status/artifact/revision") };
+    match ready {
+        Some(c) if c["status"] == "True" && observed == generation && have == revision => None,
+        Some(c) => Some(format!("Ready={} ({}: {}), revision {have:?}", str_at(c, "/status"), str_at(c, "/reason"), str_at(c, "/message"))),
+        None => Some("no Ready condition yet (is Flux running? see `sim status`)".into()),
+    }
+}
+
+impl ClusterSim {
+    /// Waits until Flux has fetched and applied the served revision: every GitRepository and
+    /// Kustomization in `objects` that Flux reconciles is Ready for its generation at
+    /// `self.revision`. One that is not is asked to reconcile now every 10 s, as `flux
+    /// reconcile` does. Returns how many there are.
+    pub(super) async fn wait_flux(&self, kinds: &Kinds, objects: &[Value]) -> Result<usize> {
+        let targets: Vec<(Api<DynamicObject>, String, String)> = objects
+            .iter()
+            .filter(|o| reconciled_by_flux(o))
+            .filter_map(|o| {
+                let kind = kinds.get(&(str_at(o, "/apiVersion").to_string(), str_at(o, "/kind").to_string()))?;
+                let ns = str_at(o, "/metadata/namespace");
+                let api = Api::namespaced_with(self.client.clone(), ns, &kind.ar);
+                Some((api, format!("{} {ns}/{}", str_at(o, "/kind"), str_at(o, "/metadata/name")), str_at(o, "/metadata/name").to_string()))
+            })
+            .collect();
+        let start = Instant::now();
+        let mut asked = Instant::now() - Duration::from_secs(60);
+        loop {
+            let mut waiting = vec![];
+            for (api, what, name) in &targets {
+                let o = api.get(name).await.with_context(|| format!("reading {what} on {}", self.cluster))?;
+                if let Some(why) = pending(&serde_json::to_value(&o)?, &self.revision) {
+                    waiting.push((api, what, name, why));
+                }
+            }
+            if waiting.is_empty() {
+                return Ok(targets.len());
+            }
+            if start.elapsed() > FLUX_TIMEOUT {
+                let list: Vec<String> = waiting.iter().map(|(_, what, _, why)| format!("{what}: {why}")).collect();
+                bail!("Flux on {} has not applied {} after {}s: {}", self.cluster, self.revision, FLUX_TIMEOUT.as_secs(), list.join("; "));
+            }
+            if asked.elapsed() > Duration::from_secs(10) {
+                let now = super::now();
+                let patch = json!({"metadata": {"annotations": {REQUESTED_AT: now}}});
+                for (api, what, name, _) in &waiting {
+                    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+                        .await
+                        .with_context(|| format!("asking {what} on {} to reconcile", self.cluster))?;
+                }
+                asked = Instant::now();
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    /// Asks the sync GitRepository to fetch now (after a commit was added).
+    pub(super) async fn fetch_now(&self, kinds: &Kinds) -> Result<()> {
+        let Some(kind) = kinds.get(&("source.toolkit.fluxcd.io/v1".to_string(), "GitRepository".to_string())) else {
+            bail!("GitRepository is not served on {}", self.cluster)
+        };
+        let api: Api<DynamicObject> = Api::namespaced_with(self.client.clone(), SYNC, &kind.ar);
+        let patch = json!({"metadata": {"annotations": {REQUESTED_AT: super::now()}}});
+        api.patch(SYNC, &PatchParams::default(), &Patch::Merge(&patch)).await.with_context(|| format!("asking GitRepository {SYNC}/{SYNC} on {} to fetch", self.cluster))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc(y: &str) -> Value {
+        serde_yaml_ng::from_str(y).unwrap()
+    }
+
+    #[test]
+    fn overlay_labels_unserved_sources_and_what_is_built_from_them() {
+        let served = BTreeSet::from(["flux-system".to_string()]);
+        let mut sync = doc("apiVersion: source.toolkit.fluxcd.io/v1\nkind: GitRepository\nmetadata: {name: flux-system, namespace: flux-system}\nspec: {url: 'ssh://git@github.com/o/r'}\n");
+        assert!(!overlay(&mut sync, &served), "the sync repository is served as it is");
+        let mut helm = doc("apiVersion: source.toolkit.fluxcd.io/v1\nkind: HelmRepository\nmetadata: {name: jetstack, namespace: flux-system}\nspec: {url: 'https://charts.jetstack.io'}\n");
+        assert!(overlay(&mut helm, &served));
+        assert!(!reconciled_by_flux(&helm));
+        assert!(str_at(&helm, "/metadata/annotations/sim.platform-acceptance.io~1stand-in").contains("https://charts.jetstack.io"));
+        let mut ks = doc("apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata: {name: crds, namespace: flux-system}\nspec: {sourceRef: {kind: GitRepository, name: gateway-api}}\n");
+        assert!(overlay(&mut ks, &served));
+        let mut own = doc("apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata: {name: apps, namespace: flux-system}\nspec: {sourceRef: {kind: GitRepository, name: flux-system}}\n");
+        assert!(!overlay(&mut own, &served));
+        assert!(reconciled_by_flux(&own) && reconciled_by_flux(&sync));
+        let mut acme = doc("apiVersion: cert-manager.io/v1\nkind: ClusterIssuer\nmetadata: {name: le}\nspec: {acme: {server: 'https://acme'}}\n");
+        assert!(overlay(&mut acme, &served));
+        assert_eq!(str_at(&acme, "/spec/ca/secretName"), "le-sim-ca");
+    }
+
+    #[test]
+    fn pending_names_what_flux_has_not_done() {
+        let rev = "main@sha1:abc";
+        let ks = |status: &str, applied: &str, observed: i64| {
+            json!({"kind": "Kustomization", "metadata": {"generation": 2}, "status": {"observedGeneration": observed, "lastAppliedRevision": applied,
+                "conditions": [{"type": "Ready", "status": status, "reason": "BuildFailed", "message": "kustomize build failed"}]}})
+        };
+        assert_eq!(pending(&ks("True", rev, 2), rev), None);
+        assert!(pending(&ks("False", rev, 2), rev).unwrap().contains("Ready=False (BuildFailed: kustomize build failed)"));
+        assert!(pending(&ks("True", "main@sha1:old", 2), rev).is_some(), "an older revision is not done");
+        assert!(pending(&ks("True", rev, 1), rev).is_some(), "an older generation is not done");
+        assert!(pending(&json!({"kind": "GitRepository"}), rev).unwrap().contains("no Ready condition"));
+    }
+
+    #[test]
+    fn overlay_changes_rewrite_only_files_with_changed_documents() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = dir.path().join("kubernetes/clusters/infra/flux-system");
+        std::fs::create_dir_all(&c).unwrap();
+        std::fs::write(c.join("gotk-sync.yaml"), "---\n# kept\napiVersion: source.toolkit.fluxcd.io/v1\nkind: GitRepository\nmetadata:\n  name: flux-system\n  namespace: flux-system\nspec:\n  url: ssh://git@github.com/o/r\n").unwrap();
+        std::fs::write(dir.path().join("kubernetes/sources.yaml"), "---\n# first\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: a\n---\napiVersion: notification.toolkit.fluxcd.io/v1beta3\nkind: Alert\nmetadata:\n  name: errors\n---\napiVersion: source.toolkit.fluxcd.io/v1\nkind: HelmRepository\nmetadata:\n  name: x\n  namespace: flux-system\nspec:\n  url: https://x\n").unwrap();
+        let repo = GitopsRepo::load(dir.path()).unwrap();
+        let changes = overlay_changes(&repo, &|_, kind| kind != "Alert").unwrap();
+        assert_eq!(changes.keys().collect::<Vec<_>>(), vec!["kubernetes/sources.yaml"]);
+        let text = String::from_utf8(changes["kubernetes/sources.yaml"].clone().unwrap()).unwrap();
+        assert!(text.starts_with("---\n# first\napiVersion: v1\nkind: Namespace"), "{text}");
+        assert!(text.contains("sim.platform-acceptance.io/stand-in: 'true'"), "{text}");
+        assert!(text.contains("# Alert errors (notification.toolkit.fluxcd.io/v1beta3) left out by the simulation overlay") && !text.contains("kind: Alert"), "{text}");
+        assert_eq!(sync_source(&repo), Some(("ssh://git@github.com/o/r".into(), "main".into())));
+    }
+}
