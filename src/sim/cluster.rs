@@ -19,7 +19,9 @@ pub const COMPONENTS: [&str; 5] = ["etcd", "kube-apiserver", "kube-controller-ma
 /// real CoreDNS (`sim/go/coredns`, [`super::dns`]) that reads ServiceImports, so it
 /// starts once their CRD is installed, and the real external-secrets controller
 /// (`sim/go/external-secrets`), which syncs the platform's ExternalSecrets from the
-/// 1Password Connect stand-in ([`super::onepassword`]).
+/// 1Password Connect stand-in ([`super::onepassword`]), and Flux's source-controller and
+/// kustomize-controller (`sim/go/flux`), which fetch the GitOps repository from the
+/// simulation's Git host ([`super::gitssh`]) and apply it ([`super::scenario`]'s `flux`).
 pub const ADDONS: [&str; 6] = ["cert-manager", "velero", "coredns", "external-secrets", "source-controller", "kustomize-controller"];
 
 /// Default first port; `PA_SIM_PORT_BASE` overrides. Cluster *i* (0 = infra,

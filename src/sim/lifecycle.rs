@@ -1,6 +1,6 @@
 //! `sim up` and `sim down`: starting both clusters' control planes in order (etcd,
 //! kube-apiserver, then the controller-manager, scheduler and kwok), their nodes and
-//! CRDs, then the controllers that need the CRDs ([`ADDONS`]: cert-manager, Velero, CoreDNS, external-secrets),
+//! CRDs, then the controllers that need the CRDs ([`ADDONS`]: cert-manager, Velero, CoreDNS, external-secrets, Flux source-controller and kustomize-controller),
 //! idempotently and with a clean restart of a cluster that crashed ([`up_with`] also starts
 //! the data services, beside the control planes); and stopping every registered process,
 //! then removing the state directory.
@@ -292,7 +292,7 @@ async fn ensure_control_plane(cfg: &SimConfig, c: &ClusterSpec, probe: &Probe) -
     Ok(())
 }
 
-/// Starts the controllers that need the cluster's CRDs ([`ADDONS`]: cert-manager, Velero, CoreDNS, external-secrets)
+/// Starts the controllers that need the cluster's CRDs ([`ADDONS`]: cert-manager, Velero, CoreDNS, external-secrets, Flux source-controller and kustomize-controller)
 /// side by side, or leaves each one that runs with the current command line and answers.
 async fn ensure_addons(cfg: &SimConfig, c: &ClusterSpec, probe: &Probe) -> anyhow::Result<()> {
     futures::future::try_join_all(ADDONS.iter().map(|name| ensure_addon(cfg, c, probe, name))).await?;
@@ -337,7 +337,7 @@ async fn ensure_addon(cfg: &SimConfig, c: &ClusterSpec, probe: &Probe, name: &st
     Ok(())
 }
 
-/// Restarts add-on `name` (`cert-manager`, `velero`, `coredns` or `external-secrets`) of `cluster` and waits until it
+/// Restarts add-on `name` (one of [`ADDONS`]) of `cluster` and waits until it
 /// answers again: what a scenario uses when time has passed for that add-on (e.g. Velero
 /// re-reading API discovery, which it does at start and then every 5 minutes).
 pub async fn restart_addon(cfg: &SimConfig, cluster: &str, name: &str) -> anyhow::Result<()> {

@@ -1,4 +1,4 @@
-//! `sim status`: every control-plane component and add-on (cert-manager, Velero, CoreDNS, external-secrets) of
+//! `sim status`: every control-plane component and add-on (cert-manager, Velero, CoreDNS, external-secrets, Flux) of
 //! each cluster (pid, version, ports, memory, health probe), every other registered
 //! process, each cluster's nodes and the stand-ins the scenario put in place of
 //! what cannot run offline (ACME ClusterIssuers replaced by CA issuers);

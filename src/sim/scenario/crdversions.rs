@@ -94,8 +94,10 @@ impl ClusterSim {
 
     /// Puts back every CRD a scenario serves from a later release, as installed at start,
     /// and then restarts the Velero server, which reads API discovery only at start and
-    /// every 5 minutes (its backups would list versions no longer served). Returns how
-    /// many CRDs were changed.
+    /// every 5 minutes (its backups would list versions no longer served), and Flux's
+    /// kustomize-controller (after the served versions changed under it, its health check of
+    /// the ServiceExports it applies was seen running on with every object current). Returns
+    /// how many CRDs were changed.
     pub(super) async fn restore_crds(&self) -> Result<usize> {
         let mut names = vec![];
         for op in breaks_on(&self.cluster)? {
@@ -116,6 +118,7 @@ impl ClusterSim {
         }
         if restored > 0 {
             crate::sim::restart_addon(&self.cfg, &self.cluster, "velero").await?;
+            crate::sim::restart_addon(&self.cfg, &self.cluster, "kustomize-controller").await?;
         }
         Ok(restored)
     }

@@ -76,11 +76,21 @@ impl ClusterSim {
                 vault.revoke_connect_token();
                 vault.save(&self.cfg)?;
             }
-            Op::Commit { message, file, append } => {
+            Op::Commit { message, edits, wait } => {
                 let given = crate::repo::GitopsRepo::load(&self.cfg.repo)?;
-                let revision = super::flux::commit_on_top(&self.cfg, &given, message, file, append)?;
-                self.fetch_now(&self.discover().await?).await?;
-                eprintln!("sim: {}: committed {revision} ({message}) on top of the served branch", self.cluster);
+                let revision = super::flux::commit_on_top(&self.cfg, &given, message, edits)?;
+                let kinds = self.discover().await?;
+                self.fetch_now(&kinds).await?;
+                if *wait {
+                    self.wait_flux_applied(&kinds, &revision).await?;
+                }
+            }
+            Op::FetchNow {} => {
+                let given = crate::repo::GitopsRepo::load(&self.cfg.repo)?;
+                let revision = super::flux::head_revision(&self.cfg, &given)?;
+                let kinds = self.discover().await?;
+                self.fetch_now(&kinds).await?;
+                self.wait_flux_applied(&kinds, &revision).await?;
             }
             Op::RunSchedule { name, wait } => crate::sim::backups::run_schedule(&self.client, name, *wait).await?,
             Op::ServeCrd { name, release, served } => self.serve_crd(name, release, served).await?,

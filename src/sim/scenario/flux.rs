@@ -18,8 +18,9 @@
 //! The simulation renders and applies the overlay commit's tree, so what it applies is what
 //! Flux applies, Flux never puts back what the simulation replaced, and
 //! `lastAppliedRevision` is the served overlay commit. A scenario may add a commit on top
-//! ([`commit_on_top`]: `kustomization-failed` commits a dangling path); `healthy` serves
-//! the overlay commit again.
+//! ([`commit_on_top`]: `kustomization-failed` commits a dangling path, `lived-in` moves the
+//! ServiceExports to the MCS API version its clusters serve); `healthy` serves the overlay
+//! commit again.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -157,14 +158,48 @@ pub(super) fn bootstrap_secret(cfg: &SimConfig) -> Result<Value> {
     }))
 }
 
-/// Adds a commit to the served repository that appends `append` to file `file` of the
-/// overlay's tree; returns the new revision in Flux's form.
-pub(super) fn commit_on_top(cfg: &SimConfig, given: &GitopsRepo, message: &str, file: &str, append: &str) -> Result<String> {
+/// The served repository's bare directory and branch.
+fn served_branch(cfg: &SimConfig, given: &GitopsRepo) -> Result<(PathBuf, String)> {
     let (url, branch) = sync_source(given).context("no GitRepository flux-system")?;
     let (_, path) = ssh_url_parts(&url).context("not an ssh:// URL")?;
-    let bare = repos_dir(cfg).join(format!("{path}.git"));
-    let current = std::fs::read_to_string(git_dir(cfg).join("worktree").join(file)).with_context(|| format!("{file} is not in the served repository"))?;
-    let changes = BTreeMap::from([(file.to_string(), Some(format!("{current}{append}").into_bytes()))]);
+    Ok((repos_dir(cfg).join(format!("{path}.git")), branch))
+}
+
+/// The revision the served branch points at now, in Flux's form.
+pub(super) fn head_revision(cfg: &SimConfig, given: &GitopsRepo) -> Result<String> {
+    let (bare, branch) = served_branch(cfg, given)?;
+    Ok(format!("{branch}@sha1:{}", git::head(&bare, &branch)?))
+}
+
+/// Adds a commit made of `edits` on top of the served branch; returns the new revision in
+/// Flux's form. An edit whose `replace` finds nothing, or a file the branch does not have,
+/// is an error (a scenario that no longer matches the repository says so).
+pub(super) fn commit_on_top(cfg: &SimConfig, given: &GitopsRepo, message: &str, edits: &[super::model::Edit]) -> Result<String> {
+    let (bare, branch) = served_branch(cfg, given)?;
+    let mut changes = BTreeMap::new();
+    for e in edits {
+        let out = std::process::Command::new("git")
+            .arg(format!("--git-dir={}", bare.display()))
+            .args(["show", &format!("{branch}:{}", e.file)])
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .output()
+            .context("running git show")?;
+        if !out.status.success() {
+            bail!("{} is not on the served branch: {}", e.file, String::from_utf8_lossy(&out.stderr).trim());
+        }
+        let mut text = String::from_utf8(out.stdout).with_context(|| format!("{} is not UTF-8", e.file))?;
+        if let Some([from, to]) = &e.replace {
+            if !text.contains(from.as_str()) {
+                bail!("{}: {from:?} does not occur in it", e.file);
+            }
+            text = text.replace(from.as_str(), to);
+        }
+        if let Some(more) = &e.append {
+            text.push_str(more);
+        }
+        changes.insert(e.file.clone(), Some(text.into_bytes()));
+    }
     let commit = git::commit_on_top(&bare, &branch, message, &changes)?;
     Ok(format!("{branch}@sha1:{commit}"))
 }
@@ -272,6 +307,27 @@ impl ClusterSim {
     /// `self.revision`. One that is not is asked to reconcile now every 10 s, as `flux
     /// reconcile` does. Returns how many there are.
     pub(super) async fn wait_flux(&self, kinds: &Kinds, objects: &[Value]) -> Result<usize> {
+        self.wait_flux_at(kinds, objects, &self.revision).await
+    }
+
+    /// Like [`Self::wait_flux`], for every GitRepository and Kustomization of this cluster
+    /// that Flux reconciles, at `revision` (after a scenario's commit).
+    pub(super) async fn wait_flux_applied(&self, kinds: &Kinds, revision: &str) -> Result<usize> {
+        let mut objects = vec![];
+        for (av, kind) in [("source.toolkit.fluxcd.io/v1", "GitRepository"), ("kustomize.toolkit.fluxcd.io/v1", "Kustomization")] {
+            let Some(k) = kinds.get(&(av.to_string(), kind.to_string())) else { bail!("{kind} is not served on {}", self.cluster) };
+            let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &k.ar);
+            for o in api.list(&Default::default()).await.with_context(|| format!("listing {kind} on {}", self.cluster))?.items {
+                let mut v = serde_json::to_value(&o)?;
+                v["apiVersion"] = json!(av);
+                v["kind"] = json!(kind);
+                objects.push(v);
+            }
+        }
+        self.wait_flux_at(kinds, &objects, revision).await
+    }
+
+    async fn wait_flux_at(&self, kinds: &Kinds, objects: &[Value], revision: &str) -> Result<usize> {
         let targets: Vec<(Api<DynamicObject>, String, String)> = objects
             .iter()
             .filter(|o| reconciled_by_flux(o))
@@ -288,7 +344,7 @@ impl ClusterSim {
             let mut waiting = vec![];
             for (api, what, name) in &targets {
                 let o = api.get(name).await.with_context(|| format!("reading {what} on {}", self.cluster))?;
-                if let Some(why) = pending(&serde_json::to_value(&o)?, &self.revision) {
+                if let Some(why) = pending(&serde_json::to_value(&o)?, revision) {
                     waiting.push((api, what, name, why));
                 }
             }
@@ -297,7 +353,7 @@ impl ClusterSim {
             }
             if start.elapsed() > FLUX_TIMEOUT {
                 let list: Vec<String> = waiting.iter().map(|(_, what, _, why)| format!("{what}: {why}")).collect();
-                bail!("Flux on {} has not applied {} after {}s: {}", self.cluster, self.revision, FLUX_TIMEOUT.as_secs(), list.join("; "));
+                bail!("Flux on {} has not applied {revision} after {}s: {}", self.cluster, FLUX_TIMEOUT.as_secs(), list.join("; "));
             }
             if asked.elapsed() > Duration::from_secs(10) {
                 let now = super::now();
@@ -350,6 +406,28 @@ mod tests {
         let mut acme = doc("apiVersion: cert-manager.io/v1\nkind: ClusterIssuer\nmetadata: {name: le}\nspec: {acme: {server: 'https://acme'}}\n");
         assert!(overlay(&mut acme, &served));
         assert_eq!(str_at(&acme, "/spec/ca/secretName"), "le-sim-ca");
+    }
+
+    #[test]
+    fn a_scenario_commit_edits_the_served_branch_and_says_when_it_no_longer_matches() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("repo");
+        std::fs::create_dir_all(src.join("kubernetes/clusters/infra/flux-system")).unwrap();
+        std::fs::write(src.join("kubernetes/clusters/infra/flux-system/gotk-sync.yaml"), "apiVersion: source.toolkit.fluxcd.io/v1\nkind: GitRepository\nmetadata:\n  name: flux-system\n  namespace: flux-system\nspec:\n  url: ssh://git@github.com/o/r\n").unwrap();
+        std::fs::write(src.join("kubernetes/export.yaml"), "apiVersion: multicluster.x-k8s.io/v1alpha1\nkind: ServiceExport\nmetadata:\n  name: db\n").unwrap();
+        let cfg = SimConfig { state_dir: dir.path().join("state"), ..SimConfig::from_env() };
+        let given = GitopsRepo::load(&src).unwrap();
+        let served = serve(&cfg, &given, &Kinds::new()).unwrap_or_else(|e| panic!("{e:#}"));
+        assert!(!served.repo.documents.iter().any(|d| d.kind() == "ServiceExport"), "a kind the clusters do not serve is left out");
+        let edit = |from: &str| super::super::model::Edit { file: "kubernetes/export.yaml".into(), append: Some("# moved\n".into()), replace: Some([from.into(), "multicluster.x-k8s.io/v1beta1".into()]) };
+        let rev = commit_on_top(&cfg, &given, "move", &[edit("multicluster.x-k8s.io/v1alpha1")]).unwrap();
+        assert_eq!(head_revision(&cfg, &given).unwrap(), rev);
+        assert_ne!(rev, served.revision);
+        let err = commit_on_top(&cfg, &given, "again", &[edit("multicluster.x-k8s.io/v1alpha1")]).unwrap_err().to_string();
+        assert!(err.contains("does not occur"), "{err}");
+        // Serving again puts the overlay commit back.
+        assert_eq!(serve(&cfg, &given, &Kinds::new()).unwrap().revision, served.revision);
+        assert_eq!(head_revision(&cfg, &given).unwrap(), served.revision);
     }
 
     #[test]

@@ -4,7 +4,10 @@
 //! `healthy` (the default) puts the platform into both clusters the way Flux,
 //! the charts and the operators would:
 //! 1. the hand-written stand-in CRDs (`sim/scenarios/crds/`: Dragonfly, Keycloak);
-//! 2. `fixtures/gitops` rendered per cluster ([`GitopsRepo::render`], the shared-base
+//! 2. `fixtures/gitops` served to the real Flux with the simulation overlay commit
+//!    (`flux`: the real source-controller fetches it from the simulation's Git host, the
+//!    real kustomize-controller applies it), and the overlay commit's tree rendered per
+//!    cluster ([`GitopsRepo::render`], the shared-base
 //!    pattern with each cluster's Flux variables), only what the cluster's own
 //!    Flux Kustomizations apply (sourceRef `flux-system`), only kinds the
 //!    cluster serves (a kind without a CRD here is skipped and reported), plus what
@@ -18,14 +21,15 @@
 //!    controller then syncs every ExternalSecret from Connect (`externalsecrets`);
 //! 4. the status every controller writes (`sim/scenarios/status.yaml`), through
 //!    the status subresource (server-side apply, manager [`STATUS_MANAGER`]) —
-//!    except cert-manager's: the real cert-manager controller runs per cluster and
+//!    except cert-manager's, external-secrets' and that of the Flux objects the real Flux
+//!    controllers reconcile; the real cert-manager controller runs per cluster and
 //!    issues the Certificates; the repository's ACME ClusterIssuers are applied as CA
 //!    issuers of the same names (stand-ins, annotated [`STAND_IN_ANNOTATION`]), see
 //!    `certmanager`;
 //! 5. undoes any earlier fault (nodes Ready again, pods Ready again) and waits
 //!    until every pod is Running and Ready and every workload is available, and
-//!    every Certificate Ready (issued by cert-manager) and every ExternalSecret synced
-//!    (by external-secrets; bounded waits);
+//!    every Certificate Ready (issued by cert-manager), every ExternalSecret synced
+//!    (by external-secrets) and the served revision applied (by Flux; bounded waits);
 //! 6. meanwhile (once step 2 is applied), the backup data a running platform has
 //!    ([`super::backups::seed`]: the real Velero runs each Schedule once).
 //!
@@ -40,7 +44,7 @@
 //! Switching scenarios never restarts the simulation (a scenario may restart an add-on).
 //!
 //! Layout: `model` (the scenario files), `client` (one cluster: discovery and
-//! server-side apply), `healthy` (the recipe above), `workloads` (step 2),
+//! server-side apply), `flux` (the served repository and the wait for Flux), `healthy` (the recipe above), `workloads` (step 2),
 //! `controllers` (steps 3 and 4: what the controllers write), `pods` (nodes, pods
 //! and the wait of step 5), `faults` (the breaks and their waits).
 
@@ -171,8 +175,17 @@ pub async fn apply_with_report(cfg: &SimConfig, name: &str) -> Result<ApplyRepor
     for c in &clusters {
         sims.push(ClusterSim::connect(cfg, &given, c).await?);
     }
+    // History an earlier scenario created goes first (its finished pods would never settle).
+    for s in &sims {
+        s.remove_history()
+            .await
+            .with_context(|| format!("removing history on {}", s.cluster))?;
+        s.restore_crds()
+            .await
+            .with_context(|| format!("restoring the CRDs installed at start on {}", s.cluster))?;
+    }
     // Served to the real Flux with the simulation overlay commit, which leaves out kinds
-    // the clusters do not serve (the stand-in CRDs installed first); its tree is what the
+    // the clusters do not serve (once the CRDs are as installed, the stand-in CRDs too); its tree is what the
     // scenario applies.
     let mut kinds: Option<client::Kinds> = None;
     for s in &sims {
@@ -190,15 +203,6 @@ pub async fn apply_with_report(cfg: &SimConfig, name: &str) -> Result<ApplyRepor
     let repo = served.repo;
     for s in &mut sims {
         s.revision = served.revision.clone();
-    }
-    // History an earlier scenario created goes first (its finished pods would never settle).
-    for s in &sims {
-        s.remove_history()
-            .await
-            .with_context(|| format!("removing history on {}", s.cluster))?;
-        s.restore_crds()
-            .await
-            .with_context(|| format!("restoring the CRDs installed at start on {}", s.cluster))?;
     }
     let results =
         futures::future::join_all(sims.iter().map(|s| s.healthy(&repo, &vault, &rules))).await;

@@ -85,6 +85,18 @@ pub struct Action {
     pub after: Option<u64>,
 }
 
+/// One file's change in a [`Op::Commit`]: `append` added to its end, and/or every
+/// occurrence of `replace[0]` replaced by `replace[1]` (at least one must occur).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Edit {
+    pub file: String,
+    #[serde(default)]
+    pub append: Option<String>,
+    #[serde(default)]
+    pub replace: Option<[String; 2]>,
+}
+
 /// The kinds of break.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -124,10 +136,20 @@ pub enum Op {
     /// A Certificate re-issued the way `cmctl renew` asks for it (condition
     /// `Issuing=True`, reason `ManuallyTriggered`); the real cert-manager controller renews it.
     RenewCertificate { namespace: String, name: String },
-    /// A commit on top of the branch the simulation serves to Flux: `append` added to the end
-    /// of `file` (e.g. a Kustomize resource path that does not exist). Flux is asked to fetch
-    /// it at once; the real kustomize-controller then applies it, or fails with its own message.
-    Commit { message: String, file: String, append: String },
+    /// A commit on top of the branch the simulation serves to Flux, made of `edits` (e.g. a
+    /// Kustomize resource path that does not exist, or manifests moved to a newer API
+    /// version). This cluster's Flux is asked to fetch it at once; the real
+    /// kustomize-controller then applies it, or fails with its own message. With `wait`,
+    /// the break waits until this cluster's Flux has applied it.
+    Commit {
+        message: String,
+        edits: Vec<Edit>,
+        #[serde(default)]
+        wait: bool,
+    },
+    /// This cluster's Flux is asked to fetch the served branch now (as `flux reconcile
+    /// source git` does), and the break waits until it has applied the branch's head.
+    FetchNow {},
     /// The 1Password Connect token the clusters hold is revoked: the Connect stand-in
     /// accepts only a new one, which the clusters do not have (the real external-secrets
     /// controller then fails to validate the stores with Connect's 401).
