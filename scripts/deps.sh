@@ -8,7 +8,8 @@
 #       restic         writes the VolSync repository the healthy scenario starts with
 #       util-linux     flock (sim/build.sh and sim/crds.sh serialise concurrent runs)
 #       python3        sim/crds.sh splits multi-document CRD files
-#       git            the Definition-of-Done checks read the repository's history
+#       git            the Definition-of-Done checks read the repository's history; the simulation
+#                      writes the repository it serves to Flux and serves it (git upload-pack)
 #       iproute2       `ip`: the simulation configures its own network namespace
 #       strace         records the harness's connections in tests/sim_secrets.rs
 #       nftables       drops traffic inside the simulation's network in tests/sim_faults.rs
