@@ -1,7 +1,7 @@
 //! The GitOps repository as the real Flux source-controller fetches it: bare Git
 //! repositories written by the simulation, served over SSH by [`super::gitssh`].
 //!
-//! Writing ([`create`], [`commit_on_top`], [`reset_branch`]) uses Git's plumbing through
+//! Writing ([`create`], [`commit_on_top`]) uses Git's plumbing through
 //! the `git` command line on a scratch index, so no work tree or checkout is involved and
 //! the caller's files are only read. Every commit has the same author, committer and date
 //! ([`AUTHOR_NAME`], [`AUTHOR_EMAIL`], [`COMMIT_DATE`]), so the same input gives the same
@@ -54,6 +54,15 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
+    Ok(String::from_utf8_lossy(&git_bytes(bare, index, args, input)?).trim().to_string())
+}
+
+/// [`git`] with its stdout as it is (file contents).
+fn git_bytes<I, S>(bare: &Path, index: Option<&Path>, args: I, input: Option<&[u8]>) -> anyhow::Result<Vec<u8>>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
     let args: Vec<OsString> = args.into_iter().map(|a| a.as_ref().to_os_string()).collect();
     let mut cmd = Command::new("git");
     for (name, _) in std::env::vars_os() {
@@ -96,7 +105,7 @@ where
         let said = if said.is_empty() { format!("exited with {}", out.status) } else { said.join("; ") };
         bail!("{}: {said}", shown());
     }
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    Ok(out.stdout)
 }
 
 /// A scratch directory next to `near` (its parent), removed again when dropped: room for
@@ -283,13 +292,13 @@ pub fn commit_on_top(bare: &Path, branch: &str, message: &str, changes: &BTreeMa
     Ok(commit)
 }
 
-/// Points `branch` at `commit` (any revision naming a commit of `bare`), as a force push
-/// would, e.g. to take a broken commit away again. Creates the branch if it is missing.
-pub fn reset_branch(bare: &Path, branch: &str, commit: &str) -> anyhow::Result<()> {
+/// The content of file `path` (relative to the repository root, `/`-separated) in the
+/// commit `rev` of `bare` names.
+pub fn read(bare: &Path, rev: &str, path: &str) -> anyhow::Result<Vec<u8>> {
     let bare = absolute(bare)?;
-    let id = resolve_commit(&bare, commit)?;
-    git(&bare, None, ["update-ref", &format!("refs/heads/{branch}"), &id], None)?;
-    Ok(())
+    check_repo_path(path)?;
+    let id = resolve_commit(&bare, rev)?;
+    git_bytes(&bare, None, ["cat-file", "blob", &format!("{id}:{path}")], None)
 }
 
 /// The commit `branch` of `bare` points at (40 hex digits).
@@ -430,7 +439,7 @@ mod tests {
     }
 
     #[test]
-    fn commit_on_top_and_reset_branch_move_the_branch() {
+    fn commit_on_top_moves_the_branch_and_read_gives_a_file_of_a_commit() {
         let dir = tempfile::tempdir().unwrap();
         let bare = dir.path().join("r.git");
         let c = create(&bare, "main", &source(dir.path()), "b", "o", &overlay()).unwrap();
@@ -445,16 +454,8 @@ mod tests {
             files(&bare, &swapped),
             [".gitignore", "kubernetes/.gitignore", "kubernetes/apps/app.yaml/inner.yaml", "kubernetes/flux", "kubernetes/sim/endpoints.yaml"]
         );
-        reset_branch(&bare, "main", &c.overlay).unwrap();
-        assert_eq!(head(&bare, "main").unwrap(), c.overlay);
-        reset_branch(&bare, "main", &broken).unwrap();
-        assert_eq!(head(&bare, "main").unwrap(), broken);
-        reset_branch(&bare, "main", &c.base[..12]).unwrap();
-        assert_eq!(head(&bare, "main").unwrap(), c.base);
-        let err = reset_branch(&bare, "main", "0123456789012345678901234567890123456789").unwrap_err();
-        assert!(format!("{err:#}").contains("names no commit"), "{err:#}");
-        assert!(reset_branch(&bare, "main", "--all").is_err());
-        assert_eq!(head(&bare, "main").unwrap(), c.base);
+        assert_eq!(read(&bare, &broken, "kubernetes/apps/app.yaml").unwrap(), b"kind: [");
+        assert!(read(&bare, &broken, "no/such.yaml").is_err());
         assert!(format!("{:#}", head(&bare, "nope").unwrap_err()).contains("has no branch \"nope\""));
         assert!(commit_on_top(&bare, "nope", "m", &BTreeMap::new()).is_err());
     }

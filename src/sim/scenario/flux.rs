@@ -178,17 +178,8 @@ pub(super) fn commit_on_top(cfg: &SimConfig, given: &GitopsRepo, message: &str, 
     let (bare, branch) = served_branch(cfg, given)?;
     let mut changes = BTreeMap::new();
     for e in edits {
-        let out = std::process::Command::new("git")
-            .arg(format!("--git-dir={}", bare.display()))
-            .args(["show", &format!("{branch}:{}", e.file)])
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("GIT_CONFIG_GLOBAL", "/dev/null")
-            .output()
-            .context("running git show")?;
-        if !out.status.success() {
-            bail!("{} is not on the served branch: {}", e.file, String::from_utf8_lossy(&out.stderr).trim());
-        }
-        let mut text = String::from_utf8(out.stdout).with_context(|| format!("{} is not UTF-8", e.file))?;
+        let bytes = git::read(&bare, &branch, &e.file).with_context(|| format!("{} is not on the served branch", e.file))?;
+        let mut text = String::from_utf8(bytes).with_context(|| format!("{} is not UTF-8", e.file))?;
         if let Some([from, to]) = &e.replace {
             if !text.contains(from.as_str()) {
                 bail!("{}: {from:?} does not occur in it", e.file);
