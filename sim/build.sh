@@ -6,7 +6,8 @@
 #   NAME     one or more of: kube-apiserver kube-controller-manager
 #            kube-scheduler etcd kwok minio minio-admin cert-manager velero
 #            velero-plugin-for-aws coredns flux-render victoria-metrics vmauth
-#            victoria-logs actionlint (default: all of
+#            victoria-logs external-secrets source-controller kustomize-controller
+#            helm-controller actionlint (default: all of
 #            these);
 #            chainsaw (benchmark only: built when named)
 #   --force  rebuild even when the stamp says the pinned version is built
@@ -65,6 +66,7 @@ BINARIES=(
   "external-secrets|external-secrets|platform-acceptance/sim/external-secrets|$EXTERNAL_SECRETS_VERSION"
   "source-controller|flux|github.com/fluxcd/source-controller|$FLUX_SOURCE_CONTROLLER_VERSION"
   "kustomize-controller|flux|github.com/fluxcd/kustomize-controller|$FLUX_KUSTOMIZE_CONTROLLER_VERSION"
+  "helm-controller|flux|github.com/fluxcd/helm-controller|$FLUX_HELM_CONTROLLER_VERSION"
   "velero-plugin-for-aws|velero-plugin-for-aws|github.com/vmware-tanzu/velero-plugin-for-aws/velero-plugin-for-aws|$VELERO_PLUGIN_AWS_VERSION"
   "coredns|coredns|platform-acceptance/sim/coredns|$COREDNS_VERSION"
   "flux-render|flux-render|platform-acceptance/sim/flux-render|$FLUX_KUSTOMIZE_VERSION"
@@ -229,7 +231,9 @@ prepare_wrapper() {
         go mod edit -require="$FLUX_SOURCE_CONTROLLER_MODULE@$FLUX_SOURCE_CONTROLLER_VERSION" \
           -require="$FLUX_SOURCE_CONTROLLER_MODULE/api@$FLUX_SOURCE_CONTROLLER_VERSION" \
           -require="$FLUX_KUSTOMIZE_CONTROLLER_MODULE@$FLUX_KUSTOMIZE_CONTROLLER_VERSION" \
-          -require="$FLUX_KUSTOMIZE_CONTROLLER_MODULE/api@$FLUX_KUSTOMIZE_CONTROLLER_VERSION" ;;
+          -require="$FLUX_KUSTOMIZE_CONTROLLER_MODULE/api@$FLUX_KUSTOMIZE_CONTROLLER_VERSION" \
+          -require="$FLUX_HELM_CONTROLLER_MODULE@$FLUX_HELM_CONTROLLER_VERSION" \
+          -require="$FLUX_HELM_CONTROLLER_MODULE/api@$FLUX_HELM_CONTROLLER_VERSION" ;;
       velero)
         go mod edit -require="$VELERO_MODULE@$VELERO_VERSION"
         copy_replaces "$VELERO_MODULE@$VELERO_VERSION" ;;

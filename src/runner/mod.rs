@@ -305,7 +305,14 @@ impl Runner {
             let mut result = UnitResult::new(&unit, outcome, start.elapsed(), attempts, blocked);
             if let Some((basis, accesses, requests)) = seen {
                 result.basis = Some(basis);
-                result.access = accesses.iter().map(ToString::to_string).collect();
+                // One line per resource and verb (the objects a check named are the provenance's).
+                let mut lines: Vec<String> = vec![];
+                for a in accesses.iter().map(ToString::to_string) {
+                    if !lines.contains(&a) {
+                        lines.push(a);
+                    }
+                }
+                result.access = lines;
                 result.api_requests = requests;
             }
             (index, result)

@@ -12,7 +12,9 @@
 //! use platform_acceptance::cluster::access::BasisKind;
 //! use platform_acceptance::sim::basis::api_basis;
 //! assert_eq!(api_basis("get", "apps", "deployments").0, BasisKind::RealOverSimulated);
-//! assert_eq!(api_basis("list", "helm.toolkit.fluxcd.io", "helmreleases"), (BasisKind::StandIn, Some("flux")));
+//! assert_eq!(api_basis("list", "source.toolkit.fluxcd.io", "ocirepositories"), (BasisKind::StandIn, Some("flux")));
+//! // helm-controller runs for real, over charts the simulation serves
+//! assert_eq!(api_basis("list", "helm.toolkit.fluxcd.io", "helmreleases").0, BasisKind::RealOverSimulated);
 //! assert_eq!(api_basis("get", "", "/version").0, BasisKind::Real);
 //! // cert-manager runs for real here, over CA issuers standing in for ACME
 //! assert_eq!(api_basis("get", "cert-manager.io", "certificates").0, BasisKind::RealOverSimulated);
@@ -24,7 +26,7 @@
 //! assert_eq!(api_basis("get", "external-secrets.io", "externalsecrets").0, BasisKind::RealOverSimulated);
 //! ```
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::cluster::access::{Access, Basis, BasisKind, Provenance};
 
@@ -102,6 +104,13 @@ const REAL_OVER_SIMULATED: &[(&str, &str)] = &[
     // the simulation cannot serve are stand-ins labelled in the overlay (scenario::flux).
     ("source.toolkit.fluxcd.io", "gitrepositories"),
     ("kustomize.toolkit.fluxcd.io", "kustomizations"),
+    // The real source-controller fetches the https:// HelmRepositories' indexes and charts
+    // from the simulation's chart repositories (charts without templates, src/sim/charts.rs),
+    // and the real helm-controller installs and upgrades every HelmRelease built from them;
+    // HelmReleases from OCI sources are stand-ins labelled in the overlay.
+    ("source.toolkit.fluxcd.io", "helmrepositories"),
+    ("source.toolkit.fluxcd.io", "helmcharts"),
+    ("helm.toolkit.fluxcd.io", "helmreleases"),
 ];
 
 /// Stand-in name of objects the simulation applied in place of Flux and Helm.
@@ -137,10 +146,53 @@ pub fn api_basis(verb: &str, group: &str, resource: &str) -> (BasisKind, Option<
     }
 }
 
+/// Resources judged per object when a check reads one by name: what a real controller (or
+/// the real Flux, from the repository) wrote is `real-over-simulated`, what only the
+/// simulation wrote is a stand-in ([`Simulation::written`]).
+const PER_OBJECT: &[(&str, &str)] = &[("", "secrets"), ("", "configmaps")];
+
 /// The simulation as a [`Provenance`]: API resources by the tables above, service
 /// names by what serves them in the endpoint map.
 pub struct Simulation {
     pub endpoints: Endpoints,
+    /// Objects of the [`PER_OBJECT`] resources that only the simulation wrote, as
+    /// `(cluster, group, resource, "namespace/name")` (e.g. CNPG's `<cluster>-app` Secret,
+    /// the bootstrap Secrets, the charts' ConfigMaps); None when it could not be read, and
+    /// then every such object counts as the simulation's.
+    pub written: Option<BTreeSet<(String, String, String, String)>>,
+}
+
+impl Simulation {
+    /// Reads which objects of the [`PER_OBJECT`] resources only the simulation wrote: every
+    /// field manager of the object is one of the simulation's (`platform-acceptance-sim*`).
+    pub async fn read_written(clients: &[(String, kube::Client)]) -> Option<BTreeSet<(String, String, String, String)>> {
+        use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+        use kube::api::{Api, ListParams};
+        let mut out = BTreeSet::new();
+        for (cluster, client) in clients {
+            let metas = |list: kube::core::ObjectList<kube::core::PartialObjectMeta<Secret>>| list.items.into_iter().map(|o| o.metadata);
+            let secrets = Api::<Secret>::all(client.clone()).list_metadata(&ListParams::default()).await.ok()?;
+            let configmaps = Api::<ConfigMap>::all(client.clone()).list_metadata(&ListParams::default()).await.ok()?;
+            let configmaps = configmaps.items.into_iter().map(|o| o.metadata);
+            for (resource, meta) in metas(secrets).map(|m| ("secrets", m)).chain(configmaps.map(|m| ("configmaps", m))) {
+                let managers: Vec<String> = meta.managed_fields.iter().flatten().filter_map(|f| f.manager.clone()).collect();
+                if !managers.is_empty() && managers.iter().all(|m| m.starts_with(crate::sim::FIELD_MANAGER)) {
+                    let object = format!("{}/{}", meta.namespace.unwrap_or_default(), meta.name.unwrap_or_default());
+                    out.insert((cluster.clone(), String::new(), resource.to_string(), object));
+                }
+            }
+        }
+        Some(out)
+    }
+
+    fn object_basis(&self, cluster: &str, verb: &str, group: &str, resource: &str, object: Option<&str>) -> Option<(BasisKind, Option<&'static str>)> {
+        let (Some(object), Some(written)) = (object, &self.written) else { return None };
+        if verb != "get" || !PER_OBJECT.contains(&(group, resource)) {
+            return None;
+        }
+        let key = (cluster.to_string(), group.to_string(), resource.to_string(), object.to_string());
+        Some(if written.contains(&key) { (BasisKind::StandIn, Some(APPLIED)) } else { (BasisKind::RealOverSimulated, None) })
+    }
 }
 
 impl Simulation {
@@ -163,10 +215,27 @@ impl Simulation {
 }
 
 impl Provenance for Simulation {
+    /// The weakest basis of the accesses. A discovery read of an API group on a cluster
+    /// counts only when nothing of that group was read there: a check that then read
+    /// objects of the group only looked up the version to read them at, and the objects
+    /// decide (a check that reads discovery alone, e.g. "are the Flux APIs served", rests on
+    /// the CRDs the simulation installed).
     fn basis(&self, accesses: &[Access]) -> Basis {
-        Basis::weakest(accesses.iter().map(|a| match a {
-            Access::Api { verb, group, resource, .. } => api_basis(verb, group, resource),
-            Access::Service { host, port } => self.service_basis(host, *port),
+        let read: std::collections::BTreeSet<(&str, &str)> = accesses
+            .iter()
+            .filter_map(|a| match a {
+                Access::Api { cluster, verb, group, resource, .. } if resource != "(discovery)" && matches!(verb.as_str(), "get" | "list" | "watch") => {
+                    Some((cluster.as_str(), group.as_str()))
+                }
+                _ => None,
+            })
+            .collect();
+        Basis::weakest(accesses.iter().filter_map(|a| match a {
+            Access::Api { cluster, group, resource, .. } if resource == "(discovery)" && read.contains(&(cluster.as_str(), group.as_str())) => None,
+            Access::Api { cluster, verb, group, resource, object } => {
+                Some(self.object_basis(cluster, verb, group, resource, object.as_deref()).unwrap_or_else(|| api_basis(verb, group, resource)))
+            }
+            Access::Service { host, port } => Some(self.service_basis(host, *port)),
         }))
     }
 
@@ -190,8 +259,9 @@ mod tests {
             endpoints: Endpoints {
                 endpoints: vec![Endpoint { service: "postgres".into(), host: "pg-rw.db.svc.cluster.local".into(), port: 5432, addr: "127.0.0.1:1".parse().unwrap() }],
             },
+            written: None,
         };
-        let api = |g: &str, r: &str| Access::Api { cluster: "infra".into(), verb: "get".into(), group: g.into(), resource: r.into() };
+        let api = |g: &str, r: &str| Access::Api { cluster: "infra".into(), verb: "get".into(), group: g.into(), resource: r.into(), object: None };
         let svc = |h: &str| Access::Service { host: h.into(), port: 5432 };
         assert_eq!(sim.basis(&[svc("pg-rw.db.svc.cluster.local")]).kind, BasisKind::Real);
         assert_eq!(sim.basis(&[svc("pg-rw.db.svc.cluster.local"), api("apps", "deployments")]).kind, BasisKind::RealOverSimulated);
@@ -200,5 +270,32 @@ mod tests {
         assert_eq!(b.stand_in, vec!["ServiceImport and data path in place of ClusterMesh".to_string(), "cloudnative-pg".to_string()]);
         assert_eq!(sim.basis(&[api("", "configmaps")]).stand_in, vec![APPLIED.to_string()]);
         assert_eq!(sim.basis(&[]).kind, BasisKind::Real);
+    }
+
+    #[test]
+    fn discovery_counts_only_where_nothing_of_the_group_was_read() {
+        let sim = Simulation { endpoints: Endpoints { endpoints: vec![] }, written: None };
+        let api = |c: &str, v: &str, g: &str, r: &str| Access::Api { cluster: c.into(), verb: v.into(), group: g.into(), resource: r.into(), object: None };
+        let found = api("infra", "get", "helm.toolkit.fluxcd.io", "(discovery)");
+        assert_eq!(sim.basis(std::slice::from_ref(&found)).stand_in, vec![CRDS.to_string()], "discovery alone rests on the CRDs the simulation installed");
+        let read = sim.basis(&[found.clone(), api("infra", "list", "helm.toolkit.fluxcd.io", "helmreleases")]);
+        assert_eq!(read.kind, BasisKind::RealOverSimulated, "the HelmReleases read decide: {read}");
+        let elsewhere = sim.basis(&[found.clone(), api("apps", "list", "helm.toolkit.fluxcd.io", "helmreleases")]);
+        assert_eq!(elsewhere.stand_in, vec![CRDS.to_string()], "a read on another cluster does not cover it");
+        let other = sim.basis(&[found, api("infra", "list", "source.toolkit.fluxcd.io", "helmrepositories")]);
+        assert_eq!(other.stand_in, vec![CRDS.to_string()], "nor a read of another group");
+    }
+
+    #[test]
+    fn a_secret_read_by_name_rests_on_whoever_wrote_it() {
+        let written = BTreeSet::from([("infra".to_string(), String::new(), "secrets".to_string(), "databases/postgres-shared-app".to_string())]);
+        let sim = Simulation { endpoints: Endpoints { endpoints: vec![] }, written: Some(written) };
+        let get = |object: &str| Access::Api { cluster: "infra".into(), verb: "get".into(), group: String::new(), resource: "secrets".into(), object: Some(object.into()) };
+        assert_eq!(sim.basis(&[get("databases/postgres-shared-app")]).stand_in, vec![APPLIED.to_string()], "CNPG's Secret, written by the simulation");
+        assert_eq!(sim.basis(&[get("harbor/harbor-db")]).kind, BasisKind::RealOverSimulated, "synced by the real external-secrets");
+        let list = Access::Api { cluster: "infra".into(), verb: "list".into(), group: String::new(), resource: "secrets".into(), object: None };
+        assert_eq!(sim.basis(&[list]).kind, BasisKind::StandIn, "a list may hold the simulation's");
+        let unknown = Simulation { endpoints: Endpoints { endpoints: vec![] }, written: None };
+        assert_eq!(unknown.basis(&[get("harbor/harbor-db")]).kind, BasisKind::StandIn, "unread: every Secret counts as the simulation's");
     }
 }

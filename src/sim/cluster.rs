@@ -22,7 +22,7 @@ pub const COMPONENTS: [&str; 5] = ["etcd", "kube-apiserver", "kube-controller-ma
 /// 1Password Connect stand-in ([`super::onepassword`]), and Flux's source-controller and
 /// kustomize-controller (`sim/go/flux`), which fetch the GitOps repository from the
 /// simulation's Git host ([`super::gitssh`]) and apply it ([`super::scenario`]'s `flux`).
-pub const ADDONS: [&str; 6] = ["cert-manager", "velero", "coredns", "external-secrets", "source-controller", "kustomize-controller"];
+pub const ADDONS: [&str; 7] = ["cert-manager", "velero", "coredns", "external-secrets", "source-controller", "kustomize-controller", "helm-controller"];
 
 /// Default first port; `PA_SIM_PORT_BASE` overrides. Cluster *i* (0 = infra,
 /// 1 = apps) uses `base + 100*i + 0..=12`. Below the kernel's ephemeral range
@@ -58,6 +58,9 @@ pub struct Ports {
     /// Flux kustomize-controller's metrics and health probe.
     pub kustomize_metrics: u16,
     pub kustomize_health: u16,
+    /// Flux helm-controller's metrics and health probe.
+    pub helm_metrics: u16,
+    pub helm_health: u16,
     /// The cluster's Service data path for the real controllers that dial in-cluster names
     /// (a SOCKS5 listener inside, [`super::relay::serve_listener`]; their `HTTP_PROXY`).
     /// Not forwarded to the host.
@@ -86,6 +89,8 @@ impl Ports {
             source_health: b + 15,
             kustomize_metrics: b + 16,
             kustomize_health: b + 17,
+            helm_metrics: b + 18,
+            helm_health: b + 19,
         }
     }
     /// Ports of one component (etcd has two).
@@ -102,6 +107,7 @@ impl Ports {
             "external-secrets" => vec![self.external_secrets],
             "source-controller" => vec![self.source_storage, self.source_metrics, self.source_health],
             "kustomize-controller" => vec![self.kustomize_metrics, self.kustomize_health],
+            "helm-controller" => vec![self.helm_metrics, self.helm_health],
             _ => vec![],
         }
     }

@@ -222,50 +222,39 @@ pub fn command(cfg: &SimConfig, c: &ClusterSpec, component: &str) -> Command {
             // not stand in for (scenario::WATCH_SELECTOR). It fetches the sync GitRepository's
             // ssh:// URL through the cluster's Service data path: go-git dials SSH through the
             // SOCKS5 proxy ALL_PROXY names, which plays the Git host with the simulation's Git
-            // server. Its artifacts are served on loopback, where kustomize-controller fetches them.
+            // server; the https:// HelmRepositories likewise (HTTPS_PROXY), where the
+            // simulation's chart repositories answer. Its artifacts are served on loopback,
+            // where kustomize-controller and helm-controller fetch them.
             let storage = format!("127.0.0.1:{}", p.source_storage);
             let proxy = format!("socks5://127.0.0.1:{}", p.service_proxy);
-            cmd.env("GOMEMLIMIT", "192MiB")
-                .env("KUBECONFIG", dir.join("admin.kubeconfig"))
-                .env("RUNTIME_NAMESPACE", super::scenario::SYNC)
-                .env("ALL_PROXY", &proxy)
+            flux_controller(&mut cmd, &dir, p.source_metrics, p.source_health);
+            cmd.env("ALL_PROXY", &proxy)
                 .env("HTTPS_PROXY", &proxy)
                 .env("HTTP_PROXY", &proxy)
-                .env("NO_PROXY", "127.0.0.1,localhost");
+                // The chart repositories' certificates (crate::sim::charts) are signed by the
+                // simulation's CA; nothing else is dialled over TLS.
+                .env("SSL_CERT_FILE", Pki::at(&cfg.state_dir).ca_cert());
             cmd.args([
                 format!("--storage-path={}", s(&dir.join("flux-artifacts"))),
                 format!("--storage-addr={storage}"),
                 format!("--storage-adv-addr={storage}"),
-                format!("--metrics-addr=127.0.0.1:{}", p.source_metrics),
-                format!("--health-addr=127.0.0.1:{}", p.source_health),
-                format!("--watch-label-selector={}", super::scenario::WATCH_SELECTOR),
-                "--watch-all-namespaces=true".into(),
-                "--enable-leader-election=false".into(),
-                "--events-addr=".into(),
-                "--log-level=info".into(),
-                "--log-encoding=json".into(),
             ]);
         }
         "kustomize-controller" => {
             // Flux's kustomize-controller (sim/go/flux): applies the fetched revision, prunes,
             // orders by dependsOn and health-checks, for the Kustomizations the simulation does
             // not stand in for. A failing dependency is looked at again after 5 s (default 30 s).
-            cmd.env("GOMEMLIMIT", "192MiB")
-                .env("KUBECONFIG", dir.join("admin.kubeconfig"))
-                .env("RUNTIME_NAMESPACE", super::scenario::SYNC)
-                .env("NO_PROXY", "127.0.0.1,localhost");
-            cmd.args([
-                format!("--metrics-addr=127.0.0.1:{}", p.kustomize_metrics),
-                format!("--health-addr=127.0.0.1:{}", p.kustomize_health),
-                format!("--watch-label-selector={}", super::scenario::WATCH_SELECTOR),
-                "--watch-all-namespaces=true".into(),
-                "--enable-leader-election=false".into(),
-                "--events-addr=".into(),
-                "--requeue-dependency=5s".into(),
-                "--no-remote-bases=true".into(),
-                "--log-level=info".into(),
-                "--log-encoding=json".into(),
-            ]);
+            flux_controller(&mut cmd, &dir, p.kustomize_metrics, p.kustomize_health);
+            cmd.args(["--requeue-dependency=5s", "--no-remote-bases=true"]);
+        }
+        "helm-controller" => {
+            // Flux's helm-controller (sim/go/flux): installs and upgrades every HelmRelease
+            // the simulation does not stand in for, from the chart artifacts source-controller
+            // serves on loopback (charts from the simulation's chart repositories,
+            // crate::sim::charts), with Helm's Secret storage in the release's namespace. A
+            // failing dependency is looked at again after 5 s (default 30 s).
+            flux_controller(&mut cmd, &dir, p.helm_metrics, p.helm_health);
+            cmd.arg("--requeue-dependency=5s");
         }
         "coredns" => {
             // The Corefile ([`super::dns::corefile`]) is written by `sim up` before the start.
@@ -275,6 +264,27 @@ pub fn command(cfg: &SimConfig, c: &ClusterSpec, component: &str) -> Command {
         other => unreachable!("unknown component {other}"),
     }
     cmd
+}
+
+/// What Flux's controllers share here: the cluster's admin kubeconfig, `flux-system` as
+/// their namespace, metrics and health on loopback, only the objects the simulation does not
+/// stand in for (scenario::WATCH_SELECTOR), no leader election, no events address (no
+/// notification-controller), JSON logs.
+fn flux_controller(cmd: &mut Command, dir: &Path, metrics: u16, health: u16) {
+    cmd.env("GOMEMLIMIT", "192MiB")
+        .env("KUBECONFIG", dir.join("admin.kubeconfig"))
+        .env("RUNTIME_NAMESPACE", super::scenario::SYNC)
+        .env("NO_PROXY", "127.0.0.1,localhost");
+    cmd.args([
+        format!("--metrics-addr=127.0.0.1:{metrics}"),
+        format!("--health-addr=127.0.0.1:{health}"),
+        format!("--watch-label-selector={}", super::scenario::WATCH_SELECTOR),
+        "--watch-all-namespaces=true".into(),
+        "--enable-leader-election=false".into(),
+        "--events-addr=".into(),
+        "--log-level=info".into(),
+        "--log-encoding=json".into(),
+    ]);
 }
 
 /// HTTP clients for health probes: one trusting the sim CA, one for the
@@ -316,6 +326,7 @@ impl Probe {
             "external-secrets" => (&self.insecure, format!("http://127.0.0.1:{}/metrics", p.external_secrets)),
             "source-controller" => (&self.insecure, format!("http://127.0.0.1:{}/readyz", p.source_health)),
             "kustomize-controller" => (&self.insecure, format!("http://127.0.0.1:{}/readyz", p.kustomize_health)),
+            "helm-controller" => (&self.insecure, format!("http://127.0.0.1:{}/readyz", p.helm_health)),
             // Liveness (the scenarios wait for the answers they need, crate::sim::dns).
             "coredns" => (&self.insecure, format!("http://127.0.0.1:{}/health", p.coredns)),
             other => return Err(format!("unknown component {other}")),

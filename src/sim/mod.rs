@@ -27,6 +27,7 @@
 
 pub mod backups;
 pub mod basis;
+pub mod charts;
 pub mod cli;
 pub mod cluster;
 pub mod components;

@@ -73,6 +73,26 @@ impl Pki {
         std::fs::write(&files.cert, &cert)?;
         Ok((cert, key))
     }
+    /// A serving certificate for `hosts`, signed by the simulation's CA (which the real
+    /// controllers that dial these hosts trust through `SSL_CERT_FILE`), made anew on
+    /// each call. Returns (certificate PEM, PKCS#8 key PEM).
+    pub fn serving_cert(&self, name: &str, hosts: &[String]) -> anyhow::Result<(String, String)> {
+        let ca_pem = std::fs::read_to_string(self.ca_key()).with_context(|| format!("reading {}", self.ca_key().display()))?;
+        let ca_key = KeyPair::from_pem(&ca_pem)?;
+        let ca_params = ca_params()?;
+        let issuer = Issuer::from_params(&ca_params, &ca_key);
+        let key = KeyPair::generate()?;
+        let mut params = CertificateParams::new(Vec::<String>::new())?;
+        params.distinguished_name = dn(&format!("{name} (platform-acceptance sim stand-in)"), None);
+        params.subject_alt_names = hosts.iter().map(|h| Ok(SanType::DnsName(h.as_str().try_into()?))).collect::<anyhow::Result<_>>()?;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        params.use_authority_key_identifier_extension = true;
+        validity(&mut params);
+        let cert = params.signed_by(&key, &issuer)?;
+        Ok((cert.pem(), key.serialize_pem()))
+    }
+
     fn marker(&self) -> PathBuf {
         self.dir.join(".complete")
     }
@@ -99,12 +119,7 @@ impl Pki {
         std::fs::remove_dir_all(&self.dir).ok();
         std::fs::create_dir_all(&self.dir).with_context(|| format!("create {}", self.dir.display()))?;
         let ca_key = KeyPair::generate()?;
-        let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
-        ca_params.distinguished_name = dn("platform-acceptance-sim-ca", None);
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params.key_usages =
-            vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
-        validity(&mut ca_params);
+        let ca_params = ca_params()?;
         let ca_cert = ca_params.self_signed(&ca_key)?;
         write_private(&self.ca_key(), ca_key.serialize_pem().as_bytes())?;
         std::fs::write(self.ca_cert(), ca_cert.pem())?;
@@ -189,6 +204,16 @@ impl Pki {
         std::fs::write(&files.cert, cert.pem())?;
         Ok(())
     }
+}
+
+/// The simulation CA's parameters (its subject is what every leaf names as issuer).
+fn ca_params() -> anyhow::Result<CertificateParams> {
+    let mut p = CertificateParams::new(Vec::<String>::new())?;
+    p.distinguished_name = dn("platform-acceptance-sim-ca", None);
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    validity(&mut p);
+    Ok(p)
 }
 
 fn dn(cn: &str, org: Option<&str>) -> DistinguishedName {

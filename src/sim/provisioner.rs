@@ -66,7 +66,7 @@ pub async fn ensure(cfg: &SimConfig) -> Result<()> {
         .env("PA_CACHE", abs(&cfg.cache_dir))
         .env("PA_SIM_STATE", abs(&cfg.state_dir))
         .env("PA_SIM_REPO", abs(&cfg.repo));
-    super::spawn_detached(&cfg.state_dir, super::SHARED_SCOPE, NAME, &mut cmd, &[super::observability::OBSERVABILITY_PORT, super::onepassword::CONNECT_PORT, super::scenario::GIT_SSH_PORT])?;
+    super::spawn_detached(&cfg.state_dir, super::SHARED_SCOPE, NAME, &mut cmd, &[super::observability::OBSERVABILITY_PORT, super::onepassword::CONNECT_PORT, super::scenario::GIT_SSH_PORT, super::charts::CHART_PORT])?;
     Ok(())
 }
 
@@ -115,6 +115,13 @@ pub async fn run(cfg: &SimConfig) -> Result<()> {
         };
         if let Err(e) = serve.await {
             eprintln!("Git server: {e:#}");
+        }
+    });
+    // The Helm chart repositories the HelmRepositories name (charts.rs; the scenarios write them).
+    let charts_cfg = cfg.clone();
+    tokio::spawn(async move {
+        if let Err(e) = super::charts::serve(&charts_cfg).await {
+            eprintln!("chart repositories: {e:#}");
         }
     });
     for c in super::cluster::cluster_specs(cfg)? {

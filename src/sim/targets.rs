@@ -27,7 +27,19 @@ pub async fn targets(clusters: &[String], overrides: &BTreeMap<String, String>) 
     }
     let mut targets = crate::cluster::targets(&path, clusters, overrides).await.map_err(|e| e.to_string())?;
     let endpoints = super::data::endpoints(&cfg).map_err(|e| format!("--sim: no endpoint map ({e:#}); run `platform-acceptance sim up`"))?;
-    let provenance: Arc<dyn Provenance> = Arc::new(super::basis::Simulation { endpoints: endpoints.clone() });
+    // Which Secrets and ConfigMaps only the simulation wrote (unknown if a cluster cannot be read).
+    let mut clients = Some(vec![]);
+    for name in targets.keys() {
+        match (super::client(&cfg, name).await, clients.as_mut()) {
+            (Ok(c), Some(list)) => list.push((name.clone(), c)),
+            _ => clients = None,
+        }
+    }
+    let written = match clients {
+        Some(clients) => super::basis::Simulation::read_written(&clients).await,
+        None => None,
+    };
+    let provenance: Arc<dyn Provenance> = Arc::new(super::basis::Simulation { endpoints: endpoints.clone(), written });
     let resolvers = resolvers(&cfg, &endpoints).map_err(|e| format!("--sim: {e:#}"))?;
     for (name, t) in targets.iter_mut() {
         if let Some(r) = resolvers.get(name) {

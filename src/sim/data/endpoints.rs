@@ -112,6 +112,10 @@ impl Endpoints {
         for (h, p) in &plan.git_ssh {
             e.add("git-server", h, *p, SocketAddr::new(LOOPBACK, crate::sim::scenario::GIT_SSH_PORT));
         }
+        // The hosts of the https:// HelmRepositories: the simulation's chart repositories (charts.rs).
+        for (h, p) in &plan.chart_hosts {
+            e.add("chart-repositories-stand-in", h, *p, SocketAddr::new(LOOPBACK, crate::sim::charts::CHART_PORT));
+        }
         // The Gateways' listeners, where the Gateway stand-in answers (src/sim/gateway.rs).
         for f in super::gateway_forwards(plan) {
             e.add("gateway-stand-in", &f.inside.ip().to_string(), f.inside.port(), SocketAddr::new(LOOPBACK, f.host_port));
@@ -157,6 +161,7 @@ mod tests {
             onepassword_connect: vec![("onepassword-connect.external-secrets.svc.cluster.local".into(), 8080)],
             onepassword_vaults: vec!["Prod".into()],
             git_ssh: vec![("github.com".into(), 22)],
+            chart_hosts: vec![("charts.jetstack.io".into(), 443)],
         };
         let e = Endpoints::for_plan(&plan);
         let pg = e.resolve("postgres-shared-rw.databases.svc.cluster.local", 5432).unwrap();
@@ -166,6 +171,7 @@ mod tests {
         assert_eq!(e.resolve("10.25.11.3", 9000).unwrap().port(), MINIO_PORT);
         assert_eq!(e.resolve("onepassword-connect.external-secrets.svc.cluster.local", 8080).unwrap().port(), crate::sim::onepassword::CONNECT_PORT);
         assert_eq!(e.resolve("github.com", 22).unwrap().port(), crate::sim::scenario::GIT_SSH_PORT);
+        assert_eq!(e.resolve("charts.jetstack.io", 443).unwrap().port(), crate::sim::charts::CHART_PORT);
         // ClusterMesh names are the clusters' DNS to answer (crate::sim::dns), never the map's.
         assert_eq!(e.resolve("postgres-shared-rw.databases.svc.clusterset.local", 5432), None);
         assert_eq!(e.resolve("postgres-shared-rw.databases.svc.cluster.local", 6379), None);

@@ -45,6 +45,9 @@ pub struct DataPlan {
     /// `host:port` of the Git host the clusters' Flux syncs from (`ssh://` URL of
     /// GitRepository `flux-system`), played by the simulation's Git server.
     pub git_ssh: Vec<(String, u16)>,
+    /// `host:port` of every `https://` HelmRepository, played by the simulation's chart
+    /// repositories ([`crate::sim::charts`]).
+    pub chart_hosts: Vec<(String, u16)>,
 }
 
 impl DataPlan {
@@ -65,9 +68,18 @@ impl DataPlan {
             onepassword_connect: vec![],
             onepassword_vaults: vec![],
             git_ssh: vec![],
+            chart_hosts: vec![],
         };
         if let Some(((host, port), _)) = crate::sim::scenario::sync_source(&repo).and_then(|(url, _)| crate::sim::scenario::ssh_url_parts(&url)) {
             plan.git_ssh.push((host, port));
+        }
+        for d in repo.documents.iter().filter(|d| d.kind() == "HelmRepository" && d.api_version().starts_with("source.toolkit.fluxcd.io/")) {
+            let oci = d.value.pointer("/spec/type").and_then(Value::as_str) == Some("oci");
+            if let Some((host, port, _)) = d.value.pointer("/spec/url").and_then(Value::as_str).and_then(crate::sim::charts::https_parts).filter(|_| !oci)
+                && !plan.chart_hosts.contains(&(host.clone(), port))
+            {
+                plan.chart_hosts.push((host, port));
+            }
         }
         for cluster in repo.clusters().to_vec() {
             let vars = repo.variables(&cluster)?;

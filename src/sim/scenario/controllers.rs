@@ -24,7 +24,7 @@ impl ClusterSim {
         obj: &Value,
     ) -> Option<(Kind, Option<String>, String, Value)> {
         let (av, k) = (str_at(obj, "/apiVersion"), str_at(obj, "/kind"));
-        // The real source-controller and kustomize-controller write their objects' status.
+        // The real source-controller, kustomize-controller and helm-controller write their objects' status.
         if super::flux::reconciled_by_flux(obj) {
             return None;
         }

@@ -92,6 +92,19 @@ impl ClusterSim {
                 self.fetch_now(&kinds).await?;
                 self.wait_flux_applied(&kinds, &revision).await?;
             }
+            Op::Reconcile { api_version, kind, namespace, name, force } => {
+                let k = self.resolve(api_version, kind).await?;
+                let now = super::now();
+                let mut annotations = serde_json::json!({"reconcile.fluxcd.io/requestedAt": now});
+                if *force {
+                    annotations["reconcile.fluxcd.io/forceAt"] = Value::String(now);
+                }
+                let patch = serde_json::json!({"metadata": {"annotations": annotations}});
+                self.api(&k, Some(namespace))
+                    .patch(name, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch))
+                    .await
+                    .with_context(|| format!("asking {kind} {namespace}/{name} to reconcile"))?;
+            }
             Op::RunSchedule { name, wait } => crate::sim::backups::run_schedule(&self.client, name, *wait).await?,
             Op::ServeCrd { name, release, served } => self.serve_crd(name, release, served).await?,
             Op::Restart { component } => crate::sim::restart_addon(&self.cfg, &self.cluster, component).await?,

@@ -1,4 +1,4 @@
-//! Flux in the scenarios. The real source-controller and kustomize-controller run per
+//! Flux in the scenarios. The real source-controller, kustomize-controller and helm-controller run per
 //! cluster (`sim/go/flux`) and reconcile the GitOps repository from the simulation's Git
 //! server, which plays the Git host the repository's sync `GitRepository` names (e.g.
 //! `ssh://git@github.com/<owner>/<repo>`, unchanged): inside the simulation's network
@@ -10,10 +10,17 @@
 //! 2. **simulation overlay**: what the simulation must change for Flux to reconcile the
 //!    repository here, and nothing else:
 //!    - ACME issuers become CA issuers of the same name (`certmanager`);
-//!    - sources the simulation cannot serve (other Git repositories, Helm and OCI
-//!      repositories) and the Kustomizations built from them are labelled
-//!      [`STAND_IN_LABEL`]: the controllers do not watch them (`--watch-label-selector`,
-//!      [`WATCH_SELECTOR`]) and the simulation writes their status (`status.yaml`).
+//!    - sources the simulation cannot serve (other Git repositories, OCI repositories and
+//!      OCI HelmRepositories) and the Kustomizations and HelmReleases built from them are
+//!      labelled [`STAND_IN_LABEL`]: the controllers do not watch them
+//!      (`--watch-label-selector`, [`WATCH_SELECTOR`]) and the simulation writes their
+//!      status (`status.yaml`);
+//!    - documents of kinds the clusters do not serve are left out, with a comment.
+//!
+//! The `https://` HelmRepositories keep their URLs: inside the simulation's network their
+//! hosts are the simulation's chart repositories ([`crate::sim::charts`]), which serve a
+//! chart without templates for every HelmRelease ([`wanted_charts`]), and the real
+//! helm-controller installs each of them.
 //!
 //! The simulation renders and applies the overlay commit's tree, so what it applies is what
 //! Flux applies, Flux never puts back what the simulation replaced, and
@@ -48,7 +55,7 @@ pub const GIT_SSH_PORT: u16 = 19092;
 pub const SYNC: &str = "flux-system";
 /// Author of the commits the simulation writes.
 const BASE_MESSAGE: &str = "The GitOps repository as given";
-const OVERLAY_MESSAGE: &str = "Simulation overlay: ACME issuers as CA issuers; sources the simulation cannot serve (and what is built from them) labelled sim.platform-acceptance.io/stand-in";
+const OVERLAY_MESSAGE: &str = "Simulation overlay: ACME issuers as CA issuers; sources the simulation cannot serve (and what is built from them) labelled sim.platform-acceptance.io/stand-in; kinds the clusters do not serve left out";
 /// How long `healthy` waits for Flux to fetch and apply the served revision.
 const FLUX_TIMEOUT: Duration = Duration::from_secs(240);
 /// Flux's annotation asking for a reconciliation now (`flux reconcile`).
@@ -137,6 +144,7 @@ pub(super) fn serve(cfg: &SimConfig, given: &GitopsRepo, kinds: &Kinds) -> Resul
     let repo = GitopsRepo::load(&worktree).with_context(|| format!("loading the overlay commit's tree {}", worktree.display()))?;
     let revision = format!("{branch}@sha1:{}", commits.overlay);
     std::fs::write(git_dir(cfg).join("served-revision"), &revision)?;
+    crate::sim::charts::write(cfg, &wanted_charts(&repo)).context("writing the chart repositories")?;
     Ok(Served { repo, revision })
 }
 
@@ -201,12 +209,7 @@ pub(super) fn commit_on_top(cfg: &SimConfig, given: &GitopsRepo, message: &str, 
 /// are not obtainable here) is left out with a comment saying so, since Flux would fail
 /// the whole Kustomization on it ("no matches for kind").
 fn overlay_changes(given: &GitopsRepo, served: &dyn Fn(&str, &str) -> bool) -> Result<BTreeMap<String, Option<Vec<u8>>>> {
-    let served_repos: BTreeSet<String> = given
-        .documents
-        .iter()
-        .filter(|d| d.kind() == "GitRepository" && d.name() == SYNC)
-        .map(|d| d.name().to_string())
-        .collect();
+    let served_repos = served_sources(given);
     let mut by_file: BTreeMap<&Path, Vec<&crate::repo::Document>> = BTreeMap::new();
     for d in &given.documents {
         by_file.entry(d.file.as_path()).or_default().push(d);
@@ -240,23 +243,51 @@ fn overlay_changes(given: &GitopsRepo, served: &dyn Fn(&str, &str) -> bool) -> R
     Ok(changes)
 }
 
+/// The Flux sources the simulation serves, as `(kind, name)`: the sync GitRepository (its
+/// Git server) and every `https://` HelmRepository (its chart repositories,
+/// [`crate::sim::charts`]).
+fn served_sources(given: &GitopsRepo) -> BTreeSet<(String, String)> {
+    given
+        .documents
+        .iter()
+        .filter(|d| d.api_version().starts_with("source.toolkit.fluxcd.io/"))
+        .filter(|d| match d.kind() {
+            "GitRepository" => d.name() == SYNC,
+            "HelmRepository" => helm_repository_served(&d.value),
+            _ => false,
+        })
+        .map(|d| (d.kind().to_string(), d.name().to_string()))
+        .collect()
+}
+
+/// Whether the simulation's chart repositories play this HelmRepository (`https://`, not OCI).
+fn helm_repository_served(v: &Value) -> bool {
+    str_at(v, "/spec/type") != "oci" && crate::sim::charts::https_parts(str_at(v, "/spec/url")).is_some()
+}
+
 /// The overlay's change of one document (see the module docs); whether it changed.
-fn overlay(v: &mut Value, served: &BTreeSet<String>) -> bool {
+fn overlay(v: &mut Value, served: &BTreeSet<(String, String)>) -> bool {
     let group = str_at(v, "/apiVersion").split('/').next().unwrap_or("").to_string();
     let kind = str_at(v, "/kind").to_string();
+    let serves = |kind: &str, name: &str| served.contains(&(kind.to_string(), name.to_string()));
     let why = match (group.as_str(), kind.as_str()) {
-        ("source.toolkit.fluxcd.io", "GitRepository") if served.contains(str_at(v, "/metadata/name")) => None,
+        ("source.toolkit.fluxcd.io", k) if serves(k, str_at(v, "/metadata/name")) => None,
         ("source.toolkit.fluxcd.io", _) => {
             Some(format!("Flux source not served in the simulation ({}); its status is the simulation's", str_at(v, "/spec/url")))
         }
-        ("kustomize.toolkit.fluxcd.io", "Kustomization")
-            if str_at(v, "/spec/sourceRef/kind") != "GitRepository" || !served.contains(str_at(v, "/spec/sourceRef/name")) =>
-        {
+        ("kustomize.toolkit.fluxcd.io", "Kustomization") if !serves(str_at(v, "/spec/sourceRef/kind"), str_at(v, "/spec/sourceRef/name")) => {
             Some(format!(
                 "built from {} {}, which the simulation does not serve; its status is the simulation's",
                 str_at(v, "/spec/sourceRef/kind"),
                 str_at(v, "/spec/sourceRef/name")
             ))
+        }
+        ("helm.toolkit.fluxcd.io", "HelmRelease") => {
+            let (k, n) = match v.pointer("/spec/chartRef") {
+                Some(r) => (str_at(r, "/kind"), str_at(r, "/name")),
+                None => (str_at(v, "/spec/chart/spec/sourceRef/kind"), str_at(v, "/spec/chart/spec/sourceRef/name")),
+            };
+            (!serves(k, n)).then(|| format!("chart from {k} {n}, which the simulation does not serve; its status is the simulation's"))
         }
         _ => None,
     };
@@ -273,10 +304,36 @@ fn overlay(v: &mut Value, served: &BTreeSet<String>) -> bool {
 
 /// Whether `o` is a Flux object the real controllers reconcile (not a stand-in).
 pub(super) fn reconciled_by_flux(o: &Value) -> bool {
-    let av = str_at(o, "/apiVersion");
-    let flux = (av.starts_with("source.toolkit.fluxcd.io/") && str_at(o, "/kind") != "HelmChart")
-        || (av.starts_with("kustomize.toolkit.fluxcd.io/") && str_at(o, "/kind") == "Kustomization");
+    let (av, kind) = (str_at(o, "/apiVersion"), str_at(o, "/kind"));
+    let flux = av.starts_with("source.toolkit.fluxcd.io/")
+        || (av.starts_with("kustomize.toolkit.fluxcd.io/") && kind == "Kustomization")
+        || (av.starts_with("helm.toolkit.fluxcd.io/") && kind == "HelmRelease");
     flux && o.pointer(&format!("/metadata/labels/{}", STAND_IN_LABEL.replace('/', "~1"))).is_none()
+}
+
+/// The charts the real helm-controller installs from the simulation's chart repositories:
+/// one per HelmRelease of `repo` (the overlay commit's tree) built from a served
+/// HelmRepository, under the chart's name and a version its constraint admits.
+pub(super) fn wanted_charts(repo: &GitopsRepo) -> BTreeSet<crate::sim::charts::Chart> {
+    let urls: BTreeMap<&str, &str> = repo
+        .documents
+        .iter()
+        .filter(|d| d.kind() == "HelmRepository" && helm_repository_served(&d.value))
+        .map(|d| (d.name(), str_at(&d.value, "/spec/url")))
+        .collect();
+    repo.documents
+        .iter()
+        .filter(|d| d.kind() == "HelmRelease" && reconciled_by_flux(&d.value))
+        .filter_map(|d| {
+            let spec = d.value.pointer("/spec/chart/spec")?;
+            let url = urls.get(str_at(spec, "/sourceRef/name")).filter(|_| str_at(spec, "/sourceRef/kind") == "HelmRepository")?;
+            Some(crate::sim::charts::Chart {
+                repo_url: url.to_string(),
+                name: str_at(spec, "/chart").to_string(),
+                version: crate::sim::charts::lowest_version(str_at(spec, "/version")),
+            })
+        })
+        .collect()
 }
 
 /// Why a Flux object is not done yet at `revision`, or None when it is.
@@ -284,9 +341,16 @@ fn pending(o: &Value, revision: &str) -> Option<String> {
     let generation = o.pointer("/metadata/generation").and_then(Value::as_i64);
     let observed = o.pointer("/status/observedGeneration").and_then(Value::as_i64);
     let ready = super::certmanager::conditions(o).iter().find(|c| c["type"] == "Ready");
-    let have = if str_at(o, "/kind") == "Kustomization" { str_at(o, "/status/lastAppliedRevision") } else { str_at(o, "/status/artifact/revision") };
+    // A Kustomization applies the served revision and a GitRepository fetches it; a
+    // HelmRepository's artifact is its index and a HelmRelease's revision its chart version.
+    let (have, at_revision) = match str_at(o, "/kind") {
+        "Kustomization" => (str_at(o, "/status/lastAppliedRevision"), true),
+        "GitRepository" => (str_at(o, "/status/artifact/revision"), true),
+        "HelmRelease" => (str_at(o, "/status/lastAttemptedRevision"), false),
+        _ => (str_at(o, "/status/artifact/revision"), false),
+    };
     match ready {
-        Some(c) if c["status"] == "True" && observed == generation && have == revision => None,
+        Some(c) if c["status"] == "True" && observed == generation && (have == revision || !at_revision) => None,
         Some(c) => Some(format!("Ready={} ({}: {}), revision {have:?}", str_at(c, "/status"), str_at(c, "/reason"), str_at(c, "/message"))),
         None => Some("no Ready condition yet (is Flux running? see `sim status`)".into()),
     }
@@ -295,17 +359,23 @@ fn pending(o: &Value, revision: &str) -> Option<String> {
 impl ClusterSim {
     /// Waits until Flux has fetched and applied the served revision: every GitRepository and
     /// Kustomization in `objects` that Flux reconciles is Ready for its generation at
-    /// `self.revision`. One that is not is asked to reconcile now every 10 s, as `flux
+    /// `self.revision`, and every such HelmRepository and HelmRelease Ready for its
+    /// generation. One that is not is asked to reconcile now every 10 s, as `flux
     /// reconcile` does. Returns how many there are.
     pub(super) async fn wait_flux(&self, kinds: &Kinds, objects: &[Value]) -> Result<usize> {
         self.wait_flux_at(kinds, objects, &self.revision).await
     }
 
-    /// Like [`Self::wait_flux`], for every GitRepository and Kustomization of this cluster
-    /// that Flux reconciles, at `revision` (after a scenario's commit).
+    /// Like [`Self::wait_flux`], for every Flux object of this cluster that Flux reconciles,
+    /// at `revision` (after a scenario's commit).
     pub(super) async fn wait_flux_applied(&self, kinds: &Kinds, revision: &str) -> Result<usize> {
         let mut objects = vec![];
-        for (av, kind) in [("source.toolkit.fluxcd.io/v1", "GitRepository"), ("kustomize.toolkit.fluxcd.io/v1", "Kustomization")] {
+        for (av, kind) in [
+            ("source.toolkit.fluxcd.io/v1", "GitRepository"),
+            ("kustomize.toolkit.fluxcd.io/v1", "Kustomization"),
+            ("source.toolkit.fluxcd.io/v1", "HelmRepository"),
+            ("helm.toolkit.fluxcd.io/v2", "HelmRelease"),
+        ] {
             let Some(k) = kinds.get(&(av.to_string(), kind.to_string())) else { bail!("{kind} is not served on {}", self.cluster) };
             let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &k.ar);
             for o in api.list(&Default::default()).await.with_context(|| format!("listing {kind} on {}", self.cluster))?.items {
@@ -382,13 +452,23 @@ mod tests {
 
     #[test]
     fn overlay_labels_unserved_sources_and_what_is_built_from_them() {
-        let served = BTreeSet::from(["flux-system".to_string()]);
+        let served = BTreeSet::from([("GitRepository".to_string(), "flux-system".to_string()), ("HelmRepository".to_string(), "jetstack".to_string())]);
         let mut sync = doc("apiVersion: source.toolkit.fluxcd.io/v1\nkind: GitRepository\nmetadata: {name: flux-system, namespace: flux-system}\nspec: {url: 'ssh://git@github.com/o/r'}\n");
         assert!(!overlay(&mut sync, &served), "the sync repository is served as it is");
         let mut helm = doc("apiVersion: source.toolkit.fluxcd.io/v1\nkind: HelmRepository\nmetadata: {name: jetstack, namespace: flux-system}\nspec: {url: 'https://charts.jetstack.io'}\n");
-        assert!(overlay(&mut helm, &served));
-        assert!(!reconciled_by_flux(&helm));
-        assert!(str_at(&helm, "/metadata/annotations/sim.platform-acceptance.io~1stand-in").contains("https://charts.jetstack.io"));
+        assert!(!overlay(&mut helm, &served), "an https:// HelmRepository is served as it is");
+        assert!(reconciled_by_flux(&helm));
+        let mut oci = doc("apiVersion: source.toolkit.fluxcd.io/v1\nkind: OCIRepository\nmetadata: {name: spegel, namespace: flux-system}\nspec: {url: 'oci://ghcr.io/spegel-org/helm-charts/spegel'}\n");
+        assert!(overlay(&mut oci, &served));
+        assert!(!reconciled_by_flux(&oci));
+        assert!(str_at(&oci, "/metadata/annotations/sim.platform-acceptance.io~1stand-in").contains("oci://ghcr.io/spegel-org"));
+        let mut hr = doc("apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata: {name: cert-manager, namespace: cert-manager}\nspec: {chart: {spec: {chart: cert-manager, version: 1.x, sourceRef: {kind: HelmRepository, name: jetstack}}}}\n");
+        assert!(!overlay(&mut hr, &served), "installed by the real helm-controller");
+        assert!(reconciled_by_flux(&hr));
+        let mut from_oci = doc("apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata: {name: spegel, namespace: kube-system}\nspec: {chartRef: {kind: OCIRepository, name: spegel}}\n");
+        assert!(overlay(&mut from_oci, &served));
+        assert!(!reconciled_by_flux(&from_oci));
+        assert!(str_at(&from_oci, "/metadata/annotations/sim.platform-acceptance.io~1stand-in").contains("OCIRepository spegel"));
         let mut ks = doc("apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata: {name: crds, namespace: flux-system}\nspec: {sourceRef: {kind: GitRepository, name: gateway-api}}\n");
         assert!(overlay(&mut ks, &served));
         let mut own = doc("apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata: {name: apps, namespace: flux-system}\nspec: {sourceRef: {kind: GitRepository, name: flux-system}}\n");
@@ -422,6 +502,25 @@ mod tests {
     }
 
     #[test]
+    fn every_helm_release_from_a_served_repository_gets_a_chart() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = dir.path().join("kubernetes/clusters/infra/flux-system");
+        std::fs::create_dir_all(&c).unwrap();
+        std::fs::write(c.join("gotk-sync.yaml"), "apiVersion: source.toolkit.fluxcd.io/v1\nkind: GitRepository\nmetadata: {name: flux-system, namespace: flux-system}\nspec: {url: 'ssh://git@github.com/o/r'}\n").unwrap();
+        std::fs::write(
+            dir.path().join("kubernetes/sources.yaml"),
+            "apiVersion: source.toolkit.fluxcd.io/v1\nkind: HelmRepository\nmetadata: {name: rook-release, namespace: flux-system}\nspec: {url: 'https://charts.rook.io/release'}\n---\n\
+             apiVersion: source.toolkit.fluxcd.io/v1\nkind: HelmRepository\nmetadata: {name: oci-charts, namespace: flux-system}\nspec: {type: oci, url: 'oci://ghcr.io/o/charts'}\n---\n\
+             apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata: {name: rook-ceph-operator, namespace: rook-ceph}\nspec: {chart: {spec: {chart: rook-ceph, version: v1.17.x, sourceRef: {kind: HelmRepository, name: rook-release}}}}\n---\n\
+             apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata: {name: x, namespace: x, labels: {sim.platform-acceptance.io/stand-in: 'true'}}\nspec: {chart: {spec: {chart: x, version: 1.0.0, sourceRef: {kind: HelmRepository, name: oci-charts}}}}\n",
+        )
+        .unwrap();
+        let repo = GitopsRepo::load(dir.path()).unwrap();
+        let charts: Vec<_> = wanted_charts(&repo).into_iter().map(|c| format!("{} {} {}", c.repo_url, c.name, c.version)).collect();
+        assert_eq!(charts, ["https://charts.rook.io/release rook-ceph 1.17.0"]);
+    }
+
+    #[test]
     fn pending_names_what_flux_has_not_done() {
         let rev = "main@sha1:abc";
         let ks = |status: &str, applied: &str, observed: i64| {
@@ -433,6 +532,10 @@ mod tests {
         assert!(pending(&ks("True", "main@sha1:old", 2), rev).is_some(), "an older revision is not done");
         assert!(pending(&ks("True", rev, 1), rev).is_some(), "an older generation is not done");
         assert!(pending(&json!({"kind": "GitRepository"}), rev).unwrap().contains("no Ready condition"));
+        let hr = |status: &str| json!({"kind": "HelmRelease", "metadata": {"generation": 1}, "status": {"observedGeneration": 1, "lastAttemptedRevision": "1.17.0",
+            "conditions": [{"type": "Ready", "status": status, "reason": "InstallFailed", "message": "chart not found"}]}});
+        assert_eq!(pending(&hr("True"), rev), None, "a HelmRelease's revision is its chart version");
+        assert!(pending(&hr("False"), rev).unwrap().contains("InstallFailed"));
     }
 
     #[test]
@@ -441,7 +544,7 @@ mod tests {
         let c = dir.path().join("kubernetes/clusters/infra/flux-system");
         std::fs::create_dir_all(&c).unwrap();
         std::fs::write(c.join("gotk-sync.yaml"), "---\n# kept\napiVersion: source.toolkit.fluxcd.io/v1\nkind: GitRepository\nmetadata:\n  name: flux-system\n  namespace: flux-system\nspec:\n  url: ssh://git@github.com/o/r\n").unwrap();
-        std::fs::write(dir.path().join("kubernetes/sources.yaml"), "---\n# first\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: a\n---\napiVersion: notification.toolkit.fluxcd.io/v1beta3\nkind: Alert\nmetadata:\n  name: errors\n---\napiVersion: source.toolkit.fluxcd.io/v1\nkind: HelmRepository\nmetadata:\n  name: x\n  namespace: flux-system\nspec:\n  url: https://x\n").unwrap();
+        std::fs::write(dir.path().join("kubernetes/sources.yaml"), "---\n# first\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: a\n---\napiVersion: notification.toolkit.fluxcd.io/v1beta3\nkind: Alert\nmetadata:\n  name: errors\n---\napiVersion: source.toolkit.fluxcd.io/v1\nkind: HelmRepository\nmetadata:\n  name: x\n  namespace: flux-system\nspec:\n  type: oci\n  url: oci://x\n").unwrap();
         let repo = GitopsRepo::load(dir.path()).unwrap();
         let changes = overlay_changes(&repo, &|_, kind| kind != "Alert").unwrap();
         assert_eq!(changes.keys().collect::<Vec<_>>(), vec!["kubernetes/sources.yaml"]);

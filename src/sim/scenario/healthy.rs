@@ -149,7 +149,8 @@ impl ClusterSim {
             report.certificates = self.wait_certificates_ready(&kinds, &objects).await?;
             // Synced by the real external-secrets controller (not by status.yaml).
             report.external_secrets = self.wait_external_secrets_synced(&kinds, &objects).await?;
-            // Fetched and applied by the real source-controller and kustomize-controller.
+            // Fetched, applied and installed by the real source-controller, kustomize-controller
+            // and helm-controller.
             report.flux = self.wait_flux(&kinds, &objects).await?;
             anyhow::Ok(())
         };

@@ -66,7 +66,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
 use serde_json::Value;
 
 pub use flux::{GIT_SSH_PORT, STAND_IN_LABEL, SYNC, WATCH_SELECTOR, git_dir, repos_dir, ssh_url_parts, sync_source};
@@ -115,7 +115,8 @@ pub struct ClusterReport {
     pub certificates: usize,
     /// ExternalSecrets synced (by external-secrets).
     pub external_secrets: usize,
-    /// GitRepositories and Kustomizations at the served revision (by Flux).
+    /// GitRepositories and Kustomizations at the served revision, HelmRepositories and
+    /// HelmReleases Ready (by Flux).
     pub flux: usize,
 }
 
@@ -124,7 +125,7 @@ pub async fn apply(cfg: &SimConfig, name: &str) -> Result<()> {
     let report = apply_with_report(cfg, name).await?;
     for (c, r) in &report.clusters {
         eprintln!(
-            "sim: scenario {} on {c}: {} objects, {} secrets, {} statuses, {} pods ready, {} certificates issued by cert-manager, {} ExternalSecrets synced by external-secrets, {} GitRepositories and Kustomizations at {} by Flux{}",
+            "sim: scenario {} on {c}: {} objects, {} secrets, {} statuses, {} pods ready, {} certificates issued by cert-manager, {} ExternalSecrets synced by external-secrets, {} Flux objects Ready at {} (GitRepositories, Kustomizations, HelmRepositories, HelmReleases, by Flux){}",
             report.scenario,
             r.applied,
             r.secrets,
@@ -218,6 +219,7 @@ pub async fn apply_with_report(cfg: &SimConfig, name: &str) -> Result<ApplyRepor
         );
     }
     vault.lock().expect("vault").save(cfg)?;
+    every_cluster_follows_commits(&sc, &clusters)?;
     for action in sc.breaks.iter().filter(|a| a.after.is_none()) {
         let sim = sims
             .iter()
@@ -250,6 +252,29 @@ pub async fn apply_with_report(cfg: &SimConfig, name: &str) -> Result<ApplyRepor
     }
     report.elapsed = start.elapsed();
     Ok(report)
+}
+
+/// A commit changes the branch every cluster syncs, so each other cluster's Flux fetches
+/// it on its own interval, possibly while the suite runs. A scenario says what each
+/// cluster does with it: every cluster has a later `commit` or `fetchNow` break (which
+/// waits until that cluster's Flux has applied the head).
+fn every_cluster_follows_commits(sc: &Scenario, clusters: &[String]) -> Result<()> {
+    let now: Vec<&model::Action> = sc.breaks.iter().filter(|a| a.after.is_none()).collect();
+    for (i, a) in now.iter().enumerate() {
+        if !matches!(a.op, Op::Commit { .. }) {
+            continue;
+        }
+        for c in clusters.iter().filter(|c| **c != a.cluster) {
+            let follows = now[i + 1..].iter().any(|b| b.cluster == *c && matches!(b.op, Op::Commit { .. } | Op::FetchNow {}));
+            if !follows {
+                bail!(
+                    "scenario {}: the commit on {} changes the branch {c} syncs too, and nothing says when {c}'s Flux applies it; add a break after it: `- cluster: {c}` with `fetchNow: {{}}`",
+                    sc.name, a.cluster
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 fn str_at<'a>(v: &'a Value, p: &str) -> &'a str {
@@ -309,3 +334,23 @@ mod duration_tests {
     }
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_scenario_says_what_each_cluster_does_with_its_commits() {
+        let clusters = ["infra".to_string(), "apps".to_string()];
+        for name in list() {
+            every_cluster_follows_commits(&scenario(name).unwrap(), &clusters).unwrap_or_else(|e| panic!("{e:#}"));
+        }
+        let sc: Scenario = serde_yaml_ng::from_str(
+            "name: s\ndescription: d\nbreaks:\n  - {cluster: apps, commit: {message: m, edits: [{file: f, append: x}]}}\n  - {cluster: infra, fetchNow: {}}\n",
+        )
+        .unwrap();
+        every_cluster_follows_commits(&sc, &clusters).unwrap();
+        let err = every_cluster_follows_commits(&sc, &[clusters[0].clone(), clusters[1].clone(), "edge".into()]).unwrap_err().to_string();
+        assert!(err.contains("the commit on apps changes the branch edge syncs too") && err.contains("fetchNow"), "{err}");
+    }
+}

@@ -140,7 +140,9 @@ pub enum Op {
     /// Kustomize resource path that does not exist, or manifests moved to a newer API
     /// version). This cluster's Flux is asked to fetch it at once; the real
     /// kustomize-controller then applies it, or fails with its own message. With `wait`,
-    /// the break waits until this cluster's Flux has applied it.
+    /// the break waits until this cluster's Flux has applied it. Every other cluster syncs
+    /// the same branch, so each needs a later `commit` or `fetchNow` break (checked when
+    /// the scenario is applied).
     Commit {
         message: String,
         edits: Vec<Edit>,
@@ -150,6 +152,19 @@ pub enum Op {
     /// This cluster's Flux is asked to fetch the served branch now (as `flux reconcile
     /// source git` does), and the break waits until it has applied the branch's head.
     FetchNow {},
+    /// A Flux object is asked to reconcile now, as `flux reconcile` does (annotation
+    /// `reconcile.fluxcd.io/requestedAt`); with `force`, a HelmRelease is upgraded even when
+    /// nothing changed, as `flux reconcile helmrelease --force` does (`reconcile.fluxcd.io/forceAt`
+    /// with the same value). The real controller does the rest.
+    Reconcile {
+        #[serde(rename = "apiVersion")]
+        api_version: String,
+        kind: String,
+        namespace: String,
+        name: String,
+        #[serde(default)]
+        force: bool,
+    },
     /// The 1Password Connect token the clusters hold is revoked: the Connect stand-in
     /// accepts only a new one, which the clusters do not have (the real external-secrets
     /// controller then fails to validate the stores with Connect's 401).

@@ -1,0 +1,275 @@
+//! **Stand-in** for the Helm chart repositories the platform's HelmRepositories name
+//! (`https://charts.jetstack.io`, `https://charts.rook.io/release`, ...). The real Flux
+//! source-controller fetches their `index.yaml` and charts, and the real helm-controller
+//! installs every HelmRelease from them; the charts are the simulation's.
+//!
+//! Each chart a HelmRelease asks for is served under the name and a version its
+//! `spec.chart.spec.version` admits ([`lowest_version`]: an exact version as it is, a range
+//! as the lowest version it admits). A chart holds `Chart.yaml` and an empty `values.yaml`,
+//! and **no templates**: installing it makes a Helm release (history, values, Secret
+//! `sh.helm.release.v1.*`) and no objects; the workloads the real chart would create are
+//! the simulation's (`sim/scenarios/workloads.yaml`). The repository index is Helm's
+//! (`apiVersion: v1`, `entries` by chart name, each with `urls` and the archive's
+//! `digest`), as `helm repo index` writes it.
+//!
+//! The scenarios write the repositories under `$STATE/charts/<host>/<path>/` ([`write`]);
+//! [`serve`] answers HTTPS on [`CHART_PORT`] inside the simulation's network with a
+//! certificate for every chart host signed by the simulation's CA, by the request's `Host`
+//! and path. The chart hosts lead there through the endpoint map
+//! ([`crate::sim::data::Endpoints`]), and source-controller trusts the CA (`SSL_CERT_FILE`).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
+
+use super::SimConfig;
+
+/// Loopback port of the chart repositories (fixed, like the other shared stand-ins).
+pub const CHART_PORT: u16 = 19093;
+
+/// One chart a HelmRelease asks for: the repository's URL, the chart's name and the
+/// version served for it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Chart {
+    pub repo_url: String,
+    pub name: String,
+    pub version: String,
+}
+
+/// `$STATE/charts`: the repositories, one directory per host and path.
+pub fn charts_dir(cfg: &SimConfig) -> PathBuf {
+    cfg.state_dir.join("charts")
+}
+
+/// `(host, port, path)` of an `https://` repository URL; None for any other scheme (OCI
+/// repositories are not served here).
+///
+/// ```
+/// use platform_acceptance::sim::charts::https_parts;
+/// assert_eq!(https_parts("https://charts.rook.io/release"), Some(("charts.rook.io".into(), 443, "release".into())));
+/// assert_eq!(https_parts("https://backube.github.io/helm-charts/"), Some(("backube.github.io".into(), 443, "helm-charts".into())));
+/// assert_eq!(https_parts("https://h:8443"), Some(("h".into(), 8443, String::new())));
+/// assert_eq!(https_parts("oci://ghcr.io/o/charts"), None);
+/// ```
+pub fn https_parts(url: &str) -> Option<(String, u16, String)> {
+    let rest = url.strip_prefix("https://")?;
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) => (h, p.parse().ok()?),
+        None => (authority, 443),
+    };
+    let path = path.trim_matches('/');
+    (!host.is_empty() && !path.split('/').any(|p| p == "..")).then(|| (host.to_ascii_lowercase(), port, path.to_string()))
+}
+
+/// The version served for a HelmRelease's `spec.chart.spec.version`: an exact version as
+/// it is (without a leading `v`), a range or wildcard as the lowest version it admits,
+/// `0.0.0` for none or `*` (a real repository would offer many; the simulation offers one).
+///
+/// ```
+/// use platform_acceptance::sim::charts::lowest_version;
+/// assert_eq!(lowest_version("1.19.1"), "1.19.1");
+/// assert_eq!(lowest_version("v1.17.x"), "1.17.0");
+/// assert_eq!(lowest_version("4.x"), "4.0.0");
+/// assert_eq!(lowest_version(">=0.40.0 <1.0.0"), "0.40.0");
+/// assert_eq!(lowest_version("~1.2"), "1.2.0");
+/// assert_eq!(lowest_version("*"), "0.0.0");
+/// assert_eq!(lowest_version(""), "0.0.0");
+/// assert_eq!(lowest_version("2.0.0-rc.1"), "2.0.0-rc.1");
+/// ```
+pub fn lowest_version(constraint: &str) -> String {
+    let first = constraint.split([' ', ',', '|']).find(|p| !p.is_empty()).unwrap_or("");
+    let bare = first.trim_start_matches(['>', '=', '^', '~', 'v', 'V']);
+    let (core, pre) = bare.split_once('-').map_or((bare, None), |(c, p)| (c, Some(p)));
+    let mut parts: Vec<String> = core
+        .split('.')
+        .map(|p| if p.is_empty() || p.eq_ignore_ascii_case("x") || p == "*" { "0".to_string() } else { p.to_string() })
+        .collect();
+    parts.resize(3, "0".into());
+    let version = parts[..3].join(".");
+    match pre {
+        Some(p) if !p.is_empty() => format!("{version}-{p}"),
+        _ => version,
+    }
+}
+
+/// The chart archive (`<name>-<version>.tgz`): `<name>/Chart.yaml` and `<name>/values.yaml`,
+/// with fixed times and owners, so the same chart gives the same bytes (and digest).
+pub fn archive(name: &str, version: &str) -> Result<Vec<u8>> {
+    let chart_yaml = format!(
+        "apiVersion: v2\nname: {name}\nversion: {version}\nappVersion: \"{version}\"\ntype: application\ndescription: Stand-in chart of the platform-acceptance simulation (no templates; the workloads are the simulation's)\n"
+    );
+    let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default()));
+    for (file, body) in [("Chart.yaml", chart_yaml.as_str()), ("values.yaml", "{}\n")] {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(body.len() as u64);
+        header.set_mode(0o644);
+        header.set_mtime(0);
+        header.set_cksum();
+        tar.append_data(&mut header, format!("{name}/{file}"), body.as_bytes())?;
+    }
+    let gz = tar.into_inner()?;
+    Ok(gz.finish()?)
+}
+
+/// Writes one repository per URL of `charts`: the archives and `index.yaml`, replacing
+/// what an earlier scenario wrote there (left as it is when it holds these charts already,
+/// so a fetch under way never sees a repository missing).
+pub fn write(cfg: &SimConfig, charts: &BTreeSet<Chart>) -> Result<()> {
+    let root = charts_dir(cfg);
+    let stamp = format!("{:x}\n", Sha256::digest(format!("{charts:?}").as_bytes()));
+    if std::fs::read_to_string(root.join(".charts")).ok().as_deref() == Some(stamp.as_str()) {
+        return Ok(());
+    }
+    let mut by_repo: BTreeMap<&str, Vec<&Chart>> = BTreeMap::new();
+    for c in charts {
+        by_repo.entry(c.repo_url.as_str()).or_default().push(c);
+    }
+    let tmp = root.with_extension("new");
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp)?;
+    }
+    for (url, list) in by_repo {
+        let Some((host, port, path)) = https_parts(url) else { bail!("{url} is not an https:// Helm repository") };
+        let dir = tmp.join(format!("{host}:{port}")).join(&path);
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let mut entries: BTreeMap<&str, Vec<serde_json::Value>> = BTreeMap::new();
+        for c in list {
+            let file = format!("{}-{}.tgz", c.name, c.version);
+            let bytes = archive(&c.name, &c.version)?;
+            std::fs::write(dir.join(&file), &bytes)?;
+            entries.entry(&c.name).or_default().push(serde_json::json!({
+                "apiVersion": "v2", "name": c.name, "version": c.version, "appVersion": c.version, "type": "application",
+                "created": "2026-01-01T00:00:00Z",
+                "digest": format!("{:x}", Sha256::digest(&bytes)),
+                "urls": [format!("{}/{file}", url.trim_end_matches('/'))],
+            }));
+        }
+        let index = serde_json::json!({"apiVersion": "v1", "entries": entries, "generated": "2026-01-01T00:00:00Z"});
+        let mut f = std::fs::File::create(dir.join("index.yaml"))?;
+        f.write_all(serde_yaml_ng::to_string(&index)?.as_bytes())?;
+    }
+    std::fs::create_dir_all(&tmp)?;
+    std::fs::write(tmp.join(".charts"), &stamp)?;
+    if root.exists() {
+        std::fs::remove_dir_all(&root)?;
+    }
+    std::fs::rename(&tmp, &root).with_context(|| format!("moving {} to {}", tmp.display(), root.display()))?;
+    Ok(())
+}
+
+/// The file under `root` that `GET path` on `host` (the `Host` header, port included
+/// unless 443) asks for, if it is a chart repository's file.
+fn file_for(root: &Path, host: &str, path: &str) -> Option<PathBuf> {
+    let host = host.to_ascii_lowercase();
+    let (h, port) = match host.rsplit_once(':') {
+        Some((h, p)) => (h.to_string(), p.parse::<u16>().ok()?),
+        None => (host.clone(), 443),
+    };
+    let path = path.split(['?', '#']).next()?.trim_start_matches('/');
+    if path.split('/').any(|p| p == ".." || p.is_empty()) || !(path.ends_with("/index.yaml") || path == "index.yaml" || path.ends_with(".tgz")) {
+        return None;
+    }
+    let f = root.join(format!("{h}:{port}")).join(path);
+    f.is_file().then_some(f)
+}
+
+/// Serves the repositories under [`charts_dir`] over HTTPS on `bind` for `hosts`.
+pub async fn serve_on(cfg: SimConfig, bind: std::net::SocketAddr, hosts: Vec<String>) -> Result<()> {
+    let (cert, key) = super::pki::Pki::at(&cfg.state_dir).serving_cert("Helm chart repositories", &hosts)?;
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert.as_bytes()).collect::<Result<_, _>>()?;
+    let key = PrivateKeyDer::from_pem_slice(key.as_bytes())?;
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)?;
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind(bind).await?;
+    let root = charts_dir(&cfg);
+    loop {
+        let (sock, _) = listener.accept().await?;
+        let (acceptor, root) = (acceptor.clone(), root.clone());
+        tokio::spawn(async move {
+            let Ok(mut tls) = acceptor.accept(sock).await else { return };
+            while let Some((method, path, headers, _)) = super::observability::read_request(&mut tls).await {
+                let file = headers.get("host").and_then(|h| file_for(&root, h, &path));
+                let (status, body, ctype) = match (method.as_str(), file.and_then(|f| std::fs::read(f).ok())) {
+                    ("GET", Some(b)) => (200, b, if path.ends_with(".tgz") { "application/x-tar" } else { "text/yaml" }),
+                    ("GET", None) => (404, b"404 page not found\n".to_vec(), "text/plain"),
+                    _ => (405, b"method not allowed\n".to_vec(), "text/plain"),
+                };
+                let head = format!("HTTP/1.1 {status} X\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\n\r\n", body.len());
+                if tls.write_all(head.as_bytes()).await.is_err() || tls.write_all(&body).await.is_err() {
+                    break;
+                }
+            }
+        });
+    }
+}
+
+/// Serves the chart repositories the platform's HelmRepositories name on [`CHART_PORT`].
+pub async fn serve(cfg: &SimConfig) -> Result<()> {
+    let plan = super::data::DataPlan::from_repo(&cfg.repo)?;
+    let hosts: BTreeSet<String> = plan.chart_hosts.iter().map(|(h, _)| h.clone()).collect();
+    if hosts.is_empty() {
+        return Ok(());
+    }
+    serve_on(cfg.clone(), ([127, 0, 0, 1], CHART_PORT).into(), hosts.into_iter().collect()).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read as _;
+
+    #[test]
+    fn a_chart_archive_is_what_helm_loads_and_the_same_each_time() {
+        let bytes = archive("rook-ceph", "1.17.0").unwrap();
+        assert_eq!(bytes, archive("rook-ceph", "1.17.0").unwrap(), "the same chart gives the same bytes");
+        let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(bytes.as_slice()));
+        let mut files = BTreeMap::new();
+        for e in tar.entries().unwrap() {
+            let mut e = e.unwrap();
+            let mut s = String::new();
+            e.read_to_string(&mut s).unwrap();
+            files.insert(e.path().unwrap().display().to_string(), s);
+        }
+        assert_eq!(files.keys().collect::<Vec<_>>(), ["rook-ceph/Chart.yaml", "rook-ceph/values.yaml"]);
+        let chart: serde_json::Value = serde_yaml_ng::from_str(&files["rook-ceph/Chart.yaml"]).unwrap();
+        assert_eq!((chart["apiVersion"].as_str(), chart["name"].as_str(), chart["version"].as_str()), (Some("v2"), Some("rook-ceph"), Some("1.17.0")));
+    }
+
+    #[test]
+    fn repositories_are_written_per_host_and_path_and_served_by_host() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = SimConfig { state_dir: dir.path().to_path_buf(), ..SimConfig::from_env() };
+        let c = |url: &str, name: &str, v: &str| Chart { repo_url: url.into(), name: name.into(), version: v.into() };
+        let charts = BTreeSet::from([
+            c("https://charts.rook.io/release", "rook-ceph", "1.17.0"),
+            c("https://charts.rook.io/release", "rook-ceph-cluster", "1.17.0"),
+            c("https://charts.jetstack.io", "cert-manager", "1.18.2"),
+        ]);
+        write(&cfg, &charts).unwrap();
+        let root = charts_dir(&cfg);
+        let index: serde_json::Value = serde_yaml_ng::from_str(&std::fs::read_to_string(file_for(&root, "charts.rook.io", "/release/index.yaml").unwrap()).unwrap()).unwrap();
+        let entry = &index["entries"]["rook-ceph"][0];
+        assert_eq!(entry["urls"][0], "https://charts.rook.io/release/rook-ceph-1.17.0.tgz");
+        let tgz = std::fs::read(file_for(&root, "charts.rook.io:443", "/release/rook-ceph-1.17.0.tgz").unwrap()).unwrap();
+        assert_eq!(entry["digest"].as_str().unwrap(), format!("{:x}", Sha256::digest(&tgz)));
+        assert!(file_for(&root, "charts.jetstack.io", "/index.yaml").is_some());
+        assert!(file_for(&root, "charts.jetstack.io", "/release/index.yaml").is_none(), "another host's path");
+        assert!(file_for(&root, "charts.rook.io", "/release/../../etc/passwd").is_none());
+        assert!(file_for(&root, "charts.rook.io", "/release/Chart.yaml").is_none(), "only indexes and archives");
+        // A later scenario's charts replace the earlier ones.
+        write(&cfg, &BTreeSet::from([c("https://charts.jetstack.io", "cert-manager", "1.19.0")])).unwrap();
+        assert!(file_for(&root, "charts.rook.io", "/release/index.yaml").is_none());
+        assert!(file_for(&root, "charts.jetstack.io", "/cert-manager-1.19.0.tgz").is_some());
+    }
+}
