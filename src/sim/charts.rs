@@ -201,7 +201,7 @@ pub async fn serve_on(cfg: SimConfig, bind: std::net::SocketAddr, hosts: Vec<Str
             while let Some((method, path, headers, _)) = super::observability::read_request(&mut tls).await {
                 let file = headers.get("host").and_then(|h| file_for(&root, h, &path));
                 let (status, body, ctype) = match (method.as_str(), file.and_then(|f| std::fs::read(f).ok())) {
-                    ("GET", Some(b)) => (200, b, if path.ends_with(".tgz") { "application/x-tar" } else { "text/yaml" }),
+                    ("GET", Some(b)) => (200, b, if path.ends_with(".tgz") { "application/gzip" } else { "text/yaml" }),
                     ("GET", None) => (404, b"404 page not found\n".to_vec(), "text/plain"),
                     _ => (405, b"method not allowed\n".to_vec(), "text/plain"),
                 };

@@ -95,9 +95,9 @@ impl ClusterSim {
             Op::Reconcile { api_version, kind, namespace, name, force } => {
                 let k = self.resolve(api_version, kind).await?;
                 let now = super::now();
-                let mut annotations = serde_json::json!({"reconcile.fluxcd.io/requestedAt": now});
+                let mut annotations = serde_json::json!({super::flux::REQUESTED_AT: now});
                 if *force {
-                    annotations["reconcile.fluxcd.io/forceAt"] = Value::String(now);
+                    annotations[super::flux::FORCE_AT] = Value::String(now);
                 }
                 let patch = serde_json::json!({"metadata": {"annotations": annotations}});
                 self.api(&k, Some(namespace))

@@ -59,7 +59,10 @@ const OVERLAY_MESSAGE: &str = "Simulation overlay: ACME issuers as CA issuers; s
 /// How long `healthy` waits for Flux to fetch and apply the served revision.
 const FLUX_TIMEOUT: Duration = Duration::from_secs(240);
 /// Flux's annotation asking for a reconciliation now (`flux reconcile`).
-const REQUESTED_AT: &str = "reconcile.fluxcd.io/requestedAt";
+pub(super) const REQUESTED_AT: &str = "reconcile.fluxcd.io/requestedAt";
+/// With the same value as [`REQUESTED_AT`], a HelmRelease upgrade although nothing changed
+/// (`flux reconcile helmrelease --force`).
+pub(super) const FORCE_AT: &str = "reconcile.fluxcd.io/forceAt";
 
 /// What the simulation serves: the overlay commit's tree (rendered and applied by the
 /// scenarios) and the revision Flux reports for it.
@@ -361,7 +364,7 @@ impl ClusterSim {
     /// Kustomization in `objects` that Flux reconciles is Ready for its generation at
     /// `self.revision`, and every such HelmRepository and HelmRelease Ready for its
     /// generation. One that is not is asked to reconcile now every 10 s, as `flux
-    /// reconcile` does. Returns how many there are.
+    /// reconcile` does (a HelmRelease with `--force`). Returns how many there are.
     pub(super) async fn wait_flux(&self, kinds: &Kinds, objects: &[Value]) -> Result<usize> {
         self.wait_flux_at(kinds, objects, &self.revision).await
     }
@@ -418,9 +421,13 @@ impl ClusterSim {
             }
             if asked.elapsed() > Duration::from_secs(10) {
                 let now = super::now();
-                let patch = json!({"metadata": {"annotations": {REQUESTED_AT: now}}});
                 for (api, what, name, _) in &waiting {
-                    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+                    // A HelmRelease not Ready is upgraded as `flux reconcile helmrelease
+                    // --force` does: helm-controller leaves the status of a release it finds in
+                    // sync as it is, whatever put it there.
+                    let force = what.starts_with("HelmRelease ");
+                    let annotations = if force { json!({REQUESTED_AT: now, FORCE_AT: now}) } else { json!({REQUESTED_AT: now}) };
+                    api.patch(name, &PatchParams::default(), &Patch::Merge(&json!({"metadata": {"annotations": annotations}})))
                         .await
                         .with_context(|| format!("asking {what} on {} to reconcile", self.cluster))?;
                 }
