@@ -170,11 +170,10 @@ impl Simulation {
         use kube::api::{Api, ListParams};
         let mut out = BTreeSet::new();
         for (cluster, client) in clients {
-            let metas = |list: kube::core::ObjectList<kube::core::PartialObjectMeta<Secret>>| list.items.into_iter().map(|o| o.metadata);
-            let secrets = Api::<Secret>::all(client.clone()).list_metadata(&ListParams::default()).await.ok()?;
-            let configmaps = Api::<ConfigMap>::all(client.clone()).list_metadata(&ListParams::default()).await.ok()?;
-            let configmaps = configmaps.items.into_iter().map(|o| o.metadata);
-            for (resource, meta) in metas(secrets).map(|m| ("secrets", m)).chain(configmaps.map(|m| ("configmaps", m))) {
+            let lp = ListParams::default();
+            let secrets = Api::<Secret>::all(client.clone()).list_metadata(&lp).await.ok()?.items.into_iter().map(|o| ("secrets", o.metadata));
+            let configmaps = Api::<ConfigMap>::all(client.clone()).list_metadata(&lp).await.ok()?.items.into_iter().map(|o| ("configmaps", o.metadata));
+            for (resource, meta) in secrets.chain(configmaps) {
                 let managers: Vec<String> = meta.managed_fields.iter().flatten().filter_map(|f| f.manager.clone()).collect();
                 if !managers.is_empty() && managers.iter().all(|m| m.starts_with(crate::sim::FIELD_MANAGER)) {
                     let object = format!("{}/{}", meta.namespace.unwrap_or_default(), meta.name.unwrap_or_default());

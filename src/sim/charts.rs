@@ -69,6 +69,16 @@ pub fn https_parts(url: &str) -> Option<(String, u16, String)> {
     (!host.is_empty() && !path.split('/').any(|p| p == "..")).then(|| (host.to_ascii_lowercase(), port, path.to_string()))
 }
 
+/// `(host, port, path)` of a HelmRepository (the document) the simulation's chart
+/// repositories play: an `https://` URL and not `type: oci`.
+pub fn served_repository(helm_repository: &serde_json::Value) -> Option<(String, u16, String)> {
+    let spec = helm_repository.get("spec")?;
+    if spec.get("type").and_then(serde_json::Value::as_str) == Some("oci") {
+        return None;
+    }
+    https_parts(spec.get("url")?.as_str()?)
+}
+
 /// The version served for a HelmRelease's `spec.chart.spec.version`: an exact version as
 /// it is (without a leading `v`), a range or wildcard as the lowest version it admits,
 /// `0.0.0` for none or `*` (a real repository would offer many; the simulation offers one).

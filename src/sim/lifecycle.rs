@@ -1,6 +1,6 @@
 //! `sim up` and `sim down`: starting both clusters' control planes in order (etcd,
 //! kube-apiserver, then the controller-manager, scheduler and kwok), their nodes and
-//! CRDs, then the controllers that need the CRDs ([`ADDONS`]: cert-manager, Velero, CoreDNS, external-secrets, Flux source-controller and kustomize-controller),
+//! CRDs, then the controllers that need the CRDs ([`ADDONS`]: cert-manager, Velero, CoreDNS, external-secrets, Flux),
 //! idempotently and with a clean restart of a cluster that crashed ([`up_with`] also starts
 //! the data services, beside the control planes); and stopping every registered process,
 //! then removing the state directory.
@@ -292,7 +292,7 @@ async fn ensure_control_plane(cfg: &SimConfig, c: &ClusterSpec, probe: &Probe) -
     Ok(())
 }
 
-/// Starts the controllers that need the cluster's CRDs ([`ADDONS`]: cert-manager, Velero, CoreDNS, external-secrets, Flux source-controller and kustomize-controller)
+/// Starts the controllers that need the cluster's CRDs ([`ADDONS`]: cert-manager, Velero, CoreDNS, external-secrets, Flux)
 /// side by side, or leaves each one that runs with the current command line and answers.
 async fn ensure_addons(cfg: &SimConfig, c: &ClusterSpec, probe: &Probe) -> anyhow::Result<()> {
     futures::future::try_join_all(ADDONS.iter().map(|name| ensure_addon(cfg, c, probe, name))).await?;

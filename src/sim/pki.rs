@@ -62,12 +62,7 @@ impl Pki {
         }
         std::fs::create_dir_all(self.dir.join(cluster)).with_context(|| format!("create {}", self.dir.display()))?;
         let key = KeyPair::generate()?;
-        let mut params = CertificateParams::new(Vec::<String>::new())?;
-        params.distinguished_name = dn(&format!("{issuer} (platform-acceptance sim stand-in, {cluster})"), None);
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
-        validity(&mut params);
-        let cert = params.self_signed(&key)?;
+        let cert = ca_params(&format!("{issuer} (platform-acceptance sim stand-in, {cluster})"))?.self_signed(&key)?;
         let (cert, key) = (cert.pem(), key.serialize_pem());
         write_private(&files.key, key.as_bytes())?;
         std::fs::write(&files.cert, &cert)?;
@@ -79,18 +74,10 @@ impl Pki {
     pub fn serving_cert(&self, name: &str, hosts: &[String]) -> anyhow::Result<(String, String)> {
         let ca_pem = std::fs::read_to_string(self.ca_key()).with_context(|| format!("reading {}", self.ca_key().display()))?;
         let ca_key = KeyPair::from_pem(&ca_pem)?;
-        let ca_params = ca_params()?;
+        let ca_params = ca_params(CA_NAME)?;
         let issuer = Issuer::from_params(&ca_params, &ca_key);
-        let key = KeyPair::generate()?;
-        let mut params = CertificateParams::new(Vec::<String>::new())?;
-        params.distinguished_name = dn(&format!("{name} (platform-acceptance sim stand-in)"), None);
-        params.subject_alt_names = hosts.iter().map(|h| Ok(SanType::DnsName(h.as_str().try_into()?))).collect::<anyhow::Result<_>>()?;
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        params.use_authority_key_identifier_extension = true;
-        validity(&mut params);
-        let cert = params.signed_by(&key, &issuer)?;
-        Ok((cert.pem(), key.serialize_pem()))
+        let sans = hosts.iter().map(|h| Ok(SanType::DnsName(h.as_str().try_into()?))).collect::<anyhow::Result<_>>()?;
+        signed_leaf(dn(&format!("{name} (platform-acceptance sim stand-in)"), None), sans, ExtendedKeyUsagePurpose::ServerAuth, &issuer)
     }
 
     fn marker(&self) -> PathBuf {
@@ -119,7 +106,7 @@ impl Pki {
         std::fs::remove_dir_all(&self.dir).ok();
         std::fs::create_dir_all(&self.dir).with_context(|| format!("create {}", self.dir.display()))?;
         let ca_key = KeyPair::generate()?;
-        let ca_params = ca_params()?;
+        let ca_params = ca_params(CA_NAME)?;
         let ca_cert = ca_params.self_signed(&ca_key)?;
         write_private(&self.ca_key(), ca_key.serialize_pem().as_bytes())?;
         std::fs::write(self.ca_cert(), ca_cert.pem())?;
@@ -191,25 +178,35 @@ impl Pki {
         issuer: &Issuer<'_, &KeyPair>,
     ) -> anyhow::Result<()> {
         let files = self.cert(&c.name, name);
-        let key = KeyPair::generate()?;
-        let mut params = CertificateParams::new(Vec::<String>::new())?;
-        params.distinguished_name = subject;
-        params.subject_alt_names = sans;
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
-        params.extended_key_usages = vec![usage];
-        params.use_authority_key_identifier_extension = true;
-        validity(&mut params);
-        let cert = params.signed_by(&key, issuer)?;
-        write_private(&files.key, key.serialize_pem().as_bytes())?;
-        std::fs::write(&files.cert, cert.pem())?;
+        let (cert, key) = signed_leaf(subject, sans, usage, issuer)?;
+        write_private(&files.key, key.as_bytes())?;
+        std::fs::write(&files.cert, cert)?;
         Ok(())
     }
 }
 
-/// The simulation CA's parameters (its subject is what every leaf names as issuer).
-fn ca_params() -> anyhow::Result<CertificateParams> {
+/// Subject of the simulation's CA (what every leaf it signs names as issuer).
+const CA_NAME: &str = "platform-acceptance-sim-ca";
+
+/// A leaf certificate for `subject` and `sans`, signed by `issuer`: (certificate PEM,
+/// PKCS#8 key PEM).
+fn signed_leaf(subject: DistinguishedName, sans: Vec<SanType>, usage: ExtendedKeyUsagePurpose, issuer: &Issuer<'_, &KeyPair>) -> anyhow::Result<(String, String)> {
+    let key = KeyPair::generate()?;
+    let mut params = CertificateParams::new(Vec::<String>::new())?;
+    params.distinguished_name = subject;
+    params.subject_alt_names = sans;
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+    params.extended_key_usages = vec![usage];
+    params.use_authority_key_identifier_extension = true;
+    validity(&mut params);
+    let cert = params.signed_by(&key, issuer)?;
+    Ok((cert.pem(), key.serialize_pem()))
+}
+
+/// A self-signed CA's parameters with common name `cn`.
+fn ca_params(cn: &str) -> anyhow::Result<CertificateParams> {
     let mut p = CertificateParams::new(Vec::<String>::new())?;
-    p.distinguished_name = dn("platform-acceptance-sim-ca", None);
+    p.distinguished_name = dn(cn, None);
     p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
     validity(&mut p);

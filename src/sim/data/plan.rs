@@ -74,8 +74,7 @@ impl DataPlan {
             plan.git_ssh.push((host, port));
         }
         for d in repo.documents.iter().filter(|d| d.kind() == "HelmRepository" && d.api_version().starts_with("source.toolkit.fluxcd.io/")) {
-            let oci = d.value.pointer("/spec/type").and_then(Value::as_str) == Some("oci");
-            if let Some((host, port, _)) = d.value.pointer("/spec/url").and_then(Value::as_str).and_then(crate::sim::charts::https_parts).filter(|_| !oci)
+            if let Some((host, port, _)) = crate::sim::charts::served_repository(&d.value)
                 && !plan.chart_hosts.contains(&(host.clone(), port))
             {
                 plan.chart_hosts.push((host, port));

@@ -94,14 +94,8 @@ impl ClusterSim {
             }
             Op::Reconcile { api_version, kind, namespace, name, force } => {
                 let k = self.resolve(api_version, kind).await?;
-                let now = super::now();
-                let mut annotations = serde_json::json!({super::flux::REQUESTED_AT: now});
-                if *force {
-                    annotations[super::flux::FORCE_AT] = Value::String(now);
-                }
-                let patch = serde_json::json!({"metadata": {"annotations": annotations}});
                 self.api(&k, Some(namespace))
-                    .patch(name, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch))
+                    .patch(name, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&super::flux::reconcile_request(*force)))
                     .await
                     .with_context(|| format!("asking {kind} {namespace}/{name} to reconcile"))?;
             }

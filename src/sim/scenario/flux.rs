@@ -59,10 +59,18 @@ const OVERLAY_MESSAGE: &str = "Simulation overlay: ACME issuers as CA issuers; s
 /// How long `healthy` waits for Flux to fetch and apply the served revision.
 const FLUX_TIMEOUT: Duration = Duration::from_secs(240);
 /// Flux's annotation asking for a reconciliation now (`flux reconcile`).
-pub(super) const REQUESTED_AT: &str = "reconcile.fluxcd.io/requestedAt";
+const REQUESTED_AT: &str = "reconcile.fluxcd.io/requestedAt";
 /// With the same value as [`REQUESTED_AT`], a HelmRelease upgrade although nothing changed
 /// (`flux reconcile helmrelease --force`).
-pub(super) const FORCE_AT: &str = "reconcile.fluxcd.io/forceAt";
+const FORCE_AT: &str = "reconcile.fluxcd.io/forceAt";
+
+/// The merge patch asking a Flux object to reconcile now, as `flux reconcile` does; with
+/// `force`, as `flux reconcile helmrelease --force` does.
+pub(super) fn reconcile_request(force: bool) -> Value {
+    let now = super::now();
+    let annotations = if force { json!({REQUESTED_AT: now, FORCE_AT: now}) } else { json!({REQUESTED_AT: now}) };
+    json!({"metadata": {"annotations": annotations}})
+}
 
 /// What the simulation serves: the overlay commit's tree (rendered and applied by the
 /// scenarios) and the revision Flux reports for it.
@@ -256,16 +264,11 @@ fn served_sources(given: &GitopsRepo) -> BTreeSet<(String, String)> {
         .filter(|d| d.api_version().starts_with("source.toolkit.fluxcd.io/"))
         .filter(|d| match d.kind() {
             "GitRepository" => d.name() == SYNC,
-            "HelmRepository" => helm_repository_served(&d.value),
+            "HelmRepository" => crate::sim::charts::served_repository(&d.value).is_some(),
             _ => false,
         })
         .map(|d| (d.kind().to_string(), d.name().to_string()))
         .collect()
-}
-
-/// Whether the simulation's chart repositories play this HelmRepository (`https://`, not OCI).
-fn helm_repository_served(v: &Value) -> bool {
-    str_at(v, "/spec/type") != "oci" && crate::sim::charts::https_parts(str_at(v, "/spec/url")).is_some()
 }
 
 /// The overlay's change of one document (see the module docs); whether it changed.
@@ -321,7 +324,7 @@ pub(super) fn wanted_charts(repo: &GitopsRepo) -> BTreeSet<crate::sim::charts::C
     let urls: BTreeMap<&str, &str> = repo
         .documents
         .iter()
-        .filter(|d| d.kind() == "HelmRepository" && helm_repository_served(&d.value))
+        .filter(|d| d.kind() == "HelmRepository" && crate::sim::charts::served_repository(&d.value).is_some())
         .map(|d| (d.name(), str_at(&d.value, "/spec/url")))
         .collect();
     repo.documents
@@ -420,14 +423,12 @@ impl ClusterSim {
                 bail!("Flux on {} has not applied {revision} after {}s: {}", self.cluster, FLUX_TIMEOUT.as_secs(), list.join("; "));
             }
             if asked.elapsed() > Duration::from_secs(10) {
-                let now = super::now();
                 for (api, what, name, _) in &waiting {
                     // A HelmRelease not Ready is upgraded as `flux reconcile helmrelease
                     // --force` does: helm-controller leaves the status of a release it finds in
                     // sync as it is, whatever put it there.
                     let force = what.starts_with("HelmRelease ");
-                    let annotations = if force { json!({REQUESTED_AT: now, FORCE_AT: now}) } else { json!({REQUESTED_AT: now}) };
-                    api.patch(name, &PatchParams::default(), &Patch::Merge(&json!({"metadata": {"annotations": annotations}})))
+                    api.patch(name, &PatchParams::default(), &Patch::Merge(&reconcile_request(force)))
                         .await
                         .with_context(|| format!("asking {what} on {} to reconcile", self.cluster))?;
                 }
@@ -443,8 +444,7 @@ impl ClusterSim {
             bail!("GitRepository is not served on {}", self.cluster)
         };
         let api: Api<DynamicObject> = Api::namespaced_with(self.client.clone(), SYNC, &kind.ar);
-        let patch = json!({"metadata": {"annotations": {REQUESTED_AT: super::now()}}});
-        api.patch(SYNC, &PatchParams::default(), &Patch::Merge(&patch)).await.with_context(|| format!("asking GitRepository {SYNC}/{SYNC} on {} to fetch", self.cluster))?;
+        api.patch(SYNC, &PatchParams::default(), &Patch::Merge(&reconcile_request(false))).await.with_context(|| format!("asking GitRepository {SYNC}/{SYNC} on {} to fetch", self.cluster))?;
         Ok(())
     }
 }

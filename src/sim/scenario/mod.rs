@@ -170,6 +170,7 @@ pub async fn apply_with_report(cfg: &SimConfig, name: &str) -> Result<ApplyRepor
     let vault = Mutex::new(Vault::load_or_create(cfg, &plan)?);
     let rules = model::status_rules()?;
     let clusters: Vec<String> = given.clusters().to_vec();
+    every_cluster_follows_commits(&sc, &clusters)?;
     // What an earlier scenario left to do later is cancelled.
     later::cancel(cfg).await;
     let mut sims = vec![];
@@ -219,7 +220,6 @@ pub async fn apply_with_report(cfg: &SimConfig, name: &str) -> Result<ApplyRepor
         );
     }
     vault.lock().expect("vault").save(cfg)?;
-    every_cluster_follows_commits(&sc, &clusters)?;
     for action in sc.breaks.iter().filter(|a| a.after.is_none()) {
         let sim = sims
             .iter()
@@ -333,7 +333,6 @@ mod duration_tests {
         assert_eq!(super::go_duration_seconds("5d"), None);
     }
 }
-
 
 #[cfg(test)]
 mod tests {
