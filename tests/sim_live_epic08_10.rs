@@ -161,12 +161,12 @@ async fn epic08_10_and_dod_live_checks_on_the_simulation() {
     })
     .await;
     // A real fault for the real Velero server: its storage location names a bucket MinIO
-    // does not have; Velero's own validation (every 10 s here) marks it Unavailable.
+    // does not have; Velero's own validation (every 30 s here) marks it Unavailable.
     let bsls = fx.dynamic("infra", "velero.io/v1", "BackupStorageLocation", Some("velero")).await;
     let pp = PatchParams { field_manager: Some(MANAGER.into()), ..Default::default() };
     let bucket = bsls.get("default").await.unwrap().data["spec"]["objectStorage"]["bucket"].clone();
     bsls.patch("default", &pp, &Patch::Merge(json!({"spec": {"objectStorage": {"bucket": "no-such-bucket"}}}))).await.unwrap();
-    wait_phase(&bsls, "default", Some("Unavailable"), std::time::Duration::from_secs(60), "Velero did not mark the storage location Unavailable within 60s").await;
+    wait_phase(&bsls, "default", Some("Unavailable"), std::time::Duration::from_secs(90), "Velero did not mark the storage location Unavailable within 90s").await;
     let r = fx.run("8.2.4,10.3.4,10.3.6,dod.6").await;
     r.expect_failing(&["8.2.4 [infra]", "10.3.4 [infra]", "10.3.6 [infra]", "dod.6 [infra]"])
         .expect_message("8.2.4 [infra]", &[

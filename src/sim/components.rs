@@ -185,10 +185,13 @@ pub fn command(cfg: &SimConfig, c: &ClusterSpec, component: &str) -> Command {
                 format!("--plugin-dir={}", s(&velero_plugin_dir(cfg, c))),
                 "--uploader-type=kopia".into(),
                 "--default-backup-storage-location=default".into(),
-                // How often Velero validates the storage location and reads backups back from it
-                // (defaults 1 min): short, so a change of the bucket shows within seconds.
-                "--store-validation-frequency=10s".into(),
-                "--backup-sync-period=10s".into(),
+                // How often Velero validates the storage location (default 1 min): 30 s, so a
+                // change of the bucket shows within a test's wait. Not shorter, and the backup
+                // sync left at its default: every validation and sync rewrites the credential
+                // file in place (truncate, then write; internal/credentials/file_store.go) while
+                // a plugin process of another operation may be reading it, and a plugin that
+                // reads it empty falls back to EC2 instance metadata and fails the operation.
+                "--store-validation-frequency=30s".into(),
                 format!("--metrics-address=127.0.0.1:{}", p.velero),
                 format!("--controller-metrics-address=127.0.0.1:{}", p.velero_controllers),
                 "--profiler-address=".into(),
