@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use sha2::Digest;
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, ListParams, Patch, PatchParams, WatchEvent, WatchParams};
@@ -20,10 +21,29 @@ pub struct CrdDoc {
     pub value: serde_json::Value,
 }
 
+/// Hand-written stand-in CRDs (repository path, text), for kinds whose upstream CRD is not
+/// obtainable here (see each file for why). They are installed at start with the collected
+/// CRDs, so they are in the cluster templates and exist before Velero reads API discovery.
+pub const STANDIN: [(&str, &str); 2] = [
+    ("sim/scenarios/crds/dragonfly-standin.yaml", include_str!("../../sim/scenarios/crds/dragonfly-standin.yaml")),
+    ("sim/scenarios/crds/keycloak-standin.yaml", include_str!("../../sim/scenarios/crds/keycloak-standin.yaml")),
+];
+
+/// The stand-in CRDs ([`STANDIN`]) as documents.
+pub fn standin() -> anyhow::Result<Vec<CrdDoc>> {
+    let mut out = vec![];
+    for (path, text) in STANDIN {
+        parse_text(Path::new(path), text, &mut out)?;
+    }
+    Ok(out)
+}
+
 /// Every CRD under `$PA_CACHE/crds` (recursively, `*.yaml`/`*.yml`, multi-document
-/// files split), sorted by file.
+/// files split), sorted by file, then the stand-in CRDs ([`STANDIN`]).
 pub fn load(cache_dir: &Path) -> anyhow::Result<Vec<CrdDoc>> {
-    load_from(&cache_dir.join("crds"))
+    let mut docs = load_from(&cache_dir.join("crds"))?;
+    docs.extend(standin()?);
+    Ok(docs)
 }
 
 /// Every CRD under `root`, as [`load`] reads `$PA_CACHE/crds` (e.g. the later releases
@@ -68,7 +88,11 @@ fn yaml_files(root: &Path) -> anyhow::Result<Vec<std::path::PathBuf>> {
 
 fn parse_file(p: &Path, out: &mut Vec<CrdDoc>) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(p).with_context(|| format!("read {}", p.display()))?;
-    for doc in serde_yaml_ng::Deserializer::from_str(&text) {
+    parse_text(p, &text, out)
+}
+
+fn parse_text(p: &Path, text: &str, out: &mut Vec<CrdDoc>) -> anyhow::Result<()> {
+    for doc in serde_yaml_ng::Deserializer::from_str(text) {
         let value: serde_json::Value = serde::Deserialize::deserialize(doc).with_context(|| format!("parse {}", p.display()))?;
         if value.get("kind").and_then(|k| k.as_str()) != Some("CustomResourceDefinition") {
             continue;
@@ -82,8 +106,8 @@ fn parse_file(p: &Path, out: &mut Vec<CrdDoc>) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Fingerprint of the CRD set (paths, sizes, modification times): `up` skips the
-/// install when the cluster's stamp matches.
+/// Fingerprint of the CRD set (paths, sizes, modification times; the stand-ins' digests):
+/// `up` skips the install when the cluster's stamp matches.
 pub fn fingerprint(cache_dir: &Path) -> String {
     let root = cache_dir.join("crds");
     let mut lines = vec![];
@@ -100,6 +124,9 @@ pub fn fingerprint(cache_dir: &Path) -> String {
             meta.map(|m| m.len()).unwrap_or(0),
             mtime.map(|d| d.as_nanos()).unwrap_or(0)
         ));
+    }
+    for (path, text) in STANDIN {
+        lines.push(format!("{path} {:x}", sha2::Sha256::digest(text.as_bytes())));
     }
     lines.join("\n")
 }
@@ -223,6 +250,20 @@ mod tests {
     use super::*;
 
     const CRD: &str = "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: NAME\n";
+
+    #[test]
+    fn the_stand_in_crds_are_installed_with_the_collected_ones_and_change_the_fingerprint() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("crds/velero")).unwrap();
+        std::fs::write(dir.path().join("crds/velero/backups.velero.io.yaml"), CRD.replace("NAME", "backups.velero.io")).unwrap();
+        let names: Vec<String> = load(dir.path()).unwrap().into_iter().map(|d| d.name).collect();
+        assert_eq!(names[0], "backups.velero.io", "the collected CRDs first");
+        let standin: Vec<String> = standin().unwrap().into_iter().map(|d| d.name).collect();
+        assert_eq!(names[1..], standin[..]);
+        assert!(standin.contains(&"dragonflies.dragonflydb.io".to_string()), "{standin:?}");
+        let fp = fingerprint(dir.path());
+        assert!(fp.contains("backups.velero.io.yaml") && fp.contains("sim/scenarios/crds/keycloak-standin.yaml "), "{fp}");
+    }
 
     #[test]
     fn a_crd_is_found_by_its_file_name_or_by_reading_every_file() {

@@ -167,7 +167,7 @@ async fn bring_up<T>(
     let need_crds = specs.iter().any(|c| read_crd_stamp(cfg, c).is_none_or(|s| s.fingerprint != fingerprint));
     let docs = if need_crds {
         let docs = crds::load(&cfg.cache_dir)?;
-        if docs.is_empty() {
+        if !docs.iter().any(|d| d.file.starts_with(&cfg.cache_dir)) {
             eprintln!(
                 "sim up: warning: no CRDs in {} — run `make sim-build` (= sim/build.sh && sim/crds.sh) to collect them",
                 cfg.cache_dir.join("crds").display()

@@ -21,8 +21,8 @@ use crate::sim::data::Vault;
 
 /// How long `healthy` waits for external-secrets to sync every ExternalSecret.
 const SYNC_TIMEOUT: Duration = Duration::from_secs(120);
-/// How often an ExternalSecret that is not synced is asked to sync again (`force-sync`).
-const FORCE_SYNC_EVERY: Duration = Duration::from_secs(5);
+/// How often a store or ExternalSecret that is not Ready is asked to reconcile again (`force-sync`).
+const FORCE_SYNC_EVERY: Duration = Duration::from_secs(2);
 
 fn is_eso(o: &Value, kinds: &[&str]) -> bool {
     str_at(o, "/apiVersion").starts_with("external-secrets.io/") && kinds.contains(&str_at(o, "/kind"))
@@ -84,10 +84,11 @@ fn synced(o: &Value) -> Result<(), String> {
 
 impl ClusterSim {
     /// Waits until the real external-secrets controller has validated every store and synced
-    /// every ExternalSecret of `objects` (Ready=True); the number of ExternalSecrets. One that is not synced is asked to sync again every few
-    /// seconds with the `force-sync` annotation (as `kubectl annotate ... force-sync=$(date
-    /// +%s)` does): the controller retries a failed sync with a growing back-off, and
-    /// otherwise only after `refreshInterval`.
+    /// every ExternalSecret of `objects` (Ready=True); the number of ExternalSecrets. One that is
+    /// not Ready is asked to reconcile again at once and then every 2 s with the `force-sync`
+    /// annotation (as `kubectl annotate ... force-sync=$(date +%s)` does), the stores before
+    /// the ExternalSecrets that read them: the controller retries a failure with a growing
+    /// back-off, and a synced ExternalSecret only after `refreshInterval`.
     pub(super) async fn wait_external_secrets_synced(&self, kinds: &Kinds, objects: &[Value]) -> Result<usize> {
         // The stores first (validated again every 10 s: a token written anew shows then),
         // then the ExternalSecrets; (kind, namespace, name) each.
@@ -97,7 +98,7 @@ impl ClusterSim {
             .collect();
         let kind_of = |k: &str| kinds.iter().find(|((av, kind), _)| av.starts_with("external-secrets.io/") && kind == k).map(|(_, kind)| kind.clone());
         let start = Instant::now();
-        let mut forced = Instant::now();
+        let mut forced = Instant::now() - FORCE_SYNC_EVERY;
         loop {
             let mut pending = vec![];
             for (k, ns, name) in &wanted {
@@ -126,9 +127,16 @@ impl ClusterSim {
                 );
             }
             if forced.elapsed() >= FORCE_SYNC_EVERY {
+                // Stores too: a store whose Connect server was not reachable yet (its pod not
+                // Ready) is retried with the same growing back-off, and any change of the
+                // store makes the controller validate it again.
                 let stamp = json!({"metadata": {"annotations": {"force-sync": time::OffsetDateTime::now_utc().unix_timestamp().to_string()}}});
-                for (kind, ns, name, _) in pending.iter().filter(|(k, ..)| k.ar.kind == "ExternalSecret") {
-                    let _ = self.api(kind, *ns).patch(name, &PatchParams::default(), &Patch::Merge(&stamp)).await;
+                let stores_pending = pending.iter().any(|(k, ..)| k.ar.kind != "ExternalSecret");
+                for (kind, ns, name, how) in &pending {
+                    let nudge = if kind.ar.kind == "ExternalSecret" { !stores_pending } else { how != "not found" };
+                    if nudge {
+                        let _ = self.api(kind, *ns).patch(name, &PatchParams::default(), &Patch::Merge(&stamp)).await;
+                    }
                 }
                 forced = Instant::now();
             }

@@ -23,12 +23,6 @@ use crate::repo::GitopsRepo;
 use crate::sim::FIELD_MANAGER;
 use crate::sim::data::Vault;
 
-/// Hand-written stand-in CRDs (see the files for why).
-pub const STANDIN_CRDS: [&str; 2] = [
-    include_str!("../../../sim/scenarios/crds/dragonfly-standin.yaml"),
-    include_str!("../../../sim/scenarios/crds/keycloak-standin.yaml"),
-];
-
 impl ClusterSim {
     /// Puts the healthy platform into this cluster (steps 1-6 of the module docs of
     /// `scenario`) and waits until it is ready.
@@ -106,6 +100,11 @@ impl ClusterSim {
             .await?;
         report.secrets = secrets.len();
         objects.retain(|o| str_at(o, "/kind") != "Namespace");
+        // Velero validates a new storage location at once, then every 30 s: applied before
+        // the Secret its credential names exists, it would stay Unavailable until the next
+        // validation. So the storage locations follow their credentials (below).
+        let (locations, mut objects): (Vec<Value>, Vec<Value>) =
+            objects.into_iter().partition(|o| str_at(o, "/kind") == "BackupStorageLocation");
         objects.sort_by_key(|o| {
             match kinds.get(&(
                 str_at(o, "/apiVersion").to_string(),
@@ -124,7 +123,11 @@ impl ClusterSim {
 
         // What the platform's backup jobs would have written by now (crate::sim::backups),
         // while statuses are written and pods settle.
-        let seed = async { crate::sim::backups::seed(&self.cfg, &self.cluster).await.context("seeding backup data") };
+        let seed = async {
+            let applied = self.apply_after_credentials(&kinds, &locations).await?;
+            crate::sim::backups::seed(&self.cfg, &self.cluster).await.context("seeding backup data")?;
+            anyhow::Ok(applied)
+        };
         let settle = async {
             // Undo earlier faults on nodes before waiting for pods.
             self.restore_nodes().await?;
@@ -154,12 +157,41 @@ impl ClusterSim {
             report.flux = self.wait_flux(&kinds, &objects).await?;
             anyhow::Ok(())
         };
-        tokio::try_join!(settle, seed)?;
+        let ((), locations_applied) = tokio::try_join!(settle, seed)?;
+        report.applied += locations_applied;
         Ok(report)
     }
 
-    /// Applies the stand-in CRDs and waits (30 s at most) until they are Established. When
-    /// one was new, Velero is restarted: it reads API discovery at start and then every 5
+    /// Applies each of `objects` (Velero storage locations) once the Secret its
+    /// `spec.credential` names exists in its namespace (external-secrets writes it shortly
+    /// after the scenario applied the ExternalSecret; 120 s at most). Returns how many were
+    /// applied.
+    async fn apply_after_credentials(&self, kinds: &super::client::Kinds, objects: &[Value]) -> Result<usize> {
+        let mut applied = 0;
+        for o in objects {
+            let (ns, secret) = (str_at(o, "/metadata/namespace"), str_at(o, "/spec/credential/name"));
+            if !secret.is_empty() {
+                let api = Api::<k8s_openapi::api::core::v1::Secret>::namespaced(self.client.clone(), ns);
+                let start = Instant::now();
+                while api.get_opt(secret).await.with_context(|| format!("Secret {ns}/{secret}"))?.is_none() {
+                    if start.elapsed() > Duration::from_secs(120) {
+                        bail!(
+                            "{} {ns}/{}: Secret {ns}/{secret}, its credential, not written within 120s on {}",
+                            str_at(o, "/kind"),
+                            str_at(o, "/metadata/name"),
+                            self.cluster
+                        );
+                    }
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+            }
+            applied += usize::from(self.apply_object(kinds, o).await?);
+        }
+        Ok(applied)
+    }
+
+    /// Applies the stand-in CRDs ([`crate::sim::crds::STANDIN`]; `sim up` installed them with the
+    /// others) and waits (30 s at most) until they are Established. When one was new, Velero is restarted: it reads API discovery at start and then every 5
     /// minutes (velero pkg/cmd/server/server.go), and a backup it takes meanwhile lists the
     /// new kinds without being able to read them, and ends PartiallyFailed ("no matches for
     /// k8s.keycloak.org/, Resource=keycloaks"). A settled platform's Velero has long seen them.
@@ -174,7 +206,7 @@ impl ClusterSim {
         let pp = PatchParams::apply(FIELD_MANAGER).force();
         let mut names = vec![];
         let mut new = false;
-        for file in STANDIN_CRDS {
+        for (_, file) in crate::sim::crds::STANDIN {
             for doc in serde_yaml_ng::Deserializer::from_str(file) {
                 let crd = Value::deserialize(doc)?;
                 if crd.is_null() {

@@ -3,7 +3,8 @@
 //!
 //! `healthy` (the default) puts the platform into both clusters the way Flux,
 //! the charts and the operators would:
-//! 1. the hand-written stand-in CRDs (`sim/scenarios/crds/`: Dragonfly, Keycloak);
+//! 1. the hand-written stand-in CRDs (`sim/scenarios/crds/`: Dragonfly, Keycloak), installed
+//!    again if a scenario removed them (`sim up` installs them with the others);
 //! 2. `fixtures/gitops` served to the real Flux with the simulation overlay commit
 //!    (`flux`: the real source-controller fetches it from the simulation's Git host, the
 //!    real kustomize-controller applies it), and the overlay commit's tree rendered per
@@ -71,7 +72,6 @@ use serde_json::Value;
 
 pub use flux::{GIT_SSH_PORT, STAND_IN_LABEL, SYNC, WATCH_SELECTOR, git_dir, repos_dir, ssh_url_parts, sync_source};
 pub use certmanager::{ACME_STAND_IN_NOTE, CLUSTER_RESOURCE_NAMESPACE, STAND_IN_ANNOTATION, ca_secret_name};
-pub use healthy::STANDIN_CRDS;
 pub use history::HISTORY_MANAGER;
 pub use later::run as run_later;
 pub use model::{Action, ConditionIs, Op, Owner, Scenario, WaitFor, list, scenario};
