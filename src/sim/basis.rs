@@ -12,8 +12,10 @@
 //! use platform_acceptance::cluster::access::BasisKind;
 //! use platform_acceptance::sim::basis::api_basis;
 //! assert_eq!(api_basis("get", "apps", "deployments").0, BasisKind::RealOverSimulated);
-//! assert_eq!(api_basis("list", "source.toolkit.fluxcd.io", "ocirepositories"), (BasisKind::StandIn, Some("flux")));
-//! // helm-controller runs for real, over charts the simulation serves
+//! // Rook does not run here: what its kinds hold is the simulation's
+//! assert_eq!(api_basis("list", "ceph.rook.io", "cephclusters"), (BasisKind::StandIn, Some("rook-ceph")));
+//! // source-controller and helm-controller run for real, over charts the simulation serves
+//! assert_eq!(api_basis("list", "source.toolkit.fluxcd.io", "ocirepositories").0, BasisKind::RealOverSimulated);
 //! assert_eq!(api_basis("list", "helm.toolkit.fluxcd.io", "helmreleases").0, BasisKind::RealOverSimulated);
 //! assert_eq!(api_basis("get", "", "/version").0, BasisKind::Real);
 //! // cert-manager runs for real here, over CA issuers standing in for ACME
@@ -105,10 +107,12 @@ const REAL_OVER_SIMULATED: &[(&str, &str)] = &[
     ("source.toolkit.fluxcd.io", "gitrepositories"),
     ("kustomize.toolkit.fluxcd.io", "kustomizations"),
     // The real source-controller fetches the https:// HelmRepositories' indexes and charts
-    // from the simulation's chart repositories (charts without templates, src/sim/charts.rs),
-    // and the real helm-controller installs and upgrades every HelmRelease built from them;
-    // HelmReleases from OCI sources are stand-ins labelled in the overlay.
+    // and the OCIRepositories' chart artifacts from the simulation's chart repositories and
+    // registry (charts without templates, src/sim/charts.rs), and the real helm-controller
+    // installs and upgrades every HelmRelease built from them; HelmReleases from OCI
+    // HelmRepositories are stand-ins labelled in the overlay.
     ("source.toolkit.fluxcd.io", "helmrepositories"),
+    ("source.toolkit.fluxcd.io", "ocirepositories"),
     ("source.toolkit.fluxcd.io", "helmcharts"),
     ("helm.toolkit.fluxcd.io", "helmreleases"),
 ];

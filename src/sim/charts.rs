@@ -12,6 +12,14 @@
 //! (`apiVersion: v1`, `entries` by chart name, each with `urls` and the archive's
 //! `digest`), as `helm repo index` writes it.
 //!
+//! The OCI repositories the platform's OCIRepositories name (`oci://ghcr.io/...`) are served
+//! the same way, as a read-only OCI distribution registry (`/v2/`, manifests by tag and
+//! digest, blobs, tag lists): per repository one Helm chart artifact as `helm push` makes it,
+//! an image manifest with the chart's config (`application/vnd.cncf.helm.config.v1+json`)
+//! and the chart archive as its one layer
+//! (`application/vnd.cncf.helm.chart.content.v1.tar+gzip`), tagged with the
+//! OCIRepository's `ref.tag` (the chart version, as `helm push` tags it).
+//!
 //! The scenarios write the repositories under `$STATE/charts/<host>/<path>/` ([`write`]);
 //! [`serve`] answers HTTPS on [`CHART_PORT`] inside the simulation's network with a
 //! certificate for every chart host signed by the simulation's CA, by the request's `Host`
@@ -48,8 +56,8 @@ pub fn charts_dir(cfg: &SimConfig) -> PathBuf {
     cfg.state_dir.join("charts")
 }
 
-/// `(host, port, path)` of an `https://` repository URL; None for any other scheme (OCI
-/// repositories are not served here).
+/// `(host, port, path)` of an `https://` repository URL; None for any other scheme (see
+/// [`oci_parts`]).
 ///
 /// ```
 /// use platform_acceptance::sim::charts::https_parts;
@@ -67,6 +75,23 @@ pub fn https_parts(url: &str) -> Option<(String, u16, String)> {
     };
     let path = path.trim_matches('/');
     (!host.is_empty() && !path.split('/').any(|p| p == "..")).then(|| (host.to_ascii_lowercase(), port, path.to_string()))
+}
+
+/// `(host, port, path)` of an `oci://` repository URL; None for any other scheme.
+///
+/// ```
+/// use platform_acceptance::sim::charts::oci_parts;
+/// assert_eq!(oci_parts("oci://ghcr.io/spegel-org/helm-charts/spegel"), Some(("ghcr.io".into(), 443, "spegel-org/helm-charts/spegel".into())));
+/// assert_eq!(oci_parts("https://ghcr.io/o/c"), None);
+/// ```
+pub fn oci_parts(url: &str) -> Option<(String, u16, String)> {
+    https_parts(&format!("https://{}", url.strip_prefix("oci://")?)).filter(|(_, _, path)| !path.is_empty())
+}
+
+/// `(host, port, path)` of an OCIRepository (the document) the simulation's registry plays:
+/// an `oci://` URL.
+pub fn served_oci_repository(oci_repository: &serde_json::Value) -> Option<(String, u16, String)> {
+    oci_parts(oci_repository.pointer("/spec/url")?.as_str()?)
 }
 
 /// `(host, port, path)` of a HelmRepository (the document) the simulation's chart
@@ -147,7 +172,11 @@ pub fn write(cfg: &SimConfig, charts: &BTreeSet<Chart>) -> Result<()> {
         std::fs::remove_dir_all(&tmp)?;
     }
     for (url, list) in by_repo {
-        let Some((host, port, path)) = https_parts(url) else { bail!("{url} is not an https:// Helm repository") };
+        if let Some((host, port, path)) = oci_parts(url) {
+            write_oci(&tmp.join(format!("{host}:{port}")).join("v2").join(&path), &list)?;
+            continue;
+        }
+        let Some((host, port, path)) = https_parts(url) else { bail!("{url} is neither an https:// Helm repository nor an oci:// one") };
         let dir = tmp.join(format!("{host}:{port}")).join(&path);
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let mut entries: BTreeMap<&str, Vec<serde_json::Value>> = BTreeMap::new();
@@ -173,6 +202,72 @@ pub fn write(cfg: &SimConfig, charts: &BTreeSet<Chart>) -> Result<()> {
     }
     std::fs::rename(&tmp, &root).with_context(|| format!("moving {} to {}", tmp.display(), root.display()))?;
     Ok(())
+}
+
+/// Media type of an OCI image manifest, the kind `helm push` uploads.
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+
+/// One OCI repository under `dir` (`.../v2/<path>`): each chart of `list` as a Helm chart
+/// artifact, its blobs under `blobs/sha256:<hex>` and its manifest under
+/// `manifests/<version>` (the tag) and `manifests/sha256:<hex>`.
+fn write_oci(dir: &Path, list: &[&Chart]) -> Result<()> {
+    std::fs::create_dir_all(dir.join("blobs")).with_context(|| format!("creating {}", dir.display()))?;
+    std::fs::create_dir_all(dir.join("manifests"))?;
+    let blob = |bytes: &[u8]| -> Result<serde_json::Value> {
+        let digest = format!("sha256:{:x}", Sha256::digest(bytes));
+        std::fs::write(dir.join("blobs").join(&digest), bytes)?;
+        Ok(serde_json::json!({"digest": digest, "size": bytes.len()}))
+    };
+    for c in list {
+        let config = serde_json::json!({"apiVersion": "v2", "name": c.name, "version": c.version, "appVersion": c.version, "type": "application"});
+        let mut config = blob(&serde_json::to_vec(&config)?)?;
+        config["mediaType"] = "application/vnd.cncf.helm.config.v1+json".into();
+        let mut layer = blob(&archive(&c.name, &c.version)?)?;
+        layer["mediaType"] = "application/vnd.cncf.helm.chart.content.v1.tar+gzip".into();
+        let manifest = serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": config, "layers": [layer],
+            "annotations": {"org.opencontainers.image.title": c.name, "org.opencontainers.image.version": c.version},
+        }))?;
+        std::fs::write(dir.join("manifests").join(format!("sha256:{:x}", Sha256::digest(&manifest))), &manifest)?;
+        std::fs::write(dir.join("manifests").join(&c.version), &manifest)?;
+    }
+    Ok(())
+}
+
+/// The registry's answer to `path` (`/v2/...`) on `host`: (status, content type, body,
+/// `Docker-Content-Digest`). None for a path that is not the registry's.
+fn registry_answer(root: &Path, host: &str, path: &str) -> Option<(u16, &'static str, Vec<u8>, Option<String>)> {
+    let path = path.split(['?', '#']).next()?;
+    if path == "/v2/" || path == "/v2" {
+        return Some((200, "application/json", b"{}".to_vec(), None));
+    }
+    let rest = path.strip_prefix("/v2/")?;
+    if rest.split('/').any(|p| p == ".." || p.is_empty()) {
+        return None;
+    }
+    let host = host.to_ascii_lowercase();
+    let authority = if host.contains(':') { host } else { format!("{host}:443") };
+    let base = root.join(authority).join("v2");
+    let not_found = |code: &str| Some((404, "application/json", format!("{{\"errors\":[{{\"code\":\"{code}\",\"message\":\"{path} not found\"}}]}}").into_bytes(), None));
+    if let Some(name) = rest.strip_suffix("/tags/list") {
+        let Ok(entries) = std::fs::read_dir(base.join(name).join("manifests")) else { return not_found("NAME_UNKNOWN") };
+        let mut tags: Vec<String> = entries.filter_map(|e| e.ok()?.file_name().into_string().ok()).filter(|t| !t.starts_with("sha256:")).collect();
+        tags.sort();
+        return Some((200, "application/json", serde_json::to_vec(&serde_json::json!({"name": name, "tags": tags})).ok()?, None));
+    }
+    let (name, kind, reference) = match (rest.rsplit_once("/manifests/"), rest.rsplit_once("/blobs/")) {
+        (Some((n, r)), _) => (n, "manifests", r),
+        (None, Some((n, r))) => (n, "blobs", r),
+        _ => return None,
+    };
+    match std::fs::read(base.join(name).join(kind).join(reference)) {
+        Ok(body) => {
+            let digest = format!("sha256:{:x}", Sha256::digest(&body));
+            let ctype = if kind == "manifests" { OCI_MANIFEST } else { "application/octet-stream" };
+            Some((200, ctype, body, Some(digest)))
+        }
+        Err(_) => not_found(if kind == "manifests" { "MANIFEST_UNKNOWN" } else { "BLOB_UNKNOWN" }),
+    }
 }
 
 /// The file under `root` that `GET path` on `host` (the `Host` header, port included
@@ -209,14 +304,20 @@ pub async fn serve_on(cfg: SimConfig, bind: std::net::SocketAddr, hosts: Vec<Str
         tokio::spawn(async move {
             let Ok(mut tls) = acceptor.accept(sock).await else { return };
             while let Some((method, path, headers, _)) = super::observability::read_request(&mut tls).await {
-                let file = headers.get("host").and_then(|h| file_for(&root, h, &path));
-                let (status, body, ctype) = match (method.as_str(), file.and_then(|f| std::fs::read(f).ok())) {
-                    ("GET", Some(b)) => (200, b, if path.ends_with(".tgz") { "application/gzip" } else { "text/yaml" }),
-                    ("GET", None) => (404, b"404 page not found\n".to_vec(), "text/plain"),
-                    _ => (405, b"method not allowed\n".to_vec(), "text/plain"),
+                let host = headers.get("host").map(String::as_str).unwrap_or_default();
+                let answer = registry_answer(&root, host, &path).or_else(|| {
+                    let body = file_for(&root, host, &path).and_then(|f| std::fs::read(f).ok())?;
+                    Some((200, if path.ends_with(".tgz") { "application/gzip" } else { "text/yaml" }, body, None))
+                });
+                let (status, ctype, body, digest) = match (method.as_str(), answer) {
+                    ("GET" | "HEAD", Some(a)) => a,
+                    ("GET" | "HEAD", None) => (404, "text/plain", b"404 page not found\n".to_vec(), None),
+                    _ => (405, "text/plain", b"method not allowed\n".to_vec(), None),
                 };
-                let head = format!("HTTP/1.1 {status} X\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\n\r\n", body.len());
-                if tls.write_all(head.as_bytes()).await.is_err() || tls.write_all(&body).await.is_err() {
+                let digest = digest.map(|d| format!("Docker-Content-Digest: {d}\r\n")).unwrap_or_default();
+                let head = format!("HTTP/1.1 {status} X\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\n{digest}\r\n", body.len());
+                let body = if method == "HEAD" { &[][..] } else { &body[..] };
+                if tls.write_all(head.as_bytes()).await.is_err() || tls.write_all(body).await.is_err() {
                     break;
                 }
             }
@@ -224,7 +325,8 @@ pub async fn serve_on(cfg: SimConfig, bind: std::net::SocketAddr, hosts: Vec<Str
     }
 }
 
-/// Serves the chart repositories the platform's HelmRepositories name on [`CHART_PORT`].
+/// Serves the chart repositories the platform's HelmRepositories and OCIRepositories name on
+/// [`CHART_PORT`].
 pub async fn serve(cfg: &SimConfig) -> Result<()> {
     let plan = super::data::DataPlan::from_repo(&cfg.repo)?;
     let hosts: BTreeSet<String> = plan.chart_hosts.iter().map(|(h, _)| h.clone()).collect();
@@ -254,6 +356,37 @@ mod tests {
         assert_eq!(files.keys().collect::<Vec<_>>(), ["rook-ceph/Chart.yaml", "rook-ceph/values.yaml"]);
         let chart: serde_json::Value = serde_yaml_ng::from_str(&files["rook-ceph/Chart.yaml"]).unwrap();
         assert_eq!((chart["apiVersion"].as_str(), chart["name"].as_str(), chart["version"].as_str()), (Some("v2"), Some("rook-ceph"), Some("1.17.0")));
+    }
+
+    #[test]
+    fn an_oci_repository_serves_a_helm_chart_artifact_by_tag_and_digest() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = SimConfig { state_dir: dir.path().to_path_buf(), ..SimConfig::from_env() };
+        let chart = Chart { repo_url: "oci://ghcr.io/spegel-org/helm-charts/spegel".into(), name: "spegel".into(), version: "v0.7.4".into() };
+        write(&cfg, &BTreeSet::from([chart])).unwrap();
+        let root = charts_dir(&cfg);
+        assert_eq!(registry_answer(&root, "ghcr.io", "/v2/").map(|a| a.0), Some(200), "the API version check answers anonymously");
+        let (status, ctype, manifest, digest) = registry_answer(&root, "ghcr.io", "/v2/spegel-org/helm-charts/spegel/manifests/v0.7.4").unwrap();
+        assert_eq!((status, ctype), (200, OCI_MANIFEST));
+        let digest = digest.unwrap();
+        assert_eq!(digest, format!("sha256:{:x}", Sha256::digest(&manifest)), "Docker-Content-Digest is the manifest's digest");
+        let by_digest = registry_answer(&root, "ghcr.io:443", &format!("/v2/spegel-org/helm-charts/spegel/manifests/{digest}")).unwrap();
+        assert_eq!(by_digest.2, manifest, "the same manifest by digest");
+        let m: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
+        assert_eq!(m["config"]["mediaType"], "application/vnd.cncf.helm.config.v1+json");
+        let layer = &m["layers"][0];
+        assert_eq!(layer["mediaType"], "application/vnd.cncf.helm.chart.content.v1.tar+gzip");
+        let blob = registry_answer(&root, "ghcr.io", &format!("/v2/spegel-org/helm-charts/spegel/blobs/{}", layer["digest"].as_str().unwrap())).unwrap();
+        assert_eq!(blob.2, archive("spegel", "v0.7.4").unwrap(), "the layer is the chart archive");
+        assert_eq!(blob.2.len() as u64, layer["size"].as_u64().unwrap());
+        let tags: serde_json::Value = serde_json::from_slice(&registry_answer(&root, "ghcr.io", "/v2/spegel-org/helm-charts/spegel/tags/list").unwrap().2).unwrap();
+        assert_eq!(tags["tags"], serde_json::json!(["v0.7.4"]));
+        let missing = registry_answer(&root, "ghcr.io", "/v2/spegel-org/helm-charts/spegel/manifests/v9.9.9").unwrap();
+        assert_eq!(missing.0, 404);
+        assert!(String::from_utf8_lossy(&missing.2).contains("MANIFEST_UNKNOWN"));
+        assert_eq!(registry_answer(&root, "quay.io", "/v2/spegel-org/helm-charts/spegel/manifests/v0.7.4").unwrap().0, 404, "another host");
+        assert!(registry_answer(&root, "ghcr.io", "/v2/../../etc/passwd/blobs/x").is_none());
+        assert!(registry_answer(&root, "ghcr.io", "/index.yaml").is_none(), "not the registry's");
     }
 
     #[test]

@@ -45,8 +45,8 @@ pub struct DataPlan {
     /// `host:port` of the Git host the clusters' Flux syncs from (`ssh://` URL of
     /// GitRepository `flux-system`), played by the simulation's Git server.
     pub git_ssh: Vec<(String, u16)>,
-    /// `host:port` of every `https://` HelmRepository, played by the simulation's chart
-    /// repositories ([`crate::sim::charts`]).
+    /// `host:port` of every `https://` HelmRepository and `oci://` OCIRepository, played by
+    /// the simulation's chart repositories ([`crate::sim::charts`]).
     pub chart_hosts: Vec<(String, u16)>,
 }
 
@@ -73,8 +73,13 @@ impl DataPlan {
         if let Some(((host, port), _)) = crate::sim::scenario::sync_source(&repo).and_then(|(url, _)| crate::sim::scenario::ssh_url_parts(&url)) {
             plan.git_ssh.push((host, port));
         }
-        for d in repo.documents.iter().filter(|d| d.kind() == "HelmRepository" && d.api_version().starts_with("source.toolkit.fluxcd.io/")) {
-            if let Some((host, port, _)) = crate::sim::charts::served_repository(&d.value)
+        for d in repo.documents.iter().filter(|d| d.api_version().starts_with("source.toolkit.fluxcd.io/")) {
+            let served = match d.kind() {
+                "HelmRepository" => crate::sim::charts::served_repository(&d.value),
+                "OCIRepository" => crate::sim::charts::served_oci_repository(&d.value),
+                _ => None,
+            };
+            if let Some((host, port, _)) = served
                 && !plan.chart_hosts.contains(&(host.clone(), port))
             {
                 plan.chart_hosts.push((host, port));

@@ -10,17 +10,17 @@
 //! 2. **simulation overlay**: what the simulation must change for Flux to reconcile the
 //!    repository here, and nothing else:
 //!    - ACME issuers become CA issuers of the same name (`certmanager`);
-//!    - sources the simulation cannot serve (other Git repositories, OCI repositories and
-//!      OCI HelmRepositories) and the Kustomizations and HelmReleases built from them are
+//!    - sources the simulation cannot serve (other Git repositories and OCI
+//!      HelmRepositories) and the Kustomizations and HelmReleases built from them are
 //!      labelled [`STAND_IN_LABEL`]: the controllers do not watch them
 //!      (`--watch-label-selector`, [`WATCH_SELECTOR`]) and the simulation writes their
 //!      status (`status.yaml`);
 //!    - documents of kinds the clusters do not serve are left out, with a comment.
 //!
-//! The `https://` HelmRepositories keep their URLs: inside the simulation's network their
-//! hosts are the simulation's chart repositories ([`crate::sim::charts`]), which serve a
-//! chart without templates for every HelmRelease ([`wanted_charts`]), and the real
-//! helm-controller installs each of them.
+//! The `https://` HelmRepositories and the `oci://` OCIRepositories keep their URLs: inside
+//! the simulation's network their hosts are the simulation's chart repositories and registry
+//! ([`crate::sim::charts`]), which serve a chart without templates for every HelmRelease and
+//! OCI repository ([`wanted_charts`]), and the real helm-controller installs each of them.
 //!
 //! The simulation renders and applies the overlay commit's tree, so what it applies is what
 //! Flux applies, Flux never puts back what the simulation replaced, and
@@ -255,8 +255,8 @@ fn overlay_changes(given: &GitopsRepo, served: &dyn Fn(&str, &str) -> bool) -> R
 }
 
 /// The Flux sources the simulation serves, as `(kind, name)`: the sync GitRepository (its
-/// Git server) and every `https://` HelmRepository (its chart repositories,
-/// [`crate::sim::charts`]).
+/// Git server), every `https://` HelmRepository and every `oci://` OCIRepository (its chart
+/// repositories and registry, [`crate::sim::charts`]).
 fn served_sources(given: &GitopsRepo) -> BTreeSet<(String, String)> {
     given
         .documents
@@ -265,6 +265,7 @@ fn served_sources(given: &GitopsRepo) -> BTreeSet<(String, String)> {
         .filter(|d| match d.kind() {
             "GitRepository" => d.name() == SYNC,
             "HelmRepository" => crate::sim::charts::served_repository(&d.value).is_some(),
+            "OCIRepository" => crate::sim::charts::served_oci_repository(&d.value).is_some(),
             _ => false,
         })
         .map(|d| (d.kind().to_string(), d.name().to_string()))
@@ -319,7 +320,8 @@ pub(super) fn reconciled_by_flux(o: &Value) -> bool {
 
 /// The charts the real helm-controller installs from the simulation's chart repositories:
 /// one per HelmRelease of `repo` (the overlay commit's tree) built from a served
-/// HelmRepository, under the chart's name and a version its constraint admits.
+/// HelmRepository, under the chart's name and a version its constraint admits, and one per
+/// served OCIRepository (the chart artifact it pulls).
 pub(super) fn wanted_charts(repo: &GitopsRepo) -> BTreeSet<crate::sim::charts::Chart> {
     let urls: BTreeMap<&str, &str> = repo
         .documents
@@ -339,6 +341,18 @@ pub(super) fn wanted_charts(repo: &GitopsRepo) -> BTreeSet<crate::sim::charts::C
                 version: crate::sim::charts::lowest_version(str_at(spec, "/version")),
             })
         })
+        .chain(repo.documents.iter().filter(|d| d.kind() == "OCIRepository" && reconciled_by_flux(&d.value)).filter_map(|d| {
+            // One chart artifact per OCI repository, named as its last path segment and
+            // tagged as `ref.tag` asks (`helm push` tags a chart with its version), the
+            // lowest version `ref.semver` admits, or `latest` (Flux's default).
+            let (_, _, path) = crate::sim::charts::served_oci_repository(&d.value)?;
+            let version = match (d.value.pointer("/spec/ref/tag").and_then(Value::as_str), d.value.pointer("/spec/ref/semver").and_then(Value::as_str)) {
+                (_, Some(range)) => crate::sim::charts::lowest_version(range),
+                (Some(tag), None) => tag.to_string(),
+                (None, None) => "latest".to_string(),
+            };
+            Some(crate::sim::charts::Chart { repo_url: str_at(&d.value, "/spec/url").to_string(), name: path.rsplit('/').next()?.to_string(), version })
+        }))
         .collect()
 }
 
@@ -509,7 +523,7 @@ mod tests {
     }
 
     #[test]
-    fn every_helm_release_from_a_served_repository_gets_a_chart() {
+    fn every_helm_release_from_a_served_repository_and_every_oci_repository_gets_a_chart() {
         let dir = tempfile::tempdir().unwrap();
         let c = dir.path().join("kubernetes/clusters/infra/flux-system");
         std::fs::create_dir_all(&c).unwrap();
@@ -519,12 +533,17 @@ mod tests {
             "apiVersion: source.toolkit.fluxcd.io/v1\nkind: HelmRepository\nmetadata: {name: rook-release, namespace: flux-system}\nspec: {url: 'https://charts.rook.io/release'}\n---\n\
              apiVersion: source.toolkit.fluxcd.io/v1\nkind: HelmRepository\nmetadata: {name: oci-charts, namespace: flux-system}\nspec: {type: oci, url: 'oci://ghcr.io/o/charts'}\n---\n\
              apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata: {name: rook-ceph-operator, namespace: rook-ceph}\nspec: {chart: {spec: {chart: rook-ceph, version: v1.17.x, sourceRef: {kind: HelmRepository, name: rook-release}}}}\n---\n\
-             apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata: {name: x, namespace: x, labels: {sim.platform-acceptance.io/stand-in: 'true'}}\nspec: {chart: {spec: {chart: x, version: 1.0.0, sourceRef: {kind: HelmRepository, name: oci-charts}}}}\n",
+             apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata: {name: x, namespace: x, labels: {sim.platform-acceptance.io/stand-in: 'true'}}\nspec: {chart: {spec: {chart: x, version: 1.0.0, sourceRef: {kind: HelmRepository, name: oci-charts}}}}\n---\n\
+             apiVersion: source.toolkit.fluxcd.io/v1\nkind: OCIRepository\nmetadata: {name: spegel, namespace: flux-system}\nspec: {url: 'oci://ghcr.io/spegel-org/helm-charts/spegel', ref: {tag: v0.7.4}}\n---\n\
+             apiVersion: source.toolkit.fluxcd.io/v1\nkind: OCIRepository\nmetadata: {name: ranged, namespace: flux-system}\nspec: {url: 'oci://ghcr.io/o/ranged', ref: {semver: '>=1.2.0'}}\n",
         )
         .unwrap();
         let repo = GitopsRepo::load(dir.path()).unwrap();
         let charts: Vec<_> = wanted_charts(&repo).into_iter().map(|c| format!("{} {} {}", c.repo_url, c.name, c.version)).collect();
-        assert_eq!(charts, ["https://charts.rook.io/release rook-ceph 1.17.0"]);
+        assert_eq!(
+            charts,
+            ["https://charts.rook.io/release rook-ceph 1.17.0", "oci://ghcr.io/o/ranged ranged 1.2.0", "oci://ghcr.io/spegel-org/helm-charts/spegel spegel v0.7.4"]
+        );
     }
 
     #[test]

@@ -125,7 +125,7 @@ pub async fn apply(cfg: &SimConfig, name: &str) -> Result<()> {
     let report = apply_with_report(cfg, name).await?;
     for (c, r) in &report.clusters {
         eprintln!(
-            "sim: scenario {} on {c}: {} objects, {} secrets, {} statuses, {} pods ready, {} certificates issued by cert-manager, {} ExternalSecrets synced by external-secrets, {} Flux objects Ready at {} (GitRepositories, Kustomizations, HelmRepositories, HelmReleases, by Flux){}",
+            "sim: scenario {} on {c}: {} objects, {} secrets, {} statuses, {} pods ready, {} certificates issued by cert-manager, {} ExternalSecrets synced by external-secrets, {} Flux objects Ready at {} (GitRepositories, OCIRepositories, HelmRepositories, Kustomizations, HelmReleases, by Flux){}",
             report.scenario,
             r.applied,
             r.secrets,
