@@ -24,19 +24,24 @@ pub async fn seed(cfg: &SimConfig, cluster: &str) -> Result<()> {
     tokio::try_join!(restic, velero).map(|_| ())
 }
 
-/// Secret `ns/name`'s data, once it exists: it is an ExternalSecret's target, which the
-/// real external-secrets controller writes shortly after the scenario applied it (two
-/// minutes at most, as `healthy` waits for the sync).
-async fn secret(client: &kube::Client, ns: &str, name: &str) -> Result<BTreeMap<String, String>> {
+/// Secret `ns/name`, once it exists: it is an ExternalSecret's target, which the real
+/// external-secrets controller writes shortly after the scenario applied it (two minutes at
+/// most, as `healthy` waits for the sync).
+pub(crate) async fn written_secret(client: &kube::Client, ns: &str, name: &str) -> Result<Secret> {
     let api = Api::<Secret>::namespaced(client.clone(), ns);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    let s = loop {
+    loop {
         match api.get_opt(name).await.with_context(|| format!("Secret {ns}/{name}"))? {
-            Some(s) => break s,
+            Some(s) => return Ok(s),
             None if std::time::Instant::now() > deadline => anyhow::bail!("Secret {ns}/{name}: not written by external-secrets within 120s"),
-            None => tokio::time::sleep(std::time::Duration::from_millis(500)).await,
+            None => tokio::time::sleep(std::time::Duration::from_millis(250)).await,
         }
-    };
+    }
+}
+
+/// [`written_secret`]'s data.
+async fn secret(client: &kube::Client, ns: &str, name: &str) -> Result<BTreeMap<String, String>> {
+    let s = written_secret(client, ns, name).await?;
     Ok(s.data.unwrap_or_default().into_iter().map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned())).collect())
 }
 

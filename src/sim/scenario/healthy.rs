@@ -171,27 +171,18 @@ impl ClusterSim {
         for o in objects {
             let (ns, secret) = (str_at(o, "/metadata/namespace"), str_at(o, "/spec/credential/name"));
             if !secret.is_empty() {
-                let api = Api::<k8s_openapi::api::core::v1::Secret>::namespaced(self.client.clone(), ns);
-                let start = Instant::now();
-                while api.get_opt(secret).await.with_context(|| format!("Secret {ns}/{secret}"))?.is_none() {
-                    if start.elapsed() > Duration::from_secs(120) {
-                        bail!(
-                            "{} {ns}/{}: Secret {ns}/{secret}, its credential, not written within 120s on {}",
-                            str_at(o, "/kind"),
-                            str_at(o, "/metadata/name"),
-                            self.cluster
-                        );
-                    }
-                    tokio::time::sleep(Duration::from_millis(250)).await;
-                }
+                crate::sim::backups::written_secret(&self.client, ns, secret)
+                    .await
+                    .with_context(|| format!("{} {ns}/{} on {}: its credential", str_at(o, "/kind"), str_at(o, "/metadata/name"), self.cluster))?;
             }
             applied += usize::from(self.apply_object(kinds, o).await?);
         }
         Ok(applied)
     }
 
-    /// Applies the stand-in CRDs ([`crate::sim::crds::STANDIN`]; `sim up` installed them with the
-    /// others) and waits (30 s at most) until they are Established. When one was new, Velero is restarted: it reads API discovery at start and then every 5
+    /// Applies the stand-in CRDs ([`crate::sim::crds::STANDIN`]; `sim up` installed them with
+    /// the others) and waits (30 s at most) until they are Established. When one was new,
+    /// Velero is restarted: it reads API discovery at start and then every 5
     /// minutes (velero pkg/cmd/server/server.go), and a backup it takes meanwhile lists the
     /// new kinds without being able to read them, and ends PartiallyFailed ("no matches for
     /// k8s.keycloak.org/, Resource=keycloaks"). A settled platform's Velero has long seen them.
