@@ -227,15 +227,27 @@ async fn epic08_10_and_dod_live_checks_on_the_simulation() {
     ]);
     eprintln!("B {:.1}s", t0.elapsed().as_secs_f64());
 
-    // ---- C: the Keycloak operator (alone: a failed 8.1 blocks 8.2 and EPIC-9).
-    let hr = breakage(&fx, "infra", HR, "auth", "keycloak-operator", true, hr_failed).await;
+    // ---- C: the Keycloak operator (alone: a failed 8.1 blocks 8.2 and EPIC-9). A real
+    // fault for the real Flux: the registry serves, under the same tag, an app-template
+    // chart that Helm cannot render; source-controller pulls the new digest when asked, and
+    // helm-controller's upgrade of the operator's release fails in Helm's words.
+    let chart = sim::charts::Chart { repo_url: "oci://ghcr.io/bjw-s-labs/helm/app-template".into(), name: "app-template".into(), version: "3.7.3".into() };
+    sim::charts::serve_failing_chart(fx.cfg(), &chart, "platform-acceptance: a chart that does not render").unwrap();
+    let sources = fx.dynamic("infra", "source.toolkit.fluxcd.io/v1", "OCIRepository", Some("flux-system")).await;
+    let now = json!({"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": format!("{:?}", Instant::now())}}});
+    sources.patch("app-template", &PatchParams::default(), &Patch::Merge(&now)).await.unwrap();
+    let hrs = fx.dynamic("infra", HR.0, HR.1, Some("auth")).await;
+    let failed = |o: Option<&DynamicObject>| o.and_then(|o| o.data["status"]["conditions"].as_array()).is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "False"));
+    let waited = tokio::time::timeout(std::time::Duration::from_secs(120), kube::runtime::wait::await_condition(hrs.clone(), "keycloak-operator", failed)).await;
+    assert!(matches!(waited, Ok(Ok(_))), "helm-controller did not fail the upgrade of auth/keycloak-operator within 120s ({waited:?})");
     let kc = breakage(&fx, "infra", ("k8s.keycloak.org/v2alpha1", "Keycloak"), "auth", "keycloak", true, |o| set_condition(o, "HasErrors", "True", "", "database connection refused")).await;
     let r = fx.run("8.1.3,8.1.4").await;
     r.expect_failing(&["8.1.3 [infra]", "8.1.4 [infra]"])
-        .expect_message("8.1.3 [infra]", &["HelmRelease auth/keycloak-operator (helm.toolkit.fluxcd.io/v2) (cluster infra): expected Ready=True, observed Ready=False (InstallFailed"])
+        .expect_message("8.1.3 [infra]", &["HelmRelease auth/keycloak-operator (helm.toolkit.fluxcd.io/v2) (cluster infra): expected Ready=True, observed Ready=False", "a chart that does not render"])
         .expect_message("8.1.4 [infra]", &["Keycloak auth/keycloak (k8s.keycloak.org/v2alpha1) (cluster infra): expected HasErrors=False, observed HasErrors=True (database connection refused)"]);
-    hr.restore().await;
     kc.restore().await;
+    // The scenario serves the charts again; its wait pulls the served digest and upgrades.
+    fx.scenario("healthy").await;
     eprintln!("C {:.1}s", t0.elapsed().as_secs_f64());
 
     // ---- D: VolSync on infra: release failed; restic repository without snapshots.

@@ -138,11 +138,16 @@ pub fn lowest_version(constraint: &str) -> String {
 /// The chart archive (`<name>-<version>.tgz`): `<name>/Chart.yaml` and `<name>/values.yaml`,
 /// with fixed times and owners, so the same chart gives the same bytes (and digest).
 pub fn archive(name: &str, version: &str) -> Result<Vec<u8>> {
+    archive_with(name, version, &[])
+}
+
+/// [`archive`] with more files (path in the chart, content), e.g. a template.
+fn archive_with(name: &str, version: &str, extra: &[(&str, &str)]) -> Result<Vec<u8>> {
     let chart_yaml = format!(
         "apiVersion: v2\nname: {name}\nversion: {version}\nappVersion: \"{version}\"\ntype: application\ndescription: Stand-in chart of the platform-acceptance simulation (no templates; the workloads are the simulation's)\n"
     );
     let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default()));
-    for (file, body) in [("Chart.yaml", chart_yaml.as_str()), ("values.yaml", "{}\n")] {
+    for (file, body) in [("Chart.yaml", chart_yaml.as_str()), ("values.yaml", "{}\n")].into_iter().chain(extra.iter().copied()) {
         let mut header = tar::Header::new_gnu();
         header.set_size(body.len() as u64);
         header.set_mode(0o644);
@@ -211,6 +216,40 @@ const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 /// artifact, its blobs under `blobs/sha256:<hex>` and its manifest under
 /// `manifests/<version>` (the tag) and `manifests/sha256:<hex>`.
 fn write_oci(dir: &Path, list: &[&Chart]) -> Result<()> {
+    for c in list {
+        write_oci_chart(dir, c, &archive(&c.name, &c.version)?)?;
+    }
+    Ok(())
+}
+
+/// Serves `chart` from its OCI repository (`chart.repo_url`, `oci://`) as a chart whose one
+/// template calls Helm's `fail` with `message`: a release of it cannot be rendered, so
+/// helm-controller's install or upgrade fails with Helm's own error. The source-controller
+/// sees a new digest under the same tag at its next pull. The next [`write`] serves the
+/// scenario's charts again.
+pub fn serve_failing_chart(cfg: &SimConfig, chart: &Chart, message: &str) -> Result<()> {
+    let Some((host, port, path)) = oci_parts(&chart.repo_url) else { bail!("{} is not an oci:// repository", chart.repo_url) };
+    let root = charts_dir(cfg);
+    let template = format!("{{{{ fail {message:?} }}}}\n");
+    let bytes = archive_with(&chart.name, &chart.version, &[("templates/fail.yaml", &template)])?;
+    write_oci_chart(&root.join(format!("{host}:{port}")).join("v2").join(path), chart, &bytes)?;
+    // What is served is no longer what the stamp says.
+    match std::fs::remove_file(root.join(".charts")) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
+/// The revision source-controller records for an OCIRepository pulled from `url` at `tag`
+/// now (`<tag>@sha256:<manifest digest>`), or None when nothing is served there.
+pub fn served_oci_revision(cfg: &SimConfig, url: &str, tag: &str) -> Option<String> {
+    let (host, port, path) = oci_parts(url)?;
+    let manifest = std::fs::read(charts_dir(cfg).join(format!("{host}:{port}")).join("v2").join(path).join("manifests").join(tag)).ok()?;
+    Some(format!("{tag}@sha256:{:x}", Sha256::digest(&manifest)))
+}
+
+/// One Helm chart artifact (`archive`, the chart's bytes) in the OCI repository under `dir`.
+fn write_oci_chart(dir: &Path, c: &Chart, archive: &[u8]) -> Result<()> {
     std::fs::create_dir_all(dir.join("blobs")).with_context(|| format!("creating {}", dir.display()))?;
     std::fs::create_dir_all(dir.join("manifests"))?;
     let blob = |bytes: &[u8]| -> Result<serde_json::Value> {
@@ -218,19 +257,17 @@ fn write_oci(dir: &Path, list: &[&Chart]) -> Result<()> {
         std::fs::write(dir.join("blobs").join(&digest), bytes)?;
         Ok(serde_json::json!({"digest": digest, "size": bytes.len()}))
     };
-    for c in list {
-        let config = serde_json::json!({"apiVersion": "v2", "name": c.name, "version": c.version, "appVersion": c.version, "type": "application"});
-        let mut config = blob(&serde_json::to_vec(&config)?)?;
-        config["mediaType"] = "application/vnd.cncf.helm.config.v1+json".into();
-        let mut layer = blob(&archive(&c.name, &c.version)?)?;
-        layer["mediaType"] = "application/vnd.cncf.helm.chart.content.v1.tar+gzip".into();
-        let manifest = serde_json::to_vec(&serde_json::json!({
-            "schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": config, "layers": [layer],
-            "annotations": {"org.opencontainers.image.title": c.name, "org.opencontainers.image.version": c.version},
-        }))?;
-        std::fs::write(dir.join("manifests").join(format!("sha256:{:x}", Sha256::digest(&manifest))), &manifest)?;
-        std::fs::write(dir.join("manifests").join(&c.version), &manifest)?;
-    }
+    let config = serde_json::json!({"apiVersion": "v2", "name": c.name, "version": c.version, "appVersion": c.version, "type": "application"});
+    let mut config = blob(&serde_json::to_vec(&config)?)?;
+    config["mediaType"] = "application/vnd.cncf.helm.config.v1+json".into();
+    let mut layer = blob(archive)?;
+    layer["mediaType"] = "application/vnd.cncf.helm.chart.content.v1.tar+gzip".into();
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": config, "layers": [layer],
+        "annotations": {"org.opencontainers.image.title": c.name, "org.opencontainers.image.version": c.version},
+    }))?;
+    std::fs::write(dir.join("manifests").join(format!("sha256:{:x}", Sha256::digest(&manifest))), &manifest)?;
+    std::fs::write(dir.join("manifests").join(&c.version), &manifest)?;
     Ok(())
 }
 
@@ -387,6 +424,34 @@ mod tests {
         assert_eq!(registry_answer(&root, "quay.io", "/v2/spegel-org/helm-charts/spegel/manifests/v0.7.4").unwrap().0, 404, "another host");
         assert!(registry_answer(&root, "ghcr.io", "/v2/../../etc/passwd/blobs/x").is_none());
         assert!(registry_answer(&root, "ghcr.io", "/index.yaml").is_none(), "not the registry's");
+        assert_eq!(served_oci_revision(&cfg, "oci://ghcr.io/spegel-org/helm-charts/spegel", "v0.7.4"), Some(format!("v0.7.4@{digest}")));
+        assert_eq!(served_oci_revision(&cfg, "oci://ghcr.io/spegel-org/helm-charts/spegel", "v9.9.9"), None);
+    }
+
+    #[test]
+    fn a_failing_chart_replaces_the_served_one_under_its_tag_until_the_next_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = SimConfig { state_dir: dir.path().to_path_buf(), ..SimConfig::from_env() };
+        let chart = Chart { repo_url: "oci://ghcr.io/bjw-s-labs/helm/app-template".into(), name: "app-template".into(), version: "3.7.3".into() };
+        let charts = BTreeSet::from([chart.clone()]);
+        write(&cfg, &charts).unwrap();
+        let good = served_oci_revision(&cfg, &chart.repo_url, "3.7.3").unwrap();
+        serve_failing_chart(&cfg, &chart, "broken on purpose").unwrap();
+        let bad = served_oci_revision(&cfg, &chart.repo_url, "3.7.3").unwrap();
+        assert_ne!(bad, good, "a new digest under the same tag");
+        let root = charts_dir(&cfg);
+        let m: serde_json::Value = serde_json::from_slice(&registry_answer(&root, "ghcr.io", "/v2/bjw-s-labs/helm/app-template/manifests/3.7.3").unwrap().2).unwrap();
+        let layer = registry_answer(&root, "ghcr.io", &format!("/v2/bjw-s-labs/helm/app-template/blobs/{}", m["layers"][0]["digest"].as_str().unwrap())).unwrap().2;
+        let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(layer.as_slice()));
+        let template = tar.entries().unwrap().map(|e| e.unwrap()).find(|e| e.path().unwrap().ends_with("templates/fail.yaml")).map(|mut e| {
+            let mut s = String::new();
+            e.read_to_string(&mut s).unwrap();
+            s
+        });
+        assert_eq!(template.as_deref(), Some("{{ fail \"broken on purpose\" }}\n"));
+        write(&cfg, &charts).unwrap();
+        assert_eq!(served_oci_revision(&cfg, &chart.repo_url, "3.7.3").unwrap(), good, "the scenario's chart again");
+        assert!(serve_failing_chart(&cfg, &Chart { repo_url: "https://charts.jetstack.io".into(), ..chart }, "x").is_err(), "only OCI repositories");
     }
 
     #[test]

@@ -346,14 +346,19 @@ pub(super) fn wanted_charts(repo: &GitopsRepo) -> BTreeSet<crate::sim::charts::C
             // tagged as `ref.tag` asks (`helm push` tags a chart with its version), the
             // lowest version `ref.semver` admits, or `latest` (Flux's default).
             let (_, _, path) = crate::sim::charts::served_oci_repository(&d.value)?;
-            let version = match (d.value.pointer("/spec/ref/tag").and_then(Value::as_str), d.value.pointer("/spec/ref/semver").and_then(Value::as_str)) {
-                (_, Some(range)) => crate::sim::charts::lowest_version(range),
-                (Some(tag), None) => tag.to_string(),
-                (None, None) => "latest".to_string(),
-            };
-            Some(crate::sim::charts::Chart { repo_url: str_at(&d.value, "/spec/url").to_string(), name: path.rsplit('/').next()?.to_string(), version })
+            Some(crate::sim::charts::Chart { repo_url: str_at(&d.value, "/spec/url").to_string(), name: path.rsplit('/').next()?.to_string(), version: oci_tag(&d.value) })
         }))
         .collect()
+}
+
+/// The tag the simulation's registry serves an OCIRepository's chart under: `ref.tag`, the
+/// lowest version `ref.semver` admits, or `latest` (Flux's default).
+fn oci_tag(oci_repository: &Value) -> String {
+    match (oci_repository.pointer("/spec/ref/tag").and_then(Value::as_str), oci_repository.pointer("/spec/ref/semver").and_then(Value::as_str)) {
+        (_, Some(range)) => crate::sim::charts::lowest_version(range),
+        (Some(tag), None) => tag.to_string(),
+        (None, None) => "latest".to_string(),
+    }
 }
 
 /// Why a Flux object is not done yet at `revision`, or None when it is.
@@ -379,9 +384,10 @@ fn pending(o: &Value, revision: &str) -> Option<String> {
 impl ClusterSim {
     /// Waits until Flux has fetched and applied the served revision: every GitRepository and
     /// Kustomization in `objects` that Flux reconciles is Ready for its generation at
-    /// `self.revision`, and every such HelmRepository and HelmRelease Ready for its
-    /// generation. One that is not is asked to reconcile now every 10 s, as `flux
-    /// reconcile` does (a HelmRelease with `--force`). Returns how many there are.
+    /// `self.revision`, every such HelmRepository, OCIRepository and HelmRelease Ready for
+    /// its generation, and every OCIRepository at the digest the registry serves now. One
+    /// that is not is asked to reconcile now every 10 s, as `flux reconcile` does (a
+    /// HelmRelease with `--force`). Returns how many there are.
     pub(super) async fn wait_flux(&self, kinds: &Kinds, objects: &[Value]) -> Result<usize> {
         self.wait_flux_at(kinds, objects, &self.revision).await
     }
@@ -394,6 +400,7 @@ impl ClusterSim {
             ("source.toolkit.fluxcd.io/v1", "GitRepository"),
             ("kustomize.toolkit.fluxcd.io/v1", "Kustomization"),
             ("source.toolkit.fluxcd.io/v1", "HelmRepository"),
+            ("source.toolkit.fluxcd.io/v1", "OCIRepository"),
             ("helm.toolkit.fluxcd.io/v2", "HelmRelease"),
         ] {
             let Some(k) = kinds.get(&(av.to_string(), kind.to_string())) else { bail!("{kind} is not served on {}", self.cluster) };
@@ -409,23 +416,30 @@ impl ClusterSim {
     }
 
     async fn wait_flux_at(&self, kinds: &Kinds, objects: &[Value], revision: &str) -> Result<usize> {
-        let targets: Vec<(Api<DynamicObject>, String, String)> = objects
+        // An OCIRepository must also hold what the registry serves now (a scenario may have
+        // served another chart under the same tag): (api, what, name, that revision).
+        let targets: Vec<(Api<DynamicObject>, String, String, Option<String>)> = objects
             .iter()
             .filter(|o| reconciled_by_flux(o))
             .filter_map(|o| {
                 let kind = kinds.get(&(str_at(o, "/apiVersion").to_string(), str_at(o, "/kind").to_string()))?;
                 let ns = str_at(o, "/metadata/namespace");
                 let api = Api::namespaced_with(self.client.clone(), ns, &kind.ar);
-                Some((api, format!("{} {ns}/{}", str_at(o, "/kind"), str_at(o, "/metadata/name")), str_at(o, "/metadata/name").to_string()))
+                let served = (str_at(o, "/kind") == "OCIRepository")
+                    .then(|| crate::sim::charts::served_oci_revision(&self.cfg, str_at(o, "/spec/url"), &oci_tag(o)))
+                    .flatten();
+                Some((api, format!("{} {ns}/{}", str_at(o, "/kind"), str_at(o, "/metadata/name")), str_at(o, "/metadata/name").to_string(), served))
             })
             .collect();
         let start = Instant::now();
         let mut asked = Instant::now() - Duration::from_secs(60);
         loop {
             let mut waiting = vec![];
-            for (api, what, name) in &targets {
-                let o = api.get(name).await.with_context(|| format!("reading {what} on {}", self.cluster))?;
-                if let Some(why) = pending(&serde_json::to_value(&o)?, revision) {
+            for (api, what, name, served) in &targets {
+                let o = serde_json::to_value(api.get(name).await.with_context(|| format!("reading {what} on {}", self.cluster))?)?;
+                let have = str_at(&o, "/status/artifact/revision");
+                let why = pending(&o, revision).or_else(|| served.as_ref().filter(|s| *s != have).map(|s| format!("artifact {have:?}, the registry serves {s:?}")));
+                if let Some(why) = why {
                     waiting.push((api, what, name, why));
                 }
             }
