@@ -234,8 +234,7 @@ async fn epic08_10_and_dod_live_checks_on_the_simulation() {
     let chart = sim::charts::Chart { repo_url: "oci://ghcr.io/bjw-s-labs/helm/app-template".into(), name: "app-template".into(), version: "3.7.3".into() };
     sim::charts::serve_failing_chart(fx.cfg(), &chart, "platform-acceptance: a chart that does not render").unwrap();
     let sources = fx.dynamic("infra", "source.toolkit.fluxcd.io/v1", "OCIRepository", Some("flux-system")).await;
-    let now = json!({"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": format!("{:?}", Instant::now())}}});
-    sources.patch("app-template", &PatchParams::default(), &Patch::Merge(&now)).await.unwrap();
+    sources.patch("app-template", &PatchParams::default(), &Patch::Merge(&sim::scenario::reconcile_request(false))).await.unwrap();
     let hrs = fx.dynamic("infra", HR.0, HR.1, Some("auth")).await;
     let failed = |o: Option<&DynamicObject>| o.and_then(|o| o.data["status"]["conditions"].as_array()).is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "False"));
     let waited = tokio::time::timeout(std::time::Duration::from_secs(120), kube::runtime::wait::await_condition(hrs.clone(), "keycloak-operator", failed)).await;

@@ -88,6 +88,13 @@ pub fn oci_parts(url: &str) -> Option<(String, u16, String)> {
     https_parts(&format!("https://{}", url.strip_prefix("oci://")?)).filter(|(_, _, path)| !path.is_empty())
 }
 
+/// The directory under `root` (`$STATE/charts`) that holds OCI repository `url`:
+/// `<host>:<port>/v2/<path>`, the registry's own paths.
+fn oci_dir(root: &Path, url: &str) -> Option<PathBuf> {
+    let (host, port, path) = oci_parts(url)?;
+    Some(root.join(format!("{host}:{port}")).join("v2").join(path))
+}
+
 /// `(host, port, path)` of an OCIRepository (the document) the simulation's registry plays:
 /// an `oci://` URL.
 pub fn served_oci_repository(oci_repository: &serde_json::Value) -> Option<(String, u16, String)> {
@@ -177,8 +184,8 @@ pub fn write(cfg: &SimConfig, charts: &BTreeSet<Chart>) -> Result<()> {
         std::fs::remove_dir_all(&tmp)?;
     }
     for (url, list) in by_repo {
-        if let Some((host, port, path)) = oci_parts(url) {
-            write_oci(&tmp.join(format!("{host}:{port}")).join("v2").join(&path), &list)?;
+        if let Some(dir) = oci_dir(&tmp, url) {
+            write_oci(&dir, &list)?;
             continue;
         }
         let Some((host, port, path)) = https_parts(url) else { bail!("{url} is neither an https:// Helm repository nor an oci:// one") };
@@ -228,11 +235,11 @@ fn write_oci(dir: &Path, list: &[&Chart]) -> Result<()> {
 /// sees a new digest under the same tag at its next pull. The next [`write`] serves the
 /// scenario's charts again.
 pub fn serve_failing_chart(cfg: &SimConfig, chart: &Chart, message: &str) -> Result<()> {
-    let Some((host, port, path)) = oci_parts(&chart.repo_url) else { bail!("{} is not an oci:// repository", chart.repo_url) };
     let root = charts_dir(cfg);
+    let Some(dir) = oci_dir(&root, &chart.repo_url) else { bail!("{} is not an oci:// repository", chart.repo_url) };
     let template = format!("{{{{ fail {message:?} }}}}\n");
     let bytes = archive_with(&chart.name, &chart.version, &[("templates/fail.yaml", &template)])?;
-    write_oci_chart(&root.join(format!("{host}:{port}")).join("v2").join(path), chart, &bytes)?;
+    write_oci_chart(&dir, chart, &bytes)?;
     // What is served is no longer what the stamp says.
     match std::fs::remove_file(root.join(".charts")) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
@@ -243,8 +250,7 @@ pub fn serve_failing_chart(cfg: &SimConfig, chart: &Chart, message: &str) -> Res
 /// The revision source-controller records for an OCIRepository pulled from `url` at `tag`
 /// now (`<tag>@sha256:<manifest digest>`), or None when nothing is served there.
 pub fn served_oci_revision(cfg: &SimConfig, url: &str, tag: &str) -> Option<String> {
-    let (host, port, path) = oci_parts(url)?;
-    let manifest = std::fs::read(charts_dir(cfg).join(format!("{host}:{port}")).join("v2").join(path).join("manifests").join(tag)).ok()?;
+    let manifest = std::fs::read(oci_dir(&charts_dir(cfg), url)?.join("manifests").join(tag)).ok()?;
     Some(format!("{tag}@sha256:{:x}", Sha256::digest(&manifest)))
 }
 

@@ -66,7 +66,7 @@ const FORCE_AT: &str = "reconcile.fluxcd.io/forceAt";
 
 /// The merge patch asking a Flux object to reconcile now, as `flux reconcile` does; with
 /// `force`, as `flux reconcile helmrelease --force` does.
-pub(super) fn reconcile_request(force: bool) -> Value {
+pub fn reconcile_request(force: bool) -> Value {
     let now = super::now();
     let annotations = if force { json!({REQUESTED_AT: now, FORCE_AT: now}) } else { json!({REQUESTED_AT: now}) };
     json!({"metadata": {"annotations": annotations}})

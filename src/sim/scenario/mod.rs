@@ -70,7 +70,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail};
 use serde_json::Value;
 
-pub use flux::{GIT_SSH_PORT, STAND_IN_LABEL, SYNC, WATCH_SELECTOR, git_dir, repos_dir, ssh_url_parts, sync_source};
+pub use flux::{GIT_SSH_PORT, STAND_IN_LABEL, SYNC, WATCH_SELECTOR, git_dir, reconcile_request, repos_dir, ssh_url_parts, sync_source};
 pub use certmanager::{ACME_STAND_IN_NOTE, CLUSTER_RESOURCE_NAMESPACE, STAND_IN_ANNOTATION, ca_secret_name};
 pub use history::HISTORY_MANAGER;
 pub use later::run as run_later;
