@@ -6,8 +6,12 @@
 
 use std::time::{Duration, Instant};
 
+#[path = "common/rss.rs"]
+mod rss;
 #[path = "common/table.rs"]
 mod table;
+
+use rss::peak_rss_mib;
 
 use platform_acceptance::catalog::Catalog;
 use platform_acceptance::check::Layer;
@@ -31,13 +35,6 @@ fn stats(name: &str, mut samples: Vec<Duration>) -> f64 {
         samples.len()
     );
     median
-}
-
-fn peak_rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok()))
-        .map_or(0.0, |kib| kib / 1024.0)
 }
 
 fn main() {

@@ -58,6 +58,23 @@ async fn dependents_of_a_failed_story_are_skipped_as_blocked() {
 }
 
 #[tokio::test]
+async fn without_blocking_every_dependent_is_evaluated() {
+    let failing = Check::cluster("1.3", "a", "fails", |_ctx: Ctx| async { Outcome::fail("Node/x", "Ready", "NotReady") });
+    let dependent = Check::cluster("2.1", "b", "would_pass", |_ctx: Ctx| async { Outcome::pass("ok") });
+    let failing_too = Check::cluster("2.3", "c", "fails_too", |_ctx: Ctx| async { Outcome::fail("Service/y", "ready", "no endpoints") });
+    let r = run(
+        vec![unit("1.3.1", failing), unit("2.1.1", dependent), unit("2.3.1", failing_too)],
+        &[("1.3", "2.1"), ("2.1", "2.3")],
+        RunConfig { block: false, ..config() },
+    )
+    .await;
+    assert_eq!(outcome_of(&r, "1.3.1").verdict(), Verdict::Fail);
+    assert_eq!(outcome_of(&r, "2.1.1").verdict(), Verdict::Pass);
+    assert_eq!(outcome_of(&r, "2.3.1").verdict(), Verdict::Fail);
+    assert!(r.results.iter().all(|x| x.blocked_by.is_none()));
+}
+
+#[tokio::test]
 async fn repository_checks_are_never_blocked_by_live_failures() {
     let failing = Check::cluster("1.3", "a", "fails", |_ctx: Ctx| async { Outcome::fail("x", "y", "z") });
     let repo_check = Check::repo("2.1", "b", "repo", |_ctx: Ctx| async { Outcome::pass("file present") });

@@ -219,6 +219,11 @@ pub struct TargetArgs {
     /// to compare, or against an API server whose RBAC allows no cluster-wide LIST.
     #[arg(long)]
     pub no_read_cache: bool,
+    /// Evaluate every unit even when a story it depends on failed. By default such a unit
+    /// is skipped as "blocked by N.M", so one broken foundation reports once rather than
+    /// through every criterion built on it; use this to see everything at once.
+    #[arg(long)]
+    pub no_block: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -449,7 +454,7 @@ fn interrupted_exit() -> ExitCode {
 
 /// Runs `units` with the terminal reporter and the SIGINT/SIGTERM handling of `run`.
 async fn drive(args: &TargetArgs, session: &Session, units: Vec<crate::plan::Unit>) -> crate::runner::RunReport {
-    let config = RunConfig { concurrency: args.concurrency, timeout: args.timeout, retries: args.retries, in_progress_wait: args.in_progress_wait, phase: args.phase, read_cache: !args.no_read_cache, ..RunConfig::default() };
+    let config = RunConfig { concurrency: args.concurrency, timeout: args.timeout, retries: args.retries, in_progress_wait: args.in_progress_wait, phase: args.phase, read_cache: !args.no_read_cache, block: !args.no_block, ..RunConfig::default() };
     let runner = session.runner(config);
     let mode = match args.progress {
         Progress::Bar => report::terminal::Mode::Bar,

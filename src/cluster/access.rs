@@ -9,7 +9,8 @@
 //! ```
 //! use platform_acceptance::cluster::access::{Access, api_access};
 //! let a = api_access("infra", "GET", "/apis/helm.toolkit.fluxcd.io/v2/namespaces/flux-system/helmreleases/cilium").unwrap();
-//! assert_eq!(a, Access::Api { cluster: "infra".into(), verb: "get".into(), group: "helm.toolkit.fluxcd.io".into(), resource: "helmreleases".into(), object: Some("flux-system/cilium".into()) });
+//! assert_eq!(a, Access::Api { cluster: "infra".into(), verb: "get".into(), group: "helm.toolkit.fluxcd.io".into(), resource: "helmreleases".into(),
+//!                            namespace: Some("flux-system".into()), object: Some("flux-system/cilium".into()) });
 //! assert_eq!(a.to_string(), "get helm.toolkit.fluxcd.io/helmreleases on infra");
 //! let list = api_access("apps", "GET", "/api/v1/nodes?labelSelector=a%3Db").unwrap();
 //! assert_eq!(list.to_string(), "list nodes on apps");
@@ -36,9 +37,10 @@ use super::resolve::Resolve;
 pub enum Access {
     /// A Kubernetes API request. `group` is empty for the core group; `resource` is the
     /// plural resource (`deployments`, `deployments/status`) or a non-resource path (`/version`);
-    /// `object` the one object a request names (`namespace/name`, or `name` when cluster-scoped),
-    /// not part of its display.
-    Api { cluster: String, verb: String, group: String, resource: String, object: Option<String> },
+    /// `namespace` the namespace a request is confined to (None for cluster-scoped resources
+    /// and reads across all namespaces) and `object` the one object it names
+    /// (`namespace/name`, or `name` when cluster-scoped); neither is part of its display.
+    Api { cluster: String, verb: String, group: String, resource: String, namespace: Option<String>, object: Option<String> },
     /// A service name looked up for data-plane traffic (`postgres-rw.db.svc.cluster.local:5432`).
     Service { host: String, port: u16 },
 }
@@ -62,7 +64,7 @@ pub fn api_access(cluster: &str, method: &str, path: &str) -> Option<Access> {
     let (group, rest) = match parts.as_slice() {
         ["api", _version, rest @ ..] => ("", rest),
         ["apis", group, _version, rest @ ..] => (*group, rest),
-        _ => return Some(Access::Api { cluster: cluster.into(), verb: verb(method, true), group: String::new(), resource: format!("/{}", parts.join("/")), object: None }),
+        _ => return Some(Access::Api { cluster: cluster.into(), verb: verb(method, true), group: String::new(), resource: format!("/{}", parts.join("/")), namespace: None, object: None }),
     };
     let (ns, rest) = match rest {
         ["namespaces", ns, rest @ ..] if !rest.is_empty() => (Some(*ns), rest),
@@ -73,7 +75,7 @@ pub fn api_access(cluster: &str, method: &str, path: &str) -> Option<Access> {
         _ => None,
     };
     let (resource, named) = match rest {
-        [] => return Some(Access::Api { cluster: cluster.into(), verb: verb(method, true), group: group.into(), resource: "(discovery)".into(), object: None }),
+        [] => return Some(Access::Api { cluster: cluster.into(), verb: verb(method, true), group: group.into(), resource: "(discovery)".into(), namespace: None, object: None }),
         [resource] => (resource.to_string(), false),
         [resource, _name] => (resource.to_string(), true),
         [resource, _name, sub, ..] => (format!("{resource}/{sub}"), true),
@@ -85,7 +87,7 @@ pub fn api_access(cluster: &str, method: &str, path: &str) -> Option<Access> {
         _ if matches!(resource.as_str(), "pods/exec" | "pods/attach" | "pods/portforward") => "create".to_string(),
         _ => verb(method, named),
     };
-    Some(Access::Api { cluster: cluster.into(), verb, group: group.into(), resource, object })
+    Some(Access::Api { cluster: cluster.into(), verb, group: group.into(), resource, namespace: ns.map(str::to_string), object })
 }
 
 fn verb(method: &str, named: bool) -> String {

@@ -44,11 +44,14 @@ pub struct RunConfig {
     /// Reads of checks that only look go through the run's cache ([`crate::cluster::cache`]):
     /// one LIST per resource type and cluster. Off: every read is sent (`--no-read-cache`).
     pub read_cache: bool,
+    /// A live unit whose ancestor story failed is skipped as "blocked by N.M" (the
+    /// default); off, every unit is evaluated whatever its ancestors did (`--no-block`).
+    pub block: bool,
 }
 
 impl Default for RunConfig {
     fn default() -> Self {
-        RunConfig { concurrency: 8, timeout: Duration::from_secs(60), retries: 2, backoff: Duration::from_millis(500), in_progress_wait: Duration::from_secs(30), phase: Phase::Operate, lease: Duration::from_secs(60), probe_timeout: Duration::from_secs(5), read_cache: true }
+        RunConfig { concurrency: 8, timeout: Duration::from_secs(60), retries: 2, backoff: Duration::from_millis(500), in_progress_wait: Duration::from_secs(30), phase: Phase::Operate, lease: Duration::from_secs(60), probe_timeout: Duration::from_secs(5), read_cache: true, block: true }
     }
 }
 
@@ -192,7 +195,7 @@ impl Runner {
             for story in ready {
                 started_stories.insert(story.clone());
                 for (index, unit) in by_story.get(&story).cloned().unwrap_or_default() {
-                    let blocked = self.blocked_by(&unit, &ancestors[&story], &stories);
+                    let blocked = self.blocked_by(&unit, &ancestors[&story], &stories).filter(|_| self.config.block);
                     let job = self.job(unit, blocked, semaphore.clone(), events.clone(), index, finished.clone());
                     tasks.spawn(job);
                 }

@@ -150,19 +150,24 @@ pub fn api_basis(verb: &str, group: &str, resource: &str) -> (BasisKind, Option<
     }
 }
 
-/// Resources judged per object when a check reads one by name: what a real controller (or
-/// the real Flux, from the repository) wrote is `real-over-simulated`, what only the
-/// simulation wrote is a stand-in ([`Simulation::written`]).
-const PER_OBJECT: &[(&str, &str)] = &[("", "secrets"), ("", "configmaps")];
+/// Resources judged per object: what a real controller (or the real Flux, from the
+/// repository) wrote is `real-over-simulated`, what only the simulation wrote is a stand-in
+/// ([`Simulation::written`]): the Secrets of components that do not run here beside those
+/// external-secrets syncs, the chart stand-ins' ConfigMaps, CSIDrivers and StorageClasses
+/// beside the repository's own. A read by name is judged by its object; a list in one
+/// namespace by the objects the simulation wrote there (a round trip's own namespace
+/// holds none); a list across namespaces or of a cluster-scoped kind is the simulation's
+/// if it wrote any.
+const PER_OBJECT: &[(&str, &str)] = &[("", "secrets"), ("", "configmaps"), ("storage.k8s.io", "storageclasses"), ("storage.k8s.io", "csidrivers")];
 
 /// The simulation as a [`Provenance`]: API resources by the tables above, service
 /// names by what serves them in the endpoint map.
 pub struct Simulation {
     pub endpoints: Endpoints,
     /// Objects of the [`PER_OBJECT`] resources that only the simulation wrote, as
-    /// `(cluster, group, resource, "namespace/name")` (e.g. CNPG's `<cluster>-app` Secret,
-    /// the bootstrap Secrets, the charts' ConfigMaps); None when it could not be read, and
-    /// then every such object counts as the simulation's.
+    /// `(cluster, group, resource, "namespace/name" or "name")` (e.g. CNPG's `<cluster>-app`
+    /// Secret, the bootstrap Secrets, the charts' ConfigMaps and CSIDrivers); None when it
+    /// could not be read, and then every such object counts as the simulation's.
     pub written: Option<BTreeSet<(String, String, String, String)>>,
 }
 
@@ -171,30 +176,49 @@ impl Simulation {
     /// field manager of the object is one of the simulation's (`platform-acceptance-sim*`).
     pub async fn read_written(clients: &[(String, kube::Client)]) -> Option<BTreeSet<(String, String, String, String)>> {
         use k8s_openapi::api::core::v1::{ConfigMap, Secret};
-        use kube::api::{Api, ListParams};
+        use k8s_openapi::api::storage::v1::{CSIDriver, StorageClass};
+        use kube::api::{Api, ListParams, ObjectMeta};
+        async fn metas<K>(client: &kube::Client) -> Option<Vec<ObjectMeta>>
+        where
+            K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+        {
+            Some(Api::<K>::all(client.clone()).list_metadata(&ListParams::default()).await.ok()?.items.into_iter().map(|o| o.metadata).collect())
+        }
         let mut out = BTreeSet::new();
         for (cluster, client) in clients {
-            let lp = ListParams::default();
-            let secrets = Api::<Secret>::all(client.clone()).list_metadata(&lp).await.ok()?.items.into_iter().map(|o| ("secrets", o.metadata));
-            let configmaps = Api::<ConfigMap>::all(client.clone()).list_metadata(&lp).await.ok()?.items.into_iter().map(|o| ("configmaps", o.metadata));
-            for (resource, meta) in secrets.chain(configmaps) {
-                let managers: Vec<String> = meta.managed_fields.iter().flatten().filter_map(|f| f.manager.clone()).collect();
-                if !managers.is_empty() && managers.iter().all(|m| m.starts_with(crate::sim::FIELD_MANAGER)) {
-                    let object = format!("{}/{}", meta.namespace.unwrap_or_default(), meta.name.unwrap_or_default());
-                    out.insert((cluster.clone(), String::new(), resource.to_string(), object));
+            let kinds = [
+                ("", "secrets", metas::<Secret>(client).await?),
+                ("", "configmaps", metas::<ConfigMap>(client).await?),
+                ("storage.k8s.io", "storageclasses", metas::<StorageClass>(client).await?),
+                ("storage.k8s.io", "csidrivers", metas::<CSIDriver>(client).await?),
+            ];
+            for (group, resource, items) in kinds {
+                for meta in items {
+                    let managers: Vec<String> = meta.managed_fields.iter().flatten().filter_map(|f| f.manager.clone()).collect();
+                    if !managers.is_empty() && managers.iter().all(|m| m.starts_with(crate::sim::FIELD_MANAGER)) {
+                        let name = meta.name.unwrap_or_default();
+                        let object = meta.namespace.map_or(name.clone(), |ns| format!("{ns}/{name}"));
+                        out.insert((cluster.clone(), group.to_string(), resource.to_string(), object));
+                    }
                 }
             }
         }
         Some(out)
     }
 
-    fn object_basis(&self, cluster: &str, verb: &str, group: &str, resource: &str, object: Option<&str>) -> Option<(BasisKind, Option<&'static str>)> {
-        let (Some(object), Some(written)) = (object, &self.written) else { return None };
-        if verb != "get" || !PER_OBJECT.contains(&(group, resource)) {
+    fn object_basis(&self, cluster: &str, verb: &str, group: &str, resource: &str, namespace: Option<&str>, object: Option<&str>) -> Option<(BasisKind, Option<&'static str>)> {
+        let written = self.written.as_ref()?;
+        if !PER_OBJECT.contains(&(group, resource)) {
             return None;
         }
-        let key = (cluster.to_string(), group.to_string(), resource.to_string(), object.to_string());
-        Some(if written.contains(&key) { (BasisKind::StandIn, Some(APPLIED)) } else { (BasisKind::RealOverSimulated, None) })
+        let mine = |(c, g, r, _): &&(String, String, String, String)| c == cluster && g == group && r == resource;
+        let simulations = match (verb, object, namespace) {
+            ("get", Some(object), _) => written.iter().filter(mine).any(|(.., o)| o == object),
+            ("list" | "watch", None, Some(ns)) => written.iter().filter(mine).any(|(.., o)| o.split_once('/').is_some_and(|(n, _)| n == ns)),
+            ("list" | "watch", None, None) => written.iter().any(|w| mine(&w)),
+            _ => return None,
+        };
+        Some(if simulations { (BasisKind::StandIn, Some(APPLIED)) } else { (BasisKind::RealOverSimulated, None) })
     }
 }
 
@@ -235,9 +259,9 @@ impl Provenance for Simulation {
             .collect();
         Basis::weakest(accesses.iter().filter_map(|a| match a {
             Access::Api { cluster, group, resource, .. } if resource == "(discovery)" && read.contains(&(cluster.as_str(), group.as_str())) => None,
-            Access::Api { cluster, verb, group, resource, object } => {
-                Some(self.object_basis(cluster, verb, group, resource, object.as_deref()).unwrap_or_else(|| api_basis(verb, group, resource)))
-            }
+            Access::Api { cluster, verb, group, resource, namespace, object } => Some(
+                self.object_basis(cluster, verb, group, resource, namespace.as_deref(), object.as_deref()).unwrap_or_else(|| api_basis(verb, group, resource)),
+            ),
             Access::Service { host, port } => Some(self.service_basis(host, *port)),
         }))
     }
@@ -264,7 +288,7 @@ mod tests {
             },
             written: None,
         };
-        let api = |g: &str, r: &str| Access::Api { cluster: "infra".into(), verb: "get".into(), group: g.into(), resource: r.into(), object: None };
+        let api = |g: &str, r: &str| Access::Api { cluster: "infra".into(), verb: "get".into(), group: g.into(), resource: r.into(), namespace: None, object: None };
         let svc = |h: &str| Access::Service { host: h.into(), port: 5432 };
         assert_eq!(sim.basis(&[svc("pg-rw.db.svc.cluster.local")]).kind, BasisKind::Real);
         assert_eq!(sim.basis(&[svc("pg-rw.db.svc.cluster.local"), api("apps", "deployments")]).kind, BasisKind::RealOverSimulated);
@@ -278,7 +302,7 @@ mod tests {
     #[test]
     fn discovery_counts_only_where_nothing_of_the_group_was_read() {
         let sim = Simulation { endpoints: Endpoints { endpoints: vec![] }, written: None };
-        let api = |c: &str, v: &str, g: &str, r: &str| Access::Api { cluster: c.into(), verb: v.into(), group: g.into(), resource: r.into(), object: None };
+        let api = |c: &str, v: &str, g: &str, r: &str| Access::Api { cluster: c.into(), verb: v.into(), group: g.into(), resource: r.into(), namespace: None, object: None };
         let found = api("infra", "get", "helm.toolkit.fluxcd.io", "(discovery)");
         assert_eq!(sim.basis(std::slice::from_ref(&found)).stand_in, vec![CRDS.to_string()], "discovery alone rests on the CRDs the simulation installed");
         let read = sim.basis(&[found.clone(), api("infra", "list", "helm.toolkit.fluxcd.io", "helmreleases")]);
@@ -291,13 +315,34 @@ mod tests {
 
     #[test]
     fn a_secret_read_by_name_rests_on_whoever_wrote_it() {
-        let written = BTreeSet::from([("infra".to_string(), String::new(), "secrets".to_string(), "databases/postgres-shared-app".to_string())]);
+        let written = BTreeSet::from([
+            ("infra".to_string(), String::new(), "secrets".to_string(), "databases/postgres-shared-app".to_string()),
+            ("infra".to_string(), "storage.k8s.io".to_string(), "csidrivers".to_string(), "rook-ceph.rbd.csi.ceph.com".to_string()),
+        ]);
         let sim = Simulation { endpoints: Endpoints { endpoints: vec![] }, written: Some(written) };
-        let get = |object: &str| Access::Api { cluster: "infra".into(), verb: "get".into(), group: String::new(), resource: "secrets".into(), object: Some(object.into()) };
+        let access = |verb: &str, group: &str, resource: &str, namespace: Option<&str>, object: Option<&str>| Access::Api {
+            cluster: "infra".into(),
+            verb: verb.into(),
+            group: group.into(),
+            resource: resource.into(),
+            namespace: namespace.map(Into::into),
+            object: object.map(Into::into),
+        };
+        let get = |object: &str| access("get", "", "secrets", object.split_once('/').map(|(ns, _)| ns), Some(object));
         assert_eq!(sim.basis(&[get("databases/postgres-shared-app")]).stand_in, vec![APPLIED.to_string()], "CNPG's Secret, written by the simulation");
         assert_eq!(sim.basis(&[get("harbor/harbor-db")]).kind, BasisKind::RealOverSimulated, "synced by the real external-secrets");
-        let list = Access::Api { cluster: "infra".into(), verb: "list".into(), group: String::new(), resource: "secrets".into(), object: None };
-        assert_eq!(sim.basis(&[list]).kind, BasisKind::StandIn, "a list may hold the simulation's");
+        let list = access("list", "", "secrets", None, None);
+        assert_eq!(sim.basis(&[list]).kind, BasisKind::StandIn, "a list across namespaces may hold the simulation's");
+        let here = access("list", "", "secrets", Some("databases"), None);
+        assert_eq!(sim.basis(&[here]).kind, BasisKind::StandIn, "a list where the simulation wrote one");
+        let round_trip = access("list", "", "configmaps", Some("pa-restore-1"), None);
+        assert_eq!(sim.basis(&[round_trip]).kind, BasisKind::RealOverSimulated, "a list where the simulation wrote none");
+        let driver = access("get", "storage.k8s.io", "csidrivers", None, Some("rook-ceph.rbd.csi.ceph.com"));
+        assert_eq!(sim.basis(&[driver]).stand_in, vec![APPLIED.to_string()], "a chart stand-in's CSIDriver");
+        let class = access("get", "storage.k8s.io", "storageclasses", None, Some("openebs-hostpath"));
+        assert_eq!(sim.basis(&[class]).kind, BasisKind::RealOverSimulated, "the repository's StorageClass, applied by the real Flux");
+        assert_eq!(sim.basis(&[access("list", "storage.k8s.io", "csidrivers", None, None)]).kind, BasisKind::StandIn);
+        assert_eq!(sim.basis(&[access("list", "storage.k8s.io", "storageclasses", None, None)]).kind, BasisKind::RealOverSimulated);
         let unknown = Simulation { endpoints: Endpoints { endpoints: vec![] }, written: None };
         assert_eq!(unknown.basis(&[get("harbor/harbor-db")]).kind, BasisKind::StandIn, "unread: every Secret counts as the simulation's");
     }
