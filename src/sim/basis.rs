@@ -150,14 +150,15 @@ pub fn api_basis(verb: &str, group: &str, resource: &str) -> (BasisKind, Option<
     }
 }
 
-/// Resources judged per object: what a real controller (or the real Flux, from the
+/// Resources whose objects the simulation and real controllers both write (CNPG's Secret
+/// beside the Secrets external-secrets syncs; the chart stand-ins' ConfigMaps and
+/// CSIDrivers beside the repository's StorageClasses that kustomize-controller applies),
+/// so they are judged per object: what a real controller (or the real Flux, from the
 /// repository) wrote is `real-over-simulated`, what only the simulation wrote is a stand-in
-/// ([`Simulation::written`]): the Secrets of components that do not run here beside those
-/// external-secrets syncs, the chart stand-ins' ConfigMaps, CSIDrivers and StorageClasses
-/// beside the repository's own. A read by name is judged by its object; a list in one
-/// namespace by the objects the simulation wrote there (a round trip's own namespace
-/// holds none); a list across namespaces or of a cluster-scoped kind is the simulation's
-/// if it wrote any.
+/// ([`Simulation::written`]). A read by name is judged by its object; a list in one
+/// namespace by the objects the simulation wrote there (a round trip's own namespace holds
+/// none); a list across namespaces or of a cluster-scoped kind is the simulation's if it
+/// wrote any.
 const PER_OBJECT: &[(&str, &str)] = &[("", "secrets"), ("", "configmaps"), ("storage.k8s.io", "storageclasses"), ("storage.k8s.io", "csidrivers")];
 
 /// The simulation as a [`Provenance`]: API resources by the tables above, service
