@@ -27,7 +27,7 @@ use platform_acceptance::check::Verdict;
 use platform_acceptance::cluster::lease::RUN_LABEL;
 use platform_acceptance::sim;
 use support::ReportExt;
-use support::sim::{MANAGER, SimFixture, retries, wait_phase};
+use support::sim::{MANAGER, SimFixture, retries, wait_for, wait_phase};
 
 const STORY_UNITS: &str = "8.1.3,8.1.4,8.2.4,9.1.5,9.1.6,9.2.5,9.3.1,9.3.4,10.1.4,10.1.6,10.2.1,10.2.2,10.3.4,10.3.6,10.4.1,10.4.2";
 const DOD_UNITS: &str = "dod.4,dod.5,dod.6,dod.7,dod.13,dod.14";
@@ -237,8 +237,7 @@ async fn epic08_10_and_dod_live_checks_on_the_simulation() {
     sources.patch("app-template", &PatchParams::default(), &Patch::Merge(&sim::scenario::reconcile_request(false))).await.unwrap();
     let hrs = fx.dynamic("infra", HR.0, HR.1, Some("auth")).await;
     let failed = |o: Option<&DynamicObject>| o.and_then(|o| o.data["status"]["conditions"].as_array()).is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "False"));
-    let waited = tokio::time::timeout(std::time::Duration::from_secs(120), kube::runtime::wait::await_condition(hrs.clone(), "keycloak-operator", failed)).await;
-    assert!(matches!(waited, Ok(Ok(_))), "helm-controller did not fail the upgrade of auth/keycloak-operator within 120s ({waited:?})");
+    wait_for(&hrs, "keycloak-operator", failed, std::time::Duration::from_secs(120), "helm-controller did not fail the upgrade of auth/keycloak-operator within 120s").await;
     let kc = breakage(&fx, "infra", ("k8s.keycloak.org/v2alpha1", "Keycloak"), "auth", "keycloak", true, |o| set_condition(o, "HasErrors", "True", "", "database connection refused")).await;
     let r = fx.run("8.1.3,8.1.4").await;
     r.expect_failing(&["8.1.3 [infra]", "8.1.4 [infra]"])

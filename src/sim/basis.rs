@@ -212,11 +212,12 @@ impl Simulation {
         if !PER_OBJECT.contains(&(group, resource)) {
             return None;
         }
-        let mine = |(c, g, r, _): &&(String, String, String, String)| c == cluster && g == group && r == resource;
+        // The objects of this kind on this cluster that only the simulation wrote.
+        let mut simulations = written.iter().filter(|(c, g, r, _)| c == cluster && g == group && r == resource).map(|(.., o)| o.as_str());
         let simulations = match (verb, object, namespace) {
-            ("get", Some(object), _) => written.iter().filter(mine).any(|(.., o)| o == object),
-            ("list" | "watch", None, Some(ns)) => written.iter().filter(mine).any(|(.., o)| o.split_once('/').is_some_and(|(n, _)| n == ns)),
-            ("list" | "watch", None, None) => written.iter().any(|w| mine(&w)),
+            ("get", Some(object), _) => simulations.any(|o| o == object),
+            ("list" | "watch", None, Some(ns)) => simulations.any(|o| o.split_once('/').is_some_and(|(n, _)| n == ns)),
+            ("list" | "watch", None, None) => simulations.next().is_some(),
             _ => return None,
         };
         Some(if simulations { (BasisKind::StandIn, Some(APPLIED)) } else { (BasisKind::RealOverSimulated, None) })

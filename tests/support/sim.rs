@@ -539,6 +539,12 @@ pub async fn wait_phase(api: &Api<DynamicObject>, name: &str, phase: Option<&str
         (None, o) => o.is_none(),
         (Some(_), None) => false,
     };
+    wait_for(api, name, cond, within, what).await
+}
+
+/// Waits (a watch) until object `name` of `api` (None when absent) meets `cond`; panics with
+/// `what` when `within` passes first.
+pub async fn wait_for(api: &Api<DynamicObject>, name: &str, cond: impl kube::runtime::wait::Condition<DynamicObject>, within: Duration, what: &str) {
     let waited = tokio::time::timeout(within, kube::runtime::wait::await_condition(api.clone(), name, cond)).await;
     assert!(matches!(waited, Ok(Ok(_))), "{what} ({waited:?})");
 }
