@@ -238,6 +238,11 @@ impl Simulation {
             Some("grafana-stand-in") => (BasisKind::StandIn, Some("Grafana API stand-in")),
             Some("gateway-stand-in") => (BasisKind::StandIn, Some("Gateway data plane and application stand-in")),
             Some("onepassword-connect-stand-in") => (BasisKind::StandIn, Some("1Password Connect stand-in")),
+            // A cluster name nothing in the map serves (a round trip's own Service, a global
+            // Service): resolved by the real CoreDNS, reached through the simulation's
+            // Service data path, which also merges a global Service's endpoints across
+            // clusters (relay.rs).
+            None if host.ends_with(".svc.cluster.local") || host.ends_with(".svc") => (BasisKind::StandIn, Some("Service data path in place of Cilium")),
             Some(_) | None => (BasisKind::StandIn, Some("name map in place of DNS")),
         }
     }
@@ -298,6 +303,10 @@ mod tests {
         assert_eq!(b.kind, BasisKind::StandIn);
         assert_eq!(b.stand_in, vec!["ServiceImport and data path in place of ClusterMesh".to_string(), "cloudnative-pg".to_string()]);
         assert_eq!(sim.basis(&[api("", "configmaps")]).stand_in, vec![APPLIED.to_string()]);
+        // A cluster name nothing in the map serves goes through the Service data path; any
+        // other name rests on the map standing in for DNS.
+        assert_eq!(sim.basis(&[svc("echo.pa-global.svc.cluster.local")]).stand_in, vec!["Service data path in place of Cilium".to_string()]);
+        assert_eq!(sim.basis(&[svc("infra-k8s.example.io")]).stand_in, vec!["name map in place of DNS".to_string()]);
         assert_eq!(sim.basis(&[]).kind, BasisKind::Real);
     }
 

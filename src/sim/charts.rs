@@ -166,16 +166,18 @@ fn archive_with(name: &str, version: &str, extra: &[(&str, &str)]) -> Result<Vec
     Ok(gz.finish()?)
 }
 
-/// Writes one repository per URL of `charts`: the archives and `index.yaml`, replacing
-/// what an earlier scenario wrote there (left as it is when it holds these charts already,
-/// so a fetch under way never sees a repository missing).
-pub fn write(cfg: &SimConfig, charts: &BTreeSet<Chart>) -> Result<()> {
+/// Writes one repository per URL of `charts` and of `repositories` (the https:// Helm
+/// repositories the sources name; one no HelmRelease installs from still answers, with an
+/// index of no charts, as a real one answers whatever is asked of it): the archives and
+/// `index.yaml`, replacing what an earlier scenario wrote there (left as it is when it holds
+/// these charts already, so a fetch under way never sees a repository missing).
+pub fn write(cfg: &SimConfig, charts: &BTreeSet<Chart>, repositories: &BTreeSet<String>) -> Result<()> {
     let root = charts_dir(cfg);
-    let stamp = format!("{:x}\n", Sha256::digest(format!("{charts:?}").as_bytes()));
+    let stamp = format!("{:x}\n", Sha256::digest(format!("{charts:?} {repositories:?}").as_bytes()));
     if std::fs::read_to_string(root.join(".charts")).ok().as_deref() == Some(stamp.as_str()) {
         return Ok(());
     }
-    let mut by_repo: BTreeMap<&str, Vec<&Chart>> = BTreeMap::new();
+    let mut by_repo: BTreeMap<&str, Vec<&Chart>> = repositories.iter().map(|url| (url.as_str(), vec![])).collect();
     for c in charts {
         by_repo.entry(c.repo_url.as_str()).or_default().push(c);
     }
@@ -406,7 +408,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cfg = SimConfig { state_dir: dir.path().to_path_buf(), ..SimConfig::from_env() };
         let chart = Chart { repo_url: "oci://ghcr.io/spegel-org/helm-charts/spegel".into(), name: "spegel".into(), version: "v0.7.4".into() };
-        write(&cfg, &BTreeSet::from([chart])).unwrap();
+        write(&cfg, &BTreeSet::from([chart]), &BTreeSet::new()).unwrap();
         let root = charts_dir(&cfg);
         assert_eq!(registry_answer(&root, "ghcr.io", "/v2/").map(|a| a.0), Some(200), "the API version check answers anonymously");
         let (status, ctype, manifest, digest) = registry_answer(&root, "ghcr.io", "/v2/spegel-org/helm-charts/spegel/manifests/v0.7.4").unwrap();
@@ -440,7 +442,7 @@ mod tests {
         let cfg = SimConfig { state_dir: dir.path().to_path_buf(), ..SimConfig::from_env() };
         let chart = Chart { repo_url: "oci://ghcr.io/bjw-s-labs/helm/app-template".into(), name: "app-template".into(), version: "3.7.3".into() };
         let charts = BTreeSet::from([chart.clone()]);
-        write(&cfg, &charts).unwrap();
+        write(&cfg, &charts, &BTreeSet::new()).unwrap();
         let good = served_oci_revision(&cfg, &chart.repo_url, "3.7.3").unwrap();
         serve_failing_chart(&cfg, &chart, "broken on purpose").unwrap();
         let bad = served_oci_revision(&cfg, &chart.repo_url, "3.7.3").unwrap();
@@ -455,7 +457,7 @@ mod tests {
             s
         });
         assert_eq!(template.as_deref(), Some("{{ fail \"broken on purpose\" }}\n"));
-        write(&cfg, &charts).unwrap();
+        write(&cfg, &charts, &BTreeSet::new()).unwrap();
         assert_eq!(served_oci_revision(&cfg, &chart.repo_url, "3.7.3").unwrap(), good, "the scenario's chart again");
         assert!(serve_failing_chart(&cfg, &Chart { repo_url: "https://charts.jetstack.io".into(), ..chart }, "x").is_err(), "only OCI repositories");
     }
@@ -470,7 +472,7 @@ mod tests {
             c("https://charts.rook.io/release", "rook-ceph-cluster", "1.17.0"),
             c("https://charts.jetstack.io", "cert-manager", "1.18.2"),
         ]);
-        write(&cfg, &charts).unwrap();
+        write(&cfg, &charts, &BTreeSet::new()).unwrap();
         let root = charts_dir(&cfg);
         let index: serde_json::Value = serde_yaml_ng::from_str(&std::fs::read_to_string(file_for(&root, "charts.rook.io", "/release/index.yaml").unwrap()).unwrap()).unwrap();
         let entry = &index["entries"]["rook-ceph"][0];
@@ -482,8 +484,12 @@ mod tests {
         assert!(file_for(&root, "charts.rook.io", "/release/../../etc/passwd").is_none());
         assert!(file_for(&root, "charts.rook.io", "/release/Chart.yaml").is_none(), "only indexes and archives");
         // A later scenario's charts replace the earlier ones.
-        write(&cfg, &BTreeSet::from([c("https://charts.jetstack.io", "cert-manager", "1.19.0")])).unwrap();
+        write(&cfg, &BTreeSet::from([c("https://charts.jetstack.io", "cert-manager", "1.19.0")]), &BTreeSet::new()).unwrap();
         assert!(file_for(&root, "charts.rook.io", "/release/index.yaml").is_none());
         assert!(file_for(&root, "charts.jetstack.io", "/cert-manager-1.19.0.tgz").is_some());
+        // A repository no HelmRelease installs from answers with an index of no charts.
+        write(&cfg, &BTreeSet::new(), &BTreeSet::from(["https://helm.cilium.io".to_string()])).unwrap();
+        let index: serde_json::Value = serde_yaml_ng::from_str(&std::fs::read_to_string(file_for(&root, "helm.cilium.io", "/index.yaml").unwrap()).unwrap()).unwrap();
+        assert_eq!(index["entries"], serde_json::json!({}));
     }
 }

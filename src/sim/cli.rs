@@ -9,7 +9,7 @@ macro_rules! env_help {
         "Environment:\n  \
 PA_CACHE          binaries (bin/) and CRDs (crds/) from `make sim-build` [default: /var/cache/platform-acceptance]\n  \
 PA_SIM_STATE      state directory: kubeconfig, logs, pids, etcd data [default: $PA_CACHE/sim]\n  \
-PA_SIM_REPO       GitOps repository giving cluster names and CIDRs [default: fixtures/gitops]\n  \
+PA_SIM_REPO       GitOps repository giving cluster names and CIDRs [default: the one `sim up --repo` gave, else fixtures/gitops]\n  \
 PA_SIM_PORT_BASE  first loopback port [default: 32100; infra uses base+0..8, apps base+100..108]"
     };
 }
@@ -33,6 +33,7 @@ the tail of its log and its cluster restarted. Processes keep running after the 
             "Examples:\n  \
 platform-acceptance sim up\n  \
 platform-acceptance sim up --scenario healthy\n  \
+platform-acceptance sim up --repo fixtures/gitops-community   # another repository's clusters, reconciled by Flux\n  \
 KUBECONFIG=/var/cache/platform-acceptance/sim/kubeconfig kubectl --context apps get nodes\n  \
 platform-acceptance sim status && platform-acceptance sim down\n\n",
         env_help!()
@@ -41,6 +42,11 @@ platform-acceptance sim status && platform-acceptance sim down\n\n",
         /// Scenario to apply once the clusters are up (see `sim scenario list`).
         #[arg(long, default_value = "healthy")]
         scenario: String,
+        /// The GitOps repository to simulate: cluster names, CIDRs and nodes from it, and the
+        /// real Flux reconciles it (its commit plus the simulation overlay). Kept for the later
+        /// `sim` commands and `run --sim` until `sim down` [default: $PA_SIM_REPO, else fixtures/gitops].
+        #[arg(long, value_name = "PATH")]
+        repo: Option<std::path::PathBuf>,
     },
     /// Stop every process of the simulation and remove its state directory.
     #[command(
@@ -117,7 +123,11 @@ pub fn env_help() -> &'static str {
 pub async fn run(cmd: SimCommand) -> anyhow::Result<()> {
     let cfg = SimConfig::from_env();
     match cmd {
-        SimCommand::Up { scenario } => {
+        SimCommand::Up { scenario, repo } => {
+            let cfg = match repo {
+                Some(repo) => cfg.simulating(&repo)?,
+                None => cfg,
+            };
             let t = std::time::Instant::now();
             super::up_with(&cfg, super::scenario::apply(&cfg, &scenario)).await?;
             println!("sim up: scenario {scenario} applied on a ready simulation {:.1}s after the start", t.elapsed().as_secs_f64());

@@ -88,18 +88,48 @@ pub struct SimConfig {
 }
 
 impl SimConfig {
-    /// From the environment: `PA_CACHE`, `PA_SIM_STATE`, `PA_SIM_REPO` (default
-    /// `fixtures/gitops` in the working directory, else in this crate's source tree).
+    /// From the environment: `PA_CACHE`, `PA_SIM_STATE`, `PA_SIM_REPO` (default: the
+    /// repository `sim up --repo` recorded in the state directory, else `fixtures/gitops` in
+    /// the working directory, else in this crate's source tree).
     pub fn from_env() -> SimConfig {
         let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
         let cache_dir = var("PA_CACHE").unwrap_or_else(|| PathBuf::from(DEFAULT_CACHE_DIR));
         let state_dir = var("PA_SIM_STATE").unwrap_or_else(|| cache_dir.join("sim"));
-        let repo = var("PA_SIM_REPO").unwrap_or_else(|| {
+        let repo = var("PA_SIM_REPO").or_else(|| recorded_repo(&state_dir)).unwrap_or_else(|| {
             let local = PathBuf::from("fixtures/gitops");
             if local.is_dir() { local } else { Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/gitops") }
         });
         SimConfig { cache_dir, state_dir, repo }
     }
+
+    /// This configuration simulating the GitOps repository at `repo` (`sim up --repo`),
+    /// recorded in the state directory for the later commands. An error when the simulation
+    /// already runs from another repository (its clusters would not match), or when `repo`
+    /// is not a directory.
+    pub fn simulating(self, repo: &Path) -> anyhow::Result<SimConfig> {
+        let repo = std::fs::canonicalize(repo).map_err(|e| anyhow::anyhow!("--repo {}: {e}", repo.display()))?;
+        anyhow::ensure!(repo.is_dir(), "--repo {}: not a directory", repo.display());
+        let current = std::fs::canonicalize(&self.repo).unwrap_or_else(|_| self.repo.clone());
+        if current != repo && kubeconfig_path(&self).exists() {
+            anyhow::bail!(
+                "the simulation runs from {} (its clusters would not match {}); stop it first with `platform-acceptance sim down`",
+                current.display(),
+                repo.display()
+            );
+        }
+        std::fs::create_dir_all(&self.state_dir)?;
+        std::fs::write(self.state_dir.join(REPO_FILE), repo.as_os_str().as_encoded_bytes())?;
+        Ok(SimConfig { repo, ..self })
+    }
+}
+
+/// The file in the state directory naming the repository `sim up --repo` simulates.
+const REPO_FILE: &str = "repo";
+
+/// The repository recorded by `sim up --repo`, if any.
+fn recorded_repo(state_dir: &Path) -> Option<PathBuf> {
+    let text = std::fs::read_to_string(state_dir.join(REPO_FILE)).ok()?;
+    Some(PathBuf::from(text.trim())).filter(|p| p.is_dir())
 }
 
 /// `$STATE/kubeconfig`: contexts `infra` and `apps`.
@@ -177,4 +207,27 @@ fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     std::fs::rename(&tmp, path).with_context(|| format!("write {}", path.display()))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod repo_tests {
+    use super::*;
+
+    #[test]
+    fn sim_up_repo_is_recorded_for_the_later_commands_and_not_switched_while_running() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+        std::fs::create_dir_all(&a).unwrap();
+        std::fs::create_dir_all(&b).unwrap();
+        let cfg = SimConfig { cache_dir: tmp.path().into(), state_dir: tmp.path().join("state"), repo: a.clone() };
+        let up = cfg.clone().simulating(&b).unwrap();
+        assert_eq!(up.repo, std::fs::canonicalize(&b).unwrap());
+        assert_eq!(recorded_repo(&cfg.state_dir), Some(up.repo.clone()), "later commands read it");
+        // Once the simulation runs (its kubeconfig written), another repository is refused.
+        std::fs::write(kubeconfig_path(&up), "").unwrap();
+        let err = up.clone().simulating(&a).unwrap_err().to_string();
+        assert!(err.contains("sim down"), "{err}");
+        assert!(up.clone().simulating(&b).is_ok(), "the same repository again is fine");
+        assert!(cfg.simulating(&tmp.path().join("missing")).unwrap_err().to_string().contains("--repo"));
+    }
 }

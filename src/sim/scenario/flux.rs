@@ -38,7 +38,7 @@ use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use serde_json::{Value, json};
 
 use super::certmanager::acme_to_ca;
-use super::client::{ClusterSim, Kinds};
+use super::client::{ClusterSim, Kind, Kinds};
 use super::{STAND_IN_ANNOTATION, str_at};
 use crate::repo::GitopsRepo;
 use crate::sim::{SimConfig, git};
@@ -155,7 +155,7 @@ pub(super) fn serve(cfg: &SimConfig, given: &GitopsRepo, kinds: &Kinds) -> Resul
     let repo = GitopsRepo::load(&worktree).with_context(|| format!("loading the overlay commit's tree {}", worktree.display()))?;
     let revision = format!("{branch}@sha1:{}", commits.overlay);
     std::fs::write(git_dir(cfg).join("served-revision"), &revision)?;
-    crate::sim::charts::write(cfg, &wanted_charts(&repo)).context("writing the chart repositories")?;
+    crate::sim::charts::write(cfg, &wanted_charts(&repo), &served_repositories(&repo)).context("writing the chart repositories")?;
     Ok(Served { repo, revision })
 }
 
@@ -318,6 +318,15 @@ pub(super) fn reconciled_by_flux(o: &Value) -> bool {
     flux && o.pointer(&format!("/metadata/labels/{}", STAND_IN_LABEL.replace('/', "~1"))).is_none()
 }
 
+/// The URLs of the https:// HelmRepositories of `repo` the simulation serves.
+fn served_repositories(repo: &GitopsRepo) -> BTreeSet<String> {
+    repo.documents
+        .iter()
+        .filter(|d| d.kind() == "HelmRepository" && crate::sim::charts::served_repository(&d.value).is_some())
+        .map(|d| str_at(&d.value, "/spec/url").to_string())
+        .collect()
+}
+
 /// The charts the real helm-controller installs from the simulation's chart repositories:
 /// one per HelmRelease of `repo` (the overlay commit's tree) built from a served
 /// HelmRepository, under the chart's name and a version its constraint admits, and one per
@@ -359,6 +368,19 @@ fn oci_tag(oci_repository: &Value) -> String {
         (Some(tag), None) => tag.to_string(),
         (None, None) => "latest".to_string(),
     }
+}
+
+/// Why the wait for Flux waits on an object it does not find.
+const NOT_FOUND: &str = "not found";
+
+/// Whether Flux is done with a Flux object as it stands: Ready (or not) for its current
+/// generation and not reconciling, so nothing makes it look again before its interval.
+fn idle(o: &Value) -> bool {
+    let observed = o.pointer("/status/observedGeneration").and_then(Value::as_i64);
+    let conditions = super::certmanager::conditions(o);
+    observed == o.pointer("/metadata/generation").and_then(Value::as_i64)
+        && conditions.iter().any(|c| c["type"] == "Ready" && c["status"] != "Unknown")
+        && !conditions.iter().any(|c| c["type"] == "Reconciling" && c["status"] == "True")
 }
 
 /// Why a Flux object is not done yet at `revision`, or None when it is.
@@ -417,50 +439,73 @@ impl ClusterSim {
 
     async fn wait_flux_at(&self, kinds: &Kinds, objects: &[Value], revision: &str) -> Result<usize> {
         // An OCIRepository must also hold what the registry serves now (a scenario may have
-        // served another chart under the same tag): (api, what, name, that revision).
-        let targets: Vec<(Api<DynamicObject>, String, String, Option<String>)> = objects
+        // served another chart under the same tag): (kind, namespace, name, that revision).
+        let targets: Vec<(&Kind, &str, &str, Option<String>)> = objects
             .iter()
             .filter(|o| reconciled_by_flux(o))
             .filter_map(|o| {
                 let kind = kinds.get(&(str_at(o, "/apiVersion").to_string(), str_at(o, "/kind").to_string()))?;
-                let ns = str_at(o, "/metadata/namespace");
-                let api = Api::namespaced_with(self.client.clone(), ns, &kind.ar);
+                // Without a namespace it was applied by no one (healthy's objects): the
+                // Kustomization that failed to apply it is what the wait reports.
+                if str_at(o, "/metadata/namespace").is_empty() {
+                    return None;
+                }
                 let served = (str_at(o, "/kind") == "OCIRepository")
                     .then(|| crate::sim::charts::served_oci_revision(&self.cfg, str_at(o, "/spec/url"), &oci_tag(o)))
                     .flatten();
-                Some((api, format!("{} {ns}/{}", str_at(o, "/kind"), str_at(o, "/metadata/name")), str_at(o, "/metadata/name").to_string(), served))
+                Some((kind, str_at(o, "/metadata/namespace"), str_at(o, "/metadata/name"), served))
             })
             .collect();
         let start = Instant::now();
-        let mut asked = Instant::now() - Duration::from_secs(60);
+        // None until the first look: then only what Flux has no reason to touch is asked at
+        // once; what it is still working on gets 10 s of its own before being asked (asking
+        // a Kustomization in the middle of an apply makes it apply everything a second time).
+        let mut asked: Option<Instant> = None;
         loop {
+            // One read of each kind a round (the API server is what every controller here
+            // waits on), then each target's state from it.
+            let mut seen: BTreeMap<(&str, String, String), Value> = BTreeMap::new();
+            for kind in targets.iter().map(|t| (t.0.ar.kind.as_str(), t.0)).collect::<BTreeMap<_, _>>().into_values() {
+                let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &kind.ar);
+                for o in api.list(&Default::default()).await.with_context(|| format!("listing {} on {}", kind.ar.kind, self.cluster))? {
+                    let key = (kind.ar.kind.as_str(), o.metadata.namespace.clone().unwrap_or_default(), o.metadata.name.clone().unwrap_or_default());
+                    seen.insert(key, serde_json::to_value(&o)?);
+                }
+            }
             let mut waiting = vec![];
-            for (api, what, name, served) in &targets {
-                let o = serde_json::to_value(api.get(name).await.with_context(|| format!("reading {what} on {}", self.cluster))?)?;
-                let have = str_at(&o, "/status/artifact/revision");
-                let why = pending(&o, revision).or_else(|| served.as_ref().filter(|s| *s != have).map(|s| format!("artifact {have:?}, the registry serves {s:?}")));
+            for (kind, ns, name, served) in &targets {
+                let what = format!("{} {ns}/{name}", kind.ar.kind);
+                let Some(o) = seen.get(&(kind.ar.kind.as_str(), ns.to_string(), name.to_string())) else {
+                    waiting.push((*kind, *ns, *name, what, NOT_FOUND.to_string(), false));
+                    continue;
+                };
+                let have = str_at(o, "/status/artifact/revision");
+                let why = pending(o, revision).or_else(|| served.as_ref().filter(|s| *s != have).map(|s| format!("artifact {have:?}, the registry serves {s:?}")));
                 if let Some(why) = why {
-                    waiting.push((api, what, name, why));
+                    waiting.push((*kind, *ns, *name, what, why, idle(o)));
                 }
             }
             if waiting.is_empty() {
                 return Ok(targets.len());
             }
             if start.elapsed() > FLUX_TIMEOUT {
-                let list: Vec<String> = waiting.iter().map(|(_, what, _, why)| format!("{what}: {why}")).collect();
+                let list: Vec<String> = waiting.iter().map(|w| format!("{}: {}", w.3, w.4)).collect();
                 bail!("Flux on {} has not applied {revision} after {}s: {}", self.cluster, FLUX_TIMEOUT.as_secs(), list.join("; "));
             }
-            if asked.elapsed() > Duration::from_secs(10) {
-                for (api, what, name, _) in &waiting {
+            let first = asked.is_none();
+            if asked.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
+                // Nothing to ask of an object that is not there (yet).
+                for (kind, ns, name, what, _, _) in waiting.iter().filter(|w| w.4 != NOT_FOUND && (!first || w.5)) {
                     // A HelmRelease not Ready is upgraded as `flux reconcile helmrelease
                     // --force` does: helm-controller leaves the status of a release it finds in
                     // sync as it is, whatever put it there.
-                    let force = what.starts_with("HelmRelease ");
+                    let force = kind.ar.kind == "HelmRelease";
+                    let api: Api<DynamicObject> = Api::namespaced_with(self.client.clone(), ns, &kind.ar);
                     api.patch(name, &PatchParams::default(), &Patch::Merge(&reconcile_request(force)))
                         .await
                         .with_context(|| format!("asking {what} on {} to reconcile", self.cluster))?;
                 }
-                asked = Instant::now();
+                asked = Some(Instant::now());
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
         }

@@ -39,6 +39,21 @@ impl ClusterSim {
         // What to apply: the cluster's own Flux output + what charts/operators create.
         let rendered = repo.render(&self.cluster)?;
         let mut objects = own_flux_objects(&rendered);
+        // A namespaced object the repository gives no namespace (neither its kustomization
+        // nor the Flux Kustomization's targetNamespace): kustomize-controller refuses to apply
+        // it ("namespace not specified"), so the simulation does not put it anywhere either.
+        objects.retain(|o| {
+            let refused = without_namespace(&kinds, o);
+            if refused {
+                eprintln!(
+                    "sim: {}: {} {} has no namespace (none in its kustomization, no targetNamespace): kustomize-controller refuses it, the simulation does not apply it either",
+                    self.cluster,
+                    str_at(o, "/kind"),
+                    str_at(o, "/metadata/name")
+                );
+            }
+            !refused
+        });
         objects.extend(self.expand_workloads()?);
         fill_chart_values(&mut objects);
         objects.extend(bound_volumes(&objects));
@@ -105,13 +120,19 @@ impl ClusterSim {
         // validation. So the storage locations follow their credentials (below).
         let (locations, mut objects): (Vec<Value>, Vec<Value>) =
             objects.into_iter().partition(|o| str_at(o, "/kind") == "BackupStorageLocation");
+        // Flux's own objects early, so the real controllers start fetching and applying
+        // while the rest is written: after the ConfigMaps (what `substituteFrom` and
+        // `valuesFrom` read; their namespaces and Secrets exist by now), before the other
+        // objects, cluster-scoped ones first.
         objects.sort_by_key(|o| {
             match kinds.get(&(
                 str_at(o, "/apiVersion").to_string(),
                 str_at(o, "/kind").to_string(),
             )) {
-                Some(k) if !k.namespaced => 0,
-                _ => 1,
+                _ if str_at(o, "/kind") == "ConfigMap" => 0,
+                _ if flux::reconciled_by_flux(o) => 1,
+                Some(k) if !k.namespaced => 2,
+                _ => 3,
             }
         });
         let applied: Vec<bool> =
@@ -242,6 +263,12 @@ impl ClusterSim {
     }
 }
 
+/// Whether `o` is of a namespaced kind the cluster serves and names no namespace.
+fn without_namespace(kinds: &super::client::Kinds, o: &Value) -> bool {
+    let kind = kinds.get(&(str_at(o, "/apiVersion").to_string(), str_at(o, "/kind").to_string()));
+    kind.is_some_and(|k| k.namespaced) && str_at(o, "/metadata/namespace").is_empty()
+}
+
 /// The objects applied by the cluster's own Flux Kustomizations: those reached
 /// from `flux-system` through Kustomizations whose source is the `flux-system`
 /// GitRepository. (The renderer also follows Kustomizations of other sources,
@@ -295,4 +322,27 @@ fn dedupe(objects: &mut Vec<Value>) {
         .collect();
     out.reverse();
     *objects = out;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::scenario::client::Kind;
+
+    #[test]
+    fn a_namespaced_object_without_a_namespace_is_left_out_as_flux_refuses_it() {
+        let kind = |namespaced| Kind {
+            ar: ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("source.toolkit.fluxcd.io", "v1", "OCIRepository"), "ocirepositories"),
+            namespaced,
+            status_subresource: true,
+        };
+        let mut kinds = super::super::client::Kinds::new();
+        kinds.insert(("source.toolkit.fluxcd.io/v1".into(), "OCIRepository".into()), kind(true));
+        kinds.insert(("v1".into(), "Namespace".into()), kind(false));
+        let oci = |ns: Option<&str>| json!({"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "OCIRepository", "metadata": {"name": "app-template", "namespace": ns}});
+        assert!(without_namespace(&kinds, &oci(None)));
+        assert!(!without_namespace(&kinds, &oci(Some("auth"))));
+        assert!(!without_namespace(&kinds, &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "auth"}})), "cluster-scoped");
+        assert!(!without_namespace(&kinds, &json!({"apiVersion": "x/v1", "kind": "Unserved", "metadata": {"name": "u"}})), "a kind not served is skipped elsewhere");
+    }
 }

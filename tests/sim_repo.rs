@@ -1,0 +1,67 @@
+//! `sim up --repo`: the simulation brought up from another GitOps repository,
+//! `fixtures/gitops-community` (the platform in the community layout: per-component
+//! `ks.yaml` + `app/`, `chartRef` → OCIRepository, Components, `substituteFrom`), whose Flux
+//! graph the real Flux controllers reconcile. The test stops the simulation at the end (also
+//! when an assertion fails), so the next test starts one from `fixtures/gitops` again.
+
+mod support;
+
+use futures::FutureExt;
+use kube::api::{Api, DynamicObject};
+use kube::core::GroupVersionKind;
+use kube::discovery::ApiResource;
+use platform_acceptance::sim;
+use serde_json::Value;
+
+use support::GITOPS_COMMUNITY;
+
+/// The Kustomizations Flux reconciles on `cluster`, as (name, Ready status, message).
+async fn kustomizations(cfg: &sim::SimConfig, cluster: &str) -> Vec<(String, String, String)> {
+    let client = sim::client(cfg, cluster).await.expect("client");
+    let ar = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("kustomize.toolkit.fluxcd.io", "v1", "Kustomization"), "kustomizations");
+    let list = Api::<DynamicObject>::all_with(client, &ar).list(&Default::default()).await.expect("list Kustomizations");
+    list.items
+        .into_iter()
+        .map(|k| {
+            let v = serde_json::to_value(&k).unwrap();
+            let ready = v["status"]["conditions"].as_array().into_iter().flatten().find(|c| c["type"] == "Ready").cloned().unwrap_or(Value::Null);
+            (k.metadata.name.unwrap_or_default(), ready["status"].as_str().unwrap_or("").to_string(), ready["message"].as_str().unwrap_or("").to_string())
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sim_up_from_the_community_layout_and_flux_reconciles_its_graph() {
+    let Some((cfg, _lock)) = support::sim::lock_only("sim_up_from_the_community_layout_and_flux_reconciles_its_graph").await else { return };
+    // A simulation of another repository runs: stop it, as `sim up --repo` asks.
+    sim::down(&cfg).await.expect("sim down");
+    let community = cfg.clone().simulating(std::path::Path::new(GITOPS_COMMUNITY)).expect("sim up --repo");
+    let body = {
+        let community = community.clone();
+        std::panic::AssertUnwindSafe(async move {
+            sim::up_with(&community, sim::scenario::apply(&community, "healthy")).await.expect("sim up --repo fixtures/gitops-community, healthy");
+            // Later commands find the repository recorded.
+            let recorded = std::fs::read_to_string(community.state_dir.join("repo")).expect("$STATE/repo");
+            assert_eq!(std::path::Path::new(recorded.trim()), community.repo.as_path());
+            for cluster in ["infra", "apps"] {
+                let ks = kustomizations(&community, cluster).await;
+                let names: Vec<&str> = ks.iter().map(|(n, ..)| n.as_str()).collect();
+                // Names only the community layout has: one Kustomization per component.
+                for expected in ["cluster-apps", "cilium", "cilium-config", "spegel"] {
+                    assert!(names.contains(&expected), "{cluster}: Kustomization {expected} of the community layout: {names:?}");
+                }
+                let not_ready: Vec<_> = ks.iter().filter(|(_, ready, _)| ready != "True").collect();
+                assert!(not_ready.is_empty(), "{cluster}: Kustomizations not Ready: {not_ready:?}");
+            }
+            let infra = kustomizations(&community, "infra").await;
+            assert!(infra.iter().any(|(n, ..)| n == "keycloak-operator"), "infra runs the Keycloak operator's Kustomization");
+        })
+        .catch_unwind()
+    };
+    let outcome = body.await;
+    sim::down(&community).await.expect("sim down");
+    assert!(!community.state_dir.join("repo").exists(), "sim down forgets the repository");
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
