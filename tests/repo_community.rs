@@ -119,6 +119,17 @@ fn broken_variants_fail_exactly_their_criteria_naming_file_and_variable_or_kusto
         diff["3.1.6 [apps]"].contains("kubernetes/apps/mattermost/mattermost/ks.yaml: Kustomization mattermost dependsOn: expected a Flux Kustomization of cluster apps, observed \"mattermost-operators\" is not defined for this cluster"),
         "{diff:#?}"
     );
+
+    // A namespaced object with no namespace (none in the manifest, its kustomization or the
+    // Kustomization's targetNamespace): server-side apply refuses it, so Flux fails the
+    // Kustomization (kustomize-controller's "namespace not specified").
+    let broken = variant("kubernetes/apps/auth/keycloak/operator/ocirepository.yaml", "  name: app-template\n  namespace: auth\n", "  name: app-template\n");
+    let diff = changed(&base, &broken);
+    assert_eq!(diff.keys().collect::<Vec<_>>(), ["3.1.6 [infra]"], "{diff:#?}");
+    assert!(
+        diff["3.1.6 [infra]"].contains("OCIRepository/app-template (kubernetes/apps/auth/keycloak/operator/ocirepository.yaml) (applied by keycloak-operator): expected metadata.namespace, a namespace: in its kustomization or the Kustomization's spec.targetNamespace, observed none, so Flux fails Kustomization keycloak-operator (OCIRepository/app-template namespace not specified)"),
+        "{diff:#?}"
+    );
 }
 
 #[test]

@@ -17,6 +17,7 @@ mod flux;
 pub mod patch;
 pub mod replace;
 mod render;
+pub mod scope;
 
 pub use flux::{FluxKustomization, SubstituteRef, VarSource, Variable, Variables};
 pub use render::{normalize as normalize_path, Problem, RenderedObject, Rendered};

@@ -63,7 +63,7 @@ impl RenderedObject {
 #[derive(Debug, Clone, Serialize)]
 pub struct Problem {
     /// `dangling-path`, `missing-flux-path`, `depends-on`, `patch`, `substitute-from`,
-    /// `unresolved-variable`, `invalid-after-substitution`
+    /// `unresolved-variable`, `invalid-after-substitution`, `namespace`
     pub category: &'static str,
     pub finding: Finding,
 }
@@ -240,6 +240,19 @@ pub(super) fn render(repo: &GitopsRepo, cluster: &str, entry: &[FluxKustomizatio
                 format!("{}: Kustomization {} dependsOn", first.file.display(), first.name),
                 "no dependsOn cycle",
                 format!("dependsOn cycle {} → {}, so Flux never reconciles any of them", cycle.join(" → "), cycle[0]),
+            ),
+        });
+    }
+    // A namespaced object left without a namespace: server-side apply refuses it, and with it
+    // the whole Kustomization that applies it.
+    let scopes = super::scope::Scopes::default().with_crds(out.objects.iter().map(|o| &o.value));
+    for o in out.objects.iter().filter(|o| o.namespace().is_none_or(str::is_empty) && scopes.namespaced(o.api_version(), o.kind()) == Some(true)) {
+        out.problems.push(Problem {
+            category: "namespace",
+            finding: Finding::new(
+                format!("{} (applied by {})", o.describe(), o.applied_by),
+                "metadata.namespace, a namespace: in its kustomization or the Kustomization's spec.targetNamespace",
+                format!("none, so Flux fails Kustomization {} ({}/{} namespace not specified)", o.applied_by, o.kind(), o.name()),
             ),
         });
     }

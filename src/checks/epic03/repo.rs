@@ -233,9 +233,10 @@ pub(super) async fn cluster_layer_kustomizations(ctx: Ctx) -> CheckResult<Outcom
     }
     let r = rendered(&ctx)?;
     // Every spec.path and resources entry exists, every dependsOn names a Flux
-    // Kustomization of the cluster (else Flux never reconciles the dependent), and kustomize
-    // can apply every patch, replacement and generator (else Flux fails the build).
-    let problems = ["missing-flux-path", "dangling-path", "depends-on", "patch", "kustomize"];
+    // Kustomization of the cluster (else Flux never reconciles the dependent), kustomize
+    // can apply every patch, replacement and generator (else Flux fails the build), and every
+    // namespaced object has a namespace (else server-side apply refuses the Kustomization).
+    let problems = ["missing-flux-path", "dangling-path", "depends-on", "patch", "kustomize", "namespace"];
     findings.extend(problems.iter().flat_map(|c| r.problems_of(c)).map(|p| p.finding.clone()));
     Ok(Outcome::from_findings(findings, evidence.join("; ")))
 }
