@@ -10,10 +10,11 @@ use futures::FutureExt;
 use kube::api::{Api, DynamicObject};
 use kube::core::GroupVersionKind;
 use kube::discovery::ApiResource;
+use platform_acceptance::session::Session;
 use platform_acceptance::sim;
 use serde_json::Value;
 
-use support::GITOPS_COMMUNITY;
+use support::{ReportExt, GITOPS_COMMUNITY};
 
 /// The Kustomizations Flux reconciles on `cluster`, as (name, Ready status, message).
 async fn kustomizations(cfg: &sim::SimConfig, cluster: &str) -> Vec<(String, String, String)> {
@@ -55,6 +56,16 @@ async fn sim_up_from_the_community_layout_and_flux_reconciles_its_graph() {
             }
             let infra = kustomizations(&community, "infra").await;
             assert!(infra.iter().any(|(n, ..)| n == "keycloak-operator"), "infra runs the Keycloak operator's Kustomization");
+            // The live checks look at what the repository renders wherever it keeps it: the
+            // ClusterIssuers and the ClusterSecretStore the community layout keeps under
+            // apps/ are Ready (their plan paths are 5.1.3's and 5.2.3's deviations).
+            let session = Session::new(support::DOC, Some(community.repo.as_path())).expect("session");
+            let targets = support::sim::targets(&session.coverage.clusters).await;
+            let session = session.with_targets(targets);
+            let only = session.selectors(&["5.1.6,5.2.6".to_string()]).expect("selection");
+            let report = session.run(&only, &[], support::sim::retries(2)).await;
+            report.expect_all_pass();
+            assert!(report.message("5.1.6 [infra]").contains("ClusterIssuer"), "{}", report.message("5.1.6 [infra]"));
         })
         .catch_unwind()
     };
