@@ -57,15 +57,17 @@ async fn sim_up_from_the_community_layout_and_flux_reconciles_its_graph() {
             let infra = kustomizations(&community, "infra").await;
             assert!(infra.iter().any(|(n, ..)| n == "keycloak-operator"), "infra runs the Keycloak operator's Kustomization");
             // The live checks look at what the repository renders wherever it keeps it: the
-            // ClusterIssuers and the ClusterSecretStore the community layout keeps under
-            // apps/ are Ready (their plan paths are 5.1.3's and 5.2.3's deviations).
+            // ClusterIssuers, the ClusterSecretStore and the Keycloak the community layout
+            // keeps under apps/ are Ready (their plan paths are the repository checks'
+            // deviations: 5.1.3, 5.2.3, 8.2.1).
             let session = Session::new(support::DOC, Some(community.repo.as_path())).expect("session");
             let targets = support::sim::targets(&session.coverage.clusters).await;
             let session = session.with_targets(targets);
-            let only = session.selectors(&["5.1.6,5.2.6".to_string()]).expect("selection");
+            let only = session.selectors(&["5.1.6,5.2.6,8.1.4".to_string()]).expect("selection");
             let report = session.run(&only, &[], support::sim::retries(2)).await;
             report.expect_all_pass();
             assert!(report.message("5.1.6 [infra]").contains("ClusterIssuer"), "{}", report.message("5.1.6 [infra]"));
+            assert!(report.message("8.1.4 [infra]").contains("Keycloak auth/keycloak"), "{}", report.message("8.1.4 [infra]"));
         })
         .catch_unwind()
     };

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use super::repo::{covers, keycloak_host, keycloaks};
+use super::repo::{covers, keycloak_host, rendered_keycloaks};
 use crate::check::{CheckResult, Ctx, Finding, IntoOutcome, Outcome};
 use crate::checks::kit::prelude::*;
 use crate::cluster::objects::{self, Kind};
@@ -24,7 +24,7 @@ pub(super) async fn keycloak_operator_healthy(ctx: Ctx) -> CheckResult<Outcome> 
     let hr = rendered_release(&ctx, "keycloak-operator")?;
     let ns = Release::of(&hr).namespace;
     let pods = objects::expect_pods_ready(client, &ctx.cluster, &ns, "app.kubernetes.io/name=keycloak-operator").await;
-    let ks = keycloaks(&ctx)?;
+    let ks = rendered_keycloaks(&ctx)?;
     let mut outcomes = vec![pods];
     for k in &ks {
         outcomes.push(keycloak_ready(client, &ctx.cluster, k.namespace().unwrap_or("default"), k.name()).await.into_outcome());
@@ -58,7 +58,7 @@ const CONSOLE: Page = Page { path: "/admin/master/console/", marker: "Keycloak" 
 /// the console's page.
 pub(super) async fn keycloak_console_reachable(ctx: Ctx) -> CheckResult<Outcome> {
     let client = ctx.kube()?;
-    let ks = keycloaks(&ctx)?;
+    let ks = rendered_keycloaks(&ctx)?;
     let mut outcomes = vec![];
     for k in &ks {
         let ns = k.namespace().unwrap_or("default");

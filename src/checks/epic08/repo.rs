@@ -30,6 +30,17 @@ pub(super) fn keycloaks(ctx: &Ctx) -> Result<Vec<RenderedObject>, Outcome> {
     Ok(ks)
 }
 
+/// Every Keycloak CR rendered on this cluster, wherever the repository keeps it: what the
+/// cluster checks look for (the plan's file is the repository checks' concern).
+pub(super) fn rendered_keycloaks(ctx: &Ctx) -> Result<Vec<RenderedObject>, Outcome> {
+    let r = rendered(ctx)?;
+    let ks: Vec<_> = r.objects.iter().filter(|o| o.kind() == "Keycloak" && group(o) == "k8s.keycloak.org").cloned().collect();
+    if ks.is_empty() {
+        return Err(Outcome::fail(format!("Keycloaks rendered for cluster {}", ctx.cluster), "a Keycloak (k8s.keycloak.org)", "none"));
+    }
+    Ok(ks)
+}
+
 pub(super) async fn keycloak_instance_manifest(ctx: Ctx) -> CheckResult<Outcome> {
     let ks = keycloaks(&ctx)?;
     Ok(Outcome::pass(ks.iter().map(|k| format!("{} {} ({} instances), applied by {}", k.api_version(), k.describe(), k.get("/spec/instances").map(|v| v.to_string()).unwrap_or("1".into()), k.applied_by)).collect::<Vec<_>>().join("; ")))
