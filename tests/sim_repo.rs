@@ -63,11 +63,14 @@ async fn sim_up_from_the_community_layout_and_flux_reconciles_its_graph() {
             let session = Session::new(support::DOC, Some(community.repo.as_path())).expect("session");
             let targets = support::sim::targets(&session.coverage.clusters).await;
             let session = session.with_targets(targets);
-            let only = session.selectors(&["5.1.6,5.2.6,8.1.4".to_string()]).expect("selection");
+            let only = session.selectors(&["5.1.6,5.2.6,8.1.4,dod.13".to_string()]).expect("selection");
             let report = session.run(&only, &[], support::sim::retries(2)).await;
             report.expect_all_pass();
             assert!(report.message("5.1.6 [infra]").contains("ClusterIssuer"), "{}", report.message("5.1.6 [infra]"));
             assert!(report.message("8.1.4 [infra]").contains("Keycloak auth/keycloak"), "{}", report.message("8.1.4 [infra]"));
+            // A HelmRelease written once and rendered for both clusters is a shared base,
+            // wherever it lives (the community layout has no kubernetes/bases/).
+            assert!(report.message("dod.13 [apps]").contains("shared-base HelmReleases Ready (cert-manager/cert-manager"), "{}", report.message("dod.13 [apps]"));
         })
         .catch_unwind()
     };

@@ -176,18 +176,24 @@ pub(super) async fn cross_cluster_services_served(ctx: Ctx) -> CheckResult<Outco
     Ok(Outcome::all(outcomes))
 }
 
-/// Every HelmRelease of a shared base (`kubernetes/bases/`) that the repository renders
-/// for every cluster is Ready on this cluster (§6.2 [F3]). One LIST.
+/// Every HelmRelease the repository writes once and renders for every cluster (a shared
+/// base: `kubernetes/bases/` in the plan's layout, a component's `app/` in the community
+/// layout) is Ready on this cluster (§6.2 [F3]). One LIST.
 pub(super) async fn shared_bases_ready_everywhere(ctx: Ctx) -> CheckResult<Outcome> {
     let client = ctx.kube()?;
     let repo = repo(&ctx)?;
-    let bases = repo.kubernetes_dir.join("bases");
-    let mut per_cluster: Vec<BTreeSet<(String, String)>> = vec![];
+    let mut per_cluster: Vec<BTreeSet<(String, String, std::path::PathBuf)>> = vec![];
     for c in repo.clusters() {
         let r = repo.render(c).map_err(Outcome::error)?;
-        per_cluster.push(r.of_kind("HelmRelease").filter(|h| h.file.starts_with(&bases)).map(|h| (h.namespace().unwrap_or("default").to_string(), h.name().to_string())).collect());
+        per_cluster.push(r.of_kind("HelmRelease").map(|h| (h.namespace().unwrap_or("default").to_string(), h.name().to_string(), h.file.clone())).collect());
     }
-    let shared: BTreeSet<(String, String)> = per_cluster.iter().skip(1).fold(per_cluster.first().cloned().unwrap_or_default(), |acc, s| acc.intersection(s).cloned().collect());
+    let shared: BTreeSet<(String, String)> = per_cluster
+        .iter()
+        .skip(1)
+        .fold(per_cluster.first().cloned().unwrap_or_default(), |acc, s| acc.intersection(s).cloned().collect())
+        .into_iter()
+        .map(|(ns, name, _)| (ns, name))
+        .collect();
     if shared.is_empty() || repo.clusters().len() < 2 {
         return Ok(Outcome::skip("not applicable: no shared-base HelmRelease is rendered for more than one cluster"));
     }
