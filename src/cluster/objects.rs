@@ -221,7 +221,9 @@ pub fn expect_condition(found: &Found, kind: &Kind, type_: &str) -> Outcome {
         return Outcome::fail(object, format!("condition {type_}=True"), "no such condition");
     };
     if c.status != "True" {
-        return Outcome::fail(object, format!("{type_}=True"), format!("{type_}={} ({}: {})", c.status, c.reason, c.message));
+        let why: Vec<&str> = [c.reason.as_str(), c.message.as_str()].into_iter().filter(|s| !s.is_empty()).collect();
+        let why = if why.is_empty() { String::new() } else { format!(" ({})", why.join(": ")) };
+        return Outcome::fail(object, format!("{type_}=True"), format!("{type_}={}{why}", c.status));
     }
     let generation = found.object.metadata.generation;
     let observed = c.observed_generation.or_else(|| found.get("/status/observedGeneration").and_then(Value::as_i64));
@@ -230,7 +232,9 @@ pub fn expect_condition(found: &Found, kind: &Kind, type_: &str) -> Outcome {
     {
         return Outcome::fail(object, format!("{type_}=True for generation {g}"), format!("stale: observedGeneration {o}"));
     }
-    Outcome::pass(format!("{object}: {type_}=True ({})", c.reason))
+    // Some APIs (Keycloak's) give their conditions no reason.
+    let why = if c.reason.is_empty() { String::new() } else { format!(" ({})", c.reason) };
+    Outcome::pass(format!("{object}: {type_}=True{why}"))
 }
 
 /// Desired and ready counts of a Deployment, StatefulSet or DaemonSet, and whether its
@@ -399,6 +403,31 @@ mod tests {
         assert_eq!(last_warning(&client, &found, "unable to validate store: status 401: Invalid bearer token").await, None, "said already");
         let none = crate::cluster::fake::FakeApi::new(|_| None);
         assert_eq!(last_warning(&none.client(), &found, "").await, None, "no events to read is no event");
+    }
+
+    #[test]
+    fn a_condition_is_judged_for_the_current_generation_and_named_with_its_reason_if_any() {
+        const KC: Kind = Kind::namespaced("k8s.keycloak.org", &["v2alpha1"], "Keycloak");
+        let found = |generation: i64, condition: Value| {
+            let mut object = DynamicObject::new("keycloak", &ApiResource::from_gvk(&GroupVersionKind::gvk("k8s.keycloak.org", "v2alpha1", "Keycloak")));
+            object.metadata.namespace = Some("auth".into());
+            object.metadata.generation = Some(generation);
+            object.data = serde_json::json!({"status": {"conditions": [condition]}});
+            Found { object, api_version: "k8s.keycloak.org/v2alpha1".into() }
+        };
+        let message = |o: Outcome| match o {
+            Outcome::Pass { evidence } => evidence.join("; "),
+            Outcome::Fail { findings } => findings.iter().map(|f| format!("{}: expected {}, observed {}", f.object, f.expected, f.observed)).collect::<Vec<_>>().join("; "),
+            other => panic!("{other:?}"),
+        };
+        // Keycloak's conditions carry no reason: none is shown.
+        let ready = serde_json::json!({"type": "Ready", "status": "True", "observedGeneration": 2});
+        assert_eq!(message(expect_condition(&found(2, ready.clone()), &KC, "Ready")), "Keycloak auth/keycloak (k8s.keycloak.org/v2alpha1): Ready=True");
+        let with_reason = serde_json::json!({"type": "Ready", "status": "True", "reason": "Succeeded"});
+        assert!(message(expect_condition(&found(2, with_reason), &KC, "Ready")).ends_with("Ready=True (Succeeded)"));
+        assert!(message(expect_condition(&found(3, ready), &KC, "Ready")).ends_with("expected Ready=True for generation 3, observed stale: observedGeneration 2"));
+        let not_ready = serde_json::json!({"type": "Ready", "status": "False", "reason": "", "message": "waiting for pods"});
+        assert!(message(expect_condition(&found(2, not_ready), &KC, "Ready")).ends_with("expected Ready=True, observed Ready=False (waiting for pods)"));
     }
 
     fn deployment(replicas: Option<i32>, ready: Option<i32>, generation: i64, observed: i64) -> Deployment {
