@@ -105,7 +105,7 @@ fn generator_data_with_custom_yaml_tags_is_not_parsed_as_a_manifest() {
     repo.replace(
         "kubernetes/bases/cilium/kustomization.yaml",
         "  - helmrelease.yaml",
-        "  - helmrelease.yaml\nconfigMapGenerator:\n  - name: app-config\n    files:\n      - config/app.yml",
+        "  - helmrelease.yaml\nconfigMapGenerator:\n  - name: app-config\n    namespace: kube-system\n    files:\n      - config/app.yml",
     );
     let (code, out, err) = run(&["run", "--repo", repo.path().to_str().unwrap(), "--progress", "quiet", "--only", "layer=repo", "--skip", "dod.3"]);
     assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");

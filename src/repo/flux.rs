@@ -62,6 +62,11 @@ pub enum VarSource {
     /// Replaced by a target profile (`run --profile`): the value Flux substitutes on that
     /// target because the profile's deploy step patches it in; names the profile.
     Profile(String),
+    /// A ConfigMap or Secret the repository holds outside the cluster's entry directory
+    /// (typically a bootstrap directory a script applies, often with values injected from a
+    /// password manager; or a file another Kustomization applies first): its values on the
+    /// cluster are taken as unknown. `Kind name (file)`.
+    OutsideFlux(String),
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -73,11 +78,12 @@ pub struct Variable {
 
 impl Variable {
     fn is_secret(&self) -> bool {
-        matches!(self.source, VarSource::Secret(_) | VarSource::Encrypted(_))
+        matches!(self.source, VarSource::Secret(_) | VarSource::Encrypted(_) | VarSource::OutsideFlux(_))
     }
-    /// Whether the value is unknown here (from a SOPS-encrypted Secret).
+    /// Whether the value is unknown here (from a SOPS-encrypted Secret, or from an object
+    /// created outside Flux).
     pub fn is_unknown(&self) -> bool {
-        matches!(self.source, VarSource::Encrypted(_))
+        matches!(self.source, VarSource::Encrypted(_) | VarSource::OutsideFlux(_))
     }
     /// The value for messages: Secret-sourced values are redacted.
     pub fn shown(&self) -> String {
@@ -117,6 +123,11 @@ impl Variables {
             VarSource::Encrypted(secret) => Some(Outcome::skip(format!(
                 "{} comes from the SOPS-encrypted Secret {secret}; Flux decrypts it, its value is unknown without the key",
                 self.object(name)
+            ))),
+            VarSource::OutsideFlux(object) => Some(Outcome::skip(format!(
+                "{} comes from {object}, outside the entry directory of cluster {} (applied at bootstrap or by another Kustomization); its value on the cluster is unknown",
+                self.object(name),
+                self.cluster
             ))),
             _ => None,
         }
@@ -227,6 +238,15 @@ pub(super) fn variables(repo: &GitopsRepo, cluster: &str, k: &FluxKustomization)
             let ns = str_at(&d.value, "/metadata/namespace").unwrap_or_default();
             d.kind() == r.kind && d.name() == r.name && d.api_version() == "v1" && (ns.is_empty() || ns == k.namespace)
         });
+        // Held elsewhere in the repository (not in another cluster's directory): Flux finds
+        // it on the cluster if whatever applies that file ran; its keys count as defined,
+        // their values as unknown.
+        let elsewhere = || {
+            repo.documents.iter().find(|d| {
+                let ns = str_at(&d.value, "/metadata/namespace").unwrap_or_default();
+                d.kind() == r.kind && d.name() == r.name && d.api_version() == "v1" && (ns.is_empty() || ns == k.namespace) && !in_other_cluster_dir(repo, cluster, &d.file)
+            })
+        };
         match found {
             Some(doc) => {
                 let (data, source) = if r.kind == "Secret" && doc.value.get("sops").is_some_and(Value::is_object) {
@@ -241,6 +261,13 @@ pub(super) fn variables(repo: &GitopsRepo, cluster: &str, k: &FluxKustomization)
                 }
             }
             None if r.optional => {}
+            None if let Some(doc) = elsewhere() => {
+                let keys: Vec<String> = if r.kind == "Secret" { secret_data(&doc.value).into_keys().collect() } else { string_map(doc.value.get("data")).into_keys().collect() };
+                let source = VarSource::OutsideFlux(format!("{} {} ({})", r.kind, r.name, doc.file.display()));
+                for name in keys {
+                    entries.insert(name, Variable { value: String::new(), source: source.clone() });
+                }
+            }
             None => problems.push(Finding::new(
                 format!("{}: Kustomization {} substituteFrom {} {}", k.file.display(), k.name, r.kind, r.name),
                 format!("{} {}/{} in {}", r.kind, k.namespace, r.name, cluster_dir.display()),
@@ -259,6 +286,11 @@ pub(super) fn variables(repo: &GitopsRepo, cluster: &str, k: &FluxKustomization)
         }
     }
     Variables { cluster: cluster.into(), kustomization: k.name.clone(), file: k.file.clone(), entries, problems }
+}
+
+/// Whether `file` lies in the entry directory of a cluster other than `cluster`.
+fn in_other_cluster_dir(repo: &GitopsRepo, cluster: &str, file: &Path) -> bool {
+    repo.clusters().iter().any(|c| c != cluster && file.starts_with(repo.cluster_dir(c)))
 }
 
 fn secret_data(secret: &Value) -> BTreeMap<String, String> {

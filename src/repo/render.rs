@@ -936,6 +936,32 @@ mod tests {
         assert_eq!(applied(&r)[0].name(), "cm-c1");
     }
 
+    #[test]
+    fn a_substitute_from_source_held_outside_the_entry_directory_defines_its_keys_with_unknown_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let ks = |cluster: &str| format!("{FLUX_KS}metadata:\n  name: tunnel\n  namespace: network\nspec:\n  path: ./kubernetes/apps\n  sourceRef:\n    kind: GitRepository\n    name: flux-system\n  postBuild:\n    substituteFrom:\n      - kind: Secret\n        name: tunnel-id\n    substitute:\n      CLUSTER: {cluster}\n");
+        write(root, "kubernetes/clusters/c1/ks.yaml", &ks("c1"));
+        write(root, "kubernetes/clusters/c2/ks.yaml", &ks("c2"));
+        write(root, "kubernetes/apps/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: tunnel-${CLUSTER}\n  namespace: network\ndata:\n  id: ${TUNNEL_ID}\n");
+        // Created by a bootstrap script from a password manager reference, not by Flux.
+        write(root, "bootstrap/network/secret.yaml", "apiVersion: v1\nkind: Secret\nmetadata:\n  name: tunnel-id\nstringData:\n  TUNNEL_ID: op://vault/tunnel/id\n");
+        let repo = GitopsRepo::load(root).unwrap();
+        let r = repo.render("c1").unwrap();
+        assert!(r.problems.is_empty(), "{:?}", r.problems);
+        assert_eq!(applied(&r)[0].str("/data/id"), Some("${TUNNEL_ID}"), "the value is unknown: the text shows what Flux fills in");
+        let vars = repo.variables("c1").unwrap();
+        let skip = vars.require("TUNNEL_ID").unwrap_err();
+        assert!(format!("{skip:?}").contains("Secret tunnel-id (bootstrap/network/secret.yaml), outside the entry directory of cluster c1"), "{skip:?}");
+        // Another cluster's entry directory is not this cluster's: there it is missing.
+        std::fs::remove_file(root.join("bootstrap/network/secret.yaml")).unwrap();
+        write(root, "kubernetes/clusters/c2/secret.yaml", "apiVersion: v1\nkind: Secret\nmetadata:\n  name: tunnel-id\n  namespace: network\nstringData:\n  TUNNEL_ID: x\n");
+        let repo = GitopsRepo::load(root).unwrap();
+        let r = repo.render("c1").unwrap();
+        assert_eq!(r.problems_of("substitute-from").count(), 1, "{:?}", r.problems);
+        assert!(repo.render("c2").unwrap().problems.is_empty());
+    }
+
     const FLUX_KS: &str = "apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\n";
 
     fn write(root: &std::path::Path, rel: &str, text: &str) {
@@ -999,7 +1025,7 @@ mod tests {
     fn variables_are_substituted_only_where_post_build_is_present() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
-        write(root, "apps/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm\ndata:\n  zone: ${ZONE}\n  cluster: ${CLUSTER}\n");
+        write(root, "apps/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm\n  namespace: apps\ndata:\n  zone: ${ZONE}\n  cluster: ${CLUSTER}\n");
         cluster(root, "./apps", "");
         let r = GitopsRepo::load(root).unwrap().render("c1").unwrap();
         assert_eq!(applied(&r)[0].str("/data/zone"), Some("${ZONE}"), "without postBuild Flux leaves the text literal");
@@ -1070,7 +1096,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
         cluster(root, "./apps", "");
-        write(root, "apps/kustomization.yaml", &format!("{KZ}resources:\n  - cm.yaml\ncomponents:\n  - ../components/label\n"));
+        write(root, "apps/kustomization.yaml", &format!("{KZ}namespace: apps\nresources:\n  - cm.yaml\ncomponents:\n  - ../components/label\n"));
         write(root, "apps/cm.yaml", &cm("a"));
         write(root, "components/label/kustomization.yaml", "apiVersion: kustomize.config.k8s.io/v1alpha1\nkind: Component\npatches:\n  - target:\n      kind: ConfigMap\n    patch: |-\n      - op: add\n        path: /metadata/labels\n        value: {tier: shared}\n");
         let r = GitopsRepo::load(root).unwrap().render("c1").unwrap();
@@ -1145,7 +1171,7 @@ mod tests {
         let root = dir.path();
         let sops = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: cluster-secrets\n  namespace: flux-system\nstringData:\n  SECRET_DOMAIN: ENC[AES256_GCM,data:q2Vz,iv:aa,tag:bb,type:str]\nsops:\n  age:\n    - recipient: age1example\n  mac: ENC[AES256_GCM,data:cc,iv:dd,tag:ee,type:str]\n  version: 3.9.0\n";
         write(root, "kubernetes/clusters/c1/cluster-secrets.sops.yaml", sops);
-        write(root, "apps/route.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: route\ndata:\n  host: grafana.${SECRET_DOMAIN}\n");
+        write(root, "apps/route.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: route\n  namespace: apps\ndata:\n  host: grafana.${SECRET_DOMAIN}\n");
         cluster(root, "./apps", "  postBuild:\n    substituteFrom:\n      - kind: Secret\n        name: cluster-secrets\n");
         let repo = GitopsRepo::load(root).unwrap();
         let r = repo.render("c1").unwrap();
@@ -1164,7 +1190,7 @@ mod tests {
     fn post_build_without_any_variable_substitutes_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
-        write(root, "apps/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm\ndata:\n  a: ${LEFT}\n");
+        write(root, "apps/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm\n  namespace: apps\ndata:\n  a: ${LEFT}\n");
         cluster(root, "./apps", "  postBuild:\n    substituteFrom:\n      - kind: Secret\n        name: absent\n        optional: true\n");
         let r = GitopsRepo::load(root).unwrap().render("c1").unwrap();
         assert_eq!(applied(&r)[0].str("/data/a"), Some("${LEFT}"));
@@ -1176,7 +1202,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
         cluster(root, "./apps", "");
-        write(root, "apps/cm.yaml", &cm("a"));
+        write(root, "apps/cm.yaml", &format!("{}  namespace: media\n", cm("a")));
         let replacement = "replacements:\n  - source:\n      kind: Namespace\n    targets:\n      - select:\n          kind: ConfigMap\n        fieldPaths:\n          - data.ns\n";
         write(root, "apps/kustomization.yaml", &format!("{KZ}resources:\n  - cm.yaml\n{replacement}"));
         let r = GitopsRepo::load(root).unwrap().render("c1").unwrap();
@@ -1302,7 +1328,7 @@ mod tests {
         // Upstream CRDs: spec.path is inside the upstream repository, here it would be the whole tree.
         write(root, "kubernetes/apps/upstream.yaml", &format!("{FLUX_KS}metadata:\n  name: upstream-crds\n  namespace: flux-system\nspec:\n  path: ./kubernetes\n  sourceRef:\n    kind: GitRepository\n    name: upstream\n"));
         write(root, "kubernetes/apps/local.yaml", &format!("{FLUX_KS}metadata:\n  name: local\n  namespace: flux-system\nspec:\n  path: ./kubernetes/extra\n{own}"));
-        write(root, "kubernetes/extra/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: extra\n");
+        write(root, "kubernetes/extra/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: extra\n  namespace: apps\n");
         let repo = GitopsRepo::load(root).unwrap();
         let r = repo.render("c1").unwrap();
         assert_eq!(r.kustomizations, ["flux-system", "main", "local"]);
