@@ -62,11 +62,12 @@ pub enum VarSource {
     /// Replaced by a target profile (`run --profile`): the value Flux substitutes on that
     /// target because the profile's deploy step patches it in; names the profile.
     Profile(String),
-    /// A ConfigMap or Secret the repository holds outside the cluster's entry directory
-    /// (typically a bootstrap directory a script applies, often with values injected from a
-    /// password manager; or a file another Kustomization applies first): its values on the
-    /// cluster are taken as unknown. `Kind name (file)`.
-    OutsideFlux(String),
+    /// A source whose values the repository does not hold: a ConfigMap or Secret outside the
+    /// cluster's entry directory (typically a bootstrap directory a script applies, often
+    /// with values injected from a password manager), or the Secret an ExternalSecret makes
+    /// (its values come from the secret store). Its keys count as defined, its values as
+    /// unknown. Says what it is and where, for messages.
+    Unheld(String),
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -78,12 +79,12 @@ pub struct Variable {
 
 impl Variable {
     fn is_secret(&self) -> bool {
-        matches!(self.source, VarSource::Secret(_) | VarSource::Encrypted(_) | VarSource::OutsideFlux(_))
+        matches!(self.source, VarSource::Secret(_) | VarSource::Encrypted(_) | VarSource::Unheld(_))
     }
     /// Whether the value is unknown here (from a SOPS-encrypted Secret, or from an object
     /// created outside Flux).
     pub fn is_unknown(&self) -> bool {
-        matches!(self.source, VarSource::Encrypted(_) | VarSource::OutsideFlux(_))
+        matches!(self.source, VarSource::Encrypted(_) | VarSource::Unheld(_))
     }
     /// The value for messages: Secret-sourced values are redacted.
     pub fn shown(&self) -> String {
@@ -102,6 +103,9 @@ pub struct Variables {
     pub entries: BTreeMap<String, Variable>,
     /// `substituteFrom` references that could not be satisfied.
     pub problems: Vec<Finding>,
+    /// Sources whose keys cannot be known here (an ExternalSecret's `dataFrom`): a variable
+    /// no other source defines may come from one of them.
+    pub open: Vec<String>,
 }
 
 impl Variables {
@@ -124,11 +128,7 @@ impl Variables {
                 "{} comes from the SOPS-encrypted Secret {secret}; Flux decrypts it, its value is unknown without the key",
                 self.object(name)
             ))),
-            VarSource::OutsideFlux(object) => Some(Outcome::skip(format!(
-                "{} comes from {object}, outside the entry directory of cluster {} (applied at bootstrap or by another Kustomization); its value on the cluster is unknown",
-                self.object(name),
-                self.cluster
-            ))),
+            VarSource::Unheld(object) => Some(Outcome::skip(format!("{} comes from {object}; its value on cluster {} is unknown here", self.object(name), self.cluster))),
             _ => None,
         }
     }
@@ -231,6 +231,7 @@ pub(super) fn main_kustomization<'a>(all: &'a [FluxKustomization], cluster_dir: 
 pub(super) fn variables(repo: &GitopsRepo, cluster: &str, k: &FluxKustomization) -> Variables {
     let mut entries = BTreeMap::new();
     let mut problems = vec![];
+    let mut open = vec![];
     let cluster_dir = repo.cluster_dir(cluster);
     for r in &k.substitute_from {
         // In the Kustomization's own namespace (a document without one is taken to be there).
@@ -263,9 +264,25 @@ pub(super) fn variables(repo: &GitopsRepo, cluster: &str, k: &FluxKustomization)
             None if r.optional => {}
             None if let Some(doc) = elsewhere() => {
                 let keys: Vec<String> = if r.kind == "Secret" { secret_data(&doc.value).into_keys().collect() } else { string_map(doc.value.get("data")).into_keys().collect() };
-                let source = VarSource::OutsideFlux(format!("{} {} ({})", r.kind, r.name, doc.file.display()));
+                let source = VarSource::Unheld(format!(
+                    "{} {} ({}, outside the entry directory of cluster {cluster}: applied at bootstrap or by another Kustomization)",
+                    r.kind,
+                    r.name,
+                    doc.file.display()
+                ));
                 for name in keys {
                     entries.insert(name, Variable { value: String::new(), source: source.clone() });
+                }
+            }
+            None if let Some((es, keys)) = (r.kind == "Secret").then(|| external_secret(repo, cluster, &k.namespace, &r.name)).flatten() => {
+                let source = VarSource::Unheld(format!("Secret {} (made by ExternalSecret {} in {})", r.name, es.name(), es.file.display()));
+                match keys {
+                    Some(keys) => {
+                        for name in keys {
+                            entries.insert(name, Variable { value: String::new(), source: source.clone() });
+                        }
+                    }
+                    None => open.push(format!("Secret {} (made by ExternalSecret {} in {} from `dataFrom`, whose keys only the secret store knows)", r.name, es.name(), es.file.display())),
                 }
             }
             None => problems.push(Finding::new(
@@ -285,7 +302,28 @@ pub(super) fn variables(repo: &GitopsRepo, cluster: &str, k: &FluxKustomization)
             }
         }
     }
-    Variables { cluster: cluster.into(), kustomization: k.name.clone(), file: k.file.clone(), entries, problems }
+    Variables { cluster: cluster.into(), kustomization: k.name.clone(), file: k.file.clone(), entries, problems, open }
+}
+
+/// The ExternalSecret of the repository (not in another cluster's entry directory) that
+/// makes Secret `namespace/name` (`spec.target.name`, else its own name), with the keys of
+/// that Secret where the manifest tells them (`spec.target.template.data`, `spec.data[].secretKey`);
+/// `None` for the keys when `dataFrom` fills it without a template (only the store knows them).
+fn external_secret<'a>(repo: &'a GitopsRepo, cluster: &str, namespace: &str, name: &str) -> Option<(&'a Document, Option<Vec<String>>)> {
+    let es = repo.documents.iter().find(|d| {
+        let ns = str_at(&d.value, "/metadata/namespace").unwrap_or_default();
+        let target = str_at(&d.value, "/spec/target/name").unwrap_or(d.name());
+        d.kind() == "ExternalSecret" && d.api_version().starts_with("external-secrets.io/") && target == name && (ns.is_empty() || ns == namespace) && !in_other_cluster_dir(repo, cluster, &d.file)
+    })?;
+    let template: Option<Vec<String>> = es.value.pointer("/spec/target/template/data").and_then(Value::as_object).map(|m| m.keys().cloned().collect());
+    let data: Vec<String> = es.value.pointer("/spec/data").and_then(Value::as_array).into_iter().flatten().filter_map(|d| d["secretKey"].as_str().map(String::from)).collect();
+    let data_from = es.value.pointer("/spec/dataFrom").and_then(Value::as_array).is_some_and(|a| !a.is_empty());
+    let keys = match template {
+        Some(keys) => Some(keys),
+        None if data_from => None,
+        None => Some(data),
+    };
+    Some((es, keys))
 }
 
 /// Whether `file` lies in the entry directory of a cluster other than `cluster`.

@@ -114,6 +114,8 @@ pub(super) fn render(repo: &GitopsRepo, cluster: &str, entry: &[FluxKustomizatio
     let mut seen = BTreeSet::new();
     let mut applied: Vec<FluxKustomization> = vec![];
     let mut unresolved = Unresolved::new();
+    // Kustomizations with a substituteFrom source whose keys only a secret store knows.
+    let mut open: BTreeMap<String, String> = BTreeMap::new();
     while let Some(k) = queue.pop_front() {
         if !seen.insert(k.name.clone()) {
             continue;
@@ -124,6 +126,9 @@ pub(super) fn render(repo: &GitopsRepo, cluster: &str, entry: &[FluxKustomizatio
         let values = if k.post_build {
             let vars = flux::variables(repo, cluster, &k);
             out.problems.extend(vars.problems.iter().map(|f| Problem { category: "substitute-from", finding: f.clone() }));
+            if !vars.open.is_empty() {
+                open.insert(k.name.clone(), vars.open.join(", "));
+            }
             let values = flux_values(&vars.values());
             if let Some(bad) = values.keys().find(|name| !VAR_NAME.is_match(name)) {
                 out.problems.push(Problem {
@@ -199,6 +204,11 @@ pub(super) fn render(repo: &GitopsRepo, cluster: &str, entry: &[FluxKustomizatio
     }
     // One finding per variable and Kustomization, however many manifests use it.
     for ((kustomization, name), (file, sources, manifests)) in unresolved {
+        // It may come from a source whose keys are not known here: no finding, a note.
+        if let Some(source) = open.get(&kustomization) {
+            builder.notes.push(format!("{}: Kustomization {kustomization} substitutes ${{{name}}}, which only {source} can define; not judged", file.display()));
+            continue;
+        }
         let mut listed = manifests.iter().take(LISTED).cloned().collect::<Vec<_>>().join("; ");
         if manifests.len() > LISTED {
             listed.push_str(&format!(" and {} more", manifests.len() - LISTED));
@@ -952,7 +962,7 @@ mod tests {
         assert_eq!(applied(&r)[0].str("/data/id"), Some("${TUNNEL_ID}"), "the value is unknown: the text shows what Flux fills in");
         let vars = repo.variables("c1").unwrap();
         let skip = vars.require("TUNNEL_ID").unwrap_err();
-        assert!(format!("{skip:?}").contains("Secret tunnel-id (bootstrap/network/secret.yaml), outside the entry directory of cluster c1"), "{skip:?}");
+        assert!(format!("{skip:?}").contains("Secret tunnel-id (bootstrap/network/secret.yaml, outside the entry directory of cluster c1"), "{skip:?}");
         // Another cluster's entry directory is not this cluster's: there it is missing.
         std::fs::remove_file(root.join("bootstrap/network/secret.yaml")).unwrap();
         write(root, "kubernetes/clusters/c2/secret.yaml", "apiVersion: v1\nkind: Secret\nmetadata:\n  name: tunnel-id\n  namespace: network\nstringData:\n  TUNNEL_ID: x\n");
@@ -960,6 +970,40 @@ mod tests {
         let r = repo.render("c1").unwrap();
         assert_eq!(r.problems_of("substitute-from").count(), 1, "{:?}", r.problems);
         assert!(repo.render("c2").unwrap().problems.is_empty());
+    }
+
+    #[test]
+    fn a_substitute_from_secret_an_external_secret_makes_defines_the_keys_its_manifest_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        // The parent Kustomization applies the ExternalSecret; the child substitutes from the
+        // Secret external-secrets makes of it (a community pattern).
+        write(root, "kubernetes/clusters/c1/ks.yaml", &format!("{FLUX_KS}metadata:\n  name: apps\n  namespace: flux-system\nspec:\n  path: ./kubernetes/apps\n  sourceRef:\n    kind: GitRepository\n    name: flux-system\n"));
+        write(root, "kubernetes/apps/kustomization.yaml", "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamespace: radio\nresources:\n  - externalsecret.yaml\n  - ks.yaml\n");
+        let es = |spec: &str| format!("apiVersion: external-secrets.io/v1\nkind: ExternalSecret\nmetadata:\n  name: acars\nspec:\n  secretStoreRef:\n    kind: ClusterSecretStore\n    name: onepassword\n  target:\n    name: acars-secret\n{spec}");
+        write(root, "kubernetes/apps/externalsecret.yaml", &es("    template:\n      data:\n        LATITUDE: \"{{ .LATITUDE }}\"\n  dataFrom:\n    - extract:\n        key: acars\n"));
+        write(root, "kubernetes/apps/ks.yaml", &format!("{FLUX_KS}metadata:\n  name: acars\nspec:\n  path: ./kubernetes/acars\n  sourceRef:\n    kind: GitRepository\n    name: flux-system\n    namespace: flux-system\n  postBuild:\n    substitute:\n      APP: acars\n    substituteFrom:\n      - kind: Secret\n        name: acars-secret\n"));
+        write(root, "kubernetes/acars/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: acars\n  namespace: radio\ndata:\n  lat: ${LATITUDE}\n");
+        let repo = GitopsRepo::load(root).unwrap();
+        let r = repo.render("c1").unwrap();
+        assert!(r.problems.is_empty(), "{:?}", r.problems);
+        assert_eq!(r.objects.iter().find(|o| o.name() == "acars" && o.kind() == "ConfigMap").unwrap().str("/data/lat"), Some("${LATITUDE}"));
+        // A key the template does not make is unresolved.
+        write(root, "kubernetes/acars/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: acars\n  namespace: radio\ndata:\n  lat: ${LONGITUDE}\n");
+        let r = GitopsRepo::load(root).unwrap().render("c1").unwrap();
+        let unresolved: Vec<&str> = r.problems_of("unresolved-variable").map(|p| p.finding.object.as_str()).collect();
+        assert_eq!(unresolved, ["${LONGITUDE} (applied by acars)"]);
+        // dataFrom without a template: only the store knows the keys, so nothing is judged (a note says so).
+        write(root, "kubernetes/apps/externalsecret.yaml", &es("  dataFrom:\n    - extract:\n        key: acars\n"));
+        let repo = GitopsRepo::load(root).unwrap();
+        let r = repo.render("c1").unwrap();
+        assert!(r.problems.is_empty(), "{:?}", r.problems);
+        assert!(repo.warnings().iter().any(|w| w.contains("${LONGITUDE}") && w.contains("ExternalSecret acars")), "{:?}", repo.warnings());
+        // No ExternalSecret making it: the Secret is missing.
+        std::fs::remove_file(root.join("kubernetes/apps/externalsecret.yaml")).unwrap();
+        write(root, "kubernetes/apps/kustomization.yaml", "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamespace: radio\nresources:\n  - ks.yaml\n");
+        let r = GitopsRepo::load(root).unwrap().render("c1").unwrap();
+        assert_eq!(r.problems_of("substitute-from").count(), 1, "{:?}", r.problems);
     }
 
     const FLUX_KS: &str = "apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\n";
