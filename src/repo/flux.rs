@@ -227,7 +227,9 @@ pub(super) fn main_kustomization<'a>(all: &'a [FluxKustomization], cluster_dir: 
 /// Resolves variables the way kustomize-controller does: every `substituteFrom`
 /// source in order (later wins), then inline `substitute` on top. ConfigMaps and
 /// Secrets are looked up in the cluster's own entry directory, which is what
-/// Flux applies to that cluster before it substitutes, in the Kustomization's namespace.
+/// Flux applies to that cluster before it substitutes, in the Kustomization's namespace;
+/// else elsewhere in the repository, then among its ExternalSecrets, with unknown values
+/// ([`VarSource::Unheld`]).
 pub(super) fn variables(repo: &GitopsRepo, cluster: &str, k: &FluxKustomization) -> Variables {
     let mut entries = BTreeMap::new();
     let mut problems = vec![];
