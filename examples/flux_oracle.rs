@@ -7,7 +7,11 @@
 //! For each cluster of REPO (its `clusters/<name>/` directories, or those named), runs
 //! `$PA_CACHE/bin/flux-render` (kustomize-controller's generator and substitution; build
 //! it with `sim/build.sh flux-render`) and prints every object or field where
-//! `GitopsRepo::render` disagrees, then a count per cluster. Exit 1 when any differ.
+//! `GitopsRepo::render` disagrees, then a count per cluster; then the rendering's own
+//! findings (what the repository layer reports as keeping Flux from applying the tree:
+//! dangling paths, unknown dependsOn, missing substituteFrom sources, unresolved
+//! variables, namespaced objects without a namespace) and its warnings. Exit 1 when any
+//! differ.
 
 #[path = "../tests/support/oracle.rs"]
 mod oracle;
@@ -33,6 +37,18 @@ fn main() {
         }
         println!("{cluster}: {} difference(s)", diffs.len());
         total += diffs.len();
+        match repo.render(cluster) {
+            Ok(r) => {
+                for p in &r.problems {
+                    println!("{cluster}: finding ({}): {}", p.category, p.finding);
+                }
+                println!("{cluster}: {} object(s) in {} Kustomization(s), {} finding(s) of the repository layer", r.objects.len(), r.kustomizations.len(), r.problems.len());
+            }
+            Err(e) => println!("{cluster}: the repository layer cannot render it: {e}"),
+        }
+    }
+    for w in repo.warnings() {
+        println!("warning: {w}");
     }
     std::process::exit(i32::from(total > 0));
 }
