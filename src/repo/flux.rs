@@ -244,12 +244,7 @@ pub(super) fn variables(repo: &GitopsRepo, cluster: &str, k: &FluxKustomization)
         // Held elsewhere in the repository (not in another cluster's directory): Flux finds
         // it on the cluster if whatever applies that file ran; its keys count as defined,
         // their values as unknown.
-        let elsewhere = || {
-            repo.documents.iter().find(|d| {
-                let ns = str_at(&d.value, "/metadata/namespace").unwrap_or_default();
-                d.kind() == r.kind && d.name() == r.name && d.api_version() == "v1" && (ns.is_empty() || ns == k.namespace) && !in_other_cluster_dir(repo, cluster, &d.file)
-            })
-        };
+        let elsewhere = || repo.documents.iter().find(|d| d.kind() == r.kind && d.name() == r.name && d.api_version() == "v1" && may_be_on(repo, cluster, &k.namespace, d));
         match found {
             Some(doc) => {
                 let (data, source) = if r.kind == "Secret" && doc.value.get("sops").is_some_and(Value::is_object) {
@@ -313,9 +308,8 @@ pub(super) fn variables(repo: &GitopsRepo, cluster: &str, k: &FluxKustomization)
 /// `None` for the keys when `dataFrom` fills it without a template (only the store knows them).
 fn external_secret<'a>(repo: &'a GitopsRepo, cluster: &str, namespace: &str, name: &str) -> Option<(&'a Document, Option<Vec<String>>)> {
     let es = repo.documents.iter().find(|d| {
-        let ns = str_at(&d.value, "/metadata/namespace").unwrap_or_default();
         let target = str_at(&d.value, "/spec/target/name").unwrap_or(d.name());
-        d.kind() == "ExternalSecret" && d.api_version().starts_with("external-secrets.io/") && target == name && (ns.is_empty() || ns == namespace) && !in_other_cluster_dir(repo, cluster, &d.file)
+        d.kind() == "ExternalSecret" && d.api_version().starts_with("external-secrets.io/") && target == name && may_be_on(repo, cluster, namespace, d)
     })?;
     let template: Option<Vec<String>> = es.value.pointer("/spec/target/template/data").and_then(Value::as_object).map(|m| m.keys().cloned().collect());
     let data: Vec<String> = es.value.pointer("/spec/data").and_then(Value::as_array).into_iter().flatten().filter_map(|d| d["secretKey"].as_str().map(String::from)).collect();
@@ -328,9 +322,12 @@ fn external_secret<'a>(repo: &'a GitopsRepo, cluster: &str, namespace: &str, nam
     Some((es, keys))
 }
 
-/// Whether `file` lies in the entry directory of a cluster other than `cluster`.
-fn in_other_cluster_dir(repo: &GitopsRepo, cluster: &str, file: &Path) -> bool {
-    repo.clusters().iter().any(|c| c != cluster && file.starts_with(repo.cluster_dir(c)))
+/// Whether document `d` may stand for an object in `namespace` on `cluster`: it names that
+/// namespace or none (a kustomization's `namespace:` may set it), and it does not lie in the
+/// entry directory of another cluster.
+fn may_be_on(repo: &GitopsRepo, cluster: &str, namespace: &str, d: &Document) -> bool {
+    let ns = str_at(&d.value, "/metadata/namespace").unwrap_or_default();
+    (ns.is_empty() || ns == namespace) && !repo.clusters().iter().any(|c| c != cluster && d.file.starts_with(repo.cluster_dir(c)))
 }
 
 fn secret_data(secret: &Value) -> BTreeMap<String, String> {

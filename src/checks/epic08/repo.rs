@@ -23,18 +23,23 @@ pub(super) fn keycloaks(ctx: &Ctx) -> Result<Vec<RenderedObject>, Outcome> {
     if repo.resolve(INSTANCE_FILE).is_none() {
         return Err(missing_outcome(repo, INSTANCE_FILE, INSTANCE_FILE, "the Keycloak instance manifest", "missing"));
     }
-    let ks: Vec<_> = from_file(repo, &r, INSTANCE_FILE).into_iter().filter(|o| o.kind() == "Keycloak" && group(o) == "k8s.keycloak.org").cloned().collect();
+    let ks: Vec<_> = from_file(repo, &r, INSTANCE_FILE).into_iter().filter(|o| is_keycloak(o)).cloned().collect();
     if ks.is_empty() {
         return Err(Outcome::fail(INSTANCE_FILE, format!("a Keycloak (k8s.keycloak.org) rendered on cluster {}", ctx.cluster), "none"));
     }
     Ok(ks)
 }
 
+/// A Keycloak CR of the operator (§16 [KC1]: group `k8s.keycloak.org`).
+fn is_keycloak(o: &RenderedObject) -> bool {
+    o.kind() == "Keycloak" && group(o) == "k8s.keycloak.org"
+}
+
 /// Every Keycloak CR rendered on this cluster, wherever the repository keeps it: what the
 /// cluster checks look for (the plan's file is the repository checks' concern).
 pub(super) fn rendered_keycloaks(ctx: &Ctx) -> Result<Vec<RenderedObject>, Outcome> {
     let r = rendered(ctx)?;
-    let ks: Vec<_> = r.objects.iter().filter(|o| o.kind() == "Keycloak" && group(o) == "k8s.keycloak.org").cloned().collect();
+    let ks: Vec<_> = r.objects.iter().filter(|o| is_keycloak(o)).cloned().collect();
     if ks.is_empty() {
         return Err(Outcome::fail(format!("Keycloaks rendered for cluster {}", ctx.cluster), "a Keycloak (k8s.keycloak.org)", "none"));
     }
