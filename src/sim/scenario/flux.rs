@@ -461,6 +461,7 @@ impl ClusterSim {
         // once; what it is still working on gets 10 s of its own before being asked (asking
         // a Kustomization in the middle of an apply makes it apply everything a second time).
         let mut asked: Option<Instant> = None;
+        let mut reported = 0;
         loop {
             // One read of each kind a round (the API server is what every controller here
             // waits on), then each target's state from it.
@@ -487,6 +488,17 @@ impl ClusterSim {
             }
             if waiting.is_empty() {
                 return Ok(targets.len());
+            }
+            // Progress on a long wait: what Flux has not applied yet, every 15 s.
+            let waited = start.elapsed().as_secs();
+            if waited >= 15 && waited / 15 != reported / 15 {
+                reported = waited;
+                let first: Vec<String> = waiting
+                    .iter()
+                    .take(4)
+                    .map(|w| format!("{}: {}", w.3, w.4.lines().next().unwrap_or("").chars().take(160).collect::<String>()))
+                    .collect();
+                eprintln!("sim: {}: waiting {waited}s for Flux to apply {revision}: {} of {} not yet: {}", self.cluster, waiting.len(), targets.len(), first.join("; "));
             }
             if start.elapsed() > FLUX_TIMEOUT {
                 let list: Vec<String> = waiting.iter().map(|w| format!("{}: {}", w.3, w.4)).collect();
