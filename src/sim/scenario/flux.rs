@@ -403,6 +403,12 @@ fn pending(o: &Value, revision: &str) -> Option<String> {
     }
 }
 
+/// `text` with every 40-digit commit id cut to its first 12 digits (progress lines).
+fn short_shas(text: &str) -> String {
+    let sha = regex::Regex::new(r"\b([0-9a-f]{12})[0-9a-f]{28}\b").expect("regex");
+    sha.replace_all(text, "$1").into_owned()
+}
+
 impl ClusterSim {
     /// Waits until Flux has fetched and applied the served revision: every GitRepository and
     /// Kustomization in `objects` that Flux reconciles is Ready for its generation at
@@ -493,12 +499,19 @@ impl ClusterSim {
             let waited = start.elapsed().as_secs();
             if waited >= 15 && waited / 15 != reported / 15 {
                 reported = waited;
-                let first: Vec<String> = waiting
-                    .iter()
-                    .take(4)
-                    .map(|w| format!("{}: {}", w.3, w.4.lines().next().unwrap_or("").chars().take(160).collect::<String>()))
-                    .collect();
-                eprintln!("sim: {}: waiting {waited}s for Flux to apply {revision}: {} of {} not yet: {}", self.cluster, waiting.len(), targets.len(), first.join("; "));
+                let names: Vec<&str> = waiting.iter().take(3).map(|w| w.3.as_str()).collect();
+                let more = waiting.len().saturating_sub(names.len());
+                let more = if more > 0 { format!(" and {more} more") } else { String::new() };
+                eprintln!(
+                    "sim: {}: waiting {waited}s for Flux to apply {}: {} of {} not yet ({}{more}); {}: {}",
+                    self.cluster,
+                    short_shas(revision),
+                    waiting.len(),
+                    targets.len(),
+                    names.join(", "),
+                    waiting[0].3,
+                    short_shas(waiting[0].4.lines().next().unwrap_or("")).chars().take(200).collect::<String>()
+                );
             }
             if start.elapsed() > FLUX_TIMEOUT {
                 let list: Vec<String> = waiting.iter().map(|w| format!("{}: {}", w.3, w.4)).collect();
@@ -540,6 +553,15 @@ mod tests {
 
     fn doc(y: &str) -> Value {
         serde_yaml_ng::from_str(y).unwrap()
+    }
+
+    #[test]
+    fn progress_lines_cut_commit_ids() {
+        assert_eq!(
+            short_shas("revision \"main@sha1:11fa2a4e0d7ab0b0d1dd780e53bcd2728a5cc57f\", sha256:abc"),
+            "revision \"main@sha1:11fa2a4e0d7a\", sha256:abc"
+        );
+        assert_eq!(short_shas("no id here"), "no id here");
     }
 
     #[test]
