@@ -78,7 +78,9 @@ pub struct Variable {
 }
 
 impl Variable {
-    fn is_secret(&self) -> bool {
+    /// Whether the value must not be shown (from a Secret, SOPS-encrypted or not, or from a
+    /// source whose values the repository does not hold).
+    pub fn is_secret(&self) -> bool {
         matches!(self.source, VarSource::Secret(_) | VarSource::Encrypted(_) | VarSource::Unheld(_))
     }
     /// Whether the value is unknown here (from a SOPS-encrypted Secret, or from an object
@@ -237,14 +239,15 @@ pub(super) fn variables(repo: &GitopsRepo, cluster: &str, k: &FluxKustomization)
     let cluster_dir = repo.cluster_dir(cluster);
     for r in &k.substitute_from {
         // In the Kustomization's own namespace (a document without one is taken to be there).
+        let is_source = |d: &&Document| d.kind() == r.kind && d.name() == r.name && d.api_version() == "v1";
         let found = repo.documents_under(&cluster_dir).find(|d| {
             let ns = str_at(&d.value, "/metadata/namespace").unwrap_or_default();
-            d.kind() == r.kind && d.name() == r.name && d.api_version() == "v1" && (ns.is_empty() || ns == k.namespace)
+            is_source(d) && (ns.is_empty() || ns == k.namespace)
         });
         // Held elsewhere in the repository (not in another cluster's directory): Flux finds
         // it on the cluster if whatever applies that file ran; its keys count as defined,
         // their values as unknown.
-        let elsewhere = || repo.documents.iter().find(|d| d.kind() == r.kind && d.name() == r.name && d.api_version() == "v1" && may_be_on(repo, cluster, &k.namespace, d));
+        let elsewhere = || repo.documents.iter().find(|d| is_source(d) && may_be_on(repo, cluster, &k.namespace, d));
         match found {
             Some(doc) => {
                 let (data, source) = if r.kind == "Secret" && doc.value.get("sops").is_some_and(Value::is_object) {
@@ -267,18 +270,12 @@ pub(super) fn variables(repo: &GitopsRepo, cluster: &str, k: &FluxKustomization)
                     r.name,
                     doc.file.display()
                 ));
-                for name in keys {
-                    entries.insert(name, Variable { value: String::new(), source: source.clone() });
-                }
+                define_unknown(&mut entries, keys, &source);
             }
             None if let Some((es, keys)) = (r.kind == "Secret").then(|| external_secret(repo, cluster, &k.namespace, &r.name)).flatten() => {
                 let source = VarSource::Unheld(format!("Secret {} (made by ExternalSecret {} in {})", r.name, es.name(), es.file.display()));
                 match keys {
-                    Some(keys) => {
-                        for name in keys {
-                            entries.insert(name, Variable { value: String::new(), source: source.clone() });
-                        }
-                    }
+                    Some(keys) => define_unknown(&mut entries, keys, &source),
                     None => open.push(format!("Secret {} (made by ExternalSecret {} in {} from `dataFrom`, whose keys only the secret store knows)", r.name, es.name(), es.file.display())),
                 }
             }
@@ -300,6 +297,13 @@ pub(super) fn variables(repo: &GitopsRepo, cluster: &str, k: &FluxKustomization)
         }
     }
     Variables { cluster: cluster.into(), kustomization: k.name.clone(), file: k.file.clone(), entries, problems, open }
+}
+
+/// Defines each of `keys` with an unknown value from `source` (a [`VarSource::Unheld`]).
+fn define_unknown(entries: &mut BTreeMap<String, Variable>, keys: Vec<String>, source: &VarSource) {
+    for name in keys {
+        entries.insert(name, Variable { value: String::new(), source: source.clone() });
+    }
 }
 
 /// The ExternalSecret of the repository (not in another cluster's entry directory) that

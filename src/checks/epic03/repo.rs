@@ -285,7 +285,7 @@ fn cluster_literals(repo: &GitopsRepo) -> BTreeMap<String, (String, String, Lite
     let mut out = BTreeMap::new();
     for (cluster, v) in &vars {
         for (name, var) in &v.entries {
-            if matches!(var.source, crate::repo::VarSource::Secret(_) | crate::repo::VarSource::Encrypted(_) | crate::repo::VarSource::Unheld(_)) {
+            if var.is_secret() {
                 continue; // never echo secret values
             }
             let value = var.value.trim();

@@ -403,10 +403,13 @@ fn pending(o: &Value, revision: &str) -> Option<String> {
     }
 }
 
+/// A 40-digit commit id, its first 12 digits captured.
+static COMMIT_ID: std::sync::LazyLock<regex::Regex> =
+    std::sync::LazyLock::new(|| regex::Regex::new(r"\b([0-9a-f]{12})[0-9a-f]{28}\b").expect("regex"));
+
 /// `text` with every 40-digit commit id cut to its first 12 digits (progress lines).
 fn short_shas(text: &str) -> String {
-    let sha = regex::Regex::new(r"\b([0-9a-f]{12})[0-9a-f]{28}\b").expect("regex");
-    sha.replace_all(text, "$1").into_owned()
+    COMMIT_ID.replace_all(text, "$1").into_owned()
 }
 
 impl ClusterSim {
