@@ -87,7 +87,8 @@ impl CheckContext {
     }
 
     /// Where a service named as the cluster names it is reachable from here, or a Fail
-    /// naming the host when nothing serves it.
+    /// naming the host when nothing serves it (an Error when the name service could not
+    /// be asked: the relay pod did not start, the cluster's DNS did not answer).
     pub async fn resolve(&self, host: &str, port: u16) -> Result<std::net::SocketAddr, Outcome> {
         self.resolve_in(&self.cluster, host, port).await
     }
@@ -102,6 +103,7 @@ impl CheckContext {
         let lookup = if cluster == self.cluster { target.resolver.lookup(host, port) } else { target.resolver.lookup_in(cluster, host, port) };
         let addr = match lookup.await {
             Ok(addrs) => addrs.into_iter().next().ok_or_else(|| Outcome::fail(&object, "a reachable endpoint", format!("no endpoint serves it ({via})")))?,
+            Err(e) if e.not_asked => return Err(Outcome::error(format!("{object}: {e} ({via}); not evaluated"))),
             Err(e) => return Err(Outcome::fail(object, "resolvable", format!("{e} ({via})"))),
         };
         self.reach.gate(&object, addr)?;
@@ -141,5 +143,50 @@ impl CheckContext {
             .as_ref()
             .map(|t| &t.client)
             .ok_or_else(|| Outcome::skip("no cluster target (give --kubeconfig, or --sim for the local simulation)"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+    use std::sync::Arc;
+
+    use futures::future::BoxFuture;
+
+    use super::*;
+    use crate::check::Verdict;
+    use crate::cluster::fake::FakeApi;
+    use crate::cluster::resolve::{LookupError, Resolve};
+
+    /// A resolver that gives every lookup the same error.
+    struct Failing(LookupError);
+
+    impl Resolve for Failing {
+        fn lookup<'a>(&'a self, _: &'a str, _: u16) -> BoxFuture<'a, Result<Vec<SocketAddr>, LookupError>> {
+            Box::pin(async move { Err(self.0.clone()) })
+        }
+
+        fn describe(&self) -> &str {
+            "test resolver"
+        }
+    }
+
+    fn ctx(e: LookupError) -> CheckContext {
+        let mut target = FakeApi::new(|_| None).target();
+        target.resolver = Arc::new(Failing(e));
+        CheckContext { cluster: "infra".into(), repo: None, target: Some(target), phase: Phase::default(), cancel: Default::default(), cleanup: Cleanup::default(), run: "t".into(), reach: Default::default() }
+    }
+
+    #[tokio::test]
+    async fn a_name_that_does_not_resolve_fails_and_a_name_service_not_asked_is_not_evaluated() {
+        let nx = ctx(LookupError::answered("pg.db.svc.clusterset.local does not resolve on cluster infra (NXDOMAIN)"));
+        let o = nx.resolve("pg.db.svc.clusterset.local", 5432).await.unwrap_err();
+        assert_eq!(o.verdict(), Verdict::Fail);
+        assert_eq!(o.summary(), "pg.db.svc.clusterset.local:5432: expected resolvable, observed pg.db.svc.clusterset.local does not resolve on cluster infra (NXDOMAIN) (test resolver)");
+
+        let relay = ctx(LookupError::not_asked("starting the relay pod on cluster infra: 403 Forbidden: pods \"relay\" is forbidden"));
+        let o = relay.resolve("pg.db.svc.clusterset.local", 5432).await.unwrap_err();
+        assert_eq!(o.verdict(), Verdict::Error);
+        assert_eq!(o.summary(), "pg.db.svc.clusterset.local:5432: starting the relay pod on cluster infra: 403 Forbidden: pods \"relay\" is forbidden (test resolver); not evaluated");
     }
 }

@@ -318,12 +318,12 @@ struct RecordingResolver {
 }
 
 impl Resolve for RecordingResolver {
-    fn lookup<'a>(&'a self, host: &'a str, port: u16) -> BoxFuture<'a, Result<Vec<SocketAddr>, String>> {
+    fn lookup<'a>(&'a self, host: &'a str, port: u16) -> BoxFuture<'a, Result<Vec<SocketAddr>, super::resolve::LookupError>> {
         self.log.record(Access::Service { host: host.trim_end_matches('.').to_ascii_lowercase(), port });
         self.inner.lookup(host, port)
     }
 
-    fn lookup_in<'a>(&'a self, cluster: &'a str, host: &'a str, port: u16) -> BoxFuture<'a, Result<Vec<SocketAddr>, String>> {
+    fn lookup_in<'a>(&'a self, cluster: &'a str, host: &'a str, port: u16) -> BoxFuture<'a, Result<Vec<SocketAddr>, super::resolve::LookupError>> {
         self.log.record(Access::Service { host: host.trim_end_matches('.').to_ascii_lowercase(), port });
         self.inner.lookup_in(cluster, host, port)
     }
@@ -332,7 +332,7 @@ impl Resolve for RecordingResolver {
         self.inner.describe()
     }
 
-    fn addresses<'a>(&'a self, host: &'a str) -> BoxFuture<'a, Result<Vec<std::net::IpAddr>, String>> {
+    fn addresses<'a>(&'a self, host: &'a str) -> BoxFuture<'a, Result<Vec<std::net::IpAddr>, super::resolve::LookupError>> {
         self.log.record(Access::Service { host: host.trim_end_matches('.').to_ascii_lowercase(), port: 53 });
         self.inner.addresses(host)
     }

@@ -15,6 +15,8 @@ use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{Name, RData, RecordType};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+use super::resolve::LookupError;
+
 /// The fully qualified cluster name of `host`, if it is one: `…svc.cluster.local` and
 /// `…svc.clusterset.local` as written, `<svc>.<ns>.svc` completed with `cluster.local`
 /// (a pod's search path). Case and a trailing dot are normalised.
@@ -39,6 +41,14 @@ pub enum DnsError {
 }
 
 impl DnsError {
+    /// The same error, a failed exchange naming the server it was with.
+    pub fn at(self, server: impl std::fmt::Display) -> DnsError {
+        match self {
+            DnsError::Transport(t) => DnsError::Transport(format!("DNS server {server}: {t}")),
+            code => code,
+        }
+    }
+
     /// The answer as [`unresolved`] reads it: the response code, or the transport error.
     pub fn into_line(self, server: impl std::fmt::Display) -> String {
         match self {
@@ -89,17 +99,19 @@ pub async fn query_over<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S, name:
     }
 }
 
-/// The message for a name its cluster's DNS does not answer with an address, the same
-/// whichever way the DNS was reached: `answer` is what [`query_over`] returned.
-pub fn unresolved(name: &str, cluster: &str, dns_ip: IpAddr, answer: &Result<Vec<IpAddr>, String>) -> Option<String> {
+/// Why a name its cluster's DNS gave no address, the same whichever way the DNS was
+/// reached: `answer` is what [`query_over`] returned. A response code (NXDOMAIN, SERVFAIL)
+/// is an answer about the name; a failed exchange ([`DnsError::Transport`]) is not.
+pub fn unresolved(name: &str, cluster: &str, dns_ip: IpAddr, answer: &Result<Vec<IpAddr>, DnsError>) -> Option<LookupError> {
     match answer {
         Ok(ips) if !ips.is_empty() => None,
-        Ok(_) => Some(format!("{name}: no address on cluster {cluster} (its DNS at {dns_ip} has the name but no A record)")),
-        Err(e) if e == "NXDOMAIN" => Some(format!(
+        Ok(_) => Some(LookupError::answered(format!("{name}: no address on cluster {cluster} (its DNS at {dns_ip} has the name but no A record)"))),
+        Err(DnsError::Code(c)) if c == "NXDOMAIN" => Some(LookupError::answered(format!(
             "{name} does not resolve on cluster {cluster} (NXDOMAIN from its DNS at {dns_ip}: no such Service{})",
             if name.ends_with(".svc.clusterset.local") { "Import" } else { "" }
-        )),
-        Err(other) => Some(format!("{name}: the DNS of cluster {cluster} at {dns_ip} answered {other}")),
+        ))),
+        Err(DnsError::Code(other)) => Some(LookupError::answered(format!("{name}: the DNS of cluster {cluster} at {dns_ip} answered {other}"))),
+        Err(DnsError::Transport(t)) => Some(LookupError::not_asked(format!("{name}: no answer from the DNS of cluster {cluster}: {t}"))),
     }
 }
 
@@ -118,14 +130,19 @@ mod tests {
     #[test]
     fn unresolved_names_the_cluster_its_dns_and_the_missing_object() {
         let ip: IpAddr = "10.247.0.10".parse().unwrap();
-        let nx = Err("NXDOMAIN".to_string());
+        let nx = Err(DnsError::Code("NXDOMAIN".into()));
         assert_eq!(
             unresolved("pg.db.svc.clusterset.local", "apps", ip, &nx).unwrap(),
-            "pg.db.svc.clusterset.local does not resolve on cluster apps (NXDOMAIN from its DNS at 10.247.0.10: no such ServiceImport)"
+            LookupError::answered("pg.db.svc.clusterset.local does not resolve on cluster apps (NXDOMAIN from its DNS at 10.247.0.10: no such ServiceImport)")
         );
-        assert!(unresolved("pg.db.svc.cluster.local", "apps", ip, &nx).unwrap().ends_with("no such Service)"));
-        assert!(unresolved("pg.db.svc.cluster.local", "apps", ip, &Ok(vec![])).unwrap().contains("no A record"));
+        assert!(unresolved("pg.db.svc.cluster.local", "apps", ip, &nx).unwrap().line.ends_with("no such Service)"));
+        assert!(unresolved("pg.db.svc.cluster.local", "apps", ip, &Ok(vec![])).unwrap().line.contains("no A record"));
         assert_eq!(unresolved("pg.db.svc.cluster.local", "apps", ip, &Ok(vec![ip])), None);
+        // No answer at all says nothing about the name.
+        let hung_up = Err(DnsError::Transport("DNS server 10.247.0.10:53: closed the connection without an answer".into()));
+        let e = unresolved("pg.db.svc.cluster.local", "apps", ip, &hung_up).unwrap();
+        assert!(e.not_asked, "{e}");
+        assert_eq!(e.line, "pg.db.svc.cluster.local: no answer from the DNS of cluster apps: DNS server 10.247.0.10:53: closed the connection without an answer");
     }
 
     #[tokio::test]

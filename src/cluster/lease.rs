@@ -21,9 +21,10 @@
 //! ```
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 
 use super::objects::{self, Kind};
@@ -253,4 +254,75 @@ pub async fn create_namespace(client: &kube::Client, name: &str, run: &str) -> R
     }))
     .expect("namespace object");
     api.create(&PostParams::default(), &ns).await.map(|_| ())
+}
+
+/// How long a new namespace may take to get its `default` ServiceAccount.
+pub const SERVICE_ACCOUNT_WAIT: Duration = Duration::from_secs(30);
+
+/// Waits (at most `within`) until namespace `ns` has its `default` ServiceAccount: `true`
+/// once it does, `false` if it still has none. kube-controller-manager's serviceaccount
+/// controller creates it shortly after the namespace (later when the controller is busy or
+/// its watch has just been broken); until then the API server refuses every pod there
+/// ("error looking up service account NS/default"). Kubernetes' own e2e framework waits the
+/// same way (`WaitForDefaultServiceAccountInNamespace`) before it starts pods in a test
+/// namespace.
+pub async fn default_service_account(client: &kube::Client, ns: &str, within: Duration) -> Result<bool, kube::Error> {
+    let api: Api<ServiceAccount> = Api::namespaced(client.clone(), ns);
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if api.get_opt("default").await?.is_some() {
+            return Ok(true);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Ok(false);
+        }
+        tokio::time::sleep(Duration::from_millis(200).min(deadline - tokio::time::Instant::now())).await;
+    }
+}
+
+/// Why no pod can start in a namespace the run created.
+pub fn no_service_account(ns: &str, within: Duration) -> String {
+    format!(
+        "namespace {ns} has no ServiceAccount default after {}s, so no pod can start there (kube-controller-manager's serviceaccount controller creates it)",
+        within.as_secs()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use serde_json::json;
+
+    use super::default_service_account;
+    use crate::cluster::fake::FakeApi;
+
+    const PATH: &str = "/api/v1/namespaces/pa-x/serviceaccounts/default";
+
+    #[tokio::test]
+    async fn a_namespace_is_ready_for_pods_once_its_default_service_account_exists() {
+        // The controller creates it after the third look.
+        let looks = Arc::new(AtomicUsize::new(0));
+        let seen = looks.clone();
+        let fake = FakeApi::new(move |path| {
+            assert_eq!(path, PATH);
+            (seen.fetch_add(1, Ordering::SeqCst) >= 2).then(|| (200, json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default", "namespace": "pa-x"}})))
+        });
+        assert!(default_service_account(&fake.client(), "pa-x", Duration::from_secs(5)).await.unwrap());
+        assert_eq!(looks.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn a_namespace_without_its_service_account_is_reported_after_the_wait() {
+        let fake = FakeApi::new(|_| None);
+        let t = std::time::Instant::now();
+        assert!(!default_service_account(&fake.client(), "pa-x", Duration::from_millis(500)).await.unwrap());
+        assert!(t.elapsed() < Duration::from_secs(2), "bounded by the wait: {:?}", t.elapsed());
+        assert!(fake.asked().len() >= 2, "looked again before giving up: {:?}", fake.asked());
+        // A refusal to read is an error, not a missing account.
+        let forbidden = FakeApi::new(|_| Some((403, json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Forbidden", "code": 403, "message": "serviceaccounts \"default\" is forbidden"}))));
+        assert!(default_service_account(&forbidden.client(), "pa-x", Duration::from_millis(500)).await.is_err());
+    }
 }

@@ -21,7 +21,7 @@ mod impersonate;
 pub mod rbac;
 pub mod relay;
 #[cfg(test)]
-mod fake;
+pub(crate) mod fake;
 pub mod lease;
 pub mod nodes;
 pub mod objects;

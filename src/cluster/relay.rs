@@ -41,7 +41,7 @@ use tokio::sync::OnceCell;
 
 use super::dns::{cluster_name, query_over, unresolved};
 use super::lease::{self, RUN_LABEL};
-use super::resolve::Resolve;
+use super::resolve::{LookupError, Resolve};
 
 /// The relay's image: a SOCKS5 server listening on [`PORT`] without authentication
 /// (github.com/serjs/socks5-server). Override with `--relay-image` (e.g. a Harbor mirror).
@@ -198,33 +198,33 @@ impl Relay {
 
     /// A new stream to `dest` through `cluster`'s relay.
     async fn dial(&self, cluster: &str, dest: &Dest) -> Result<impl AsyncRead + AsyncWrite + Unpin + use<>, DialError> {
-        let pod = self.pod(cluster).await.map_err(DialError::said)?;
+        let pod = self.pod(cluster).await.map_err(DialError::way_in)?;
         dial(&pod, cluster, dest).await
     }
 
     /// The address of `cluster`'s DNS: the `kube-system/kube-dns` Service.
-    async fn dns_ip(&self, cluster: &str) -> Result<IpAddr, String> {
-        let client = self.clients.get(cluster).ok_or_else(|| format!("no cluster {cluster} among the targets"))?;
+    async fn dns_ip(&self, cluster: &str) -> Result<IpAddr, LookupError> {
+        let client = self.clients.get(cluster).ok_or_else(|| LookupError::not_asked(format!("no cluster {cluster} among the targets")))?;
         let svc = Api::<Service>::namespaced(client.clone(), "kube-system")
             .get_opt("kube-dns")
             .await
-            .map_err(|e| format!("reading Service kube-system/kube-dns on cluster {cluster}: {e}"))?
-            .ok_or_else(|| format!("cluster {cluster} has no Service kube-system/kube-dns, so its DNS address is unknown"))?;
+            .map_err(|e| LookupError::not_asked(format!("reading Service kube-system/kube-dns on cluster {cluster}: {}", crate::errline::kube(&e))))?
+            .ok_or_else(|| LookupError::answered(format!("cluster {cluster} has no Service kube-system/kube-dns, so its DNS address is unknown")))?;
         svc.spec
             .and_then(|s| s.cluster_ip)
             .and_then(|ip| ip.parse().ok())
-            .ok_or_else(|| format!("Service kube-system/kube-dns on cluster {cluster} has no cluster IP"))
+            .ok_or_else(|| LookupError::answered(format!("Service kube-system/kube-dns on cluster {cluster} has no cluster IP")))
     }
 
     /// The addresses `cluster`'s own DNS gives cluster name `name`, asked through its relay;
     /// never empty.
-    async fn cluster_dns(&self, cluster: &str, name: &str) -> Result<Vec<IpAddr>, String> {
+    async fn cluster_dns(&self, cluster: &str, name: &str) -> Result<Vec<IpAddr>, LookupError> {
         let dns = self.dns_ip(cluster).await?;
-        let mut stream = self.dial(cluster, &Dest::Addr(SocketAddr::new(dns, 53))).await.map_err(|e| format!("{name}: asking the DNS of cluster {cluster}: {}", e.line))?;
+        let mut stream = self.dial(cluster, &Dest::Addr(SocketAddr::new(dns, 53))).await.map_err(|e| e.lookup(format!("{name}: asking the DNS of cluster {cluster}: {}", e.line)))?;
         let answer = tokio::time::timeout(STEP, query_over(&mut stream, name))
             .await
-            .map_err(|_| format!("{name}: no answer from the DNS of cluster {cluster} at {dns} within {}s", STEP.as_secs()))?
-            .map_err(|e| e.into_line(format!("{dns}:53 (through the relay on {cluster})")));
+            .map_err(|_| LookupError::not_asked(format!("{name}: no answer from the DNS of cluster {cluster} at {dns} within {}s", STEP.as_secs())))?
+            .map_err(|e| e.at(format!("{dns}:53 (through the relay on {cluster})")));
         match unresolved(name, cluster, dns, &answer) {
             Some(why) => Err(why),
             None => Ok(answer.unwrap_or_default()),
@@ -232,7 +232,7 @@ impl Relay {
     }
 
     /// Where a check connects for `host:port` as `cluster` resolves it (see the module docs).
-    async fn lookup_via(&self, cluster: &str, host: &str, port: u16) -> Result<Vec<SocketAddr>, String> {
+    async fn lookup_via(&self, cluster: &str, host: &str, port: u16) -> Result<Vec<SocketAddr>, LookupError> {
         let dest = match cluster_name(host) {
             Some(name) => Dest::Addr(SocketAddr::new(self.cluster_dns(cluster, &name).await?[0], port)),
             None => match host.trim_end_matches('.').parse::<IpAddr>() {
@@ -245,10 +245,10 @@ impl Relay {
         match self.dial(cluster, &dest).await {
             Ok(probe) => drop(probe),
             Err(e) if e.silent => {}
-            Err(e) if dest.to_string() == format!("{host}:{port}") => return Err(e.line),
-            Err(e) => return Err(format!("{host}:{port} (at {dest}): {}", e.line)),
+            Err(e) if dest.to_string() == format!("{host}:{port}") => return Err(e.lookup(e.line.clone())),
+            Err(e) => return Err(e.lookup(format!("{host}:{port} (at {dest}): {}", e.line))),
         }
-        Ok(vec![self.listener(cluster, dest).await?])
+        Ok(vec![self.listener(cluster, dest).await.map_err(LookupError::not_asked)?])
     }
 
     /// The loopback listener that relays to `dest` through `cluster` (one per destination).
@@ -286,19 +286,24 @@ async fn start_pod(client: kube::Client, cluster: String, image: String, run: St
     match lease::create_namespace(&client, &ns, &run).await {
         Ok(()) => {}
         Err(kube::Error::Api(s)) if s.code == 409 => {}
-        Err(e) => return Err(format!("creating the relay's namespace {ns} on cluster {cluster}: {e}")),
+        Err(e) => return Err(format!("creating the relay's namespace {ns} on cluster {cluster}: {}", crate::errline::kube(&e))),
+    }
+    match lease::default_service_account(&client, &ns, lease::SERVICE_ACCOUNT_WAIT).await {
+        Ok(true) => {}
+        Ok(false) => return Err(format!("starting the relay pod on cluster {cluster}: {}", lease::no_service_account(&ns, lease::SERVICE_ACCOUNT_WAIT))),
+        Err(e) => return Err(format!("reading ServiceAccount {ns}/default on cluster {cluster}: {}", crate::errline::kube(&e))),
     }
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
     let manifest: Pod = serde_json::from_value(pod_manifest(&image, &run)).expect("relay pod manifest");
     match pods.create(&PostParams { field_manager: Some(lease::MANAGER.into()), ..Default::default() }, &manifest).await {
         Ok(_) => {}
         Err(kube::Error::Api(s)) if s.code == 409 => {}
-        Err(e) => return Err(format!("starting the relay pod {ns}/{POD} on cluster {cluster}: {e}")),
+        Err(e) => return Err(format!("starting the relay pod {ns}/{POD} on cluster {cluster}: {}", crate::errline::kube(&e))),
     }
     let deadline = tokio::time::Instant::now() + START_WAIT;
     let mut last = String::from("not yet scheduled");
     while tokio::time::Instant::now() < deadline {
-        if let Some(p) = pods.get_opt(POD).await.map_err(|e| format!("reading the relay pod {ns}/{POD} on cluster {cluster}: {e}"))? {
+        if let Some(p) = pods.get_opt(POD).await.map_err(|e| format!("reading the relay pod {ns}/{POD} on cluster {cluster}: {}", crate::errline::kube(&e)))? {
             let status = p.status.unwrap_or_default();
             let ready = status.conditions.iter().flatten().any(|c| c.type_ == "Ready" && c.status == "True");
             if ready {
@@ -324,11 +329,20 @@ struct DialError {
     line: String,
     /// Nothing answered in time (as opposed to a refusal or an unreachable address).
     silent: bool,
+    /// The relay itself failed (its pod, the port-forward to it), not the destination.
+    way_in: bool,
 }
 
 impl DialError {
-    fn said(line: String) -> DialError {
-        DialError { line, silent: false }
+    /// The relay could not be used: nothing was asked of the destination.
+    fn way_in(line: String) -> DialError {
+        DialError { line, silent: false, way_in: true }
+    }
+
+    /// As a lookup's error, in `line`'s words: the destination answered unless the relay
+    /// failed or nothing answered in time.
+    fn lookup(&self, line: String) -> LookupError {
+        if self.way_in || self.silent { LookupError::not_asked(line) } else { LookupError::answered(line) }
     }
 }
 
@@ -340,8 +354,8 @@ async fn dial(pod: &RelayPod, cluster: &str, dest: &Dest) -> Result<impl AsyncRe
         let mut pf = api
             .portforward(POD, &[PORT])
             .await
-            .map_err(|e| DialError::said(format!("port-forward to the {via}: {}", super::api_error("", e).summary().trim_start_matches(": "))))?;
-        let stream = pf.take_stream(PORT).ok_or_else(|| DialError::said(format!("port-forward to the {via}: no stream")))?;
+            .map_err(|e| DialError::way_in(format!("port-forward to the {via}: {}", super::api_error("", e).summary().trim_start_matches(": "))))?;
+        let stream = pf.take_stream(PORT).ok_or_else(|| DialError::way_in(format!("port-forward to the {via}: no stream")))?;
         let kubelet_error = pf.take_error(PORT);
         // The forwarder runs as long as the stream is open.
         tokio::spawn(async move {
@@ -360,16 +374,16 @@ async fn dial(pod: &RelayPod, cluster: &str, dest: &Dest) -> Result<impl AsyncRe
                     None => None,
                 };
                 let silent = matches!(e, tokio_socks::Error::TtlExpired);
-                let line = match (node, &e) {
-                    (Some(why), _) => format!("port-forward to the {via} failed: {why}"),
-                    (None, tokio_socks::Error::Io(_)) => format!("the {via} closed the connection ({e})"),
-                    _ => format!("connecting to {dest} from the {via}: {}", socks_reply(&e)),
+                let (line, way_in) = match (node, &e) {
+                    (Some(why), _) => (format!("port-forward to the {via} failed: {why}"), true),
+                    (None, tokio_socks::Error::Io(_)) => (format!("the {via} closed the connection ({e})"), true),
+                    _ => (format!("connecting to {dest} from the {via}: {}", socks_reply(&e)), false),
                 };
-                Err(DialError { line, silent })
+                Err(DialError { line, silent, way_in })
             }
         }
     };
-    tokio::time::timeout(STEP, step).await.map_err(|_| DialError { line: format!("no answer through the {via} within {}s", STEP.as_secs()), silent: true })?
+    tokio::time::timeout(STEP, step).await.map_err(|_| DialError { line: format!("no answer through the {via} within {}s", STEP.as_secs()), silent: true, way_in: false })?
 }
 
 /// The relay's SOCKS5 reply, as a hop failure.
@@ -385,15 +399,15 @@ fn socks_reply(e: &tokio_socks::Error) -> String {
 }
 
 impl Resolve for Relay {
-    fn lookup<'a>(&'a self, host: &'a str, port: u16) -> BoxFuture<'a, Result<Vec<SocketAddr>, String>> {
+    fn lookup<'a>(&'a self, host: &'a str, port: u16) -> BoxFuture<'a, Result<Vec<SocketAddr>, LookupError>> {
         Box::pin(self.lookup_via(&self.home, host, port))
     }
 
-    fn lookup_in<'a>(&'a self, cluster: &'a str, host: &'a str, port: u16) -> BoxFuture<'a, Result<Vec<SocketAddr>, String>> {
+    fn lookup_in<'a>(&'a self, cluster: &'a str, host: &'a str, port: u16) -> BoxFuture<'a, Result<Vec<SocketAddr>, LookupError>> {
         Box::pin(self.lookup_via(cluster, host, port))
     }
 
-    fn addresses<'a>(&'a self, host: &'a str) -> BoxFuture<'a, Result<Vec<IpAddr>, String>> {
+    fn addresses<'a>(&'a self, host: &'a str) -> BoxFuture<'a, Result<Vec<IpAddr>, LookupError>> {
         Box::pin(async move {
             match cluster_name(host) {
                 Some(name) => self.cluster_dns(&self.home, &name).await,
@@ -461,9 +475,9 @@ mod tests {
         assert!(r.writes(), "the check context skips it without --allow-writes");
         assert_eq!(r.describe(), "relay pod on cluster infra (mirror.example/socks:1)");
         // Outside a run the relay refuses, rather than start a pod nobody would remove.
-        assert_eq!(r.lookup("10.25.11.3", 9000).await.unwrap_err(), "the relay was used outside a run");
+        assert_eq!(r.lookup("10.25.11.3", 9000).await.unwrap_err(), LookupError::not_asked("the relay was used outside a run"));
         assert!(fake.asked().is_empty(), "nothing was sent");
-        assert_eq!(r.lookup_in("apps", "10.25.11.3", 9000).await.unwrap_err(), "no cluster apps among the targets");
+        assert_eq!(r.lookup_in("apps", "10.25.11.3", 9000).await.unwrap_err(), LookupError::not_asked("no cluster apps among the targets"));
     }
 
     #[test]

@@ -19,24 +19,63 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 
+/// Why a lookup gave no address: one readable line, and whether the name service was
+/// asked at all.
+///
+/// ```
+/// use platform_acceptance::cluster::resolve::LookupError;
+/// let nx = LookupError::answered("pg.db.svc.clusterset.local does not resolve on cluster apps (NXDOMAIN …)");
+/// assert!(!nx.not_asked);
+/// let relay = LookupError::not_asked("starting the relay pod on cluster apps: 403 Forbidden: …");
+/// assert!(relay.not_asked);
+/// assert_eq!(relay.to_string(), relay.line);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LookupError {
+    pub line: String,
+    /// The way to the name service failed (no answer in time, a relay pod that could not
+    /// start, an API server that would not say where the cluster's DNS is): nothing was
+    /// learnt about the name, so a check says "not evaluated" rather than that the name
+    /// does not resolve.
+    pub not_asked: bool,
+}
+
+impl LookupError {
+    /// The name service answered: no such name, no address, a refusal.
+    pub fn answered(line: impl Into<String>) -> LookupError {
+        LookupError { line: line.into(), not_asked: false }
+    }
+
+    /// The name service could not be asked.
+    pub fn not_asked(line: impl Into<String>) -> LookupError {
+        LookupError { line: line.into(), not_asked: true }
+    }
+}
+
+impl std::fmt::Display for LookupError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.line)
+    }
+}
+
 /// Name resolution for data-plane traffic.
 pub trait Resolve: Send + Sync {
     /// Every address `host:port` is reachable at from here; empty when nothing serves it,
-    /// `Err` with one readable line when the lookup itself failed.
-    fn lookup<'a>(&'a self, host: &'a str, port: u16) -> BoxFuture<'a, Result<Vec<SocketAddr>, String>>;
+    /// `Err` when the lookup itself failed.
+    fn lookup<'a>(&'a self, host: &'a str, port: u16) -> BoxFuture<'a, Result<Vec<SocketAddr>, LookupError>>;
 
     /// Every address `host:port` is reachable at, as cluster `cluster` resolves the name:
     /// for a service that lives in another cluster than the target's (VictoriaLogs on the
     /// cluster that runs it). A resolver that cannot tell clusters apart (the system
     /// resolver) answers as [`lookup`](Self::lookup).
-    fn lookup_in<'a>(&'a self, cluster: &'a str, host: &'a str, port: u16) -> BoxFuture<'a, Result<Vec<SocketAddr>, String>> {
+    fn lookup_in<'a>(&'a self, cluster: &'a str, host: &'a str, port: u16) -> BoxFuture<'a, Result<Vec<SocketAddr>, LookupError>> {
         let _ = cluster;
         self.lookup(host, port)
     }
 
     /// What DNS answers for `host`, without connecting anywhere (a DNS record check).
     /// By default the addresses [`lookup`](Self::lookup) finds.
-    fn addresses<'a>(&'a self, host: &'a str) -> BoxFuture<'a, Result<Vec<std::net::IpAddr>, String>> {
+    fn addresses<'a>(&'a self, host: &'a str) -> BoxFuture<'a, Result<Vec<std::net::IpAddr>, LookupError>> {
         Box::pin(async move { self.lookup(host, 0).await.map(|a| a.iter().map(SocketAddr::ip).collect()) })
     }
 
@@ -76,8 +115,8 @@ pub type Resolver = Arc<dyn Resolve>;
 pub struct SystemDns;
 
 impl Resolve for SystemDns {
-    fn lookup<'a>(&'a self, host: &'a str, port: u16) -> BoxFuture<'a, Result<Vec<SocketAddr>, String>> {
-        Box::pin(async move { tokio::net::lookup_host((host, port)).await.map(|a| a.collect()).map_err(|e| e.to_string()) })
+    fn lookup<'a>(&'a self, host: &'a str, port: u16) -> BoxFuture<'a, Result<Vec<SocketAddr>, LookupError>> {
+        Box::pin(async move { tokio::net::lookup_host((host, port)).await.map(|a| a.collect()).map_err(|e| LookupError::answered(e.to_string())) })
     }
 
     fn describe(&self) -> &str {

@@ -35,7 +35,8 @@ use futures::future::BoxFuture;
 use super::SimConfig;
 use super::cluster::ClusterSpec;
 use super::data::Endpoints;
-use crate::cluster::resolve::Resolve;
+use crate::cluster::dns::DnsError;
+use crate::cluster::resolve::{LookupError, Resolve};
 
 /// File name of a cluster's Corefile (in the cluster's state directory).
 pub const COREFILE: &str = "Corefile";
@@ -70,11 +71,16 @@ pub use crate::cluster::dns::cluster_name;
 /// (empty for NODATA), or `Err` with the response code (`NXDOMAIN`, `Server Failure`, …)
 /// or the transport error.
 pub async fn query(server: SocketAddr, name: &str) -> Result<Vec<IpAddr>, String> {
+    ask(server, name).await.map_err(|e| e.into_line(server))
+}
+
+/// [`query`], keeping apart a response code and a failed exchange.
+async fn ask(server: SocketAddr, name: &str) -> Result<Vec<IpAddr>, DnsError> {
     let exchange = async {
-        let mut s = tokio::net::TcpStream::connect(server).await.map_err(|e| format!("DNS server {server}: {e}"))?;
-        crate::cluster::dns::query_over(&mut s, name).await.map_err(|e| e.into_line(server))
+        let mut s = tokio::net::TcpStream::connect(server).await.map_err(|e| DnsError::Transport(e.to_string()))?;
+        crate::cluster::dns::query_over(&mut s, name).await
     };
-    tokio::time::timeout(TIMEOUT, exchange).await.map_err(|_| format!("no DNS answer from {server} within {}s", TIMEOUT.as_secs()))?
+    tokio::time::timeout(TIMEOUT, exchange).await.map_err(|_| DnsError::Transport(format!("no answer within {}s", TIMEOUT.as_secs())))?
 }
 
 /// One cluster's DNS as the harness reaches it.
@@ -111,16 +117,16 @@ impl ClusterDns {
     }
 
     /// The addresses cluster `cluster`'s CoreDNS gives cluster name `name`; never empty.
-    async fn cluster_ips(&self, cluster: &str, name: &str) -> Result<Vec<IpAddr>, String> {
-        let server = self.servers.get(cluster).ok_or_else(|| format!("{name}: no simulated cluster {cluster}"))?;
-        let answer = query(server.forward, name).await;
+    async fn cluster_ips(&self, cluster: &str, name: &str) -> Result<Vec<IpAddr>, LookupError> {
+        let server = self.servers.get(cluster).ok_or_else(|| LookupError::not_asked(format!("{name}: no simulated cluster {cluster}")))?;
+        let answer = ask(server.forward, name).await.map_err(|e| e.at(server.forward));
         match crate::cluster::dns::unresolved(name, cluster, server.dns_ip, &answer) {
             Some(why) => Err(why),
-            None => answer,
+            None => Ok(answer.unwrap_or_default()),
         }
     }
 
-    async fn lookup_cluster_name(&self, cluster: &str, name: &str, port: u16) -> Result<Vec<SocketAddr>, String> {
+    async fn lookup_cluster_name(&self, cluster: &str, name: &str, port: u16) -> Result<Vec<SocketAddr>, LookupError> {
         self.cluster_ips(cluster, name).await?;
         // Service address -> the process the simulation runs behind it.
         let local = name.replace(".svc.clusterset.local", ".svc.cluster.local");
@@ -129,11 +135,11 @@ impl ClusterDns {
 }
 
 impl Resolve for ClusterDns {
-    fn lookup<'a>(&'a self, host: &'a str, port: u16) -> BoxFuture<'a, Result<Vec<SocketAddr>, String>> {
+    fn lookup<'a>(&'a self, host: &'a str, port: u16) -> BoxFuture<'a, Result<Vec<SocketAddr>, LookupError>> {
         self.lookup_in(&self.cluster, host, port)
     }
 
-    fn lookup_in<'a>(&'a self, cluster: &'a str, host: &'a str, port: u16) -> BoxFuture<'a, Result<Vec<SocketAddr>, String>> {
+    fn lookup_in<'a>(&'a self, cluster: &'a str, host: &'a str, port: u16) -> BoxFuture<'a, Result<Vec<SocketAddr>, LookupError>> {
         Box::pin(async move {
             match cluster_name(host) {
                 Some(name) => self.lookup_cluster_name(cluster, &name, port).await,
@@ -142,7 +148,7 @@ impl Resolve for ClusterDns {
         })
     }
 
-    fn addresses<'a>(&'a self, host: &'a str) -> BoxFuture<'a, Result<Vec<IpAddr>, String>> {
+    fn addresses<'a>(&'a self, host: &'a str) -> BoxFuture<'a, Result<Vec<IpAddr>, LookupError>> {
         Box::pin(async move {
             match cluster_name(host) {
                 Some(name) => self.cluster_ips(&self.cluster, &name).await,
@@ -225,7 +231,11 @@ mod tests {
         let dns = ClusterDns::new("apps", &specs, endpoints);
         assert_eq!(dns.lookup_in("infra", "logs.obs.svc.cluster.local", 80).await, Ok(vec![served]));
         let err = dns.lookup("logs.obs.svc.clusterset.local", 80).await.unwrap_err();
-        assert!(err.contains("does not resolve on cluster apps (NXDOMAIN from its DNS at 10.245.0.10: no such ServiceImport)"), "{err}");
+        assert!(err.line.contains("does not resolve on cluster apps (NXDOMAIN from its DNS at 10.245.0.10: no such ServiceImport)") && !err.not_asked, "{err}");
+        // A DNS that does not answer says nothing about the name.
+        let silent = ClusterDns::new("apps", &[spec("apps", "127.0.0.1:1".parse().unwrap())], Endpoints::default());
+        let err = silent.lookup("logs.obs.svc.cluster.local", 80).await.unwrap_err();
+        assert!(err.not_asked && err.line.starts_with("logs.obs.svc.cluster.local: no answer from the DNS of cluster apps: DNS server 127.0.0.1:1: "), "{err}");
         // Not a cluster name: the endpoint map alone, no DNS asked.
         assert_eq!(dns.lookup("127.0.0.1", 9).await, Ok(vec!["127.0.0.1:9".parse().unwrap()]));
         assert_eq!(dns.describe(), "CoreDNS of cluster apps in the simulation");

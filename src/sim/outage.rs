@@ -5,6 +5,7 @@
 //! | outage | how | what it stands for |
 //! |---|---|---|
 //! | [`kill`] + [`super::start_component`] | SIGKILL to the registered process, then its usual command line again | an API server or etcd crashing and its supervisor (kubelet, systemd) restarting it |
+//! | then [`controllers_serve`] | waits until a new namespace gets its ServiceAccount, a pod there is scheduled and ready, and its Service's EndpointSlice lists it | the cluster working again: the controllers' watches come back on their own back-off, not with the API server |
 //! | [`stop_data_service`] + [`super::data::start`] | PostgreSQL: SIGINT (fast shutdown: sessions are ended); Redis, MinIO: SIGTERM; then started again | `pg_ctl restart -m fast`, a database pod replaced |
 //! | [`blackhole`] | an nftables rule inside the simulation's network namespace dropping every packet to the address | a firewall or a dead link that drops traffic: connections hang instead of being refused |
 //!
@@ -18,6 +19,7 @@
 //! outage::kill(cfg, "apps", "kube-apiserver").await?;
 //! // ... the run meets a dead API server ...
 //! sim::start_component(cfg, "apps", "kube-apiserver").await?;
+//! let took = outage::controllers_serve(cfg, "apps", std::time::Duration::from_secs(120)).await?;
 //! let blocked = outage::blackhole(cfg, "10.25.11.3:9000".parse()?)?;
 //! // ... connections to MinIO hang ...
 //! drop(blocked); // traffic flows again
@@ -55,6 +57,57 @@ async fn signal_and_wait(cfg: &SimConfig, scope: &str, name: &str, sig: i32, wit
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     Ok(rec.pid)
+}
+
+/// Waits (at most `within`) until cluster `cluster`'s controllers serve again after a
+/// control-plane restart, and returns how long that took: a new namespace gets its
+/// `default` ServiceAccount (kube-controller-manager), a relay-image pod there is scheduled
+/// (kube-scheduler) and ready (kwok), and the EndpointSlice of a Service selecting it lists
+/// it ready (kube-controller-manager). An API server that is healthy again is not yet a
+/// working cluster: it refuses the controllers' first requests until its RBAC caches fill,
+/// and each controller's watch comes back on client-go's reflector back-off (up to 30 s,
+/// doubled by jitter). The namespace is removed before returning.
+pub async fn controllers_serve(cfg: &SimConfig, cluster: &str, within: Duration) -> anyhow::Result<Duration> {
+    use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
+    use k8s_openapi::api::discovery::v1::EndpointSlice;
+    use kube::api::{Api, DeleteParams, ListParams, PostParams};
+
+    use crate::cluster::{lease, relay};
+
+    let client = super::client(cfg, cluster).await?;
+    let started = Instant::now();
+    let run = format!("recovery{}", crate::random::token(6).to_ascii_lowercase());
+    let ns = format!("pa-{run}");
+    let (name, pp) = ("pa-recovery-probe", PostParams::default());
+    lease::create_namespace(&client, &ns, &run).await.with_context(|| format!("creating namespace {ns} on cluster {cluster}"))?;
+    let serving = async {
+        if !lease::default_service_account(&client, &ns, within).await? {
+            bail!("{}", lease::no_service_account(&ns, within));
+        }
+        let svc: Service = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name, "namespace": ns},
+            "spec": {"selector": {"app.kubernetes.io/name": name}, "ports": [{"port": 80, "targetPort": relay::PORT}]},
+        }))?;
+        Api::<Service>::namespaced(client.clone(), &ns).create(&pp, &svc).await?;
+        let pod: Pod = serde_json::from_value(relay::socks_pod(relay::DEFAULT_IMAGE, &run, &ns, name, name))?;
+        Api::<Pod>::namespaced(client.clone(), &ns).create(&pp, &pod).await?;
+        let slices: Api<EndpointSlice> = Api::namespaced(client.clone(), &ns);
+        let selected = ListParams::default().labels(&format!("kubernetes.io/service-name={name}"));
+        loop {
+            let listed = slices.list(&selected).await?;
+            let ready = listed.items.iter().flat_map(|s| s.endpoints.iter().flatten()).any(|e| e.conditions.as_ref().and_then(|c| c.ready) == Some(true));
+            if ready {
+                return Ok(());
+            }
+            if started.elapsed() > within {
+                bail!("cluster {cluster}: the EndpointSlice of Service {ns}/{name} lists no ready endpoint after {}s", within.as_secs());
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    };
+    let served: anyhow::Result<()> = serving.await;
+    let _ = Api::<Namespace>::all(client).delete(&ns, &DeleteParams::background()).await;
+    served.map(|()| started.elapsed())
 }
 
 /// Stops data service `service` (one of [`super::data::SERVICES`]) the way an operator's

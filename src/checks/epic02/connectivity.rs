@@ -108,19 +108,28 @@ async fn traffic(ctx: &CheckContext, imported: &[Imported], findings: &mut Vec<F
                 }
             }
         }
-        let unreachable = if failed.is_empty() { String::new() } else { format!(" (not answering: {})", failed.join("; ")) };
+        let unreachable = if failed.is_empty() { String::new() } else { format!(" (not answering: {})", first_of(&failed, 3)) };
         match answered {
             Some(name) => evidence.push(format!("from {to}: {name} of {from} answered{unreachable}")),
             // Nothing answered at all, not even a refusal: not evaluated.
-            None if silent == failed.len() => return Err(Outcome::error(format!("services exported by {from}, from inside cluster {to}: {}; not evaluated", failed.join("; ")))),
+            None if silent == failed.len() => return Err(Outcome::error(format!("services exported by {from}, from inside cluster {to}: {}; not evaluated", first_of(&failed, 1)))),
             None => findings.push(Finding::new(
                 format!("services exported by {from}, from inside cluster {to}"),
                 "at least one answers a TCP connection by its clusterset.local name",
-                failed.join("; "),
+                first_of(&failed, 3),
             )),
         }
     }
     Ok(evidence)
+}
+
+/// The first `n` of `lines`, and how many more there are.
+fn first_of(lines: &[String], n: usize) -> String {
+    let shown = lines.iter().take(n).cloned().collect::<Vec<_>>().join("; ");
+    match lines.len().saturating_sub(n) {
+        0 => shown,
+        more => format!("{shown}; and {more} more"),
+    }
 }
 
 /// Resolves `host` as cluster `cluster` does and opens a TCP connection to it from there.

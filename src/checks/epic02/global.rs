@@ -3,7 +3,8 @@
 //! cluster (a global service is the same-named Service in every cluster, §2.4 [C7]); one
 //! backend pod behind it on the first cluster only (the relay's SOCKS5 server, which answers
 //! a greeting); then, from every other cluster, the Service's cluster name is resolved and
-//! connected to through that cluster's relay, and the backend must answer. A failure names
+//! connected to through that cluster's relay, and the backend must answer within 30 s of
+//! being ready (its endpoint takes a moment to reach the other clusters). A failure names
 //! the hop: creation (admission), DNS, connect, answer.
 //!
 //! Writes (declared with `.writes()`): the namespaces, the Services and the backend pod, all
@@ -15,7 +16,7 @@ use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, PostParams};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::check::{CheckResult, Ctx, Finding, Outcome};
+use crate::check::{CheckContext, CheckResult, Ctx, Finding, Outcome};
 use crate::checks::kit::prelude::*;
 use crate::checks::kit::services::GLOBAL_ANNOTATION;
 use crate::cluster::api_error;
@@ -26,6 +27,8 @@ const NAME: &str = "pa-global-echo";
 const POD: Kind = Kind::namespaced("", &["v1"], "Pod");
 /// How long the backend pod may take to be ready (image pull included).
 const BACKEND_WAIT: Duration = Duration::from_secs(90);
+/// How long the ready backend may take to be reached through the global Service.
+const PROPAGATION_WAIT: Duration = Duration::from_secs(30);
 
 pub(super) async fn global_service_created(ctx: Ctx) -> CheckResult<Outcome> {
     let target = ctx.target.as_ref().ok_or_else(|| Outcome::skip("no cluster target"))?;
@@ -50,13 +53,39 @@ pub(super) async fn global_service_created(ctx: Ctx) -> CheckResult<Outcome> {
     let host = format!("{NAME}.{ns}.svc.cluster.local");
     let mut evidence = vec![];
     for (cluster, _) in &clients[1..] {
-        let addr = ctx.resolve_in(cluster, &host, 80).await?;
-        match greet(addr).await {
-            Ok(()) => evidence.push(format!("from {cluster}: answered by the backend on {home}")),
-            Err(why) => findings.push(Finding::new(format!("{host}:80 from cluster {cluster}"), format!("the backend on {home} answers (a SOCKS5 greeting)"), why)),
+        match answered_from(&ctx, cluster, &host, home).await {
+            Ok(waited) => evidence.push(format!("from {cluster}: answered by the backend on {home}{}", after(waited))),
+            Err(Outcome::Fail { findings: f }) => findings.extend(f),
+            Err(o) => return Err(o),
         }
     }
     Ok(Outcome::from_findings(findings, format!("global Service {ns}/{NAME} ({GLOBAL_ANNOTATION}=true) on {} clusters, backend on {home}; {}", clients.len(), evidence.join("; "))))
+}
+
+/// Resolves `host` from `cluster` and greets the backend there, again every second while
+/// that fails, for [`PROPAGATION_WAIT`]: the backend's endpoint reaches the other clusters
+/// (EndpointSlice, then the mesh) a moment after its pod is ready. How long it took, or the
+/// last failure (an Error, not evaluated, at once).
+async fn answered_from(ctx: &CheckContext, cluster: &str, host: &str, home: &str) -> Result<Duration, Outcome> {
+    let started = tokio::time::Instant::now();
+    loop {
+        let tried = match ctx.resolve_in(cluster, host, 80).await {
+            Ok(addr) => greet(addr).await.map_err(|why| {
+                Outcome::fail(format!("{host}:80 from cluster {cluster}"), format!("the backend on {home} answers (a SOCKS5 greeting) within {}s", PROPAGATION_WAIT.as_secs()), why)
+            }),
+            Err(o) => Err(o),
+        };
+        match tried {
+            Ok(()) => return Ok(started.elapsed()),
+            Err(Outcome::Fail { .. }) if started.elapsed() < PROPAGATION_WAIT && !ctx.cancel.is_cancelled() => tokio::time::sleep(Duration::from_secs(1)).await,
+            Err(o) => return Err(o),
+        }
+    }
+}
+
+/// " after 3s" when the backend took a while to be reached.
+fn after(waited: Duration) -> String {
+    if waited < Duration::from_secs(1) { String::new() } else { format!(" after {}s", waited.as_secs()) }
 }
 
 /// Creates the global Service on one cluster; a finding when admission refuses or changes it.

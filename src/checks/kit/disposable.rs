@@ -1,6 +1,7 @@
 //! Disposable namespaces: the only place a check may write. Labelled with the run's id
 //! (and as disposable) so `sweep` can clear what a killed run left; deleted by the
-//! runner's cleanup even on timeout or Ctrl-C.
+//! runner's cleanup even on timeout or Ctrl-C. A namespace is handed out once its
+//! `default` ServiceAccount exists, so pods can start in it.
 
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, DeleteParams};
@@ -40,5 +41,11 @@ async fn create(ctx: &CheckContext, client: &kube::Client, name: &str, cluster: 
     ctx.cleanup.defer(async move {
         let _ = api.delete(&n, &DeleteParams::default()).await;
     });
-    Ok(())
+    // Ready for pods once its default ServiceAccount exists.
+    let wait = lease::SERVICE_ACCOUNT_WAIT;
+    match lease::default_service_account(client, name, wait).await {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(Outcome::error(format!("{}{on}; not evaluated", lease::no_service_account(name, wait)))),
+        Err(e) => Err(crate::cluster::api_error(&format!("read ServiceAccount {name}/default{on}"), e)),
+    }
 }
