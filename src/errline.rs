@@ -46,7 +46,8 @@ pub fn chain(e: &(dyn Error + 'static)) -> String {
     let mut next: Option<&(dyn Error + 'static)> = Some(e);
     while let Some(err) = next {
         let text = err.to_string();
-        let text = text.trim();
+        // rustls ends some messages with a link to its manual: not part of what happened.
+        let text = text.split(": https://docs.rs/").next().unwrap_or_default().trim();
         if !text.is_empty() && !parts.iter().any(|p| p.contains(text)) {
             parts.push(text.to_string());
         }
@@ -361,6 +362,8 @@ mod tests {
             }
         }
         assert_eq!(chain(&Outer(std::io::Error::other("reset"))), "request failed: reset");
+        let tls = std::io::Error::other("peer closed connection without sending TLS close_notify: https://docs.rs/rustls/latest/rustls/manual/_03_howto/index.html");
+        assert_eq!(chain(&Outer(tls)), "request failed: peer closed connection without sending TLS close_notify");
         let long = chain(&std::io::Error::other("é".repeat(1000)));
         assert!(long.len() <= MAX_LINE + '…'.len_utf8() && long.ends_with('…'));
         assert_eq!(strip_url_secrets("see https://a:b@h:1/p?x=1#f and http://h/q"), "see https://h:1/p and http://h/q");
