@@ -438,12 +438,14 @@ impl Resolve for Relay {
                 t.abort();
             }
             self.shared.listeners.lock().expect("relay lock").clear();
-            let started: Vec<RelayPod> = {
-                let mut pods = self.shared.pods.lock().expect("relay lock");
-                pods.drain().filter_map(|(_, cell)| cell.get().and_then(|r| r.as_ref().ok()).cloned()).collect()
-            };
-            for p in started {
-                let _ = Api::<Namespace>::all(p.client.clone()).delete(&p.ns, &DeleteParams::background()).await;
+            // Every cluster where a start was tried: one that failed or was cut short (its
+            // check timed out) may have left the namespace without a ready pod.
+            let tried: Vec<String> = self.shared.pods.lock().expect("relay lock").drain().map(|(cluster, _)| cluster).collect();
+            let Some(run) = self.shared.run.get() else { return };
+            for cluster in tried {
+                if let Some(client) = self.clients.get(&cluster) {
+                    let _ = Api::<Namespace>::all(client.clone()).delete(&namespace(run), &DeleteParams::background()).await;
+                }
             }
         })
     }
@@ -478,6 +480,29 @@ mod tests {
         assert_eq!(r.lookup("10.25.11.3", 9000).await.unwrap_err(), LookupError::not_asked("the relay was used outside a run"));
         assert!(fake.asked().is_empty(), "nothing was sent");
         assert_eq!(r.lookup_in("apps", "10.25.11.3", 9000).await.unwrap_err(), LookupError::not_asked("no cluster apps among the targets"));
+    }
+
+    #[tokio::test]
+    async fn a_relay_that_could_not_start_is_not_evaluated_and_its_namespace_is_removed() {
+        use crate::cluster::fake::FakeApi;
+        use serde_json::json;
+        let fake = FakeApi::new(|path| match path {
+            "/api/v1/namespaces" => Some((201, json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "pa-relay-r1"}}))),
+            "/api/v1/namespaces/pa-relay-r1/serviceaccounts/default" => Some((200, json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default", "namespace": "pa-relay-r1"}}))),
+            "/api/v1/namespaces/pa-relay-r1/pods" => Some((403, json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Forbidden", "code": 403, "message": "pods \"relay\" is forbidden: violates PodSecurity \"restricted:latest\""}))),
+            "/api/v1/namespaces/pa-relay-r1" => Some((200, json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "pa-relay-r1"}}))),
+            _ => None,
+        });
+        let mut targets = BTreeMap::from([("infra".to_string(), fake.target())]);
+        attach(&mut targets, DEFAULT_IMAGE);
+        let r = &targets["infra"].resolver;
+        r.begin_run("r1");
+        let e = r.lookup("10.25.11.3", 9000).await.unwrap_err();
+        assert!(e.not_asked, "{e}");
+        assert_eq!(e.line, "starting the relay pod pa-relay-r1/relay on cluster infra: 403 Forbidden: pods \"relay\" is forbidden: violates PodSecurity \"restricted:latest\"");
+        assert!(!fake.asked().contains(&"/api/v1/namespaces/pa-relay-r1".to_string()), "nothing removed before the run ends");
+        r.end_run().await;
+        assert_eq!(fake.asked().last().map(String::as_str), Some("/api/v1/namespaces/pa-relay-r1"), "the namespace is removed: {:?}", fake.asked());
     }
 
     #[test]

@@ -65,6 +65,25 @@ pub async fn lock_only(test: &str) -> Option<(SimConfig, FileLock)> {
     Some((cfg, lock))
 }
 
+/// Removes what earlier runs left on the clusters (a run whose API server was down when it
+/// ended could not remove its namespaces or its Lease): with the test lock held no run is
+/// alive, so every run Lease is dropped and `sweep` then removes what those runs owned.
+async fn sweep_dead_runs(clients: &BTreeMap<String, kube::Client>) {
+    use k8s_openapi::api::coordination::v1::Lease;
+    use platform_acceptance::cluster::lease;
+    for (cluster, client) in clients {
+        let leases: Api<Lease> = Api::namespaced(client.clone(), lease::LEASE_NAMESPACE);
+        let listed = leases.list(&Default::default()).await.unwrap_or_else(|e| panic!("Leases on {cluster}: {e}"));
+        for name in listed.items.into_iter().filter_map(|l| l.metadata.name).filter(|n| n.starts_with(&lease::lease_name(""))) {
+            let _ = leases.delete(&name, &DeleteParams::default()).await;
+        }
+        let swept = lease::sweep(client).await.unwrap_or_else(|e| panic!("sweep on {cluster}: {e}"));
+        if !swept.removed.is_empty() {
+            eprintln!("swept on {cluster} what earlier runs left: {}", swept.removed.join(", "));
+        }
+    }
+}
+
 /// The simulation's cluster targets (clients, peers, and the relay as the data path, as
 /// `run --sim`). The only call of the library's target function in the tests.
 pub async fn targets(clusters: &[String]) -> BTreeMap<String, Target> {
@@ -154,6 +173,7 @@ impl SimFixture {
             let client = sim::client(&cfg, &spec.name).await.unwrap_or_else(|e| panic!("client {}: {e:#}", spec.name));
             clients.insert(spec.name, client);
         }
+        sweep_dead_runs(&clients).await;
         eprintln!("{test}: simulation up, healthy, in {:.1}s", t.elapsed().as_secs_f64());
         Some(SimFixture { cfg, clients, restores: Mutex::new(vec![]), dirty: AtomicBool::new(false), down: AtomicBool::new(false), _lock: lock })
     }

@@ -64,8 +64,8 @@ pub(super) async fn global_service_created(ctx: Ctx) -> CheckResult<Outcome> {
 
 /// Resolves `host` from `cluster` and greets the backend there, again every second while
 /// that fails, for [`PROPAGATION_WAIT`]: the backend's endpoint reaches the other clusters
-/// (EndpointSlice, then the mesh) a moment after its pod is ready. How long it took, or the
-/// last failure (an Error, not evaluated, at once).
+/// (EndpointSlice, then the mesh) a moment after its pod is ready. Returns how long it took;
+/// an Error (not evaluated) ends the tries at once, the last Fail is returned after the wait.
 async fn answered_from(ctx: &CheckContext, cluster: &str, host: &str, home: &str) -> Result<Duration, Outcome> {
     let started = tokio::time::Instant::now();
     loop {
