@@ -49,11 +49,10 @@ impl DnsError {
         }
     }
 
-    /// The answer as [`unresolved`] reads it: the response code, or the transport error.
+    /// One line: the response code, or the failed exchange naming the server.
     pub fn into_line(self, server: impl std::fmt::Display) -> String {
-        match self {
-            DnsError::Code(c) => c,
-            DnsError::Transport(t) => format!("DNS server {server}: {t}"),
+        match self.at(server) {
+            DnsError::Code(line) | DnsError::Transport(line) => line,
         }
     }
 }

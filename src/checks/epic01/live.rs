@@ -26,9 +26,12 @@ pub(super) async fn dns_record_resolves(ctx: Ctx, criterion: &'static str) -> Ch
         .resolver
         .addresses(&name)
         .await
-        .map_err(|e| match e.not_asked {
-            true => Outcome::error(format!("{object}: {e} ({via}); not evaluated")),
-            false => Outcome::fail(object.clone(), format!("resolves to {want}"), format!("lookup failed: {e} ({via})")),
+        .map_err(|e| {
+            if e.not_asked {
+                Outcome::error(format!("{object}: {e} ({via}); not evaluated"))
+            } else {
+                Outcome::fail(object.clone(), format!("resolves to {want}"), format!("lookup failed: {e} ({via})"))
+            }
         })?;
     let shown = || observed.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
     if observed.contains(&want) {
